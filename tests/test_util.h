@@ -1,0 +1,28 @@
+// Shared helpers for tests: where the golden data is, reading raw arrays and JSON-ish
+// sidecars, and error metrics with the definitions the golden README uses.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace glimpse::test {
+
+// ../shared/golden beside the source tree, or $GLIMPSE_GOLDEN_DIR.
+std::string golden_dir();
+std::string source_dir();
+
+// Whole file as bytes; fails the current test (and returns empty) if it cannot be read.
+std::vector<uint8_t> read_file_bytes(const std::string& path);
+std::vector<float> read_f32_file(const std::string& path);
+
+// rel = max|a-b| / max|b|; rms = RMS(a-b) / RMS(b); b is the reference.
+struct ErrorStats {
+    double max_abs_diff = 0;
+    double rel = 0;
+    double rms = 0;
+    double cosine = 0;
+};
+ErrorStats compare(const float* got, const float* ref, size_t n);
+
+}  // namespace glimpse::test
