@@ -1,0 +1,38 @@
+// A read-only view of a whole file: mmap'd when possible, or an owned copy of
+// bytes (for tests and in-memory inputs). Weights stay in the mapping for the
+// lifetime of the model, so loading a model costs no copy.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/status.h"
+
+namespace glimpse {
+
+class MappedFile {
+public:
+    static Result<std::shared_ptr<MappedFile>> open(const std::string& path);
+    static std::shared_ptr<MappedFile> from_bytes(std::vector<uint8_t> bytes, std::string name);
+
+    ~MappedFile();
+    MappedFile(const MappedFile&) = delete;
+    MappedFile& operator=(const MappedFile&) = delete;
+
+    const uint8_t* data() const { return data_; }
+    size_t size() const { return size_; }
+    const std::string& name() const { return name_; }
+
+private:
+    MappedFile() = default;
+    const uint8_t* data_ = nullptr;
+    size_t size_ = 0;
+    void* mapping_ = nullptr;  // munmap on destruction when set
+    std::vector<uint8_t> owned_;
+    std::string name_;
+};
+
+}  // namespace glimpse
