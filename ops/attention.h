@@ -1,0 +1,38 @@
+// Scaled dot-product attention with grouped K/V heads.
+#pragma once
+
+#include <cstdint>
+
+#include "runtime/dtype.h"
+#include "runtime/threadpool.h"
+
+namespace glimpse {
+
+// In-place softmax of one row: x[i] = exp(x[i] - max) / Σ exp(x[j] - max).
+void softmax_row_ref(float* x, int64_t n);
+
+struct AttentionArgs {
+    const float* q = nullptr;   // (T, Hq·D) f32, row stride q_ld elements
+    int64_t q_ld = 0;
+    const void* k = nullptr;    // (S, Hkv·D) rows of kv_type, row stride kv_ld elements
+    const void* v = nullptr;    // (S, Hkv·D)
+    int64_t kv_ld = 0;
+    DType kv_type = DType::f32; // f32 or f16 (KV cache storage)
+    float* out = nullptr;       // (T, Hq·D) f32, row stride out_ld elements
+    int64_t out_ld = 0;
+    int64_t T = 0, S = 0;
+    int64_t n_head = 0, n_head_kv = 0, head_dim = 0;
+    float scale = 1.0f;         // applied to q·k, usually 1/√D
+    // Causal: query row t sees keys [0, causal_offset + t]; otherwise all S keys.
+    bool causal = false;
+    int64_t causal_offset = 0;
+};
+
+// Per-thread scratch: S floats (one score row) per thread.
+inline int64_t attention_scratch_floats(int64_t S) { return S; }
+
+// Query head h reads K/V head h / (n_head / n_head_kv), as llama.cpp broadcasts.
+// `scratch` holds pool->n_threads() * attention_scratch_floats(S) floats.
+void attention_ref(const AttentionArgs& args, float* scratch, ThreadPool* pool);
+
+}  // namespace glimpse

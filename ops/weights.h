@@ -1,0 +1,17 @@
+// Reading weight rows of any plain storage type as f32.
+#pragma once
+
+#include <cstdint>
+
+#include "runtime/dtype.h"
+
+namespace glimpse {
+
+// Converts n elements of row `row` of a (rows, n) matrix stored as `type`
+// into f32. Supports f32, f16, bf16 and the quantized types of quant/.
+void weights_row_to_f32(const void* w, DType type, int64_t n, int64_t row, float* out);
+
+// True for the storage types weights_row_to_f32 understands.
+bool weights_type_supported(DType type);
+
+}  // namespace glimpse

@@ -1,0 +1,17 @@
+// Cache-line-aligned heap buffers for arenas, caches and packed weights.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace glimpse {
+
+constexpr size_t kBufferAlignment = 64;
+
+// nullptr when bytes == 0 or the allocation fails. Contents are zeroed.
+uint8_t* aligned_buffer_alloc(size_t bytes);
+void aligned_buffer_free(uint8_t* p);
+
+inline int64_t align_up(int64_t x, int64_t a) { return (x + a - 1) / a * a; }
+
+}  // namespace glimpse

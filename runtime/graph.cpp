@@ -1,0 +1,651 @@
+#include "runtime/graph.h"
+
+#include <algorithm>
+#include <cstdarg>
+#include <cstring>
+
+#include "ops/norm.h"
+#include "ops/rope.h"
+#include "ops/vision.h"
+#include "ops/weights.h"
+#include "runtime/aligned_buffer.h"
+
+namespace glimpse {
+
+// ---------------------------------------------------------------------------
+// Shape
+
+Shape Shape::of(std::initializer_list<int64_t> d) {
+    Shape s;
+    s.rank = static_cast<int>(d.size());
+    int i = 0;
+    for (int64_t x : d) s.dims[i++] = x;
+    return s;
+}
+
+int64_t Shape::cols() const {
+    int64_t c = 1;
+    for (int i = 1; i < rank; ++i) c *= dims[i];
+    return c;
+}
+
+std::string Shape::to_string() const {
+    std::string s = "(";
+    for (int i = 0; i < rank; ++i) s += (i ? "," : "") + std::to_string(dims[i]);
+    return s + ")";
+}
+
+const char* op_kind_name(OpKind op) {
+    switch (op) {
+        case OpKind::linear: return "linear";
+        case OpKind::layer_norm: return "layer_norm";
+        case OpKind::rms_norm: return "rms_norm";
+        case OpKind::unary: return "unary";
+        case OpKind::swiglu: return "swiglu";
+        case OpKind::add: return "add";
+        case OpKind::mul: return "mul";
+        case OpKind::rope: return "rope";
+        case OpKind::attention: return "attention";
+        case OpKind::attention_kv: return "attention_kv";
+        case OpKind::im2col: return "im2col";
+        case OpKind::pixel_shuffle: return "pixel_shuffle";
+        case OpKind::get_rows: return "get_rows";
+        case OpKind::concat_rows: return "concat_rows";
+        case OpKind::slice_rows: return "slice_rows";
+        case OpKind::last_row: return "last_row";
+    }
+    return "?";
+}
+
+namespace {
+int64_t elem_bytes(DType t) { return dtype_info(t).block_bytes / dtype_info(t).block_size; }
+Shape mat(int64_t rows, int64_t cols) { return Shape::of({rows, cols}); }
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Graph definition
+
+bool Graph::check(bool cond, const char* fmt, ...) {
+    if (cond) return true;
+    if (status_.is_ok()) {
+        va_list args;
+        va_start(args, fmt);
+        std::string msg = str_vprintf(fmt, args);
+        va_end(args);
+        status_ = Status(StatusCode::invalid_argument, "graph node #" + std::to_string(nodes_.size()) + ": " + msg);
+    }
+    return false;
+}
+
+std::string Graph::describe(ValueId v) const {
+    if (!valid(v)) return "<none>";
+    const Value& x = values_[v];
+    return "'" + x.name + "' " + x.shape.to_string() + (x.dynamic_rows ? "[dyn]" : "") + " " + dtype_name(x.dtype);
+}
+
+ValueId Graph::input(const std::string& name, DType dtype, Shape shape, bool dynamic_rows) {
+    Value v;
+    v.name = name;
+    v.kind = ValueKind::input;
+    v.dtype = dtype;
+    v.shape = shape;
+    v.dynamic_rows = dynamic_rows;
+    values_.push_back(v);
+    check(shape.rank >= 1 && shape.numel() > 0, "input '%s' has an empty shape", name.c_str());
+    check(dtype == DType::f32 || dtype == DType::i32, "input '%s' must be f32 or i32", name.c_str());
+    return static_cast<ValueId>(values_.size() - 1);
+}
+
+ValueId Graph::constant(const std::string& name, DType dtype, Shape shape, const void* data) {
+    Value v;
+    v.name = name;
+    v.kind = ValueKind::constant;
+    v.dtype = dtype;
+    v.shape = shape;
+    v.data = data;
+    v.nbytes = dtype_row_bytes(dtype, shape.dims[shape.rank - 1]) * (shape.numel() / shape.dims[shape.rank - 1]);
+    values_.push_back(v);
+    check(data != nullptr, "constant '%s' has no data", name.c_str());
+    return static_cast<ValueId>(values_.size() - 1);
+}
+
+void Graph::mark_output(ValueId v) {
+    if (check(valid(v), "mark_output of an invalid value")) values_[v].is_output = true;
+}
+
+ValueId Graph::add_node(OpKind op, std::vector<ValueId> inputs, Shape out_shape, bool dynamic_rows, NodeParams p) {
+    Node n;
+    n.op = op;
+    n.inputs = std::move(inputs);
+    n.p = p;
+    Value v;
+    v.name = std::string(op_kind_name(op)) + "#" + std::to_string(nodes_.size());
+    v.kind = ValueKind::activation;
+    v.dtype = DType::f32;
+    v.shape = out_shape;
+    v.dynamic_rows = dynamic_rows;
+    v.producer = static_cast<int>(nodes_.size());
+    values_.push_back(v);
+    n.output = static_cast<ValueId>(values_.size() - 1);
+    nodes_.push_back(std::move(n));
+    return nodes_.back().output;
+}
+
+ValueId Graph::linear(ValueId x, ValueId w, ValueId bias) {
+    if (!check(valid(x) && valid(w), "linear: invalid operand")) return kNoValue;
+    const Value &X = values_[x], &W = values_[w];
+    const int64_t K = X.shape.cols();
+    const int64_t N = W.shape.rows();
+    check(X.dtype == DType::f32, "linear: input %s must be f32", describe(x).c_str());
+    check(W.kind == ValueKind::constant, "linear: weight %s must be a constant", describe(w).c_str());
+    check(W.shape.cols() == K, "linear: input %s has %lld columns but weight %s has rows of %lld", describe(x).c_str(),
+          static_cast<long long>(K), describe(w).c_str(), static_cast<long long>(W.shape.cols()));
+    if (bias != kNoValue) {
+        check(valid(bias) && values_[bias].shape.numel() == N && values_[bias].dtype == DType::f32,
+              "linear: bias %s must be f32 with %lld elements", describe(bias).c_str(), static_cast<long long>(N));
+    }
+    return add_node(OpKind::linear, {x, w, bias}, mat(X.shape.rows(), N), X.dynamic_rows);
+}
+
+ValueId Graph::layer_norm(ValueId x, ValueId gamma, ValueId beta, float eps) {
+    if (!check(valid(x), "layer_norm: invalid input")) return kNoValue;
+    const int64_t C = values_[x].shape.cols();
+    for (ValueId g : {gamma, beta}) {
+        if (g == kNoValue) continue;
+        check(valid(g) && values_[g].shape.numel() == C && values_[g].dtype == DType::f32,
+              "layer_norm: parameter %s must be f32 with %lld elements", describe(g).c_str(), static_cast<long long>(C));
+    }
+    NodeParams p;
+    p.eps = eps;
+    return add_node(OpKind::layer_norm, {x, gamma, beta}, mat(values_[x].shape.rows(), C), values_[x].dynamic_rows, p);
+}
+
+ValueId Graph::rms_norm(ValueId x, ValueId gamma, float eps) {
+    if (!check(valid(x), "rms_norm: invalid input")) return kNoValue;
+    const int64_t C = values_[x].shape.cols();
+    if (gamma != kNoValue) {
+        check(valid(gamma) && values_[gamma].shape.numel() == C && values_[gamma].dtype == DType::f32,
+              "rms_norm: weight %s must be f32 with %lld elements", describe(gamma).c_str(), static_cast<long long>(C));
+    }
+    NodeParams p;
+    p.eps = eps;
+    return add_node(OpKind::rms_norm, {x, gamma}, mat(values_[x].shape.rows(), C), values_[x].dynamic_rows, p);
+}
+
+ValueId Graph::unary(UnaryOp op, ValueId x) {
+    if (!check(valid(x) && values_[x].dtype == DType::f32, "unary: input must be a valid f32 value")) return kNoValue;
+    NodeParams p;
+    p.unary = op;
+    const Value& X = values_[x];
+    return add_node(OpKind::unary, {x}, mat(X.shape.rows(), X.shape.cols()), X.dynamic_rows, p);
+}
+
+ValueId Graph::swiglu(ValueId gate, ValueId up) {
+    if (!check(valid(gate) && valid(up), "swiglu: invalid operand")) return kNoValue;
+    const Value &G = values_[gate], &U = values_[up];
+    check(G.shape.rows() == U.shape.rows() && G.shape.cols() == U.shape.cols() && G.dynamic_rows == U.dynamic_rows,
+          "swiglu: gate %s and up %s differ in shape", describe(gate).c_str(), describe(up).c_str());
+    return add_node(OpKind::swiglu, {gate, up}, mat(G.shape.rows(), G.shape.cols()), G.dynamic_rows);
+}
+
+ValueId Graph::binary(OpKind op, ValueId a, ValueId b) {
+    if (!check(valid(a) && valid(b), "%s: invalid operand", op_kind_name(op))) return kNoValue;
+    const Value &A = values_[a], &B = values_[b];
+    // b is either one row applied to every row of a — a rank-1 (C) or a (1,C)
+    // value — or exactly a's shape.
+    const bool broadcast =
+        !B.dynamic_rows && B.shape.numel() == A.shape.cols() && (B.shape.rank == 1 || B.shape.rows() == 1);
+    check(B.dtype == DType::f32 && A.dtype == DType::f32, "%s: operands must be f32", op_kind_name(op));
+    check(broadcast || (B.shape.rows() == A.shape.rows() && B.shape.cols() == A.shape.cols() &&
+                        B.dynamic_rows == A.dynamic_rows),
+          "%s: %s and %s are not compatible", op_kind_name(op), describe(a).c_str(), describe(b).c_str());
+    NodeParams p;
+    p.broadcast_b = broadcast;
+    return add_node(op, {a, b}, mat(A.shape.rows(), A.shape.cols()), A.dynamic_rows, p);
+}
+
+ValueId Graph::add(ValueId a, ValueId b) { return binary(OpKind::add, a, b); }
+
+ValueId Graph::mul(ValueId a, ValueId b) { return binary(OpKind::mul, a, b); }
+
+ValueId Graph::rope(ValueId x, ValueId positions, int64_t n_head, int64_t head_dim, int64_t n_rot, float base) {
+    if (!check(valid(x) && valid(positions), "rope: invalid operand")) return kNoValue;
+    const Value &X = values_[x], &P = values_[positions];
+    check(X.shape.cols() == n_head * head_dim, "rope: %s is not %lld heads of %lld", describe(x).c_str(),
+          static_cast<long long>(n_head), static_cast<long long>(head_dim));
+    check(n_rot > 0 && n_rot <= head_dim && n_rot % 2 == 0, "rope: rotary dims %lld invalid for head dim %lld",
+          static_cast<long long>(n_rot), static_cast<long long>(head_dim));
+    check(P.dtype == DType::i32 && P.shape.rows() == X.shape.rows() && P.dynamic_rows == X.dynamic_rows,
+          "rope: positions %s must be i32 with one entry per row of %s", describe(positions).c_str(),
+          describe(x).c_str());
+    NodeParams p;
+    p.n_head = n_head;
+    p.head_dim = head_dim;
+    p.n_rot = n_rot;
+    p.rope_base = base;
+    return add_node(OpKind::rope, {x, positions}, mat(X.shape.rows(), X.shape.cols()), X.dynamic_rows, p);
+}
+
+ValueId Graph::attention(ValueId q, ValueId k, ValueId v, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
+                         float scale) {
+    if (!check(valid(q) && valid(k) && valid(v), "attention: invalid operand")) return kNoValue;
+    const Value &Q = values_[q], &K = values_[k], &V = values_[v];
+    check(n_head > 0 && n_head_kv > 0 && n_head % n_head_kv == 0, "attention: %lld heads over %lld kv heads",
+          static_cast<long long>(n_head), static_cast<long long>(n_head_kv));
+    check(Q.shape.cols() == n_head * head_dim, "attention: q %s is not %lld heads of %lld", describe(q).c_str(),
+          static_cast<long long>(n_head), static_cast<long long>(head_dim));
+    check(K.shape.cols() == n_head_kv * head_dim && V.shape.cols() == n_head_kv * head_dim,
+          "attention: k %s / v %s are not %lld heads of %lld", describe(k).c_str(), describe(v).c_str(),
+          static_cast<long long>(n_head_kv), static_cast<long long>(head_dim));
+    check(K.shape.rows() == V.shape.rows() && K.dynamic_rows == V.dynamic_rows, "attention: k and v rows differ");
+    NodeParams p;
+    p.n_head = n_head;
+    p.n_head_kv = n_head_kv;
+    p.head_dim = head_dim;
+    p.scale = scale;
+    return add_node(OpKind::attention, {q, k, v}, mat(Q.shape.rows(), Q.shape.cols()), Q.dynamic_rows, p);
+}
+
+ValueId Graph::attention_kv(ValueId q, ValueId k, ValueId v, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
+                            float scale, int layer) {
+    ValueId out = attention(q, k, v, n_head, n_head_kv, head_dim, scale);
+    if (out == kNoValue) return out;
+    Node& n = nodes_.back();
+    n.op = OpKind::attention_kv;
+    n.p.layer = layer;
+    values_[out].name = "attention_kv#" + std::to_string(nodes_.size() - 1);
+    check(values_[q].shape.rows() == values_[k].shape.rows() && values_[q].dynamic_rows == values_[k].dynamic_rows,
+          "attention_kv: q and k/v must have the same rows");
+    return out;
+}
+
+ValueId Graph::im2col(ValueId image, int64_t patch) {
+    if (!check(valid(image), "im2col: invalid input")) return kNoValue;
+    const Value& I = values_[image];
+    check(I.shape.rank == 3 && I.shape.dims[0] == 3 && I.dtype == DType::f32 && !I.dynamic_rows,
+          "im2col: image %s must be f32 (3,H,W)", describe(image).c_str());
+    const int64_t H = I.shape.dims[1], W = I.shape.dims[2];
+    check(patch > 0 && H % patch == 0 && W % patch == 0, "im2col: image %lldx%lld is not a multiple of patch %lld",
+          static_cast<long long>(W), static_cast<long long>(H), static_cast<long long>(patch));
+    NodeParams p;
+    p.patch = patch;
+    const int64_t gh = patch > 0 ? H / patch : 0, gw = patch > 0 ? W / patch : 0;
+    p.grid_h = gh;
+    p.grid_w = gw;
+    return add_node(OpKind::im2col, {image}, mat(gh * gw, 3 * patch * patch), false, p);
+}
+
+ValueId Graph::pixel_shuffle(ValueId x, int64_t grid_h, int64_t grid_w, int64_t scale) {
+    if (!check(valid(x), "pixel_shuffle: invalid input")) return kNoValue;
+    const Value& X = values_[x];
+    check(!X.dynamic_rows && X.shape.rows() == grid_h * grid_w, "pixel_shuffle: %s is not a %lldx%lld grid",
+          describe(x).c_str(), static_cast<long long>(grid_h), static_cast<long long>(grid_w));
+    check(scale > 0 && grid_h % scale == 0 && grid_w % scale == 0, "pixel_shuffle: grid %lldx%lld not divisible by %lld",
+          static_cast<long long>(grid_h), static_cast<long long>(grid_w), static_cast<long long>(scale));
+    NodeParams p;
+    p.grid_h = grid_h;
+    p.grid_w = grid_w;
+    p.shuffle = scale;
+    const int64_t s = scale > 0 ? scale : 1;
+    return add_node(OpKind::pixel_shuffle, {x}, mat((grid_h / s) * (grid_w / s), X.shape.cols() * s * s), false, p);
+}
+
+ValueId Graph::get_rows(ValueId table, ValueId ids) {
+    if (!check(valid(table) && valid(ids), "get_rows: invalid operand")) return kNoValue;
+    const Value &Tb = values_[table], &I = values_[ids];
+    check(Tb.kind == ValueKind::constant && weights_type_supported(Tb.dtype),
+          "get_rows: table %s must be a constant of a supported type", describe(table).c_str());
+    check(I.dtype == DType::i32, "get_rows: ids %s must be i32", describe(ids).c_str());
+    return add_node(OpKind::get_rows, {table, ids}, mat(I.shape.rows(), Tb.shape.cols()), I.dynamic_rows);
+}
+
+ValueId Graph::concat_rows(ValueId a, ValueId b) {
+    if (!check(valid(a) && valid(b), "concat_rows: invalid operand")) return kNoValue;
+    const Value &A = values_[a], &B = values_[b];
+    check(A.shape.cols() == B.shape.cols() && A.dtype == DType::f32 && B.dtype == DType::f32,
+          "concat_rows: %s and %s differ in columns", describe(a).c_str(), describe(b).c_str());
+    return add_node(OpKind::concat_rows, {a, b}, mat(A.shape.rows() + B.shape.rows(), A.shape.cols()),
+                    A.dynamic_rows || B.dynamic_rows);
+}
+
+ValueId Graph::slice_rows(ValueId x, int64_t start, int64_t count) {
+    if (!check(valid(x), "slice_rows: invalid input")) return kNoValue;
+    const Value& X = values_[x];
+    check(!X.dynamic_rows && start >= 0 && count > 0 && start + count <= X.shape.rows(),
+          "slice_rows: rows [%lld, %lld) of %s", static_cast<long long>(start), static_cast<long long>(start + count),
+          describe(x).c_str());
+    NodeParams p;
+    p.start = start;
+    p.count = count;
+    return add_node(OpKind::slice_rows, {x}, mat(count, X.shape.cols()), false, p);
+}
+
+ValueId Graph::last_row(ValueId x) {
+    if (!check(valid(x), "last_row: invalid input")) return kNoValue;
+    return add_node(OpKind::last_row, {x}, mat(1, values_[x].shape.cols()), false);
+}
+
+// ---------------------------------------------------------------------------
+// Compile
+
+Result<std::unique_ptr<Plan>> Plan::compile(Graph graph, const PlanOptions& options) {
+    GLIMPSE_RETURN_IF_ERROR(graph.status());
+    std::unique_ptr<Plan> plan(new Plan());
+    plan->graph_ = std::move(graph);
+    plan->options_ = options;
+    if (plan->options_.n_threads < 1) plan->options_.n_threads = 1;
+    GLIMPSE_RETURN_IF_ERROR(plan->check_and_choose_kernels());
+    plan->plan_memory();
+    plan->arena_ = aligned_buffer_alloc(static_cast<size_t>(plan->memory_.arena_bytes));
+    GLIMPSE_CHECK_OR_RETURN(plan->memory_.arena_bytes == 0 || plan->arena_, resource_exhausted,
+                            "cannot allocate the %lld-byte activation arena",
+                            static_cast<long long>(plan->memory_.arena_bytes));
+    plan->scratch_ = reinterpret_cast<float*>(aligned_buffer_alloc(static_cast<size_t>(plan->memory_.scratch_bytes)));
+    GLIMPSE_CHECK_OR_RETURN(plan->memory_.scratch_bytes == 0 || plan->scratch_, resource_exhausted,
+                            "cannot allocate %lld bytes of scratch", static_cast<long long>(plan->memory_.scratch_bytes));
+    plan->live_rows_.resize(plan->graph_.values_.size());
+    for (size_t i = 0; i < plan->live_rows_.size(); ++i) plan->live_rows_[i] = plan->graph_.values_[i].shape.rows();
+    return plan;
+}
+
+Plan::~Plan() {
+    aligned_buffer_free(arena_);
+    aligned_buffer_free(reinterpret_cast<uint8_t*>(scratch_));
+}
+
+Status Plan::check_and_choose_kernels() {
+    const int64_t threads = options_.n_threads;
+    for (size_t i = 0; i < graph_.nodes_.size(); ++i) {
+        Node& n = graph_.nodes_[i];
+        auto fail = [&](const std::string& what) {
+            return Status(StatusCode::unsupported,
+                          "node #" + std::to_string(i) + " (" + op_kind_name(n.op) + "): " + what);
+        };
+        switch (n.op) {
+            case OpKind::linear: {
+                const Value& w = graph_.values_[n.inputs[1]];
+                if (!weights_type_supported(w.dtype)) {
+                    return fail(std::string("weight '") + w.name + "' has type " + dtype_name(w.dtype) +
+                                ", which has no kernel");
+                }
+                n.matmul = matmul_ref;
+                break;
+            }
+            case OpKind::attention:
+                n.attend = attention_ref;
+                n.scratch_bytes = threads * attention_scratch_floats(graph_.values_[n.inputs[1]].shape.rows()) * 4;
+                break;
+            case OpKind::attention_kv: {
+                KvCache* kv = options_.kv_cache;
+                if (!kv) return fail("no KV cache was given to the plan");
+                if (n.p.layer < 0 || n.p.layer >= kv->n_layers()) {
+                    return fail("layer " + std::to_string(n.p.layer) + " is outside the KV cache's " +
+                                std::to_string(kv->n_layers()) + " layers");
+                }
+                if (kv->row_elems() != n.p.n_head_kv * n.p.head_dim) {
+                    return fail("KV cache rows hold " + std::to_string(kv->row_elems()) + " elements, the layer needs " +
+                                std::to_string(n.p.n_head_kv * n.p.head_dim));
+                }
+                n.attend = attention_ref;
+                n.scratch_bytes = threads * attention_scratch_floats(kv->capacity(n.p.layer)) * 4;
+                break;
+            }
+            default:
+                break;
+        }
+        memory_.scratch_bytes = std::max(memory_.scratch_bytes, align_up(n.scratch_bytes, kBufferAlignment));
+    }
+    if (options_.kv_cache) memory_.kv_cache_bytes = options_.kv_cache->bytes();
+    return Status::ok();
+}
+
+void Plan::plan_memory() {
+    std::vector<Value>& values = graph_.values_;
+    const int n_nodes = static_cast<int>(graph_.nodes_.size());
+    struct Interval {
+        ValueId id;
+        int start, end;  // inclusive node indices during which the value must stay intact
+        int64_t bytes;
+        int64_t offset = -1;
+    };
+    std::vector<int> last_use(values.size(), -1);
+    for (int i = 0; i < n_nodes; ++i) {
+        for (ValueId in : graph_.nodes_[i].inputs) {
+            if (in != kNoValue) last_use[in] = i;
+        }
+    }
+    std::vector<Interval> items;
+    for (size_t v = 0; v < values.size(); ++v) {
+        Value& x = values[v];
+        if (x.kind == ValueKind::constant) {
+            memory_.weight_bytes += x.nbytes;
+            continue;
+        }
+        x.nbytes = align_up(x.shape.numel() * elem_bytes(x.dtype), kBufferAlignment);
+        // Inputs and outputs live for the whole run, so nothing is ever placed on
+        // top of them: the caller writes inputs before run() and reads outputs after.
+        Interval it;
+        it.id = static_cast<ValueId>(v);
+        it.start = x.kind == ValueKind::input ? 0 : x.producer;
+        it.end = (x.kind == ValueKind::input || x.is_output) ? n_nodes : std::max(last_use[v], x.producer);
+        it.bytes = x.nbytes;
+        items.push_back(it);
+        memory_.naive_bytes += x.nbytes;
+    }
+    // Largest first, each into the smallest gap between already placed values
+    // whose lifetimes overlap its own (best fit).
+    std::vector<size_t> order(items.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return items[a].bytes > items[b].bytes; });
+    std::vector<size_t> placed;
+    int64_t arena = 0;
+    for (size_t idx : order) {
+        Interval& it = items[idx];
+        std::vector<std::pair<int64_t, int64_t>> busy;  // [offset, end) of overlapping placed values
+        for (size_t p : placed) {
+            const Interval& o = items[p];
+            if (o.start <= it.end && it.start <= o.end) busy.emplace_back(o.offset, o.offset + o.bytes);
+        }
+        std::sort(busy.begin(), busy.end());
+        int64_t cursor = 0, best = -1, best_gap = INT64_MAX;
+        for (const auto& [b0, b1] : busy) {
+            if (b0 > cursor && b0 - cursor >= it.bytes && b0 - cursor < best_gap) {
+                best = cursor;
+                best_gap = b0 - cursor;
+            }
+            cursor = std::max(cursor, b1);
+        }
+        if (best < 0) best = cursor;
+        it.offset = best;
+        values[it.id].arena_offset = best;
+        arena = std::max(arena, best + it.bytes);
+        placed.push_back(idx);
+    }
+    memory_.arena_bytes = arena;
+}
+
+// ---------------------------------------------------------------------------
+// Run
+
+void* Plan::data(ValueId v) const {
+    const Value& x = graph_.values_[v];
+    if (x.kind == ValueKind::constant) return const_cast<void*>(x.data);
+    return arena_ + x.arena_offset;
+}
+
+Status Plan::run(const RunArgs& args, ThreadPool* pool) {
+    const std::vector<Value>& values = graph_.values_;
+    // Resolve live rows of every value first, so a pass that cannot fit (too many
+    // rows, KV cache full) fails before any node has run.
+    for (size_t v = 0; v < values.size(); ++v) {
+        const Value& x = values[v];
+        if (x.kind == ValueKind::activation) continue;
+        int64_t rows = x.shape.rows();
+        if (x.dynamic_rows && args.n_rows >= 0) {
+            if (args.n_rows < 1 || args.n_rows > x.shape.rows()) {
+                return Status::error(StatusCode::out_of_range,
+                                     "run: %lld rows requested but input '%s' was planned for at most %lld",
+                                     static_cast<long long>(args.n_rows), x.name.c_str(),
+                                     static_cast<long long>(x.shape.rows()));
+            }
+            rows = args.n_rows;
+        }
+        live_rows_[v] = rows;
+    }
+    for (const Node& n : graph_.nodes_) {
+        int64_t rows = 0;
+        switch (n.op) {
+            case OpKind::concat_rows: rows = live_rows_[n.inputs[0]] + live_rows_[n.inputs[1]]; break;
+            case OpKind::slice_rows: rows = n.p.count; break;
+            case OpKind::last_row: rows = 1; break;
+            case OpKind::get_rows: rows = live_rows_[n.inputs[1]]; break;
+            default: rows = live_rows_[n.inputs[0]]; break;
+        }
+        live_rows_[n.output] = rows;
+        if (n.op == OpKind::attention_kv) {
+            const int64_t cap = options_.kv_cache->capacity(n.p.layer);
+            if (args.pos0 < 0 || args.pos0 + rows > cap) {
+                return Status::error(StatusCode::out_of_range,
+                                     "run: KV cache slots [%lld, %lld) exceed layer %d's capacity of %lld; the plan's "
+                                     "context is too small for this prompt",
+                                     static_cast<long long>(args.pos0), static_cast<long long>(args.pos0 + rows),
+                                     n.p.layer, static_cast<long long>(cap));
+            }
+        }
+        if (n.op == OpKind::get_rows && values[n.inputs[1]].kind == ValueKind::input) {
+            const int32_t* ids = static_cast<const int32_t*>(data(n.inputs[1]));
+            const int64_t vocab = values[n.inputs[0]].shape.rows();
+            for (int64_t i = 0; i < rows; ++i) {
+                if (ids[i] < 0 || ids[i] >= vocab) {
+                    return Status::error(StatusCode::out_of_range, "run: id %d at row %lld is outside [0, %lld)",
+                                         ids[i], static_cast<long long>(i), static_cast<long long>(vocab));
+                }
+            }
+        }
+    }
+    for (const Node& n : graph_.nodes_) execute(n, args, pool);
+    return Status::ok();
+}
+
+void Plan::execute(const Node& n, const RunArgs& args, ThreadPool* pool) {
+    const std::vector<Value>& values = graph_.values_;
+    auto in = [&](int i) -> const float* {
+        return n.inputs[i] == kNoValue ? nullptr : static_cast<const float*>(data(n.inputs[i]));
+    };
+    float* out = f32(n.output);
+    const int64_t rows = live_rows_[n.output];
+    const int64_t cols = values[n.output].shape.cols();
+    const Value& x0 = values[n.inputs[0]];
+
+    switch (n.op) {
+        case OpKind::linear: {
+            const Value& w = values[n.inputs[1]];
+            MatmulArgs m;
+            m.x = in(0);
+            m.ldx = x0.shape.cols();
+            m.M = rows;
+            m.K = x0.shape.cols();
+            m.N = cols;
+            m.w = w.data;
+            m.w_type = w.dtype;
+            m.bias = in(2);
+            m.y = out;
+            m.ldy = cols;
+            n.matmul(m, pool);
+            break;
+        }
+        case OpKind::layer_norm:
+            layer_norm_ref(in(0), rows, cols, in(1), in(2), n.p.eps, out, pool);
+            break;
+        case OpKind::rms_norm:
+            rms_norm_ref(in(0), rows, cols, in(1), n.p.eps, out, pool);
+            break;
+        case OpKind::unary:
+            unary_ref(n.p.unary, in(0), rows * cols, out, pool);
+            break;
+        case OpKind::swiglu:
+            swiglu_ref(in(0), in(1), rows * cols, out, pool);
+            break;
+        case OpKind::add:
+        case OpKind::mul: {
+            const int64_t b_rows = n.p.broadcast_b ? 1 : rows;
+            if (n.op == OpKind::add) add_ref(in(0), in(1), rows, cols, b_rows, out, pool);
+            else mul_ref(in(0), in(1), rows, cols, b_rows, out, pool);
+            break;
+        }
+        case OpKind::rope:
+            rope_norm_ref(in(0), static_cast<const int32_t*>(data(n.inputs[1])), rows, n.p.n_head, n.p.head_dim,
+                          n.p.n_rot, n.p.rope_base, out, pool);
+            break;
+        case OpKind::attention: {
+            AttentionArgs a;
+            a.q = in(0);
+            a.q_ld = cols;
+            a.k = in(1);
+            a.v = in(2);
+            a.kv_ld = values[n.inputs[1]].shape.cols();
+            a.kv_type = DType::f32;
+            a.out = out;
+            a.out_ld = cols;
+            a.T = rows;
+            a.S = live_rows_[n.inputs[1]];
+            a.n_head = n.p.n_head;
+            a.n_head_kv = n.p.n_head_kv;
+            a.head_dim = n.p.head_dim;
+            a.scale = n.p.scale;
+            n.attend(a, scratch_, pool);
+            break;
+        }
+        case OpKind::attention_kv: {
+            KvCache* kv = options_.kv_cache;
+            const int64_t kv_cols = values[n.inputs[1]].shape.cols();
+            kv->store(n.p.layer, false, args.pos0, in(1), rows, kv_cols);
+            kv->store(n.p.layer, true, args.pos0, in(2), rows, kv_cols);
+            AttentionArgs a;
+            a.q = in(0);
+            a.q_ld = cols;
+            a.k = kv->k(n.p.layer);
+            a.v = kv->v(n.p.layer);
+            a.kv_ld = kv->row_elems();
+            a.kv_type = kv->type();
+            a.out = out;
+            a.out_ld = cols;
+            a.T = rows;
+            a.S = args.pos0 + rows;
+            a.n_head = n.p.n_head;
+            a.n_head_kv = n.p.n_head_kv;
+            a.head_dim = n.p.head_dim;
+            a.scale = n.p.scale;
+            a.causal = true;
+            a.causal_offset = args.pos0;
+            n.attend(a, scratch_, pool);
+            break;
+        }
+        case OpKind::im2col:
+            im2col_patches_ref(in(0), x0.shape.dims[1], x0.shape.dims[2], n.p.patch, out, pool);
+            break;
+        case OpKind::pixel_shuffle:
+            pixel_shuffle_ref(in(0), n.p.grid_h, n.p.grid_w, x0.shape.cols(), n.p.shuffle, out);
+            break;
+        case OpKind::get_rows: {
+            const Value& table = values[n.inputs[0]];
+            const int32_t* ids = static_cast<const int32_t*>(data(n.inputs[1]));
+            for (int64_t r = 0; r < rows; ++r) weights_row_to_f32(table.data, table.dtype, cols, ids[r], out + r * cols);
+            break;
+        }
+        case OpKind::concat_rows: {
+            const int64_t ra = live_rows_[n.inputs[0]], rb = live_rows_[n.inputs[1]];
+            std::memmove(out, in(0), ra * cols * 4);
+            std::memmove(out + ra * cols, in(1), rb * cols * 4);
+            break;
+        }
+        case OpKind::slice_rows:
+            std::memmove(out, in(0) + n.p.start * cols, rows * cols * 4);
+            break;
+        case OpKind::last_row:
+            std::memmove(out, in(0) + (live_rows_[n.inputs[0]] - 1) * cols, cols * 4);
+            break;
+    }
+}
+
+}  // namespace glimpse

@@ -1,0 +1,202 @@
+// Static graph: define -> compile -> run.
+//
+// A model builder defines a Graph from a small op vocabulary; compile() checks
+// every shape, chooses kernels, and plans all activations into one arena; run()
+// executes the node list with no heap allocation.
+//
+// Shapes are written outermost first: x:(T,C) is T rows of C contiguous f32.
+// Activations are 2-D (rows, cols); a graph input may be an image (3,H,W).
+// A value may have *dynamic rows*: its shape's row count is an upper bound and
+// the live count is fixed per run (RunArgs::n_rows) — the prompt length of a
+// decoder pass, for example — so one plan serves every length up to its bound.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ops/attention.h"
+#include "ops/matmul.h"
+#include "ops/unary.h"
+#include "runtime/dtype.h"
+#include "runtime/kv_cache.h"
+#include "runtime/status.h"
+#include "runtime/threadpool.h"
+
+namespace glimpse {
+
+using ValueId = int32_t;
+constexpr ValueId kNoValue = -1;
+
+struct Shape {
+    int rank = 0;
+    int64_t dims[4] = {1, 1, 1, 1};
+
+    static Shape of(std::initializer_list<int64_t> d);
+    int64_t rows() const { return dims[0]; }
+    int64_t cols() const;  // product of the inner dimensions
+    int64_t numel() const { return rows() * cols(); }
+    std::string to_string() const;
+};
+
+enum class ValueKind : uint8_t { input, activation, constant };
+
+struct Value {
+    std::string name;
+    ValueKind kind = ValueKind::activation;
+    DType dtype = DType::f32;
+    Shape shape;
+    bool dynamic_rows = false;
+    bool is_output = false;
+    const void* data = nullptr;  // constants: weights in the model file or owned by the model
+    int producer = -1;           // index of the node that writes it
+    int64_t arena_offset = -1;   // planned by compile()
+    int64_t nbytes = 0;
+};
+
+enum class OpKind : uint8_t {
+    linear,         // x:(T,K), w:(N,K), [b:(N)] -> (T,N)
+    layer_norm,     // x:(T,C), g:(C), [b:(C)] -> (T,C)
+    rms_norm,       // x:(T,C), g:(C) -> (T,C)
+    unary,          // x -> op(x)
+    swiglu,         // gate:(T,F), up:(T,F) -> silu(gate)*up
+    add,            // a:(T,C), b:(T,C) or (C) -> (T,C)
+    mul,            // a:(T,C), b:(T,C) or (C) -> (T,C)
+    rope,           // x:(T,H·D), pos:(T) i32 -> (T,H·D)
+    attention,      // q:(T,Hq·D), k:(T,Hkv·D), v:(T,Hkv·D) -> (T,Hq·D), all keys of the same pass
+    attention_kv,   // same, but k/v are appended to the KV cache at slots [pos0, pos0+T) and
+                    // queries attend causally over slots [0, pos0+t]
+    im2col,         // img:(3,H,W) -> (N, 3·P·P)
+    pixel_shuffle,  // x:(h·w, C) -> ((h/s)·(w/s), s²·C)
+    get_rows,       // table:(V,C) any dtype, ids:(T) i32 -> (T,C)
+    concat_rows,    // a:(T1,C), b:(T2,C) -> (T1+T2, C)
+    slice_rows,     // x:(T,C) -> rows [start, start+count)
+    last_row,       // x:(T,C) -> (1,C), the last live row
+};
+
+const char* op_kind_name(OpKind op);
+
+struct NodeParams {
+    float eps = 0;
+    float scale = 1;
+    float rope_base = 10000;
+    int64_t n_head = 0, n_head_kv = 0, head_dim = 0, n_rot = 0;
+    int64_t patch = 0, grid_h = 0, grid_w = 0, shuffle = 0;
+    int64_t start = 0, count = 0;
+    int layer = -1;
+    UnaryOp unary = UnaryOp::silu;
+    bool broadcast_b = false;  // add/mul: b is one row applied to every row of a
+};
+
+using MatmulFn = void (*)(const MatmulArgs&, ThreadPool*);
+using AttentionFn = void (*)(const AttentionArgs&, float* scratch, ThreadPool*);
+
+struct Node {
+    OpKind op = OpKind::unary;
+    std::vector<ValueId> inputs;  // kNoValue for an absent optional input
+    ValueId output = kNoValue;
+    NodeParams p;
+    // Chosen by compile():
+    MatmulFn matmul = nullptr;
+    AttentionFn attend = nullptr;
+    int64_t scratch_bytes = 0;
+};
+
+class Graph {
+public:
+    // Values -------------------------------------------------------------
+    ValueId input(const std::string& name, DType dtype, Shape shape, bool dynamic_rows = false);
+    ValueId constant(const std::string& name, DType dtype, Shape shape, const void* data);
+    void mark_output(ValueId v);
+
+    // Ops (shape rules are checked here; a violation records an error that
+    // compile() reports, and the builder can go on without checking each call).
+    ValueId linear(ValueId x, ValueId w, ValueId bias = kNoValue);
+    ValueId layer_norm(ValueId x, ValueId gamma, ValueId beta, float eps);
+    ValueId rms_norm(ValueId x, ValueId gamma, float eps);
+    ValueId unary(UnaryOp op, ValueId x);
+    ValueId swiglu(ValueId gate, ValueId up);
+    ValueId add(ValueId a, ValueId b);
+    ValueId mul(ValueId a, ValueId b);
+    ValueId rope(ValueId x, ValueId positions, int64_t n_head, int64_t head_dim, int64_t n_rot, float base);
+    ValueId attention(ValueId q, ValueId k, ValueId v, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
+                      float scale);
+    ValueId attention_kv(ValueId q, ValueId k, ValueId v, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
+                         float scale, int layer);
+    ValueId im2col(ValueId image, int64_t patch);
+    ValueId pixel_shuffle(ValueId x, int64_t grid_h, int64_t grid_w, int64_t scale);
+    ValueId get_rows(ValueId table, ValueId ids);
+    ValueId concat_rows(ValueId a, ValueId b);
+    ValueId slice_rows(ValueId x, int64_t start, int64_t count);
+    ValueId last_row(ValueId x);
+
+    // First definition error, or ok.
+    const Status& status() const { return status_; }
+    const std::vector<Value>& values() const { return values_; }
+    const std::vector<Node>& nodes() const { return nodes_; }
+    const Value& value(ValueId v) const { return values_[v]; }
+
+private:
+    friend class Plan;
+    ValueId binary(OpKind op, ValueId a, ValueId b);
+    bool check(bool cond, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
+    bool valid(ValueId v) const { return v >= 0 && v < static_cast<ValueId>(values_.size()); }
+    ValueId add_node(OpKind op, std::vector<ValueId> inputs, Shape out_shape, bool dynamic_rows, NodeParams p = {});
+    std::string describe(ValueId v) const;
+
+    std::vector<Value> values_;
+    std::vector<Node> nodes_;
+    Status status_;
+};
+
+struct PlanOptions {
+    int n_threads = 1;             // used only to size per-thread scratch
+    KvCache* kv_cache = nullptr;   // required by attention_kv nodes
+};
+
+struct MemoryReport {
+    int64_t weight_bytes = 0;    // constants referenced by the plan
+    int64_t arena_bytes = 0;     // planned activations, inputs and outputs
+    int64_t naive_bytes = 0;     // what the activations would take without reuse
+    int64_t scratch_bytes = 0;   // largest per-node scratch (all threads)
+    int64_t kv_cache_bytes = 0;  // the bound KV cache
+    int64_t total() const { return arena_bytes + scratch_bytes + kv_cache_bytes + weight_bytes; }
+};
+
+struct RunArgs {
+    int64_t n_rows = -1;  // live rows of dynamic-row inputs; -1 = their maximum
+    int64_t pos0 = 0;     // first KV-cache slot written by this pass
+};
+
+class Plan {
+public:
+    static Result<std::unique_ptr<Plan>> compile(Graph graph, const PlanOptions& options);
+    ~Plan();
+
+    // Buffers of inputs and outputs (and, for tests, any activation).
+    void* data(ValueId v) const;
+    float* f32(ValueId v) const { return static_cast<float*>(data(v)); }
+    // Live rows of a value after the last run().
+    int64_t rows(ValueId v) const { return live_rows_[v]; }
+    const Graph& graph() const { return graph_; }
+    const MemoryReport& memory() const { return memory_; }
+
+    // Executes every node in order. Allocates nothing.
+    Status run(const RunArgs& args, ThreadPool* pool);
+
+private:
+    Plan() = default;
+    Status check_and_choose_kernels();
+    void plan_memory();
+    void execute(const Node& node, const RunArgs& args, ThreadPool* pool);
+
+    Graph graph_;
+    PlanOptions options_;
+    MemoryReport memory_;
+    uint8_t* arena_ = nullptr;
+    float* scratch_ = nullptr;
+    std::vector<int64_t> live_rows_;
+};
+
+}  // namespace glimpse

@@ -1,0 +1,229 @@
+// Static graph: shape errors at definition, memory plan invariants, zero heap
+// allocations in run(), identical results for any thread count, dynamic rows,
+// and the KV cache bounds.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+#include <vector>
+
+#include "ops/matmul.h"
+#include "ops/norm.h"
+#include "runtime/graph.h"
+
+// Counting allocator for this test binary: every operator new bumps a counter.
+static std::atomic<long> g_allocations{0};
+void* operator new(size_t n) {
+    g_allocations.fetch_add(1, std::memory_order_relaxed);
+    if (void* p = std::malloc(n ? n : 1)) return p;
+    throw std::bad_alloc();
+}
+void* operator new[](size_t n) {
+    g_allocations.fetch_add(1, std::memory_order_relaxed);
+    if (void* p = std::malloc(n ? n : 1)) return p;
+    throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
+void operator delete[](void* p, size_t) noexcept { std::free(p); }
+
+using namespace glimpse;
+
+namespace {
+
+struct Weights {
+    std::vector<std::vector<float>> store;
+    const float* make(size_t n, float scale, uint64_t seed) {
+        std::vector<float> w(n);
+        for (size_t i = 0; i < n; ++i) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            w[i] = scale * (static_cast<float>((seed >> 40) & 0xffff) / 32768.0f - 1.0f);
+        }
+        store.push_back(std::move(w));
+        return store.back().data();
+    }
+};
+
+// A small transformer-ish block over dynamic rows with a KV cache:
+// x -> rms_norm -> q,k,v -> rope -> attention_kv -> linear -> +x -> swiglu ffn -> last_row
+struct TinyDecoder {
+    Graph g;
+    Weights w;
+    ValueId x, pos, out, logits;
+    TinyDecoder(int64_t T, int64_t C, int64_t H, int64_t Hkv) {
+        const int64_t D = C / H;
+        x = g.input("x", DType::f32, Shape::of({T, C}), true);
+        pos = g.input("pos", DType::i32, Shape::of({T}), true);
+        auto W = [&](int64_t n, int64_t k, uint64_t seed) {
+            return g.constant("w" + std::to_string(seed), DType::f32, Shape::of({n, k}), w.make(n * k, 0.3f, seed));
+        };
+        ValueId gamma = g.constant("gamma", DType::f32, Shape::of({C}), w.make(C, 1.0f, 99));
+        ValueId h = g.rms_norm(x, gamma, 1e-5f);
+        ValueId q = g.rope(g.linear(h, W(C, C, 1)), pos, H, D, D, 10000.0f);
+        ValueId k = g.rope(g.linear(h, W(Hkv * D, C, 2)), pos, Hkv, D, D, 10000.0f);
+        ValueId v = g.linear(h, W(Hkv * D, C, 3));
+        ValueId a = g.attention_kv(q, k, v, H, Hkv, D, 0.5f, 0);
+        ValueId r = g.add(g.linear(a, W(C, C, 4)), x);
+        ValueId f = g.linear(g.swiglu(g.linear(r, W(2 * C, C, 5)), g.linear(r, W(2 * C, C, 6))), W(C, 2 * C, 7));
+        out = g.add(f, r);
+        logits = g.linear(g.last_row(out), W(11, C, 8));
+        g.mark_output(out);
+        g.mark_output(logits);
+    }
+};
+
+std::vector<float> random_vec(size_t n, uint64_t seed) {
+    Weights w;
+    const float* p = w.make(n, 1.0f, seed);
+    return std::vector<float>(p, p + n);
+}
+
+}  // namespace
+
+TEST_CASE("graph: shape errors are reported by compile with the node and values named") {
+    Graph g;
+    ValueId x = g.input("x", DType::f32, Shape::of({4, 8}));
+    std::vector<float> w(5 * 7);
+    ValueId wt = g.constant("proj", DType::f32, Shape::of({5, 7}), w.data());
+    g.linear(x, wt);
+    auto plan = Plan::compile(std::move(g), {});
+    REQUIRE_FALSE(plan.is_ok());
+    CHECK(plan.status().message().find("'proj'") != std::string::npos);
+    CHECK(plan.status().message().find("8 columns") != std::string::npos);
+
+    Graph g2;
+    ValueId y = g2.input("y", DType::f32, Shape::of({4, 8}));
+    ValueId pos = g2.input("p", DType::i32, Shape::of({4}));
+    g2.attention_kv(y, y, y, 2, 2, 4, 1.0f, 0);
+    (void)pos;
+    auto p2 = Plan::compile(std::move(g2), {});  // no KV cache
+    REQUIRE_FALSE(p2.is_ok());
+    CHECK(p2.status().message().find("KV cache") != std::string::npos);
+}
+
+TEST_CASE("memory plan: values alive at the same time never share bytes; inputs/outputs are never reused") {
+    TinyDecoder d(16, 32, 4, 2);
+    auto kv = KvCache::create({64}, 16, DType::f32);
+    REQUIRE(kv.is_ok());
+    PlanOptions opts;
+    opts.kv_cache = kv->get();
+    auto plan_r = Plan::compile(std::move(d.g), opts);
+    REQUIRE_MESSAGE(plan_r.is_ok(), plan_r.status().to_string());
+    const Plan& plan = **plan_r;
+    const auto& values = plan.graph().values();
+    const auto& nodes = plan.graph().nodes();
+    const int n_nodes = static_cast<int>(nodes.size());
+    std::vector<int> first(values.size()), last(values.size(), -1);
+    for (size_t v = 0; v < values.size(); ++v) first[v] = values[v].kind == ValueKind::input ? 0 : values[v].producer;
+    for (int i = 0; i < n_nodes; ++i) for (ValueId in : nodes[i].inputs) if (in >= 0) last[in] = i;
+    for (size_t v = 0; v < values.size(); ++v) {
+        if (values[v].kind == ValueKind::input || values[v].is_output) last[v] = n_nodes;
+        last[v] = std::max(last[v], first[v]);
+    }
+    int64_t sum = 0;
+    for (size_t a = 0; a < values.size(); ++a) {
+        if (values[a].kind == ValueKind::constant) continue;
+        sum += values[a].nbytes;
+        CHECK(values[a].arena_offset % 64 == 0);
+        CHECK(values[a].arena_offset + values[a].nbytes <= plan.memory().arena_bytes);
+        for (size_t b = a + 1; b < values.size(); ++b) {
+            if (values[b].kind == ValueKind::constant) continue;
+            const bool live_together = first[a] <= last[b] && first[b] <= last[a];
+            const bool overlap = values[a].arena_offset < values[b].arena_offset + values[b].nbytes &&
+                                 values[b].arena_offset < values[a].arena_offset + values[a].nbytes;
+            CHECK_MESSAGE(!(live_together && overlap), values[a].name << " and " << values[b].name);
+        }
+    }
+    CHECK(plan.memory().naive_bytes == sum);
+    CHECK(plan.memory().arena_bytes < sum);  // reuse happened
+    CHECK(plan.memory().kv_cache_bytes == (*kv)->bytes());
+    CHECK(plan.memory().weight_bytes > 0);
+    CHECK(plan.memory().scratch_bytes >= 64 * 4);
+}
+
+TEST_CASE("run: zero heap allocations, identical output for 1 and 3 threads") {
+    const int64_t T = 12, C = 32;
+    std::vector<float> results[2];
+    int idx = 0;
+    for (int threads : {1, 3}) {
+        TinyDecoder d(T, C, 4, 2);
+        auto kv = KvCache::create({32}, 16, DType::f16);
+        REQUIRE(kv.is_ok());
+        PlanOptions opts;
+        opts.kv_cache = kv->get();
+        opts.n_threads = threads;
+        auto plan = Plan::compile(std::move(d.g), opts);
+        REQUIRE(plan.is_ok());
+        ThreadPool pool(threads);
+        std::vector<float> x = random_vec(T * C, 7);
+        std::copy(x.begin(), x.end(), (*plan)->f32(d.x));
+        int32_t* pos = static_cast<int32_t*>((*plan)->data(d.pos));
+        for (int t = 0; t < T; ++t) pos[t] = t;
+        RunArgs args;
+        // warm up once: the pool's threads start lazily inside the OS, not in run()
+        REQUIRE((*plan)->run(args, &pool).is_ok());
+        const long before = g_allocations.load();
+        for (int rep = 0; rep < 3; ++rep) REQUIRE((*plan)->run(args, &pool).is_ok());
+        CHECK(g_allocations.load() == before);
+        const float* out = (*plan)->f32(d.out);
+        results[idx++] = std::vector<float>(out, out + T * C);
+    }
+    CHECK(results[0] == results[1]);
+}
+
+TEST_CASE("dynamic rows: prefill in one pass equals prefill in two passes over the KV cache") {
+    const int64_t T = 10, C = 32;
+    std::vector<float> x = random_vec(T * C, 11);
+    auto run_passes = [&](std::vector<int64_t> split) {
+        TinyDecoder d(T, C, 4, 2);
+        auto kv = KvCache::create({T}, 16, DType::f32);
+        PlanOptions opts;
+        opts.kv_cache = kv->get();
+        auto plan = Plan::compile(std::move(d.g), opts);
+        REQUIRE(plan.is_ok());
+        std::vector<float> out;
+        int64_t pos0 = 0;
+        for (int64_t n : split) {
+            std::copy(x.begin() + pos0 * C, x.begin() + (pos0 + n) * C, (*plan)->f32(d.x));
+            int32_t* pos = static_cast<int32_t*>((*plan)->data(d.pos));
+            for (int64_t t = 0; t < n; ++t) pos[t] = static_cast<int32_t>(pos0 + t);
+            RunArgs args;
+            args.n_rows = n;
+            args.pos0 = pos0;
+            REQUIRE((*plan)->run(args, nullptr).is_ok());
+            CHECK((*plan)->rows(d.out) == n);
+            out.insert(out.end(), (*plan)->f32(d.out), (*plan)->f32(d.out) + n * C);
+            pos0 += n;
+        }
+        return out;
+    };
+    std::vector<float> one = run_passes({T});
+    std::vector<float> two = run_passes({6, 4});
+    std::vector<float> steps = run_passes({3, 1, 1, 1, 4});
+    REQUIRE(one.size() == two.size());
+    for (size_t i = 0; i < one.size(); ++i) {
+        CHECK(two[i] == doctest::Approx(one[i]).epsilon(1e-5));
+        CHECK(steps[i] == doctest::Approx(one[i]).epsilon(1e-5));
+    }
+}
+
+TEST_CASE("run: too many rows or a full KV cache is an error before any node runs") {
+    TinyDecoder d(8, 32, 4, 2);
+    auto kv = KvCache::create({10}, 16, DType::f16);
+    PlanOptions opts;
+    opts.kv_cache = kv->get();
+    auto plan = Plan::compile(std::move(d.g), opts);
+    REQUIRE(plan.is_ok());
+    RunArgs args;
+    args.n_rows = 9;
+    Status s = (*plan)->run(args, nullptr);
+    CHECK(s.code() == StatusCode::out_of_range);
+    CHECK(s.message().find("at most 8") != std::string::npos);
+    args.n_rows = 4;
+    args.pos0 = 7;
+    s = (*plan)->run(args, nullptr);
+    CHECK(s.code() == StatusCode::out_of_range);
+    CHECK(s.message().find("capacity of 10") != std::string::npos);
+}
