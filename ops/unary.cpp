@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "runtime/fp16.h"
+
 namespace glimpse {
 
 float gelu_tanh_scalar(float x) {
@@ -14,12 +16,22 @@ float gelu_quick_scalar(float x) { return x * (1.0f / (1.0f + std::exp(-1.702f *
 
 float silu_scalar(float x) { return x / (1.0f + std::exp(-x)); }
 
+float gelu_tanh_f16_scalar(float x) {
+    if (x <= -10.0f) return 0.0f;
+    if (x >= 10.0f) return x;
+    return round_to_f16(gelu_tanh_scalar(round_to_f16(x)));
+}
+
+float gelu_quick_f16_scalar(float x) { return round_to_f16(gelu_quick_scalar(round_to_f16(x))); }
+
 void unary_ref(UnaryOp op, const float* x, int64_t n, float* y, ThreadPool* pool) {
     auto body = [&](int64_t i0, int64_t i1, int) {
         switch (op) {
             case UnaryOp::gelu_tanh: for (int64_t i = i0; i < i1; ++i) y[i] = gelu_tanh_scalar(x[i]); break;
             case UnaryOp::gelu_quick: for (int64_t i = i0; i < i1; ++i) y[i] = gelu_quick_scalar(x[i]); break;
             case UnaryOp::silu: for (int64_t i = i0; i < i1; ++i) y[i] = silu_scalar(x[i]); break;
+            case UnaryOp::gelu_tanh_f16: for (int64_t i = i0; i < i1; ++i) y[i] = gelu_tanh_f16_scalar(x[i]); break;
+            case UnaryOp::gelu_quick_f16: for (int64_t i = i0; i < i1; ++i) y[i] = gelu_quick_f16_scalar(x[i]); break;
         }
     };
     if (pool && n >= 4096) pool->parallel_for(n, body);

@@ -14,7 +14,15 @@ float gelu_quick_scalar(float x);
 // SiLU: x·σ(x).
 float silu_scalar(float x);
 
-enum class UnaryOp { gelu_tanh, gelu_quick, silu };
+// The *_f16 forms are how ggml-cpu evaluates GELU (and hence how llama.cpp runs
+// SigLIP/CLIP): x is rounded to f16 and the result of the f32 formula is rounded
+// to f16 (a 64K-entry table in ggml; computed directly here, same values), with
+// GELU passing x through for x ≥ 10 and giving 0 for x ≤ -10. Matching it keeps
+// vision embeddings within 1e-4 of llama.cpp; the exact forms are the reference.
+float gelu_tanh_f16_scalar(float x);
+float gelu_quick_f16_scalar(float x);
+
+enum class UnaryOp { gelu_tanh, gelu_quick, silu, gelu_tanh_f16, gelu_quick_f16 };
 
 // y[i] = op(x[i]) over n elements.
 void unary_ref(UnaryOp op, const float* x, int64_t n, float* y, ThreadPool* pool);

@@ -9,6 +9,7 @@
 #include "ops/vision.h"
 #include "ops/weights.h"
 #include "runtime/aligned_buffer.h"
+#include "runtime/fp16.h"
 
 namespace glimpse {
 
@@ -259,7 +260,7 @@ ValueId Graph::attention_kv(ValueId q, ValueId k, ValueId v, int64_t n_head, int
     return out;
 }
 
-ValueId Graph::im2col(ValueId image, int64_t patch) {
+ValueId Graph::im2col(ValueId image, int64_t patch, bool round_to_f16) {
     if (!check(valid(image), "im2col: invalid input")) return kNoValue;
     const Value& I = values_[image];
     check(I.shape.rank == 3 && I.shape.dims[0] == 3 && I.dtype == DType::f32 && !I.dynamic_rows,
@@ -269,6 +270,7 @@ ValueId Graph::im2col(ValueId image, int64_t patch) {
           static_cast<long long>(W), static_cast<long long>(H), static_cast<long long>(patch));
     NodeParams p;
     p.patch = patch;
+    p.round_to_f16 = round_to_f16;
     const int64_t gh = patch > 0 ? H / patch : 0, gw = patch > 0 ? W / patch : 0;
     p.grid_h = gh;
     p.grid_w = gw;
@@ -473,7 +475,7 @@ void* Plan::data(ValueId v) const {
     return arena_ + x.arena_offset;
 }
 
-Status Plan::run(const RunArgs& args, ThreadPool* pool) {
+Status Plan::run(const RunArgs& args, ThreadPool* pool, NodeObserver observer, void* observer_user) {
     const std::vector<Value>& values = graph_.values_;
     // Resolve live rows of every value first, so a pass that cannot fit (too many
     // rows, KV cache full) fails before any node has run.
@@ -493,13 +495,14 @@ Status Plan::run(const RunArgs& args, ThreadPool* pool) {
         live_rows_[v] = rows;
     }
     for (const Node& n : graph_.nodes_) {
-        int64_t rows = 0;
-        switch (n.op) {
-            case OpKind::concat_rows: rows = live_rows_[n.inputs[0]] + live_rows_[n.inputs[1]]; break;
-            case OpKind::slice_rows: rows = n.p.count; break;
-            case OpKind::last_row: rows = 1; break;
-            case OpKind::get_rows: rows = live_rows_[n.inputs[1]]; break;
-            default: rows = live_rows_[n.inputs[0]]; break;
+        // Static outputs keep their planned rows; dynamic ones follow their inputs.
+        int64_t rows = values[n.output].shape.rows();
+        if (values[n.output].dynamic_rows) {
+            switch (n.op) {
+                case OpKind::concat_rows: rows = live_rows_[n.inputs[0]] + live_rows_[n.inputs[1]]; break;
+                case OpKind::get_rows: rows = live_rows_[n.inputs[1]]; break;
+                default: rows = live_rows_[n.inputs[0]]; break;
+            }
         }
         live_rows_[n.output] = rows;
         if (n.op == OpKind::attention_kv) {
@@ -523,7 +526,10 @@ Status Plan::run(const RunArgs& args, ThreadPool* pool) {
             }
         }
     }
-    for (const Node& n : graph_.nodes_) execute(n, args, pool);
+    for (size_t i = 0; i < graph_.nodes_.size(); ++i) {
+        execute(graph_.nodes_[i], args, pool);
+        if (observer) observer(observer_user, *this, static_cast<int>(i));
+    }
     return Status::ok();
 }
 
@@ -623,6 +629,9 @@ void Plan::execute(const Node& n, const RunArgs& args, ThreadPool* pool) {
         }
         case OpKind::im2col:
             im2col_patches_ref(in(0), x0.shape.dims[1], x0.shape.dims[2], n.p.patch, out, pool);
+            if (n.p.round_to_f16) {
+                for (int64_t i = 0; i < rows * cols; ++i) out[i] = round_to_f16(out[i]);
+            }
             break;
         case OpKind::pixel_shuffle:
             pixel_shuffle_ref(in(0), n.p.grid_h, n.p.grid_w, x0.shape.cols(), n.p.shuffle, out);

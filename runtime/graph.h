@@ -87,6 +87,7 @@ struct NodeParams {
     int layer = -1;
     UnaryOp unary = UnaryOp::silu;
     bool broadcast_b = false;  // add/mul: b is one row applied to every row of a
+    bool round_to_f16 = false; // im2col
 };
 
 using MatmulFn = void (*)(const MatmulArgs&, ThreadPool*);
@@ -124,7 +125,8 @@ public:
                       float scale);
     ValueId attention_kv(ValueId q, ValueId k, ValueId v, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
                          float scale, int layer);
-    ValueId im2col(ValueId image, int64_t patch);
+    // round_to_f16: store patches rounded to f16, as ggml's conv_2d does (its im2col is f16).
+    ValueId im2col(ValueId image, int64_t patch, bool round_to_f16 = false);
     ValueId pixel_shuffle(ValueId x, int64_t grid_h, int64_t grid_w, int64_t scale);
     ValueId get_rows(ValueId table, ValueId ids);
     ValueId concat_rows(ValueId a, ValueId b);
@@ -182,8 +184,11 @@ public:
     const Graph& graph() const { return graph_; }
     const MemoryReport& memory() const { return memory_; }
 
+    // Called after each node with its index (debugging, dumps of intermediates).
+    using NodeObserver = void (*)(void* user, const Plan& plan, int node_index);
+
     // Executes every node in order. Allocates nothing.
-    Status run(const RunArgs& args, ThreadPool* pool);
+    Status run(const RunArgs& args, ThreadPool* pool, NodeObserver observer = nullptr, void* observer_user = nullptr);
 
 private:
     Plan() = default;

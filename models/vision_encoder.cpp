@@ -1,0 +1,216 @@
+#include "models/vision_encoder.h"
+
+#include <cmath>
+#include <cstring>
+
+namespace glimpse {
+
+int64_t VisionHparams::n_tokens_per_chunk() const {
+    if (projector == ProjectorType::idefics3) return n_patches() / (scale_factor * scale_factor);
+    return n_patches();  // mlp: the [CLS] row replaces the dropped first row (see build_graph)
+}
+
+Result<VisionHparams> vision_hparams_from_gguf(const GgufFile& f) {
+    VisionHparams h;
+    GLIMPSE_ASSIGN_OR_RETURN(std::string_view arch, f.get_string_or("general.architecture", "clip"));
+    GLIMPSE_CHECK_OR_RETURN(arch == "clip", unsupported, "%s: general.architecture is '%.*s', expected 'clip' (an mmproj file)",
+                            f.path().c_str(), static_cast<int>(arch.size()), arch.data());
+    GLIMPSE_ASSIGN_OR_RETURN(std::string_view proj, f.get_string("clip.projector_type"));
+    if (proj == "idefics3") {
+        h.projector = ProjectorType::idefics3;
+    } else if (proj == "mlp") {
+        h.projector = ProjectorType::mlp;
+    } else {
+        return Status::error(StatusCode::unsupported,
+                             "%s: projector type '%.*s' is not supported (glimpse runs 'idefics3' and 'mlp')",
+                             f.path().c_str(), static_cast<int>(proj.size()), proj.data());
+    }
+    GLIMPSE_ASSIGN_OR_RETURN(h.image_size, f.get_int("clip.vision.image_size"));
+    GLIMPSE_ASSIGN_OR_RETURN(h.patch_size, f.get_int("clip.vision.patch_size"));
+    GLIMPSE_ASSIGN_OR_RETURN(h.n_embd, f.get_int("clip.vision.embedding_length"));
+    GLIMPSE_ASSIGN_OR_RETURN(h.n_ff, f.get_int("clip.vision.feed_forward_length"));
+    GLIMPSE_ASSIGN_OR_RETURN(h.n_layer, f.get_int("clip.vision.block_count"));
+    GLIMPSE_ASSIGN_OR_RETURN(h.n_head, f.get_int("clip.vision.attention.head_count"));
+    GLIMPSE_ASSIGN_OR_RETURN(double eps, f.get_float("clip.vision.attention.layer_norm_epsilon"));
+    h.eps = static_cast<float>(eps);
+    GLIMPSE_ASSIGN_OR_RETURN(bool use_gelu, f.get_bool_or("clip.use_gelu", false));
+    GLIMPSE_ASSIGN_OR_RETURN(bool use_silu, f.get_bool_or("clip.use_silu", false));
+    GLIMPSE_CHECK_OR_RETURN(!use_silu, unsupported, "%s: clip.use_silu vision FFNs are not supported", f.path().c_str());
+    h.ffn_act = use_gelu ? UnaryOp::gelu_tanh_f16 : UnaryOp::gelu_quick_f16;
+
+    auto check_range = [&](int64_t v, int64_t lo, int64_t hi, const char* key) -> Status {
+        GLIMPSE_CHECK_OR_RETURN(v >= lo && v <= hi, out_of_range, "%s: %s = %lld is outside [%lld, %lld]",
+                                f.path().c_str(), key, static_cast<long long>(v), static_cast<long long>(lo),
+                                static_cast<long long>(hi));
+        return Status::ok();
+    };
+    GLIMPSE_RETURN_IF_ERROR(check_range(h.image_size, 1, 8192, "clip.vision.image_size"));
+    GLIMPSE_RETURN_IF_ERROR(check_range(h.patch_size, 1, h.image_size, "clip.vision.patch_size"));
+    GLIMPSE_RETURN_IF_ERROR(check_range(h.n_embd, 1, 1 << 16, "clip.vision.embedding_length"));
+    GLIMPSE_RETURN_IF_ERROR(check_range(h.n_ff, 1, 1 << 18, "clip.vision.feed_forward_length"));
+    GLIMPSE_RETURN_IF_ERROR(check_range(h.n_layer, 1, 256, "clip.vision.block_count"));
+    GLIMPSE_RETURN_IF_ERROR(check_range(h.n_head, 1, h.n_embd, "clip.vision.attention.head_count"));
+    GLIMPSE_CHECK_OR_RETURN(h.image_size % h.patch_size == 0 && h.n_embd % h.n_head == 0, parse_error,
+                            "%s: image size %lld / patch %lld or width %lld / heads %lld do not divide",
+                            f.path().c_str(), static_cast<long long>(h.image_size), static_cast<long long>(h.patch_size),
+                            static_cast<long long>(h.n_embd), static_cast<long long>(h.n_head));
+
+    for (const char* key : {"clip.vision.image_mean", "clip.vision.image_std"}) {
+        GLIMPSE_ASSIGN_OR_RETURN(std::vector<double> v, f.get_float_array(key));
+        GLIMPSE_CHECK_OR_RETURN(v.size() == 3, parse_error, "%s: %s has %zu values, expected 3", f.path().c_str(), key,
+                                v.size());
+        float* dst = std::strcmp(key, "clip.vision.image_mean") == 0 ? h.image_mean : h.image_std;
+        for (int c = 0; c < 3; ++c) dst[c] = static_cast<float>(v[c]);
+    }
+    for (float s : h.image_std) {
+        GLIMPSE_CHECK_OR_RETURN(s > 0 && std::isfinite(s), parse_error, "%s: image_std must be positive",
+                                f.path().c_str());
+    }
+
+    if (h.projector == ProjectorType::idefics3) {
+        GLIMPSE_ASSIGN_OR_RETURN(h.scale_factor, f.get_int("clip.vision.projector.scale_factor"));
+        GLIMPSE_ASSIGN_OR_RETURN(h.preproc_image_size, f.get_int_or("clip.vision.preproc_image_size", h.image_size));
+        const int64_t grid = h.image_size / h.patch_size;
+        GLIMPSE_CHECK_OR_RETURN(h.scale_factor >= 1 && grid % h.scale_factor == 0, parse_error,
+                                "%s: scale factor %lld does not divide the %lldx%lld patch grid", f.path().c_str(),
+                                static_cast<long long>(h.scale_factor), static_cast<long long>(grid),
+                                static_cast<long long>(grid));
+        GLIMPSE_RETURN_IF_ERROR(check_range(h.preproc_image_size, h.image_size, 1 << 15, "clip.vision.preproc_image_size"));
+        h.n_layer_used = h.n_layer;
+        const GgufTensor* fc = f.find_tensor("mm.model.fc.weight");
+        GLIMPSE_CHECK_OR_RETURN(fc != nullptr && fc->n_dims == 2, parse_error, "%s: tensor 'mm.model.fc.weight' is missing",
+                                f.path().c_str());
+        h.n_embd_out = fc->ne[1];
+    } else {
+        h.has_class_embedding = f.find_tensor("v.class_embd") != nullptr;
+        // llama.cpp (at the golden commit) runs block_count - 1 blocks when the file has no
+        // clip.vision.feature_layer, and up to the deepest listed layer otherwise; it takes
+        // that block's output, with no post-LayerNorm.
+        if (f.has("clip.vision.feature_layer")) {
+            GLIMPSE_ASSIGN_OR_RETURN(std::vector<int64_t> layers, f.get_int_array("clip.vision.feature_layer"));
+            int64_t deepest = -1;
+            for (int64_t l : layers) deepest = std::max(deepest, l);
+            h.n_layer_used = deepest < 0 ? h.n_layer - 1 : deepest;
+            GLIMPSE_CHECK_OR_RETURN(layers.size() <= 1, unsupported,
+                                    "%s: stacking several feature layers is not supported", f.path().c_str());
+        } else {
+            h.n_layer_used = h.n_layer - 1;
+        }
+        GLIMPSE_RETURN_IF_ERROR(check_range(h.n_layer_used, 1, h.n_layer, "vision feature layer"));
+        const GgufTensor* mm2 = f.find_tensor("mm.2.weight");
+        GLIMPSE_CHECK_OR_RETURN(mm2 != nullptr && mm2->n_dims == 2, parse_error, "%s: tensor 'mm.2.weight' is missing",
+                                f.path().c_str());
+        h.n_embd_out = mm2->ne[1];
+    }
+    return h;
+}
+
+Result<std::unique_ptr<VisionEncoder>> VisionEncoder::load(const std::string& mmproj_path) {
+    GLIMPSE_ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, GgufFile::open(mmproj_path));
+    return from_file(std::move(file));
+}
+
+Result<std::unique_ptr<VisionEncoder>> VisionEncoder::from_file(std::unique_ptr<GgufFile> file) {
+    std::unique_ptr<VisionEncoder> enc(new VisionEncoder());
+    GLIMPSE_ASSIGN_OR_RETURN(enc->hparams_, vision_hparams_from_gguf(*file));
+    enc->file_ = std::move(file);
+    // Build once to validate every tensor now rather than at first use.
+    VisionPlan probe;
+    GLIMPSE_ASSIGN_OR_RETURN(Graph g, enc->build_graph(&probe));
+    (void)g;
+    return enc;
+}
+
+// One ViT block, shared by SigLIP and CLIP, x:(N,C) -> (N,C):
+//   x = x + attn(ln1(x));  x = x + ffn(ln2(x))
+static ValueId vit_block(Graph& g, GgufWeights& w, const VisionHparams& h, int il, ValueId x) {
+    const std::string p = "v.blk." + std::to_string(il) + ".";
+    const int64_t C = h.n_embd, F = h.n_ff, D = C / h.n_head;
+    ValueId cur = g.layer_norm(x, w.vector(p + "ln1.weight", C), w.vector(p + "ln1.bias", C), h.eps);
+    ValueId q = g.linear(cur, w.matrix(p + "attn_q.weight", C, C), w.optional_vector(p + "attn_q.bias", C));
+    ValueId k = g.linear(cur, w.matrix(p + "attn_k.weight", C, C), w.optional_vector(p + "attn_k.bias", C));
+    ValueId v = g.linear(cur, w.matrix(p + "attn_v.weight", C, C), w.optional_vector(p + "attn_v.bias", C));
+    cur = g.attention(q, k, v, h.n_head, h.n_head, D, 1.0f / std::sqrt(static_cast<float>(D)));
+    cur = g.linear(cur, w.matrix(p + "attn_out.weight", C, C), w.optional_vector(p + "attn_out.bias", C));
+    x = g.add(cur, x);
+
+    cur = g.layer_norm(x, w.vector(p + "ln2.weight", C), w.vector(p + "ln2.bias", C), h.eps);
+    // The legacy LLaVA converter stores HF fc1 as ffn_down and fc2 as ffn_up; like
+    // llama.cpp, the matrix that reads the model width (ne[0] == C) is the up projection.
+    std::string up = p + "ffn_up", down = p + "ffn_down";
+    const GgufTensor* down_t = w.peek(down + ".weight");
+    if (down_t && down_t->ne[0] == C && C != F) std::swap(up, down);
+    cur = g.linear(cur, w.matrix(up + ".weight", F, C), w.optional_vector(up + ".bias", F));
+    cur = g.unary(h.ffn_act, cur);
+    cur = g.linear(cur, w.matrix(down + ".weight", C, F), w.optional_vector(down + ".bias", C));
+    return g.add(cur, x);
+}
+
+Result<Graph> VisionEncoder::build_graph(VisionPlan* io) {
+    const VisionHparams& h = hparams_;
+    Graph g;
+    GgufWeights w(*file_, g, owned_);
+    const int64_t S = h.image_size, P = h.patch_size, C = h.n_embd, N = h.n_patches();
+    const int64_t grid = S / P;
+
+    // pixels:(3,S,S) -> patches:(N, 3·P·P) -> x:(N, C). ggml's conv_2d multiplies
+    // f16 patches by an f16 kernel; doing the same keeps parity with llama.cpp.
+    io->pixels = g.input("pixels", DType::f32, Shape::of({3, S, S}));
+    ValueId x = g.linear(g.im2col(io->pixels, P, /*round_to_f16=*/true),
+                         w.matrix_flat_f16_rounded("v.patch_embd.weight", C, 3 * P * P),
+                         w.optional_vector("v.patch_embd.bias", C));
+    int64_t n_pos = N;
+    if (h.projector == ProjectorType::mlp && h.has_class_embedding) {
+        // llama.cpp appends [CLS] after the patches: x:(N+1, C), position row N is the CLS position.
+        ValueId cls = w.f32_matrix("v.class_embd", 1, C);
+        x = g.concat_rows(x, cls);
+        n_pos = N + 1;
+    }
+    x = g.add(x, w.f32_matrix("v.position_embd.weight", n_pos, C));
+    if (w.has("v.pre_ln.weight")) {
+        x = g.layer_norm(x, w.vector("v.pre_ln.weight", C), w.vector("v.pre_ln.bias", C), h.eps);
+    }
+    for (int il = 0; il < h.n_layer_used; ++il) x = vit_block(g, w, h, il, x);
+
+    if (h.projector == ProjectorType::idefics3) {
+        if (w.has("v.post_ln.weight")) {
+            x = g.layer_norm(x, w.vector("v.post_ln.weight", C), w.vector("v.post_ln.bias", C), h.eps);
+        }
+        const int64_t s = h.scale_factor;
+        x = g.pixel_shuffle(x, grid, grid, s);
+        x = g.linear(x, w.matrix("mm.model.fc.weight", h.n_embd_out, C * s * s));
+    } else {
+        // llama.cpp keeps rows 1..N: patch 0 is dropped and [CLS] becomes the last token.
+        if (h.has_class_embedding) x = g.slice_rows(x, 1, N);
+        const GgufTensor* mm0 = w.peek("mm.0.weight");
+        const int64_t hidden = mm0 ? mm0->ne[1] : 0;
+        x = g.linear(x, w.matrix("mm.0.weight", hidden, C), w.optional_vector("mm.0.bias", hidden));
+        x = g.unary(UnaryOp::gelu_tanh_f16, x);
+        x = g.linear(x, w.matrix("mm.2.weight", h.n_embd_out, hidden), w.optional_vector("mm.2.bias", h.n_embd_out));
+    }
+    io->embeddings = x;
+    g.mark_output(x);
+    GLIMPSE_RETURN_IF_ERROR(w.status());
+    GLIMPSE_RETURN_IF_ERROR(g.status().with_context(file_->path()));
+    return g;
+}
+
+Result<VisionPlan> VisionEncoder::compile(int n_threads) {
+    VisionPlan vp;
+    GLIMPSE_ASSIGN_OR_RETURN(Graph g, build_graph(&vp));
+    PlanOptions opts;
+    opts.n_threads = n_threads;
+    GLIMPSE_ASSIGN_OR_RETURN(vp.plan, Plan::compile(std::move(g), opts));
+    return vp;
+}
+
+Status VisionEncoder::encode(VisionPlan& vp, const float* pixels, float* out, ThreadPool* pool) const {
+    const int64_t S = hparams_.image_size;
+    std::memcpy(vp.plan->f32(vp.pixels), pixels, static_cast<size_t>(3 * S * S) * sizeof(float));
+    GLIMPSE_RETURN_IF_ERROR(vp.plan->run(RunArgs{}, pool));
+    const int64_t n = vp.plan->rows(vp.embeddings) * hparams_.n_embd_out;
+    std::memcpy(out, vp.plan->f32(vp.embeddings), static_cast<size_t>(n) * sizeof(float));
+    return Status::ok();
+}
+
+}  // namespace glimpse
