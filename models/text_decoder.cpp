@@ -1,0 +1,150 @@
+#include "models/text_decoder.h"
+
+#include <cmath>
+
+#include "ops/weights.h"
+
+namespace glimpse {
+
+Result<TextHparams> text_hparams_from_gguf(const GgufFile& f) {
+    GLIMPSE_ASSIGN_OR_RETURN(std::string_view arch, f.get_string("general.architecture"));
+    GLIMPSE_CHECK_OR_RETURN(arch == "llama", unsupported,
+                            "%s: text architecture '%.*s' is not supported (glimpse runs 'llama' decoders)",
+                            f.path().c_str(), static_cast<int>(arch.size()), arch.data());
+    TextHparams h;
+    GLIMPSE_ASSIGN_OR_RETURN(h.n_embd, f.get_int("llama.embedding_length"));
+    GLIMPSE_ASSIGN_OR_RETURN(h.n_layer, f.get_int("llama.block_count"));
+    GLIMPSE_ASSIGN_OR_RETURN(h.n_head, f.get_int("llama.attention.head_count"));
+    GLIMPSE_ASSIGN_OR_RETURN(h.n_head_kv, f.get_int_or("llama.attention.head_count_kv", h.n_head));
+    GLIMPSE_ASSIGN_OR_RETURN(h.n_ff, f.get_int("llama.feed_forward_length"));
+    GLIMPSE_ASSIGN_OR_RETURN(h.n_ctx_train, f.get_int_or("llama.context_length", 2048));
+    GLIMPSE_ASSIGN_OR_RETURN(double eps, f.get_float("llama.attention.layer_norm_rms_epsilon"));
+    GLIMPSE_ASSIGN_OR_RETURN(double base, f.get_float_or("llama.rope.freq_base", 10000.0));
+    h.rms_eps = static_cast<float>(eps);
+    h.rope_base = static_cast<float>(base);
+
+    auto in_range = [&](int64_t v, int64_t lo, int64_t hi, const char* what) -> Status {
+        GLIMPSE_CHECK_OR_RETURN(v >= lo && v <= hi, out_of_range, "%s: %s = %lld is outside [%lld, %lld]",
+                                f.path().c_str(), what, static_cast<long long>(v), static_cast<long long>(lo),
+                                static_cast<long long>(hi));
+        return Status::ok();
+    };
+    GLIMPSE_RETURN_IF_ERROR(in_range(h.n_embd, 1, 1 << 16, "llama.embedding_length"));
+    GLIMPSE_RETURN_IF_ERROR(in_range(h.n_layer, 1, 512, "llama.block_count"));
+    GLIMPSE_RETURN_IF_ERROR(in_range(h.n_head, 1, h.n_embd, "llama.attention.head_count"));
+    GLIMPSE_RETURN_IF_ERROR(in_range(h.n_head_kv, 1, h.n_head, "llama.attention.head_count_kv"));
+    GLIMPSE_RETURN_IF_ERROR(in_range(h.n_ff, 1, 1 << 20, "llama.feed_forward_length"));
+    GLIMPSE_CHECK_OR_RETURN(h.n_embd % h.n_head == 0 && h.n_head % h.n_head_kv == 0, parse_error,
+                            "%s: %lld heads do not divide width %lld or are not a multiple of %lld kv heads",
+                            f.path().c_str(), static_cast<long long>(h.n_head), static_cast<long long>(h.n_embd),
+                            static_cast<long long>(h.n_head_kv));
+    h.head_dim = h.n_embd / h.n_head;
+    GLIMPSE_ASSIGN_OR_RETURN(h.n_rot, f.get_int_or("llama.rope.dimension_count", h.head_dim));
+    GLIMPSE_CHECK_OR_RETURN(h.n_rot >= 2 && h.n_rot <= h.head_dim && h.n_rot % 2 == 0, parse_error,
+                            "%s: rope dimension count %lld is invalid for head size %lld", f.path().c_str(),
+                            static_cast<long long>(h.n_rot), static_cast<long long>(h.head_dim));
+    GLIMPSE_CHECK_OR_RETURN(std::isfinite(h.rope_base) && h.rope_base > 0 && std::isfinite(h.rms_eps) && h.rms_eps >= 0,
+                            parse_error, "%s: rope base or RMS epsilon is not a positive finite number",
+                            f.path().c_str());
+
+    const GgufTensor* emb = f.find_tensor("token_embd.weight");
+    GLIMPSE_CHECK_OR_RETURN(emb != nullptr, parse_error, "%s: tensor 'token_embd.weight' is missing", f.path().c_str());
+    GLIMPSE_CHECK_OR_RETURN(emb->n_dims == 2 && emb->ne[0] == h.n_embd, parse_error,
+                            "%s: token_embd.weight has rows of %lld, expected %lld", f.path().c_str(),
+                            static_cast<long long>(emb->ne[0]), static_cast<long long>(h.n_embd));
+    h.n_vocab = emb->ne[1];
+    h.tied_embeddings = f.find_tensor("output.weight") == nullptr;
+    return h;
+}
+
+Result<std::unique_ptr<TextDecoder>> TextDecoder::load(const std::string& path) {
+    GLIMPSE_ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, GgufFile::open(path));
+    return from_file(std::move(file));
+}
+
+Result<std::unique_ptr<TextDecoder>> TextDecoder::from_file(std::unique_ptr<GgufFile> file) {
+    std::unique_ptr<TextDecoder> dec(new TextDecoder());
+    GLIMPSE_ASSIGN_OR_RETURN(dec->hparams_, text_hparams_from_gguf(*file));
+    dec->file_ = std::move(file);
+    dec->token_embd_ = dec->file_->find_tensor("token_embd.weight");
+    GLIMPSE_CHECK_OR_RETURN(weights_type_supported(dec->token_embd_->type), unsupported,
+                            "%s: token_embd.weight has type %s, which glimpse cannot read",
+                            dec->file_->path().c_str(), dtype_name(dec->token_embd_->type));
+    DecoderPlan probe;
+    GLIMPSE_ASSIGN_OR_RETURN(Graph g, dec->build_graph(&probe, 1));  // validates every tensor now
+    (void)g;
+    return dec;
+}
+
+void TextDecoder::embed_token(int32_t id, float* dst) const {
+    GLIMPSE_ASSERT(id >= 0 && id < hparams_.n_vocab);
+    weights_row_to_f32(token_embd_->data, token_embd_->type, hparams_.n_embd, id, dst);
+}
+
+Result<Graph> TextDecoder::build_graph(DecoderPlan* io, int64_t max_rows) {
+    const TextHparams& h = hparams_;
+    const int64_t C = h.n_embd, D = h.head_dim, F = h.n_ff;
+    const int64_t q_dim = h.n_head * D, kv_dim = h.n_head_kv * D;
+    Graph g;
+    GgufWeights w(*file_, g, owned_);
+
+    // x:(T, C) embeddings, pos:(T) positions; T varies per pass up to max_rows.
+    io->embeddings = g.input("embeddings", DType::f32, Shape::of({max_rows, C}), /*dynamic_rows=*/true);
+    io->positions = g.input("positions", DType::i32, Shape::of({max_rows}), /*dynamic_rows=*/true);
+    ValueId x = io->embeddings;
+    const float kq_scale = 1.0f / std::sqrt(static_cast<float>(D));
+    for (int il = 0; il < h.n_layer; ++il) {
+        const std::string p = "blk." + std::to_string(il) + ".";
+        ValueId cur = g.rms_norm(x, w.vector(p + "attn_norm.weight", C), h.rms_eps);
+        ValueId q = g.linear(cur, w.matrix(p + "attn_q.weight", q_dim, C), w.optional_vector(p + "attn_q.bias", q_dim));
+        ValueId k = g.linear(cur, w.matrix(p + "attn_k.weight", kv_dim, C), w.optional_vector(p + "attn_k.bias", kv_dim));
+        ValueId v = g.linear(cur, w.matrix(p + "attn_v.weight", kv_dim, C), w.optional_vector(p + "attn_v.bias", kv_dim));
+        q = g.rope(q, io->positions, h.n_head, D, h.n_rot, h.rope_base);
+        k = g.rope(k, io->positions, h.n_head_kv, D, h.n_rot, h.rope_base);
+        cur = g.attention_kv(q, k, v, h.n_head, h.n_head_kv, D, kq_scale, il);
+        cur = g.linear(cur, w.matrix(p + "attn_output.weight", C, q_dim), w.optional_vector(p + "attn_output.bias", C));
+        x = g.add(cur, x);
+
+        cur = g.rms_norm(x, w.vector(p + "ffn_norm.weight", C), h.rms_eps);
+        ValueId gate = g.linear(cur, w.matrix(p + "ffn_gate.weight", F, C));
+        ValueId up = g.linear(cur, w.matrix(p + "ffn_up.weight", F, C));
+        cur = g.linear(g.swiglu(gate, up), w.matrix(p + "ffn_down.weight", C, F));
+        x = g.add(cur, x);
+    }
+    // Only the last row's logits are needed (prefill and decode both sample from it).
+    x = g.rms_norm(g.last_row(x), w.vector("output_norm.weight", C), h.rms_eps);
+    const std::string out_name = h.tied_embeddings ? "token_embd.weight" : "output.weight";
+    io->logits = g.linear(x, w.matrix(out_name, h.n_vocab, C));
+    g.mark_output(io->logits);
+    GLIMPSE_RETURN_IF_ERROR(w.status());
+    GLIMPSE_RETURN_IF_ERROR(g.status().with_context(file_->path()));
+    return g;
+}
+
+Result<DecoderPlan> TextDecoder::compile(int64_t max_rows, int64_t context, DType kv_type, int n_threads) {
+    GLIMPSE_CHECK_OR_RETURN(max_rows >= 1 && context >= max_rows, invalid_argument,
+                            "decoder plan: %lld rows per pass over a context of %lld slots",
+                            static_cast<long long>(max_rows), static_cast<long long>(context));
+    DecoderPlan dp;
+    dp.max_rows = max_rows;
+    dp.context = context;
+    GLIMPSE_ASSIGN_OR_RETURN(
+        dp.kv_cache, KvCache::create(std::vector<int64_t>(static_cast<size_t>(hparams_.n_layer), context),
+                                     hparams_.n_head_kv * hparams_.head_dim, kv_type));
+    GLIMPSE_ASSIGN_OR_RETURN(Graph g, build_graph(&dp, max_rows));
+    PlanOptions opts;
+    opts.n_threads = n_threads;
+    opts.kv_cache = dp.kv_cache.get();
+    GLIMPSE_ASSIGN_OR_RETURN(dp.plan, Plan::compile(std::move(g), opts));
+    return dp;
+}
+
+Result<const float*> TextDecoder::forward(DecoderPlan& dp, int64_t n_rows, int64_t pos0, ThreadPool* pool) const {
+    RunArgs args;
+    args.n_rows = n_rows;
+    args.pos0 = pos0;
+    GLIMPSE_RETURN_IF_ERROR(dp.plan->run(args, pool));
+    return static_cast<const float*>(dp.plan->f32(dp.logits));
+}
+
+}  // namespace glimpse
