@@ -1125,4 +1125,15 @@ std::string TokenStreamDecoder::flush() {
     return rest;
 }
 
+std::string gpt2_byte_symbol(uint8_t b) { return byte_mapping().byte_to_utf8[b]; }
+
+std::vector<int> gpt2_byte_order() {
+    const ByteMapping& m = byte_mapping();
+    std::vector<int> order;
+    for (uint32_t cp = 0; cp < m.cp_to_byte.size(); ++cp) {
+        if (m.cp_to_byte[cp] >= 0) order.push_back(m.cp_to_byte[cp]);
+    }
+    return order;
+}
+
 }  // namespace glimpse

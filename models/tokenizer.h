@@ -175,4 +175,10 @@ private:
 // Length of the trailing bytes of `s` that form an incomplete but valid UTF-8 prefix (0-3).
 size_t utf8_incomplete_tail(std::string_view s);
 
+// GPT-2's byte-level alphabet: the character (UTF-8) that stands for byte b in the
+// strings of a gpt2 vocabulary, e.g. 'Ġ' for a space.
+std::string gpt2_byte_symbol(uint8_t b);
+// The 256 bytes in the order byte-level vocabularies list their symbols (by code point).
+std::vector<int> gpt2_byte_order();
+
 }  // namespace glimpse

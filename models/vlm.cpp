@@ -1,0 +1,340 @@
+#include "models/vlm.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <thread>
+
+namespace glimpse {
+namespace {
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+Idefics3Params idefics3_params(const VisionHparams& h) {
+    Idefics3Params p;
+    p.tile_size = static_cast<int>(h.image_size);
+    p.longest_edge = static_cast<int>(h.preproc_image_size);
+    for (int c = 0; c < 3; ++c) {
+        p.mean[c] = h.image_mean[c];
+        p.std[c] = h.image_std[c];
+    }
+    return p;
+}
+
+LlavaParams llava_params(const VisionHparams& h) {
+    LlavaParams p;
+    p.image_size = static_cast<int>(h.image_size);
+    for (int c = 0; c < 3; ++c) {
+        p.mean[c] = h.image_mean[c];
+        p.std[c] = h.image_std[c];
+    }
+    return p;
+}
+
+// Count of non-overlapping occurrences of `needle`.
+size_t count_occurrences(std::string_view hay, std::string_view needle) {
+    size_t n = 0;
+    for (size_t pos = hay.find(needle); pos != std::string_view::npos; pos = hay.find(needle, pos + needle.size())) ++n;
+    return n;
+}
+
+}  // namespace
+
+int64_t VlmPrompt::n_image_tokens() const {
+    int64_t n = 0;
+    for (const Chunk& c : chunks) n += c.n_tokens;
+    return n;
+}
+
+Result<std::unique_ptr<Vlm>> Vlm::load(const std::string& text_path, const std::string& mmproj_path,
+                                       const VlmConfig& config) {
+    std::unique_ptr<Vlm> m(new Vlm());
+    m->config_ = config;
+    int threads = config.n_threads > 0 ? config.n_threads : static_cast<int>(std::thread::hardware_concurrency());
+    m->pool_ = std::make_unique<ThreadPool>(std::max(1, threads));
+
+    GLIMPSE_ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> text_file, GgufFile::open(text_path));
+    GLIMPSE_ASSIGN_OR_RETURN(Tokenizer tok, Tokenizer::from_gguf(*text_file));
+    m->tokenizer_ = std::move(tok);
+    GLIMPSE_ASSIGN_OR_RETURN(ChatTemplate tmpl, ChatTemplate::for_model(*text_file, config.chat_template));
+    m->template_ = tmpl;
+    const std::string_view anti = mtmd_cli_antiprompt(config.chat_template);
+    if (!anti.empty()) m->antiprompt_ = m->tokenizer_->encode(anti, false, true);
+    GLIMPSE_ASSIGN_OR_RETURN(m->text_, TextDecoder::from_file(std::move(text_file)));
+    GLIMPSE_ASSIGN_OR_RETURN(m->vision_, VisionEncoder::load(mmproj_path));
+
+    const TextHparams& th = m->text_->hparams();
+    const VisionHparams& vh = m->vision_->hparams();
+    GLIMPSE_CHECK_OR_RETURN(vh.n_embd_out == th.n_embd, invalid_argument,
+                            "%s produces %lld-wide image embeddings but %s expects %lld: the files are not a pair",
+                            mmproj_path.c_str(), static_cast<long long>(vh.n_embd_out), text_path.c_str(),
+                            static_cast<long long>(th.n_embd));
+    GLIMPSE_CHECK_OR_RETURN(m->tokenizer_->n_vocab() <= th.n_vocab, invalid_argument,
+                            "%s: the vocabulary has %d tokens but token_embd.weight only %lld rows", text_path.c_str(),
+                            m->tokenizer_->n_vocab(), static_cast<long long>(th.n_vocab));
+    return m;
+}
+
+Result<VlmPrompt> Vlm::build_prompt(std::string_view user_text, const std::vector<ImageU8>& images) const {
+    VlmPrompt p;
+    std::string user(user_text);
+    const size_t markers = count_occurrences(user, kMediaMarker);
+    if (markers == 0) {
+        std::string prefix;
+        for (size_t i = 0; i < images.size(); ++i) prefix += kMediaMarker;
+        user = prefix + user;
+    } else {
+        GLIMPSE_CHECK_OR_RETURN(markers == images.size(), invalid_argument,
+                                "the prompt has %zu media markers but %zu images were given", markers, images.size());
+    }
+    p.rendered = template_->format_user_turn(user);
+
+    const VisionHparams& vh = vision_->hparams();
+    auto add_text = [&](std::string_view text) {
+        std::vector<int32_t> ids = tokenizer_->encode(text, /*add_special=*/false, /*parse_special=*/true);
+        p.ids.insert(p.ids.end(), ids.begin(), ids.end());
+    };
+    auto add_token = [&](std::string_view piece) -> Status {
+        const int32_t id = tokenizer_->find_token(piece);
+        GLIMPSE_CHECK_OR_RETURN(id >= 0, invalid_argument,
+                                "the vocabulary has no token '%.*s', which the %s image layout needs",
+                                static_cast<int>(piece.size()), piece.data(),
+                                vh.projector == ProjectorType::idefics3 ? "idefics3" : "llava");
+        p.ids.push_back(id);
+        return Status::ok();
+    };
+    auto add_chunk = [&](int image, int chunk) {
+        VlmPrompt::Chunk c;
+        c.image = image;
+        c.chunk = chunk;
+        c.pos = static_cast<int64_t>(p.ids.size());
+        c.n_tokens = vh.n_tokens_per_chunk();
+        p.chunks.push_back(c);
+        p.ids.insert(p.ids.end(), static_cast<size_t>(c.n_tokens), -1);
+    };
+
+    std::string_view rest = p.rendered;
+    for (size_t i = 0; i <= images.size(); ++i) {
+        const size_t at = rest.find(kMediaMarker);
+        if (i == images.size() || at == std::string_view::npos) {
+            add_text(rest);
+            break;
+        }
+        add_text(rest.substr(0, at));
+        rest = rest.substr(at + kMediaMarker.size());
+        const ImageU8& img = images[i];
+        if (vh.projector == ProjectorType::idefics3) {
+            GLIMPSE_ASSIGN_OR_RETURN(PreprocessedImage pre, idefics3_preprocess(img, idefics3_params(vh)));
+            // Tiles row-major, each after "<fake_token_around_image><row_R_col_C>", a "\n"
+            // token after every row but the last, then "\n\n" <fake_token_around_image>
+            // <global-img>, the overview, and a closing <fake_token_around_image>.
+            for (int r = 0; r < pre.grid_rows; ++r) {
+                for (int c = 0; c < pre.grid_cols; ++c) {
+                    add_text("<fake_token_around_image><row_" + std::to_string(r + 1) + "_col_" + std::to_string(c + 1) +
+                             ">");
+                    add_chunk(static_cast<int>(i), r * pre.grid_cols + c);
+                }
+                if (r + 1 < pre.grid_rows) GLIMPSE_RETURN_IF_ERROR(add_token("\n"));
+            }
+            GLIMPSE_RETURN_IF_ERROR(add_token("\n\n"));
+            GLIMPSE_RETURN_IF_ERROR(add_token("<fake_token_around_image>"));
+            GLIMPSE_RETURN_IF_ERROR(add_token("<global-img>"));
+            add_chunk(static_cast<int>(i), pre.grid_rows * pre.grid_cols);
+            GLIMPSE_RETURN_IF_ERROR(add_token("<fake_token_around_image>"));
+            p.images.push_back(std::move(pre));
+        } else {
+            GLIMPSE_ASSIGN_OR_RETURN(PreprocessedImage pre, llava_preprocess(img, llava_params(vh)));
+            add_chunk(static_cast<int>(i), 0);
+            p.images.push_back(std::move(pre));
+        }
+    }
+    // BOS (and EOS) as the vocabulary asks, around the whole prompt (mtmd_tokenize).
+    if (tokenizer_->add_bos()) p.ids.insert(p.ids.begin(), tokenizer_->bos());
+    if (tokenizer_->add_bos()) {
+        for (VlmPrompt::Chunk& c : p.chunks) c.pos += 1;
+    }
+    if (tokenizer_->add_eos()) p.ids.push_back(tokenizer_->eos());
+    return p;
+}
+
+Status Vlm::ensure_vision_plan() {
+    if (vision_plan_.plan) return Status::ok();
+    GLIMPSE_ASSIGN_OR_RETURN(vision_plan_, vision_->compile(pool_->n_threads()));
+    return Status::ok();
+}
+
+Status Vlm::ensure_text_plan(int64_t max_rows, int64_t context) {
+    if (text_plan_.plan && text_plan_.max_rows >= max_rows && text_plan_.context >= context) return Status::ok();
+    text_plan_ = DecoderPlan();  // release the old plan before building a larger one
+    GLIMPSE_ASSIGN_OR_RETURN(text_plan_, text_->compile(max_rows, context, config_.kv_type, pool_->n_threads()));
+    return Status::ok();
+}
+
+Status Vlm::prepare(int64_t n_prompt, int n_predict) {
+    GLIMPSE_RETURN_IF_ERROR(ensure_vision_plan());
+    return ensure_text_plan(n_prompt, n_prompt + std::max(n_predict, 1));
+}
+
+Result<std::vector<float>> Vlm::encode_images(const VlmPrompt& prompt, GenerationStats* stats) {
+    GLIMPSE_RETURN_IF_ERROR(ensure_vision_plan());
+    const int64_t n_embd = text_->hparams().n_embd;
+    std::vector<float> out(static_cast<size_t>(prompt.n_image_tokens() * n_embd));
+    auto t0 = std::chrono::steady_clock::now();
+    int64_t row = 0;
+    for (const VlmPrompt::Chunk& c : prompt.chunks) {
+        const PreprocessedImage& img = prompt.images[static_cast<size_t>(c.image)];
+        GLIMPSE_RETURN_IF_ERROR(vision_->encode(vision_plan_, img.chunk(c.chunk), out.data() + row * n_embd, pool_.get()));
+        row += c.n_tokens;
+    }
+    if (stats) {
+        stats->encode_ms += ms_since(t0);
+        stats->n_image_chunks += static_cast<int64_t>(prompt.chunks.size());
+    }
+    return out;
+}
+
+Status Vlm::generate(const VlmPrompt& prompt, int n_predict, const SamplingParams& sampling,
+                     const TextCallback& on_text, GenerationStats* stats) {
+    GenerationStats local;
+    GenerationStats& st = stats ? *stats : local;
+    const TextHparams& th = text_->hparams();
+    const int64_t n_prompt = prompt.n_positions();
+    GLIMPSE_CHECK_OR_RETURN(n_prompt > 0, invalid_argument, "empty prompt");
+    GLIMPSE_CHECK_OR_RETURN(n_predict >= 0, invalid_argument, "n_predict must be >= 0");
+    st.n_prompt = n_prompt;
+    st.n_image_tokens = prompt.n_image_tokens();
+
+    GLIMPSE_ASSIGN_OR_RETURN(std::vector<float> image_embd, encode_images(prompt, &st));
+    image_buffer_bytes_ = static_cast<int64_t>(image_embd.size() * sizeof(float));
+    for (const PreprocessedImage& img : prompt.images) image_buffer_bytes_ += static_cast<int64_t>(img.data.size() * 4);
+
+    GLIMPSE_RETURN_IF_ERROR(ensure_text_plan(n_prompt, n_prompt + std::max(n_predict, 1)));
+    Plan& plan = *text_plan_.plan;
+    float* x = plan.f32(text_plan_.embeddings);
+    int32_t* pos = static_cast<int32_t*>(plan.data(text_plan_.positions));
+
+    auto t0 = std::chrono::steady_clock::now();
+    int64_t image_row = 0;
+    for (int64_t i = 0; i < n_prompt; ++i) {
+        const int32_t id = prompt.ids[static_cast<size_t>(i)];
+        if (id >= 0) {
+            GLIMPSE_CHECK_OR_RETURN(id < th.n_vocab, out_of_range, "token id %d is outside the vocabulary", id);
+            text_->embed_token(id, x + i * th.n_embd);
+        } else {
+            std::memcpy(x + i * th.n_embd, image_embd.data() + image_row * th.n_embd,
+                        static_cast<size_t>(th.n_embd) * sizeof(float));
+            ++image_row;
+        }
+        pos[i] = static_cast<int32_t>(i);
+    }
+    GLIMPSE_ASSIGN_OR_RETURN(const float* logits, text_->forward(text_plan_, n_prompt, 0, pool_.get()));
+    prefill_logits_.assign(logits, logits + th.n_vocab);
+    st.prefill_ms += ms_since(t0);
+
+    generated_.clear();
+    TokenStreamDecoder stream(*tokenizer_, /*render_special=*/true);
+    std::vector<std::pair<float, int32_t>> scratch;
+    uint64_t rng = sampling.seed;
+    t0 = std::chrono::steady_clock::now();
+    for (int step = 0; step < n_predict; ++step) {
+        const int32_t tok = sample_token(logits, th.n_vocab, sampling, &rng, &scratch);
+        if (tokenizer_->is_eog(tok)) {
+            st.stopped_at_eog = true;
+            break;
+        }
+        generated_.push_back(tok);
+        if (!antiprompt_.empty() && ends_with_tokens(generated_, antiprompt_)) {
+            st.stopped_at_eog = true;
+            break;
+        }
+        const std::string bytes = stream.push(tok);
+        if (on_text && !bytes.empty()) on_text(bytes);
+        st.n_generated += 1;
+        if (step + 1 == n_predict) break;  // no logits needed after the last token
+        const int64_t p = n_prompt + step;
+        text_->embed_token(tok, x);
+        pos[0] = static_cast<int32_t>(p);
+        GLIMPSE_ASSIGN_OR_RETURN(logits, text_->forward(text_plan_, 1, p, pool_.get()));
+    }
+    const std::string tail = stream.flush();
+    if (on_text && !tail.empty()) on_text(tail);
+    st.decode_ms += ms_since(t0);
+    return Status::ok();
+}
+
+VlmMemory Vlm::memory() const {
+    VlmMemory m;
+    if (vision_plan_.plan) {
+        const MemoryReport& r = vision_plan_.plan->memory();
+        m.weights += r.weight_bytes;
+        m.vision_arena = r.arena_bytes + r.scratch_bytes;
+    }
+    if (text_plan_.plan) {
+        const MemoryReport& r = text_plan_.plan->memory();
+        m.weights += r.weight_bytes;
+        m.text_arena = r.arena_bytes + r.scratch_bytes;
+        m.kv_cache = r.kv_cache_bytes;
+    }
+    m.image_buffers = image_buffer_bytes_;
+    return m;
+}
+
+int32_t sample_token(const float* logits, int64_t n_vocab, const SamplingParams& params, uint64_t* rng_state,
+                     std::vector<std::pair<float, int32_t>>* scratch) {
+    if (params.temperature <= 0.0f) {
+        int64_t best = 0;
+        for (int64_t v = 1; v < n_vocab; ++v) {
+            if (logits[v] > logits[best]) best = v;
+        }
+        return static_cast<int32_t>(best);
+    }
+    // top-k -> top-p -> min-p -> temperature -> draw, the order of llama.cpp's default chain.
+    std::vector<std::pair<float, int32_t>>& cand = *scratch;
+    cand.resize(static_cast<size_t>(n_vocab));
+    for (int64_t v = 0; v < n_vocab; ++v) cand[v] = {logits[v], static_cast<int32_t>(v)};
+    size_t k = params.top_k > 0 ? std::min<size_t>(static_cast<size_t>(params.top_k), cand.size()) : cand.size();
+    std::partial_sort(cand.begin(), cand.begin() + static_cast<long>(k), cand.end(),
+                      [](const auto& a, const auto& b) { return a.first > b.first; });
+    cand.resize(k);
+    // softmax over the survivors (at temperature 1) for top-p and min-p
+    const float max_logit = cand[0].first;
+    std::vector<float> probs(cand.size());
+    double sum = 0;
+    for (size_t i = 0; i < cand.size(); ++i) sum += probs[i] = std::exp(cand[i].first - max_logit);
+    size_t keep = cand.size();
+    if (params.top_p < 1.0f) {
+        double cum = 0;
+        for (size_t i = 0; i < cand.size(); ++i) {
+            cum += probs[i] / sum;
+            if (cum >= params.top_p) {
+                keep = i + 1;
+                break;
+            }
+        }
+    }
+    if (params.min_p > 0.0f) {
+        size_t n = 0;
+        while (n < keep && probs[n] >= params.min_p * probs[0]) ++n;
+        keep = std::max<size_t>(1, n);
+    }
+    cand.resize(keep);
+    double total = 0;
+    for (size_t i = 0; i < keep; ++i) total += probs[i] = std::exp((cand[i].first - max_logit) / params.temperature);
+    // splitmix64 draw
+    uint64_t z = (*rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    const double u = static_cast<double>(z >> 11) * (1.0 / 9007199254740992.0) * total;
+    double acc = 0;
+    for (size_t i = 0; i < keep; ++i) {
+        acc += probs[i];
+        if (u < acc) return cand[i].second;
+    }
+    return cand[keep - 1].second;
+}
+
+}  // namespace glimpse

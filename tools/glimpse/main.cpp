@@ -1,0 +1,261 @@
+// glimpse: caption images with a small vision-language model on the CPU.
+//
+//   glimpse caption -m TEXT.gguf --mmproj MMPROJ.gguf --image IMG [-p PROMPT] [-n N] ...
+//   glimpse inspect -m TEXT.gguf --mmproj MMPROJ.gguf [--image IMG]
+//
+// stdout carries only the generated text; timings and memory go to stderr.
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "models/vlm.h"
+#include "runtime/image.h"
+#include "tools/common/args.h"
+
+using namespace glimpse;
+using namespace glimpse::tools;
+
+namespace {
+
+constexpr const char* kDefaultPrompt = "Describe this image.";
+
+double mib(int64_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); }
+
+int64_t peak_rss_bytes() {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return static_cast<int64_t>(ru.ru_maxrss) * 1024;
+}
+
+int fail(const std::string& msg, int code = 1) {
+    std::fprintf(stderr, "glimpse: %s\n", msg.c_str());
+    return code;
+}
+
+void add_model_options(ArgParser& a) {
+    a.option("-m,--model", "FILE", "text model GGUF (llama architecture)");
+    a.option("--mmproj", "FILE", "vision projector GGUF (idefics3 or mlp) matching the text model");
+    a.option("-t,--threads", "N", "threads (default: every core)");
+    a.option("--chat-template", "NAME", "chat template name or text, overriding the model's (e.g. vicuna for LLaVA)");
+    a.option("--kv-type", "TYPE", "KV cache storage: f16 or f32", "f16");
+}
+
+Result<std::unique_ptr<Vlm>> load_model(const ArgParser& a, double* load_ms) {
+    if (!a.has("--model") || !a.has("--mmproj")) {
+        return Status::error(StatusCode::invalid_argument, "both -m TEXT.gguf and --mmproj MMPROJ.gguf are required "
+                                                           "(see --help)");
+    }
+    VlmConfig cfg;
+    int64_t threads = 0;
+    std::string err;
+    if (!a.get_int("--threads", &threads, &err)) return Status(StatusCode::invalid_argument, err);
+    if (threads < 0 || threads > 1024) return Status::error(StatusCode::invalid_argument, "--threads must be 1..1024");
+    cfg.n_threads = static_cast<int>(threads);
+    cfg.chat_template = a.get("--chat-template");
+    const std::string kv = a.get("--kv-type");
+    if (kv == "f16") cfg.kv_type = DType::f16;
+    else if (kv == "f32") cfg.kv_type = DType::f32;
+    else return Status::error(StatusCode::invalid_argument, "--kv-type must be f16 or f32, not '%s'", kv.c_str());
+    auto t0 = std::chrono::steady_clock::now();
+    auto vlm = Vlm::load(a.get("--model"), a.get("--mmproj"), cfg);
+    *load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    return vlm;
+}
+
+void print_memory(const VlmMemory& m) {
+    std::fprintf(stderr,
+                 "memory (planned): weights %.1f MiB, vision activations %.1f MiB, text activations %.1f MiB, "
+                 "KV cache %.1f MiB, image buffers %.1f MiB, total %.1f MiB\n",
+                 mib(m.weights), mib(m.vision_arena), mib(m.text_arena), mib(m.kv_cache), mib(m.image_buffers),
+                 mib(m.total()));
+}
+
+int cmd_caption(int argc, char** argv) {
+    ArgParser a("glimpse caption", "-m TEXT.gguf --mmproj MMPROJ.gguf --image IMG [options]",
+                "Describes an image (or answers a question about it) and streams the answer to stdout.\n"
+                "Timings and memory are printed to stderr. Flags follow llama-mtmd-cli where they overlap.\n"
+                "Models: SmolVLM GGUF pairs (text model + mmproj), e.g. ggml-org/SmolVLM-256M-Instruct-GGUF on\n"
+                "Hugging Face, and LLaVA-1.5-style pairs (use --chat-template vicuna).");
+    add_model_options(a);
+    a.repeated("--image", "FILE", "image to describe (JPEG, PNG, BMP, GIF, TGA, PSD, HDR, PNM)");
+    a.option("-p,--prompt", "TEXT", "the question or instruction", kDefaultPrompt);
+    a.option("-n,--n-predict", "N", "maximum tokens to generate; generation also stops at end-of-generation", "256");
+    a.option("--temp", "T", "sampling temperature; 0 = greedy (deterministic)", "0.2");
+    a.option("--top-k", "N", "top-k sampling", "40");
+    a.option("--top-p", "P", "top-p sampling", "0.95");
+    a.option("--min-p", "P", "min-p sampling", "0.05");
+    a.option("--seed", "N", "random seed for sampling (default: random)");
+    std::string err;
+    if (!a.parse(argc, argv, &err)) return fail(err, 2);
+    if (a.has("--help")) {
+        std::fputs(a.help().c_str(), stdout);
+        return 0;
+    }
+    if (!a.positional().empty()) return fail("unexpected argument '" + a.positional()[0] + "' (see --help)", 2);
+    const std::vector<std::string> image_paths = a.get_all("--image");
+    if (image_paths.empty()) return fail("--image FILE is required (see --help)", 2);
+    int64_t n_predict = 256, top_k = 40, seed = -1;
+    double temp = 0.2, top_p = 0.95, min_p = 0.05;
+    if (!a.get_int("--n-predict", &n_predict, &err) || !a.get_int("--top-k", &top_k, &err) ||
+        !a.get_int("--seed", &seed, &err) || !a.get_float("--temp", &temp, &err) ||
+        !a.get_float("--top-p", &top_p, &err) || !a.get_float("--min-p", &min_p, &err)) {
+        return fail(err, 2);
+    }
+    if (n_predict < 0 || n_predict > 1 << 20) return fail("--n-predict must be between 0 and 1048576", 2);
+    if (!(top_p > 0 && top_p <= 1) || !(min_p >= 0 && min_p < 1) || top_k < 0 || !(temp >= 0)) {
+        return fail("sampling parameters out of range (--temp >= 0, --top-k >= 0, 0 < --top-p <= 1, 0 <= --min-p < 1)",
+                    2);
+    }
+
+    double load_ms = 0;
+    auto vlm = load_model(a, &load_ms);
+    if (!vlm.is_ok()) return fail(vlm.status().message());
+
+    auto t0 = std::chrono::steady_clock::now();
+    std::vector<ImageU8> images;
+    for (const std::string& path : image_paths) {
+        auto img = image_decode_file(path);
+        if (!img.is_ok()) return fail(img.status().message());
+        images.push_back(std::move(*img));
+    }
+    auto prompt = (*vlm)->build_prompt(a.get("--prompt"), images);
+    if (!prompt.is_ok()) return fail(prompt.status().message());
+    const double preprocess_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+
+    SamplingParams sp;
+    sp.temperature = static_cast<float>(temp);
+    sp.top_k = static_cast<int>(top_k);
+    sp.top_p = static_cast<float>(top_p);
+    sp.min_p = static_cast<float>(min_p);
+    sp.seed = seed >= 0 ? static_cast<uint64_t>(seed) : std::random_device{}();
+    GenerationStats st;
+    Status s = (*vlm)->generate(*prompt, static_cast<int>(n_predict), sp,
+                                [](std::string_view bytes) {
+                                    std::fwrite(bytes.data(), 1, bytes.size(), stdout);
+                                    std::fflush(stdout);
+                                },
+                                &st);
+    std::fputc('\n', stdout);
+    std::fflush(stdout);
+    if (!s.is_ok()) return fail(s.message());
+
+    std::fprintf(stderr, "\nload: %.1f ms | image decode + preprocess: %.1f ms (%zu image(s), %lld chunks)\n", load_ms,
+                 preprocess_ms, images.size(), static_cast<long long>(st.n_image_chunks));
+    std::fprintf(stderr, "image encode: %.1f ms (%.1f ms per chunk, %lld image tokens)\n", st.encode_ms,
+                 st.n_image_chunks ? st.encode_ms / static_cast<double>(st.n_image_chunks) : 0.0,
+                 static_cast<long long>(st.n_image_tokens));
+    std::fprintf(stderr, "prefill: %.1f ms for %lld tokens (%.1f tokens/s)\n", st.prefill_ms,
+                 static_cast<long long>(st.n_prompt),
+                 st.prefill_ms > 0 ? 1000.0 * static_cast<double>(st.n_prompt) / st.prefill_ms : 0.0);
+    std::fprintf(stderr, "decode: %.1f ms for %lld tokens (%.2f tokens/s)%s\n", st.decode_ms,
+                 static_cast<long long>(st.n_generated),
+                 st.decode_ms > 0 ? 1000.0 * static_cast<double>(st.n_generated) / st.decode_ms : 0.0,
+                 st.stopped_at_eog ? ", stopped at end of generation" : "");
+    std::fprintf(stderr, "threads: %d\n", (*vlm)->n_threads());
+    print_memory((*vlm)->memory());
+    std::fprintf(stderr, "memory (peak RSS of this process): %.1f MiB\n", mib(peak_rss_bytes()));
+    return 0;
+}
+
+void print_metadata(const GgufFile& f) {
+    std::fprintf(stdout, "%s: GGUF v%u, %zu tensors, %zu metadata keys\n", f.path().c_str(), f.version(),
+                 f.tensors().size(), f.metadata().size());
+    for (const auto& [key, v] : f.metadata()) {
+        std::string shown;
+        if (v.type == GgufType::string) shown = std::string(v.as_string.substr(0, 80)) + (v.as_string.size() > 80 ? "..." : "");
+        else if (v.type == GgufType::array) shown = std::string("[") + gguf_type_name(v.elem_type) + " x " + std::to_string(v.count) + "]";
+        else if (v.is_float()) shown = std::to_string(v.as_f64);
+        else if (v.type == GgufType::boolean) shown = v.as_u64 ? "true" : "false";
+        else shown = std::to_string(v.as_i64);
+        for (char& c : shown) if (c == '\n') c = ' ';
+        std::fprintf(stdout, "  %-48s %s\n", key.c_str(), shown.c_str());
+    }
+}
+
+int cmd_inspect(int argc, char** argv) {
+    ArgParser a("glimpse inspect", "-m TEXT.gguf --mmproj MMPROJ.gguf [--image IMG] [-p PROMPT] [-n N]",
+                "Prints both files' metadata, the model's dimensions, and the memory plan for captioning an image\n"
+                "(the given one, or a 1024x768 image) with the given prompt and token budget.");
+    add_model_options(a);
+    a.option("--image", "FILE", "plan for this image's size (default: a 1024x768 image)");
+    a.option("-p,--prompt", "TEXT", "prompt to plan for", kDefaultPrompt);
+    a.option("-n,--n-predict", "N", "tokens to plan for", "256");
+    std::string err;
+    if (!a.parse(argc, argv, &err)) return fail(err, 2);
+    if (a.has("--help")) {
+        std::fputs(a.help().c_str(), stdout);
+        return 0;
+    }
+    int64_t n_predict = 256;
+    if (!a.get_int("--n-predict", &n_predict, &err)) return fail(err, 2);
+    double load_ms = 0;
+    auto vlm = load_model(a, &load_ms);
+    if (!vlm.is_ok()) return fail(vlm.status().message());
+    print_metadata((*vlm)->text().file());
+    print_metadata((*vlm)->vision().file());
+
+    const TextHparams& th = (*vlm)->text().hparams();
+    const VisionHparams& vh = (*vlm)->vision().hparams();
+    std::fprintf(stdout, "\ntext: llama, %lld layers, width %lld, %lld heads / %lld KV heads, FFN %lld, vocab %lld, %s\n",
+                 static_cast<long long>(th.n_layer), static_cast<long long>(th.n_embd),
+                 static_cast<long long>(th.n_head), static_cast<long long>(th.n_head_kv),
+                 static_cast<long long>(th.n_ff), static_cast<long long>(th.n_vocab),
+                 th.tied_embeddings ? "tied embeddings" : "separate output");
+    std::fprintf(stdout, "vision: %s, %lldpx chunks, patch %lld, %lld layers (%lld run), width %lld, %lld tokens/chunk\n",
+                 vh.projector == ProjectorType::idefics3 ? "idefics3 (SigLIP)" : "mlp (CLIP)",
+                 static_cast<long long>(vh.image_size), static_cast<long long>(vh.patch_size),
+                 static_cast<long long>(vh.n_layer), static_cast<long long>(vh.n_layer_used),
+                 static_cast<long long>(vh.n_embd), static_cast<long long>(vh.n_tokens_per_chunk()));
+    std::fprintf(stdout, "chat template: %s\n", (*vlm)->chat_template().name().c_str());
+
+    ImageU8 img;
+    if (a.has("--image")) {
+        auto decoded = image_decode_file(a.get("--image"));
+        if (!decoded.is_ok()) return fail(decoded.status().message());
+        img = std::move(*decoded);
+    } else {
+        img.width = 1024;
+        img.height = 768;
+        img.rgb.assign(static_cast<size_t>(img.width) * img.height * 3, 128);
+    }
+    auto prompt = (*vlm)->build_prompt(a.get("--prompt"), {img});
+    if (!prompt.is_ok()) return fail(prompt.status().message());
+    Status s = (*vlm)->prepare(prompt->n_positions(), static_cast<int>(n_predict));
+    if (!s.is_ok()) return fail(s.message());
+    std::fprintf(stdout, "plan for a %dx%d image: %zu chunks, %lld image tokens, %lld prompt positions, %lld new tokens\n",
+                 img.width, img.height, prompt->chunks.size(), static_cast<long long>(prompt->n_image_tokens()),
+                 static_cast<long long>(prompt->n_positions()), static_cast<long long>(n_predict));
+    VlmMemory m = (*vlm)->memory();
+    std::fprintf(stdout, "memory: weights %.1f MiB, vision activations %.1f MiB, text activations %.1f MiB, KV cache %.1f MiB, "
+                         "total %.1f MiB (plus preprocessed tiles)\n",
+                 mib(m.weights), mib(m.vision_arena), mib(m.text_arena), mib(m.kv_cache), mib(m.total()));
+    return 0;
+}
+
+void usage() {
+    std::fputs(
+        "usage: glimpse COMMAND [options]\n\n"
+        "commands:\n"
+        "  caption   describe an image or answer a question about it\n"
+        "  inspect   print a model pair's metadata and memory plan\n\n"
+        "Run 'glimpse COMMAND --help' for a command's options.\n",
+        stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
+        usage();
+        return argc < 2 ? 2 : 0;
+    }
+    const std::string cmd = argv[1];
+    if (cmd == "caption") return cmd_caption(argc - 2, argv + 2);
+    if (cmd == "inspect") return cmd_inspect(argc - 2, argv + 2);
+    return fail("unknown command '" + cmd + "' (caption, inspect; see --help)", 2);
+}
