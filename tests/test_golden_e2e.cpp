@@ -113,3 +113,12 @@ TEST_CASE("end to end, SmolVLM tiny wstd0.2 (varied tokens, invalid UTF-8 output
     check_e2e({"smolvlm-tiny-f16", "chelsea__describe", "tiny-smolvlm-text-f16.gguf", "tiny-smolvlm-mmproj-f16.gguf",
                DType::f16, 1e-3});
 }
+
+TEST_CASE("end to end, LLaVA tiny (CLIP with [CLS], MLP projector, vicuna template, two images, feature layer)") {
+    for (const char* name : {"tiny_wide__describe", "chelsea__describe", "two-images__describe"}) {
+        check_e2e({"llava-tiny-f32", name, "tiny-llava-text-f32.gguf", "tiny-llava-mmproj-f32.gguf", DType::f16, 5e-4,
+                   "vicuna"});
+    }
+    check_e2e({"llava-tiny-f32", "chelsea__describe__feature-layer", "tiny-llava-text-f32.gguf",
+               "tiny-llava-mmproj-fl-f32.gguf", DType::f16, 5e-4, "vicuna"});
+}
