@@ -135,6 +135,7 @@ Result<DecoderPlan> TextDecoder::compile(int64_t max_rows, int64_t context, DTyp
     PlanOptions opts;
     opts.n_threads = n_threads;
     opts.kv_cache = dp.kv_cache.get();
+    opts.weight_cache = &packed_;
     GLIMPSE_ASSIGN_OR_RETURN(dp.plan, Plan::compile(std::move(g), opts));
     return dp;
 }

@@ -69,6 +69,7 @@ private:
     std::unique_ptr<GgufFile> file_;
     TextHparams hparams_;
     OwnedTensors owned_;
+    PackedWeightCache packed_;  // weights repacked for their kernels, shared by every plan
     const GgufTensor* token_embd_ = nullptr;
 };
 

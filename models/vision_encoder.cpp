@@ -200,6 +200,7 @@ Result<VisionPlan> VisionEncoder::compile(int n_threads) {
     GLIMPSE_ASSIGN_OR_RETURN(Graph g, build_graph(&vp));
     PlanOptions opts;
     opts.n_threads = n_threads;
+    opts.weight_cache = &packed_;
     GLIMPSE_ASSIGN_OR_RETURN(vp.plan, Plan::compile(std::move(g), opts));
     return vp;
 }

@@ -73,6 +73,7 @@ private:
     std::unique_ptr<GgufFile> file_;
     VisionHparams hparams_;
     OwnedTensors owned_;
+    PackedWeightCache packed_;  // weights repacked for their kernels, shared by every plan
 };
 
 }  // namespace glimpse

@@ -366,11 +366,25 @@ Status Plan::check_and_choose_kernels() {
         switch (n.op) {
             case OpKind::linear: {
                 const Value& w = graph_.values_[n.inputs[1]];
-                if (!weights_type_supported(w.dtype)) {
+                const Value& x = graph_.values_[n.inputs[0]];
+                const int64_t M = x.shape.rows(), K = x.shape.cols(), N = w.shape.rows();
+                n.matmul = select_matmul_kernel(w.dtype, M, K, N);
+                if (!n.matmul) {
                     return fail(std::string("weight '") + w.name + "' has type " + dtype_name(w.dtype) +
-                                ", which has no kernel");
+                                ", which has no matmul kernel");
                 }
-                n.matmul = matmul_ref;
+                if (n.matmul->pack) {
+                    if (!options_.weight_cache) {
+                        own_cache_ = std::make_unique<PackedWeightCache>();
+                        options_.weight_cache = own_cache_.get();
+                    }
+                    n.packed = options_.weight_cache->get(*n.matmul, w.data, N, K);
+                    if (!n.packed) {
+                        return Status(StatusCode::resource_exhausted,
+                                      "cannot allocate repacked weights for '" + w.name + "'");
+                    }
+                }
+                if (n.matmul->scratch_bytes) n.scratch_bytes = n.matmul->scratch_bytes(M, K, N, threads);
                 break;
             }
             case OpKind::attention:
@@ -398,6 +412,7 @@ Status Plan::check_and_choose_kernels() {
         memory_.scratch_bytes = std::max(memory_.scratch_bytes, align_up(n.scratch_bytes, kBufferAlignment));
     }
     if (options_.kv_cache) memory_.kv_cache_bytes = options_.kv_cache->bytes();
+    if (options_.weight_cache) memory_.packed_bytes = options_.weight_cache->bytes();
     return Status::ok();
 }
 
@@ -464,6 +479,31 @@ void Plan::plan_memory() {
         placed.push_back(idx);
     }
     memory_.arena_bytes = arena;
+}
+
+std::vector<std::string> Plan::matmul_kernel_names() const {
+    std::vector<std::string> names;
+    for (const Node& n : graph_.nodes_) {
+        if (n.op == OpKind::linear) names.push_back(n.matmul->name);
+    }
+    return names;
+}
+
+PackedWeightCache::~PackedWeightCache() {
+    for (Entry& e : entries_) aligned_buffer_free(e.data);
+}
+
+const void* PackedWeightCache::get(const MatmulKernel& kernel, const void* w, int64_t N, int64_t K) {
+    for (const Entry& e : entries_) {
+        if (e.w == w && e.kernel == &kernel) return e.data;
+    }
+    const int64_t bytes = kernel.packed_bytes(N, K);
+    uint8_t* data = aligned_buffer_alloc(static_cast<size_t>(bytes));
+    if (!data) return nullptr;
+    kernel.pack(w, N, K, data);
+    entries_.push_back({w, &kernel, data});
+    bytes_ += bytes;
+    return data;
 }
 
 // ---------------------------------------------------------------------------
@@ -554,10 +594,12 @@ void Plan::execute(const Node& n, const RunArgs& args, ThreadPool* pool) {
             m.N = cols;
             m.w = w.data;
             m.w_type = w.dtype;
+            m.packed = n.packed;
             m.bias = in(2);
             m.y = out;
             m.ldy = cols;
-            n.matmul(m, pool);
+            m.scratch = scratch_;
+            n.matmul->run(m, pool);
             break;
         }
         case OpKind::layer_norm:

@@ -90,7 +90,6 @@ struct NodeParams {
     bool round_to_f16 = false; // im2col
 };
 
-using MatmulFn = void (*)(const MatmulArgs&, ThreadPool*);
 using AttentionFn = void (*)(const AttentionArgs&, float* scratch, ThreadPool*);
 
 struct Node {
@@ -99,7 +98,8 @@ struct Node {
     ValueId output = kNoValue;
     NodeParams p;
     // Chosen by compile():
-    MatmulFn matmul = nullptr;
+    const MatmulKernel* matmul = nullptr;
+    const void* packed = nullptr;  // linear: weights repacked for `matmul`, if it packs
     AttentionFn attend = nullptr;
     int64_t scratch_bytes = 0;
 };
@@ -152,13 +152,36 @@ private:
     Status status_;
 };
 
+// Weights repacked for a kernel, shared by every plan built from one model (a
+// decoder recompiled for a longer prompt reuses them). Keyed by the weight's
+// address and the kernel.
+class PackedWeightCache {
+public:
+    ~PackedWeightCache();
+    // The packed form of w:(N,K) for `kernel`, packing it on first use; nullptr if
+    // the allocation fails.
+    const void* get(const MatmulKernel& kernel, const void* w, int64_t N, int64_t K);
+    int64_t bytes() const { return bytes_; }
+
+private:
+    struct Entry {
+        const void* w;
+        const MatmulKernel* kernel;
+        uint8_t* data;
+    };
+    std::vector<Entry> entries_;
+    int64_t bytes_ = 0;
+};
+
 struct PlanOptions {
-    int n_threads = 1;             // used only to size per-thread scratch
-    KvCache* kv_cache = nullptr;   // required by attention_kv nodes
+    int n_threads = 1;                          // used only to size per-thread scratch
+    KvCache* kv_cache = nullptr;                // required by attention_kv nodes
+    PackedWeightCache* weight_cache = nullptr;  // where repacked weights live (default: the plan's own)
 };
 
 struct MemoryReport {
-    int64_t weight_bytes = 0;    // constants referenced by the plan
+    int64_t weight_bytes = 0;    // constants referenced by the plan, as stored in the model file
+    int64_t packed_bytes = 0;    // weights repacked for their kernels (held by the weight cache)
     int64_t arena_bytes = 0;     // planned activations, inputs and outputs
     int64_t naive_bytes = 0;     // what the activations would take without reuse
     int64_t scratch_bytes = 0;   // largest per-node scratch (all threads)
@@ -179,6 +202,8 @@ public:
     // Buffers of inputs and outputs (and, for tests, any activation).
     void* data(ValueId v) const;
     float* f32(ValueId v) const { return static_cast<float*>(data(v)); }
+    // The kernel chosen for each linear node (name), in node order; for reports and tests.
+    std::vector<std::string> matmul_kernel_names() const;
     // Live rows of a value after the last run().
     int64_t rows(ValueId v) const { return live_rows_[v]; }
     const Graph& graph() const { return graph_; }
@@ -198,6 +223,7 @@ private:
 
     Graph graph_;
     PlanOptions options_;
+    std::unique_ptr<PackedWeightCache> own_cache_;
     MemoryReport memory_;
     uint8_t* arena_ = nullptr;
     float* scratch_ = nullptr;

@@ -1,0 +1,224 @@
+// Every matmul kernel in ops/matmul_registry.cpp against matmul_ref (the
+// double-precision dequantize-and-sum oracle), on adversarial shapes: one row,
+// tails below every tile size, exact multiples, large and odd shapes, strided
+// inputs and outputs, with and without bias, 1 and 3 threads.
+//
+// Tolerances, per element, with S = Σ_k |x_k·w_k| (+|bias|):
+//   activations f32:  |err| ≤ 1e-5·S      (f32 accumulation on random data; the
+//                                          worst case K·u·S is 2.4e-4·S at K=4096)
+//   activations f16:  |err| ≤ 2^-11·S + 1e-5·S   (x rounded to f16: relative 2^-11)
+//   activations bf16: |err| ≤ 2^-8·S + 1e-5·S    (x rounded to bf16: relative 2^-8)
+//   activations q8_0/q8_1/q8_k: |err| ≤ Σ_blocks Σ_{k∈b}|w_k|·(amax_b/127)/2 + 1e-5·S
+//                     (each x_k moves by at most half a quantization step d_b = amax_b/127)
+// Kernels the active CPU level cannot run are skipped with a message, so running
+// the suite under GLIMPSE_MAX_ISA=... (or on another CPU) exercises each path.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "ops/matmul.h"
+#include "ops/weights.h"
+#include "runtime/aligned_buffer.h"
+#include "runtime/fp16.h"
+#include "quant/formats.h"
+
+using namespace glimpse;
+
+namespace {
+
+struct Rng {
+    uint64_t s;
+    float uniform(float lo, float hi) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        return lo + (hi - lo) * static_cast<float>((s >> 40) & 0xffffff) / 16777216.0f;
+    }
+};
+
+// Random weights (N, K) in `type`, built from f32 values with the format's own
+// rounding (quantized types use scale = amax/qmax per block).
+std::vector<uint8_t> make_weights(DType type, int64_t N, int64_t K, Rng& rng) {
+    std::vector<float> f(static_cast<size_t>(N * K));
+    for (float& v : f) v = rng.uniform(-1, 1);
+    std::vector<uint8_t> out(static_cast<size_t>(dtype_row_bytes(type, K) * N));
+    if (type == DType::f32) {
+        std::memcpy(out.data(), f.data(), out.size());
+    } else if (type == DType::f16 || type == DType::bf16) {
+        for (size_t i = 0; i < f.size(); ++i) {
+            uint16_t h = type == DType::f16 ? f32_to_f16(f[i]) : f32_to_bf16(f[i]);
+            std::memcpy(out.data() + 2 * i, &h, 2);
+        }
+    } else if (type == DType::q8_0 || type == DType::q4_0) {
+        const int qmax = type == DType::q8_0 ? 127 : 8;
+        uint8_t* p = out.data();
+        for (int64_t b = 0; b < N * K / 32; ++b) {
+            float amax = 0;
+            for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(f[b * 32 + j]));
+            const uint16_t dh = f32_to_f16(amax / qmax);
+            const float d = f16_to_f32(dh);
+            std::memcpy(p, &dh, 2);
+            if (type == DType::q8_0) {
+                for (int j = 0; j < 32; ++j) {
+                    const float q = d > 0 ? std::round(f[b * 32 + j] / d) : 0;
+                    p[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(std::max(-127.f, std::min(127.f, q))));
+                }
+                p += 34;
+            } else {
+                for (int j = 0; j < 16; ++j) {
+                    auto q4 = [&](float v) {
+                        int q = d > 0 ? static_cast<int>(std::round(v / d)) + 8 : 8;
+                        return static_cast<uint8_t>(std::max(0, std::min(15, q)));
+                    };
+                    p[2 + j] = static_cast<uint8_t>(q4(f[b * 32 + j]) | (q4(f[b * 32 + j + 16]) << 4));
+                }
+                p += 18;
+            }
+        }
+    } else {
+        FAIL("test has no weight generator for " << dtype_name(type));
+    }
+    return out;
+}
+
+double activation_bound(MatmulActivations a, const float* xr, const float* wrow, int64_t K) {
+    auto block_bound = [&](int64_t bs) {
+        double total = 0;
+        for (int64_t b = 0; b < K; b += bs) {
+            float amax = 0;
+            double wsum = 0;
+            for (int64_t k = b; k < std::min(K, b + bs); ++k) {
+                amax = std::max(amax, std::fabs(xr[k]));
+                wsum += std::fabs(wrow[k]);
+            }
+            // f16 scale rounding can make the step up to 2^-11 larger than amax/127
+            total += wsum * (amax / 127.0) * (1 + 1.0 / 1024) / 2;
+        }
+        return total;
+    };
+    double s = 0;
+    for (int64_t k = 0; k < K; ++k) s += std::fabs(static_cast<double>(xr[k]) * wrow[k]);
+    switch (a) {
+        case MatmulActivations::f32: return 0;
+        case MatmulActivations::f16: return s * std::ldexp(1.0, -11);
+        case MatmulActivations::bf16: return s * std::ldexp(1.0, -8);
+        case MatmulActivations::q8_0:
+        case MatmulActivations::q8_1: return block_bound(32);
+        case MatmulActivations::q8_k: return block_bound(256);
+    }
+    return 0;
+}
+
+void check_kernel(const MatmulKernel& kern, int64_t M, int64_t K, int64_t N, bool bias, bool strided, int threads) {
+    Rng rng{static_cast<uint64_t>(M * 1000003 + K * 1009 + N)};
+    const int64_t ldx = strided ? K + 5 : K, ldy = strided ? N + 3 : N;
+    std::vector<float> x(static_cast<size_t>(M * ldx), 1e30f), b(static_cast<size_t>(N));
+    for (int64_t m = 0; m < M; ++m) for (int64_t k = 0; k < K; ++k) x[m * ldx + k] = rng.uniform(-2, 2);
+    for (float& v : b) v = rng.uniform(-1, 1);
+    std::vector<uint8_t> w = make_weights(kern.w_type, N, K, rng);
+
+    MatmulArgs a;
+    a.x = x.data(); a.ldx = ldx; a.M = M; a.K = K; a.N = N;
+    a.w = w.data(); a.w_type = kern.w_type; a.bias = bias ? b.data() : nullptr; a.ldy = ldy;
+    std::vector<float> ref(static_cast<size_t>(M * ldy), -7.0f), got(static_cast<size_t>(M * ldy), -7.0f);
+    a.y = ref.data();
+    matmul_ref(a, nullptr);
+
+    uint8_t* packed = nullptr;
+    if (kern.pack) {
+        packed = aligned_buffer_alloc(static_cast<size_t>(kern.packed_bytes(N, K)));
+        kern.pack(w.data(), N, K, packed);
+    }
+    uint8_t* scratch = nullptr;
+    if (kern.scratch_bytes) scratch = aligned_buffer_alloc(static_cast<size_t>(kern.scratch_bytes(M, K, N, threads)) + 64);
+    ThreadPool pool(threads);
+    a.packed = packed;
+    a.scratch = scratch;
+    a.y = got.data();
+    kern.run(a, &pool);
+
+    std::vector<float> wrow(static_cast<size_t>(K));
+    for (int64_t n = 0; n < N; ++n) {
+        weights_row_to_f32(w.data(), kern.w_type, K, n, wrow.data());
+        for (int64_t m = 0; m < M; ++m) {
+            const float* xr = x.data() + m * ldx;
+            double s = bias ? std::fabs(b[n]) : 0;
+            for (int64_t k = 0; k < K; ++k) s += std::fabs(static_cast<double>(xr[k]) * wrow[k]);
+            const double tol = 1e-5 * s + 1e-6 + activation_bound(kern.activations, xr, wrow.data(), K);
+            const double err = std::fabs(static_cast<double>(got[m * ldy + n]) - ref[m * ldy + n]);
+            if (!(err <= tol)) {
+                FAIL_CHECK(kern.name << " M=" << M << " K=" << K << " N=" << N << " bias=" << bias << " strided="
+                                     << strided << " threads=" << threads << ": y[" << m << "][" << n
+                                     << "] = " << got[m * ldy + n] << ", reference " << ref[m * ldy + n]
+                                     << ", |err| " << err << " > " << tol);
+                aligned_buffer_free(packed);
+                aligned_buffer_free(scratch);
+                return;
+            }
+        }
+        if (strided) {
+            for (int64_t m = 0; m < M; ++m) {
+                for (int64_t j = N; j < ldy; ++j) REQUIRE_MESSAGE(got[m * ldy + j] == -7.0f, kern.name << " wrote past N");
+            }
+        }
+    }
+    aligned_buffer_free(packed);
+    aligned_buffer_free(scratch);
+}
+
+}  // namespace
+
+TEST_CASE("every matmul kernel matches the reference on adversarial shapes") {
+    // K values: block multiples (quantized formats need K % 32 == 0; 256 for k-quants).
+    const int64_t Ks[] = {32, 64, 96, 256, 288, 768, 1536};
+    // M: one row (GEMV), tails below common tile heights, multiples, odd.
+    const int64_t Ms[] = {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 33};
+    // N: tails below 8/16/32/64-wide tiles, multiples, odd.
+    const int64_t Ns[] = {1, 3, 8, 15, 16, 17, 31, 64, 65, 130};
+    int tested = 0, skipped = 0;
+    for (const MatmulKernel* k : matmul_kernels()) {
+        if (!isa_usable(k->isa) || (k->available && !k->available())) {
+            MESSAGE("skipped " << std::string(k->name) << ": needs " << std::string(isa_name(k->isa)) << " (active: " << std::string(isa_name(active_isa()))
+                               << ") or its library");
+            ++skipped;
+            continue;
+        }
+        int shapes = 0;
+        for (int64_t K : Ks) {
+            for (int64_t M : Ms) {
+                for (int64_t N : Ns) {
+                    if (k->supports && !k->supports(M, K, N)) continue;
+                    if ((M * 7 + N * 3 + K) % 5 != 0 && M != 1) continue;  // a spread subset of the product
+                    check_kernel(*k, M, K, N, (M + N) % 2 == 0, (M + K) % 3 == 0, 1 + (N % 3 == 0) * 2);
+                    ++shapes;
+                }
+            }
+        }
+        // One large shape per kernel, as in the models (SmolVLM FFN).
+        if (!k->supports || k->supports(64, 768, 3072)) {
+            check_kernel(*k, 64, 768, 3072, true, false, 3);
+            ++shapes;
+        }
+        CHECK_MESSAGE(shapes > 0, k->name << " supports none of the test shapes");
+        ++tested;
+    }
+    MESSAGE("tested " << tested << " kernels, skipped " << skipped);
+    CHECK(tested >= 5);
+}
+
+TEST_CASE("kernel selection follows the active ISA and falls back to the references") {
+    const Isa saved = active_isa();
+    for (DType t : {DType::f32, DType::f16, DType::bf16, DType::q8_0, DType::q4_0}) {
+        set_active_isa_for_testing(Isa::scalar);
+        const MatmulKernel* k = select_matmul_kernel(t, 16, 256, 64);
+        REQUIRE(k != nullptr);
+        CHECK(k->isa == Isa::scalar);
+        set_active_isa_for_testing(saved);
+        const MatmulKernel* best = select_matmul_kernel(t, 16, 256, 64);
+        REQUIRE(best != nullptr);
+        CHECK(isa_usable(best->isa));
+        CHECK(best->priority >= k->priority);
+    }
+    CHECK(select_matmul_kernel(DType::i32, 1, 32, 32) == nullptr);
+    set_active_isa_for_testing(saved);
+}
