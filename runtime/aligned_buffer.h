@@ -12,6 +12,6 @@ constexpr size_t kBufferAlignment = 64;
 uint8_t* aligned_buffer_alloc(size_t bytes);
 void aligned_buffer_free(uint8_t* p);
 
-inline int64_t align_up(int64_t x, int64_t a) { return (x + a - 1) / a * a; }
+inline constexpr int64_t align_up(int64_t x, int64_t a) { return (x + a - 1) / a * a; }
 
 }  // namespace glimpse
