@@ -116,21 +116,25 @@ Result<std::unique_ptr<VisionEncoder>> VisionEncoder::from_file(std::unique_ptr<
     enc->file_ = std::move(file);
     // Build once to validate every tensor now rather than at first use.
     VisionPlan probe;
-    GLIMPSE_ASSIGN_OR_RETURN(Graph g, enc->build_graph(&probe));
+    GLIMPSE_ASSIGN_OR_RETURN(Graph g, enc->build_graph(&probe, VisionTaps{}));
     (void)g;
     return enc;
 }
 
 // One ViT block, shared by SigLIP and CLIP, x:(N,C) -> (N,C):
 //   x = x + attn(ln1(x));  x = x + ffn(ln2(x))
-static ValueId vit_block(Graph& g, GgufWeights& w, const VisionHparams& h, int il, ValueId x) {
+// With `tap` set, the block also records its attention taps (see VisionTaps).
+static ValueId vit_block(Graph& g, GgufWeights& w, const VisionHparams& h, int il, ValueId x, VisionTapValues* tap,
+                         const VisionTaps& taps, int64_t cls_row) {
     const std::string p = "v.blk." + std::to_string(il) + ".";
     const int64_t C = h.n_embd, F = h.n_ff, D = C / h.n_head;
     ValueId cur = g.layer_norm(x, w.vector(p + "ln1.weight", C), w.vector(p + "ln1.bias", C), h.eps);
     ValueId q = g.linear(cur, w.matrix(p + "attn_q.weight", C, C), w.optional_vector(p + "attn_q.bias", C));
     ValueId k = g.linear(cur, w.matrix(p + "attn_k.weight", C, C), w.optional_vector(p + "attn_k.bias", C));
     ValueId v = g.linear(cur, w.matrix(p + "attn_v.weight", C, C), w.optional_vector(p + "attn_v.bias", C));
-    cur = g.attention(q, k, v, h.n_head, h.n_head, D, 1.0f / std::sqrt(static_cast<float>(D)));
+    const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+    if (tap && taps.cls_attention) tap->cls_attention = g.attention_row(q, k, cls_row, h.n_head, h.n_head, D, scale);
+    cur = g.attention(q, k, v, h.n_head, h.n_head, D, scale, tap && taps.column_mean ? &tap->column_mean : nullptr);
     cur = g.linear(cur, w.matrix(p + "attn_out.weight", C, C), w.optional_vector(p + "attn_out.bias", C));
     x = g.add(cur, x);
 
@@ -146,7 +150,7 @@ static ValueId vit_block(Graph& g, GgufWeights& w, const VisionHparams& h, int i
     return g.add(cur, x);
 }
 
-Result<Graph> VisionEncoder::build_graph(VisionPlan* io) {
+Result<Graph> VisionEncoder::build_graph(VisionPlan* io, const VisionTaps& taps) {
     const VisionHparams& h = hparams_;
     Graph g;
     GgufWeights w(*file_, g, owned_);
@@ -170,7 +174,29 @@ Result<Graph> VisionEncoder::build_graph(VisionPlan* io) {
     if (w.has("v.pre_ln.weight")) {
         x = g.layer_norm(x, w.vector("v.pre_ln.weight", C), w.vector("v.pre_ln.bias", C), h.eps);
     }
-    for (int il = 0; il < h.n_layer_used; ++il) x = vit_block(g, w, h, il, x);
+    GLIMPSE_CHECK_OR_RETURN(!taps.cls_attention || h.has_class_embedding, invalid_argument,
+                            "%s: this encoder has no [CLS] token; use the column-mean tap instead", file_->path().c_str());
+    io->taps.clear();
+    for (int layer : taps.layers) {
+        GLIMPSE_CHECK_OR_RETURN(layer >= 0 && layer < h.n_layer_used, invalid_argument,
+                                "attention tap at block %d: the encoder runs blocks 0..%lld", layer,
+                                static_cast<long long>(h.n_layer_used - 1));
+    }
+    for (int il = 0; il < h.n_layer_used; ++il) {
+        VisionTapValues* tap = nullptr;
+        for (int layer : taps.layers) {
+            if (layer == il && (taps.cls_attention || taps.column_mean)) {
+                io->taps.push_back(VisionTapValues{il});
+                tap = &io->taps.back();
+                break;
+            }
+        }
+        x = vit_block(g, w, h, il, x, tap, taps, /*cls_row=*/N);
+        if (tap) {
+            if (tap->cls_attention != kNoValue) g.mark_output(tap->cls_attention);
+            if (tap->column_mean != kNoValue) g.mark_output(tap->column_mean);
+        }
+    }
 
     if (h.projector == ProjectorType::idefics3) {
         if (w.has("v.post_ln.weight")) {
@@ -195,9 +221,9 @@ Result<Graph> VisionEncoder::build_graph(VisionPlan* io) {
     return g;
 }
 
-Result<VisionPlan> VisionEncoder::compile(int n_threads) {
+Result<VisionPlan> VisionEncoder::compile(int n_threads, const VisionTaps& taps) {
     VisionPlan vp;
-    GLIMPSE_ASSIGN_OR_RETURN(Graph g, build_graph(&vp));
+    GLIMPSE_ASSIGN_OR_RETURN(Graph g, build_graph(&vp, taps));
     PlanOptions opts;
     opts.n_threads = n_threads;
     opts.weight_cache = &packed_;

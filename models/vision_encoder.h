@@ -45,11 +45,34 @@ struct VisionHparams {
 
 Result<VisionHparams> vision_hparams_from_gguf(const GgufFile& file);
 
+// Attention taps for token pruning, per chosen encoder block (0-based):
+//   cls_attention: the [CLS] query's post-softmax attention over every position,
+//                  per head — (n_head, n_pos); needs an encoder with [CLS] (mlp).
+//                  Positions follow llama.cpp's layout: patches 0..N-1, then [CLS] at N.
+//   column_mean:   the attention each position receives, averaged over all queries,
+//                  per head — (n_head, n_pos); the fallback signal without [CLS].
+// Both are computed inside the plan (one extra query row; a running sum in the
+// attention kernel), with no N×N matrix and no allocation at run time.
+struct VisionTaps {
+    std::vector<int> layers;
+    bool cls_attention = false;
+    bool column_mean = false;
+};
+
+struct VisionTapValues {
+    int layer = 0;
+    ValueId cls_attention = kNoValue;  // (n_head, n_pos)
+    ValueId column_mean = kNoValue;    // (n_head, n_pos)
+};
+
 // What a compiled encoder plan exposes.
 struct VisionPlan {
     std::unique_ptr<Plan> plan;
     ValueId pixels = kNoValue;      // input (3, S, S) f32, normalized planar RGB
     ValueId embeddings = kNoValue;  // output (n_tokens, n_embd_out)
+    std::vector<VisionTapValues> taps;
+    // A tap's data after encode(): (n_head, n_pos) floats, owned by the plan.
+    const float* tap_data(ValueId v) const { return plan->f32(v); }
 };
 
 class VisionEncoder {
@@ -60,15 +83,16 @@ public:
     const VisionHparams& hparams() const { return hparams_; }
     const GgufFile& file() const { return *file_; }
 
-    // Builds and compiles the encoder graph for one chunk of image_size².
-    Result<VisionPlan> compile(int n_threads);
+    // Builds and compiles the encoder graph for one chunk of image_size², with
+    // optional attention taps.
+    Result<VisionPlan> compile(int n_threads, const VisionTaps& taps = {});
 
     // pixels:(3,S,S) -> out:(n_tokens, n_embd_out), with a compiled plan.
     Status encode(VisionPlan& plan, const float* pixels, float* out, ThreadPool* pool) const;
 
 private:
     VisionEncoder() = default;
-    Result<Graph> build_graph(VisionPlan* io);
+    Result<Graph> build_graph(VisionPlan* io, const VisionTaps& taps);
 
     std::unique_ptr<GgufFile> file_;
     VisionHparams hparams_;

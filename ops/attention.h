@@ -26,13 +26,24 @@ struct AttentionArgs {
     // Causal: query row t sees keys [0, causal_offset + t]; otherwise all S keys.
     bool causal = false;
     int64_t causal_offset = 0;
+    // Optional tap, (n_head, S): the post-softmax attention each key receives,
+    // averaged over the T queries — the pruning signal of encoders without [CLS].
+    // Accumulated while attending, so it costs no second pass and no T×S matrix.
+    float* col_mean = nullptr;
 };
 
-// Per-thread scratch: S floats (one score row) per thread.
+// Per-thread scratch in floats: one score row.
 inline int64_t attention_scratch_floats(int64_t S) { return S; }
 
 // Query head h reads K/V head h / (n_head / n_head_kv), as llama.cpp broadcasts.
-// `scratch` holds pool->n_threads() * attention_scratch_floats(S) floats.
+// `scratch` holds n_threads * attention_scratch_floats(S) floats for
+// n_threads = pool ? pool->n_threads() : 1.
 void attention_ref(const AttentionArgs& args, float* scratch, ThreadPool* pool);
+
+// The attention distribution of one query row, per head, without the rest of
+// the attention: out:(n_head, S), out[h] = softmax(scale · q_row[h] · K[:, h/group]ᵀ).
+// q_row:(Hq·D) f32; k:(S, Hkv·D) f32 with row stride kv_ld. The [CLS] tap.
+void attention_row_probs_ref(const float* q_row, const float* k, int64_t S, int64_t kv_ld, int64_t n_head,
+                             int64_t n_head_kv, int64_t head_dim, float scale, float* out);
 
 }  // namespace glimpse

@@ -54,6 +54,7 @@ const char* op_kind_name(OpKind op) {
         case OpKind::concat_rows: return "concat_rows";
         case OpKind::slice_rows: return "slice_rows";
         case OpKind::last_row: return "last_row";
+        case OpKind::attention_row: return "attention_row";
     }
     return "?";
 }
@@ -228,7 +229,7 @@ ValueId Graph::rope(ValueId x, ValueId positions, int64_t n_head, int64_t head_d
 }
 
 ValueId Graph::attention(ValueId q, ValueId k, ValueId v, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
-                         float scale) {
+                         float scale, ValueId* col_mean) {
     if (!check(valid(q) && valid(k) && valid(v), "attention: invalid operand")) return kNoValue;
     const Value &Q = values_[q], &K = values_[k], &V = values_[v];
     check(n_head > 0 && n_head_kv > 0 && n_head % n_head_kv == 0, "attention: %lld heads over %lld kv heads",
@@ -244,7 +245,40 @@ ValueId Graph::attention(ValueId q, ValueId k, ValueId v, int64_t n_head, int64_
     p.n_head_kv = n_head_kv;
     p.head_dim = head_dim;
     p.scale = scale;
-    return add_node(OpKind::attention, {q, k, v}, mat(Q.shape.rows(), Q.shape.cols()), Q.dynamic_rows, p);
+    const int64_t S = K.shape.rows();
+    const bool keys_dynamic = K.dynamic_rows;
+    ValueId out = add_node(OpKind::attention, {q, k, v}, mat(Q.shape.rows(), Q.shape.cols()), Q.dynamic_rows, p);
+    if (col_mean) {
+        *col_mean = kNoValue;
+        if (!check(!keys_dynamic, "attention: the column-mean tap needs a fixed number of keys")) return out;
+        Value tap;
+        tap.name = "attention_col_mean#" + std::to_string(nodes_.size() - 1);
+        tap.shape = mat(n_head, S);
+        tap.producer = static_cast<int>(nodes_.size() - 1);
+        values_.push_back(tap);
+        *col_mean = nodes_.back().aux = static_cast<ValueId>(values_.size() - 1);
+    }
+    return out;
+}
+
+ValueId Graph::attention_row(ValueId q, ValueId k, int64_t row, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
+                             float scale) {
+    if (!check(valid(q) && valid(k), "attention_row: invalid operand")) return kNoValue;
+    const Value &Q = values_[q], &K = values_[k];
+    check(!Q.dynamic_rows && !K.dynamic_rows, "attention_row: q and k must have fixed rows");
+    check(row >= 0 && row < Q.shape.rows(), "attention_row: row %lld outside q %s", static_cast<long long>(row),
+          describe(q).c_str());
+    check(n_head > 0 && n_head_kv > 0 && n_head % n_head_kv == 0 && Q.shape.cols() == n_head * head_dim &&
+              K.shape.cols() == n_head_kv * head_dim,
+          "attention_row: q %s / k %s are not %lld / %lld heads of %lld", describe(q).c_str(), describe(k).c_str(),
+          static_cast<long long>(n_head), static_cast<long long>(n_head_kv), static_cast<long long>(head_dim));
+    NodeParams p;
+    p.n_head = n_head;
+    p.n_head_kv = n_head_kv;
+    p.head_dim = head_dim;
+    p.scale = scale;
+    p.start = row;
+    return add_node(OpKind::attention_row, {q, k}, mat(n_head, K.shape.rows()), false, p);
 }
 
 ValueId Graph::attention_kv(ValueId q, ValueId k, ValueId v, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
@@ -517,6 +551,11 @@ void* Plan::data(ValueId v) const {
 
 Status Plan::run(const RunArgs& args, ThreadPool* pool, NodeObserver observer, void* observer_user) {
     const std::vector<Value>& values = graph_.values_;
+    if (pool && pool->n_threads() > options_.n_threads) {
+        return Status::error(StatusCode::invalid_argument,
+                             "run: a pool of %d threads, but the plan's scratch was sized for %d", pool->n_threads(),
+                             options_.n_threads);
+    }
     // Resolve live rows of every value first, so a pass that cannot fit (too many
     // rows, KV cache full) fails before any node has run.
     for (size_t v = 0; v < values.size(); ++v) {
@@ -641,6 +680,7 @@ void Plan::execute(const Node& n, const RunArgs& args, ThreadPool* pool) {
             a.n_head_kv = n.p.n_head_kv;
             a.head_dim = n.p.head_dim;
             a.scale = n.p.scale;
+            a.col_mean = n.aux != kNoValue ? f32(n.aux) : nullptr;
             n.attend(a, scratch_, pool);
             break;
         }
@@ -695,6 +735,10 @@ void Plan::execute(const Node& n, const RunArgs& args, ThreadPool* pool) {
             break;
         case OpKind::last_row:
             std::memmove(out, in(0) + (live_rows_[n.inputs[0]] - 1) * cols, cols * 4);
+            break;
+        case OpKind::attention_row:
+            attention_row_probs_ref(in(0) + n.p.start * x0.shape.cols(), in(1), cols, values[n.inputs[1]].shape.cols(),
+                                    n.p.n_head, n.p.n_head_kv, n.p.head_dim, n.p.scale, out);
             break;
     }
 }

@@ -73,6 +73,7 @@ enum class OpKind : uint8_t {
     concat_rows,    // a:(T1,C), b:(T2,C) -> (T1+T2, C)
     slice_rows,     // x:(T,C) -> rows [start, start+count)
     last_row,       // x:(T,C) -> (1,C), the last live row
+    attention_row,  // q:(T,Hq·D), k:(S,Hkv·D) -> (Hq, S): one query row's attention per head
 };
 
 const char* op_kind_name(OpKind op);
@@ -96,6 +97,7 @@ struct Node {
     OpKind op = OpKind::unary;
     std::vector<ValueId> inputs;  // kNoValue for an absent optional input
     ValueId output = kNoValue;
+    ValueId aux = kNoValue;       // a second output (attention: the column-mean tap)
     NodeParams p;
     // Chosen by compile():
     const MatmulKernel* matmul = nullptr;
@@ -121,8 +123,13 @@ public:
     ValueId add(ValueId a, ValueId b);
     ValueId mul(ValueId a, ValueId b);
     ValueId rope(ValueId x, ValueId positions, int64_t n_head, int64_t head_dim, int64_t n_rot, float base);
+    // col_mean (optional) receives a (n_head, S) value: the attention each key
+    // gets, averaged over the queries, accumulated by the attention kernel itself.
     ValueId attention(ValueId q, ValueId k, ValueId v, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
-                      float scale);
+                      float scale, ValueId* col_mean = nullptr);
+    // Attention probabilities of query row `row` over all keys, per head: (n_head, S).
+    ValueId attention_row(ValueId q, ValueId k, int64_t row, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
+                          float scale);
     ValueId attention_kv(ValueId q, ValueId k, ValueId v, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
                          float scale, int layer);
     // round_to_f16: store patches rounded to f16, as ggml's conv_2d does (its im2col is f16).
