@@ -75,3 +75,10 @@ TEST_CASE("idefics3 vision tower matches llama.cpp (wstd 0.2 and f16 weights)") 
     check_case({"smolvlm-tiny-f32-wstd0.2", "chelsea__describe", "tiny-smolvlm-wstd0.2-mmproj-f32.gguf", 2e-3});
     check_case({"smolvlm-tiny-f16", "chelsea__describe", "tiny-smolvlm-mmproj-f16.gguf", 1e-3});
 }
+
+TEST_CASE("CLIP/mlp (LLaVA) vision tower matches llama.cpp: [CLS] after the patches, block_count-1 or feature layer") {
+    for (const char* name : {"tiny_wide__describe", "chelsea__describe", "two-images__describe"}) {
+        check_case({"llava-tiny-f32", name, "tiny-llava-mmproj-f32.gguf", 5e-4});
+    }
+    check_case({"llava-tiny-f32", "chelsea__describe__feature-layer", "tiny-llava-mmproj-fl-f32.gguf", 5e-4});
+}
