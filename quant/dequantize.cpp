@@ -2,47 +2,273 @@
 
 #include <cstring>
 
+#include "quant/formats.h"
 #include "runtime/fp16.h"
 #include "runtime/status.h"
+
+// Results must equal ggml's to the bit: no a*b+c fusion.
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
 
 namespace glimpse {
 namespace {
 
-// Q8_0: 32 values = f16 scale d + 32 int8; x = d * q.
-void dequantize_q8_0(const uint8_t* b, float* out, int64_t n) {
-    for (int64_t i = 0; i < n / 32; ++i, b += 34) {
-        uint16_t dh;
-        std::memcpy(&dh, b, 2);
-        const float d = f16_to_f32(dh);
-        const int8_t* q = reinterpret_cast<const int8_t*>(b + 2);
-        for (int j = 0; j < 32; ++j) out[i * 32 + j] = d * static_cast<float>(q[j]);
+// Blocks are read through memcpy into a local struct: tensor data in a GGUF
+// mapping is only guaranteed 1-byte aligned per block.
+template <class Block>
+Block load_block(const uint8_t* p) {
+    Block b;
+    std::memcpy(&b, p, sizeof(Block));
+    return b;
+}
+
+// The 6-bit scale and min of sub-block j (0..7) of a q4_k/q5_k block.
+void k_scale_min(int j, const uint8_t* s, int* scale, int* min) {
+    if (j < 4) {
+        *scale = s[j] & 63;
+        *min = s[j + 4] & 63;
+    } else {
+        *scale = (s[j + 4] & 0x0f) | ((s[j - 4] >> 6) << 4);
+        *min = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
     }
 }
 
-// Q4_0: 32 values = f16 scale d + 16 bytes; value j < 16 is the low nibble of
-// byte j, value j + 16 its high nibble; x = d * (nibble - 8).
-void dequantize_q4_0(const uint8_t* b, float* out, int64_t n) {
-    for (int64_t i = 0; i < n / 32; ++i, b += 18) {
-        uint16_t dh;
-        std::memcpy(&dh, b, 2);
-        const float d = f16_to_f32(dh);
-        const uint8_t* q = b + 2;
-        for (int j = 0; j < 16; ++j) {
-            out[i * 32 + j] = d * static_cast<float>((q[j] & 0x0f) - 8);
-            out[i * 32 + j + 16] = d * static_cast<float>((q[j] >> 4) - 8);
+void dequantize_q8_0(const uint8_t* p, float* out, int64_t nb) {
+    for (int64_t i = 0; i < nb; ++i, p += sizeof(BlockQ8_0), out += kQK) {
+        const BlockQ8_0 b = load_block<BlockQ8_0>(p);
+        const float d = f16_to_f32(b.d);
+        for (int j = 0; j < kQK; ++j) out[j] = static_cast<float>(b.qs[j]) * d;
+    }
+}
+
+void dequantize_q4_0(const uint8_t* p, float* out, int64_t nb) {
+    for (int64_t i = 0; i < nb; ++i, p += sizeof(BlockQ4_0), out += kQK) {
+        const BlockQ4_0 b = load_block<BlockQ4_0>(p);
+        const float d = f16_to_f32(b.d);
+        for (int j = 0; j < kQK / 2; ++j) {
+            out[j] = static_cast<float>((b.qs[j] & 0x0f) - 8) * d;
+            out[j + kQK / 2] = static_cast<float>((b.qs[j] >> 4) - 8) * d;
+        }
+    }
+}
+
+void dequantize_q4_1(const uint8_t* p, float* out, int64_t nb) {
+    for (int64_t i = 0; i < nb; ++i, p += sizeof(BlockQ4_1), out += kQK) {
+        const BlockQ4_1 b = load_block<BlockQ4_1>(p);
+        const float d = f16_to_f32(b.d), m = f16_to_f32(b.m);
+        for (int j = 0; j < kQK / 2; ++j) {
+            out[j] = static_cast<float>(b.qs[j] & 0x0f) * d + m;
+            out[j + kQK / 2] = static_cast<float>(b.qs[j] >> 4) * d + m;
+        }
+    }
+}
+
+// Bit j of the 32-bit little-endian qh word is bit 4 of value j.
+uint32_t load_qh(const uint8_t qh[4]) { return qh[0] | qh[1] << 8 | qh[2] << 16 | static_cast<uint32_t>(qh[3]) << 24; }
+
+void dequantize_q5_0(const uint8_t* p, float* out, int64_t nb) {
+    for (int64_t i = 0; i < nb; ++i, p += sizeof(BlockQ5_0), out += kQK) {
+        const BlockQ5_0 b = load_block<BlockQ5_0>(p);
+        const float d = f16_to_f32(b.d);
+        const uint32_t qh = load_qh(b.qh);
+        for (int j = 0; j < kQK / 2; ++j) {
+            const int lo = (b.qs[j] & 0x0f) | ((qh >> j) & 1) << 4;
+            const int hi = (b.qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4;
+            out[j] = static_cast<float>(lo - 16) * d;
+            out[j + kQK / 2] = static_cast<float>(hi - 16) * d;
+        }
+    }
+}
+
+void dequantize_q5_1(const uint8_t* p, float* out, int64_t nb) {
+    for (int64_t i = 0; i < nb; ++i, p += sizeof(BlockQ5_1), out += kQK) {
+        const BlockQ5_1 b = load_block<BlockQ5_1>(p);
+        const float d = f16_to_f32(b.d), m = f16_to_f32(b.m);
+        const uint32_t qh = load_qh(b.qh);
+        for (int j = 0; j < kQK / 2; ++j) {
+            const int lo = (b.qs[j] & 0x0f) | ((qh >> j) & 1) << 4;
+            const int hi = (b.qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4;
+            out[j] = static_cast<float>(lo) * d + m;
+            out[j + kQK / 2] = static_cast<float>(hi) * d + m;
+        }
+    }
+}
+
+void dequantize_q2_k(const uint8_t* p, float* out, int64_t nb) {
+    for (int64_t i = 0; i < nb; ++i, p += sizeof(BlockQ2K)) {
+        const BlockQ2K b = load_block<BlockQ2K>(p);
+        const float d = f16_to_f32(b.d), dmin = f16_to_f32(b.dmin);
+        int sub = 0;
+        for (int h = 0; h < 2; ++h) {
+            const uint8_t* q = b.qs + 32 * h;
+            for (int s = 0; s < 4; ++s) {
+                for (int half = 0; half < 2; ++half, ++sub) {
+                    const float dl = d * static_cast<float>(b.scales[sub] & 0x0f);
+                    const float ml = dmin * static_cast<float>(b.scales[sub] >> 4);
+                    for (int l = 0; l < 16; ++l) {
+                        *out++ = dl * static_cast<float>((q[16 * half + l] >> (2 * s)) & 3) - ml;
+                    }
+                }
+            }
+        }
+    }
+}
+
+// The 16 signed 6-bit scales of a q3_k block: scale j has its low 4 bits in
+// byte j % 8 (low nibble for j < 8, high nibble otherwise) and its top 2 bits
+// in bits 2*(j / 4)..+1 of byte 8 + j % 4; stored with +32.
+void q3_k_scales(const uint8_t s[12], int out[16]) {
+    for (int j = 0; j < 16; ++j) {
+        const int low = j < 8 ? (s[j] & 0x0f) : (s[j - 8] >> 4);
+        const int high = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
+        out[j] = (low | high << 4) - 32;
+    }
+}
+
+void dequantize_q3_k(const uint8_t* p, float* out, int64_t nb) {
+    for (int64_t i = 0; i < nb; ++i, p += sizeof(BlockQ3K)) {
+        const BlockQ3K b = load_block<BlockQ3K>(p);
+        const float d = f16_to_f32(b.d);
+        int scales[16];
+        q3_k_scales(b.scales, scales);
+        int sub = 0;
+        for (int h = 0; h < 2; ++h) {
+            const uint8_t* q = b.qs + 32 * h;
+            for (int s = 0; s < 4; ++s) {
+                const uint8_t mask = static_cast<uint8_t>(1u << (4 * h + s));
+                for (int half = 0; half < 2; ++half, ++sub) {
+                    const float dl = d * static_cast<float>(scales[sub]);
+                    for (int l = 0; l < 16; ++l) {
+                        const int idx = 16 * half + l;
+                        const int v = ((q[idx] >> (2 * s)) & 3) - ((b.hmask[idx] & mask) ? 0 : 4);
+                        *out++ = dl * static_cast<float>(v);
+                    }
+                }
+            }
+        }
+    }
+}
+
+void dequantize_q4_k(const uint8_t* p, float* out, int64_t nb) {
+    for (int64_t i = 0; i < nb; ++i, p += sizeof(BlockQ4K)) {
+        const BlockQ4K b = load_block<BlockQ4K>(p);
+        const float d = f16_to_f32(b.d), dmin = f16_to_f32(b.dmin);
+        for (int pair = 0; pair < 4; ++pair) {
+            int sc, mn;
+            k_scale_min(2 * pair, b.scales, &sc, &mn);
+            const float d1 = d * static_cast<float>(sc), m1 = dmin * static_cast<float>(mn);
+            k_scale_min(2 * pair + 1, b.scales, &sc, &mn);
+            const float d2 = d * static_cast<float>(sc), m2 = dmin * static_cast<float>(mn);
+            const uint8_t* q = b.qs + 32 * pair;
+            for (int l = 0; l < 32; ++l) *out++ = d1 * static_cast<float>(q[l] & 0x0f) - m1;
+            for (int l = 0; l < 32; ++l) *out++ = d2 * static_cast<float>(q[l] >> 4) - m2;
+        }
+    }
+}
+
+void dequantize_q5_k(const uint8_t* p, float* out, int64_t nb) {
+    for (int64_t i = 0; i < nb; ++i, p += sizeof(BlockQ5K)) {
+        const BlockQ5K b = load_block<BlockQ5K>(p);
+        const float d = f16_to_f32(b.d), dmin = f16_to_f32(b.dmin);
+        for (int pair = 0; pair < 4; ++pair) {
+            int sc, mn;
+            k_scale_min(2 * pair, b.scales, &sc, &mn);
+            const float d1 = d * static_cast<float>(sc), m1 = dmin * static_cast<float>(mn);
+            k_scale_min(2 * pair + 1, b.scales, &sc, &mn);
+            const float d2 = d * static_cast<float>(sc), m2 = dmin * static_cast<float>(mn);
+            const uint8_t* q = b.qs + 32 * pair;
+            const uint8_t bit_lo = static_cast<uint8_t>(1u << (2 * pair)), bit_hi = static_cast<uint8_t>(2u << (2 * pair));
+            for (int l = 0; l < 32; ++l) {
+                *out++ = d1 * static_cast<float>((q[l] & 0x0f) + ((b.qh[l] & bit_lo) ? 16 : 0)) - m1;
+            }
+            for (int l = 0; l < 32; ++l) {
+                *out++ = d2 * static_cast<float>((q[l] >> 4) + ((b.qh[l] & bit_hi) ? 16 : 0)) - m2;
+            }
+        }
+    }
+}
+
+void dequantize_q6_k(const uint8_t* p, float* out, int64_t nb) {
+    for (int64_t i = 0; i < nb; ++i, p += sizeof(BlockQ6K)) {
+        const BlockQ6K b = load_block<BlockQ6K>(p);
+        const float d = f16_to_f32(b.d);
+        for (int h = 0; h < 2; ++h, out += 128) {
+            const uint8_t* ql = b.ql + 64 * h;
+            const uint8_t* qh = b.qh + 32 * h;
+            const int8_t* sc = b.scales + 8 * h;
+            for (int l = 0; l < 32; ++l) {
+                const int sub = l / 16;
+                const int q0 = ((ql[l] & 0x0f) | ((qh[l] >> 0) & 3) << 4) - 32;
+                const int q1 = ((ql[l + 32] & 0x0f) | ((qh[l] >> 2) & 3) << 4) - 32;
+                const int q2 = ((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4) - 32;
+                const int q3 = ((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4) - 32;
+                // (d * scale) * q, the order ggml multiplies in
+                out[l] = d * static_cast<float>(sc[sub]) * static_cast<float>(q0);
+                out[l + 32] = d * static_cast<float>(sc[sub + 2]) * static_cast<float>(q1);
+                out[l + 64] = d * static_cast<float>(sc[sub + 4]) * static_cast<float>(q2);
+                out[l + 96] = d * static_cast<float>(sc[sub + 6]) * static_cast<float>(q3);
+            }
         }
     }
 }
 
 }  // namespace
 
-bool dequantize_supported(DType type) { return type == DType::q8_0 || type == DType::q4_0; }
+bool dequantize_supported(DType type) {
+    switch (type) {
+        case DType::f32:
+        case DType::f16:
+        case DType::bf16:
+        case DType::q4_0:
+        case DType::q4_1:
+        case DType::q5_0:
+        case DType::q5_1:
+        case DType::q8_0:
+        case DType::q2_k:
+        case DType::q3_k:
+        case DType::q4_k:
+        case DType::q5_k:
+        case DType::q6_k:
+            return true;
+        default:
+            return false;
+    }
+}
 
 void dequantize_row(DType type, const void* blocks, float* out, int64_t n) {
-    const uint8_t* b = static_cast<const uint8_t*>(blocks);
+    const uint8_t* p = static_cast<const uint8_t*>(blocks);
+    const int64_t block = dtype_info(type).block_size;
+    GLIMPSE_ASSERT(n >= 0 && n % block == 0);
+    const int64_t nb = n / block;
     switch (type) {
-        case DType::q8_0: dequantize_q8_0(b, out, n); return;
-        case DType::q4_0: dequantize_q4_0(b, out, n); return;
+        case DType::f32: std::memcpy(out, p, static_cast<size_t>(n) * 4); return;
+        case DType::f16:
+            for (int64_t i = 0; i < n; ++i) {
+                uint16_t h;
+                std::memcpy(&h, p + 2 * i, 2);
+                out[i] = f16_to_f32(h);
+            }
+            return;
+        case DType::bf16:
+            for (int64_t i = 0; i < n; ++i) {
+                uint16_t h;
+                std::memcpy(&h, p + 2 * i, 2);
+                out[i] = bf16_to_f32(h);
+            }
+            return;
+        case DType::q4_0: dequantize_q4_0(p, out, nb); return;
+        case DType::q4_1: dequantize_q4_1(p, out, nb); return;
+        case DType::q5_0: dequantize_q5_0(p, out, nb); return;
+        case DType::q5_1: dequantize_q5_1(p, out, nb); return;
+        case DType::q8_0: dequantize_q8_0(p, out, nb); return;
+        case DType::q2_k: dequantize_q2_k(p, out, nb); return;
+        case DType::q3_k: dequantize_q3_k(p, out, nb); return;
+        case DType::q4_k: dequantize_q4_k(p, out, nb); return;
+        case DType::q5_k: dequantize_q5_k(p, out, nb); return;
+        case DType::q6_k: dequantize_q6_k(p, out, nb); return;
         default: GLIMPSE_ASSERT(false && "dequantize_row: unsupported type");
     }
 }

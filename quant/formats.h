@@ -58,8 +58,36 @@ struct BlockQ5_1 {
 };
 static_assert(sizeof(BlockQ5_1) == 24, "q5_1 block size");
 
+// 16 sub-blocks of 16; scales[j] holds sub-block j's 4-bit scale (low nibble) and
+// 4-bit min (high nibble); q 2 bits: x = d * scale_j * q - dmin * min_j.
+// Value 128*h + 32*s + l (h < 2, s < 4, l < 32) is bits 2s..2s+1 of qs[32*h + l].
+struct BlockQ2K {
+    uint8_t scales[kQKK / 16];
+    uint8_t qs[kQKK / 4];
+    uint16_t d;
+    uint16_t dmin;
+};
+static_assert(sizeof(BlockQ2K) == 84, "q2_k block size");
+
+// 16 sub-blocks of 16 with 6-bit signed scales (stored +32) packed into 12 bytes;
+// q 3 bits = 2 low bits in qs (laid out as in q2_k) + 1 high bit in hmask:
+// x = d * (scale_j - 32) * (q - 4). Value 128*h + 32*s + l has its high bit in
+// bit 4h+s of hmask[l].
+struct BlockQ3K {
+    uint8_t hmask[kQKK / 8];
+    uint8_t qs[kQKK / 4];
+    uint8_t scales[kKScaleBytes];
+    uint16_t d;
+};
+static_assert(sizeof(BlockQ3K) == 110, "q3_k block size");
+
 // 8 sub-blocks of 32 with 6-bit scales and mins packed in `scales`:
 // x = d * scale_j * q - dmin * min_j
+// Packing of the 12 bytes (sc_j, m_j are 6-bit): for j < 4, scales[j] = sc_j and
+// scales[j+4] = m_j in the low 6 bits; for j >= 4, scales[j+4] = (sc_j & 15) | (m_j & 15) << 4,
+// and the top two bits of sc_j / m_j sit in bits 6-7 of scales[j-4] / scales[j].
+// Value 64*p + l (p < 4, l < 32) is the low nibble of qs[32*p + l] (sub-block 2p);
+// value 64*p + 32 + l its high nibble (sub-block 2p+1).
 struct BlockQ4K {
     uint16_t d;
     uint16_t dmin;
@@ -68,6 +96,8 @@ struct BlockQ4K {
 };
 static_assert(sizeof(BlockQ4K) == 144, "q4_k block size");
 
+// As q4_k with a 5th bit per value: value 64*p + l takes bit 2p of qh[l] and value
+// 64*p + 32 + l bit 2p+1 of qh[l] as its bit 4.
 struct BlockQ5K {
     uint16_t d;
     uint16_t dmin;
@@ -77,7 +107,10 @@ struct BlockQ5K {
 };
 static_assert(sizeof(BlockQ5K) == 176, "q5_k block size");
 
-// 16 sub-blocks of 16 with int8 scales: x = d * scale_j * (q - 32), q 6 bits (ql low 4, qh high 2)
+// 16 sub-blocks of 16 with int8 scales: x = d * scale_j * (q - 32), q 6 bits (ql low 4, qh high 2).
+// Within each half h (128 values), value 128*h + 32*s + l (s < 4, l < 32) takes its low
+// nibble from ql[64*h + l + 32*(s & 1)] (low nibble for s < 2, high for s >= 2) and its high
+// 2 bits from bits 2s..2s+1 of qh[32*h + l]; it belongs to sub-block 8*h + 2*s + l/16.
 struct BlockQ6K {
     uint8_t ql[kQKK / 2];
     uint8_t qh[kQKK / 4];

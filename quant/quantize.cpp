@@ -1,0 +1,529 @@
+#include "quant/quantize.h"
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <cstddef>
+#include <cstring>
+
+#include "runtime/fp16.h"
+#include "runtime/status.h"
+
+// Bit-exactness with ggml requires every product to be rounded before it is
+// added: no a*b+c fusion in this file.
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
+namespace glimpse {
+namespace {
+
+// Below this magnitude a group counts as all zero (ggml's GROUP_MAX_EPS).
+constexpr float kGroupMaxEps = 1e-15f;
+
+// Round to nearest, ties to even, for |v| < 2^22: adding 1.5 * 2^23 leaves the
+// rounded integer in the low mantissa bits (the float addition does the rounding).
+inline int round_nearest(float v) {
+    const float biased = v + 12582912.0f;
+    int32_t bits;
+    std::memcpy(&bits, &biased, 4);
+    return (bits & 0x007fffff) - 0x00400000;
+}
+
+inline int clamp_int(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+// Stores a block struct to unaligned memory.
+template <class Block>
+void store_block(const Block& b, Block* dst) {
+    std::memcpy(static_cast<void*>(dst), &b, sizeof(Block));
+}
+
+// x: n values -> levels L[i] in [0, nmax] and returns scale s, with *neg_min = -m
+// (m <= 0) so that x ~= s * L + m. Starts from the min/max grid, then tries the
+// level counts nmax + rmin + rdelta * k (k = 0..nstep), each with the weighted
+// least-squares (s, m) for its levels, keeping the lowest weighted squared error.
+// Each candidate grid is laid over [m, max] with m the best offset found so far
+// (m moves when a candidate wins). Same operations, order and tie rules as ggml's
+// make_qkx2_quants (use_mad = false).
+float search_scale_min(int n, int nmax, const float* x, const float* w, uint8_t* L, float* neg_min,
+                       uint8_t* L_try, float rmin, float rdelta, int nstep) {
+    float min = x[0], max = x[0];
+    float sum_w = w[0];
+    float sum_x = sum_w * x[0];
+    for (int i = 1; i < n; ++i) {
+        if (x[i] < min) min = x[i];
+        if (x[i] > max) max = x[i];
+        sum_w += w[i];
+        sum_x += w[i] * x[i];
+    }
+    if (min > 0) min = 0;
+    if (max == min) {
+        for (int i = 0; i < n; ++i) L[i] = 0;
+        *neg_min = -min;
+        return 0.f;
+    }
+    float inv = static_cast<float>(nmax) / (max - min);
+    float scale = 1 / inv;
+    float best_err = 0;
+    for (int i = 0; i < n; ++i) {
+        const int l = round_nearest(inv * (x[i] - min));
+        L[i] = static_cast<uint8_t>(clamp_int(l, 0, nmax));
+        const float diff = scale * static_cast<float>(L[i]) + min - x[i];
+        best_err += w[i] * (diff * diff);
+    }
+    for (int k = 0; k <= nstep; ++k) {
+        inv = (rmin + rdelta * static_cast<float>(k) + static_cast<float>(nmax)) / (max - min);
+        float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+        for (int i = 0; i < n; ++i) {
+            const int l = clamp_int(round_nearest(inv * (x[i] - min)), 0, nmax);
+            L_try[i] = static_cast<uint8_t>(l);
+            const float wl = w[i] * static_cast<float>(l);
+            sum_l += wl;
+            sum_l2 += wl * static_cast<float>(l);
+            sum_xl += wl * x[i];
+        }
+        const float det = sum_w * sum_l2 - sum_l * sum_l;
+        if (det > 0) {
+            float s = (sum_w * sum_xl - sum_x * sum_l) / det;
+            float m = (sum_l2 * sum_x - sum_l * sum_xl) / det;
+            if (m > 0) {
+                m = 0;
+                s = sum_xl / sum_l2;
+            }
+            float err = 0;
+            for (int i = 0; i < n; ++i) {
+                const float diff = s * static_cast<float>(L_try[i]) + m - x[i];
+                err += w[i] * (diff * diff);
+            }
+            if (err < best_err) {
+                std::memcpy(L, L_try, static_cast<size_t>(n));
+                best_err = err;
+                scale = s;
+                min = m;
+            }
+        }
+    }
+    *neg_min = -min;
+    return scale;
+}
+
+// x: n values -> signed levels (stored + nmax in L, range [0, 2*nmax)) and the
+// scale s with x ~= s * (L - nmax). The scale maps the value of largest |x| to
+// -nmax; 18 perturbations of that grid are tried and the one with the best
+// x^2-weighted least-squares fit kept. ggml's make_qx_quants with rmse_type 1.
+float search_signed_scale(int n, int nmax, const float* x, int8_t* L) {
+    float max = 0, amax = 0;
+    for (int i = 0; i < n; ++i) {
+        const float ax = std::fabs(x[i]);
+        if (ax > amax) {
+            amax = ax;
+            max = x[i];
+        }
+    }
+    if (amax < kGroupMaxEps) {
+        for (int i = 0; i < n; ++i) L[i] = 0;
+        return 0.f;
+    }
+    const float fnmax = static_cast<float>(nmax);
+    float inv = -fnmax / max;
+    float sum_lx = 0, sum_l2 = 0;
+    for (int i = 0; i < n; ++i) {
+        const int l = clamp_int(round_nearest(inv * x[i]), -nmax, nmax - 1);
+        L[i] = static_cast<int8_t>(l + nmax);
+        const float w = x[i] * x[i];
+        sum_lx += w * x[i] * static_cast<float>(l);
+        sum_l2 += w * static_cast<float>(l) * static_cast<float>(l);
+    }
+    float scale = sum_l2 != 0 ? sum_lx / sum_l2 : 0.0f;
+    float best = scale * sum_lx;
+    for (int k = -9; k <= 9; ++k) {
+        if (k == 0) continue;
+        inv = -(fnmax + 0.1f * static_cast<float>(k)) / max;
+        sum_lx = sum_l2 = 0;
+        for (int i = 0; i < n; ++i) {
+            const int l = clamp_int(round_nearest(inv * x[i]), -nmax, nmax - 1);
+            const float w = x[i] * x[i];
+            sum_lx += w * x[i] * static_cast<float>(l);
+            sum_l2 += w * static_cast<float>(l) * static_cast<float>(l);
+        }
+        if (sum_l2 > 0 && sum_lx * sum_lx > best * sum_l2) {
+            for (int i = 0; i < n; ++i) {
+                L[i] = static_cast<int8_t>(clamp_int(round_nearest(inv * x[i]), -nmax, nmax - 1) + nmax);
+            }
+            scale = sum_lx / sum_l2;
+            best = scale * sum_lx;
+        }
+    }
+    return scale;
+}
+
+// Packs the 6-bit scale and min of sub-block j into the 12 q4_k/q5_k scale bytes
+// (which must start zeroed).
+void pack_k_scale_min(int j, uint8_t sc, uint8_t mn, uint8_t* s) {
+    if (j < 4) {
+        s[j] = sc;
+        s[j + 4] = mn;
+    } else {
+        s[j + 4] = static_cast<uint8_t>((sc & 0x0f) | (mn & 0x0f) << 4);
+        s[j - 4] |= static_cast<uint8_t>((sc >> 4) << 6);
+        s[j] |= static_cast<uint8_t>((mn >> 4) << 6);
+    }
+}
+
+void unpack_k_scale_min(int j, const uint8_t* s, int* sc, int* mn) {
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *mn = s[j + 4] & 63;
+    } else {
+        *sc = (s[j + 4] & 0x0f) | ((s[j - 4] >> 6) << 4);
+        *mn = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+}
+
+// Shared by q4_k (nmax 15) and q5_k (nmax 31): per sub-block scale/min search,
+// 6-bit quantization of scales and mins, then every value re-quantized against
+// the scales as they will be decoded. L receives 256 levels.
+void quantize_k_superblock(const float* x, int nmax, float rmin, float rdelta, int nstep, uint16_t* d_out,
+                           uint16_t* dmin_out, uint8_t scale_bytes[kKScaleBytes], uint8_t L[kQKK]) {
+    float scales[kQKK / 32], mins[kQKK / 32];
+    float w[32];
+    uint8_t L_try[32];
+    float max_scale = 0, max_min = 0;
+    for (int j = 0; j < kQKK / 32; ++j) {
+        const float* xs = x + 32 * j;
+        float sum_x2 = 0;
+        for (int l = 0; l < 32; ++l) sum_x2 += xs[l] * xs[l];
+        const float av_x = std::sqrt(sum_x2 / 32);
+        for (int l = 0; l < 32; ++l) w[l] = av_x + std::fabs(xs[l]);
+        scales[j] = search_scale_min(32, nmax, xs, w, L + 32 * j, &mins[j], L_try, rmin, rdelta, nstep);
+        if (scales[j] > max_scale) max_scale = scales[j];
+        if (mins[j] > max_min) max_min = mins[j];
+    }
+    const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
+    const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+    std::memset(scale_bytes, 0, kKScaleBytes);
+    for (int j = 0; j < kQKK / 32; ++j) {
+        // ggml stores nearest_int() in a uint8_t before clamping; keep that wrap.
+        uint8_t ls = static_cast<uint8_t>(round_nearest(inv_scale * scales[j]));
+        uint8_t lm = static_cast<uint8_t>(round_nearest(inv_min * mins[j]));
+        if (ls > 63) ls = 63;
+        if (lm > 63) lm = 63;
+        pack_k_scale_min(j, ls, lm, scale_bytes);
+    }
+    *d_out = f32_to_f16(max_scale / 63.f);
+    *dmin_out = f32_to_f16(max_min / 63.f);
+    const float d_all = f16_to_f32(*d_out), dmin_all = f16_to_f32(*dmin_out);
+    for (int j = 0; j < kQKK / 32; ++j) {
+        int sc, mn;
+        unpack_k_scale_min(j, scale_bytes, &sc, &mn);
+        const float d = d_all * static_cast<float>(sc);
+        if (d == 0) continue;  // keeps the search's levels, as ggml does
+        const float dm = dmin_all * static_cast<float>(mn);
+        for (int l = 0; l < 32; ++l) {
+            L[32 * j + l] = static_cast<uint8_t>(clamp_int(round_nearest((x[32 * j + l] + dm) / d), 0, nmax));
+        }
+    }
+}
+
+}  // namespace
+
+void quantize_row_q8_0_ref(const float* x, BlockQ8_0* y, int64_t n) {
+    GLIMPSE_ASSERT(n % kQK == 0);
+    for (int64_t i = 0; i < n / kQK; ++i, x += kQK) {
+        float amax = 0;
+        for (int j = 0; j < kQK; ++j) amax = std::fmax(amax, std::fabs(x[j]));
+        const float d = amax / 127;
+        const float id = d != 0 ? 1.0f / d : 0.0f;
+        BlockQ8_0 b;
+        b.d = f32_to_f16(d);
+        for (int j = 0; j < kQK; ++j) b.qs[j] = static_cast<int8_t>(std::round(x[j] * id));
+        store_block(b, y + i);
+    }
+}
+
+// The value of largest magnitude (the first one on ties), with its sign.
+static float signed_absmax(const float* x, int n) {
+    float amax = 0, max = 0;
+    for (int j = 0; j < n; ++j) {
+        if (amax < std::fabs(x[j])) {
+            amax = std::fabs(x[j]);
+            max = x[j];
+        }
+    }
+    return max;
+}
+
+void quantize_row_q4_0_ref(const float* x, BlockQ4_0* y, int64_t n) {
+    GLIMPSE_ASSERT(n % kQK == 0);
+    for (int64_t i = 0; i < n / kQK; ++i, x += kQK) {
+        // The extreme value maps to level 0 (-8 * d); its opposite side reaches +7.
+        const float d = signed_absmax(x, kQK) / -8;
+        const float id = d != 0 ? 1.0f / d : 0.0f;
+        BlockQ4_0 b;
+        b.d = f32_to_f16(d);
+        for (int j = 0; j < kQK / 2; ++j) {
+            const int lo = std::min(15, static_cast<int>(x[j] * id + 8.5f));
+            const int hi = std::min(15, static_cast<int>(x[j + kQK / 2] * id + 8.5f));
+            b.qs[j] = static_cast<uint8_t>(lo | hi << 4);
+        }
+        store_block(b, y + i);
+    }
+}
+
+void quantize_row_q5_0_ref(const float* x, BlockQ5_0* y, int64_t n) {
+    GLIMPSE_ASSERT(n % kQK == 0);
+    for (int64_t i = 0; i < n / kQK; ++i, x += kQK) {
+        const float d = signed_absmax(x, kQK) / -16;
+        const float id = d != 0 ? 1.0f / d : 0.0f;
+        BlockQ5_0 b;
+        b.d = f32_to_f16(d);
+        uint32_t qh = 0;
+        for (int j = 0; j < kQK / 2; ++j) {
+            const int lo = std::min(31, static_cast<int>(x[j] * id + 16.5f));
+            const int hi = std::min(31, static_cast<int>(x[j + kQK / 2] * id + 16.5f));
+            b.qs[j] = static_cast<uint8_t>((lo & 0x0f) | (hi & 0x0f) << 4);
+            qh |= static_cast<uint32_t>(lo >> 4) << j;
+            qh |= static_cast<uint32_t>(hi >> 4) << (j + kQK / 2);
+        }
+        for (int k = 0; k < 4; ++k) b.qh[k] = static_cast<uint8_t>(qh >> (8 * k));
+        store_block(b, y + i);
+    }
+}
+
+void quantize_row_q4_1_ref(const float* x, BlockQ4_1* y, int64_t n) {
+    GLIMPSE_ASSERT(n % kQK == 0);
+    for (int64_t i = 0; i < n / kQK; ++i, x += kQK) {
+        float min = FLT_MAX, max = -FLT_MAX;
+        for (int j = 0; j < kQK; ++j) {
+            if (x[j] < min) min = x[j];
+            if (x[j] > max) max = x[j];
+        }
+        const float d = (max - min) / 15;
+        const float id = d != 0 ? 1.0f / d : 0.0f;
+        BlockQ4_1 b;
+        b.d = f32_to_f16(d);
+        b.m = f32_to_f16(min);
+        for (int j = 0; j < kQK / 2; ++j) {
+            const int lo = std::min(15, static_cast<int>((x[j] - min) * id + 0.5f));
+            const int hi = std::min(15, static_cast<int>((x[j + kQK / 2] - min) * id + 0.5f));
+            b.qs[j] = static_cast<uint8_t>(lo | hi << 4);
+        }
+        store_block(b, y + i);
+    }
+}
+
+void quantize_row_q5_1_ref(const float* x, BlockQ5_1* y, int64_t n) {
+    GLIMPSE_ASSERT(n % kQK == 0);
+    for (int64_t i = 0; i < n / kQK; ++i, x += kQK) {
+        float min = FLT_MAX, max = -FLT_MAX;
+        for (int j = 0; j < kQK; ++j) {
+            if (x[j] < min) min = x[j];
+            if (x[j] > max) max = x[j];
+        }
+        const float d = (max - min) / 31;
+        const float id = d != 0 ? 1.0f / d : 0.0f;
+        BlockQ5_1 b;
+        b.d = f32_to_f16(d);
+        b.m = f32_to_f16(min);
+        uint32_t qh = 0;
+        for (int j = 0; j < kQK / 2; ++j) {
+            // no clamp here in ggml: (x - min) / d never exceeds 31 by half a step
+            const int lo = static_cast<uint8_t>((x[j] - min) * id + 0.5f);
+            const int hi = static_cast<uint8_t>((x[j + kQK / 2] - min) * id + 0.5f);
+            b.qs[j] = static_cast<uint8_t>((lo & 0x0f) | (hi & 0x0f) << 4);
+            qh |= static_cast<uint32_t>((lo & 0x10) >> 4) << j;
+            qh |= static_cast<uint32_t>((hi & 0x10) >> 4) << (j + kQK / 2);
+        }
+        for (int k = 0; k < 4; ++k) b.qh[k] = static_cast<uint8_t>(qh >> (8 * k));
+        store_block(b, y + i);
+    }
+}
+
+void quantize_row_q4_k_ref(const float* x, BlockQ4K* y, int64_t n) {
+    GLIMPSE_ASSERT(n % kQKK == 0);
+    uint8_t L[kQKK];
+    for (int64_t i = 0; i < n / kQKK; ++i, x += kQKK) {
+        BlockQ4K b;
+        quantize_k_superblock(x, 15, -1.0f, 0.1f, 20, &b.d, &b.dmin, b.scales, L);
+        for (int p = 0; p < 4; ++p) {
+            for (int l = 0; l < 32; ++l) b.qs[32 * p + l] = static_cast<uint8_t>(L[64 * p + l] | L[64 * p + 32 + l] << 4);
+        }
+        store_block(b, y + i);
+    }
+}
+
+void quantize_row_q5_k_ref(const float* x, BlockQ5K* y, int64_t n) {
+    GLIMPSE_ASSERT(n % kQKK == 0);
+    uint8_t L[kQKK];
+    for (int64_t i = 0; i < n / kQKK; ++i, x += kQKK) {
+        BlockQ5K b;
+        quantize_k_superblock(x, 31, -0.5f, 0.1f, 15, &b.d, &b.dmin, b.scales, L);
+        std::memset(b.qh, 0, sizeof(b.qh));
+        for (int p = 0; p < 4; ++p) {
+            for (int l = 0; l < 32; ++l) {
+                const int lo = L[64 * p + l], hi = L[64 * p + 32 + l];
+                b.qs[32 * p + l] = static_cast<uint8_t>((lo & 0x0f) | (hi & 0x0f) << 4);
+                b.qh[l] |= static_cast<uint8_t>((lo >> 4) << (2 * p) | (hi >> 4) << (2 * p + 1));
+            }
+        }
+        store_block(b, y + i);
+    }
+}
+
+void quantize_row_q6_k_ref(const float* x, BlockQ6K* y, int64_t n) {
+    GLIMPSE_ASSERT(n % kQKK == 0);
+    int8_t L[kQKK];
+    float scales[kQKK / 16];
+    for (int64_t i = 0; i < n / kQKK; ++i, x += kQKK) {
+        BlockQ6K b;
+        float max_scale = 0, max_abs_scale = 0;
+        for (int s = 0; s < kQKK / 16; ++s) {
+            scales[s] = search_signed_scale(16, 32, x + 16 * s, L + 16 * s);
+            if (std::fabs(scales[s]) > max_abs_scale) {
+                max_abs_scale = std::fabs(scales[s]);
+                max_scale = scales[s];
+            }
+        }
+        if (max_abs_scale < kGroupMaxEps) {
+            std::memset(&b, 0, sizeof(b));
+            store_block(b, y + i);
+            continue;
+        }
+        // The sub-block scale of largest magnitude maps to -128.
+        const float inv = -128.f / max_scale;
+        b.d = f32_to_f16(1 / inv);
+        for (int s = 0; s < kQKK / 16; ++s) {
+            b.scales[s] = static_cast<int8_t>(std::min(127, round_nearest(inv * scales[s])));
+        }
+        const float d_all = f16_to_f32(b.d);
+        for (int s = 0; s < kQKK / 16; ++s) {
+            const float d = d_all * static_cast<float>(b.scales[s]);
+            if (d == 0) continue;  // keeps the search's levels, as ggml does
+            for (int l = 0; l < 16; ++l) {
+                L[16 * s + l] = static_cast<int8_t>(clamp_int(round_nearest(x[16 * s + l] / d), -32, 31) + 32);
+            }
+        }
+        for (int h = 0; h < 2; ++h) {
+            const int8_t* Lh = L + 128 * h;
+            for (int l = 0; l < 32; ++l) {
+                const int q0 = Lh[l], q1 = Lh[l + 32], q2 = Lh[l + 64], q3 = Lh[l + 96];
+                b.ql[64 * h + l] = static_cast<uint8_t>((q0 & 0x0f) | (q2 & 0x0f) << 4);
+                b.ql[64 * h + l + 32] = static_cast<uint8_t>((q1 & 0x0f) | (q3 & 0x0f) << 4);
+                b.qh[32 * h + l] = static_cast<uint8_t>((q0 >> 4) | (q1 >> 4) << 2 | (q2 >> 4) << 4 | (q3 >> 4) << 6);
+            }
+        }
+        store_block(b, y + i);
+    }
+}
+
+bool quantize_supported(DType type) {
+    switch (type) {
+        case DType::f32:
+        case DType::f16:
+        case DType::bf16:
+        case DType::q4_0:
+        case DType::q4_1:
+        case DType::q5_0:
+        case DType::q5_1:
+        case DType::q8_0:
+        case DType::q4_k:
+        case DType::q5_k:
+        case DType::q6_k:
+            return true;
+        default:
+            return false;
+    }
+}
+
+void quantize_row(DType type, const float* x, void* out, int64_t n) {
+    GLIMPSE_ASSERT(n >= 0 && n % dtype_info(type).block_size == 0);
+    uint8_t* o = static_cast<uint8_t*>(out);
+    switch (type) {
+        case DType::f32: std::memcpy(o, x, static_cast<size_t>(n) * 4); return;
+        case DType::f16:
+            for (int64_t i = 0; i < n; ++i) {
+                const uint16_t h = f32_to_f16(x[i]);
+                std::memcpy(o + 2 * i, &h, 2);
+            }
+            return;
+        case DType::bf16:
+            for (int64_t i = 0; i < n; ++i) {
+                const uint16_t h = f32_to_bf16(x[i]);
+                std::memcpy(o + 2 * i, &h, 2);
+            }
+            return;
+        case DType::q4_0: quantize_row_q4_0_ref(x, reinterpret_cast<BlockQ4_0*>(o), n); return;
+        case DType::q4_1: quantize_row_q4_1_ref(x, reinterpret_cast<BlockQ4_1*>(o), n); return;
+        case DType::q5_0: quantize_row_q5_0_ref(x, reinterpret_cast<BlockQ5_0*>(o), n); return;
+        case DType::q5_1: quantize_row_q5_1_ref(x, reinterpret_cast<BlockQ5_1*>(o), n); return;
+        case DType::q8_0: quantize_row_q8_0_ref(x, reinterpret_cast<BlockQ8_0*>(o), n); return;
+        case DType::q4_k: quantize_row_q4_k_ref(x, reinterpret_cast<BlockQ4K*>(o), n); return;
+        case DType::q5_k: quantize_row_q5_k_ref(x, reinterpret_cast<BlockQ5K*>(o), n); return;
+        case DType::q6_k: quantize_row_q6_k_ref(x, reinterpret_cast<BlockQ6K*>(o), n); return;
+        default: GLIMPSE_ASSERT(false && "quantize_row: unsupported type");
+    }
+}
+
+namespace {
+
+bool f16_bits_finite(uint16_t h) { return (h & 0x7c00) != 0x7c00; }
+
+// Reads the f16 field at byte offset `off` of every block.
+bool block_f16_finite(const uint8_t* p, int64_t nb, size_t block_bytes, size_t off) {
+    for (int64_t i = 0; i < nb; ++i) {
+        uint16_t h;
+        std::memcpy(&h, p + i * block_bytes + off, 2);
+        if (!f16_bits_finite(h)) return false;
+    }
+    return true;
+}
+
+}  // namespace
+
+bool quantized_scales_finite(DType type, const void* data, int64_t n) {
+    const uint8_t* p = static_cast<const uint8_t*>(data);
+    const int64_t nb = n / dtype_info(type).block_size;
+    switch (type) {
+        case DType::f32:
+            for (int64_t i = 0; i < n; ++i) {
+                float v;
+                std::memcpy(&v, p + 4 * i, 4);
+                if (!std::isfinite(v)) return false;
+            }
+            return true;
+        case DType::f16:
+            return block_f16_finite(p, n, 2, 0);
+        case DType::bf16:
+            for (int64_t i = 0; i < n; ++i) {
+                uint16_t h;
+                std::memcpy(&h, p + 2 * i, 2);
+                if ((h & 0x7f80) == 0x7f80) return false;
+            }
+            return true;
+        case DType::q8_0: return block_f16_finite(p, nb, sizeof(BlockQ8_0), offsetof(BlockQ8_0, d));
+        case DType::q4_0: return block_f16_finite(p, nb, sizeof(BlockQ4_0), offsetof(BlockQ4_0, d));
+        case DType::q5_0: return block_f16_finite(p, nb, sizeof(BlockQ5_0), offsetof(BlockQ5_0, d));
+        case DType::q4_1:
+            return block_f16_finite(p, nb, sizeof(BlockQ4_1), offsetof(BlockQ4_1, d)) &&
+                   block_f16_finite(p, nb, sizeof(BlockQ4_1), offsetof(BlockQ4_1, m));
+        case DType::q5_1:
+            return block_f16_finite(p, nb, sizeof(BlockQ5_1), offsetof(BlockQ5_1, d)) &&
+                   block_f16_finite(p, nb, sizeof(BlockQ5_1), offsetof(BlockQ5_1, m));
+        case DType::q4_k:
+            return block_f16_finite(p, nb, sizeof(BlockQ4K), offsetof(BlockQ4K, d)) &&
+                   block_f16_finite(p, nb, sizeof(BlockQ4K), offsetof(BlockQ4K, dmin));
+        case DType::q5_k:
+            return block_f16_finite(p, nb, sizeof(BlockQ5K), offsetof(BlockQ5K, d)) &&
+                   block_f16_finite(p, nb, sizeof(BlockQ5K), offsetof(BlockQ5K, dmin));
+        case DType::q6_k: return block_f16_finite(p, nb, sizeof(BlockQ6K), offsetof(BlockQ6K, d));
+        case DType::q2_k:
+            return block_f16_finite(p, nb, sizeof(BlockQ2K), offsetof(BlockQ2K, d)) &&
+                   block_f16_finite(p, nb, sizeof(BlockQ2K), offsetof(BlockQ2K, dmin));
+        case DType::q3_k: return block_f16_finite(p, nb, sizeof(BlockQ3K), offsetof(BlockQ3K, d));
+        default: return true;
+    }
+}
+
+}  // namespace glimpse
