@@ -78,7 +78,22 @@ Result<std::unique_ptr<Vlm>> Vlm::load(const std::string& text_path, const std::
     return m;
 }
 
+Result<PreprocessedImage> Vlm::preprocess_image(const ImageU8& image) const {
+    const VisionHparams& vh = vision_->hparams();
+    if (vh.projector == ProjectorType::idefics3) return idefics3_preprocess(image, idefics3_params(vh));
+    return llava_preprocess(image, llava_params(vh));
+}
+
 Result<VlmPrompt> Vlm::build_prompt(std::string_view user_text, const std::vector<ImageU8>& images) const {
+    std::vector<PreprocessedImage> pre;
+    for (const ImageU8& img : images) {
+        GLIMPSE_ASSIGN_OR_RETURN(PreprocessedImage p, preprocess_image(img));
+        pre.push_back(std::move(p));
+    }
+    return build_prompt(user_text, std::move(pre));
+}
+
+Result<VlmPrompt> Vlm::build_prompt(std::string_view user_text, std::vector<PreprocessedImage> images) const {
     VlmPrompt p;
     std::string user(user_text);
     const size_t markers = count_occurrences(user, kMediaMarker);
@@ -125,9 +140,8 @@ Result<VlmPrompt> Vlm::build_prompt(std::string_view user_text, const std::vecto
         }
         add_text(rest.substr(0, at));
         rest = rest.substr(at + kMediaMarker.size());
-        const ImageU8& img = images[i];
+        PreprocessedImage& pre = images[i];
         if (vh.projector == ProjectorType::idefics3) {
-            GLIMPSE_ASSIGN_OR_RETURN(PreprocessedImage pre, idefics3_preprocess(img, idefics3_params(vh)));
             // Tiles row-major, each after "<fake_token_around_image><row_R_col_C>", a "\n"
             // token after every row but the last, then "\n\n" <fake_token_around_image>
             // <global-img>, the overview, and a closing <fake_token_around_image>.
@@ -146,7 +160,6 @@ Result<VlmPrompt> Vlm::build_prompt(std::string_view user_text, const std::vecto
             GLIMPSE_RETURN_IF_ERROR(add_token("<fake_token_around_image>"));
             p.images.push_back(std::move(pre));
         } else {
-            GLIMPSE_ASSIGN_OR_RETURN(PreprocessedImage pre, llava_preprocess(img, llava_params(vh)));
             add_chunk(static_cast<int>(i), 0);
             p.images.push_back(std::move(pre));
         }
@@ -197,7 +210,7 @@ Result<std::vector<float>> Vlm::encode_images(const VlmPrompt& prompt, Generatio
 }
 
 Status Vlm::generate(const VlmPrompt& prompt, int n_predict, const SamplingParams& sampling,
-                     const TextCallback& on_text, GenerationStats* stats) {
+                     const TextCallback& on_text, GenerationStats* stats, const std::vector<float>* cached_embd) {
     GenerationStats local;
     GenerationStats& st = stats ? *stats : local;
     const TextHparams& th = text_->hparams();
@@ -207,7 +220,14 @@ Status Vlm::generate(const VlmPrompt& prompt, int n_predict, const SamplingParam
     st.n_prompt = n_prompt;
     st.n_image_tokens = prompt.n_image_tokens();
 
-    GLIMPSE_ASSIGN_OR_RETURN(std::vector<float> image_embd, encode_images(prompt, &st));
+    std::vector<float> own_embd;
+    if (!cached_embd) {
+        GLIMPSE_ASSIGN_OR_RETURN(own_embd, encode_images(prompt, &st));
+    }
+    const std::vector<float>& image_embd = cached_embd ? *cached_embd : own_embd;
+    GLIMPSE_CHECK_OR_RETURN(static_cast<int64_t>(image_embd.size()) == prompt.n_image_tokens() * th.n_embd,
+                            invalid_argument, "image embeddings hold %zu floats, the prompt needs %lld",
+                            image_embd.size(), static_cast<long long>(prompt.n_image_tokens() * th.n_embd));
     image_buffer_bytes_ = static_cast<int64_t>(image_embd.size() * sizeof(float));
     for (const PreprocessedImage& img : prompt.images) image_buffer_bytes_ += static_cast<int64_t>(img.data.size() * 4);
 

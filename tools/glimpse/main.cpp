@@ -16,6 +16,7 @@
 #include "models/vlm.h"
 #include "runtime/image.h"
 #include "tools/common/args.h"
+#include "tools/glimpse/eval.h"
 
 using namespace glimpse;
 using namespace glimpse::tools;
@@ -237,12 +238,78 @@ int cmd_inspect(int argc, char** argv) {
     return 0;
 }
 
+int cmd_eval(int argc, char** argv) {
+    ArgParser a("glimpse eval", "-m TEXT.gguf --mmproj MMPROJ.gguf --scenes FROM:TO|DIR [options]",
+                "Measures a model on procedural scenes (tools/scenes): exact-match accuracy per question kind\n"
+                "(color, count, exist, position, text), yes/no precision/recall/F1, and how well captions name the\n"
+                "scene's objects, text and background. Questions are asked verbatim; decoding is greedy, so the\n"
+                "report is deterministic. FROM:TO generates scenes [FROM, TO) with the generator's options below;\n"
+                "DIR reads scenes written by glimpse-scenes (<seed>.json + image).");
+    add_model_options(a);
+    a.option("--scenes", "FROM:TO|DIR", "seed range or scene directory");
+    a.option("--caption-prompt", "TEXT", "prompt for captions", "Describe this image.");
+    a.option("--min-side", "PX", "scene image sides at least PX", "96");
+    a.option("--max-side", "PX", "scene image sides at most PX", "1024");
+    a.option("--min-objects", "N", "objects per scene, at least", "1");
+    a.option("--max-objects", "N", "objects per scene, at most", "9");
+    a.option("--qa-per-scene", "N", "questions per scene", "6");
+    a.flag("--json", "print the report as JSON on stdout");
+    a.flag("--samples", "include every prompt, expected answer and answer in the JSON");
+    std::string err;
+    if (!a.parse(argc, argv, &err)) return fail(err, 2);
+    if (a.has("--help")) {
+        std::fputs(a.help().c_str(), stdout);
+        return 0;
+    }
+    EvalOptions opt;
+    const std::string spec = a.get("--scenes");
+    if (spec.empty()) return fail("--scenes FROM:TO|DIR is required (see --help)", 2);
+    const size_t colon = spec.find(':');
+    if (colon != std::string::npos) {
+        char* end = nullptr;
+        const unsigned long long from = std::strtoull(spec.c_str(), &end, 10);
+        if (end != spec.c_str() + colon) return fail("--scenes: bad range '" + spec + "'", 2);
+        const unsigned long long to = std::strtoull(spec.c_str() + colon + 1, &end, 10);
+        if (*end != '\0' || to <= from) return fail("--scenes: bad range '" + spec + "' (FROM:TO with TO > FROM)", 2);
+        opt.seed_begin = from;
+        opt.seed_end = to;
+    } else {
+        opt.scene_dir = spec;
+    }
+    int64_t v = 0;
+    struct IntOpt {
+        const char* name;
+        int* dst;
+    } ints[] = {{"--min-side", &opt.scene_options.min_side},       {"--max-side", &opt.scene_options.max_side},
+                {"--min-objects", &opt.scene_options.min_objects}, {"--max-objects", &opt.scene_options.max_objects},
+                {"--qa-per-scene", &opt.scene_options.qa_per_scene}};
+    for (const IntOpt& io : ints) {
+        v = *io.dst;
+        if (!a.get_int(io.name, &v, &err)) return fail(err, 2);
+        *io.dst = static_cast<int>(v);
+    }
+    opt.caption_prompt = a.get("--caption-prompt");
+    opt.keep_samples = a.has("--samples");
+    double load_ms = 0;
+    auto vlm = load_model(a, &load_ms);
+    if (!vlm.is_ok()) return fail(vlm.status().message());
+    auto report = run_eval(**vlm, opt);
+    if (!report.is_ok()) return fail(report.status().message());
+    if (a.has("--json")) {
+        std::fputs((eval_report_json(*report, a.get("--model")) + "\n").c_str(), stdout);
+    } else {
+        std::fputs(eval_report_text(*report).c_str(), stdout);
+    }
+    return 0;
+}
+
 void usage() {
     std::fputs(
         "usage: glimpse COMMAND [options]\n\n"
         "commands:\n"
         "  caption   describe an image or answer a question about it\n"
-        "  inspect   print a model pair's metadata and memory plan\n\n"
+        "  inspect   print a model pair's metadata and memory plan\n"
+        "  eval      measure a model's accuracy on procedural scenes\n\n"
         "Run 'glimpse COMMAND --help' for a command's options.\n",
         stdout);
 }
@@ -257,5 +324,6 @@ int main(int argc, char** argv) {
     const std::string cmd = argv[1];
     if (cmd == "caption") return cmd_caption(argc - 2, argv + 2);
     if (cmd == "inspect") return cmd_inspect(argc - 2, argv + 2);
-    return fail("unknown command '" + cmd + "' (caption, inspect; see --help)", 2);
+    if (cmd == "eval") return cmd_eval(argc - 2, argv + 2);
+    return fail("unknown command '" + cmd + "' (caption, inspect, eval; see --help)", 2);
 }
