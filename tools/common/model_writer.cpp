@@ -159,7 +159,15 @@ Vocab build_vocab(const VlmSpec& spec) {
     }
     const int64_t n_special = 1 + 1 + 1 + 36 + 1;  // fake_token, image, global-img, 6x6 rows/cols, end_of_utterance
     const int64_t room = spec.text.n_vocab - static_cast<int64_t>(v.tokens.size()) - n_special;
-    for (int64_t m = 0; m < spec.text.n_merges && m < room; ++m) {
+    // "\n\n" is always one token (SmolLM2 has it; the idefics3 prompt layout looks it up).
+    {
+        const std::string nl = gpt2_byte_symbol('\n');
+        v.merges.push_back(nl + " " + nl);
+        v.tokens.push_back(nl + nl);
+        v.types.push_back(kTokenNormal);
+        known[nl + nl] = 1;
+    }
+    for (int64_t m = 1; m < spec.text.n_merges && m < room; ++m) {
         std::map<std::pair<std::string, std::string>, int> counts;
         for (const auto& w : words) {
             for (size_t i = 0; i + 1 < w.size(); ++i) counts[{w[i], w[i + 1]}]++;
