@@ -44,6 +44,10 @@ enum class MatmulActivations {
     q8_0,  // quantized per 32-block to int8 with an f16 scale (ggml's q8_0/q4_0 path)
     q8_1,  // q8_0 plus block sums (q4_1/q5_1 dot products)
     q8_k,  // quantized per 256-block with an f32 scale (k-quant dot products)
+    // Library providers (ops/providers/): these also round the weights, which the
+    // kernel repacks from the stored type.
+    bf16_bf16w,  // x and the (f16/f32) weights both rounded to bf16
+    s8_row_s8w,  // x quantized per row to int8 (scale amax/127, f32), weights per output row likewise
 };
 
 struct MatmulKernel {

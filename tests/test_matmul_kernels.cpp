@@ -10,6 +10,13 @@
 //   activations bf16: |err| ≤ 2^-8·S + 1e-5·S    (x rounded to bf16: relative 2^-8)
 //   activations q8_0/q8_1/q8_k: |err| ≤ Σ_blocks Σ_{k∈b}|w_k|·(amax_b/127)/2 + 1e-5·S
 //                     (each x_k moves by at most half a quantization step d_b = amax_b/127)
+//   activations bf16_bf16w (providers: x and f16/f32 weights both rounded to bf16):
+//                     x̃ = x(1+δ), w̃ = w(1+ε), |δ|,|ε| ≤ u = 2^-8, so
+//                     |x̃w̃ − xw| ≤ |xw|(2u + u²):  |err| ≤ (2^-7 + 2^-16)·S + 1e-5·S
+//   activations s8_row_s8w (providers: x per row and each weight row quantized to int8,
+//                     steps dx = amax|x|/127, dw = amax|w_row|/127, round to nearest):
+//                     x̃ = x + δ, w̃ = w + ε, |δ_k| ≤ dx/2, |ε_k| ≤ dw/2, so
+//                     |Σ x̃w̃ − Σ xw| ≤ Σ|w_k|·dx/2 + Σ|x_k|·dw/2 + K·dx·dw/4  (+ 1e-5·S)
 // Kernels the active CPU level cannot run are skipped with a message, so running
 // the suite under GLIMPSE_MAX_ISA=... (or on another CPU) exercises each path.
 #include <doctest/doctest.h>
@@ -105,6 +112,18 @@ double activation_bound(MatmulActivations a, const float* xr, const float* wrow,
         case MatmulActivations::q8_0:
         case MatmulActivations::q8_1: return block_bound(32);
         case MatmulActivations::q8_k: return block_bound(256);
+        case MatmulActivations::bf16_bf16w: return s * (std::ldexp(1.0, -7) + std::ldexp(1.0, -16));
+        case MatmulActivations::s8_row_s8w: {
+            double xsum = 0, wsum = 0, xmax = 0, wmax = 0;
+            for (int64_t k = 0; k < K; ++k) {
+                xsum += std::fabs(xr[k]);
+                wsum += std::fabs(wrow[k]);
+                xmax = std::max(xmax, static_cast<double>(std::fabs(xr[k])));
+                wmax = std::max(wmax, static_cast<double>(std::fabs(wrow[k])));
+            }
+            const double dx = xmax / 127, dw = wmax / 127;
+            return wsum * dx / 2 + xsum * dw / 2 + static_cast<double>(K) * dx * dw / 4;
+        }
     }
     return 0;
 }
