@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "ops/matmul.h"
+#include "ops/quantize_activations.h"
 #include "ops/weights.h"
 #include "runtime/aligned_buffer.h"
 #include "runtime/fp16.h"
@@ -240,4 +241,85 @@ TEST_CASE("kernel selection follows the active ISA and falls back to the referen
     }
     CHECK(select_matmul_kernel(DType::i32, 1, 32, 32) == nullptr);
     set_active_isa_for_testing(saved);
+}
+
+// SIMD kernels with ggml's q8_0 activation semantics against the scalar oracle
+// (q8_0_q8_0__scalar / q4_0_q8_0__scalar): the activations are quantized with
+// the same rounding, every block's integer dot product and the product of the
+// two f16 scales are exact, so only the order of the f32 block sums may differ.
+// Bound per output: Σ_b |term_b| · nb · 2^-24 (sequential-sum error), which is
+// below 1e-6 relative of Σ|term| for K <= 1536; the kernels that accumulate
+// blocks in order with one FMA each (all of glimpse's) agree bit for bit.
+TEST_CASE("q8_0-activation kernels agree with the scalar ggml-semantics oracle") {
+    int compared = 0;
+    for (const MatmulKernel* k : matmul_kernels()) {
+        if (k->activations != MatmulActivations::q8_0 || k->isa == Isa::scalar) continue;
+        if (!isa_usable(k->isa) || (k->available && !k->available())) continue;
+        const char* oracle_name = k->w_type == DType::q8_0 ? "q8_0_q8_0__scalar"
+                                  : k->w_type == DType::q4_0 ? "q4_0_q8_0__scalar" : nullptr;
+        if (!oracle_name) continue;
+        const MatmulKernel* oracle = find_matmul_kernel(oracle_name);
+        REQUIRE(oracle != nullptr);
+        struct Shape { int64_t M, K, N; };
+        for (Shape s : {Shape{1, 576, 192}, Shape{1, 1536, 65}, Shape{3, 96, 17}, Shape{7, 288, 130},
+                        Shape{33, 768, 64}, Shape{64, 1536, 48}}) {
+            if (k->supports && !k->supports(s.M, s.K, s.N)) continue;
+            Rng rng{static_cast<uint64_t>(s.M * 31 + s.K * 7 + s.N)};
+            std::vector<float> x(static_cast<size_t>(s.M * s.K)), bias(static_cast<size_t>(s.N));
+            for (float& v : x) v = rng.uniform(-3, 3);
+            // a few exact ties (x·127/amax = n + 0.5) and an all-zero block
+            if (s.K >= 64) {
+                x[0] = 1.0f; x[1] = 0.5f / 127.0f * 3.0f; x[2] = -1.5f / 127.0f * 3.0f;
+                for (int j = 32; j < 64; ++j) x[j] = 0.0f;
+            }
+            for (float& v : bias) v = rng.uniform(-1, 1);
+            std::vector<uint8_t> w = make_weights(k->w_type, s.N, s.K, rng);
+            auto run = [&](const MatmulKernel& kern, int threads, std::vector<float>& y) {
+                MatmulArgs a;
+                a.x = x.data(); a.ldx = s.K; a.M = s.M; a.K = s.K; a.N = s.N;
+                a.w = w.data(); a.w_type = kern.w_type; a.bias = bias.data(); a.y = y.data(); a.ldy = s.N;
+                uint8_t* packed = nullptr;
+                if (kern.pack) {
+                    packed = aligned_buffer_alloc(static_cast<size_t>(kern.packed_bytes(s.N, s.K)));
+                    kern.pack(w.data(), s.N, s.K, packed);
+                }
+                uint8_t* scratch = kern.scratch_bytes
+                                       ? aligned_buffer_alloc(static_cast<size_t>(kern.scratch_bytes(s.M, s.K, s.N, threads)) + 64)
+                                       : nullptr;
+                a.packed = packed; a.scratch = scratch;
+                ThreadPool pool(threads);
+                kern.run(a, &pool);
+                aligned_buffer_free(packed);
+                aligned_buffer_free(scratch);
+            };
+            std::vector<float> want(static_cast<size_t>(s.M * s.N)), got1(want.size()), got2(want.size());
+            run(*oracle, 1, want);
+            run(*k, 1, got1);
+            run(*k, 2, got2);
+            // Σ|term_b| per output, from the oracle's own ingredients (quantized x, file weights).
+            const int64_t nb = s.K / 32;
+            std::vector<float> wrow(static_cast<size_t>(s.K)), xq(x.size());
+            std::vector<BlockQ8_0> blocks(static_cast<size_t>(nb));
+            for (int64_t m = 0; m < s.M; ++m) {
+                quantize_row_q8_0(x.data() + m * s.K, s.K, blocks.data());
+                weights_row_to_f32(blocks.data(), DType::q8_0, s.K, 0, xq.data() + m * s.K);
+            }
+            for (int64_t n = 0; n < s.N; ++n) {
+                weights_row_to_f32(w.data(), k->w_type, s.K, n, wrow.data());
+                for (int64_t m = 0; m < s.M; ++m) {
+                    double mag = std::fabs(bias[n]);
+                    for (int64_t kk = 0; kk < s.K; ++kk) mag += std::fabs(static_cast<double>(xq[m * s.K + kk]) * wrow[kk]);
+                    const double tol = mag * static_cast<double>(nb + 1) * std::ldexp(1.0, -24);
+                    const double e1 = std::fabs(static_cast<double>(got1[m * s.N + n]) - want[m * s.N + n]);
+                    REQUIRE_MESSAGE(e1 <= tol, k->name << " M=" << s.M << " K=" << s.K << " N=" << s.N << " y[" << m << "]["
+                                                       << n << "] = " << got1[m * s.N + n] << ", oracle "
+                                                       << want[m * s.N + n]);
+                    REQUIRE_MESSAGE(got2[m * s.N + n] == got1[m * s.N + n], k->name << ": 1 vs 2 threads differ at ["
+                                                                                    << m << "][" << n << "]");
+                }
+            }
+            ++compared;
+        }
+    }
+    MESSAGE("compared " << compared << " kernel/shape pairs with the oracle");
 }
