@@ -48,3 +48,26 @@ demo: build
 
 clean:
 	rm -rf $(BUILD)
+
+# ---- Boards (targets/): cross builds for aarch64 from an x86-64 Debian host ----
+# `make rpi4` / `make rpi5` / `make jetson`: install the cross toolchain and arm64
+# packages if missing (targets/setup-cross.sh, needs root or sudo), cross-build the
+# preset into build-<board>/ and package it (build-<board>/glimpse-vlm_<version>_arm64.deb).
+# `make test-rpi4` (etc.): the same build, then the whole test suite under qemu-aarch64
+# as a Pi 4 (cortex-a72), a Pi 5 (cortex-a76) and an i8mm core (max).
+# `make deb`: the x86-64 distributable build (preset x86-64) and its amd64 .deb.
+.PHONY: rpi4 rpi5 jetson test-rpi4 test-rpi5 test-jetson deb
+
+rpi4 rpi5 jetson:
+	targets/setup-cross.sh
+	cmake --preset $@
+	cmake --build --preset $@ -j $(JOBS)
+	cd build-$@ && cpack -G DEB
+
+test-rpi4 test-rpi5 test-jetson:
+	JOBS=$(JOBS) targets/test-aarch64.sh $(patsubst test-%,%,$@)
+
+deb:
+	cmake --preset x86-64
+	cmake --build --preset x86-64 -j $(JOBS)
+	cd build-x86-64 && cpack -G DEB

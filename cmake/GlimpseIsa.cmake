@@ -13,11 +13,18 @@ endif()
 set(GLIMPSE_FLAGS_avx2    -mavx2 -mfma -mf16c)
 set(GLIMPSE_FLAGS_avx512  -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16)
 set(GLIMPSE_FLAGS_amx     -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mamx-tile -mamx-int8 -mamx-bf16)
+# ARM: NEON is part of the armv8-a baseline. The dotprod/i8mm units name their
+# architecture level in full (-march overrides the target's baseline -march, which
+# comes earlier on the command line); -mno-outline-atomics from the rpi4 baseline
+# stays in force for them too.
 set(GLIMPSE_FLAGS_neon    "")
 set(GLIMPSE_FLAGS_dotprod -march=armv8.2-a+dotprod+fp16)
 set(GLIMPSE_FLAGS_i8mm    -march=armv8.2-a+dotprod+fp16+i8mm)
 set(GLIMPSE_ISAS_x86   avx2 avx512 amx)
 set(GLIMPSE_ISAS_arm64 neon dotprod i8mm)
+
+# Baseline flags per board (GLIMPSE_TARGET: rpi4, rpi5, jetson-orin, x86-64, native).
+include(GlimpseTargets)
 
 # glimpse_collect_sources(<out-var> <dir>): the .cpp files under <dir> that belong to
 # this architecture, with per-file ISA flags set.

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Cross-builds glimpse for an aarch64 board and runs the whole test suite under
+# qemu-aarch64 once per emulated CPU, asserting the kernel level each CPU must get
+# (tests/test_kernel_selection.cpp reads GLIMPSE_EXPECT_ISA):
+#
+#   -cpu cortex-a72   Raspberry Pi 4: NEON only (no dotprod, no LSE)   -> neon
+#   -cpu cortex-a76   Raspberry Pi 5 / Jetson Orin class (dotprod)      -> dotprod
+#   -cpu max          every feature qemu has (i8mm)                     -> i8mm
+#
+# The binaries of every preset run on every aarch64 CPU (the baseline is armv8-a; the
+# dotprod/i8mm kernels are chosen at run time), so one preset is enough to test all
+# three levels; rpi4 is the strictest baseline (no outline atomics).
+#
+# Usage: targets/test-aarch64.sh [rpi4|rpi5|jetson] [--build-only]
+#   JOBS=2                         parallel compile and test jobs
+#   GLIMPSE_QEMU_CPUS="cortex-a72:neon cortex-a76:dotprod max:i8mm"   CPU:level list
+#   GLIMPSE_SKIP_SETUP=1           do not run targets/setup-cross.sh first
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+preset=rpi4
+build_only=0
+for arg in "$@"; do
+    case "$arg" in
+        rpi4|rpi5|jetson) preset="$arg" ;;
+        --build-only) build_only=1 ;;
+        *) echo "usage: targets/test-aarch64.sh [rpi4|rpi5|jetson] [--build-only]" >&2; exit 2 ;;
+    esac
+done
+JOBS="${JOBS:-2}"
+CPUS="${GLIMPSE_QEMU_CPUS:-cortex-a72:neon cortex-a76:dotprod max:i8mm}"
+build="build-$preset"
+unset GLIMPSE_MAX_ISA
+
+[ "${GLIMPSE_SKIP_SETUP:-0}" = 1 ] || targets/setup-cross.sh
+
+t0=$(date +%s)
+cmake --preset "$preset" > "$build.configure.log" 2>&1 || { cat "$build.configure.log"; exit 1; }
+grep -E "glimpse:" "$build.configure.log" || true
+cmake --build --preset "$preset" -j "$JOBS"
+t1=$(date +%s)
+echo "== $preset: cross build took $((t1 - t0)) s"
+
+lse_flag=""
+[ "$preset" = rpi4 ] && lse_flag="--no-lse"
+targets/check-isa-leaks.sh "$build" $lse_flag
+
+cli="$build/tools/glimpse/glimpse"
+file "$cli"
+if [ $build_only = 1 ]; then
+    echo "== $preset: build only, no qemu runs"
+    exit 0
+fi
+
+# The CLI starts on the oldest board.
+QEMU_CPU=cortex-a72 qemu-aarch64 "$cli" --help > /dev/null
+echo "== glimpse --help runs under qemu-aarch64 -cpu cortex-a72"
+
+status=0
+summary=""
+for spec in $CPUS; do
+    cpu="${spec%%:*}"
+    isa="${spec##*:}"
+    echo "== $preset under qemu-aarch64 -cpu $cpu (expect $isa kernels)"
+    s=$(date +%s)
+    rc=0
+    QEMU_CPU="$cpu" GLIMPSE_EXPECT_ISA="$isa" GLIMPSE_TEST_SCALE=emulated \
+        ctest --test-dir "$build" -j "$JOBS" --output-on-failure --timeout "${GLIMPSE_QEMU_TEST_TIMEOUT:-1500}" || rc=$?
+    # The selection each CPU got, as the test printed it.
+    QEMU_CPU="$cpu" GLIMPSE_EXPECT_ISA="$isa" qemu-aarch64 "$build/tests/test_kernel_selection" 2>/dev/null |
+        grep -E "MESSAGE: (cpu:|.* -> )" | sed "s/.*MESSAGE: /    [$cpu] /" || true
+    e=$(date +%s)
+    if [ $rc = 0 ]; then result=passed; else result=FAILED; status=1; fi
+    summary+="    -cpu $cpu ($isa): $result in $((e - s)) s"$'\n'
+done
+echo "== $preset qemu runs:"
+printf "%s" "$summary"
+exit $status

@@ -1,0 +1,124 @@
+// Which matmul kernels the dispatcher picks on this CPU.
+//
+// On aarch64 the expected level comes from the environment: targets/test-aarch64.sh
+// runs the suite under qemu-aarch64 with -cpu cortex-a72 (Raspberry Pi 4: NEON only),
+// cortex-a76 (Pi 5 / Jetson Orin class: dotprod) and max (i8mm), and sets
+// GLIMPSE_EXPECT_ISA=neon|dotprod|i8mm to match. Detection must find exactly that level
+// and the q8_0/q4_0 layers must run on that level's kernels (f16 weights have NEON
+// kernels only). On x86 (and on ARM without the variable) the test checks the ladder
+// for consistency with the kernel list: at every level up to the detected one, the
+// choice is an eligible kernel of that level or below, none better is left out, and
+// raising the level never picks a worse kernel.
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "ops/matmul.h"
+#include "targets/cpu_features.h"
+
+using namespace glimpse;
+
+namespace {
+
+// Shapes of a SmolLM2 decoder layer: decode (M = 1) and a prefill chunk (M = 64).
+constexpr int64_t kK = 576, kN = 1536;
+const DType kTypes[] = {DType::q8_0, DType::q4_0, DType::f16};
+const int64_t kMs[] = {1, 64};
+
+bool eligible(const MatmulKernel& k, DType t, int64_t M) {
+    return k.w_type == t && isa_usable(k.isa) && (!k.supports || k.supports(M, kK, kN)) && (!k.available || k.available());
+}
+
+std::vector<Isa> ladder_up_to(Isa top) {
+    const bool arm = top == Isa::neon || top == Isa::dotprod || top == Isa::i8mm;
+    std::vector<Isa> v{Isa::scalar};
+    for (Isa l : arm ? std::vector<Isa>{Isa::neon, Isa::dotprod, Isa::i8mm} : std::vector<Isa>{Isa::avx2, Isa::avx512, Isa::amx}) {
+        if (top != Isa::scalar && l <= top) v.push_back(l);
+    }
+    return v;
+}
+
+struct SavedIsa {
+    Isa saved = active_isa();
+    ~SavedIsa() { set_active_isa_for_testing(saved); }
+};
+
+}  // namespace
+
+TEST_CASE("the detected level is the one the test run expects") {
+    const CpuFeatures& f = cpu_features();
+    const char* expect = std::getenv("GLIMPSE_EXPECT_ISA");
+    MESSAGE("cpu: " << f.describe() << "; active " << std::string(isa_name(active_isa()))
+                    << "; expected " << std::string(expect ? expect : "(not set)"));
+    if (!expect || !*expect) return;
+    auto want = isa_from_name(expect);
+    REQUIRE_MESSAGE(want.is_ok(), "GLIMPSE_EXPECT_ISA=" << std::string(expect));
+    CHECK(active_isa() == *want);
+#if defined(__aarch64__)
+    CHECK(f.neon);
+    CHECK(f.dotprod == (*want >= Isa::dotprod));
+    CHECK(f.i8mm == (*want >= Isa::i8mm));
+#endif
+}
+
+TEST_CASE("every selection is the best eligible kernel, and the ladder never goes down") {
+    SavedIsa restore;
+    for (DType t : kTypes) {
+        for (int64_t M : kMs) {
+            int last_priority = -1000000;
+            for (Isa level : ladder_up_to(restore.saved)) {
+                set_active_isa_for_testing(level);
+                const MatmulKernel* k = select_matmul_kernel(t, M, kK, kN);
+                REQUIRE_MESSAGE(k != nullptr, std::string(dtype_name(t)) << " M=" << M << " at " << std::string(isa_name(level)));
+                INFO(std::string(dtype_name(t)) << " M=" << M << " at " << std::string(isa_name(level)) << ": " << std::string(k->name));
+                CHECK(eligible(*k, t, M));
+                CHECK(k->isa <= level);
+                for (const MatmulKernel* other : matmul_kernels()) {
+                    if (other != k && eligible(*other, t, M)) CHECK_MESSAGE(other->priority <= k->priority, std::string(other->name));
+                }
+                CHECK(k->priority >= last_priority);
+                last_priority = k->priority;
+            }
+        }
+    }
+}
+
+TEST_CASE("quantized layers run on the kernels of the CPU's level") {
+    const Isa active = active_isa();
+    for (DType t : kTypes) {
+        for (int64_t M : kMs) {
+            const MatmulKernel* k = select_matmul_kernel(t, M, kK, kN);
+            REQUIRE(k != nullptr);
+            MESSAGE(std::string(dtype_name(t)) << " M=" << M << " -> " << std::string(k->name) << " (" << std::string(isa_name(k->isa)) << ")");
+            // The level of the best eligible kernel for this type (from the list, not from names):
+            // when that level has a kernel for the type, the choice must come from it.
+            Isa top = Isa::scalar;
+            for (const MatmulKernel* other : matmul_kernels()) {
+                if (eligible(*other, t, M) && other->priority >= 0 && other->isa > top) top = other->isa;
+            }
+            if (top == active) CHECK_MESSAGE(k->isa == active, std::string(k->name) << " while " << std::string(isa_name(active)) << " has a kernel for " << std::string(dtype_name(t)));
+        }
+    }
+#if defined(__aarch64__)
+    // glimpse's own ARM kernels (ops/matmul_*_{neon,dotprod,i8mm}.cpp): every level has
+    // q8_0 and q4_0 kernels, f16 runs on NEON everywhere.
+    for (DType t : {DType::q8_0, DType::q4_0}) {
+        for (int64_t M : kMs) {
+            const MatmulKernel* k = select_matmul_kernel(t, M, kK, kN);
+            CHECK_MESSAGE(k->isa == active, std::string(dtype_name(t)) << " M=" << M << ": " << std::string(k->name));
+        }
+    }
+    for (int64_t M : kMs) CHECK(select_matmul_kernel(DType::f16, M, kK, kN)->isa == Isa::neon);
+    if (active == Isa::neon) {
+        // A Pi 4 must never be handed a dotprod or i8mm kernel, for any type or shape.
+        for (DType t : {DType::f32, DType::f16, DType::bf16, DType::q8_0, DType::q4_0}) {
+            for (int64_t M : {1, 2, 7, 64, 512}) {
+                const MatmulKernel* k = select_matmul_kernel(t, M, kK, kN);
+                if (k) CHECK_MESSAGE(k->isa <= Isa::neon, std::string(k->name));
+            }
+        }
+    }
+#endif
+}
