@@ -1,0 +1,439 @@
+#include "runtime/image.h"
+
+// Debian's libstb-dev ships the stb implementations compiled into libstb; these are declarations only.
+#include <stb_image.h>
+#include <stb_image_write.h>
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+
+namespace glimpse {
+
+namespace {
+
+struct FileCloser {
+    void operator()(std::FILE* f) const { std::fclose(f); }
+};
+
+struct StbiFree {
+    void operator()(stbi_uc* p) const { stbi_image_free(p); }
+};
+
+Result<std::vector<uint8_t>> read_whole_file(const std::string& path, int64_t max_bytes) {
+    std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
+    if (!file) {
+        return Status::error(StatusCode::io_error, "%s: cannot open: %s", path.c_str(), std::strerror(errno));
+    }
+    struct stat st {};
+    if (fstat(fileno(file.get()), &st) != 0) {
+        return Status::error(StatusCode::io_error, "%s: cannot stat: %s", path.c_str(), std::strerror(errno));
+    }
+    if (S_ISDIR(st.st_mode)) {
+        return Status::error(StatusCode::io_error, "%s: is a directory, not an image file", path.c_str());
+    }
+    if (S_ISREG(st.st_mode) && st.st_size > max_bytes) {
+        return Status::error(StatusCode::out_of_range, "%s: file has %lld bytes, above the image file limit of %lld bytes",
+                             path.c_str(), static_cast<long long>(st.st_size), static_cast<long long>(max_bytes));
+    }
+    std::vector<uint8_t> bytes;
+    if (S_ISREG(st.st_mode)) bytes.reserve(static_cast<size_t>(st.st_size));
+    // Read to end of file rather than trusting st_size: pipes and some special files report 0.
+    std::vector<uint8_t> chunk(size_t{1} << 16);
+    for (;;) {
+        size_t n = std::fread(chunk.data(), 1, chunk.size(), file.get());
+        if (n > 0) {
+            if (static_cast<int64_t>(bytes.size() + n) > max_bytes) {
+                return Status::error(StatusCode::out_of_range, "%s: more than %lld bytes, above the image file limit",
+                                     path.c_str(), static_cast<long long>(max_bytes));
+            }
+            bytes.insert(bytes.end(), chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(n));
+        }
+        if (n < chunk.size()) {
+            if (std::ferror(file.get())) {
+                return Status::error(StatusCode::io_error, "%s: read failed after %zu bytes: %s", path.c_str(),
+                                     bytes.size(), std::strerror(errno));
+            }
+            break;
+        }
+    }
+    return bytes;
+}
+
+// Bounds-checked little/big-endian reads inside the TIFF block of an Exif segment.
+struct TiffReader {
+    const uint8_t* base;
+    size_t size;
+    bool big_endian;
+
+    bool u16(size_t off, uint32_t* out) const {
+        if (off > size || size - off < 2) return false;
+        const uint8_t* p = base + off;
+        *out = big_endian ? (uint32_t{p[0]} << 8 | p[1]) : (uint32_t{p[1]} << 8 | p[0]);
+        return true;
+    }
+    bool u32(size_t off, uint32_t* out) const {
+        if (off > size || size - off < 4) return false;
+        const uint8_t* p = base + off;
+        *out = big_endian ? (uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3])
+                          : (uint32_t{p[3]} << 24 | uint32_t{p[2]} << 16 | uint32_t{p[1]} << 8 | p[0]);
+        return true;
+    }
+};
+
+// Orientation from the TIFF structure inside an Exif APP1 payload (after "Exif\0\0"); 0 if absent.
+int tiff_ifd0_orientation(const uint8_t* tiff, size_t size) {
+    if (size < 8) return 0;
+    TiffReader r{tiff, size, false};
+    if (tiff[0] == 'I' && tiff[1] == 'I') {
+        r.big_endian = false;
+    } else if (tiff[0] == 'M' && tiff[1] == 'M') {
+        r.big_endian = true;
+    } else {
+        return 0;
+    }
+    uint32_t magic = 0, ifd0 = 0, n_entries = 0;
+    if (!r.u16(2, &magic) || magic != 42) return 0;
+    if (!r.u32(4, &ifd0)) return 0;
+    if (!r.u16(ifd0, &n_entries)) return 0;
+    constexpr uint32_t kTagOrientation = 0x0112;
+    constexpr uint32_t kTypeShort = 3, kTypeLong = 4;
+    for (uint32_t i = 0; i < n_entries; ++i) {
+        const size_t entry = size_t{ifd0} + 2 + size_t{i} * 12;
+        uint32_t tag = 0, type = 0, count = 0, value = 0;
+        if (!r.u16(entry, &tag) || !r.u16(entry + 2, &type) || !r.u32(entry + 4, &count)) return 0;
+        if (tag != kTagOrientation) continue;
+        if (count < 1) return 0;
+        // A single SHORT or LONG value is stored inline in the 4-byte value field.
+        if (type == kTypeShort) {
+            if (!r.u16(entry + 8, &value)) return 0;
+        } else if (type == kTypeLong) {
+            if (!r.u32(entry + 8, &value)) return 0;
+        } else {
+            return 0;
+        }
+        return (value >= 1 && value <= 8) ? static_cast<int>(value) : 0;
+    }
+    return 0;
+}
+
+}  // namespace
+
+namespace {
+
+// Calls visit(marker, payload, payload_size) for each marker segment of a JPEG up to the first
+// scan, stopping early when visit returns true. Every length is checked against `size`.
+template <class Visit>
+void walk_jpeg_header_segments(const uint8_t* data, size_t size, Visit&& visit) {
+    if (data == nullptr || size < 4 || data[0] != 0xFF || data[1] != 0xD8) return;
+    size_t pos = 2;
+    while (pos < size) {
+        if (data[pos] != 0xFF) return;
+        while (pos < size && data[pos] == 0xFF) ++pos;  // fill bytes
+        if (pos >= size) return;
+        const uint8_t marker = data[pos++];
+        if (marker == 0xD9 || marker == 0xDA) return;                        // EOI, SOS: headers end
+        if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) continue;  // no length field
+        if (size - pos < 2) return;
+        const size_t length = size_t{data[pos]} << 8 | data[pos + 1];  // includes its own 2 bytes
+        if (length < 2 || length > size - pos) return;
+        if (visit(marker, data + pos + 2, length - 2)) return;
+        pos += length;
+    }
+}
+
+// Dimensions a PNG or JPEG header claims, read without stb (stb's info call can fail on
+// oversized headers with an unrelated reason). False when not found.
+bool sniff_claimed_size(const uint8_t* data, size_t size, int64_t* width, int64_t* height) {
+    static constexpr uint8_t kPngSignature[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
+    if (size >= 24 && std::memcmp(data, kPngSignature, 8) == 0 && std::memcmp(data + 12, "IHDR", 4) == 0) {
+        auto be32 = [&](size_t off) {
+            return int64_t{data[off]} << 24 | int64_t{data[off + 1]} << 16 | int64_t{data[off + 2]} << 8 |
+                   int64_t{data[off + 3]};
+        };
+        *width = be32(16);
+        *height = be32(20);
+        return true;
+    }
+    bool found = false;
+    walk_jpeg_header_segments(data, size, [&](uint8_t marker, const uint8_t* p, size_t n) {
+        // SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC): precision, height, width.
+        const bool is_sof = marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
+        if (!is_sof || n < 5) return false;
+        *height = int64_t{p[1]} << 8 | p[2];
+        *width = int64_t{p[3]} << 8 | p[4];
+        found = true;
+        return true;
+    });
+    return found;
+}
+
+// Debian's stb_image is v2.27. Two classes of corrupt JPEG make that version misbehave before
+// any later check can stop it (v2.28 fixed both; Debian has not picked the fix up):
+//   - a DHT table declaring more than 256 codes: stb writes the code sizes and symbol values
+//     past the end of its fixed tables (memory corruption inside its decoder state);
+//   - a scan using a Huffman or quantization table that was never defined: stb's decoder
+//     state is not zero-initialized, so it decodes with uninitialized memory (valgrind flags it;
+//     the pixels are nondeterministic).
+// This pass follows the marker structure the way stb reads it and rejects exactly those files.
+// Every valid JPEG passes (the JPEG standard forbids both). Problems stb reports by itself
+// (bad lengths, unknown markers, truncation) are left to stb. Returns "" or the reason.
+std::string jpeg_unsafe_for_stb(const uint8_t* data, size_t size) {
+    if (size < 4 || data[0] != 0xFF || data[1] != 0xD8) return "";
+    auto byte_at = [&](size_t off) -> uint32_t { return off < size ? data[off] : 0; };  // stb reads 0 past EOF
+    bool dc_defined[4] = {}, ac_defined[4] = {}, dq_defined[4] = {};
+    int comp_id[4] = {}, comp_tq[4] = {}, n_comp = 0;
+    bool progressive = false;
+    size_t pos = 2;
+    while (pos < size) {
+        // stb skips stray bytes between segments while it looks for the frame header; follow it.
+        if (data[pos] != 0xFF) {
+            ++pos;
+            continue;
+        }
+        while (pos < size && data[pos] == 0xFF) ++pos;
+        if (pos >= size) return "";
+        const uint8_t marker = data[pos++];
+        if (marker == 0xD9) return "";
+        if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) continue;
+        const size_t length = byte_at(pos) << 8 | byte_at(pos + 1);
+        const size_t seg = pos + 2, seg_end = pos + length;
+        // A DHT is checked even when truncated: stb reads it anyway (zeros past the end).
+        if (marker != 0xC4 && (length < 2 || length > size - pos)) return "";
+        if (marker == 0xC4) {  // DHT: stb reads table after table from the stream while bytes remain
+            long remaining = static_cast<long>(length) - 2;
+            size_t p = seg;
+            while (remaining > 0) {
+                const uint32_t q = byte_at(p), tc = q >> 4, th = q & 15;
+                if (tc > 1 || th > 3) return "";  // stb rejects it
+                uint32_t n_codes = 0;
+                for (size_t i = 1; i <= 16; ++i) n_codes += byte_at(p + i);
+                if (n_codes > 256) return str_printf("Huffman table with %u codes (at most 256)", n_codes);
+                (tc == 0 ? dc_defined : ac_defined)[th] = true;
+                remaining -= 17 + static_cast<long>(n_codes);
+                p += 17 + n_codes;
+            }
+            if (remaining != 0 || length > size - pos) return "";  // stb rejects the segment
+        } else if (marker == 0xDB) {  // DQT
+            size_t p = seg;
+            while (p < seg_end) {
+                const uint32_t q = data[p], precision = q >> 4, t = q & 15;
+                if (precision > 1 || t > 3) return "";
+                dq_defined[t] = true;
+                p += precision ? 129 : 65;
+            }
+        } else if (marker == 0xC0 || marker == 0xC1 || marker == 0xC2) {  // the frames stb decodes
+            if (length < 8) return "";
+            const int n = data[seg + 5];
+            if (n < 1 || n > 4 || length != 8 + 3 * static_cast<size_t>(n)) return "";
+            n_comp = n;
+            for (int i = 0; i < n; ++i) {
+                comp_id[i] = data[seg + 6 + 3 * i];
+                comp_tq[i] = data[seg + 8 + 3 * i];
+                if (comp_tq[i] > 3) return "";
+            }
+            progressive = marker == 0xC2;
+        } else if (marker == 0xDA) {  // SOS
+            const int n = length >= 3 ? data[seg] : 0;
+            if (n < 1 || n > 4 || length != 6 + 2 * static_cast<size_t>(n) || n_comp == 0) return "";
+            const uint32_t spec_start = data[seg + 1 + 2 * n], approx_high = data[seg + 3 + 2 * n] >> 4;
+            for (int i = 0; i < n; ++i) {
+                const int id = data[seg + 1 + 2 * i];
+                const uint32_t dc = data[seg + 2 + 2 * i] >> 4, ac = data[seg + 2 + 2 * i] & 15;
+                if (dc > 3 || ac > 3) return "";
+                int which = 0;
+                while (which < n_comp && comp_id[which] != id) ++which;
+                if (which == n_comp) return "";
+                if (!dq_defined[comp_tq[which]]) {
+                    return str_printf("scan uses quantization table %d, which is not defined", comp_tq[which]);
+                }
+                // Which tables the scan decodes with: baseline both; progressive DC first pass the
+                // DC table, DC refinement none, AC passes the AC table.
+                const bool needs_dc = progressive ? (spec_start == 0 && approx_high == 0) : true;
+                const bool needs_ac = progressive ? spec_start != 0 : true;
+                if (needs_dc && !dc_defined[dc]) {
+                    return str_printf("scan uses Huffman DC table %u, which is not defined", dc);
+                }
+                if (needs_ac && !ac_defined[ac]) {
+                    return str_printf("scan uses Huffman AC table %u, which is not defined", ac);
+                }
+            }
+            // Skip the entropy-coded data: up to the next marker that is not a stuffed 0xFF00
+            // or a restart marker.
+            size_t p = seg_end;
+            while (p + 1 < size) {
+                if (data[p] == 0xFF && data[p + 1] != 0x00 && data[p + 1] != 0xFF &&
+                    !(data[p + 1] >= 0xD0 && data[p + 1] <= 0xD7)) {
+                    break;
+                }
+                ++p;
+            }
+            if (p + 1 >= size) return "";
+            pos = p;
+            continue;
+        }
+        pos = seg_end;
+    }
+    return "";
+}
+
+}  // namespace
+
+int jpeg_exif_orientation(const uint8_t* data, size_t size) {
+    int orientation = 1;
+    static constexpr uint8_t kExifId[6] = {'E', 'x', 'i', 'f', 0, 0};
+    walk_jpeg_header_segments(data, size, [&](uint8_t marker, const uint8_t* payload, size_t n) {
+        if (marker != 0xE1 || n < 6 || std::memcmp(payload, kExifId, 6) != 0) return false;
+        const int o = tiff_ifd0_orientation(payload + 6, n - 6);
+        if (o == 0) return false;  // another APP1 (XMP) or a broken one: keep looking
+        orientation = o;
+        return true;
+    });
+    return orientation;
+}
+
+ImageU8 image_apply_exif_orientation(const ImageU8& image, int orientation) {
+    if (orientation < 2 || orientation > 8) return image;
+    const int w = image.width, h = image.height;
+    const bool swaps = orientation >= 5;
+    ImageU8 out;
+    out.width = swaps ? h : w;
+    out.height = swaps ? w : h;
+    out.rgb.resize(out.n_bytes());
+    for (int oy = 0; oy < out.height; ++oy) {
+        for (int ox = 0; ox < out.width; ++ox) {
+            int ix = ox, iy = oy;
+            switch (orientation) {
+                case 2: ix = w - 1 - ox; iy = oy; break;
+                case 3: ix = w - 1 - ox; iy = h - 1 - oy; break;
+                case 4: ix = ox; iy = h - 1 - oy; break;
+                case 5: ix = oy; iy = ox; break;
+                case 6: ix = oy; iy = h - 1 - ox; break;
+                case 7: ix = w - 1 - oy; iy = h - 1 - ox; break;
+                case 8: ix = w - 1 - oy; iy = ox; break;
+                default: break;
+            }
+            std::memcpy(out.pixel(ox, oy), image.pixel(ix, iy), 3);
+        }
+    }
+    return out;
+}
+
+Result<ImageU8> image_decode_memory(const uint8_t* data, size_t size, const std::string& name_for_errors,
+                                    const ImageDecodeOptions& options) {
+    const char* name = name_for_errors.c_str();
+    GLIMPSE_CHECK_OR_RETURN(size == 0 || data != nullptr, invalid_argument, "%s: null data pointer with %zu bytes",
+                            name, size);
+    GLIMPSE_CHECK_OR_RETURN(size > 0, parse_error, "%s: empty file (0 bytes), not an image", name);
+    GLIMPSE_CHECK_OR_RETURN(size <= static_cast<size_t>(INT_MAX) && static_cast<int64_t>(size) <= kImageMaxFileBytes,
+                            out_of_range, "%s: %zu bytes, above the image file limit of %lld bytes", name, size,
+                            static_cast<long long>(kImageMaxFileBytes));
+    const int len = static_cast<int>(size);
+
+    // Before any stb call: even stbi_info parses the JPEG tables that precede the frame header.
+    const std::string unsafe = jpeg_unsafe_for_stb(data, size);
+    GLIMPSE_CHECK_OR_RETURN(unsafe.empty(), parse_error, "%s: corrupt JPEG: %s", name, unsafe.c_str());
+
+    // Header only: dimensions are checked before stb allocates the pixel buffer.
+    int64_t claimed_w = 0, claimed_h = 0;
+    if (sniff_claimed_size(data, size, &claimed_w, &claimed_h)) {
+        GLIMPSE_CHECK_OR_RETURN(claimed_w <= options.max_side && claimed_h <= options.max_side &&
+                                    claimed_w * claimed_h <= options.max_pixels,
+                                out_of_range,
+                                "%s: image header claims %lldx%lld pixels, above the limit of %d pixels per side and "
+                                "%lld pixels in total",
+                                name, static_cast<long long>(claimed_w), static_cast<long long>(claimed_h),
+                                options.max_side, static_cast<long long>(options.max_pixels));
+    }
+    int info_w = 0, info_h = 0, info_comp = 0;
+    if (!stbi_info_from_memory(data, len, &info_w, &info_h, &info_comp)) {
+        const char* why = stbi_failure_reason();
+        return Status::error(StatusCode::parse_error, "%s: not a decodable image (%zu bytes; stb_image: %s)", name, size,
+                             why ? why : "unknown reason");
+    }
+    GLIMPSE_CHECK_OR_RETURN(info_w > 0 && info_h > 0, parse_error, "%s: image header gives invalid size %dx%d", name,
+                            info_w, info_h);
+    GLIMPSE_CHECK_OR_RETURN(info_w <= options.max_side && info_h <= options.max_side &&
+                                int64_t{info_w} * info_h <= options.max_pixels,
+                            out_of_range,
+                            "%s: image header claims %dx%d pixels, above the limit of %d pixels per side and %lld "
+                            "pixels in total",
+                            name, info_w, info_h, options.max_side, static_cast<long long>(options.max_pixels));
+
+    GLIMPSE_CHECK_OR_RETURN(int64_t{info_w} * info_h <= static_cast<int64_t>(size) * kImageMaxPixelsPerFileByte,
+                            parse_error,
+                            "%s: image header claims %dx%d pixels but the file has only %zu bytes (more than %lld "
+                            "pixels per byte: corrupt or hostile)",
+                            name, info_w, info_h, size, static_cast<long long>(kImageMaxPixelsPerFileByte));
+
+    // Pin the per-thread stb flags to their defaults (what llama.cpp runs with), whatever
+    // another part of the process may have set globally.
+    stbi_set_flip_vertically_on_load_thread(0);
+    stbi_convert_iphone_png_to_rgb_thread(0);
+
+    int w = 0, h = 0, channels_in_file = 0;
+    std::unique_ptr<stbi_uc, StbiFree> pixels(stbi_load_from_memory(data, len, &w, &h, &channels_in_file, 3));
+    if (!pixels) {
+        const char* why = stbi_failure_reason();
+        return Status::error(StatusCode::parse_error, "%s: cannot decode %dx%d image (%zu bytes; stb_image: %s)", name,
+                             info_w, info_h, size, why ? why : "unknown reason");
+    }
+    GLIMPSE_CHECK_OR_RETURN(w == info_w && h == info_h, parse_error,
+                            "%s: decoded size %dx%d differs from the header's %dx%d", name, w, h, info_w, info_h);
+
+    ImageU8 image;
+    image.width = w;
+    image.height = h;
+    image.rgb.assign(pixels.get(), pixels.get() + image.n_bytes());
+
+    if (options.apply_exif_orientation) {
+        const int orientation = jpeg_exif_orientation(data, size);
+        if (orientation != 1) image = image_apply_exif_orientation(image, orientation);
+    }
+    return image;
+}
+
+Result<ImageU8> image_decode_file(const std::string& path, const ImageDecodeOptions& options) {
+    GLIMPSE_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, read_whole_file(path, kImageMaxFileBytes));
+    return image_decode_memory(bytes.data(), bytes.size(), path, options);
+}
+
+Status image_write_png(const std::string& path, const ImageU8& image) {
+    GLIMPSE_CHECK_OR_RETURN(image.width > 0 && image.height > 0, invalid_argument,
+                            "%s: cannot write a %dx%d image", path.c_str(), image.width, image.height);
+    GLIMPSE_CHECK_OR_RETURN(image.width <= INT_MAX / 3, invalid_argument, "%s: image width %d too large for PNG output",
+                            path.c_str(), image.width);
+    GLIMPSE_CHECK_OR_RETURN(image.rgb.size() == image.n_bytes(), invalid_argument,
+                            "%s: image is %dx%d but holds %zu bytes (expected %zu)", path.c_str(), image.width,
+                            image.height, image.rgb.size(), image.n_bytes());
+    // Encode to memory, then write with checked I/O: stbi_write_png does not report short writes.
+    std::vector<uint8_t> png;
+    auto append = [](void* context, void* bytes, int n) {
+        auto* out = static_cast<std::vector<uint8_t>*>(context);
+        const auto* p = static_cast<const uint8_t*>(bytes);
+        out->insert(out->end(), p, p + n);
+    };
+    if (!stbi_write_png_to_func(append, &png, image.width, image.height, 3, image.rgb.data(), image.width * 3) ||
+        png.empty()) {
+        return Status::error(StatusCode::internal, "%s: PNG encoding of a %dx%d image failed", path.c_str(),
+                             image.width, image.height);
+    }
+    std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "wb"));
+    if (!file) {
+        return Status::error(StatusCode::io_error, "%s: cannot create: %s", path.c_str(), std::strerror(errno));
+    }
+    if (std::fwrite(png.data(), 1, png.size(), file.get()) != png.size()) {
+        return Status::error(StatusCode::io_error, "%s: short write of %zu bytes: %s", path.c_str(), png.size(),
+                             std::strerror(errno));
+    }
+    if (std::fclose(file.release()) != 0) {
+        return Status::error(StatusCode::io_error, "%s: write failed on close: %s", path.c_str(), std::strerror(errno));
+    }
+    return Status::ok();
+}
+
+}  // namespace glimpse
