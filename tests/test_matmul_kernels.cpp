@@ -219,6 +219,12 @@ TEST_CASE("every matmul kernel matches the reference on adversarial shapes") {
             check_kernel(*k, 64, 768, 3072, true, false, 3);
             ++shapes;
         }
+        // Prefill/encoder-sized M with a K beyond one cache block and an N tail:
+        // exercises kernels' row blocking and K chunking.
+        if (!k->supports || k->supports(200, 1536, 83)) {
+            check_kernel(*k, 200, 1536, 83, true, true, 2);
+            ++shapes;
+        }
         CHECK_MESSAGE(shapes > 0, k->name << " supports none of the test shapes");
         ++tested;
     }

@@ -1,0 +1,408 @@
+// f16 / bf16-weight GEMM on AMX-BF16 tiles (tdpbf16ps), for the vision encoder
+// and prefill shapes (M >= 16); smaller M runs an AVX-512 GEMV on the file layout.
+//
+//   x:(M,K) f32, W:(N,K) f16|bf16 (file layout, no repacking)  ->  y:(M,N) f32
+//
+// Three arithmetic modes (one kernel entry each):
+//
+//  f16_gemm__amx (f16 weights, MatmulActivations::f16) — ggml's f16 semantics.
+//    ggml-cpu rounds x to f16 and multiplies f16·f16 with f32 accumulation.
+//    Here x is rounded to f16 the same way (vcvtps2ph, nearest even); then an
+//    f16 value v (11 significant bits) splits EXACTLY into two bf16 (8 bits
+//    each): hi = v with the low 16 bits of its f32 pattern cleared, lo = v - hi
+//    (at most 3 significant bits, exact in bf16; f16's exponent range is inside
+//    bf16's, so no subnormal is flushed by AMX's DAZ). So x16·w16 =
+//    xh·wh + xh·wl + xl·wh + xl·wl exactly; the last term is dropped
+//    (|xl·wl| <= 2^-16 |x16·w16|, far below the f16 rounding of x, 2^-11),
+//    the other three are three tdpbf16ps passes with exact products and f32
+//    accumulation. Error vs ggml: summation order + 2^-16 relative per product.
+//
+//  f16_bf16_gemm__amx (f16 weights, MatmulActivations::bf16) — fast, lossy.
+//    x and W both rounded to bf16 (nearest even, relative 2^-9 each: within the
+//    bf16 bound 2^-8·S of tests/test_matmul_kernels.cpp), one pass: 3x the
+//    throughput of the exact mode, 4-8x the error of ggml's f16 path.
+//
+//  bf16_gemm__amx (bf16 weights, MatmulActivations::bf16) — ggml's bf16 semantics
+//    (ggml rounds x to bf16 for bf16 weights), one pass, exact products.
+//
+// Layout. Weights are repacked once at load into the B-tile (VNNI pair)
+// layout, panels of 32 output columns: panel p, K step kk (32 values), column
+// half h is one 16×64-byte tile whose row r, column c holds the pair
+// (W[32p+16h+c][32kk+2r], W[..][32kk+2r+1]) — as f16 for the exact mode (the
+// same bytes as the file; each panel is split into hi/lo planes per call, a
+// few vector ops per 64 bytes, into an L2-resident buffer), as bf16 for the
+// two bf16 modes (tiles load straight from the packed panel). Activations are
+// converted once per call (all threads, split over M) into bf16 planes A_hi
+// (and A_lo) stored tile-major (each 16-row × 32-K A tile is 1 KiB contiguous,
+// so tile loads stream instead of touching 16 rows of a wide matrix). Each thread
+// walks its panels for one block of rows at a time, sized so the block's A
+// planes stay in L2. Tiles: C 2×2 (32 rows × 32 columns, tmm0-3), A tmm4-5,
+// B tmm6-7. Work is split over N panels; each output's computation is
+// independent of the split, so results are identical for any thread count.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "ops/matmul.h"
+#include "runtime/aligned_buffer.h"
+#include "runtime/fp16.h"
+
+namespace glimpse {
+namespace {
+
+enum class Mode { f16_exact, f16_as_bf16, bf16 };
+
+constexpr int64_t kPanel = 32;
+
+struct alignas(64) TileConfig {
+    uint8_t palette = 1;
+    uint8_t start_row = 0;
+    uint8_t reserved[14] = {};
+    uint16_t colsb[16] = {};
+    uint8_t rows[16] = {};
+};
+
+inline void configure_tiles() {
+    TileConfig cfg;
+    for (int t = 0; t < 8; ++t) {
+        cfg.colsb[t] = 64;
+        cfg.rows[t] = 16;
+    }
+    _tile_loadconfig(&cfg);
+}
+
+// f32 -> bf16 bits, round to nearest even (as runtime/fp16.h and ggml; no NaN inputs here).
+inline __m512i bf16_rne(__m512 v) {
+    const __m512i u = _mm512_castps_si512(v);
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    return _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+}
+
+// Exact split of f32 values that are f16-representable: hi = top 16 bits, lo = v - hi.
+inline void split_exact(__m512 v, __m512i* hi, __m512i* lo) {
+    const __m512i u = _mm512_castps_si512(v);
+    const __m512i h = _mm512_and_si512(u, _mm512_set1_epi32(static_cast<int>(0xffff0000u)));
+    *hi = _mm512_srli_epi32(h, 16);
+    *lo = _mm512_srli_epi32(_mm512_castps_si512(_mm512_sub_ps(v, _mm512_castsi512_ps(h))), 16);
+}
+
+// Two vectors of 16 dwords holding bf16 in their low halves -> 32 bf16 in order.
+inline __m512i pack_bf16(__m512i a, __m512i b) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(a)), _mm512_cvtepi32_epi16(b), 1);
+}
+
+template <Mode mode>
+constexpr int planes() {
+    return mode == Mode::f16_exact ? 2 : 1;
+}
+
+// Rows per row block: the block's A planes within ~128 KiB. Measured on the
+// SigLIP FFN shape (1024×768×3072): 128 KiB blocks beat 1 MiB ones by ~30%;
+// the panel is re-read per block from L3, which costs little, while the A
+// block stays hot in L2 next to the streaming outputs.
+template <Mode mode>
+int64_t mc_rows(int64_t K) {
+    const int64_t row_bytes = (K + 31) / 32 * 32 * 2 * planes<mode>();
+    const int64_t mc = (int64_t{128} << 10) / row_bytes / 32 * 32;
+    return mc < 32 ? 32 : (mc > 512 ? 512 : mc);
+}
+
+struct Geometry {
+    int64_t M_pad, K_pad, a_plane;  // A plane bytes
+    int64_t b_plane;                // bytes of one B plane of a panel
+    int64_t c_bytes;                // C of one row block × one panel
+    int64_t per_thread;             // C, then split B planes (exact mode) or the GEMV's x rows
+    int64_t a_bytes;
+};
+
+template <Mode mode>
+Geometry geometry(int64_t M, int64_t K) {
+    Geometry g;
+    g.M_pad = (M + 31) / 32 * 32;
+    g.K_pad = (K + 31) / 32 * 32;
+    g.a_plane = g.M_pad * g.K_pad * 2;
+    g.b_plane = kPanel * g.K_pad * 2;
+    g.c_bytes = mc_rows<mode>(K) * 32 * 4;
+    const int64_t planes_bytes = mode == Mode::f16_exact ? 2 * g.b_plane : 0;
+    const int64_t gemv_bytes = 16 * g.K_pad * 4;
+    g.per_thread = g.c_bytes + (planes_bytes > gemv_bytes ? planes_bytes : gemv_bytes);
+    g.a_bytes = planes<mode>() * g.a_plane;
+    return g;
+}
+
+// Rows [m0, m1) of x -> A planes (bf16, [M_pad][K_pad], zero past K).
+template <Mode mode>
+void convert_rows(const MatmulArgs& a, const Geometry& g, uint16_t* a_hi, uint16_t* a_lo, int64_t m0, int64_t m1) {
+    for (int64_t m = m0; m < m1; ++m) {
+        // tile-major: rows 16t..16t+15 of K step kk form one contiguous 1 KiB A tile
+        const int64_t row_off = (m / 16) * g.K_pad * 16 + (m % 16) * 32;
+        uint16_t* hi = a_hi + row_off;
+        uint16_t* lo = a_lo ? a_lo + row_off : nullptr;
+        for (int64_t k = 0; k < g.K_pad; k += 32) {
+            __m512 v[2];
+            for (int h = 0; h < 2; ++h) {
+                const int64_t kk = k + 16 * h;
+                const __mmask16 mask = kk >= a.K ? 0 : (a.K - kk >= 16 ? 0xffff : static_cast<__mmask16>((1u << (a.K - kk)) - 1));
+                v[h] = m < a.M ? _mm512_maskz_loadu_ps(mask, a.x + m * a.ldx + kk) : _mm512_setzero_ps();
+            }
+            if constexpr (mode == Mode::f16_exact) {
+                __m512i h0, l0, h1, l1;
+                split_exact(_mm512_cvtph_ps(_mm512_cvtps_ph(v[0], _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)), &h0, &l0);
+                split_exact(_mm512_cvtph_ps(_mm512_cvtps_ph(v[1], _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)), &h1, &l1);
+                _mm512_store_si512(hi + k * 16, pack_bf16(h0, h1));
+                _mm512_store_si512(lo + k * 16, pack_bf16(l0, l1));
+            } else {
+                _mm512_store_si512(hi + k * 16, pack_bf16(bf16_rne(v[0]), bf16_rne(v[1])));
+            }
+        }
+    }
+}
+
+// Packed panel (f16 pairs) -> hi/lo bf16 planes in the same tile layout.
+inline void split_panel(const uint16_t* panel, int64_t K_pad, uint16_t* b_hi, uint16_t* b_lo) {
+    for (int64_t i = 0; i < K_pad * kPanel; i += 32) {
+        const __m512i raw = _mm512_load_si512(panel + i);
+        __m512i h0, l0, h1, l1;
+        split_exact(_mm512_cvtph_ps(_mm512_castsi512_si256(raw)), &h0, &l0);
+        split_exact(_mm512_cvtph_ps(_mm512_extracti64x4_epi64(raw, 1)), &h1, &l1);
+        _mm512_store_si512(b_hi + i, pack_bf16(h0, h1));
+        _mm512_store_si512(b_lo + i, pack_bf16(l0, l1));
+    }
+}
+
+// One 32×32 output block over K steps [k0, k1): rows [m0, m0+32) × one panel.
+// C lives in c_rows ([32][32] f32, 128-byte rows) between K chunks.
+template <Mode mode>
+inline void block(const Geometry& g, const uint16_t* a_hi, const uint16_t* a_lo, const uint16_t* b_hi,
+                  const uint16_t* b_lo, int64_t m0, int64_t k0, int64_t k1, bool first, float* c_rows) {
+    // A planes are tile-major: the tile of rows 16t.. at K step kk is at (t·KK + kk)·512
+    const int64_t next = g.K_pad * 16;  // elements from one 16-row tile row-block to the next
+    const uint16_t* ah = a_hi + (m0 / 16) * next;
+    const uint16_t* al = a_lo ? a_lo + (m0 / 16) * next : nullptr;
+    if (first) {
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+    } else {
+        _tile_loadd(0, c_rows, 128);
+        _tile_loadd(1, c_rows + 16, 128);
+        _tile_loadd(2, c_rows + 16 * 32, 128);
+        _tile_loadd(3, c_rows + 16 * 32 + 16, 128);
+    }
+    for (int64_t k = k0; k < k1; k += 32) {
+        const uint16_t* bh = b_hi + (k / 32) * 1024;
+        const int64_t ak = k * 16;
+        _tile_loadd(4, ah + ak, 64);
+        _tile_loadd(5, ah + next + ak, 64);
+        _tile_loadd(6, bh, 64);
+        _tile_loadd(7, bh + 512, 64);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+        if constexpr (mode == Mode::f16_exact) {
+            // xl·wh
+            _tile_loadd(4, al + ak, 64);
+            _tile_loadd(5, al + next + ak, 64);
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_dpbf16ps(1, 4, 7);
+            _tile_dpbf16ps(2, 5, 6);
+            _tile_dpbf16ps(3, 5, 7);
+            // xh·wl
+            const uint16_t* bl = b_lo + (k / 32) * 1024;
+            _tile_loadd(4, ah + ak, 64);
+            _tile_loadd(5, ah + next + ak, 64);
+            _tile_loadd(6, bl, 64);
+            _tile_loadd(7, bl + 512, 64);
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_dpbf16ps(1, 4, 7);
+            _tile_dpbf16ps(2, 5, 6);
+            _tile_dpbf16ps(3, 5, 7);
+        }
+    }
+    _tile_stored(0, c_rows, 128);
+    _tile_stored(1, c_rows + 16, 128);
+    _tile_stored(2, c_rows + 16 * 32, 128);
+    _tile_stored(3, c_rows + 16 * 32 + 16, 128);
+}
+
+inline void store_block(const MatmulArgs& a, const float* c_stage, int64_t m0, int64_t n0) {
+    for (int h = 0; h < 2; ++h) {
+        const int64_t n = n0 + 16 * h;
+        if (n >= a.N) break;
+        const __mmask16 mask = a.N - n >= 16 ? 0xffff : static_cast<__mmask16>((1u << (a.N - n)) - 1);
+        const __m512 bias = a.bias ? _mm512_maskz_loadu_ps(mask, a.bias + n) : _mm512_setzero_ps();
+        for (int r = 0; r < 32 && m0 + r < a.M; ++r) {
+            const __m512 v = _mm512_load_ps(c_stage + r * 32 + 16 * h);
+            _mm512_mask_storeu_ps(a.y + (m0 + r) * a.ldy + n, mask, a.bias ? _mm512_add_ps(v, bias) : v);
+        }
+    }
+}
+
+// Small M (decode): AVX-512 FMAs over the packed panels, x rounded as in the
+// mode. A 64-byte tile row holds 16 columns × one K pair; it widens to two zmm
+// (columns 0-7 and 8-15, pairs interleaved) that multiply the broadcast x pair.
+// Each column keeps an even-k and an odd-k partial sum, added at the end.
+template <Mode mode>
+void gemv(const MatmulArgs& a, ThreadPool* pool, uint8_t* scratch, const Geometry& g) {
+    const uint16_t* packed = static_cast<const uint16_t*>(a.packed);
+    const int64_t P = (a.N + kPanel - 1) / kPanel;
+    auto body = [&](int64_t p0, int64_t p1, int t) {
+        // each thread rounds x into its own buffer (no barrier)
+        float* xr = reinterpret_cast<float*>(scratch + t * g.per_thread);
+        for (int64_t m = 0; m < a.M; ++m) {
+            for (int64_t k = 0; k < g.K_pad; k += 16) {
+                const __mmask16 mask = k >= a.K ? 0 : (a.K - k >= 16 ? 0xffff : static_cast<__mmask16>((1u << (a.K - k)) - 1));
+                __m512 v = _mm512_maskz_loadu_ps(mask, a.x + m * a.ldx + k);
+                if constexpr (mode == Mode::f16_exact) {
+                    v = _mm512_cvtph_ps(_mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+                } else {
+                    v = _mm512_castsi512_ps(_mm512_slli_epi32(bf16_rne(v), 16));
+                }
+                _mm512_store_ps(xr + m * g.K_pad + k, v);
+            }
+        }
+        const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        for (int64_t p = p0; p < p1; ++p) {
+            const uint16_t* panel = packed + p * g.K_pad * kPanel;
+            for (int64_t m = 0; m < a.M; m += 4) {
+                const int rows = a.M - m < 4 ? static_cast<int>(a.M - m) : 4;
+                __m512 acc[4][4];
+                for (int r = 0; r < 4; ++r)
+                    for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_setzero_ps();
+                for (int64_t k = 0; k < g.K_pad; k += 2) {
+                    // tile row (k % 32) / 2 of K step k / 32, both halves
+                    const uint16_t* row = panel + (k / 32) * 1024 + ((k % 32) / 2) * 32;
+                    __m512 w[4];
+                    for (int h = 0; h < 2; ++h) {
+                        const __m512i raw = _mm512_load_si512(row + h * 512);
+                        const __m256i lo = _mm512_castsi512_si256(raw), hi = _mm512_extracti64x4_epi64(raw, 1);
+                        if constexpr (mode == Mode::f16_exact) {
+                            w[2 * h] = _mm512_cvtph_ps(lo);
+                            w[2 * h + 1] = _mm512_cvtph_ps(hi);
+                        } else {
+                            w[2 * h] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(lo), 16));
+                            w[2 * h + 1] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(hi), 16));
+                        }
+                    }
+                    for (int r = 0; r < rows; ++r) {
+                        double pair;
+                        std::memcpy(&pair, xr + (m + r) * g.K_pad + k, 8);
+                        const __m512 xp = _mm512_castpd_ps(_mm512_set1_pd(pair));
+                        for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_fmadd_ps(w[j], xp, acc[r][j]);
+                    }
+                }
+                for (int r = 0; r < rows; ++r) {
+                    for (int h = 0; h < 2; ++h) {
+                        const int64_t n = p * kPanel + 16 * h;
+                        if (n >= a.N) break;
+                        const __mmask16 mask = a.N - n >= 16 ? 0xffff : static_cast<__mmask16>((1u << (a.N - n)) - 1);
+                        __m512 v = _mm512_add_ps(_mm512_permutex2var_ps(acc[r][2 * h], even, acc[r][2 * h + 1]),
+                                                 _mm512_permutex2var_ps(acc[r][2 * h], odd, acc[r][2 * h + 1]));
+                        if (a.bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, a.bias + n));
+                        _mm512_mask_storeu_ps(a.y + (m + r) * a.ldy + n, mask, v);
+                    }
+                }
+            }
+        }
+    };
+    if (pool) pool->parallel_for(P, body);
+    else body(0, P, 0);
+}
+
+constexpr int64_t kGemvRows = 16;  // below this many rows, a 32-row AMX block would be mostly padding
+
+template <Mode mode>
+void run_amx(const MatmulArgs& a, ThreadPool* pool) {
+    uint8_t* scratch = static_cast<uint8_t*>(a.scratch);
+    const int threads = pool ? pool->n_threads() : 1;
+    const Geometry g = geometry<mode>(a.M, a.K);
+    if (a.M < kGemvRows) {
+        gemv<mode>(a, pool, scratch, g);
+        return;
+    }
+    const uint16_t* packed = static_cast<const uint16_t*>(a.packed);
+    uint16_t* a_hi = reinterpret_cast<uint16_t*>(scratch + threads * g.per_thread);
+    uint16_t* a_lo = planes<mode>() == 2 ? reinterpret_cast<uint16_t*>(reinterpret_cast<uint8_t*>(a_hi) + g.a_plane) : nullptr;
+    auto convert = [&](int64_t m0, int64_t m1, int) { convert_rows<mode>(a, g, a_hi, a_lo, m0, m1); };
+    const int64_t P = (a.N + kPanel - 1) / kPanel;
+    const int64_t MC = mc_rows<mode>(a.K);
+    // K chunk: the panel's KC×32 slice (both planes) within 24 KiB of L1, reused by every row block
+    const int64_t KC = mode == Mode::f16_exact ? 192 : 384;
+    auto multiply = [&](int64_t p0, int64_t p1, int t) {
+        uint8_t* mine = scratch + t * g.per_thread;
+        float* c_buf = reinterpret_cast<float*>(mine);  // [MC][32]
+        uint16_t* b_hi = reinterpret_cast<uint16_t*>(mine + g.c_bytes);
+        uint16_t* b_lo = reinterpret_cast<uint16_t*>(mine + g.c_bytes + g.b_plane);
+        configure_tiles();
+        for (int64_t mb = 0; mb < a.M; mb += MC) {
+            const int64_t me = mb + MC < a.M ? mb + MC : a.M;
+            for (int64_t p = p0; p < p1; ++p) {
+                const uint16_t* panel = packed + p * g.K_pad * kPanel;
+                if constexpr (mode == Mode::f16_exact) split_panel(panel, g.K_pad, b_hi, b_lo);
+                const uint16_t* bh = mode == Mode::f16_exact ? b_hi : panel;
+                for (int64_t k0 = 0; k0 < g.K_pad; k0 += KC) {
+                    const int64_t k1 = k0 + KC < g.K_pad ? k0 + KC : g.K_pad;
+                    for (int64_t m0 = mb; m0 < me; m0 += 32)
+                        block<mode>(g, a_hi, a_lo, bh, b_lo, m0, k0, k1, k0 == 0, c_buf + (m0 - mb) * 32);
+                }
+                for (int64_t m0 = mb; m0 < me; m0 += 32) store_block(a, c_buf + (m0 - mb) * 32, m0, p * kPanel);
+            }
+        }
+        _tile_release();
+    };
+    if (pool) {
+        pool->parallel_for(g.M_pad, convert);
+        pool->parallel_for(P, multiply);
+    } else {
+        convert(0, g.M_pad, 0);
+        multiply(0, P, 0);
+    }
+}
+
+template <Mode mode>
+int64_t scratch_amx(int64_t M_max, int64_t K, int64_t, int n_threads) {
+    const Geometry g = geometry<mode>(M_max, K);
+    return n_threads * g.per_thread + g.a_bytes + 64;
+}
+
+int64_t packed_bytes_amx(int64_t N, int64_t K) { return (N + kPanel - 1) / kPanel * ((K + 31) / 32 * 32) * kPanel * 2; }
+
+// W:(N,K) 16-bit -> panels of B tiles (see Layout). `convert` maps a stored
+// element to the packed one (identity, or f16 -> bf16 rounding).
+template <Mode mode>
+void pack_amx(const void* w, int64_t N, int64_t K, void* out) {
+    const uint16_t* src = static_cast<const uint16_t*>(w);
+    uint16_t* dst = static_cast<uint16_t*>(out);
+    const int64_t K_pad = (K + 31) / 32 * 32, P = (N + kPanel - 1) / kPanel;
+    std::memset(out, 0, static_cast<size_t>(packed_bytes_amx(N, K)));
+    for (int64_t n = 0; n < N; ++n) {
+        const int64_t p = n / kPanel, h = (n % kPanel) / 16, c = n % 16;
+        uint16_t* panel = dst + p * K_pad * kPanel;
+        for (int64_t k = 0; k < K; ++k) {
+            uint16_t v = src[n * K + k];
+            if constexpr (mode == Mode::f16_as_bf16) v = f32_to_bf16(f16_to_f32(v));
+            panel[(k / 32) * 1024 + h * 512 + ((k % 32) / 2) * 32 + c * 2 + (k % 2)] = v;
+        }
+    }
+    (void)P;
+}
+
+
+bool amx_bf16_available() { return cpu_features().amx_bf16; }
+
+}  // namespace
+
+extern const MatmulKernel f16_gemm__amx = {
+    "f16_gemm__amx", Isa::amx, DType::f16, 40, MatmulActivations::f16, nullptr, packed_bytes_amx, pack_amx<Mode::f16_exact>,
+    scratch_amx<Mode::f16_exact>, run_amx<Mode::f16_exact>, amx_bf16_available};
+extern const MatmulKernel f16_bf16_gemm__amx = {
+    "f16_bf16_gemm__amx", Isa::amx, DType::f16, 20, MatmulActivations::bf16, nullptr, packed_bytes_amx, pack_amx<Mode::f16_as_bf16>,
+    scratch_amx<Mode::f16_as_bf16>, run_amx<Mode::f16_as_bf16>, amx_bf16_available};
+extern const MatmulKernel bf16_gemm__amx = {
+    "bf16_gemm__amx", Isa::amx, DType::bf16, 40, MatmulActivations::bf16, nullptr, packed_bytes_amx, pack_amx<Mode::bf16>,
+    scratch_amx<Mode::bf16>, run_amx<Mode::bf16>, amx_bf16_available};
+
+}  // namespace glimpse
