@@ -391,6 +391,7 @@ Plan::~Plan() {
 
 Status Plan::check_and_choose_kernels() {
     const int64_t threads = options_.n_threads;
+    kernels_ = op_kernels_for_active_isa();
     for (size_t i = 0; i < graph_.nodes_.size(); ++i) {
         Node& n = graph_.nodes_[i];
         auto fail = [&](const std::string& what) {
@@ -422,7 +423,7 @@ Status Plan::check_and_choose_kernels() {
                 break;
             }
             case OpKind::attention:
-                n.attend = attention_ref;
+                n.attend = kernels_.attention->fn;
                 n.scratch_bytes = threads * attention_scratch_floats(graph_.values_[n.inputs[1]].shape.rows()) * 4;
                 break;
             case OpKind::attention_kv: {
@@ -436,7 +437,7 @@ Status Plan::check_and_choose_kernels() {
                     return fail("KV cache rows hold " + std::to_string(kv->row_elems()) + " elements, the layer needs " +
                                 std::to_string(n.p.n_head_kv * n.p.head_dim));
                 }
-                n.attend = attention_ref;
+                n.attend = kernels_.attention->fn;
                 n.scratch_bytes = threads * attention_scratch_floats(kv->capacity(n.p.layer)) * 4;
                 break;
             }
@@ -642,27 +643,27 @@ void Plan::execute(const Node& n, const RunArgs& args, ThreadPool* pool) {
             break;
         }
         case OpKind::layer_norm:
-            layer_norm_ref(in(0), rows, cols, in(1), in(2), n.p.eps, out, pool);
+            kernels_.layer_norm->fn(in(0), rows, cols, in(1), in(2), n.p.eps, out, pool);
             break;
         case OpKind::rms_norm:
-            rms_norm_ref(in(0), rows, cols, in(1), n.p.eps, out, pool);
+            kernels_.rms_norm->fn(in(0), rows, cols, in(1), n.p.eps, out, pool);
             break;
         case OpKind::unary:
-            unary_ref(n.p.unary, in(0), rows * cols, out, pool);
+            kernels_.unary->fn(n.p.unary, in(0), rows * cols, out, pool);
             break;
         case OpKind::swiglu:
-            swiglu_ref(in(0), in(1), rows * cols, out, pool);
+            kernels_.swiglu->fn(in(0), in(1), rows * cols, out, pool);
             break;
         case OpKind::add:
         case OpKind::mul: {
             const int64_t b_rows = n.p.broadcast_b ? 1 : rows;
-            if (n.op == OpKind::add) add_ref(in(0), in(1), rows, cols, b_rows, out, pool);
-            else mul_ref(in(0), in(1), rows, cols, b_rows, out, pool);
+            if (n.op == OpKind::add) kernels_.add->fn(in(0), in(1), rows, cols, b_rows, out, pool);
+            else kernels_.mul->fn(in(0), in(1), rows, cols, b_rows, out, pool);
             break;
         }
         case OpKind::rope:
-            rope_norm_ref(in(0), static_cast<const int32_t*>(data(n.inputs[1])), rows, n.p.n_head, n.p.head_dim,
-                          n.p.n_rot, n.p.rope_base, out, pool);
+            kernels_.rope->fn(in(0), static_cast<const int32_t*>(data(n.inputs[1])), rows, n.p.n_head, n.p.head_dim,
+                              n.p.n_rot, n.p.rope_base, out, pool);
             break;
         case OpKind::attention: {
             AttentionArgs a;

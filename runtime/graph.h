@@ -18,6 +18,7 @@
 
 #include "ops/attention.h"
 #include "ops/matmul.h"
+#include "ops/op_variants.h"
 #include "ops/unary.h"
 #include "runtime/dtype.h"
 #include "runtime/kv_cache.h"
@@ -90,8 +91,6 @@ struct NodeParams {
     bool broadcast_b = false;  // add/mul: b is one row applied to every row of a
     bool round_to_f16 = false; // im2col
 };
-
-using AttentionFn = void (*)(const AttentionArgs&, float* scratch, ThreadPool*);
 
 struct Node {
     OpKind op = OpKind::unary;
@@ -211,6 +210,8 @@ public:
     float* f32(ValueId v) const { return static_cast<float*>(data(v)); }
     // The kernel chosen for each linear node (name), in node order; for reports and tests.
     std::vector<std::string> matmul_kernel_names() const;
+    // The variants of the other op families this plan runs.
+    const OpKernels& op_kernels() const { return kernels_; }
     // Live rows of a value after the last run().
     int64_t rows(ValueId v) const { return live_rows_[v]; }
     const Graph& graph() const { return graph_; }
@@ -231,6 +232,7 @@ private:
     Graph graph_;
     PlanOptions options_;
     std::unique_ptr<PackedWeightCache> own_cache_;
+    OpKernels kernels_{};
     MemoryReport memory_;
     uint8_t* arena_ = nullptr;
     float* scratch_ = nullptr;
