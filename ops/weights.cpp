@@ -2,10 +2,19 @@
 
 #include "quant/dequantize.h"
 #include "runtime/fp16.h"
+#include "targets/cpu_features.h"
 
 namespace glimpse {
 
+#if defined(__x86_64__)
+// ops/weights_avx2.cpp: vectorized f16/bf16/q8_0/q4_0 rows (false for other types).
+bool weights_row_to_f32_avx2(const void* w, DType type, int64_t n, int64_t row, float* out);
+#endif
+
 void weights_row_to_f32(const void* w, DType type, int64_t n, int64_t row, float* out) {
+#if defined(__x86_64__)
+    if (type != DType::f32 && isa_usable(Isa::avx2) && weights_row_to_f32_avx2(w, type, n, row, out)) return;
+#endif
     const uint8_t* base = static_cast<const uint8_t*>(w) + row * dtype_row_bytes(type, n);
     switch (type) {
         case DType::f32: {

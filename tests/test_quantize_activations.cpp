@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ops/quantize_activations.h"
+#include "ops/weights.h"
 #include "runtime/aligned_buffer.h"
 #include "runtime/fp16.h"
 #include "targets/cpu_features.h"
@@ -132,4 +133,39 @@ TEST_CASE("SIMD quantizers give the scalar bytes on random rows, in both layouts
         for (int64_t j = 0; j < K; ++j) REQUIRE(rows.qs(0)[j] == 0);
         aligned_buffer_free(buf);
     }
+}
+
+// ops/weights.cpp's vectorized rows (ops/weights_avx2.cpp) against the portable
+// conversion (runtime/fp16.h, quant/dequantize.cpp): bit-identical.
+TEST_CASE("weights_row_to_f32: vectorized rows equal the portable conversion bit for bit") {
+    const Isa saved = active_isa();
+    uint64_t s = 777;
+    auto next = [&] {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        return static_cast<uint32_t>(s >> 32);
+    };
+    const int64_t rows = 3;
+    for (DType t : {DType::f16, DType::bf16, DType::q8_0, DType::q4_0}) {
+        for (int64_t len : {int64_t{128}, int64_t{32}, int64_t{37}}) {  // 37: a tail below 8 lanes (f16/bf16 only)
+            if (len % 32 != 0 && (t == DType::q8_0 || t == DType::q4_0)) continue;
+            std::vector<uint8_t> w(static_cast<size_t>(dtype_row_bytes(t, len) * rows));
+            for (uint8_t& b : w) b = static_cast<uint8_t>(next());
+            if (t == DType::q8_0 || t == DType::q4_0) {
+                // keep the f16 scales finite: exponent field below 31
+                const int64_t bb = t == DType::q8_0 ? 34 : 18;
+                for (size_t i = 0; i < w.size(); i += bb) w[i + 1] &= 0x7b;
+            } else {
+                for (size_t i = 1; i < w.size(); i += 2) w[i] &= 0x7b;  // finite f16/bf16 (no inf/nan payloads)
+            }
+            std::vector<float> fast(static_cast<size_t>(len)), portable(static_cast<size_t>(len));
+            for (int64_t r = 0; r < rows; ++r) {
+                set_active_isa_for_testing(saved);
+                weights_row_to_f32(w.data(), t, len, r, fast.data());
+                set_active_isa_for_testing(Isa::scalar);
+                weights_row_to_f32(w.data(), t, len, r, portable.data());
+                CHECK_MESSAGE(std::memcmp(fast.data(), portable.data(), fast.size() * 4) == 0, dtype_name(t) << " row " << r);
+            }
+        }
+    }
+    set_active_isa_for_testing(saved);
 }
