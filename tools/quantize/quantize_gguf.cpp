@@ -130,10 +130,11 @@ Result<ModelFacts> model_facts(const GgufFile& f) {
     GLIMPSE_CHECK_OR_RETURN(!m.arch.empty(), invalid_argument,
                             "%s: no general.architecture, so this is not a model llama.cpp or glimpse can load",
                             f.path().c_str());
+    // llama.cpp loads no hyperparameters for "clip" files (mmproj): 0 layers, no experts.
     if (m.mmproj) return m;
-    GLIMPSE_ASSIGN_OR_RETURN(int64_t n_layer, f.get_int_or(m.arch + ".block_count", 0));
+    GLIMPSE_ASSIGN_OR_RETURN(int64_t n_layer, f.get_int(m.arch + ".block_count"));
     GLIMPSE_ASSIGN_OR_RETURN(int64_t n_expert, f.get_int_or(m.arch + ".expert_count", 0));
-    GLIMPSE_CHECK_OR_RETURN(n_layer >= 0 && n_layer <= 100000, invalid_argument, "%s: %s.block_count = %lld",
+    GLIMPSE_CHECK_OR_RETURN(n_layer > 0 && n_layer <= 100000, invalid_argument, "%s: %s.block_count = %lld",
                             f.path().c_str(), m.arch.c_str(), static_cast<long long>(n_layer));
     GLIMPSE_CHECK_OR_RETURN(n_expert >= 0 && n_expert <= 100000, invalid_argument, "%s: %s.expert_count = %lld",
                             f.path().c_str(), m.arch.c_str(), static_cast<long long>(n_expert));
@@ -497,7 +498,7 @@ Result<QuantizePlan> plan_quantization(const GgufFile& in, const QuantizeOptions
                             break;
                         }
                     }
-                    if (!manual && !opt.pure && !plan.mmproj) {
+                    if (!manual && !opt.pure) {
                         GLIMPSE_ASSIGN_OR_RETURN(p.to, mix_type(st, facts, ftype, p.to, t, cat, &p.note));
                     }
                     std::string fallback_note;

@@ -31,10 +31,10 @@
 //    (non-block tensors by name, then blk.N.* by N, then name), data aligned to the
 //    file's alignment (32 unless general.alignment says otherwise).
 //
-// mmproj files (general.architecture "clip"): llama-quantize refuses them (no LLM
-// architecture). glimpse quantizes them with the same tensor filter (which keeps the
-// patch and position embeddings, norms and biases) and the plain base type, as
-// llama.cpp's converters write q8_0 mmproj files, without the text-model mixes.
+// mmproj files (general.architecture "clip") go through the same rules, as in
+// llama-quantize (which loads them as its "clip" dummy architecture, with no
+// hyperparameters): the filter keeps patch/position embeddings, norms and biases;
+// the mixes run with 0 layers, so e.g. q4_k_m gives every ffn_down q6_k.
 #pragma once
 
 #include <cstdint>
