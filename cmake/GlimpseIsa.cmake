@@ -23,6 +23,16 @@ set(GLIMPSE_FLAGS_i8mm    -march=armv8.2-a+dotprod+fp16+i8mm)
 set(GLIMPSE_ISAS_x86   avx2 avx512 amx)
 set(GLIMPSE_ISAS_arm64 neon dotprod i8mm)
 
+# aarch64: no implicit FMA contraction. GCC contracts a*b+c into one fused multiply-add by
+# default in C++ (-ffp-contract=fast) and every aarch64 core has FMA, while the x86-64
+# baseline has none; with contraction the scalar and reference code would round
+# differently on ARM than on x86, and differently between two code paths that are meant to
+# agree bit for bit (image preprocessing vs its golden files, attention with and without
+# taps). NEON kernels ask for FMA explicitly (vfmaq_f32), which this does not affect.
+if(GLIMPSE_ARCH_ARM64)
+  add_compile_options(-ffp-contract=off)
+endif()
+
 # Baseline flags per board (GLIMPSE_TARGET: rpi4, rpi5, jetson-orin, x86-64, native).
 include(GlimpseTargets)
 

@@ -167,6 +167,9 @@ void softmax_row_neon(float* x, int64_t n) {
 }
 
 void attention_neon(const AttentionArgs& a, float* scratch, ThreadPool* pool) {
+    // The pruning tap (column means of the probabilities) is an encoder-side, once-per-image
+    // signal: it keeps the reference's exact accumulation.
+    if (a.col_mean) return attention_ref(a, scratch, pool);
     if (a.kv_type == DType::f16) attend<true>(a, scratch, pool);
     else attend<false>(a, scratch, pool);
 }

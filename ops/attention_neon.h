@@ -6,7 +6,8 @@
 // vectorised exp.
 //
 // Same contract as attention_ref (ops/attention.h): f32 or f16 K/V, GQA broadcast,
-// causal masks, per-thread scratch of attention_scratch_floats(S) floats.
+// causal masks, per-thread scratch of attention_scratch_floats(S) floats. With the
+// col_mean tap set it calls attention_ref (the tap's accumulation stays the reference's).
 // Tested against attention_ref / softmax_row_ref in tests/test_ops_neon.cpp with
 // tolerances derived from f32 rounding.
 #pragma once

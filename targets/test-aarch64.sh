@@ -12,6 +12,7 @@
 # three levels; rpi4 is the strictest baseline (no outline atomics).
 #
 # Usage: targets/test-aarch64.sh [rpi4|rpi5|jetson] [--build-only]
+#   --build-only: cross-build the libraries and tools only (no tests, no qemu runs)
 #   JOBS=2                         parallel compile and test jobs
 #   GLIMPSE_QEMU_CPUS="cortex-a72:neon cortex-a76:dotprod max:i8mm"   CPU:level list
 #   GLIMPSE_SKIP_SETUP=1           do not run targets/setup-cross.sh first
@@ -35,7 +36,9 @@ unset GLIMPSE_MAX_ISA
 [ "${GLIMPSE_SKIP_SETUP:-0}" = 1 ] || targets/setup-cross.sh
 
 t0=$(date +%s)
-cmake --preset "$preset" > "$build.configure.log" 2>&1 || { cat "$build.configure.log"; exit 1; }
+# --build-only: the libraries and tools (what the .deb holds), not the test programs.
+tests_flag="-DGLIMPSE_BUILD_TESTS=$([ $build_only = 1 ] && echo OFF || echo ON)"
+cmake --preset "$preset" "$tests_flag" > "$build.configure.log" 2>&1 || { cat "$build.configure.log"; exit 1; }
 grep -E "glimpse:" "$build.configure.log" || true
 cmake --build --preset "$preset" -j "$JOBS"
 t1=$(date +%s)
