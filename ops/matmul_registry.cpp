@@ -2,6 +2,7 @@
 // in its translation unit and add one line below; the dispatch, the
 // reference-vs-variant tests (tests/test_matmul_kernels.cpp) and the benchmark
 // (tools/bench) all iterate this list.
+#include <cstdlib>
 #include <cstring>
 
 #include "ops/matmul.h"
@@ -41,7 +42,66 @@ const MatmulKernel* find_matmul_kernel(const char* name) {
     return nullptr;
 }
 
+// Measured choices (ops/matmul_decisions.inc, from tools/bench; see docs/benchmarks.md)
+// come before the priority rule: the first entry for this weight type, shape class
+// and exactly the active ISA level whose kernel is usable for the shape wins.
+// GLIMPSE_MATMUL_DECISIONS=off ignores the table; =exact keeps only entries that do
+// not change the numerics class of the priority choice (numerics `same`).
+namespace {
+
+enum class MatmulShapeClass { tiny, decode, small, large };
+enum class MatmulNumerics { same, lossy };
+
+// decode: one row; small: up to 127 rows (connector, short prompts); large: encoder
+// tiles and prefill. tiny (K·N < 2^16: test and toy models) is never decided.
+MatmulShapeClass matmul_shape_class(int64_t M_max, int64_t K, int64_t N) {
+    if (K * N < (int64_t{1} << 16)) return MatmulShapeClass::tiny;
+    if (M_max <= 1) return MatmulShapeClass::decode;
+    return M_max < 128 ? MatmulShapeClass::small : MatmulShapeClass::large;
+}
+
+struct MatmulDecision {
+    DType w_type;
+    MatmulShapeClass shape;
+    Isa isa;
+    const char* kernel;
+    MatmulNumerics numerics;
+};
+
+const MatmulDecision kMatmulDecisions[] = {
+#define GLIMPSE_MATMUL_DECISION(type, shape, isa, kernel, numerics) \
+    {DType::type, MatmulShapeClass::shape, Isa::isa, kernel, MatmulNumerics::numerics},
+#include "ops/matmul_decisions.inc"
+#undef GLIMPSE_MATMUL_DECISION
+    {DType::f32, MatmulShapeClass::tiny, Isa::scalar, nullptr, MatmulNumerics::same},  // end marker
+};
+
+const MatmulKernel* decided_matmul_kernel(DType w_type, int64_t M_max, int64_t K, int64_t N) {
+    static const int mode = [] {  // 0 off, 1 exact, 2 all
+        const char* e = std::getenv("GLIMPSE_MATMUL_DECISIONS");
+        if (!e || !*e) return 2;
+        if (std::strcmp(e, "off") == 0) return 0;
+        return std::strcmp(e, "exact") == 0 ? 1 : 2;
+    }();
+    if (mode == 0) return nullptr;
+    const MatmulShapeClass shape = matmul_shape_class(M_max, K, N);
+    if (shape == MatmulShapeClass::tiny) return nullptr;
+    for (const MatmulDecision& d : kMatmulDecisions) {
+        if (!d.kernel || d.w_type != w_type || d.shape != shape || d.isa != active_isa()) continue;
+        if (mode == 1 && d.numerics != MatmulNumerics::same) continue;
+        const MatmulKernel* k = find_matmul_kernel(d.kernel);
+        if (!k || k->w_type != w_type || !isa_usable(k->isa)) continue;
+        if (k->supports && !k->supports(M_max, K, N)) continue;
+        if (k->available && !k->available()) continue;
+        return k;
+    }
+    return nullptr;
+}
+
+}  // namespace
+
 const MatmulKernel* select_matmul_kernel(DType w_type, int64_t M_max, int64_t K, int64_t N) {
+    if (const MatmulKernel* k = decided_matmul_kernel(w_type, M_max, K, N)) return k;
     const MatmulKernel* best = nullptr;
     for (const MatmulKernel* k : matmul_kernels()) {
         if (k->w_type != w_type || !isa_usable(k->isa)) continue;

@@ -20,6 +20,13 @@
 // the largest buckets that fit, padding the last piece up to the smallest usable
 // bucket through scratch when needed.
 //
+// Few rows (M <= 8, decode). Splitting rows leaves all but one thread idle, so the
+// columns are split instead: when the reordered layout keeps whole blocks of output
+// columns contiguous (N-blocks outermost, as brgemm's layouts are), pack() also
+// creates primitives for column slices at M = 1, 2, 4, 8 that read their blocks of
+// the same packed weights in place; each thread writes its slice densely into
+// scratch, and the few rows are copied into y.
+//
 // Threads. Every primitive is created with one OpenMP thread (omp_set_num_threads(1)
 // around creation: oneDNN fixes the thread count of a primitive when it creates it),
 // so oneDNN never starts an OpenMP team. run() splits the rows into one part per
@@ -72,6 +79,7 @@ enum class Kind { f32, bf16, s8 };
 constexpr int kNumBuckets = 10;  // row buckets 1, 2, 4, ..., 512
 constexpr int64_t bucket_rows(int b) { return int64_t{1} << b; }
 constexpr int kMaxContexts = 16;
+constexpr int kNumSliceBuckets = 4;  // column-sliced primitives for M = 1, 2, 4, 8
 // Conversion / staging buffers per part are kept near this size; chunks that go
 // through them are cut to fit (never below the smallest usable bucket).
 constexpr int64_t kStagingBytes = int64_t{4} << 20;
@@ -153,7 +161,76 @@ struct ShapePlan {
     int64_t scratchpad = 0;           // largest oneDNN scratchpad over usable buckets
     int64_t weight_bytes = 0;
     dnnl::memory::desc weights;
+    // Column slices for few rows (see the header): n_slices > 1 when usable.
+    int n_slices = 0;
+    int64_t slice_col[kMaxContexts + 1] = {};        // boundaries, multiples of the N block
+    int64_t slice_offset[kMaxContexts] = {};         // element offset of each slice's blocks
+    bool slice_usable[kMaxContexts][kNumSliceBuckets] = {};
+    dnnl::memory::desc slice_weights[kMaxContexts];  // the slice's own view of its blocks
 };
+
+int max_contexts() {
+    static const int n = [] {
+        const unsigned hc = std::thread::hardware_concurrency();
+        return static_cast<int>(std::clamp<unsigned>(hc ? hc : 1, 1, kMaxContexts));
+    }();
+    return n;
+}
+
+// Whether `slice` (a primitive's own layout for a column slice) lays its blocks out as
+// `full` does: same blocking and strides, no extra (compensation) data. Then the
+// slice's weights are the full matrix's blocks from its first column on.
+bool same_blocking(const dnnl::memory::desc& full, const dnnl::memory::desc& slice) {
+    const dnnl_memory_desc_t& f = full.data;
+    const dnnl_memory_desc_t& s = slice.data;
+    if (f.format_kind != dnnl_blocked || s.format_kind != dnnl_blocked || f.data_type != s.data_type) return false;
+    if (f.extra.flags != 0 || s.extra.flags != 0) return false;
+    const dnnl_blocking_desc_t& fb = f.format_desc.blocking;
+    const dnnl_blocking_desc_t& sb = s.format_desc.blocking;
+    if (fb.inner_nblks != sb.inner_nblks || fb.strides[0] != sb.strides[0] || fb.strides[1] != sb.strides[1]) return false;
+    for (int i = 0; i < fb.inner_nblks; ++i) {
+        if (fb.inner_blks[i] != sb.inner_blks[i] || fb.inner_idxs[i] != sb.inner_idxs[i]) return false;
+    }
+    // The N blocks must be outermost: the stride between N blocks covers all of K.
+    return fb.strides[1] >= fb.strides[0];
+}
+
+// Columns per N block of a blocked layout (1 if N is not blocked).
+int64_t n_block(const dnnl::memory::desc& d) {
+    const dnnl_blocking_desc_t& b = d.data.format_desc.blocking;
+    int64_t nb = 1;
+    for (int i = 0; i < b.inner_nblks; ++i) {
+        if (b.inner_idxs[i] == 1) nb *= b.inner_blks[i];
+    }
+    return nb;
+}
+
+void plan_slices(Kind kind, int64_t K, int64_t N, ShapePlan* p) {
+    p->n_slices = 0;
+    const int S = max_contexts();
+    if (S < 2 || p->weights.data.format_kind != dnnl_blocked) return;
+    const int64_t nb = n_block(p->weights);
+    const int64_t blocks = (N + nb - 1) / nb;
+    if (blocks < 2) return;
+    const int n = static_cast<int>(std::min<int64_t>(S, blocks));
+    const int64_t stride_n = p->weights.data.format_desc.blocking.strides[1];
+    for (int s = 0; s <= n; ++s) p->slice_col[s] = std::min(N, blocks * s / n * nb);
+    for (int s = 0; s < n; ++s) {
+        const int64_t c0 = p->slice_col[s], c1 = p->slice_col[s + 1];
+        p->slice_offset[s] = c0 / nb * stride_n;
+        for (int b = 0; b < kNumSliceBuckets; ++b) {
+            auto pd = make_pd(kind, bucket_rows(b), K, c1 - c0);
+            if (!same_blocking(p->weights, pd.weights_desc())) continue;
+            p->slice_usable[s][b] = true;
+            p->slice_weights[s] = pd.weights_desc();
+            p->scratchpad = std::max(p->scratchpad, static_cast<int64_t>(pd.scratchpad_desc().get_size()));
+        }
+        bool any = false;
+        for (int b = 0; b < kNumSliceBuckets; ++b) any = any || p->slice_usable[s][b];
+        if (!any) return;
+    }
+    p->n_slices = n;
+}
 
 ShapePlan plan_shape(Kind kind, int64_t K, int64_t N) {
     ShapePlan p;
@@ -173,18 +250,11 @@ ShapePlan plan_shape(Kind kind, int64_t K, int64_t N) {
             p.scratchpad = std::max(p.scratchpad, static_cast<int64_t>(pd.scratchpad_desc().get_size()));
         }
         p.ok = p.smallest >= 0;
+        if (p.ok) plan_slices(kind, K, N, &p);
     } catch (const dnnl::error&) {
         p.ok = false;
     }
     return p;
-}
-
-int max_contexts() {
-    static const int n = [] {
-        const unsigned hc = std::thread::hardware_concurrency();
-        return static_cast<int>(std::clamp<unsigned>(hc ? hc : 1, 1, kMaxContexts));
-    }();
-    return n;
 }
 
 // Rows a staging buffer holds: at least the smallest usable bucket, at most what the
@@ -204,8 +274,8 @@ struct PartLayout {
 PartLayout part_layout(Kind kind, const ShapePlan& p, int64_t M_max, int64_t K, int64_t N) {
     PartLayout l;
     const int64_t cap = std::min<int64_t>(std::max<int64_t>(M_max, 1), bucket_rows(kNumBuckets - 1));
-    l.x_rows = staging_rows(K * src_elem_bytes(kind), cap, p.smallest);
-    l.y_rows = staging_rows(N * 4, cap, p.smallest);
+    l.x_rows = std::max(staging_rows(K * src_elem_bytes(kind), cap, p.smallest), bucket_rows(kNumSliceBuckets - 1));
+    l.y_rows = std::max(staging_rows(N * 4, cap, p.smallest), bucket_rows(kNumSliceBuckets - 1));
     l.scratchpad = 0;
     l.xbuf = align_up(p.scratchpad, 64);
     l.ybuf = l.xbuf + align_up(l.x_rows * K * src_elem_bytes(kind), 64);
@@ -226,6 +296,8 @@ struct State {
     ShapePlan plan;
     dnnl::matmul prim[kNumBuckets];
     dnnl::memory weights;
+    dnnl::matmul slice_prim[kMaxContexts][kNumSliceBuckets];
+    dnnl::memory slice_weights[kMaxContexts];
     Context ctx[kMaxContexts];
     int n_ctx = 0;
     const float* wscale = nullptr;  // s8: per output row
@@ -284,6 +356,14 @@ void pack_for(Kind kind, DType wt, const void* w, int64_t N, int64_t K, void* ou
         for (int b = 0; b < kNumBuckets; ++b) {
             if (st->plan.usable[b]) st->prim[b] = dnnl::matmul(make_pd(kind, bucket_rows(b), K, N));
         }
+        const int64_t esize = static_cast<int64_t>(dnnl::memory::data_type_size(src_type(kind)));
+        for (int sl = 0; sl < st->plan.n_slices; ++sl) {
+            const int64_t c0 = st->plan.slice_col[sl], c1 = st->plan.slice_col[sl + 1];
+            for (int b = 0; b < kNumSliceBuckets; ++b) {
+                if (st->plan.slice_usable[sl][b]) st->slice_prim[sl][b] = dnnl::matmul(make_pd(kind, bucket_rows(b), K, c1 - c0));
+            }
+            st->slice_weights[sl] = dnnl::memory(st->plan.slice_weights[sl], eng, wdata + st->plan.slice_offset[sl] * esize);
+        }
         // Memory objects carry data pointers only: oneDNN takes the shapes of
         // non-runtime dimensions from the primitive, so one object of the largest
         // bucket's shape serves every bucket.
@@ -300,11 +380,15 @@ void pack_for(Kind kind, DType wt, const void* w, int64_t N, int64_t K, void* ou
         if (kind == Kind::s8) st->wscale = tail;
         else st->zeros = tail;  // the buffer arrives zeroed
         st->impl = make_pd(kind, Mb, K, N).impl_info_str();
+        if (st->plan.n_slices > 1) st->impl += ", M<=8: " + std::to_string(st->plan.n_slices) + " column slices";
         st->ok = true;
     } catch (const dnnl::error&) {
         st->ok = false;
     }
 }
+
+void stage_rows(Kind kind, const MatmulArgs& a, int64_t r0, int64_t rows, int64_t rows_padded, uint8_t* xbuf,
+                float* sx);
 
 // Rows [m0, m1) of the call on context `c`, with `scratch` this part's region.
 void run_rows(const State& st, const MatmulArgs& a, int c, int64_t m0, int64_t m1, uint8_t* scratch,
@@ -337,23 +421,7 @@ void run_rows(const State& st, const MatmulArgs& a, int c, int64_t m0, int64_t m
         // Source rows.
         const void* src = a.x + r * a.ldx;
         if (!x_direct || padded) {
-            for (int64_t i = 0; i < rows; ++i) {
-                const float* xr = a.x + (r + i) * a.ldx;
-                if (st.kind == Kind::f32) {
-                    std::memcpy(xbuf + i * K * 4, xr, static_cast<size_t>(K) * 4);
-                } else if (st.kind == Kind::bf16) {
-                    uint16_t* d = reinterpret_cast<uint16_t*>(xbuf) + i * K;
-                    for (int64_t k = 0; k < K; ++k) d[k] = f32_to_bf16(xr[k]);
-                } else {
-                    float amax = 0;
-                    for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(xr[k]));
-                    const float d = amax / 127.0f, inv = d > 0 ? 1.0f / d : 0.0f;
-                    int8_t* q = reinterpret_cast<int8_t*>(xbuf) + i * K;
-                    for (int64_t k = 0; k < K; ++k) q[k] = static_cast<int8_t>(std::lrint(xr[k] * inv));
-                    sx[i] = d;
-                }
-            }
-            if (rows < Mb) std::memset(xbuf + rows * K * es, 0, static_cast<size_t>((Mb - rows) * K * es));
+            stage_rows(st.kind, a, r, rows, Mb, xbuf, sx);
             src = xbuf;
         }
         const bool y_direct = y_direct_ok && !padded;
@@ -393,6 +461,96 @@ void run_rows(const State& st, const MatmulArgs& a, int c, int64_t m0, int64_t m
     }
 }
 
+// Stages rows [0, M) of x in the primitive's source type into `xbuf` (rows up to
+// `rows_padded` zeroed); s8 also writes the per-row scales to `sx`.
+void stage_rows(Kind kind, const MatmulArgs& a, int64_t r0, int64_t rows, int64_t rows_padded, uint8_t* xbuf,
+                float* sx) {
+    const int64_t K = a.K, es = src_elem_bytes(kind);
+    for (int64_t i = 0; i < rows; ++i) {
+        const float* xr = a.x + (r0 + i) * a.ldx;
+        if (kind == Kind::f32) {
+            std::memcpy(xbuf + i * K * 4, xr, static_cast<size_t>(K) * 4);
+        } else if (kind == Kind::bf16) {
+            uint16_t* d = reinterpret_cast<uint16_t*>(xbuf) + i * K;
+            for (int64_t k = 0; k < K; ++k) d[k] = f32_to_bf16(xr[k]);
+        } else {
+            float amax = 0;
+            for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(xr[k]));
+            const float d = amax / 127.0f, inv = d > 0 ? 1.0f / d : 0.0f;
+            int8_t* q = reinterpret_cast<int8_t*>(xbuf) + i * K;
+            for (int64_t k = 0; k < K; ++k) q[k] = static_cast<int8_t>(std::lrint(xr[k] * inv));
+            sx[i] = d;
+        }
+    }
+    if (rows < rows_padded) std::memset(xbuf + rows * K * es, 0, static_cast<size_t>((rows_padded - rows) * K * es));
+}
+
+// Few rows, columns split across threads (see the header): part 0's staging holds
+// the converted rows; slice s uses context s and part s's scratch for its dense output.
+void run_slices(const State& st, const MatmulArgs& a, ThreadPool* pool, uint8_t* scratch, const PartLayout& l) {
+    const int64_t K = st.K, N = st.N, M = a.M;
+    int b = 0;
+    while (bucket_rows(b) < M) ++b;
+    // Each slice runs its smallest usable bucket >= M (a slice whose layout changes
+    // at small M, like int8's VNNI-vs-AMX, pads up); the staged rows cover the largest.
+    int chosen[kMaxContexts];
+    int bmax = b;
+    for (int sl = 0; sl < st.plan.n_slices; ++sl) {
+        int bb = b;
+        while (!st.plan.slice_usable[sl][bb]) ++bb;  // a usable bucket >= M exists: run() checked
+        chosen[sl] = bb;
+        bmax = std::max(bmax, bb);
+    }
+    const int64_t Mb = bucket_rows(bmax);
+    uint8_t* xbuf = scratch + l.xbuf;
+    float* sx = reinterpret_cast<float*>(scratch + l.scales);
+    const void* src = a.x;
+    if (st.kind != Kind::f32 || a.ldx != K || Mb != M) {
+        stage_rows(st.kind, a, 0, M, Mb, xbuf, sx);
+        src = xbuf;
+    }
+    auto body = [&](int64_t s0, int64_t s1, int) {
+        for (int64_t sl = s0; sl < s1; ++sl) {
+            const int64_t c0 = st.plan.slice_col[sl], c1 = st.plan.slice_col[sl + 1], ns = c1 - c0;
+            const int bb = chosen[sl];
+            uint8_t* part = scratch + sl * l.bytes;
+            float* dst = reinterpret_cast<float*>(part + l.ybuf);
+            const Context& cx = st.ctx[sl];
+            dnnl_memory_set_data_handle(cx.src.get(), const_cast<void*>(src));
+            dnnl_memory_set_data_handle(cx.dst.get(), dst);
+            dnnl_memory_set_data_handle(cx.scratchpad.get(), part + l.scratchpad);
+            dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, cx.src.get()},
+                                       {DNNL_ARG_WEIGHTS, st.slice_weights[sl].get()},
+                                       {DNNL_ARG_DST, cx.dst.get()},
+                                       {DNNL_ARG_SCRATCHPAD, cx.scratchpad.get()},
+                                       {DNNL_ARG_BIAS, cx.bias.get()}};
+            int nargs = 4;
+            if (st.kind != Kind::s8) {
+                dnnl_memory_set_data_handle(cx.bias.get(), const_cast<float*>((a.bias ? a.bias : st.zeros) + c0));
+                nargs = 5;
+            }
+            dnnl_primitive_execute(st.slice_prim[sl][bb].get(), cx.stream.get(), nargs, args);
+            for (int64_t i = 0; i < M; ++i) {
+                float* yr = a.y + i * a.ldy + c0;
+                if (st.kind == Kind::s8) {
+                    const int32_t* acc = reinterpret_cast<const int32_t*>(dst) + i * ns;
+                    const float s = sx[i];
+                    const float* ws = st.wscale + c0;
+                    if (a.bias) {
+                        for (int64_t n = 0; n < ns; ++n) yr[n] = static_cast<float>(acc[n]) * (s * ws[n]) + a.bias[c0 + n];
+                    } else {
+                        for (int64_t n = 0; n < ns; ++n) yr[n] = static_cast<float>(acc[n]) * (s * ws[n]);
+                    }
+                } else {
+                    std::memcpy(yr, dst + i * ns, static_cast<size_t>(ns) * 4);
+                }
+            }
+        }
+    };
+    pool->parallel_for(st.plan.n_slices, body);
+    (void)N;
+}
+
 // Parts: one per thread, rows split at multiples of 32 (whole large buckets).
 int parts_for(const State& st, int64_t M, int n_threads) {
     const int64_t by_rows = std::max<int64_t>(1, (M + 31) / 32);
@@ -407,6 +565,20 @@ void run_for(const MatmulArgs& a, ThreadPool* pool) {
     }
     if (a.M <= 0) return;
     const int T = pool ? pool->n_threads() : 1;
+    if (pool && T > 1 && st.plan.n_slices > 1 && a.M <= bucket_rows(kNumSliceBuckets - 1)) {
+        int b = 0;
+        while (bucket_rows(b) < a.M) ++b;
+        bool ok = true;
+        for (int sl = 0; sl < st.plan.n_slices && ok; ++sl) {
+            bool any = false;
+            for (int bb = b; bb < kNumSliceBuckets; ++bb) any = any || st.plan.slice_usable[sl][bb];
+            ok = any;
+        }
+        if (ok) {
+            run_slices(st, a, pool, static_cast<uint8_t*>(a.scratch), part_layout(st.kind, st.plan, a.M, st.K, st.N));
+            return;
+        }
+    }
     const int parts = parts_for(st, a.M, T);
     // Scratch was sized for M_max rows per part; a part never has more than M rows.
     const PartLayout l = part_layout(st.kind, st.plan, a.M, st.K, st.N);
@@ -428,7 +600,7 @@ void run_for(const MatmulArgs& a, ThreadPool* pool) {
 int64_t scratch_for(Kind kind, int64_t M_max, int64_t K, int64_t N, int n_threads) {
     const ShapePlan p = plan_shape(kind, K, N);
     if (!p.ok) return 0;
-    const int parts = std::max(1, std::min(n_threads, max_contexts()));
+    const int parts = std::max({1, std::min(n_threads, max_contexts()), p.n_slices});
     return parts * part_layout(kind, p, M_max, K, N).bytes;
 }
 

@@ -1,0 +1,271 @@
+// glimpse-bench e2e: the whole pipeline on one image (load, encode per chunk,
+// prefill, decode) with planned memory and peak RSS.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "models/vlm.h"
+#include "ops/matmul.h"
+#include "runtime/gguf.h"
+#include "runtime/image.h"
+#include "tools/bench/bench_common.h"
+
+namespace glimpse::bench {
+
+namespace {
+
+int64_t peak_rss_bytes() {
+    struct rusage ru {};
+    getrusage(RUSAGE_SELF, &ru);
+    return static_cast<int64_t>(ru.ru_maxrss) * 1024;
+}
+
+int fail(const std::string& msg, int code = 1) {
+    std::fprintf(stderr, "glimpse-bench e2e: %s\n", msg.c_str());
+    return code;
+}
+
+// Bytes a decode step reads from the text model: every tensor once, except the
+// token embedding when the model has a separate output matrix (then a decode step
+// reads one row of it).
+int64_t decode_bytes_per_token(const GgufFile& f) {
+    const bool untied = f.find_tensor("output.weight") != nullptr;
+    int64_t total = 0;
+    for (const GgufTensor& t : f.tensors()) {
+        if (untied && t.name == "token_embd.weight") continue;
+        total += static_cast<int64_t>(t.nbytes);
+    }
+    return total;
+}
+
+// Kernel chosen per 2-D weight, as Plan::compile would choose it for rows M.
+void count_kernels(const GgufFile& f, int64_t M, int64_t M_projector, std::map<std::string, int>* out) {
+    for (const GgufTensor& t : f.tensors()) {
+        if (t.n_dims != 2 || t.name.find("token_embd") == 0 || t.name.find("position_embd") != std::string::npos) {
+            continue;
+        }
+        if (t.name.find("patch_embd") != std::string::npos) continue;
+        const int64_t rows = t.name.find("mm.") == 0 ? M_projector : M;
+        const MatmulKernel* k = select_matmul_kernel(t.type, rows, t.ne[0], t.ne[1]);
+        ++(*out)[k ? k->name : std::string("(none for ") + dtype_name(t.type) + ")"];
+    }
+}
+
+void write_counts(Json& j, const std::string& key, const std::map<std::string, int>& m) {
+    j.begin_object(key);
+    for (const auto& [name, n] : m) j.value(name, static_cast<int64_t>(n));
+    j.end_object();
+}
+
+}  // namespace
+
+int cmd_e2e(int argc, char** argv) {
+    tools::ArgParser a("glimpse-bench e2e", "-m TEXT.gguf --mmproj MMPROJ.gguf --image IMG [-n N] [--threads N]",
+                       "Runs the pipeline once: load, image preprocessing, image encoding (timed per chunk), prefill\n"
+                       "and greedy decoding of up to N tokens (it stops earlier at an end-of-generation token). JSON\n"
+                       "on stdout (schema: tools/bench/README.md), a summary on stderr. Random-weight models come\n"
+                       "from `glimpse-mkmodel --preset smolvlm-256m -o PREFIX`; `glimpse-bench mkimage` writes a\n"
+                       "1024x768 JPEG.");
+    add_common_options(a);
+    a.option("-m,--model", "FILE", "text model GGUF");
+    a.option("--mmproj", "FILE", "vision projector GGUF");
+    a.option("--image", "FILE", "image (JPEG, PNG, ...)");
+    a.option("-p,--prompt", "TEXT", "prompt", "Describe this image.");
+    a.option("-n,--n-predict", "N", "tokens to generate", "32");
+    a.option("--kv-type", "TYPE", "KV cache type: f16 or f32", "f16");
+    a.flag("--no-bandwidth", "skip the memory bandwidth measurement (and the decode bound)");
+    std::string err;
+    if (!a.parse(argc, argv, &err)) return fail(err, 2);
+    if (a.has("--help")) {
+        std::fputs(a.help().c_str(), stdout);
+        return 0;
+    }
+    RunInfo info;
+    if (!read_common_options(a, &info, &err)) return fail(err, 2);
+    if (!a.has("--model") || !a.has("--mmproj") || !a.has("--image")) {
+        return fail("-m TEXT.gguf, --mmproj MMPROJ.gguf and --image IMG are required (see --help)", 2);
+    }
+    int64_t n_predict = 32;
+    if (!a.get_int("--n-predict", &n_predict, &err)) return fail(err, 2);
+    if (n_predict < 0 || n_predict > 100000) return fail("--n-predict must be 0..100000", 2);
+    VlmConfig cfg;
+    cfg.n_threads = info.threads;
+    const std::string kv = a.get("--kv-type");
+    if (kv == "f16") cfg.kv_type = DType::f16;
+    else if (kv == "f32") cfg.kv_type = DType::f32;
+    else return fail("--kv-type must be f16 or f32", 2);
+
+    Bandwidth bw;
+    if (!a.has("--no-bandwidth")) {
+        ThreadPool pool(info.threads);  // gone before the model's own pool starts
+        bw = measure_bandwidth(&pool, std::max<int64_t>(2 * last_level_cache_bytes(), int64_t{64} << 20), 5);
+    }
+
+    double t0 = now_ms();
+    auto vlm_r = Vlm::load(a.get("--model"), a.get("--mmproj"), cfg);
+    if (!vlm_r.is_ok()) return fail(vlm_r.status().message());
+    Vlm& vlm = **vlm_r;
+    const double load_ms = now_ms() - t0;
+
+    t0 = now_ms();
+    auto img = image_decode_file(a.get("--image"));
+    if (!img.is_ok()) return fail(img.status().message());
+    const double image_decode_ms = now_ms() - t0;
+    std::vector<ImageU8> images;
+    images.push_back(std::move(*img));
+    t0 = now_ms();
+    auto prompt_r = vlm.build_prompt(a.get("--prompt"), images);
+    if (!prompt_r.is_ok()) return fail(prompt_r.status().message());
+    const VlmPrompt& prompt = *prompt_r;
+    const double preprocess_ms = now_ms() - t0;
+
+    // Image encoding, one chunk at a time (the first includes compiling the vision plan).
+    std::vector<double> chunk_ms;
+    std::vector<float> embeddings;
+    double compile_vision_ms = 0;
+    for (size_t c = 0; c < prompt.chunks.size(); ++c) {
+        VlmPrompt one = prompt;
+        one.chunks = {prompt.chunks[c]};
+        if (c == 0) {
+            // Compile the plan (and pack weights) outside the per-chunk timing.
+            t0 = now_ms();
+            auto warm = vlm.encode_images(one, nullptr);
+            if (!warm.is_ok()) return fail(warm.status().message());
+            compile_vision_ms = now_ms() - t0;
+        }
+        t0 = now_ms();
+        auto e = vlm.encode_images(one, nullptr);
+        if (!e.is_ok()) return fail(e.status().message());
+        chunk_ms.push_back(now_ms() - t0);
+        embeddings.insert(embeddings.end(), e->begin(), e->end());
+    }
+    double encode_total = 0;
+    for (double v : chunk_ms) encode_total += v;
+
+    // Plans for this prompt (compiling and packing the decoder is load work, not prefill).
+    t0 = now_ms();
+    if (Status s = vlm.prepare(prompt.n_positions(), static_cast<int>(n_predict)); !s.is_ok()) return fail(s.message());
+    const double compile_text_ms = now_ms() - t0;
+
+    SamplingParams sp;
+    sp.temperature = 0;  // greedy: deterministic
+    GenerationStats st;
+    std::string text;
+    Status s = vlm.generate(prompt, static_cast<int>(n_predict), sp,
+                            [&](std::string_view bytes) { text.append(bytes.data(), bytes.size()); }, &st, &embeddings);
+    if (!s.is_ok()) return fail(s.message());
+    const int64_t rss = peak_rss_bytes();
+    const VlmMemory mem = vlm.memory();
+
+    auto text_file = GgufFile::open(a.get("--model"));
+    auto mmproj_file = GgufFile::open(a.get("--mmproj"));
+    if (!text_file.is_ok()) return fail(text_file.status().message());
+    if (!mmproj_file.is_ok()) return fail(mmproj_file.status().message());
+    const int64_t bytes_per_token = decode_bytes_per_token(**text_file);
+    std::map<std::string, int> text_kernels, vision_kernels;
+    count_kernels(**text_file, prompt.n_positions(), prompt.n_positions(), &text_kernels);
+    count_kernels(**mmproj_file, vlm.vision().hparams().n_patches(), vlm.vision().hparams().n_tokens_per_chunk(),
+                  &vision_kernels);
+
+    const double decode_tps = st.decode_ms > 0 ? 1000.0 * static_cast<double>(st.n_generated) / st.decode_ms : 0;
+    const double prefill_tps = st.prefill_ms > 0 ? 1000.0 * static_cast<double>(st.n_prompt) / st.prefill_ms : 0;
+    const double bound_tps = bw.read_gbs > 0 ? bw.read_gbs * 1e9 / static_cast<double>(bytes_per_token) : 0;
+    std::vector<double> sorted = chunk_ms;
+    const Stats cs = stats_of(sorted);
+
+    Json j;
+    j.begin_object();
+    write_header(j, "e2e", info);
+    if (bw.read_gbs > 0) write_bandwidth(j, bw);
+    else j.null("memory_bandwidth");
+    j.begin_object("model");
+    j.value("text", a.get("--model"));
+    j.value("mmproj", a.get("--mmproj"));
+    j.value("text_file_bytes", static_cast<int64_t>((*text_file)->file_size()));
+    j.value("mmproj_file_bytes", static_cast<int64_t>((*mmproj_file)->file_size()));
+    j.value("kv_type", kv);
+    j.end_object();
+    j.begin_object("image");
+    j.value("path", a.get("--image"));
+    j.value("width", static_cast<int64_t>(images[0].width));
+    j.value("height", static_cast<int64_t>(images[0].height));
+    j.end_object();
+    j.begin_object("prompt");
+    j.value("positions", prompt.n_positions());
+    j.value("image_tokens", prompt.n_image_tokens());
+    j.value("chunks", static_cast<int64_t>(prompt.chunks.size()));
+    j.end_object();
+    j.begin_object("timings_ms");
+    j.value("load", load_ms);
+    j.value("image_decode", image_decode_ms);
+    j.value("preprocess", preprocess_ms);
+    j.value("compile_vision", compile_vision_ms);
+    j.value("encode", encode_total);
+    j.value("compile_text", compile_text_ms);
+    j.value("prefill", st.prefill_ms);
+    j.value("decode", st.decode_ms);
+    j.end_object();
+    j.begin_object("encode");
+    j.value("chunks", static_cast<int64_t>(chunk_ms.size()));
+    j.begin_array("per_chunk_ms");
+    for (double v : chunk_ms) j.value("", v);
+    j.end_array();
+    j.value("median_chunk_ms", cs.median);
+    j.value("min_chunk_ms", cs.min);
+    j.value("max_chunk_ms", cs.max);
+    j.end_object();
+    j.begin_object("prefill");
+    j.value("tokens", st.n_prompt);
+    j.value("ms", st.prefill_ms);
+    j.value("tokens_per_s", prefill_tps);
+    j.end_object();
+    j.begin_object("decode");
+    j.value("tokens", st.n_generated);
+    j.value("ms", st.decode_ms);
+    j.value("tokens_per_s", decode_tps);
+    j.value("stopped_at_eog", st.stopped_at_eog);
+    j.value("bytes_per_token", bytes_per_token);
+    if (bound_tps > 0) {
+        j.value("bandwidth_bound_tokens_per_s", bound_tps);
+        j.value("fraction_of_bound", decode_tps / bound_tps);
+    }
+    j.end_object();
+    j.begin_object("memory");
+    j.begin_object("planned");
+    j.value("weights", mem.weights);
+    j.value("vision_arena", mem.vision_arena);
+    j.value("text_arena", mem.text_arena);
+    j.value("kv_cache", mem.kv_cache);
+    j.value("image_buffers", mem.image_buffers);
+    j.value("total", mem.total());
+    j.end_object();
+    j.value("peak_rss_bytes", rss);
+    j.end_object();
+    j.begin_object("kernels");
+    write_counts(j, "vision", vision_kernels);
+    write_counts(j, "text", text_kernels);
+    j.end_object();
+    j.end_object();
+    std::fputs(j.str().c_str(), stdout);
+
+    auto mib = [](int64_t b) { return static_cast<double>(b) / (1024.0 * 1024.0); };
+    std::fprintf(stderr, "load %.0f ms | preprocess %.0f ms | encode %zu chunks: median %.1f ms (min %.1f, max %.1f), "
+                 "total %.0f ms (+%.0f ms compile)\n",
+                 load_ms, image_decode_ms + preprocess_ms, chunk_ms.size(), cs.median, cs.min, cs.max, encode_total,
+                 compile_vision_ms);
+    std::fprintf(stderr, "prefill %lld tokens: %.0f ms (%.1f tok/s) | decode %lld tokens: %.1f tok/s",
+                 static_cast<long long>(st.n_prompt), st.prefill_ms, prefill_tps,
+                 static_cast<long long>(st.n_generated), decode_tps);
+    if (bound_tps > 0) std::fprintf(stderr, " (bandwidth bound %.1f tok/s at %.1f GB/s)", bound_tps, bw.read_gbs);
+    std::fprintf(stderr, "\nmemory planned %.1f MiB, peak RSS %.1f MiB, threads %d\n", mib(mem.total()), mib(rss),
+                 vlm.n_threads());
+    for (const auto& [name, n] : vision_kernels) std::fprintf(stderr, "  vision %3d x %s\n", n, name.c_str());
+    for (const auto& [name, n] : text_kernels) std::fprintf(stderr, "  text   %3d x %s\n", n, name.c_str());
+    return 0;
+}
+
+}  // namespace glimpse::bench

@@ -1,0 +1,338 @@
+// glimpse-bench kernels: every usable registered matmul kernel on the SmolVLM shapes.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "ops/matmul.h"
+#include "ops/providers/providers.h"
+#include "quant/quantize.h"
+#include "runtime/aligned_buffer.h"
+#include "runtime/fp16.h"
+#include "targets/cpu_features.h"
+#include "tools/bench/bench_common.h"
+#include "tools/bench/bench_shapes.h"
+
+namespace glimpse::bench {
+
+namespace {
+
+const char* activations_name(MatmulActivations a) {
+    switch (a) {
+        case MatmulActivations::f32: return "f32";
+        case MatmulActivations::f16: return "f16";
+        case MatmulActivations::bf16: return "bf16";
+        case MatmulActivations::q8_0: return "q8_0";
+        case MatmulActivations::q8_1: return "q8_1";
+        case MatmulActivations::q8_k: return "q8_k";
+        case MatmulActivations::bf16_bf16w: return "bf16_bf16w";
+        case MatmulActivations::s8_row_s8w: return "s8_row_s8w";
+    }
+    return "?";
+}
+
+struct Lcg {
+    uint64_t s;
+    float next() {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        return static_cast<float>((s >> 40) & 0xffffff) / 16777216.0f * 2.0f - 1.0f;
+    }
+};
+
+bool can_make(DType t) {
+    return t == DType::f32 || t == DType::f16 || t == DType::bf16 || quantize_supported(t);
+}
+
+// Random weights (N, K) stored as `t`, std 0.02-ish like the models.
+std::vector<uint8_t> make_weights(DType t, int64_t N, int64_t K, uint64_t seed) {
+    Lcg rng{seed};
+    const int64_t row_bytes = dtype_row_bytes(t, K);
+    std::vector<uint8_t> out(static_cast<size_t>(row_bytes * N) + 64);
+    std::vector<float> row(static_cast<size_t>(K));
+    for (int64_t n = 0; n < N; ++n) {
+        for (float& v : row) v = 0.05f * rng.next();
+        uint8_t* dst = out.data() + n * row_bytes;
+        if (t == DType::f32) {
+            std::memcpy(dst, row.data(), static_cast<size_t>(K) * 4);
+        } else if (t == DType::f16 || t == DType::bf16) {
+            for (int64_t k = 0; k < K; ++k) {
+                const uint16_t h = t == DType::f16 ? f32_to_f16(row[k]) : f32_to_bf16(row[k]);
+                std::memcpy(dst + 2 * k, &h, 2);
+            }
+        } else {
+            quantize_row(t, row.data(), dst, K);
+        }
+    }
+    return out;
+}
+
+struct Options {
+    std::string filter;
+    bool include_ref = false;
+    double min_time_ms = 300;
+    int max_reps = 50, min_reps = 5;
+};
+
+}  // namespace
+
+int cmd_kernels(int argc, char** argv) {
+    tools::ArgParser a("glimpse-bench kernels", "[--filter REGEX] [--threads N] [--shapes smolvlm256m|smolvlm500m|all]",
+                       "Times every usable registered matmul kernel on the SmolVLM-256M/500M shapes and measures memory\n"
+                       "bandwidth. JSON on stdout (schema: tools/bench/README.md), a summary table on stderr.\n"
+                       "Decode shapes (M = 1) run cache-cold (caches flushed before every repetition), as a decode\n"
+                       "step streams each layer's weights from memory; the others run warm.");
+    add_common_options(a);
+    a.option("--filter", "REGEX", "only kernels whose name matches (ECMAScript regex, searched)");
+    a.option("--shapes", "SET", "smolvlm256m, smolvlm500m or all", "all");
+    a.option("--shape-filter", "REGEX", "only shapes whose name matches, e.g. 'enc\\.|conn'");
+    a.option("--min-time", "MS", "time each kernel/shape for at least this long", "300");
+    a.option("--max-reps", "N", "at most this many timed repetitions", "50");
+    a.flag("--include-ref", "also time the scalar kernels (references and oracles; very slow on the big shapes)");
+    a.flag("--no-bandwidth", "skip the memory bandwidth measurement");
+    std::string err;
+    if (!a.parse(argc, argv, &err)) {
+        std::fprintf(stderr, "glimpse-bench kernels: %s\n", err.c_str());
+        return 2;
+    }
+    if (a.has("--help")) {
+        std::fputs(a.help().c_str(), stdout);
+        return 0;
+    }
+    RunInfo info;
+    if (!read_common_options(a, &info, &err)) {
+        std::fprintf(stderr, "glimpse-bench kernels: %s\n", err.c_str());
+        return 2;
+    }
+    Options opt;
+    opt.filter = a.get("--filter");
+    opt.include_ref = a.has("--include-ref");
+    int64_t max_reps = 50;
+    if (!a.get_float("--min-time", &opt.min_time_ms, &err) || !a.get_int("--max-reps", &max_reps, &err)) {
+        std::fprintf(stderr, "glimpse-bench kernels: %s\n", err.c_str());
+        return 2;
+    }
+    opt.max_reps = static_cast<int>(std::max<int64_t>(1, max_reps));
+    opt.min_reps = std::min(opt.min_reps, opt.max_reps);
+    const std::string set = a.get("--shapes");
+    std::vector<BenchShape> shapes;
+    if (!bench_shapes(set, &shapes)) {
+        std::fprintf(stderr, "glimpse-bench kernels: --shapes must be smolvlm256m, smolvlm500m or all, not '%s'\n",
+                     set.c_str());
+        return 2;
+    }
+    std::regex kernel_re, shape_re;
+    try {
+        kernel_re = std::regex(opt.filter.empty() ? std::string(".*") : opt.filter);
+        shape_re = std::regex(a.has("--shape-filter") ? a.get("--shape-filter") : std::string(".*"));
+    } catch (const std::regex_error& e) {
+        std::fprintf(stderr, "glimpse-bench kernels: bad regex: %s\n", e.what());
+        return 2;
+    }
+    if (Status s = cpu_isa_cap_status(); !s.is_ok()) std::fprintf(stderr, "warning: %s\n", s.message().c_str());
+
+    ThreadPool pool(info.threads);
+    Json j;
+    j.begin_object();
+    write_header(j, "kernels", info);
+    j.begin_object("settings");
+    j.value("shapes", set);
+    j.value("filter", opt.filter);
+    j.value("min_time_ms", opt.min_time_ms);
+    j.value("max_reps", static_cast<int64_t>(opt.max_reps));
+    j.value("include_ref", opt.include_ref);
+    j.end_object();
+
+    const int64_t llc = last_level_cache_bytes();
+    const int64_t flush_bytes = std::max<int64_t>(2 * llc, int64_t{64} << 20);
+    Bandwidth bw;
+    if (!a.has("--no-bandwidth")) {
+        std::fprintf(stderr, "memory bandwidth (arrays of %lld MiB, %d threads) ...\n",
+                     static_cast<long long>(flush_bytes >> 20), info.threads);
+        bw = measure_bandwidth(&pool, flush_bytes, 5);
+        write_bandwidth(j, bw);
+        std::fprintf(stderr, "  read %.1f GB/s, copy %.1f GB/s, triad %.1f GB/s\n", bw.read_gbs, bw.copy_gbs,
+                     bw.triad_gbs);
+    } else {
+        j.null("memory_bandwidth");
+    }
+    CacheFlusher flusher(flush_bytes);
+
+    std::fprintf(stderr, "%-26s %-30s %5s %6s %6s %10s %9s %9s %s\n", "shape", "kernel", "M", "K", "N", "median ms",
+                 "GFLOP/s", "wGB/s", "spread");
+    j.begin_array("results");
+    std::vector<std::pair<std::string, std::string>> skipped;
+    for (const BenchShape& sh : shapes) {
+        if (!std::regex_search(sh.name, shape_re)) continue;
+        for (const MatmulKernel* k : matmul_kernels()) {
+            const std::string name = k->name;
+            if (!std::regex_search(name, kernel_re)) continue;
+            // The scalar oracles (references, ggml-semantics scalar kernels) take seconds per call.
+            const bool is_ref = k->isa == Isa::scalar && !is_matmul_provider(*k);
+            if (is_ref && !opt.include_ref) continue;
+            if (!isa_usable(k->isa)) {
+                skipped.push_back({name, std::string("needs ") + isa_name(k->isa)});
+                continue;
+            }
+            if (k->available && !k->available()) {
+                skipped.push_back({name, "library not available"});
+                continue;
+            }
+            if (!can_make(k->w_type)) {
+                skipped.push_back({name, std::string("bench cannot make ") + dtype_name(k->w_type) + " weights"});
+                continue;
+            }
+            if (k->supports && !k->supports(sh.M, sh.K, sh.N)) continue;
+            const int64_t M = sh.M, K = sh.K, N = sh.N;
+
+            std::vector<uint8_t> w = make_weights(k->w_type, N, K, 1234 + static_cast<uint64_t>(K * 7 + N));
+            const int64_t weight_bytes = dtype_row_bytes(k->w_type, K) * N;
+            uint8_t* packed = nullptr;
+            int64_t packed_bytes = 0;
+            double pack_ms = 0;
+            if (k->pack) {
+                packed_bytes = k->packed_bytes(N, K);
+                packed = aligned_buffer_alloc(static_cast<size_t>(packed_bytes));
+                const double t0 = now_ms();
+                k->pack(w.data(), N, K, packed);
+                pack_ms = now_ms() - t0;
+            }
+            const int64_t scratch_bytes = k->scratch_bytes ? k->scratch_bytes(M, K, N, info.threads) : 0;
+            uint8_t* scratch = aligned_buffer_alloc(static_cast<size_t>(scratch_bytes) + 64);
+            uint8_t* xbuf = aligned_buffer_alloc(static_cast<size_t>(M * K * 4) + 64);
+            uint8_t* ybuf = aligned_buffer_alloc(static_cast<size_t>(M * N * 4) + 64);
+            uint8_t* bbuf = aligned_buffer_alloc(static_cast<size_t>(N * 4) + 64);
+            float* x = reinterpret_cast<float*>(xbuf);
+            Lcg rng{99};
+            for (int64_t i = 0; i < M * K; ++i) x[i] = rng.next();
+            float* bias = reinterpret_cast<float*>(bbuf);
+            for (int64_t i = 0; i < N; ++i) bias[i] = 0.01f * rng.next();
+
+            MatmulArgs args;
+            args.x = x;
+            args.ldx = K;
+            args.M = M;
+            args.K = K;
+            args.N = N;
+            args.w = w.data();
+            args.w_type = k->w_type;
+            args.packed = packed;
+            args.bias = sh.bias ? bias : nullptr;
+            args.y = reinterpret_cast<float*>(ybuf);
+            args.ldy = N;
+            args.scratch = scratch;
+
+            const bool cold = M == 1;
+            k->run(args, &pool);  // warm-up (first-touch of scratch, library lazy state)
+            std::vector<double> samples;
+            double total = 0;
+            const double started = now_ms();
+            while (static_cast<int>(samples.size()) < opt.max_reps) {
+                if (cold) {
+                    flusher.flush(&pool);
+                    // x and y are what a decode step has hot; the weights are not.
+                    volatile float touch = 0;
+                    for (int64_t i = 0; i < K; i += 16) touch = touch + x[i];
+                }
+                const double t0 = now_ms();
+                k->run(args, &pool);
+                const double dt = now_ms() - t0;
+                samples.push_back(dt);
+                total += dt;
+                const int n = static_cast<int>(samples.size());
+                if (n >= opt.min_reps && total >= opt.min_time_ms) break;
+                if (n >= 2 && now_ms() - started > 20 * opt.min_time_ms + 10000) break;  // very slow kernels
+            }
+            const Stats st = stats_of(samples);
+            const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
+            const double gflops = flops / (st.median * 1e6);
+            const double wgbs = static_cast<double>(weight_bytes) / (st.median * 1e6);
+            const std::string impl = matmul_provider_impl(*k, packed);
+
+            j.begin_object();
+            j.value("kernel", name);
+            j.value("isa", isa_name(k->isa));
+            j.value("w_type", dtype_name(k->w_type));
+            j.value("activations", activations_name(k->activations));
+            j.value("priority", static_cast<int64_t>(k->priority));
+            j.value("provider", is_matmul_provider(*k));
+            j.value("impl", impl);
+            j.begin_object("shape");
+            j.value("name", sh.name);
+            j.value("model", sh.model);
+            j.value("class", sh.shape_class);
+            j.value("M", M);
+            j.value("K", K);
+            j.value("N", N);
+            j.value("bias", sh.bias);
+            j.end_object();
+            j.value("cache", cold ? "cold" : "warm");
+            j.value("reps", static_cast<int64_t>(st.n));
+            j.value("median_ms", st.median);
+            j.value("min_ms", st.min);
+            j.value("max_ms", st.max);
+            j.value("gflops", gflops);
+            j.value("weight_bytes", weight_bytes);
+            if (M == 1) {
+                j.value("weight_gbs", wgbs);
+                if (bw.read_gbs > 0) {
+                    const double bound_ms = static_cast<double>(weight_bytes) / (bw.read_gbs * 1e6);
+                    j.value("bandwidth_bound_ms", bound_ms);
+                    j.value("fraction_of_bandwidth", bound_ms / st.median);
+                }
+            } else {
+                j.null("weight_gbs");
+            }
+            j.value("packed_bytes", packed_bytes);
+            j.value("pack_ms", pack_ms);
+            j.value("scratch_bytes", scratch_bytes);
+            j.end_object();
+
+            char spread[48];
+            std::snprintf(spread, sizeof spread, "%.0f%% (n=%d)", st.median > 0 ? 100.0 * (st.max - st.min) / st.median : 0.0,
+                          st.n);
+            char wcol[32] = "-";
+            if (M == 1) std::snprintf(wcol, sizeof wcol, "%.1f", wgbs);
+            std::fprintf(stderr, "%-26s %-30s %5lld %6lld %6lld %10.3f %9.1f %9s %s%s%s\n", sh.name.c_str(), name.c_str(),
+                         static_cast<long long>(M), static_cast<long long>(K), static_cast<long long>(N), st.median,
+                         gflops, wcol, spread, impl.empty() ? "" : "  ", impl.c_str());
+            aligned_buffer_free(packed);
+            aligned_buffer_free(scratch);
+            aligned_buffer_free(xbuf);
+            aligned_buffer_free(ybuf);
+            aligned_buffer_free(bbuf);
+        }
+    }
+    j.end_array();
+    j.begin_array("skipped");
+    std::sort(skipped.begin(), skipped.end());
+    skipped.erase(std::unique(skipped.begin(), skipped.end()), skipped.end());
+    for (const auto& [name, why] : skipped) {
+        j.begin_object();
+        j.value("kernel", name);
+        j.value("reason", why);
+        j.end_object();
+    }
+    j.end_array();
+    // What select_matmul_kernel picks today for each shape (decision table + priorities).
+    j.begin_array("selected");
+    for (const BenchShape& sh : shapes) {
+        if (!std::regex_search(sh.name, shape_re)) continue;
+        for (DType t : {DType::f32, DType::f16, DType::bf16, DType::q8_0, DType::q4_0}) {
+            const MatmulKernel* k = select_matmul_kernel(t, sh.M, sh.K, sh.N);
+            j.begin_object();
+            j.value("shape", sh.name);
+            j.value("w_type", dtype_name(t));
+            j.value("kernel", k ? k->name : "");
+            j.end_object();
+        }
+    }
+    j.end_array();
+    j.end_object();
+    std::fputs(j.str().c_str(), stdout);
+    return 0;
+}
+
+}  // namespace glimpse::bench
