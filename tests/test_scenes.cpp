@@ -745,3 +745,38 @@ TEST_CASE("scenes: images round-trip through PNG and PPM files") {
     CHECK(bad.message().find("missing") != std::string::npos);
     std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("scenes: presets (default is SceneOptions{}, bundled keeps objects and text large)") {
+    auto def = scene_preset("default");
+    REQUIRE(def.is_ok());
+    CHECK(image_hash(scene_generate(7, *def).image) == image_hash(scene_generate(7).image));
+    CHECK(scene_preset("nonsense").status().code() == StatusCode::invalid_argument);
+    CHECK(scene_preset_names().size() == 2);
+
+    auto bundled = scene_preset("bundled");
+    REQUIRE(bundled.is_ok());
+    REQUIRE(scene_options_validate(*bundled).is_ok());
+    int with_text = 0;
+    for (uint64_t seed = 0; seed < 300; ++seed) {
+        const Scene s = scene_generate(seed, *bundled);
+        const int lo = std::min(s.image.width, s.image.height), hi = std::max(s.image.width, s.image.height);
+        CHECK(lo >= 128);
+        CHECK(hi <= 512);
+        CHECK(hi * 1000 <= lo * 1500);
+        CHECK(!s.objects.empty());
+        CHECK(s.objects.size() <= 6);
+        for (const SceneObject& o : s.objects) {
+            // size classes per mille of the short side (integer division, pixel floors 12/18/28)
+            const int c = static_cast<int>(o.size);
+            CHECK(o.size_px >= std::max(std::array{12, 18, 28}[c], lo * std::array{90, 140, 220}[c] / 1000));
+            CHECK(o.size_px <= std::max(std::array{12, 18, 28}[c], lo * std::array{110, 180, 280}[c] / 1000));
+        }
+        if (s.text) {
+            ++with_text;
+            // glyph height 7·scale is 11-15 % of the short side unless the text had to shrink to fit
+            CHECK(7 * s.text->scale <= lo * 150 / 1000);
+        }
+    }
+    CHECK(with_text > 90);   // text_probability 0.4 of 300
+    CHECK(with_text < 150);
+}

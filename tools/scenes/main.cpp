@@ -34,6 +34,9 @@ The same seed and options always give the same files, on every platform.
 options:
   --seeds FROM:TO         seed range, half-open; required (e.g. 0:50000)
   --out DIR               output directory, created if missing; required
+  --preset NAME           start from a named distribution: default, or bundled (the one the
+                          bundled tiny VLMs are trained and evaluated on; see README);
+                          the options below override it, wherever they appear
   --qa-per-image N        question-answer pairs per scene (default 6, 0..256)
   --min-size A            smallest image side in pixels (default 96, >= 64)
   --max-size B            largest image side in pixels (default 1024, <= 8192)
@@ -123,6 +126,13 @@ ImageFormat parse_format(const std::string& text) {
 CliOptions parse_args(int argc, char** argv) {
     CliOptions cli;
     bool have_seeds = false;
+    // The preset is the base every other option modifies, wherever it appears.
+    for (int i = 1; i + 1 < argc; ++i) {
+        if (std::string_view(argv[i]) != "--preset") continue;
+        Result<SceneOptions> preset = scene_preset(argv[i + 1]);
+        if (!preset.is_ok()) throw UsageError{"--preset: " + preset.status().message()};
+        cli.scene = *preset;
+    }
     for (int i = 1; i < argc; ++i) {
         const std::string flag = argv[i];
         auto next = [&]() -> std::string {
@@ -137,6 +147,8 @@ CliOptions parse_args(int argc, char** argv) {
             have_seeds = true;
         } else if (flag == "--out") {
             cli.out_dir = next();
+        } else if (flag == "--preset") {
+            next();  // applied above
         } else if (flag == "--qa-per-image") {
             cli.scene.qa_per_scene = parse_int<int>(flag, next());
         } else if (flag == "--min-size") {

@@ -69,6 +69,12 @@ Status scene_options_validate(const SceneOptions& o) {
                             "scene options: many_small_probability %g is not in [0, 1]", o.many_small_probability);
     GLIMPSE_CHECK_OR_RETURN(probability_ok(o.text_probability), invalid_argument,
                             "scene options: text_probability %g is not in [0, 1]", o.text_probability);
+    GLIMPSE_CHECK_OR_RETURN(o.text_height_min_permille >= 1 &&
+                                o.text_height_min_permille <= o.text_height_max_permille &&
+                                o.text_height_max_permille <= 500,
+                            invalid_argument,
+                            "scene options: text height range %d..%d per mille is not within 1..500 and ordered",
+                            o.text_height_min_permille, o.text_height_max_permille);
     GLIMPSE_CHECK_OR_RETURN(o.max_occluded_fraction >= 0.0 && o.max_occluded_fraction <= 0.5, invalid_argument,
                             "scene options: max_occluded_fraction %g is not in [0, 0.5]", o.max_occluded_fraction);
     GLIMPSE_RETURN_IF_ERROR(size_classes_ok(o));
@@ -80,6 +86,34 @@ Status scene_options_validate(const SceneOptions& o) {
                             "scene options: qa_per_scene %d is outside [0, 256]", o.qa_per_scene);
     return Status::ok();
 }
+
+Result<SceneOptions> scene_preset(std::string_view name) {
+    SceneOptions o;
+    if (name == "default") return o;
+    if (name == "bundled") {
+        // The bundled models see the whole scene at 160 px on its long side (SmolVLM layout:
+        // 2x2 tiles of 80 px; LLaVA layout: one 160 px image). Aspect ≤ 1.5 keeps the short
+        // side ≥ 107 px there, so a small object (9-11 % of the short side) spans ≥ 10 px and
+        // a glyph (11-15 %) ≥ 12 px, i.e. ≥ 1.7 px per font dot. Counts stay within 0..6.
+        o.min_side = 128;
+        o.max_side = 512;
+        o.max_aspect_permille = 1500;
+        o.min_objects = 1;
+        o.max_objects = 6;
+        o.many_small_probability = 0.25;
+        o.text_probability = 0.4;
+        o.size_min_permille = {90, 140, 220};
+        o.size_max_permille = {110, 180, 280};
+        o.size_min_px = {12, 18, 28};
+        o.text_height_min_permille = 110;
+        o.text_height_max_permille = 150;
+        return o;
+    }
+    return Status::error(StatusCode::invalid_argument, "unknown scene preset '%.*s' (default, bundled)",
+                         static_cast<int>(name.size()), name.data());
+}
+
+std::vector<std::string_view> scene_preset_names() { return {"default", "bundled"}; }
 
 namespace {
 
@@ -241,14 +275,14 @@ private:
     std::vector<ShapeMask> masks_;
 };
 
-std::optional<SceneText> pick_text(SceneRng& rng, ImageSize size) {
+std::optional<SceneText> pick_text(SceneRng& rng, const SceneOptions& o, ImageSize size) {
     SceneText text;
     const int length = rng.range(1, kMaxTextChars);
     for (int i = 0; i < length; ++i)
         text.chars.push_back(kTextAlphabet[rng.below(static_cast<uint32_t>(kTextAlphabet.size()))]);
     text.color = static_cast<Color>(rng.below(kColorCount));
     const int short_side = std::min(size.width, size.height);
-    const int glyph_height = short_side * rng.range(70, 110) / 1000;
+    const int glyph_height = short_side * rng.range(o.text_height_min_permille, o.text_height_max_permille) / 1000;
     text.scale = std::max(2, glyph_height / 7);  // below 2 px per dot the glyphs blur
     auto fits = [&](int scale, int n) {
         const PixelBox b = text_box(0, 0, n, scale);
@@ -320,7 +354,7 @@ Scene scene_generate(uint64_t seed, const SceneOptions& opts) {
     const BackgroundSpec background = pick_background(rng, opts, size);
     scene.background = background.kind;
     scene.many_small = rng.chance(opts.many_small_probability);
-    if (rng.chance(opts.text_probability)) scene.text = pick_text(rng, size);
+    if (rng.chance(opts.text_probability)) scene.text = pick_text(rng, opts, size);
 
     Layout layout(size.width, size.height, opts);
     if (scene.text) {

@@ -116,6 +116,9 @@ struct SceneOptions {
     // range if max_objects < 6), 3 of 4 small and the rest medium.
     double many_small_probability = 0.35;
     double text_probability = 0.4;
+    // Glyph height (7 font rows × scale) as per-mille of the short side, before the scale is
+    // rounded down to an integer ≥ 2 and shrunk until the text fits.
+    int text_height_min_permille = 70, text_height_max_permille = 110;
     // Size classes as per-mille of the image's short side, with a pixel floor so a small
     // object on a 96 px image still shows its shape.
     std::array<int, kSizeClassCount> size_min_permille = {50, 110, 220};
@@ -138,6 +141,15 @@ inline constexpr std::string_view kTextAlphabet = "0123456789ABCDEFGHJKLMNPQRSTU
 
 // Says what is wrong with `opts` (ranges, probabilities, weights), naming the field.
 Status scene_options_validate(const SceneOptions& opts);
+
+// Named scene distributions (tools/scenes/README.md, "Presets"):
+//   "default"  SceneOptions{} — every size and aspect, 1..9 objects;
+//   "bundled"  the distribution the bundled tiny VLMs (models/bundled/) are trained and
+//              evaluated on: sides 128..512, aspect ≤ 1.5, 1..6 objects, objects and text
+//              large enough to stay recognizable at the models' input resolution (160 px).
+// Unknown names are invalid_argument.
+Result<SceneOptions> scene_preset(std::string_view name);
+std::vector<std::string_view> scene_preset_names();
 
 // The scene for `seed`. `opts` must pass scene_options_validate (a caller bug otherwise).
 Scene scene_generate(uint64_t seed, const SceneOptions& opts = {});
