@@ -1,0 +1,340 @@
+"""Shared training code for the bundled tiny VLMs: shard reader, tree-packed batches, the two
+training stages (vision-tower pretraining, VLM training), teacher-forced evaluation, checkpoints.
+
+Tree packing: the prompt of a question is prefix + suffix, where the prefix (template start and
+the image block) is the same for every question about an image. A scene's caption and questions
+are packed as branches of ONE sequence: prefix, branch 1, branch 2, ...; a branch token attends
+to the prefix and to earlier tokens of its own branch only, and its positions continue from the
+end of the prefix. Each branch therefore computes exactly what glimpse computes for that single
+prompt (same tokens, positions and causal context), while the image and prefix are computed once.
+"""
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import models  # noqa: E402
+
+KINDS = ["color", "count", "exist", "position", "text", "caption"]
+CAPTION = 5
+N_PRESENCE, N_SHAPES, N_COLORS, N_CHARS = 48, 6, 8, 34
+MAX_COUNT = 6  # the bundled preset has at most 6 objects
+
+
+def log(*a):
+    print(time.strftime("%H:%M:%S"), *a, flush=True)
+
+
+class Shards:
+    """Reader of a glimpse-traindata build directory (numpy memmaps)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.meta = json.load(open(os.path.join(path, "meta.json")))
+        m = self.meta
+        S = m["tile"]
+        self.S = S
+        self.tiles = np.memmap(os.path.join(path, "tiles.u8"), np.uint8, "r").reshape(-1, 3, S, S)
+        self.images = np.fromfile(os.path.join(path, "images.i64"), np.int64).reshape(-1, 12)
+        self.branches = np.fromfile(os.path.join(path, "branches.i64"), np.int64).reshape(-1, 5)
+        self.tokens = np.memmap(os.path.join(path, "tokens.i32"), np.int32, "r")
+        self.labels = np.fromfile(os.path.join(path, "labels.i16"), np.int16).reshape(-1, m["n_label_fields"])
+        self.mean = np.array(m["mean"], np.float32).reshape(3, 1, 1)
+        self.std = np.array(m["std"], np.float32).reshape(3, 1, 1)
+
+    def __len__(self):
+        return len(self.images)
+
+    def normalize(self, u8):
+        """(…,3,S,S) uint8 -> f32 exactly as glimpse: (u/255 - mean)/std, each op rounded to f32."""
+        return (u8.astype(np.float32) / np.float32(255.0) - self.mean) / self.std
+
+    def chunks(self, i):
+        r = self.images[i]
+        return self.tiles[r[3]:r[3] + r[4]]
+
+    def pixels(self, idx):
+        return torch.from_numpy(np.concatenate([self.normalize(self.chunks(i)) for i in idx]))
+
+    def n_chunks(self, idx):
+        return [int(self.images[i][4]) for i in idx]
+
+    def example(self, i, kinds=None):
+        """-> prefix ids, [(branch ids, n_prompt, n_answer, kind)]."""
+        r = self.images[i]
+        prefix = np.asarray(self.tokens[r[7]:r[7] + r[8]], np.int64)
+        out = []
+        for b in self.branches[r[9]:r[9] + r[10]]:
+            if kinds is not None and int(b[4]) not in kinds:
+                continue
+            out.append((np.asarray(self.tokens[b[0]:b[0] + b[1]], np.int64), int(b[2]), int(b[3]), int(b[4])))
+        return prefix, out
+
+    def batch(self, idx, caption_weight=1.0, kinds=None):
+        """Tree-packed batch: ids/seg/pos (B,T), targets (B,T) (-100 = none), weights, kinds, branch ids."""
+        seqs = []
+        for i in idx:
+            prefix, branches = self.example(i, kinds)
+            ids, seg, pos, tgt, w, kd, br = [prefix], [np.zeros(len(prefix), np.int64)], [np.arange(len(prefix))], \
+                [np.full(len(prefix), -100)], [np.zeros(len(prefix), np.float32)], [np.full(len(prefix), -1)], \
+                [np.full(len(prefix), -1)]
+            P = len(prefix)
+            for j, (b, n_prompt, n_answer, kind) in enumerate(branches):
+                L = len(b)
+                ids.append(b)
+                seg.append(np.full(L, j + 1))
+                pos.append(P + np.arange(L))
+                t = np.full(L, -100)
+                # position n_prompt-1+k predicts answer token k
+                t[n_prompt - 1:n_prompt - 1 + n_answer] = b[n_prompt:n_prompt + n_answer]
+                tgt.append(t)
+                ww = np.zeros(L, np.float32)
+                ww[n_prompt - 1:n_prompt - 1 + n_answer] = caption_weight if kind == CAPTION else 1.0
+                w.append(ww)
+                kd.append(np.full(L, kind))
+                br.append(np.full(L, j))
+            seqs.append([np.concatenate(x) for x in (ids, seg, pos, tgt, w, kd, br)])
+        T = max(len(s[0]) for s in seqs)
+        B = len(seqs)
+        out = dict(ids=np.zeros((B, T), np.int64), seg=np.full((B, T), -1), pos=np.zeros((B, T), np.int64),
+                   tgt=np.full((B, T), -100), w=np.zeros((B, T), np.float32), kind=np.full((B, T), -1),
+                   branch=np.full((B, T), -1))
+        for b, s in enumerate(seqs):
+            n = len(s[0])
+            for k, key in enumerate(("ids", "seg", "pos", "tgt", "w", "kind", "branch")):
+                out[key][b, :n] = s[k]
+        out = {k: torch.from_numpy(v) for k, v in out.items()}
+        out["mask"] = models.tree_mask(out["seg"])
+        return out
+
+
+def vlm_forward(tower, dec, pix, batch):
+    """-> hidden states (B,T,C) of the decoder for a tree-packed batch."""
+    emb = tower(pix)
+    x = dec.embed(batch["ids"], emb.reshape(-1, emb.shape[-1]))
+    return dec.hidden(x, batch["pos"], batch["mask"])
+
+
+def vlm_loss(tower, dec, pix, batch):
+    h = vlm_forward(tower, dec, pix, batch)
+    sel = batch["tgt"] >= 0
+    logits = dec.logits(h[sel])
+    ce = F.cross_entropy(logits, batch["tgt"][sel], reduction="none")
+    w = batch["w"][sel]
+    return (ce * w).sum() / w.sum(), logits, sel
+
+
+@torch.no_grad()
+def evaluate(tower, dec, shards, idx_all, batch_images=8):
+    """Teacher-forced exact match: a branch is right iff the argmax at every answer position (incl. the
+    end-of-generation token) equals the reference, which is exactly when greedy decoding reproduces
+    the reference answer and stops. -> {kind: (correct, total)}."""
+    tower.eval()
+    dec.eval()
+    res = {k: [0, 0] for k in KINDS}
+    for s in range(0, len(idx_all), batch_images):
+        idx = idx_all[s:s + batch_images]
+        batch = shards.batch(idx)
+        h = vlm_forward(tower, dec, shards.pixels(idx), batch)
+        sel = batch["tgt"] >= 0
+        pred = dec.logits(h[sel]).argmax(-1)
+        ok = (pred == batch["tgt"][sel])
+        bidx = torch.arange(len(idx)).unsqueeze(1).expand_as(sel)[sel]
+        key = bidx * 1000 + batch["branch"][sel]
+        kinds = batch["kind"][sel]
+        for k in torch.unique(key):
+            m = key == k
+            kind = int(kinds[m][0])
+            res[KINDS[kind]][0] += int(ok[m].all())
+            res[KINDS[kind]][1] += 1
+    tower.train()
+    dec.train()
+    return res
+
+
+def format_eval(res):
+    qa = [k for k in KINDS if k != "caption"]
+    c = sum(res[k][0] for k in qa)
+    t = sum(res[k][1] for k in qa)
+    parts = [f"{k} {res[k][0] / max(1, res[k][1]):.3f} ({res[k][1]})" for k in KINDS]
+    return f"overall {c / max(1, t):.4f} | " + " | ".join(parts), c / max(1, t)
+
+
+class PoolHead(nn.Module):
+    """Image-level head for tower pretraining (dropped afterwards): one learned query attends over
+    all token features of an image (all of its chunks), then a linear layer gives the targets."""
+
+    def __init__(self, C, n_out, n_head=4):
+        super().__init__()
+        self.ln = nn.LayerNorm(C)
+        self.query = nn.Parameter(torch.randn(C) * 0.02)
+        self.attn = nn.MultiheadAttention(C, n_head, batch_first=True)
+        self.mlp = nn.Sequential(nn.Linear(C, 2 * C), nn.GELU(), nn.Linear(2 * C, n_out))
+
+    def forward(self, feats, key_padding_mask):
+        kv = self.ln(feats)
+        q = self.query.expand(feats.shape[0], 1, -1)
+        o, _ = self.attn(q, kv, kv, key_padding_mask=key_padding_mask, need_weights=False)
+        return self.mlp(o[:, 0])
+
+
+class ClsHead(nn.Module):
+    """Image-level head on the [CLS] token (CLIP-style), dropped afterwards."""
+
+    def __init__(self, C, n_out):
+        super().__init__()
+        self.ln = nn.LayerNorm(C)
+        self.mlp = nn.Sequential(nn.Linear(C, 2 * C), nn.GELU(), nn.Linear(2 * C, n_out))
+
+    def forward(self, cls):
+        return self.mlp(self.ln(cls))
+
+
+N_HEAD_OUT = N_PRESENCE + N_SHAPES * (MAX_COUNT + 1) + N_COLORS * (MAX_COUNT + 1) + 1 + N_CHARS
+
+
+def pretrain_loss(logits, labels):
+    """Multi-label presence of color×shape, count of each shape and color (0..6), text presence and
+    which characters are written. labels: (B, n_label_fields) int16 rows of labels.i16."""
+    labels = labels.long()
+    o = 0
+    pres = logits[:, o:o + N_PRESENCE]
+    o += N_PRESENCE
+    loss = F.binary_cross_entropy_with_logits(pres, labels[:, :N_PRESENCE].float())
+    acc_pres = ((pres > 0) == (labels[:, :N_PRESENCE] > 0)).all(1).float().mean()
+    shape_cnt = logits[:, o:o + N_SHAPES * (MAX_COUNT + 1)].reshape(-1, N_SHAPES, MAX_COUNT + 1)
+    o += N_SHAPES * (MAX_COUNT + 1)
+    t_shape = labels[:, N_PRESENCE:N_PRESENCE + N_SHAPES].clamp(max=MAX_COUNT)
+    loss = loss + F.cross_entropy(shape_cnt.reshape(-1, MAX_COUNT + 1), t_shape.reshape(-1))
+    acc_cnt = (shape_cnt.argmax(-1) == t_shape).float().mean()
+    color_cnt = logits[:, o:o + N_COLORS * (MAX_COUNT + 1)].reshape(-1, N_COLORS, MAX_COUNT + 1)
+    o += N_COLORS * (MAX_COUNT + 1)
+    t_color = labels[:, N_PRESENCE + N_SHAPES:N_PRESENCE + N_SHAPES + N_COLORS].clamp(max=MAX_COUNT)
+    loss = loss + 0.5 * F.cross_entropy(color_cnt.reshape(-1, MAX_COUNT + 1), t_color.reshape(-1))
+    base = N_PRESENCE + N_SHAPES + N_COLORS
+    loss = loss + 0.2 * F.binary_cross_entropy_with_logits(logits[:, o], labels[:, base].float())
+    o += 1
+    chars = logits[:, o:o + N_CHARS]
+    t_chars = (labels[:, base + 3:base + 3 + N_CHARS] > 0).float()
+    loss = loss + F.binary_cross_entropy_with_logits(chars, t_chars)
+    return loss, dict(presence_exact=float(acc_pres), shape_count=float(acc_cnt))
+
+
+def lr_at(step, total, peak, warmup, floor=0.05):
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    p = (step - warmup) / max(1, total - warmup)
+    return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
+
+
+def param_groups(named, lr, wd):
+    decay, no_decay = [], []
+    for n, p in named:
+        if not p.requires_grad:
+            continue
+        (decay if p.dim() >= 2 and "pos" not in n and "tok" not in n else no_decay).append(p)
+    return [dict(params=decay, lr=lr, weight_decay=wd, base_lr=lr), dict(params=no_decay, lr=lr, weight_decay=0.0,
+                                                                         base_lr=lr)]
+
+
+def pretrain_tower(tower, shards, cfg, head, features_fn):
+    """Stage 1: image-level targets from the tower's token features."""
+    rng = np.random.default_rng(cfg["seed"])
+    steps, B = cfg["pretrain_steps"], cfg["pretrain_batch"]
+    params = list(tower.named_parameters()) + [("head." + n, p) for n, p in head.named_parameters()]
+    opt = torch.optim.AdamW(param_groups(params, cfg["pretrain_lr"], 0.05), betas=(0.9, 0.98))
+    order = rng.permutation(len(shards))
+    t0 = time.time()
+    pos = 0
+    for step in range(steps):
+        if pos + B > len(order):
+            order = rng.permutation(len(shards))
+            pos = 0
+        idx = order[pos:pos + B]
+        pos += B
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, steps, g["base_lr"], cfg["pretrain_warmup"])
+        logits = features_fn(shards.pixels(idx), shards.n_chunks(idx))
+        loss, m = pretrain_loss(logits, torch.from_numpy(shards.labels[idx].astype(np.int64)))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for _, p in params], 1.0)
+        opt.step()
+        if step % cfg["log_every"] == 0 or step == steps - 1:
+            log(f"pretrain {step}/{steps} loss {loss.item():.4f} presence-exact {m['presence_exact']:.3f} "
+                f"shape-count {m['shape_count']:.3f} ({time.time() - t0:.0f} s)")
+    return time.time() - t0
+
+
+def train_vlm(tower, dec, shards, val, cfg):
+    """Stage 2: the whole VLM on captions and questions (answer tokens only)."""
+    rng = np.random.default_rng(cfg["seed"] + 1)
+    steps, B = cfg["steps"], cfg["batch"]
+    groups = param_groups(tower.named_parameters(), cfg["lr"] * cfg["tower_lr_scale"], cfg["wd"]) + \
+        param_groups(dec.named_parameters(), cfg["lr"], cfg["wd"])
+    opt = torch.optim.AdamW(groups, betas=(0.9, 0.98))
+    params = [p for g in groups for p in g["params"]]
+    order = rng.permutation(len(shards))
+    pos = 0
+    t0 = time.time()
+    val_idx = np.arange(min(len(val), cfg["val_images"])) if val is not None else None
+    ema = None
+    for step in range(steps):
+        if pos + B > len(order):
+            order = rng.permutation(len(shards))
+            pos = 0
+        idx = order[pos:pos + B]
+        pos += B
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, steps, g["base_lr"], cfg["warmup"])
+        batch = shards.batch(idx, caption_weight=cfg["caption_weight"])
+        loss, _, _ = vlm_loss(tower, dec, shards.pixels(idx), batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
+        if step % cfg["log_every"] == 0 or step == steps - 1:
+            log(f"vlm {step}/{steps} loss {loss.item():.4f} (ema {ema:.4f}) lr {opt.param_groups[-1]['lr']:.2e} "
+                f"({time.time() - t0:.0f} s)")
+        if val is not None and cfg["eval_every"] and step > 0 and (step % cfg["eval_every"] == 0 or step == steps - 1):
+            text, _ = format_eval(evaluate(tower, dec, val, val_idx))
+            log(f"val@{step}: {text}")
+    return time.time() - t0
+
+
+def save_checkpoint(path, tower, dec, cfg, extra=None):
+    torch.save(dict(tower=tower.state_dict(), dec=dec.state_dict(), cfg=cfg, extra=extra or {}), path)
+
+
+def base_args(description):
+    import argparse
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--data", required=True, help="glimpse-traindata build directory (training scenes)")
+    ap.add_argument("--val", help="build directory of held-out scenes for evaluation")
+    ap.add_argument("--out", required=True, help="checkpoint to write (.pt)")
+    ap.add_argument("--config", default="full", help="full or small (quick iteration)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-bf16", action="store_true", help="f32 matmuls (slower; bf16 needs AVX512-BF16/AMX to be fast)")
+    ap.add_argument("--set", action="append", default=[], help="override a config value: key=value")
+    return ap
+
+
+def setup(args, configs):
+    cfg = dict(configs[args.config])
+    for kv in args.set:
+        k, v = kv.split("=", 1)
+        cfg[k] = type(cfg[k])(v) if k in cfg else float(v)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(cfg["seed"])
+    np.random.seed(cfg["seed"])
+    models.MATMUL_BF16 = not args.no_bf16
+    log("config", json.dumps(cfg))
+    return cfg

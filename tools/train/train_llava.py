@@ -1,0 +1,64 @@
+"""Trains the bundled LLaVA-layout model (mlp projector): CLIP-style ViT with [CLS], MLP projector,
+llama decoder. See tools/train/README.md for the exact commands.
+
+The tower runs as llama.cpp runs it (models.py): [CLS] appended after the patches, pre-LN, the
+kept rows 1..N (patch 0 dropped, [CLS] last) go through mm.0 -> GELU -> mm.2. Stage 1 pretrains
+the tower with a CLIP-style head on the [CLS] output (presence of every color×shape, count of each
+shape and color, text presence and written characters), so that [CLS] attention means something;
+the head is then dropped. Stage 2 trains tower + projector + decoder on captions and questions."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import models  # noqa: E402
+import train_common as tc  # noqa: E402
+
+ARCH = dict(tile=192, patch=16, v_embd=192, v_layer=4, v_head=6, v_ff=768, v_eps=1e-5,
+            t_embd=256, t_layer=4, t_head=4, t_head_kv=2, t_ff=768, rope_base=10000.0, rms_eps=1e-5)
+CONFIGS = {
+    "full": dict(ARCH, seed=4321, pretrain_steps=400, pretrain_batch=32, pretrain_lr=1e-3, pretrain_warmup=40,
+                 steps=2400, batch=8, lr=1e-3, tower_lr_scale=0.5, wd=0.05, warmup=100, caption_weight=0.5,
+                 log_every=50, eval_every=600, val_images=200),
+    "small": dict(ARCH, seed=4321, pretrain_steps=60, pretrain_batch=16, pretrain_lr=1e-3, pretrain_warmup=10,
+                  steps=200, batch=8, lr=1e-3, tower_lr_scale=0.5, wd=0.05, warmup=20, caption_weight=0.5,
+                  log_every=20, eval_every=100, val_images=64),
+}
+
+
+def build(cfg, n_vocab):
+    tower = models.ClipTower(cfg["tile"], cfg["patch"], cfg["v_embd"], cfg["v_layer"], cfg["v_head"], cfg["v_ff"],
+                             cfg["t_embd"], cfg["v_eps"])
+    dec = models.LlamaDecoder(n_vocab, cfg["t_embd"], cfg["t_layer"], cfg["t_head"], cfg["t_head_kv"], cfg["t_ff"],
+                              cfg["rope_base"], cfg["rms_eps"])
+    return tower, dec
+
+
+def main():
+    args = tc.base_args(__doc__).parse_args()
+    cfg = tc.setup(args, CONFIGS)
+    train = tc.Shards(args.data)
+    val = tc.Shards(args.val) if args.val else None
+    assert train.meta["layout"] == "llava" and train.meta["tile"] == cfg["tile"]
+    tower, dec = build(cfg, train.meta["n_vocab"])
+    n_params = sum(p.numel() for p in tower.parameters()), sum(p.numel() for p in dec.parameters())
+    tc.log(f"tower {n_params[0] / 1e6:.2f} M params, decoder {n_params[1] / 1e6:.2f} M params")
+    head = tc.ClsHead(cfg["v_embd"], tc.N_HEAD_OUT)
+
+    def features(pix, n_chunks):
+        return head(tower.features(pix)[:, -1])  # the [CLS] row (last)
+
+    t_pre = tc.pretrain_tower(tower, train, cfg, head, features)
+    t_vlm = tc.train_vlm(tower, dec, train, val, cfg)
+    tc.log(f"training time: pretrain {t_pre:.0f} s, vlm {t_vlm:.0f} s, total {t_pre + t_vlm:.0f} s")
+    extra = dict(pretrain_seconds=t_pre, vlm_seconds=t_vlm, layout="llava", data_meta=train.meta)
+    if val is not None:
+        res = tc.evaluate(tower, dec, val, list(range(len(val))))
+        text, _ = tc.format_eval(res)
+        tc.log(f"final held-out ({len(val)} scenes, PyTorch teacher-forced exact match): {text}")
+        extra["val"] = res
+    tc.save_checkpoint(args.out, tower, dec, cfg, extra)
+    tc.log("saved", args.out)
+
+
+if __name__ == "__main__":
+    main()
