@@ -329,3 +329,48 @@ TEST_CASE("q8_0-activation kernels agree with the scalar ggml-semantics oracle")
     }
     MESSAGE("compared " << compared << " kernel/shape pairs with the oracle");
 }
+
+// Work is split over N without changing any output's arithmetic, so every
+// kernel must give bit-identical results for 1, 2 and 3 threads (decode, a
+// tail-heavy prefill and an encoder-like row count).
+TEST_CASE("every matmul kernel gives identical outputs for any thread count") {
+    struct Shape { int64_t M, K, N; };
+    int checked = 0;
+    for (const MatmulKernel* k : matmul_kernels()) {
+        if (!isa_usable(k->isa) || (k->available && !k->available())) continue;
+        for (Shape s : {Shape{1, 576, 200}, Shape{37, 288, 97}, Shape{130, 768, 130}}) {
+            if (k->supports && !k->supports(s.M, s.K, s.N)) continue;
+            Rng rng{static_cast<uint64_t>(s.M * 7 + s.N)};
+            std::vector<float> x(static_cast<size_t>(s.M * s.K)), bias(static_cast<size_t>(s.N));
+            for (float& v : x) v = rng.uniform(-2, 2);
+            for (float& v : bias) v = rng.uniform(-1, 1);
+            std::vector<uint8_t> w = make_weights(k->w_type, s.N, s.K, rng);
+            uint8_t* packed = nullptr;
+            if (k->pack) {
+                packed = aligned_buffer_alloc(static_cast<size_t>(k->packed_bytes(s.N, s.K)));
+                k->pack(w.data(), s.N, s.K, packed);
+            }
+            std::vector<float> first;
+            for (int threads : {1, 2, 3}) {
+                uint8_t* scratch = k->scratch_bytes
+                                       ? aligned_buffer_alloc(static_cast<size_t>(k->scratch_bytes(s.M, s.K, s.N, threads)) + 64)
+                                       : nullptr;
+                std::vector<float> y(static_cast<size_t>(s.M * s.N), -3.0f);
+                MatmulArgs a;
+                a.x = x.data(); a.ldx = s.K; a.M = s.M; a.K = s.K; a.N = s.N;
+                a.w = w.data(); a.w_type = k->w_type; a.packed = packed; a.bias = bias.data();
+                a.y = y.data(); a.ldy = s.N; a.scratch = scratch;
+                ThreadPool pool(threads);
+                k->run(a, &pool);
+                aligned_buffer_free(scratch);
+                if (first.empty()) first = y;
+                else CHECK_MESSAGE(std::memcmp(first.data(), y.data(), y.size() * 4) == 0,
+                                   k->name << " M=" << s.M << " K=" << s.K << " N=" << s.N << ": " << threads
+                                           << " threads differ from 1");
+            }
+            aligned_buffer_free(packed);
+            ++checked;
+        }
+    }
+    MESSAGE("checked " << checked << " kernel/shape pairs");
+}
