@@ -66,9 +66,12 @@ inline void tile(const uint8_t* packed, int64_t g0, int64_t nb, const Q8Rows& xq
         for (int g = 0; g < NG; ++g) acc[m][g] = _mm512_setzero_ps();
 
     for (int64_t b = 0; b < nb; ++b) {
+        // Start each lane at -offset·Σq: after the 8 steps it holds the signed dot product.
         __m512i s[MR][NG];
-        for (int m = 0; m < MR; ++m)
-            for (int g = 0; g < NG; ++g) s[m][g] = _mm512_setzero_si512();
+        for (int m = 0; m < MR; ++m) {
+            const __m512i start = _mm512_set1_epi32(-kOffset * xs[m][b]);
+            for (int g = 0; g < NG; ++g) s[m][g] = start;
+        }
 #pragma GCC unroll 8
         for (int c = 0; c < 8; ++c) {
             __m512i w[NG];
@@ -82,10 +85,9 @@ inline void tile(const uint8_t* packed, int64_t g0, int64_t nb, const Q8Rows& xq
         for (int g = 0; g < NG; ++g)
             dw[g] = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(wg[g] + nb * QB + b * 2 * R)));
         for (int m = 0; m < MR; ++m) {
-            const __m512i corr = _mm512_set1_epi32(kOffset * xs[m][b]);
             const __m512 dx = _mm512_set1_ps(xd[m][b]);
             for (int g = 0; g < NG; ++g) {
-                const __m512 si = _mm512_cvtepi32_ps(_mm512_sub_epi32(s[m][g], corr));
+                const __m512 si = _mm512_cvtepi32_ps(s[m][g]);
                 acc[m][g] = _mm512_fmadd_ps(si, _mm512_mul_ps(dw[g], dx), acc[m][g]);
             }
         }
