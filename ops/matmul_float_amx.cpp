@@ -97,21 +97,25 @@ constexpr int planes() {
 
 // Loop structure (per thread, over its panels), chosen by measurement on the
 // SigLIP shapes (interleaved A/B runs; the alternatives were 1.3-2.5x slower):
-//   for each group of panels (its B planes within ~1 MiB of L2; the exact mode
-//   splits the group's f16 panels into hi/lo planes once, here):
-//     for each 32-row block of A (tile-major, streamed from L3 once per group):
-//       for each K chunk of 768 (the A chunk stays in L1/L2 across the group):
+//   for each group of panels (up to 8; one K chunk of the group's B planes
+//   within ~1 MiB of L2):
+//     for each K chunk of 768 (the exact mode splits the group's f16 chunk
+//     into hi/lo planes here, once per call):
+//       for each 32-row block of A (tile-major; streamed once per group and
+//       chunk, then reused from L1/L2 by every panel of the group):
 //         for each panel of the group: one 32×32 block over the chunk, C kept
-//         in a per-panel staging buffer between chunks
-//       bias + store of the group's 32×(32·group) outputs
+//         between chunks in a per-thread f32 buffer (rows × group columns)
+//     bias + store of the group's outputs
 // A row-block-outer order with B split per (row block, panel) spent ~40% of
-// its time splitting; full-K blocks for K = 3072 lost the A chunk from L1/L2.
+// its time splitting; groups sized by the full K (K = 3072: 2 panels) left the
+// A blocks poorly reused.
 constexpr int64_t kKChunk = 768;
 
-// Panels per group: the group's B planes within ~1 MiB of L2, at most 8.
+// Panels per group: the group's B planes for one K chunk within ~1 MiB of L2, at most 8.
 template <Mode mode>
 int64_t group_panels(int64_t K) {
-    const int64_t per_panel = (K + 31) / 32 * 32 * kPanel * 2 * planes<mode>();
+    const int64_t K_pad = (K + 31) / 32 * 32;
+    const int64_t per_panel = (K_pad < kKChunk ? K_pad : kKChunk) * kPanel * 2 * planes<mode>();
     const int64_t n = (int64_t{1} << 20) / per_panel;
     return n < 1 ? 1 : (n > 8 ? 8 : n);
 }
@@ -119,7 +123,7 @@ int64_t group_panels(int64_t K) {
 struct Geometry {
     int64_t M_pad, K_pad, a_plane;  // A plane bytes
     int64_t b_plane;                // bytes of one B plane of a panel
-    int64_t c_bytes;                // C staging: 32 rows × one group of panels
+    int64_t c_bytes;                // C accumulators: all rows × one group of panels
     int64_t per_thread;             // C, then split B planes (exact mode) or the GEMV's x rows
     int64_t a_bytes;
 };
@@ -131,8 +135,9 @@ Geometry geometry(int64_t M, int64_t K) {
     g.K_pad = (K + 31) / 32 * 32;
     g.a_plane = g.M_pad * g.K_pad * 2;
     g.b_plane = kPanel * g.K_pad * 2;
-    g.c_bytes = group_panels<mode>(K) * 32 * 32 * 4;
-    const int64_t planes_bytes = mode == Mode::f16_exact ? 2 * g.b_plane * group_panels<mode>(K) : 0;
+    g.c_bytes = g.M_pad * group_panels<mode>(K) * kPanel * 4;
+    const int64_t chunk = g.K_pad < kKChunk ? g.K_pad : kKChunk;
+    const int64_t planes_bytes = mode == Mode::f16_exact ? group_panels<mode>(K) * 2 * chunk * kPanel * 2 : 0;
     const int64_t gemv_bytes = 16 * g.K_pad * 4;
     g.per_thread = g.c_bytes + (planes_bytes > gemv_bytes ? planes_bytes : gemv_bytes);
     g.a_bytes = planes<mode>() * g.a_plane;
@@ -168,8 +173,9 @@ void convert_rows(const MatmulArgs& a, const Geometry& g, uint16_t* a_hi, uint16
 }
 
 // Packed panel (f16 pairs) -> hi/lo bf16 planes in the same tile layout.
-inline void split_panel(const uint16_t* panel, int64_t K_pad, uint16_t* b_hi, uint16_t* b_lo) {
-    for (int64_t i = 0; i < K_pad * kPanel; i += 32) {
+// k_len K values of one packed panel (f16 pairs) -> hi/lo bf16 planes, same layout.
+inline void split_panel(const uint16_t* panel, int64_t k_len, uint16_t* b_hi, uint16_t* b_lo) {
+    for (int64_t i = 0; i < k_len * kPanel; i += 32) {
         const __m512i raw = _mm512_load_si512(panel + i);
         __m512i h0, l0, h1, l1;
         split_exact(_mm512_cvtph_ps(_mm512_castsi512_si256(raw)), &h0, &l0);
@@ -340,28 +346,31 @@ void run_amx(const MatmulArgs& a, ThreadPool* pool) {
     const int64_t NPG = group_panels<mode>(a.K);
     auto multiply = [&](int64_t p0, int64_t p1, int t) {
         uint8_t* mine = scratch + t * g.per_thread;
-        float* c_buf = reinterpret_cast<float*>(mine);  // [32][32]
+        float* c_all = reinterpret_cast<float*>(mine);  // [M_pad/32][NPG][32×32]
         uint16_t* split = reinterpret_cast<uint16_t*>(mine + g.c_bytes);
         configure_tiles();
         for (int64_t q0 = p0; q0 < p1; q0 += NPG) {
             const int64_t q1 = q0 + NPG < p1 ? q0 + NPG : p1;
-            if constexpr (mode == Mode::f16_exact) {
-                for (int64_t p = q0; p < q1; ++p)
-                    split_panel(packed + p * g.K_pad * kPanel, g.K_pad, split + (p - q0) * 2 * g.K_pad * kPanel,
-                                split + ((p - q0) * 2 + 1) * g.K_pad * kPanel);
-            }
-            for (int64_t m0 = 0; m0 < a.M; m0 += 32) {
-                for (int64_t k0 = 0; k0 < g.K_pad; k0 += kKChunk) {
-                    const int64_t k1 = k0 + kKChunk < g.K_pad ? k0 + kKChunk : g.K_pad;
+            for (int64_t k0 = 0; k0 < g.K_pad; k0 += kKChunk) {
+                const int64_t k1 = k0 + kKChunk < g.K_pad ? k0 + kKChunk : g.K_pad;
+                const int64_t chunk_elems = (k1 - k0) * kPanel;
+                if constexpr (mode == Mode::f16_exact) {
+                    for (int64_t p = q0; p < q1; ++p)
+                        split_panel(packed + p * g.K_pad * kPanel + k0 * kPanel, k1 - k0,
+                                    split + (p - q0) * 2 * chunk_elems, split + ((p - q0) * 2 + 1) * chunk_elems);
+                }
+                for (int64_t m0 = 0; m0 < a.M; m0 += 32) {
                     for (int64_t p = q0; p < q1; ++p) {
-                        const uint16_t* bh = mode == Mode::f16_exact ? split + (p - q0) * 2 * g.K_pad * kPanel
+                        // block() indexes B by absolute K step: shift the chunk's planes back by k0
+                        const uint16_t* bh = mode == Mode::f16_exact ? split + (p - q0) * 2 * chunk_elems - k0 * kPanel
                                                                      : packed + p * g.K_pad * kPanel;
-                        const uint16_t* bl = mode == Mode::f16_exact ? bh + g.K_pad * kPanel : nullptr;
-                        block<mode>(g, a_hi, a_lo, bh, bl, m0, k0, k1, k0 == 0, c_buf + (p - q0) * 1024);
+                        const uint16_t* bl = mode == Mode::f16_exact ? bh + chunk_elems : nullptr;
+                        block<mode>(g, a_hi, a_lo, bh, bl, m0, k0, k1, k0 == 0, c_all + ((m0 / 32) * NPG + (p - q0)) * 1024);
                     }
                 }
-                for (int64_t p = q0; p < q1; ++p) store_block(a, c_buf + (p - q0) * 1024, m0, p * kPanel);
             }
+            for (int64_t m0 = 0; m0 < a.M; m0 += 32)
+                for (int64_t p = q0; p < q1; ++p) store_block(a, c_all + ((m0 / 32) * NPG + (p - q0)) * 1024, m0, p * kPanel);
         }
         _tile_release();
     };
