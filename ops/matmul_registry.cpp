@@ -10,6 +10,9 @@
 
 namespace glimpse {
 
+// k-quant rows are whole 256-value super-blocks (GGUF files always satisfy this).
+static bool k_multiple_of_256(int64_t, int64_t K, int64_t) { return K % 256 == 0; }
+
 // The reference accepts every type weights_row_to_f32 reads, at the lowest priority.
 static const MatmulKernel kRefKernels[] = {
     {"f32_ref", Isa::scalar, DType::f32, 0, MatmulActivations::f32, nullptr, nullptr, nullptr, nullptr, matmul_ref, nullptr},
@@ -17,6 +20,12 @@ static const MatmulKernel kRefKernels[] = {
     {"bf16_ref", Isa::scalar, DType::bf16, 0, MatmulActivations::f32, nullptr, nullptr, nullptr, nullptr, matmul_ref, nullptr},
     {"q8_0_ref", Isa::scalar, DType::q8_0, 0, MatmulActivations::f32, nullptr, nullptr, nullptr, nullptr, matmul_ref, nullptr},
     {"q4_0_ref", Isa::scalar, DType::q4_0, 0, MatmulActivations::f32, nullptr, nullptr, nullptr, nullptr, matmul_ref, nullptr},
+    {"q4_1_ref", Isa::scalar, DType::q4_1, 0, MatmulActivations::f32, nullptr, nullptr, nullptr, nullptr, matmul_ref, nullptr},
+    {"q5_0_ref", Isa::scalar, DType::q5_0, 0, MatmulActivations::f32, nullptr, nullptr, nullptr, nullptr, matmul_ref, nullptr},
+    {"q5_1_ref", Isa::scalar, DType::q5_1, 0, MatmulActivations::f32, nullptr, nullptr, nullptr, nullptr, matmul_ref, nullptr},
+    {"q4_k_ref", Isa::scalar, DType::q4_k, 0, MatmulActivations::f32, k_multiple_of_256, nullptr, nullptr, nullptr, matmul_ref, nullptr},
+    {"q5_k_ref", Isa::scalar, DType::q5_k, 0, MatmulActivations::f32, k_multiple_of_256, nullptr, nullptr, nullptr, matmul_ref, nullptr},
+    {"q6_k_ref", Isa::scalar, DType::q6_k, 0, MatmulActivations::f32, k_multiple_of_256, nullptr, nullptr, nullptr, matmul_ref, nullptr},
 };
 
 #define GLIMPSE_MATMUL_KERNEL(symbol) extern const MatmulKernel symbol;

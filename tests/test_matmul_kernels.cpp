@@ -31,6 +31,7 @@
 #include "runtime/aligned_buffer.h"
 #include "runtime/fp16.h"
 #include "quant/formats.h"
+#include "quant/quantize.h"
 
 using namespace glimpse;
 
@@ -83,6 +84,10 @@ std::vector<uint8_t> make_weights(DType type, int64_t N, int64_t K, Rng& rng) {
                 p += 18;
             }
         }
+    } else if (quantize_supported(type)) {
+        // Other block formats: ggml's reference quantizers (quant/quantize.h).
+        const int64_t row_bytes = dtype_row_bytes(type, K);
+        for (int64_t n = 0; n < N; ++n) quantize_row(type, f.data() + n * K, out.data() + n * row_bytes, K);
     } else {
         FAIL("test has no weight generator for " << dtype_name(type));
     }

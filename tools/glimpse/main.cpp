@@ -17,6 +17,7 @@
 #include "runtime/image.h"
 #include "tools/common/args.h"
 #include "tools/glimpse/eval.h"
+#include "tools/quantize/quantize_command.h"
 
 using namespace glimpse;
 using namespace glimpse::tools;
@@ -309,7 +310,8 @@ void usage() {
         "commands:\n"
         "  caption   describe an image or answer a question about it\n"
         "  inspect   print a model pair's metadata and memory plan\n"
-        "  eval      measure a model's accuracy on procedural scenes\n\n"
+        "  eval      measure a model's accuracy on procedural scenes\n"
+        "  quantize  write a GGUF with quantized weights (q8_0, q4_0, q4_k, ...), as llama-quantize does\n\n"
         "Run 'glimpse COMMAND --help' for a command's options.\n",
         stdout);
 }
@@ -325,5 +327,6 @@ int main(int argc, char** argv) {
     if (cmd == "caption") return cmd_caption(argc - 2, argv + 2);
     if (cmd == "inspect") return cmd_inspect(argc - 2, argv + 2);
     if (cmd == "eval") return cmd_eval(argc - 2, argv + 2);
-    return fail("unknown command '" + cmd + "' (caption, inspect, eval; see --help)", 2);
+    if (cmd == "quantize") return quantize_command("glimpse quantize", argc - 2, argv + 2);
+    return fail("unknown command '" + cmd + "' (caption, inspect, eval, quantize; see --help)", 2);
 }
