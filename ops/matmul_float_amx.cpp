@@ -255,6 +255,61 @@ inline void store_block(const MatmulArgs& a, const float* c_stage, int64_t m0, i
     }
 }
 
+// ROWS rows of x × NPAN panels over all of K; xr holds the rounded rows (stride K_pad).
+template <Mode mode, int ROWS, int NPAN>
+inline void gemv_tile(const MatmulArgs& a, const Geometry& g, const uint16_t* packed, int64_t p0, int64_t m0,
+                      const float* xr) {
+    constexpr int NV = 4 * NPAN;  // 16-lane vectors per row: (panel, half, column octet)
+    __m512 acc[ROWS][NV];
+    for (int r = 0; r < ROWS; ++r)
+        for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_setzero_ps();
+    const uint16_t* panel[NPAN];
+    for (int q = 0; q < NPAN; ++q) panel[q] = packed + (p0 + q) * g.K_pad * kPanel;
+    for (int64_t kk = 0; kk < g.K_pad; kk += 32) {
+#pragma GCC unroll 4
+        for (int t = 0; t < 16; ++t) {  // tile row t: K pair (kk + 2t, kk + 2t + 1)
+            __m512 w[NV];
+            for (int q = 0; q < NPAN; ++q) {
+                for (int h = 0; h < 2; ++h) {
+                    // two 256-bit loads (no lane extract: vcvtph2ps/vpmovzxwd take memory operands)
+                    const uint16_t* src = panel[q] + kk * kPanel + h * 512 + t * 32;
+                    const __m256i lo = _mm256_load_si256(reinterpret_cast<const __m256i*>(src));
+                    const __m256i hi = _mm256_load_si256(reinterpret_cast<const __m256i*>(src + 16));
+                    if constexpr (mode == Mode::f16_exact) {
+                        w[4 * q + 2 * h] = _mm512_cvtph_ps(lo);
+                        w[4 * q + 2 * h + 1] = _mm512_cvtph_ps(hi);
+                    } else {
+                        w[4 * q + 2 * h] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(lo), 16));
+                        w[4 * q + 2 * h + 1] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(hi), 16));
+                    }
+                }
+            }
+            for (int r = 0; r < ROWS; ++r) {
+                double pair;
+                std::memcpy(&pair, xr + (m0 + r) * g.K_pad + kk + 2 * t, 8);
+                const __m512 xp = _mm512_castpd_ps(_mm512_set1_pd(pair));
+                for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_fmadd_ps(w[j], xp, acc[r][j]);
+            }
+        }
+    }
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    for (int q = 0; q < NPAN; ++q) {
+        for (int h = 0; h < 2; ++h) {
+            const int64_t n = (p0 + q) * kPanel + 16 * h;
+            if (n >= a.N) break;
+            const __mmask16 mask = a.N - n >= 16 ? 0xffff : static_cast<__mmask16>((1u << (a.N - n)) - 1);
+            const __m512 bias = a.bias ? _mm512_maskz_loadu_ps(mask, a.bias + n) : _mm512_setzero_ps();
+            for (int r = 0; r < ROWS; ++r) {
+                const __m512 lo = acc[r][4 * q + 2 * h], hi = acc[r][4 * q + 2 * h + 1];
+                __m512 v = _mm512_add_ps(_mm512_permutex2var_ps(lo, even, hi), _mm512_permutex2var_ps(lo, odd, hi));
+                if (a.bias) v = _mm512_add_ps(v, bias);
+                _mm512_mask_storeu_ps(a.y + (m0 + r) * a.ldy + n, mask, v);
+            }
+        }
+    }
+}
+
 // Small M (decode): AVX-512 FMAs over the packed panels, x rounded as in the
 // mode. A 64-byte tile row holds 16 columns × one K pair; it widens to two zmm
 // (columns 0-7 and 8-15, pairs interleaved) that multiply the broadcast x pair.
@@ -278,48 +333,18 @@ void gemv(const MatmulArgs& a, ThreadPool* pool, uint8_t* scratch, const Geometr
                 _mm512_store_ps(xr + m * g.K_pad + k, v);
             }
         }
-        const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-        const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-        for (int64_t p = p0; p < p1; ++p) {
-            const uint16_t* panel = packed + p * g.K_pad * kPanel;
-            for (int64_t m = 0; m < a.M; m += 4) {
-                const int rows = a.M - m < 4 ? static_cast<int>(a.M - m) : 4;
-                __m512 acc[4][4];
-                for (int r = 0; r < 4; ++r)
-                    for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_setzero_ps();
-                for (int64_t k = 0; k < g.K_pad; k += 2) {
-                    // tile row (k % 32) / 2 of K step k / 32, both halves
-                    const uint16_t* row = panel + (k / 32) * 1024 + ((k % 32) / 2) * 32;
-                    __m512 w[4];
-                    for (int h = 0; h < 2; ++h) {
-                        const __m512i raw = _mm512_load_si512(row + h * 512);
-                        const __m256i lo = _mm512_castsi512_si256(raw), hi = _mm512_extracti64x4_epi64(raw, 1);
-                        if constexpr (mode == Mode::f16_exact) {
-                            w[2 * h] = _mm512_cvtph_ps(lo);
-                            w[2 * h + 1] = _mm512_cvtph_ps(hi);
-                        } else {
-                            w[2 * h] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(lo), 16));
-                            w[2 * h + 1] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(hi), 16));
-                        }
-                    }
-                    for (int r = 0; r < rows; ++r) {
-                        double pair;
-                        std::memcpy(&pair, xr + (m + r) * g.K_pad + k, 8);
-                        const __m512 xp = _mm512_castpd_ps(_mm512_set1_pd(pair));
-                        for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_fmadd_ps(w[j], xp, acc[r][j]);
-                    }
-                }
-                for (int r = 0; r < rows; ++r) {
-                    for (int h = 0; h < 2; ++h) {
-                        const int64_t n = p * kPanel + 16 * h;
-                        if (n >= a.N) break;
-                        const __mmask16 mask = a.N - n >= 16 ? 0xffff : static_cast<__mmask16>((1u << (a.N - n)) - 1);
-                        __m512 v = _mm512_add_ps(_mm512_permutex2var_ps(acc[r][2 * h], even, acc[r][2 * h + 1]),
-                                                 _mm512_permutex2var_ps(acc[r][2 * h], odd, acc[r][2 * h + 1]));
-                        if (a.bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, a.bias + n));
-                        _mm512_mask_storeu_ps(a.y + (m + r) * a.ldy + n, mask, v);
-                    }
-                }
+        int64_t p = p0;
+        if (a.M == 1) {
+            for (; p + 2 <= p1; p += 2) gemv_tile<mode, 1, 2>(a, g, packed, p, 0, xr);
+        }
+        for (; p < p1; ++p) {
+            int64_t m = 0;
+            for (; m + 4 <= a.M; m += 4) gemv_tile<mode, 4, 1>(a, g, packed, p, m, xr);
+            switch (a.M - m) {
+                case 1: gemv_tile<mode, 1, 1>(a, g, packed, p, m, xr); break;
+                case 2: gemv_tile<mode, 2, 1>(a, g, packed, p, m, xr); break;
+                case 3: gemv_tile<mode, 3, 1>(a, g, packed, p, m, xr); break;
+                default: break;
             }
         }
     };
