@@ -134,7 +134,11 @@ double activation_bound(MatmulActivations a, const float* xr, const float* wrow,
     return 0;
 }
 
-void check_kernel(const MatmulKernel& kern, int64_t M, int64_t K, int64_t N, bool bias, bool strided, int threads) {
+// M_plan: the row count the plan was made for (scratch is sized for it); the
+// run uses M <= M_plan rows, as a decode step does in a prefill-sized plan.
+void check_kernel(const MatmulKernel& kern, int64_t M, int64_t K, int64_t N, bool bias, bool strided, int threads,
+                  int64_t M_plan = 0) {
+    if (M_plan < M) M_plan = M;
     Rng rng{static_cast<uint64_t>(M * 1000003 + K * 1009 + N)};
     const int64_t ldx = strided ? K + 5 : K, ldy = strided ? N + 3 : N;
     std::vector<float> x(static_cast<size_t>(M * ldx), 1e30f), b(static_cast<size_t>(N));
@@ -155,7 +159,7 @@ void check_kernel(const MatmulKernel& kern, int64_t M, int64_t K, int64_t N, boo
         kern.pack(w.data(), N, K, packed);
     }
     uint8_t* scratch = nullptr;
-    if (kern.scratch_bytes) scratch = aligned_buffer_alloc(static_cast<size_t>(kern.scratch_bytes(M, K, N, threads)) + 64);
+    if (kern.scratch_bytes) scratch = aligned_buffer_alloc(static_cast<size_t>(kern.scratch_bytes(M_plan, K, N, threads)) + 64);
     ThreadPool pool(threads);
     a.packed = packed;
     a.scratch = scratch;
@@ -235,6 +239,26 @@ TEST_CASE("every matmul kernel matches the reference on adversarial shapes") {
     }
     MESSAGE("tested " << tested << " kernels, skipped " << skipped);
     CHECK(tested >= 5);
+}
+
+// Plans are made for their largest row count and run with fewer rows (decode
+// steps in the decoder's prefill-sized plan): kernels that only support large
+// plans must still be right for M = 1 and other small counts.
+TEST_CASE("every matmul kernel is right with fewer rows than planned") {
+    int checked = 0;
+    for (const MatmulKernel* k : matmul_kernels()) {
+        if (!isa_usable(k->isa) || (k->available && !k->available())) continue;
+        for (int64_t K : {64, 576}) {
+            for (int64_t N : {31, 130}) {
+                if (k->supports && !k->supports(512, K, N)) continue;
+                for (int64_t M : {1, 2, 5, 17, 40}) {
+                    check_kernel(*k, M, K, N, M % 2 == 1, M == 5, 1 + (M % 3 == 2), 512);
+                    ++checked;
+                }
+            }
+        }
+    }
+    MESSAGE("checked " << checked << " kernel/shape pairs with a 512-row plan");
 }
 
 TEST_CASE("kernel selection follows the active ISA and falls back to the references") {
