@@ -315,3 +315,120 @@ TEST_CASE("oneDNN runs on glimpse's threads: no OpenMP team is started") {
     aligned_buffer_free(scratch);
     aligned_buffer_free(packed);
 }
+
+// ---------------------------------------------------------------------------
+// The decision table (ops/matmul_decisions.inc) read as data.
+
+namespace {
+
+struct DecisionEntry {
+    DType w_type;
+    std::string shape, numerics;
+    Isa isa;
+    const char* kernel;
+};
+
+const DecisionEntry kDecisionEntries[] = {
+#define GLIMPSE_MATMUL_DECISION(type, shape, isa, kernel, numerics) {DType::type, #shape, #numerics, Isa::isa, kernel},
+#include "ops/matmul_decisions.inc"
+#undef GLIMPSE_MATMUL_DECISION
+    {DType::f32, "", "", Isa::scalar, nullptr},  // end marker
+};
+
+// Coarseness of a kernel's arithmetic (its error bound in test_matmul_kernels.cpp).
+int coarseness(MatmulActivations a) {
+    switch (a) {
+        case MatmulActivations::f32: return 0;
+        case MatmulActivations::f16: return 1;
+        case MatmulActivations::bf16: return 2;
+        case MatmulActivations::bf16_bf16w: return 3;
+        case MatmulActivations::q8_0:
+        case MatmulActivations::q8_1:
+        case MatmulActivations::q8_k: return 3;
+        case MatmulActivations::s8_row_s8w: return 4;
+    }
+    return 5;
+}
+
+// The priority rule alone (select_matmul_kernel without the table).
+const MatmulKernel* priority_choice(DType t, int64_t M, int64_t K, int64_t N) {
+    const MatmulKernel* best = nullptr;
+    for (const MatmulKernel* k : matmul_kernels()) {
+        if (k->w_type != t || !isa_usable(k->isa)) continue;
+        if (k->supports && !k->supports(M, K, N)) continue;
+        if (k->available && !k->available()) continue;
+        if (!best || k->priority >= best->priority) best = k;
+    }
+    return best;
+}
+
+bool compiled_here(const std::string& name) {
+    auto starts = [&](const char* p) { return name.rfind(p, 0) == 0; };
+#if !defined(GLIMPSE_HAVE_ONEDNN)
+    if (starts("onednn_")) return false;
+#endif
+#if !defined(GLIMPSE_HAVE_XNNPACK)
+    if (starts("xnnpack_")) return false;
+#endif
+#if !defined(GLIMPSE_HAVE_EIGEN)
+    if (starts("eigen_")) return false;
+#endif
+    (void)starts;
+    return true;
+}
+
+}  // namespace
+
+TEST_CASE("decision table: entries name real kernels, declare their numerics honestly, and are what selection returns") {
+    const char* mode = std::getenv("GLIMPSE_MATMUL_DECISIONS");
+    const Isa saved = active_isa();
+    int checked = 0;
+    for (const DecisionEntry& d : kDecisionEntries) {
+        if (!d.kernel) continue;
+        CAPTURE(std::string(d.kernel));
+        CAPTURE(d.shape);
+        CHECK((d.numerics == "same" || d.numerics == "lossy"));
+        CHECK((d.shape == "decode" || d.shape == "small" || d.shape == "large"));
+        const MatmulKernel* k = find_matmul_kernel(d.kernel);
+#if defined(__aarch64__)
+        const bool other_arch = d.isa != Isa::scalar && d.isa < Isa::neon;
+#else
+        const bool other_arch = d.isa >= Isa::neon;
+#endif
+        if (!k) {
+            CHECK_MESSAGE((!compiled_here(d.kernel) || other_arch), "decision names an unknown kernel");
+            continue;
+        }
+        CHECK(k->w_type == d.w_type);
+        if (!isa_usable(d.isa) || d.isa > cpu_features().best_isa()) continue;  // cannot emulate that level here
+        set_active_isa_for_testing(d.isa);
+        const int64_t M = d.shape == "decode" ? 1 : d.shape == "small" ? 64 : 512, K = 768, N = 768;
+        const MatmulKernel* prio = priority_choice(d.w_type, M, K, N);
+        REQUIRE(prio != nullptr);
+        if (d.numerics == "same") {
+            CHECK_MESSAGE(coarseness(k->activations) <= coarseness(prio->activations),
+                          "declared `same` but coarser than the priority choice " << std::string(prio->name));
+        } else {
+            CHECK_MESSAGE(coarseness(k->activations) > coarseness(prio->activations),
+                          "declared `lossy` but not coarser than the priority choice " << std::string(prio->name));
+        }
+        // The first entry for its key is what the plan gets (when the table is on and the kernel is usable).
+        bool first = true;
+        for (const DecisionEntry& e : kDecisionEntries) {
+            if (&e == &d) break;
+            if (e.kernel && e.w_type == d.w_type && e.shape == d.shape && e.isa == d.isa) {
+                const MatmulKernel* ek = find_matmul_kernel(e.kernel);
+                if (ek && isa_usable(ek->isa) && (!ek->available || ek->available())) first = false;
+            }
+        }
+        const bool usable_k = isa_usable(k->isa) && (!k->available || k->available());
+        const bool table_on = !mode || (std::string(mode) != "off" && (std::string(mode) != "exact" || d.numerics == "same"));
+        if (first && usable_k && table_on) CHECK(select_matmul_kernel(d.w_type, M, K, N) == k);
+        ++checked;
+        set_active_isa_for_testing(saved);
+    }
+    set_active_isa_for_testing(saved);
+    MESSAGE(checked << " decision entries checked at levels this CPU has");
+    // Tiny shapes (test and toy models) are never decided: the priority rule stands.
+    for (DType t : {DType::f32, DType::f16, DType::bf16}) CHECK(select_matmul_kernel(t, 512, 64, 128) == priority_choice(t, 512, 64, 128));
+}

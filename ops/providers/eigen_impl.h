@@ -69,17 +69,24 @@ public:
     }
 };
 
-int64_t slice_cols(int64_t N, int T) { return (N + T - 1) / T; }
+// Column slices of a fixed width (a multiple of Eigen's register tiles: 24 rows of
+// W for AVX2, 12 for NEON) that depends on N only: Eigen's tail kernels sum in a
+// different order than its main kernels, so a column's result depends on where it
+// sits in its slice; fixed slices keep results identical for any thread count.
+int64_t slice_cols(int64_t N) { return N < 2048 ? 96 : 192; }
 
 void eigen_run(const MatmulArgs& a, ThreadPool* pool) {
     const float* w = static_cast<const float*>(a.packed ? a.packed : a.w);
     const int T = pool ? pool->n_threads() : 1;
-    const int64_t slice = slice_cols(a.N, T);
+    const int64_t slice = slice_cols(a.N), n_slices = (a.N + slice - 1) / slice;
     const Blocking blk = a.M > 1 ? blocking_for(slice, a.K) : Blocking{};
+    // Thread t takes slices [S·t/T, S·(t+1)/T) and reuses its scratch region for each.
     auto body = [&](int64_t t0, int64_t t1, int) {
         for (int64_t t = t0; t < t1; ++t) {
-            const int64_t n0 = std::min(a.N, t * slice), n1 = std::min(a.N, (t + 1) * slice);
-            if (n0 >= n1) continue;
+          int64_t s0, s1;
+          ThreadPool::chunk(n_slices, static_cast<int>(t), T, &s0, &s1);
+          for (int64_t sl = s0; sl < s1; ++sl) {
+            const int64_t n0 = sl * slice, n1 = std::min(a.N, (sl + 1) * slice);
             if (a.M == 1) {
                 Eigen::Map<const RowMat> W(w + n0 * a.K, n1 - n0, a.K);
                 Eigen::Map<const Eigen::VectorXf> x(a.x, a.K);
@@ -100,6 +107,7 @@ void eigen_run(const MatmulArgs& a, ThreadPool* pool) {
                     for (int64_t n = n0; n < n1; ++n) yr[n] += a.bias[n];
                 }
             }
+          }
         }
     };
     if (pool && T > 1) pool->parallel_for(T, body);
@@ -110,7 +118,7 @@ void eigen_run(const MatmulArgs& a, ThreadPool* pool) {
 int64_t eigen_scratch_layout(int64_t M_max, int64_t K, int64_t N, int n_threads) {
     n_threads = std::max(n_threads, 1);
     if (M_max <= 1) return 0;
-    return n_threads * blocking_for(slice_cols(N, n_threads), K).region_bytes();
+    return n_threads * blocking_for(slice_cols(N), K).region_bytes();
 }
 
 int64_t eigen_packed_f16(int64_t N, int64_t K) { return N * K * 4; }

@@ -15,10 +15,12 @@
 // Dynamic rows. oneDNN 2.6 falls back to its slow "gemm:jit" implementation when M
 // is a runtime dimension (DNNL_RUNTIME_DIM_VAL), and its brgemm kernels need a
 // dense destination (ld = N). So pack() creates one primitive per row bucket
-// 1, 2, 4, ..., 512 (all sharing the one reordered weight layout; a bucket whose
-// primitive wants a different layout is not used) and run() covers its rows with
-// the largest buckets that fit, padding the last piece up to the smallest usable
-// bucket through scratch when needed.
+// 1, 2, 4, ..., 256 (all sharing the one reordered weight layout; a bucket whose
+// primitive wants a different layout is not used) and run() covers the rows with the
+// largest buckets that fit, padding the last piece up to the smallest usable bucket
+// through scratch when needed. The chunks depend only on M, never on the thread
+// count, so every row is computed by the same primitive for any number of threads
+// and results are bit-identical for 1, 2 or 3 threads (as glimpse requires).
 //
 // Few rows (M <= 8, decode). Splitting rows leaves all but one thread idle, so the
 // columns are split instead: when the reordered layout keeps whole blocks of output
@@ -29,9 +31,10 @@
 //
 // Threads. Every primitive is created with one OpenMP thread (omp_set_num_threads(1)
 // around creation: oneDNN fixes the thread count of a primitive when it creates it),
-// so oneDNN never starts an OpenMP team. run() splits the rows into one part per
-// glimpse ThreadPool thread (up to the contexts made at pack time) and each thread
-// executes its part's primitives on its own stream. Letting oneDNN run its own
+// so oneDNN never starts an OpenMP team. run() hands the row chunks to glimpse's
+// ThreadPool threads (by starting row, one contiguous part per thread, up to the
+// contexts made at pack time) and each thread executes its chunks on its own stream.
+// Few rows always take the column slices (sequentially on one thread). Letting oneDNN run its own
 // OpenMP team instead would put libgomp's spinning workers next to glimpse's
 // spinning pool workers on the same cores (both spin ~1 ms after each loop), and a
 // plan's thread count would no longer be what glimpse was given.
@@ -70,13 +73,18 @@
 
 namespace glimpse {
 
+#if defined(__x86_64__)
+void onednn_stage_bf16_avx512(const float* x, int64_t ldx, int64_t rows, int64_t K, uint16_t* out);
+void onednn_stage_s8_avx512(const float* x, int64_t ldx, int64_t rows, int64_t K, int8_t* out, float* scales);
+#endif
+
 namespace {
 
 using dt = dnnl::memory::data_type;
 
 enum class Kind { f32, bf16, s8 };
 
-constexpr int kNumBuckets = 10;  // row buckets 1, 2, 4, ..., 512
+constexpr int kNumBuckets = 9;  // row buckets 1, 2, 4, ..., 256
 constexpr int64_t bucket_rows(int b) { return int64_t{1} << b; }
 constexpr int kMaxContexts = 16;
 constexpr int kNumSliceBuckets = 4;  // column-sliced primitives for M = 1, 2, 4, 8
@@ -390,74 +398,92 @@ void pack_for(Kind kind, DType wt, const void* w, int64_t N, int64_t K, void* ou
 void stage_rows(Kind kind, const MatmulArgs& a, int64_t r0, int64_t rows, int64_t rows_padded, uint8_t* xbuf,
                 float* sx);
 
-// Rows [m0, m1) of the call on context `c`, with `scratch` this part's region.
-void run_rows(const State& st, const MatmulArgs& a, int c, int64_t m0, int64_t m1, uint8_t* scratch,
-              const PartLayout& l) {
-    const int64_t K = st.K, N = st.N, es = src_elem_bytes(st.kind);
-    const Context& cx = st.ctx[c];
+// Chunk of rows starting at row r: the largest usable bucket that fits the
+// remaining rows and the staging buffers it goes through, or (fewer rows than the
+// smallest usable bucket) that bucket, padded. A function of (r, M) only.
+struct Chunk {
+    int bucket = 0;
+    int64_t rows = 0;
+    bool padded = false;
+};
+
+Chunk chunk_at(const State& st, const MatmulArgs& a, const PartLayout& l, int64_t r) {
+    const int64_t rem = a.M - r;
+    const bool x_direct = st.kind == Kind::f32 && a.ldx == st.K;
+    int64_t cap = bucket_rows(st.plan.largest);
+    if (!x_direct) cap = std::min(cap, l.x_rows);
+    if (a.ldy != st.N) cap = std::min(cap, l.y_rows);
+    Chunk c;
+    c.bucket = -1;
+    for (int i = st.plan.largest; i >= 0; --i) {
+        if (st.plan.usable[i] && bucket_rows(i) <= std::min(rem, cap)) {
+            c.bucket = i;
+            break;
+        }
+    }
+    c.padded = c.bucket < 0;
+    if (c.padded) c.bucket = st.plan.smallest;
+    c.rows = std::min(bucket_rows(c.bucket), rem);
+    return c;
+}
+
+// One chunk on context `cx` with `scratch` the part's region.
+void run_chunk(const State& st, const MatmulArgs& a, const Context& cx, int64_t r, const Chunk& c, uint8_t* scratch,
+               const PartLayout& l) {
+    const int64_t K = st.K, N = st.N;
     uint8_t* xbuf = scratch + l.xbuf;
     float* ybuf = reinterpret_cast<float*>(scratch + l.ybuf);
     float* sx = reinterpret_cast<float*>(scratch + l.scales);
-    const float* bias = a.bias ? a.bias : st.zeros;
+    const int64_t Mb = bucket_rows(c.bucket), rows = c.rows;
     const bool x_direct = st.kind == Kind::f32 && a.ldx == K;
-    for (int64_t r = m0; r < m1;) {
-        const int64_t rem = m1 - r;
-        // Cap by the staging buffers this chunk goes through.
-        int64_t cap = bucket_rows(st.plan.largest);
-        if (!x_direct) cap = std::min(cap, l.x_rows);
-        const bool y_direct_ok = a.ldy == N;
-        if (!y_direct_ok) cap = std::min(cap, l.y_rows);
-        int b = -1;
-        for (int i = st.plan.largest; i >= 0; --i) {
-            if (st.plan.usable[i] && bucket_rows(i) <= std::min(rem, cap)) {
-                b = i;
-                break;
+
+    const void* src = a.x + r * a.ldx;
+    if (!x_direct || c.padded) {
+        stage_rows(st.kind, a, r, rows, Mb, xbuf, sx);
+        src = xbuf;
+    }
+    const bool y_direct = a.ldy == N && !c.padded;
+    float* dst = y_direct ? a.y + r * a.ldy : ybuf;
+
+    dnnl_memory_set_data_handle(cx.src.get(), const_cast<void*>(src));
+    dnnl_memory_set_data_handle(cx.dst.get(), dst);
+    dnnl_memory_set_data_handle(cx.scratchpad.get(), scratch + l.scratchpad);
+    dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, cx.src.get()},
+                               {DNNL_ARG_WEIGHTS, st.weights.get()},
+                               {DNNL_ARG_DST, cx.dst.get()},
+                               {DNNL_ARG_SCRATCHPAD, cx.scratchpad.get()},
+                               {DNNL_ARG_BIAS, cx.bias.get()}};
+    int nargs = 4;
+    if (st.kind != Kind::s8) {
+        dnnl_memory_set_data_handle(cx.bias.get(), const_cast<float*>(a.bias ? a.bias : st.zeros));
+        nargs = 5;
+    }
+    dnnl_primitive_execute(st.prim[c.bucket].get(), cx.stream.get(), nargs, args);
+
+    if (st.kind == Kind::s8) {
+        // y = acc · sx[m] · sw[n] + bias[n], in place over the s32 result.
+        for (int64_t i = 0; i < rows; ++i) {
+            const int32_t* acc = reinterpret_cast<const int32_t*>(dst + i * N);
+            float* yr = a.y + (r + i) * a.ldy;
+            const float s = sx[i];
+            if (a.bias) {
+                for (int64_t n = 0; n < N; ++n) yr[n] = static_cast<float>(acc[n]) * (s * st.wscale[n]) + a.bias[n];
+            } else {
+                for (int64_t n = 0; n < N; ++n) yr[n] = static_cast<float>(acc[n]) * (s * st.wscale[n]);
             }
         }
-        const bool padded = b < 0;
-        if (padded) b = st.plan.smallest;  // rem rows < smallest usable bucket: pad
-        const int64_t Mb = bucket_rows(b), rows = std::min(Mb, rem);
+    } else if (!y_direct) {
+        for (int64_t i = 0; i < rows; ++i) std::memcpy(a.y + (r + i) * a.ldy, dst + i * N, static_cast<size_t>(N) * 4);
+    }
+}
 
-        // Source rows.
-        const void* src = a.x + r * a.ldx;
-        if (!x_direct || padded) {
-            stage_rows(st.kind, a, r, rows, Mb, xbuf, sx);
-            src = xbuf;
-        }
-        const bool y_direct = y_direct_ok && !padded;
-        float* dst = y_direct ? a.y + r * a.ldy : ybuf;
-
-        dnnl_memory_set_data_handle(cx.src.get(), const_cast<void*>(src));
-        dnnl_memory_set_data_handle(cx.dst.get(), dst);
-        dnnl_memory_set_data_handle(cx.scratchpad.get(), scratch + l.scratchpad);
-        dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, cx.src.get()},
-                                   {DNNL_ARG_WEIGHTS, st.weights.get()},
-                                   {DNNL_ARG_DST, cx.dst.get()},
-                                   {DNNL_ARG_SCRATCHPAD, cx.scratchpad.get()},
-                                   {DNNL_ARG_BIAS, cx.bias.get()}};
-        int nargs = 4;
-        if (st.kind != Kind::s8) {
-            dnnl_memory_set_data_handle(cx.bias.get(), const_cast<float*>(bias));
-            nargs = 5;
-        }
-        dnnl_primitive_execute(st.prim[b].get(), cx.stream.get(), nargs, args);
-
-        if (st.kind == Kind::s8) {
-            // y = acc · sx[m] · sw[n] + bias[n], in place over the s32 result.
-            for (int64_t i = 0; i < rows; ++i) {
-                const int32_t* acc = reinterpret_cast<const int32_t*>(dst + i * N);
-                float* yr = a.y + (r + i) * a.ldy;
-                const float s = sx[i];
-                if (a.bias) {
-                    for (int64_t n = 0; n < N; ++n) yr[n] = static_cast<float>(acc[n]) * (s * st.wscale[n]) + a.bias[n];
-                } else {
-                    for (int64_t n = 0; n < N; ++n) yr[n] = static_cast<float>(acc[n]) * (s * st.wscale[n]);
-                }
-            }
-        } else if (!y_direct) {
-            for (int64_t i = 0; i < rows; ++i) std::memcpy(a.y + (r + i) * a.ldy, dst + i * N, static_cast<size_t>(N) * 4);
-        }
-        r += rows;
+// Part p of P: the chunks that start in rows [M·p/P, M·(p+1)/P).
+void run_part(const State& st, const MatmulArgs& a, int p, int P, uint8_t* scratch, const PartLayout& l) {
+    const int64_t lo = a.M * p / P, hi = a.M * (p + 1) / P;
+    for (int64_t r = 0; r < a.M;) {
+        const Chunk c = chunk_at(st, a, l, r);
+        if (r >= lo && r < hi) run_chunk(st, a, st.ctx[p], r, c, scratch, l);
+        r += c.rows;
     }
 }
 
@@ -466,6 +492,21 @@ void run_rows(const State& st, const MatmulArgs& a, int c, int64_t m0, int64_t m
 void stage_rows(Kind kind, const MatmulArgs& a, int64_t r0, int64_t rows, int64_t rows_padded, uint8_t* xbuf,
                 float* sx) {
     const int64_t K = a.K, es = src_elem_bytes(kind);
+#if defined(__x86_64__)
+    // The same results, vectorized (ops/providers/onednn_stage_avx512.cpp).
+    static const bool bf16_fast = isa_usable(Isa::avx512) && cpu_features().avx512bf16;
+    static const bool s8_fast = isa_usable(Isa::avx512);
+    if (kind == Kind::bf16 && bf16_fast) {
+        onednn_stage_bf16_avx512(a.x + r0 * a.ldx, a.ldx, rows, K, reinterpret_cast<uint16_t*>(xbuf));
+        if (rows < rows_padded) std::memset(xbuf + rows * K * es, 0, static_cast<size_t>((rows_padded - rows) * K * es));
+        return;
+    }
+    if (kind == Kind::s8 && s8_fast) {
+        onednn_stage_s8_avx512(a.x + r0 * a.ldx, a.ldx, rows, K, reinterpret_cast<int8_t*>(xbuf), sx);
+        if (rows < rows_padded) std::memset(xbuf + rows * K * es, 0, static_cast<size_t>((rows_padded - rows) * K * es));
+        return;
+    }
+#endif
     for (int64_t i = 0; i < rows; ++i) {
         const float* xr = a.x + (r0 + i) * a.ldx;
         if (kind == Kind::f32) {
@@ -547,14 +588,9 @@ void run_slices(const State& st, const MatmulArgs& a, ThreadPool* pool, uint8_t*
             }
         }
     };
-    pool->parallel_for(st.plan.n_slices, body);
+    if (pool && pool->n_threads() > 1) pool->parallel_for(st.plan.n_slices, body);
+    else body(0, st.plan.n_slices, 0);
     (void)N;
-}
-
-// Parts: one per thread, rows split at multiples of 32 (whole large buckets).
-int parts_for(const State& st, int64_t M, int n_threads) {
-    const int64_t by_rows = std::max<int64_t>(1, (M + 31) / 32);
-    return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({static_cast<int64_t>(n_threads), st.n_ctx, by_rows})));
 }
 
 void run_for(const MatmulArgs& a, ThreadPool* pool) {
@@ -565,7 +601,8 @@ void run_for(const MatmulArgs& a, ThreadPool* pool) {
     }
     if (a.M <= 0) return;
     const int T = pool ? pool->n_threads() : 1;
-    if (pool && T > 1 && st.plan.n_slices > 1 && a.M <= bucket_rows(kNumSliceBuckets - 1)) {
+    const PartLayout l = part_layout(st.kind, st.plan, a.M, st.K, st.N);
+    if (st.plan.n_slices > 1 && a.M <= bucket_rows(kNumSliceBuckets - 1)) {
         int b = 0;
         while (bucket_rows(b) < a.M) ++b;
         bool ok = true;
@@ -575,26 +612,19 @@ void run_for(const MatmulArgs& a, ThreadPool* pool) {
             ok = any;
         }
         if (ok) {
-            run_slices(st, a, pool, static_cast<uint8_t*>(a.scratch), part_layout(st.kind, st.plan, a.M, st.K, st.N));
+            run_slices(st, a, pool, static_cast<uint8_t*>(a.scratch), l);
             return;
         }
     }
-    const int parts = parts_for(st, a.M, T);
-    // Scratch was sized for M_max rows per part; a part never has more than M rows.
-    const PartLayout l = part_layout(st.kind, st.plan, a.M, st.K, st.N);
-    // The scratch offsets must not depend on this call's M beyond what scratch_bytes
-    // reserved: part_layout(M) <= part_layout(M_max) region by region, and part p
-    // starts at p * (its bytes for M).
+    // One part per thread (at most one per context); part p uses scratch region p.
+    const int P = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(T, st.n_ctx)));
     auto body = [&](int64_t p0, int64_t p1, int) {
         for (int64_t p = p0; p < p1; ++p) {
-            int64_t m0 = a.M * p / parts, m1 = a.M * (p + 1) / parts;
-            m0 = p == 0 ? 0 : m0 / 32 * 32;
-            m1 = p == parts - 1 ? a.M : m1 / 32 * 32;
-            if (m0 < m1) run_rows(st, a, static_cast<int>(p), m0, m1, static_cast<uint8_t*>(a.scratch) + p * l.bytes, l);
+            run_part(st, a, static_cast<int>(p), P, static_cast<uint8_t*>(a.scratch) + p * l.bytes, l);
         }
     };
-    if (pool && parts > 1) pool->parallel_for(parts, body);
-    else body(0, parts, 0);
+    if (pool && P > 1) pool->parallel_for(P, body);
+    else body(0, P, 0);
 }
 
 int64_t scratch_for(Kind kind, int64_t M_max, int64_t K, int64_t N, int n_threads) {

@@ -58,6 +58,9 @@ struct Stats {
 Stats stats_of(std::vector<double> samples_ms);
 
 double now_ms();
+// CPU time of the whole process (all threads), ms: unlike wall time it does not grow
+// while the machine runs someone else's threads.
+double process_cpu_ms();
 
 // STREAM-like bandwidth over arrays of `bytes_per_array` (much larger than the
 // last-level cache) on `pool`'s threads; best of `reps`.

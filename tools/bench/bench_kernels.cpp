@@ -226,7 +226,7 @@ int cmd_kernels(int argc, char** argv) {
 
             const bool cold = M == 1;
             k->run(args, &pool);  // warm-up (first-touch of scratch, library lazy state)
-            std::vector<double> samples;
+            std::vector<double> samples, cpu_samples;
             double total = 0;
             const double started = now_ms();
             while (static_cast<int>(samples.size()) < opt.max_reps) {
@@ -236,9 +236,11 @@ int cmd_kernels(int argc, char** argv) {
                     volatile float touch = 0;
                     for (int64_t i = 0; i < K; i += 16) touch = touch + x[i];
                 }
+                const double c0 = process_cpu_ms();
                 const double t0 = now_ms();
                 k->run(args, &pool);
                 const double dt = now_ms() - t0;
+                cpu_samples.push_back(process_cpu_ms() - c0);
                 samples.push_back(dt);
                 total += dt;
                 const int n = static_cast<int>(samples.size());
@@ -246,6 +248,7 @@ int cmd_kernels(int argc, char** argv) {
                 if (n >= 2 && now_ms() - started > 20 * opt.min_time_ms + 10000) break;  // very slow kernels
             }
             const Stats st = stats_of(samples);
+            const Stats cst = stats_of(cpu_samples);
             const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
             const double gflops = flops / (st.median * 1e6);
             const double wgbs = static_cast<double>(weight_bytes) / (st.median * 1e6);
@@ -274,6 +277,10 @@ int cmd_kernels(int argc, char** argv) {
             j.value("min_ms", st.min);
             j.value("max_ms", st.max);
             j.value("gflops", gflops);
+            j.value("gflops_best", flops / (st.min * 1e6));
+            j.value("cpu_median_ms", cst.median);
+            j.value("cpu_min_ms", cst.min);
+            j.value("gflops_cpu", cst.median > 0 ? flops * info.threads / (cst.median * 1e6) : 0.0);
             j.value("weight_bytes", weight_bytes);
             if (M == 1) {
                 j.value("weight_gbs", wgbs);
