@@ -39,6 +39,7 @@ test-isa: build
 	for isa in scalar avx2 avx512; do \
 	  echo "== GLIMPSE_MAX_ISA=$$isa"; \
 	  GLIMPSE_MAX_ISA=$$isa $(BUILD)/tests/test_matmul_kernels || exit 1; \
+	  GLIMPSE_MAX_ISA=$$isa $(BUILD)/tests/test_op_variants || exit 1; \
 	  GLIMPSE_MAX_ISA=$$isa $(BUILD)/tests/test_cpu_features || exit 1; \
 	done
 

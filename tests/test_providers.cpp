@@ -323,13 +323,13 @@ namespace {
 
 struct DecisionEntry {
     DType w_type;
-    std::string shape, numerics;
+    std::string shape, policy;
     Isa isa;
     const char* kernel;
 };
 
 const DecisionEntry kDecisionEntries[] = {
-#define GLIMPSE_MATMUL_DECISION(type, shape, isa, kernel, numerics) {DType::type, #shape, #numerics, Isa::isa, kernel},
+#define GLIMPSE_MATMUL_DECISION(type, shape, isa, kernel, policy) {DType::type, #shape, #policy, Isa::isa, kernel},
 #include "ops/matmul_decisions.inc"
 #undef GLIMPSE_MATMUL_DECISION
     {DType::f32, "", "", Isa::scalar, nullptr},  // end marker
@@ -379,15 +379,16 @@ bool compiled_here(const std::string& name) {
 
 }  // namespace
 
-TEST_CASE("decision table: entries name real kernels, declare their numerics honestly, and are what selection returns") {
-    const char* mode = std::getenv("GLIMPSE_MATMUL_DECISIONS");
+TEST_CASE("decision table: entries name real kernels, declare their policy honestly, and are what selection returns") {
+    const char* env = std::getenv("GLIMPSE_MATMUL_DECISIONS");
+    const std::string mode = env && *env ? env : "exact";
     const Isa saved = active_isa();
     int checked = 0;
     for (const DecisionEntry& d : kDecisionEntries) {
         if (!d.kernel) continue;
         CAPTURE(std::string(d.kernel));
         CAPTURE(d.shape);
-        CHECK((d.numerics == "same" || d.numerics == "lossy"));
+        CHECK((d.policy == "exact" || d.policy == "fast"));
         CHECK((d.shape == "decode" || d.shape == "small" || d.shape == "large"));
         const MatmulKernel* k = find_matmul_kernel(d.kernel);
 #if defined(__aarch64__)
@@ -405,25 +406,28 @@ TEST_CASE("decision table: entries name real kernels, declare their numerics hon
         const int64_t M = d.shape == "decode" ? 1 : d.shape == "small" ? 64 : 512, K = 768, N = 768;
         const MatmulKernel* prio = priority_choice(d.w_type, M, K, N);
         REQUIRE(prio != nullptr);
-        if (d.numerics == "same") {
-            CHECK_MESSAGE(coarseness(k->activations) <= coarseness(prio->activations),
-                          "declared `same` but coarser than the priority choice " << std::string(prio->name));
+        const bool coarser = coarseness(k->activations) > coarseness(prio->activations);
+        const bool allocates = is_matmul_provider(*k) && matmul_provider_allocates_in_run(*k);
+        if (d.policy == "exact") {
+            CHECK_MESSAGE(!coarser, "`exact` entry is coarser than the priority choice " << std::string(prio->name));
+            CHECK_MESSAGE(!allocates, "`exact` entry allocates in run()");
         } else {
-            CHECK_MESSAGE(coarseness(k->activations) > coarseness(prio->activations),
-                          "declared `lossy` but not coarser than the priority choice " << std::string(prio->name));
+            CHECK_MESSAGE((coarser || allocates), "`fast` entry is neither coarser than " << std::string(prio->name)
+                                                                                      << " nor allocating: make it exact");
         }
-        // The first entry for its key is what the plan gets (when the table is on and the kernel is usable).
+        // The first applicable entry for its key is what the plan gets.
+        auto applies = [&](const DecisionEntry& e) {
+            if (mode == "off" || (mode != "fast" && e.policy != "exact")) return false;
+            const MatmulKernel* ek = find_matmul_kernel(e.kernel);
+            return ek && isa_usable(ek->isa) && (!ek->available || ek->available()) &&
+                   (!ek->supports || ek->supports(M, K, N));
+        };
         bool first = true;
         for (const DecisionEntry& e : kDecisionEntries) {
             if (&e == &d) break;
-            if (e.kernel && e.w_type == d.w_type && e.shape == d.shape && e.isa == d.isa) {
-                const MatmulKernel* ek = find_matmul_kernel(e.kernel);
-                if (ek && isa_usable(ek->isa) && (!ek->available || ek->available())) first = false;
-            }
+            if (e.kernel && e.w_type == d.w_type && e.shape == d.shape && e.isa == d.isa && applies(e)) first = false;
         }
-        const bool usable_k = isa_usable(k->isa) && (!k->available || k->available());
-        const bool table_on = !mode || (std::string(mode) != "off" && (std::string(mode) != "exact" || d.numerics == "same"));
-        if (first && usable_k && table_on) CHECK(select_matmul_kernel(d.w_type, M, K, N) == k);
+        if (first && applies(d)) CHECK(select_matmul_kernel(d.w_type, M, K, N) == k);
         ++checked;
         set_active_isa_for_testing(saved);
     }

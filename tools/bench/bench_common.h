@@ -58,9 +58,11 @@ struct Stats {
 Stats stats_of(std::vector<double> samples_ms);
 
 double now_ms();
-// CPU time of the whole process (all threads), ms: unlike wall time it does not grow
-// while the machine runs someone else's threads.
-double process_cpu_ms();
+// CPU time of the calling thread, ms: unlike wall time it does not grow while the
+// machine runs someone else's threads. For a kernel on a ThreadPool the caller runs
+// chunk 0 and then waits (spinning) for the others, so its CPU time is the kernel's
+// wall time on an otherwise idle machine (plus any time a worker was preempted).
+double thread_cpu_ms();
 
 // STREAM-like bandwidth over arrays of `bytes_per_array` (much larger than the
 // last-level cache) on `pool`'s threads; best of `reps`.

@@ -236,11 +236,11 @@ int cmd_kernels(int argc, char** argv) {
                     volatile float touch = 0;
                     for (int64_t i = 0; i < K; i += 16) touch = touch + x[i];
                 }
-                const double c0 = process_cpu_ms();
+                const double c0 = thread_cpu_ms();
                 const double t0 = now_ms();
                 k->run(args, &pool);
                 const double dt = now_ms() - t0;
-                cpu_samples.push_back(process_cpu_ms() - c0);
+                cpu_samples.push_back(thread_cpu_ms() - c0);
                 samples.push_back(dt);
                 total += dt;
                 const int n = static_cast<int>(samples.size());
@@ -280,7 +280,7 @@ int cmd_kernels(int argc, char** argv) {
             j.value("gflops_best", flops / (st.min * 1e6));
             j.value("cpu_median_ms", cst.median);
             j.value("cpu_min_ms", cst.min);
-            j.value("gflops_cpu", cst.median > 0 ? flops * info.threads / (cst.median * 1e6) : 0.0);
+            j.value("gflops_cpu", cst.median > 0 ? flops / (cst.median * 1e6) : 0.0);
             j.value("weight_bytes", weight_bytes);
             if (M == 1) {
                 j.value("weight_gbs", wgbs);

@@ -53,7 +53,7 @@ def main():
             if m1:
                 r = rs[-1] or last
                 cpu_ms = r.get("cpu_median_ms") or r["median_ms"]
-                ms = cpu_ms / runs[-1]["threads"] if args.metric == "cpu" else (r["min_ms"] if args.metric == "best" else r["median_ms"])
+                ms = cpu_ms if args.metric == "cpu" else (r["min_ms"] if args.metric == "best" else r["median_ms"])
                 gbs = [f"{r['weight_bytes'] / (ms * 1e6):.1f}"]
             spread = (last["max_ms"] - last["min_ms"]) / last["median_ms"] if last["median_ms"] else 0
             print(f"| {name} | {last['w_type']} | {last['activations']} | " + " | ".join(vals + gbs) + f" | {100 * spread:.0f}% |")

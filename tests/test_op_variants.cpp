@@ -1,0 +1,588 @@
+// Every usable variant of every non-matmul op family (ops/op_variants.h: the
+// scalar references, AVX2/AVX-512 on x86, NEON on aarch64) against the family's
+// reference, on adversarial shapes: lengths below, at and above every vector width
+// (1, 7, 15, 16, 17, 63, 64, 65, 576, 768, 3072), one row and many, attention with
+// T = 1 (decode), causal offsets, S not a multiple of any block, GQA groups 1/3/4,
+// head_dim beyond the blocked kernels' bound, f16 and f32 KV; in place where the
+// contract allows it (y aliasing x); 1 and 3 threads and no pool, whose outputs
+// must be identical bit for bit.
+//
+// Tolerances (u = 2^-24, γ_n = n·u/(1 − n·u); "ref" is the family's reference):
+//   add, mul          exact: one f32 operation per element, as the reference.
+//   rope              exact: variants keep the reference's f32 θ recurrence and its
+//                     std::cos/std::sin, and the same two products and one sum.
+//   unary, f16 forms  exact (gelu_tanh_f16, gelu_quick_f16 reproduce ggml's table).
+//   unary, exact forms, with y the reference value:
+//     silu, gelu_quick: both compute σ(k·x) with the same rounded argument; the exp
+//                     differs by ≤ 2^-22 relative (variant) + 1 ulp (libm), 1 + e, the
+//                     reciprocal/quotient and the product add ≤ 3u each side:
+//                     |Δ| ≤ (2^-21 + 8u)·|y| + 1e-37
+//     gelu_tanh:      the reference computes 0.5·x·(1 + tanh(u)) — tanhf is within
+//                     2 ulp ≤ 2^-23 absolute, which 1 + t turns into an absolute error
+//                     0.5·|x|·2^-23 (dominant for x ≪ 0); variants may use the
+//                     equivalent x/(1 + e^{−2u}): the argument's 4 roundings move y by
+//                     ≤ 4u·|2u|·|y| on each side, exp and quotient by 2^-22 + 3u:
+//                     |Δ| ≤ 0.5·|x|·2^-22 + (2^-21 + 16u + 8u·|2u|)·|y| + 1e-37
+//   swiglu            silu as above, times up (one more rounding): (2^-21 + 10u)·|y| + 1e-37
+//   rms_norm          sum of squares in f32 lanes (NEON) or double: relative γ_C, halved
+//                     by the square root; mean, +eps, sqrt, 1/x and the products: a few
+//                     u each side: |Δ| ≤ (γ_C/2 + 10u)·|y| + 1e-38
+//   layer_norm        as rms_norm for the scale, plus the mean: f32 or double sums move
+//                     it by Δμ ≤ γ_C·Σ|x|/C + 2u·|μ|, which moves y by |g|·scale·Δμ;
+//                     beta adds one rounding: |Δ| ≤ (γ_C/2 + 10u)·|y − b| + |g|·scale·Δμ
+//                     + 2u·|b| + 1e-38
+//   attention         from double-precision scores x_s = scale·q·k_s: each variant's f32
+//                     dot product is off by ≤ scale·γ_D·Σ_d|q_d·k_sd|, its rounding and
+//                     the reference's by 2u·|x_s|, the f32 subtraction of the max by
+//                     u·|x_s − max|: δ = max_s of their sum. Scores off by δ move each
+//                     probability by a factor within e^{±2δ}; exp (2^-22 each side),
+//                     the f32 sum of weights γ_n, blocked kernels' per-block rescaling
+//                     of numerator and denominator (≤ 2u per block of ≥ 16 keys) and
+//                     the final products add relatively:
+//                     |Δ| ≤ (2.2δ + 2^-21 + 2γ_n + 4⌈n/16⌉u + 8u)·Σ_s p_s·|v_s| + 1e-30
+//                     (n = keys the row sees). The column-mean tap: each probability
+//                     within the same relative bound, summed over T rows in f32:
+//                     |Δ| ≤ (max_rows rel + γ_T + 2u)·col[s] + 1e-30.
+// Variants the active CPU cannot run are skipped with a message; running under
+// GLIMPSE_MAX_ISA=... or on another CPU (qemu-aarch64 for NEON) exercises the rest.
+// GLIMPSE_TEST_SCALE=emulated skips the largest shapes.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "ops/attention.h"
+#include "ops/norm.h"
+#include "ops/op_variants.h"
+#include "ops/rope.h"
+#include "ops/unary.h"
+#include "runtime/fp16.h"
+#include "runtime/threadpool.h"
+
+using namespace glimpse;
+
+namespace {
+
+constexpr double kU = 1.0 / (1 << 24);
+double gamma_n(double n) { return n * kU / (1 - n * kU); }
+
+bool emulated() {
+    const char* s = std::getenv("GLIMPSE_TEST_SCALE");
+    return s && std::string(s) == "emulated";
+}
+
+struct Rng {
+    uint64_t s;
+    float uniform(float lo, float hi) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        return lo + (hi - lo) * static_cast<float>((s >> 40) & 0xffffff) / 16777216.0f;
+    }
+    int32_t integer(int32_t lo, int32_t hi) { return static_cast<int32_t>(lo + uniform(0, 1) * (hi - lo)); }
+};
+
+const int64_t kLengths[] = {1, 7, 15, 16, 17, 63, 64, 65, 576, 768, 3072};
+
+// The usable variants of a family, with a message for each skipped one.
+template <class Fn>
+std::vector<const OpVariant<Fn>*> usable(const std::vector<OpVariant<Fn>>& list) {
+    std::vector<const OpVariant<Fn>*> out;
+    for (const OpVariant<Fn>& v : list) {
+        if (isa_usable(v.isa)) out.push_back(&v);
+        else MESSAGE("skipping " << v.name << ": needs " << isa_name(v.isa) << ", active " << isa_name(active_isa()));
+    }
+    return out;
+}
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+// Runs `call(pool)` with no pool, 1 and 3 threads; the three outputs (returned by
+// `call`) must be identical. Returns the 3-thread one.
+template <class Call>
+std::vector<float> run_thread_counts(const char* name, Call&& call) {
+    std::vector<float> none = call(nullptr);
+    ThreadPool p1(1), p3(3);
+    std::vector<float> one = call(&p1);
+    std::vector<float> three = call(&p3);
+    CHECK_MESSAGE(same_bits(none, one), name << ": output without a pool differs from 1 thread");
+    CHECK_MESSAGE(same_bits(one, three), name << ": output with 3 threads differs from 1 thread");
+    return three;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+
+TEST_CASE("op variants: lists start with the reference; the plan picks the highest usable level") {
+    CHECK(std::string(layer_norm_variants()[0].name) == "layer_norm__ref");
+    CHECK(std::string(rms_norm_variants()[0].name) == "rms_norm__ref");
+    CHECK(std::string(unary_variants()[0].name) == "unary__ref");
+    CHECK(std::string(swiglu_variants()[0].name) == "swiglu__ref");
+    CHECK(std::string(add_variants()[0].name) == "add__ref");
+    CHECK(std::string(mul_variants()[0].name) == "mul__ref");
+    CHECK(std::string(rope_variants()[0].name) == "rope__ref");
+    CHECK(std::string(attention_variants()[0].name) == "attention__ref");
+    const OpKernels k = op_kernels_for_active_isa();
+    for (const auto* v : usable(attention_variants())) CHECK(static_cast<int>(v->isa) <= static_cast<int>(k.attention->isa));
+    for (const auto* v : usable(unary_variants())) CHECK(static_cast<int>(v->isa) <= static_cast<int>(k.unary->isa));
+    MESSAGE("active " << std::string(isa_name(active_isa())) << ": " << std::string(k.layer_norm->name) << ", " << std::string(k.rms_norm->name) << ", "
+                      << std::string(k.unary->name) << ", " << std::string(k.swiglu->name) << ", " << std::string(k.add->name) << ", " << std::string(k.mul->name) << ", "
+                      << std::string(k.rope->name) << ", " << std::string(k.attention->name));
+}
+
+TEST_CASE("add and mul variants: exact, broadcast rows, in place") {
+    Rng rng{1};
+    for (bool is_add : {true, false}) {
+        for (const auto* v : usable(is_add ? add_variants() : mul_variants())) {
+            const BinaryFn ref = is_add ? add_ref : mul_ref;
+            for (int64_t C : kLengths) {
+                for (int64_t T : {int64_t{1}, int64_t{3}, int64_t{37}}) {
+                    for (int64_t b_rows : {int64_t{1}, T}) {
+                        std::vector<float> a(T * C), b(b_rows * C), want(T * C);
+                        for (float& x : a) x = rng.uniform(-8, 8);
+                        for (float& x : b) x = rng.uniform(-8, 8);
+                        ref(a.data(), b.data(), T, C, b_rows, want.data(), nullptr);
+                        const std::vector<float> got = run_thread_counts(v->name, [&](ThreadPool* pool) {
+                            std::vector<float> y(T * C, -7.0f);
+                            v->fn(a.data(), b.data(), T, C, b_rows, y.data(), pool);
+                            return y;
+                        });
+                        CHECK_MESSAGE(same_bits(got, want), v->name << " T=" << T << " C=" << C << " b_rows=" << b_rows);
+                        std::vector<float> inplace = a;
+                        v->fn(inplace.data(), b.data(), T, C, b_rows, inplace.data(), nullptr);
+                        CHECK_MESSAGE(same_bits(inplace, want), v->name << " in place, T=" << T << " C=" << C);
+                    }
+                }
+            }
+        }
+    }
+}
+
+namespace {
+
+// Inputs that stress the f16 forms: both sides of GELU's ±10 shortcuts, f16
+// overflow and subnormals, ties of the f16 rounding, infinities.
+std::vector<float> unary_inputs(int64_t n, Rng& rng) {
+    static const float special[] = {0.0f,      -0.0f,     10.0f,      -10.0f,     9.999f,   -9.999f,  10.001f,
+                                    -10.001f,  65504.0f,  65520.0f,   -65520.0f,  1e6f,     -1e6f,    1e-8f,
+                                    -3e-8f,    6.1e-5f,   1.00048828125f, 2.0009765625f, -0.5f, 87.5f, -87.5f,
+                                    INFINITY,  -INFINITY, 1e-30f,     -60.0f,     60.0f};
+    std::vector<float> x(n);
+    for (int64_t i = 0; i < n; ++i) {
+        x[i] = (i % 5 == 3) ? special[(i / 5) % (sizeof(special) / sizeof(float))] : rng.uniform(-12, 12);
+    }
+    return x;
+}
+
+bool unary_exact(UnaryOp op) { return op == UnaryOp::gelu_tanh_f16 || op == UnaryOp::gelu_quick_f16; }
+
+double unary_tolerance(UnaryOp op, float x, float y) {
+    const double ay = std::fabs(static_cast<double>(y));
+    switch (op) {
+        case UnaryOp::silu:
+        case UnaryOp::gelu_quick: return (std::ldexp(1.0, -21) + 8 * kU) * ay + 1e-37;
+        case UnaryOp::gelu_tanh: {
+            const double u = 0.79788456080286535587989211986876 * (x + 0.044715 * static_cast<double>(x) * x * x);
+            return 0.5 * std::fabs(x) * std::ldexp(1.0, -22) + (std::ldexp(1.0, -21) + 16 * kU + 8 * kU * std::fabs(2 * u)) * ay +
+                   1e-37;
+        }
+        default: return 0;
+    }
+}
+
+const char* unary_name(UnaryOp op) {
+    switch (op) {
+        case UnaryOp::gelu_tanh: return "gelu_tanh";
+        case UnaryOp::gelu_quick: return "gelu_quick";
+        case UnaryOp::silu: return "silu";
+        case UnaryOp::gelu_tanh_f16: return "gelu_tanh_f16";
+        case UnaryOp::gelu_quick_f16: return "gelu_quick_f16";
+    }
+    return "?";
+}
+
+}  // namespace
+
+TEST_CASE("unary variants: f16 GELU forms bit-identical, exact forms within their bound, in place") {
+    Rng rng{2};
+    for (const auto* v : usable(unary_variants())) {
+        for (UnaryOp op : {UnaryOp::gelu_tanh, UnaryOp::gelu_quick, UnaryOp::silu, UnaryOp::gelu_tanh_f16,
+                           UnaryOp::gelu_quick_f16}) {
+            std::vector<int64_t> lengths(std::begin(kLengths), std::end(kLengths));
+            lengths.push_back(9221);  // above the references' parallel threshold
+            for (int64_t n : lengths) {
+                const std::vector<float> x = unary_inputs(n, rng);
+                std::vector<float> want(n);
+                unary_ref(op, x.data(), n, want.data(), nullptr);
+                const std::vector<float> got = run_thread_counts(v->name, [&](ThreadPool* pool) {
+                    std::vector<float> y(n, -7.0f);
+                    v->fn(op, x.data(), n, y.data(), pool);
+                    return y;
+                });
+                int failures = 0;
+                for (int64_t i = 0; i < n && failures < 5; ++i) {
+                    const bool both_nan = std::isnan(got[i]) && std::isnan(want[i]);
+                    const bool ok = both_nan || (unary_exact(op) ? got[i] == want[i] && std::signbit(got[i]) == std::signbit(want[i])
+                                                                  : (got[i] == want[i] || std::fabs(static_cast<double>(got[i]) - want[i]) <=
+                                                                                              unary_tolerance(op, x[i], want[i])));
+                    if (!ok) {
+                        ++failures;
+                        FAIL_CHECK(v->name << " " << unary_name(op) << " n=" << n << " x[" << i << "]=" << x[i] << ": "
+                                           << got[i] << ", reference " << want[i]);
+                    }
+                }
+                std::vector<float> inplace = x;
+                v->fn(op, inplace.data(), n, inplace.data(), nullptr);
+                CHECK_MESSAGE(same_bits(inplace, got), v->name << " " << unary_name(op) << " in place, n=" << n);
+            }
+        }
+    }
+}
+
+TEST_CASE("unary variants: f16 GELU forms equal the scalar forms on every f16 input") {
+    // All 65536 f16 values, each also nudged up and down within its rounding interval.
+    std::vector<float> x;
+    for (uint32_t h = 0; h < 65536; ++h) {
+        const float f = f16_to_f32(static_cast<uint16_t>(h));
+        if (std::isnan(f)) continue;
+        x.push_back(f);
+        x.push_back(std::nextafter(f, INFINITY));
+        x.push_back(std::nextafter(f, -INFINITY));
+    }
+    const int64_t n = static_cast<int64_t>(x.size());
+    for (const auto* v : usable(unary_variants())) {
+        for (UnaryOp op : {UnaryOp::gelu_tanh_f16, UnaryOp::gelu_quick_f16}) {
+            std::vector<float> y(n);
+            v->fn(op, x.data(), n, y.data(), nullptr);
+            int64_t mismatches = 0;
+            for (int64_t i = 0; i < n; ++i) {
+                const float want = op == UnaryOp::gelu_tanh_f16 ? gelu_tanh_f16_scalar(x[i]) : gelu_quick_f16_scalar(x[i]);
+                const bool ok = (std::isnan(want) && std::isnan(y[i])) ||
+                                (y[i] == want && std::signbit(y[i]) == std::signbit(want));
+                if (!ok && ++mismatches <= 3) {
+                    FAIL_CHECK(v->name << " " << unary_name(op) << "(" << x[i] << ") = " << y[i] << ", scalar form " << want);
+                }
+            }
+            CHECK_MESSAGE(mismatches == 0, v->name << " " << unary_name(op) << ": " << mismatches << " mismatches");
+        }
+    }
+}
+
+TEST_CASE("swiglu variants: silu(gate)·up within bound, in place") {
+    Rng rng{3};
+    for (const auto* v : usable(swiglu_variants())) {
+        std::vector<int64_t> lengths(std::begin(kLengths), std::end(kLengths));
+        lengths.push_back(9221);
+        for (int64_t n : lengths) {
+            std::vector<float> gate = unary_inputs(n, rng), up(n), want(n);
+            for (float& u : up) u = rng.uniform(-6, 6);
+            swiglu_ref(gate.data(), up.data(), n, want.data(), nullptr);
+            const std::vector<float> got = run_thread_counts(v->name, [&](ThreadPool* pool) {
+                std::vector<float> y(n, -7.0f);
+                v->fn(gate.data(), up.data(), n, y.data(), pool);
+                return y;
+            });
+            for (int64_t i = 0; i < n; ++i) {
+                if (std::isnan(want[i]) && std::isnan(got[i])) continue;
+                const double tol = (std::ldexp(1.0, -21) + 10 * kU) * std::fabs(want[i]) + 1e-37;
+                if (!(got[i] == want[i] || std::fabs(static_cast<double>(got[i]) - want[i]) <= tol)) {
+                    FAIL_CHECK(v->name << " n=" << n << " gate[" << i << "]=" << gate[i] << " up=" << up[i] << ": " << got[i]
+                                       << ", reference " << want[i]);
+                    break;
+                }
+            }
+            std::vector<float> inplace = gate;
+            v->fn(inplace.data(), up.data(), n, inplace.data(), nullptr);
+            CHECK_MESSAGE(same_bits(inplace, got), v->name << " in place (y = gate), n=" << n);
+        }
+    }
+}
+
+TEST_CASE("layer_norm and rms_norm variants: within bound, with and without gamma/beta, in place") {
+    Rng rng{4};
+    for (bool layer : {true, false}) {
+        const std::vector<const OpVariant<LayerNormFn>*> ln = usable(layer_norm_variants());
+        const std::vector<const OpVariant<RmsNormFn>*> rn = usable(rms_norm_variants());
+        const size_t count = layer ? ln.size() : rn.size();
+        for (size_t vi = 0; vi < count; ++vi) {
+            const char* name = layer ? ln[vi]->name : rn[vi]->name;
+            for (int64_t C : kLengths) {
+                for (int64_t T : {int64_t{1}, int64_t{3}, int64_t{37}}) {
+                    for (int affine = 0; affine < 4; ++affine) {
+                        if (!layer && affine >= 2) continue;
+                        const bool has_g = affine & 1, has_b = affine & 2;
+                        std::vector<float> x(T * C), g(C), b(C), want(T * C);
+                        // rows with an offset, so the mean matters
+                        for (int64_t t = 0; t < T; ++t) {
+                            const float off = rng.uniform(-20, 20);
+                            for (int64_t c = 0; c < C; ++c) x[t * C + c] = off + rng.uniform(-3, 3);
+                        }
+                        for (float& v : g) v = rng.uniform(-2, 2);
+                        for (float& v : b) v = rng.uniform(-1, 1);
+                        const float eps = 1e-6f;
+                        const float* gp = has_g ? g.data() : nullptr;
+                        const float* bp = has_b ? b.data() : nullptr;
+                        auto run = [&](const float* in, float* out, ThreadPool* pool) {
+                            if (layer) ln[vi]->fn(in, T, C, gp, bp, eps, out, pool);
+                            else rn[vi]->fn(in, T, C, gp, eps, out, pool);
+                        };
+                        if (layer) layer_norm_ref(x.data(), T, C, gp, bp, eps, want.data(), nullptr);
+                        else rms_norm_ref(x.data(), T, C, gp, eps, want.data(), nullptr);
+                        const std::vector<float> got = run_thread_counts(name, [&](ThreadPool* pool) {
+                            std::vector<float> y(T * C, -7.0f);
+                            run(x.data(), y.data(), pool);
+                            return y;
+                        });
+                        bool failed = false;
+                        for (int64_t t = 0; t < T && !failed; ++t) {
+                            double sum = 0, sum_abs = 0, sum2 = 0;
+                            for (int64_t c = 0; c < C; ++c) {
+                                sum += x[t * C + c];
+                                sum_abs += std::fabs(x[t * C + c]);
+                            }
+                            const double mean = layer ? sum / C : 0.0;
+                            for (int64_t c = 0; c < C; ++c) sum2 += (x[t * C + c] - mean) * (x[t * C + c] - mean);
+                            const double scale = 1.0 / std::sqrt(sum2 / C + eps);
+                            const double dmu = layer ? gamma_n(static_cast<double>(C)) * sum_abs / C + 2 * kU * std::fabs(mean) : 0.0;
+                            for (int64_t c = 0; c < C; ++c) {
+                                const double gc = has_g ? std::fabs(g[c]) : 1.0, bc = has_b ? b[c] : 0.0;
+                                const double r = want[t * C + c];
+                                const double tol = (gamma_n(static_cast<double>(C)) / 2 + 10 * kU) * std::fabs(r - bc) +
+                                                   gc * scale * dmu + 2 * kU * std::fabs(bc) + 1e-38;
+                                if (!(std::fabs(got[t * C + c] - r) <= tol)) {
+                                    FAIL_CHECK(name << " T=" << T << " C=" << C << " gamma=" << has_g << " beta=" << has_b << ": y["
+                                                    << t << "][" << c << "] = " << got[t * C + c] << ", reference " << r
+                                                    << ", tolerance " << tol);
+                                    failed = true;
+                                    break;
+                                }
+                            }
+                        }
+                        std::vector<float> inplace = x;
+                        run(inplace.data(), inplace.data(), nullptr);
+                        CHECK_MESSAGE(same_bits(inplace, got), name << " in place, T=" << T << " C=" << C);
+                    }
+                }
+            }
+        }
+    }
+}
+
+TEST_CASE("rope variants: bit-identical to the reference, partial rotation, in place") {
+    Rng rng{5};
+    struct Case {
+        int64_t T, H, D, n_rot;
+        float base;
+    };
+    const Case cases[] = {{1, 9, 64, 64, 100000.0f}, {5, 3, 64, 64, 10000.0f}, {33, 9, 64, 32, 10000.0f},
+                          {7, 2, 18, 18, 10000.0f},   {3, 4, 128, 128, 500000.0f}, {2, 1, 2, 2, 10000.0f},
+                          {17, 15, 64, 64, 100000.0f}, {4, 3, 30, 16, 10000.0f}};
+    for (const auto* v : usable(rope_variants())) {
+        for (const Case& c : cases) {
+            const int64_t n = c.T * c.H * c.D;
+            std::vector<float> x(n), want(n);
+            std::vector<int32_t> pos(c.T);
+            for (float& f : x) f = rng.uniform(-3, 3);
+            for (int64_t t = 0; t < c.T; ++t) pos[t] = t == 0 ? 0 : rng.integer(0, 8192);
+            rope_norm_ref(x.data(), pos.data(), c.T, c.H, c.D, c.n_rot, c.base, want.data(), nullptr);
+            const std::vector<float> got = run_thread_counts(v->name, [&](ThreadPool* pool) {
+                std::vector<float> y(n, -7.0f);
+                v->fn(x.data(), pos.data(), c.T, c.H, c.D, c.n_rot, c.base, y.data(), pool);
+                return y;
+            });
+            CHECK_MESSAGE(same_bits(got, want), v->name << " T=" << c.T << " H=" << c.H << " D=" << c.D << " n_rot=" << c.n_rot);
+            std::vector<float> inplace = x;
+            v->fn(inplace.data(), pos.data(), c.T, c.H, c.D, c.n_rot, c.base, inplace.data(), nullptr);
+            CHECK_MESSAGE(same_bits(inplace, want), v->name << " in place, T=" << c.T << " D=" << c.D);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Attention
+
+namespace {
+
+struct AttnCase {
+    int64_t T, S, Hq, Hkv, D;
+    bool causal;
+    int64_t causal_offset;  // with causal: query t sees keys [0, offset + t]
+    bool col_mean = false;
+};
+
+// The bound of the file header for every output element (and the tap), from
+// double-precision scores; fails the test at the first violation.
+void check_attention_case(const OpVariant<AttentionFn>& v, DType kv_type, const AttnCase& c) {
+    Rng rng{static_cast<uint64_t>(c.T * 131 + c.S * 7 + c.D + c.Hq * 3 + c.causal + (kv_type == DType::f16 ? 1000 : 0))};
+    const int64_t q_ld = c.Hq * c.D + 3, kv_ld = c.Hkv * c.D + 5, out_ld = c.Hq * c.D + 2;
+    std::vector<float> q(c.T * q_ld), kf(c.S * kv_ld), vf(c.S * kv_ld);
+    // Scores spread over about ±12 so softmax is far from uniform.
+    for (float& x : q) x = rng.uniform(-1.5f, 1.5f);
+    for (float& x : kf) x = rng.uniform(-1.5f, 1.5f);
+    for (float& x : vf) x = rng.uniform(-1, 1);
+    std::vector<uint16_t> kh(kf.size()), vh(vf.size());
+    if (kv_type == DType::f16) {
+        for (size_t i = 0; i < kf.size(); ++i) {
+            kh[i] = f32_to_f16(kf[i]);
+            vh[i] = f32_to_f16(vf[i]);
+            kf[i] = f16_to_f32(kh[i]);
+            vf[i] = f16_to_f32(vh[i]);
+        }
+    }
+    AttentionArgs a;
+    a.q = q.data();
+    a.q_ld = q_ld;
+    a.k = kv_type == DType::f16 ? static_cast<const void*>(kh.data()) : kf.data();
+    a.v = kv_type == DType::f16 ? static_cast<const void*>(vh.data()) : vf.data();
+    a.kv_ld = kv_ld;
+    a.kv_type = kv_type;
+    a.out_ld = out_ld;
+    a.T = c.T;
+    a.S = c.S;
+    a.n_head = c.Hq;
+    a.n_head_kv = c.Hkv;
+    a.head_dim = c.D;
+    a.scale = 1.0f / std::sqrt(static_cast<float>(c.D));
+    a.causal = c.causal;
+    a.causal_offset = c.causal_offset;
+
+    std::vector<float> ref(c.T * out_ld, -7.0f), ref_tap(c.col_mean ? c.Hq * c.S : 0);
+    {
+        std::vector<float> scratch(attention_scratch_floats(c.S));
+        a.out = ref.data();
+        a.col_mean = c.col_mean ? ref_tap.data() : nullptr;
+        attention_ref(a, scratch.data(), nullptr);
+    }
+    std::vector<float> got_tap;
+    const std::vector<float> got = run_thread_counts(v.name, [&](ThreadPool* pool) {
+        const int threads = pool ? pool->n_threads() : 1;
+        std::vector<float> scratch(threads * attention_scratch_floats(c.S), std::nanf(""));
+        std::vector<float> out(c.T * out_ld, -7.0f), tap(c.col_mean ? c.Hq * c.S : 0, -7.0f);
+        AttentionArgs b = a;
+        b.out = out.data();
+        b.col_mean = c.col_mean ? tap.data() : nullptr;
+        v.fn(b, scratch.data(), pool);
+        if (c.col_mean) got_tap = tap;
+        // the tap joins the output, so thread counts are compared on both
+        out.insert(out.end(), tap.begin(), tap.end());
+        return out;
+    });
+
+    const std::string what = std::string(v.name) + " " + dtype_name(kv_type) + " T=" + std::to_string(c.T) +
+                             " S=" + std::to_string(c.S) + " Hq=" + std::to_string(c.Hq) + " Hkv=" + std::to_string(c.Hkv) +
+                             " D=" + std::to_string(c.D) + (c.causal ? " causal+" + std::to_string(c.causal_offset) : "");
+    const int64_t group = c.Hq / c.Hkv;
+    std::vector<double> row_rel_max(c.Hq, 0.0);
+    for (int64_t t = 0; t < c.T; ++t) {
+        for (int64_t h = 0; h < c.Hq; ++h) {
+            const int64_t hk = h / group;
+            const int64_t n = c.causal ? std::min<int64_t>(c.S, c.causal_offset + t + 1) : c.S;
+            const float* qr = q.data() + t * q_ld + h * c.D;
+            std::vector<double> p(n);
+            double max = -1e300, sum = 0, worst_delta = 0;
+            std::vector<double> mags(n);
+            for (int64_t s = 0; s < n; ++s) {
+                double dot = 0, mag = 0;
+                for (int64_t d = 0; d < c.D; ++d) {
+                    const double prod = static_cast<double>(qr[d]) * kf[s * kv_ld + hk * c.D + d];
+                    dot += prod;
+                    mag += std::fabs(prod);
+                }
+                p[s] = dot * a.scale;
+                mags[s] = mag;
+                max = std::max(max, p[s]);
+            }
+            for (int64_t s = 0; s < n; ++s) {
+                worst_delta = std::max(worst_delta, a.scale * gamma_n(static_cast<double>(c.D)) * mags[s] + 2 * kU * std::fabs(p[s]) +
+                                                        kU * std::fabs(p[s] - max));
+            }
+            for (double& x : p) sum += (x = std::exp(x - max));
+            for (double& x : p) x /= sum;
+            const double rel = 2.2 * worst_delta + std::ldexp(1.0, -21) + 2 * gamma_n(static_cast<double>(n)) +
+                               4.0 * static_cast<double>((n + 15) / 16) * kU + 8 * kU;
+            row_rel_max[h] = std::max(row_rel_max[h], rel);
+            for (int64_t d = 0; d < c.D; ++d) {
+                double mag = 0;
+                for (int64_t s = 0; s < n; ++s) mag += p[s] * std::fabs(vf[s * kv_ld + hk * c.D + d]);
+                const double r = ref[t * out_ld + h * c.D + d], g = got[t * out_ld + h * c.D + d];
+                if (!(std::fabs(g - r) <= rel * mag + 1e-30)) {
+                    FAIL_CHECK(what << ": out[" << t << "][" << h << "][" << d << "] = " << g << ", reference " << r
+                                    << ", tolerance " << rel * mag);
+                    return;
+                }
+            }
+        }
+        for (int64_t j = c.Hq * c.D; j < out_ld; ++j) {
+            if (got[t * out_ld + j] != -7.0f) {
+                FAIL_CHECK(what << ": wrote past the row's Hq·D outputs, at row " << t);
+                return;
+            }
+        }
+    }
+    if (c.col_mean) {
+        for (int64_t h = 0; h < c.Hq; ++h) {
+            for (int64_t s = 0; s < c.S; ++s) {
+                const double r = ref_tap[h * c.S + s], g = got_tap[h * c.S + s];
+                const double tol = (row_rel_max[h] + gamma_n(static_cast<double>(c.T)) + 2 * kU) * std::fabs(r) + 1e-30;
+                if (!(std::fabs(g - r) <= tol)) {
+                    FAIL_CHECK(what << ": col_mean[" << h << "][" << s << "] = " << g << ", reference " << r);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+}  // namespace
+
+TEST_CASE("attention variants: decode, prefill, vision shapes; GQA, masks, f16/f32 KV, taps, any thread count") {
+    const bool big = !emulated();
+    std::vector<AttnCase> cases = {
+        // decode (T = 1) over caches of every length class; GQA 9/3 (SmolVLM-256M), 4 and 1
+        {1, 1, 9, 3, 64, true, 0},
+        {1, 17, 9, 3, 64, true, 16},
+        {1, 300, 9, 3, 64, true, 299},
+        {1, 65, 8, 2, 64, true, 64},
+        {1, 129, 4, 4, 64, true, 128},
+        {1, 40, 6, 2, 17, true, 39},
+        // a few rows over a long cache (speculative / chunked)
+        {3, 200, 9, 3, 64, true, 197},
+        {7, 70, 4, 1, 64, true, 63},
+        // causal prefill: T = S not a multiple of the blocks, odd, one block, many blocks
+        {97, 97, 9, 3, 64, true, 0},
+        {33, 33, 3, 3, 64, true, 0},
+        {8, 8, 2, 1, 64, true, 0},
+        {150, 150, 6, 2, 72, true, 0},
+        // chunked prefill: queries [offset, offset + T) over S = offset + T keys
+        {40, 100, 9, 3, 64, true, 60},
+        {65, 130, 4, 4, 64, true, 65},
+        // vision: non-causal, S not a multiple of 64, D = 64 / 72 / 80, odd D, D > 128
+        {200, 200, 4, 4, 64, false, 0},
+        {31, 77, 3, 3, 72, false, 0},
+        {16, 50, 2, 2, 80, false, 0},
+        {9, 9, 3, 1, 6, false, 0},
+        {12, 23, 2, 2, 17, false, 0},
+        {20, 45, 2, 1, 160, false, 0},
+        {5, 33, 2, 2, 80, false, 0},
+        {2, 1, 1, 1, 16, false, 0},
+        // the column-mean tap (vision pruning)
+        {40, 40, 3, 3, 64, false, 0, true},
+        {70, 70, 2, 2, 72, false, 0, true},
+    };
+    if (big) {
+        cases.push_back({1, 1100, 9, 3, 64, true, 1099});
+        cases.push_back({300, 300, 9, 3, 64, true, 0});
+        cases.push_back({1024, 1024, 1, 1, 64, false, 0});  // one head of a 512px SigLIP tile
+        cases.push_back({197, 197, 12, 12, 64, false, 0, true});  // CLIP-B/16 with [CLS]
+    }
+    for (const auto* v : usable(attention_variants())) {
+        for (DType kv : {DType::f32, DType::f16}) {
+            for (const AttnCase& c : cases) check_attention_case(*v, kv, c);
+        }
+    }
+}
