@@ -11,8 +11,8 @@ SUDO  ?= $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEB_PACKAGES = build-essential cmake ninja-build pkg-config \
                libeigen3-dev libdnnl-dev libxnnpack-dev libstb-dev doctest-dev
 
-DEMO_TEXT   ?= models/bundled/scenes-smolvlm-text.gguf
-DEMO_MMPROJ ?= models/bundled/scenes-smolvlm-mmproj.gguf
+DEMO_TEXT   ?= models/bundled/tiny-smolvlm-text-f32.gguf
+DEMO_MMPROJ ?= models/bundled/tiny-smolvlm-mmproj-f32.gguf
 DEMO_IMAGE  ?= models/bundled/samples/scene.png
 DEMO_PROMPT ?= Describe this image.
 

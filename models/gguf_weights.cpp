@@ -28,7 +28,9 @@ const GgufTensor* GgufWeights::find(const std::string& name) {
 }
 
 const float* GgufWeights::as_f32(const GgufTensor& t) {
-    if (t.type == DType::f32) return reinterpret_cast<const float*>(t.data);
+    // Copied even when stored as f32: these small tensors sit between the large
+    // matrices in the file, and reading them in place at run time would map whole
+    // page-cache folios of the (already repacked and released) weights around them.
     if (const float* cached = owned_.find(t.name)) return cached;
     if (!weights_type_supported(t.type) || t.ne[0] <= 0) {
         fail("tensor '" + t.name + "' has unsupported type " + dtype_name(t.type));

@@ -12,7 +12,7 @@
 
 namespace glimpse {
 
-// f32 copies of small tensors (norms, biases, embeddings) stored in another
+// f32 copies of small tensors (norms, biases, embeddings), whatever their stored
 // type; owned by the model so they outlive every plan built from it.
 class OwnedTensors {
 public:

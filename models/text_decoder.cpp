@@ -135,6 +135,9 @@ Result<DecoderPlan> TextDecoder::compile(int64_t max_rows, int64_t context, DTyp
     PlanOptions opts;
     opts.n_threads = n_threads;
     opts.kv_cache = dp.kv_cache.get();
+    // Packed weights replace the file's copy in memory (see PackedWeightCache).
+    packed_.set_packed_source_hook(
+        [mapping = file_->mapping()](const void* w, size_t n) { mapping->release_resident_range(w, n); });
     opts.weight_cache = &packed_;
     GLIMPSE_ASSIGN_OR_RETURN(dp.plan, Plan::compile(std::move(g), opts));
     return dp;

@@ -226,6 +226,9 @@ Result<VisionPlan> VisionEncoder::compile(int n_threads, const VisionTaps& taps)
     GLIMPSE_ASSIGN_OR_RETURN(Graph g, build_graph(&vp, taps));
     PlanOptions opts;
     opts.n_threads = n_threads;
+    // Packed weights replace the file's copy in memory (see PackedWeightCache).
+    packed_.set_packed_source_hook(
+        [mapping = file_->mapping()](const void* w, size_t n) { mapping->release_resident_range(w, n); });
     opts.weight_cache = &packed_;
     GLIMPSE_ASSIGN_OR_RETURN(vp.plan, Plan::compile(std::move(g), opts));
     return vp;

@@ -66,6 +66,10 @@ Result<std::unique_ptr<Vlm>> Vlm::load(const std::string& text_path, const std::
     GLIMPSE_ASSIGN_OR_RETURN(m->text_, TextDecoder::from_file(std::move(text_file)));
     GLIMPSE_ASSIGN_OR_RETURN(m->vision_, VisionEncoder::load(mmproj_path));
 
+    // Loading read metadata and copied small tensors; the weights are read again when packed.
+    m->text_->file().mapping()->release_resident_pages();
+    m->vision_->file().mapping()->release_resident_pages();
+
     const TextHparams& th = m->text_->hparams();
     const VisionHparams& vh = m->vision_->hparams();
     GLIMPSE_CHECK_OR_RETURN(vh.n_embd_out == th.n_embd, invalid_argument,
@@ -176,6 +180,9 @@ Result<VlmPrompt> Vlm::build_prompt(std::string_view user_text, std::vector<Prep
 Status Vlm::ensure_vision_plan() {
     if (vision_plan_.plan) return Status::ok();
     GLIMPSE_ASSIGN_OR_RETURN(vision_plan_, vision_->compile(pool_->n_threads()));
+    // Packing copied the weights the kernels read; the file's pages are no longer needed
+    // resident (those still read directly fault back in on use).
+    vision_->file().mapping()->release_resident_pages();
     return Status::ok();
 }
 
@@ -183,6 +190,7 @@ Status Vlm::ensure_text_plan(int64_t max_rows, int64_t context) {
     if (text_plan_.plan && text_plan_.max_rows >= max_rows && text_plan_.context >= context) return Status::ok();
     text_plan_ = DecoderPlan();  // release the old plan before building a larger one
     GLIMPSE_ASSIGN_OR_RETURN(text_plan_, text_->compile(max_rows, context, config_.kv_type, pool_->n_threads()));
+    text_->file().mapping()->release_resident_pages();
     return Status::ok();
 }
 
@@ -289,12 +297,16 @@ VlmMemory Vlm::memory() const {
     VlmMemory m;
     if (vision_plan_.plan) {
         const MemoryReport& r = vision_plan_.plan->memory();
-        m.weights += r.weight_bytes;
+        m.weights += r.packed_bytes + r.in_place_weight_bytes;
+        m.packed_weights += r.packed_bytes;
+        m.file_weights += r.weight_bytes;
         m.vision_arena = r.arena_bytes + r.scratch_bytes;
     }
     if (text_plan_.plan) {
         const MemoryReport& r = text_plan_.plan->memory();
-        m.weights += r.weight_bytes;
+        m.weights += r.packed_bytes + r.in_place_weight_bytes;
+        m.packed_weights += r.packed_bytes;
+        m.file_weights += r.weight_bytes;
         m.text_arena = r.arena_bytes + r.scratch_bytes;
         m.kv_cache = r.kv_cache_bytes;
     }

@@ -61,7 +61,9 @@ struct GenerationStats {
 
 // Bytes of planned memory by region.
 struct VlmMemory {
-    int64_t weights = 0;       // tensors the plans read (mapped from the files)
+    int64_t weights = 0;       // resident weights: kernels' repacked copies + tensors read in place
+    int64_t packed_weights = 0;  // of which repacked for their kernels
+    int64_t file_weights = 0;  // the same tensors as stored in the files (not counted in total())
     int64_t vision_arena = 0;  // encoder activations + scratch
     int64_t text_arena = 0;    // decoder activations + scratch
     int64_t kv_cache = 0;

@@ -446,6 +446,20 @@ Status Plan::check_and_choose_kernels() {
         }
         memory_.scratch_bytes = std::max(memory_.scratch_bytes, align_up(n.scratch_bytes, kBufferAlignment));
     }
+    // Constants that stay in use in place: every input that is not a packed matmul weight.
+    std::vector<bool> read_in_place(graph_.values_.size(), false);
+    for (const Node& n : graph_.nodes_) {
+        for (size_t k = 0; k < n.inputs.size(); ++k) {
+            if (n.inputs[k] == kNoValue) continue;
+            if (n.op == OpKind::linear && k == 1 && n.packed) continue;
+            read_in_place[n.inputs[k]] = true;
+        }
+    }
+    memory_.in_place_weight_bytes = 0;
+    for (size_t v = 0; v < graph_.values_.size(); ++v) {
+        const Value& x = graph_.values_[v];
+        if (x.kind == ValueKind::constant && read_in_place[v]) memory_.in_place_weight_bytes += x.nbytes;
+    }
     if (options_.kv_cache) memory_.kv_cache_bytes = options_.kv_cache->bytes();
     if (options_.weight_cache) memory_.packed_bytes = options_.weight_cache->bytes();
     return Status::ok();
@@ -536,6 +550,7 @@ const void* PackedWeightCache::get(const MatmulKernel& kernel, const void* w, in
     uint8_t* data = aligned_buffer_alloc(static_cast<size_t>(bytes));
     if (!data) return nullptr;
     kernel.pack(w, N, K, data);
+    if (hook_) hook_(w, static_cast<size_t>(N * dtype_row_bytes(kernel.w_type, K)));
     entries_.push_back({w, &kernel, data});
     bytes_ += bytes;
     return data;

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -168,6 +169,10 @@ public:
     // the allocation fails.
     const void* get(const MatmulKernel& kernel, const void* w, int64_t N, int64_t K);
     int64_t bytes() const { return bytes_; }
+    // Called with each source weight (address, stored bytes) right after it was
+    // packed: a model whose weights are file-mapped drops those pages, so a weight
+    // is not resident twice (the file's copy and the packed one) at any time.
+    void set_packed_source_hook(std::function<void(const void* w, size_t bytes)> hook) { hook_ = std::move(hook); }
 
 private:
     struct Entry {
@@ -177,6 +182,7 @@ private:
     };
     std::vector<Entry> entries_;
     int64_t bytes_ = 0;
+    std::function<void(const void*, size_t)> hook_;
 };
 
 struct PlanOptions {
@@ -188,6 +194,8 @@ struct PlanOptions {
 struct MemoryReport {
     int64_t weight_bytes = 0;    // constants referenced by the plan, as stored in the model file
     int64_t packed_bytes = 0;    // weights repacked for their kernels (held by the weight cache)
+    int64_t in_place_weight_bytes = 0;  // constants some node reads from the model file directly
+                                        // (not only through a packed copy)
     int64_t arena_bytes = 0;     // planned activations, inputs and outputs
     int64_t naive_bytes = 0;     // what the activations would take without reuse
     int64_t scratch_bytes = 0;   // largest per-node scratch (all threads)

@@ -54,4 +54,17 @@ MappedFile::~MappedFile() {
     if (mapping_) ::munmap(mapping_, size_);
 }
 
+void MappedFile::release_resident_pages() const {
+    if (mapping_) ::madvise(mapping_, size_, MADV_DONTNEED);
+}
+
+void MappedFile::release_resident_range(const void* p, size_t n) const {
+    if (!mapping_) return;
+    const auto begin = reinterpret_cast<uintptr_t>(p), base = reinterpret_cast<uintptr_t>(mapping_);
+    if (begin < base || begin + n > base + size_) return;
+    const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const uintptr_t first = (begin + page - 1) / page * page, last = (begin + n) / page * page;
+    if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
 }  // namespace glimpse

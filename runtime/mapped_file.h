@@ -26,6 +26,14 @@ public:
     size_t size() const { return size_; }
     const std::string& name() const { return name_; }
 
+    // Drops the mapping's resident pages (madvise MADV_DONTNEED; no-op for owned
+    // bytes). The data stays readable: pages touched later are read again from the
+    // file. Called once kernels have repacked the weights they use, so the
+    // file's copy of those weights stops counting in the process's memory.
+    void release_resident_pages() const;
+    // The same for the whole pages inside [p, p + n), if that range lies in the mapping.
+    void release_resident_range(const void* p, size_t n) const;
+
 private:
     MappedFile() = default;
     const uint8_t* data_ = nullptr;

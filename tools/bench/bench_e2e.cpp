@@ -237,6 +237,7 @@ int cmd_e2e(int argc, char** argv) {
     j.begin_object("memory");
     j.begin_object("planned");
     j.value("weights", mem.weights);
+    j.value("file_weights", mem.file_weights);
     j.value("vision_arena", mem.vision_arena);
     j.value("text_arena", mem.text_arena);
     j.value("kv_cache", mem.kv_cache);

@@ -71,9 +71,10 @@ Result<std::unique_ptr<Vlm>> load_model(const ArgParser& a, double* load_ms) {
 
 void print_memory(const VlmMemory& m) {
     std::fprintf(stderr,
-                 "memory (planned): weights %.1f MiB, vision activations %.1f MiB, text activations %.1f MiB, "
-                 "KV cache %.1f MiB, image buffers %.1f MiB, total %.1f MiB\n",
-                 mib(m.weights), mib(m.vision_arena), mib(m.text_arena), mib(m.kv_cache), mib(m.image_buffers),
+                 "memory (planned): weights %.1f MiB (%.1f MiB repacked for the kernels, %.1f MiB used as "
+                 "stored or copied as f32), vision activations %.1f MiB, text activations %.1f MiB, KV cache %.1f MiB, "
+                 "image buffers %.1f MiB, total %.1f MiB\n",
+                 mib(m.weights), mib(m.packed_weights), mib(m.weights - m.packed_weights), mib(m.vision_arena), mib(m.text_arena), mib(m.kv_cache), mib(m.image_buffers),
                  mib(m.total()));
 }
 
@@ -233,9 +234,9 @@ int cmd_inspect(int argc, char** argv) {
                  img.width, img.height, prompt->chunks.size(), static_cast<long long>(prompt->n_image_tokens()),
                  static_cast<long long>(prompt->n_positions()), static_cast<long long>(n_predict));
     VlmMemory m = (*vlm)->memory();
-    std::fprintf(stdout, "memory: weights %.1f MiB, vision activations %.1f MiB, text activations %.1f MiB, KV cache %.1f MiB, "
-                         "total %.1f MiB (plus preprocessed tiles)\n",
-                 mib(m.weights), mib(m.vision_arena), mib(m.text_arena), mib(m.kv_cache), mib(m.total()));
+    std::fprintf(stdout, "memory: weights %.1f MiB (%.1f MiB in the files), vision activations %.1f MiB, "
+                         "text activations %.1f MiB, KV cache %.1f MiB, total %.1f MiB (plus preprocessed tiles)\n",
+                 mib(m.weights), mib(m.file_weights), mib(m.vision_arena), mib(m.text_arena), mib(m.kv_cache), mib(m.total()));
     return 0;
 }
 
