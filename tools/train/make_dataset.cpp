@@ -17,6 +17,8 @@
 //         DIR/tokens.i32    token ids: each scene's prompt prefix (-1 = image embedding), then
 //                           each branch: prompt suffix, answer ids, end-of-generation id
 //         DIR/labels.i16    per scene, kLabelFields int16: image-level targets for pretraining
+//         DIR/patch_labels.u64  per chunk, (S/P)^2 bit sets, patches row-major: bit color*6+shape
+//                           when that object covers >= 8 % of the patch's pixels, bit 48 for text
 //         DIR/meta.json     the settings above, counts and the label layout
 //   Tiles are stored as uint8: the tool checks that normalizing the stored bytes reproduces
 //   glimpse's float tiles bit for bit ((u/255 - mean)/std in f32), so nothing is lost.
@@ -86,6 +88,7 @@ std::string json_floats(const std::array<float, 3>& v) {
 
 struct Settings {
     bool idefics3 = true;
+    int patch = 10;
     int tile = 80;
     int longest_edge = 160;
     int tokens_per_chunk = 16;
@@ -111,8 +114,102 @@ struct Example {
     };
     std::vector<Branch> branches;
     std::vector<int16_t> labels;
+    std::vector<uint64_t> patch_labels;    // n_chunks × (S/P)²
     Status status;
 };
+
+constexpr int kTextBit = kColorCount * kShapeCount;
+
+// Which object (index), the text (-2) or nothing (-1) shows at each pixel of the scene. Objects
+// have exact flat colors; same-colored objects never touch and no object touches the text, so
+// color + bounding box identify the owner of every object or text pixel.
+std::vector<int8_t> owner_map(const Scene& scene) {
+    const int W = scene.image.width, H = scene.image.height;
+    std::vector<int8_t> owner(static_cast<size_t>(W) * H, -1);
+    for (size_t i = 0; i < scene.objects.size(); ++i) {
+        const SceneObject& o = scene.objects[i];
+        const Rgb c = color_rgb(o.color);
+        for (int y = o.bbox.y0; y < o.bbox.y1; ++y)
+            for (int x = o.bbox.x0; x < o.bbox.x1; ++x)
+                if (scene.image.pixel(x, y) == c) owner[static_cast<size_t>(y) * W + x] = static_cast<int8_t>(i);
+    }
+    if (scene.text) {
+        const Rgb c = color_rgb(scene.text->color);
+        const PixelBox& b = scene.text->bbox;
+        for (int y = b.y0; y < b.y1; ++y)
+            for (int x = b.x0; x < b.x1; ++x)
+                if (scene.image.pixel(x, y) == c) owner[static_cast<size_t>(y) * W + x] = -2;
+    }
+    return owner;
+}
+
+// Per patch of one S×S chunk: the objects (and text) covering >= 8 % of its pixels. `to_src` maps
+// a chunk pixel to the scene pixel it shows (nearest), or returns false for padding.
+template <class ToSrc>
+void chunk_patch_labels(const Scene& scene, const std::vector<int8_t>& owner, int S, int P, ToSrc to_src,
+                        uint64_t* out) {
+    const int g = S / P, W = scene.image.width;
+    std::vector<int> count(scene.objects.size() + 1);
+    for (int py = 0; py < g; ++py) {
+        for (int px = 0; px < g; ++px) {
+            std::fill(count.begin(), count.end(), 0);
+            for (int y = py * P; y < (py + 1) * P; ++y)
+                for (int x = px * P; x < (px + 1) * P; ++x) {
+                    int sx = 0, sy = 0;
+                    if (!to_src(x, y, &sx, &sy)) continue;
+                    const int o = owner[static_cast<size_t>(sy) * W + sx];
+                    if (o >= 0) ++count[static_cast<size_t>(o)];
+                    if (o == -2) ++count.back();
+                }
+            uint64_t bits = 0;
+            const int need = std::max(1, P * P * 8 / 100);
+            for (size_t i = 0; i < scene.objects.size(); ++i)
+                if (count[i] >= need)
+                    bits |= uint64_t{1} << (static_cast<int>(scene.objects[i].color) * kShapeCount +
+                                            static_cast<int>(scene.objects[i].shape));
+            if (count.back() >= need) bits |= uint64_t{1} << kTextBit;
+            out[py * g + px] = bits;
+        }
+    }
+}
+
+// Patch labels of every chunk, following the geometry glimpse's preprocessing used.
+Status patch_labels(const Scene& scene, const Settings& s, const PreprocessedImage& pre, std::vector<uint64_t>* out) {
+    const std::vector<int8_t> owner = owner_map(scene);
+    const int W = scene.image.width, H = scene.image.height, S = s.tile, P = s.patch, g = S / P;
+    GLIMPSE_CHECK_OR_RETURN(S % P == 0, invalid_argument, "tile %d is not a multiple of patch %d", S, P);
+    out->assign(static_cast<size_t>(pre.n_chunks) * g * g, 0);
+    auto placed = [&](int ox, int oy, int rw, int rh, int cx, int cy, int* sx, int* sy) {
+        if (cx < ox || cy < oy || cx >= ox + rw || cy >= oy + rh) return false;
+        *sx = std::min(W - 1, static_cast<int>((cx - ox + 0.5) * W / rw));
+        *sy = std::min(H - 1, static_cast<int>((cy - oy + 0.5) * H / rh));
+        return true;
+    };
+    if (s.idefics3) {
+        Idefics3Params p;
+        p.tile_size = s.tile;
+        p.longest_edge = s.longest_edge;
+        GLIMPSE_ASSIGN_OR_RETURN(const Idefics3Geometry geo, idefics3_geometry(W, H, p));
+        GLIMPSE_CHECK_OR_RETURN(geo.n_chunks() == pre.n_chunks, internal, "geometry disagrees with preprocessing");
+        for (int k = 0; k < geo.n_tiles(); ++k) {
+            const int r = k / geo.grid_cols, c = k % geo.grid_cols;
+            chunk_patch_labels(scene, owner, S, P, [&](int x, int y, int* sx, int* sy) {
+                return placed(geo.offset_x, geo.offset_y, geo.resized_w, geo.resized_h, c * S + x, r * S + y, sx, sy);
+            }, out->data() + static_cast<size_t>(k) * g * g);
+        }
+        chunk_patch_labels(scene, owner, S, P, [&](int x, int y, int* sx, int* sy) {
+            return placed(0, 0, S, S, x, y, sx, sy);  // the overview: the whole image stretched
+        }, out->data() + static_cast<size_t>(geo.n_tiles()) * g * g);
+    } else {
+        LlavaParams p;
+        p.image_size = s.tile;
+        GLIMPSE_ASSIGN_OR_RETURN(const LlavaGeometry geo, llava_geometry(W, H, p));
+        chunk_patch_labels(scene, owner, S, P, [&](int x, int y, int* sx, int* sy) {
+            return placed(geo.offset_x, geo.offset_y, geo.resized_w, geo.resized_h, x, y, sx, sy);
+        }, out->data());
+    }
+    return Status::ok();
+}
 
 // The prompt of `user_text` about one image, split into the question-independent prefix and
 // the suffix, laid out exactly as Vlm::build_prompt does (tests/test_trained_models.cpp checks
@@ -213,7 +310,7 @@ Example make_example(uint64_t seed, const Settings& s, const Tokenizer& tok, con
     ImageU8 image;
     image.width = scene.image.width;
     image.height = scene.image.height;
-    image.rgb = std::move(scene.image.rgb);
+    image.rgb = scene.image.rgb;
 
     auto preprocess = [&]() -> Result<PreprocessedImage> {
         if (s.idefics3) {
@@ -272,6 +369,7 @@ Example make_example(uint64_t seed, const Settings& s, const Tokenizer& tok, con
         ex.branches.push_back(std::move(b));
     }
     ex.labels = scene_labels(scene);
+    ex.status = patch_labels(scene, s, *pre, &ex.patch_labels);
     return ex;
 }
 
@@ -331,6 +429,7 @@ int cmd_build(int argc, char** argv) {
     a.option("--tile", "S", "tile size (smolvlm) or image size (llava) in pixels", "80");
     a.option("--longest-edge", "L", "smolvlm: longest edge of the tiled canvas", "160");
     a.option("--tokens-per-chunk", "N", "image embeddings per chunk (tile, overview or llava image)", "16");
+    a.option("--patch", "P", "vision patch size (for the per-patch labels)", "10");
     a.option("--mean", "R,G,B", "normalization mean", "0.5,0.5,0.5");
     a.option("--std", "R,G,B", "normalization std", "0.5,0.5,0.5");
     a.option("--caption-prompt", "TEXT", "prompt of the caption branch", "Describe this image.");
@@ -352,18 +451,20 @@ int cmd_build(int argc, char** argv) {
     Result<SceneOptions> opts = scene_preset(a.get("--preset"));
     if (!opts.is_ok()) return fail(opts.status().message(), 2);
     s.scene = *opts;
-    int64_t qa = 6, tile = 0, longest = 0, tpc = 0, threads = 0;
+    int64_t qa = 6, tile = 0, longest = 0, tpc = 0, threads = 0, patch = 0;
     if (!a.get_int("--qa-per-image", &qa, &err) || !a.get_int("--tile", &tile, &err) ||
         !a.get_int("--longest-edge", &longest, &err) || !a.get_int("--tokens-per-chunk", &tpc, &err) ||
-        !a.get_int("--threads", &threads, &err))
+        !a.get_int("--threads", &threads, &err) || !a.get_int("--patch", &patch, &err))
         return fail(err, 2);
-    if (qa < 0 || qa > 256 || tile < 8 || tile > 2048 || longest < 0 || tpc < 1 || threads < 0)
+    if (qa < 0 || qa > 256 || tile < 8 || tile > 2048 || longest < 0 || tpc < 1 || threads < 0 || patch < 1 ||
+        tile % patch != 0)
         return fail("option out of range", 2);
     s.scene.qa_per_scene = static_cast<int>(qa);
     s.qa_per_image = static_cast<int>(qa);
     s.tile = static_cast<int>(tile);
     s.longest_edge = static_cast<int>(longest);
     s.tokens_per_chunk = static_cast<int>(tpc);
+    s.patch = static_cast<int>(patch);
     if (!parse_triple(a.get("--mean"), &s.mean) || !parse_triple(a.get("--std"), &s.std))
         return fail("--mean/--std: expected three comma-separated numbers", 2);
     s.caption_prompt = a.get("--caption-prompt");
@@ -385,7 +486,9 @@ int cmd_build(int argc, char** argv) {
     std::FILE* f_branches = std::fopen((dir / "branches.i64").c_str(), "wb");
     std::FILE* f_tokens = std::fopen((dir / "tokens.i32").c_str(), "wb");
     std::FILE* f_labels = std::fopen((dir / "labels.i16").c_str(), "wb");
-    if (!f_tiles || !f_images || !f_branches || !f_tokens || !f_labels) return fail(out_dir + ": cannot open outputs");
+    std::FILE* f_patch = std::fopen((dir / "patch_labels.u64").c_str(), "wb");
+    if (!f_tiles || !f_images || !f_branches || !f_tokens || !f_labels || !f_patch)
+        return fail(out_dir + ": cannot open outputs");
 
     int64_t n_chunks_total = 0, n_tokens_total = 0, n_branches_total = 0, max_chunks = 0;
     int64_t max_seq = 0;
@@ -414,7 +517,8 @@ int cmd_build(int argc, char** argv) {
                                                static_cast<int64_t>(ex.prefix.size()), n_branches_total,
                                                static_cast<int64_t>(ex.branches.size()), packed};
             std::fwrite(rec, sizeof rec, 1, f_images);
-            if (!write_all(f_tiles, ex.tiles) || !write_all(f_tokens, ex.prefix) || !write_all(f_labels, ex.labels))
+            if (!write_all(f_tiles, ex.tiles) || !write_all(f_tokens, ex.prefix) || !write_all(f_labels, ex.labels) ||
+                !write_all(f_patch, ex.patch_labels))
                 return fail(out_dir + ": write failed");
             n_tokens_total += static_cast<int64_t>(ex.prefix.size());
             for (const Example::Branch& br : ex.branches) {
@@ -434,7 +538,7 @@ int cmd_build(int argc, char** argv) {
                      static_cast<unsigned long long>(to - from));
     }
     std::fputc('\n', stderr);
-    for (std::FILE* f : {f_tiles, f_images, f_branches, f_tokens, f_labels}) {
+    for (std::FILE* f : {f_tiles, f_images, f_branches, f_tokens, f_labels, f_patch}) {
         if (std::fclose(f) != 0) return fail(out_dir + ": write failed");
     }
 
@@ -446,6 +550,7 @@ int cmd_build(int argc, char** argv) {
     meta += "  \"tile\": " + std::to_string(s.tile) + ",\n";
     meta += "  \"longest_edge\": " + std::to_string(s.longest_edge) + ",\n";
     meta += "  \"tokens_per_chunk\": " + std::to_string(s.tokens_per_chunk) + ",\n";
+    meta += "  \"patch\": " + std::to_string(s.patch) + ",\n";
     meta += "  \"mean\": " + json_floats(s.mean) + ",\n  \"std\": " + json_floats(s.std) + ",\n";
     meta += "  \"caption_prompt\": " + json_quote(s.caption_prompt) + ",\n";
     meta += "  \"chat_template\": " + json_quote(tmpl->name()) + ",\n";

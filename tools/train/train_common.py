@@ -25,11 +25,12 @@ import models  # noqa: E402
 KINDS = ["color", "count", "exist", "position", "text", "caption"]
 CAPTION = 5
 N_PRESENCE, N_SHAPES, N_COLORS, N_CHARS = 48, 6, 8, 34
+N_PATCH_BITS = N_PRESENCE + 1  # color×shape + text
 MAX_COUNT = 6  # the bundled preset has at most 6 objects
 
 
 def log(*a):
-    print(time.strftime("%H:%M:%S"), *a, flush=True)
+    print(time.strftime("%H:%M:%S"), f"[cpu {time.process_time():.0f} s]", *a, flush=True)
 
 
 class Shards:
@@ -46,6 +47,9 @@ class Shards:
         self.branches = np.fromfile(os.path.join(path, "branches.i64"), np.int64).reshape(-1, 5)
         self.tokens = np.memmap(os.path.join(path, "tokens.i32"), np.int32, "r")
         self.labels = np.fromfile(os.path.join(path, "labels.i16"), np.int16).reshape(-1, m["n_label_fields"])
+        g = S // m["patch"]
+        # per chunk and patch: bit color*6+shape for objects covering >= 8 % of the patch, bit 48 text
+        self.patch_labels = np.memmap(os.path.join(path, "patch_labels.u64"), np.uint64, "r").reshape(-1, g * g)
         self.mean = np.array(m["mean"], np.float32).reshape(3, 1, 1)
         self.std = np.array(m["std"], np.float32).reshape(3, 1, 1)
 
@@ -65,6 +69,12 @@ class Shards:
 
     def n_chunks(self, idx):
         return [int(self.images[i][4]) for i in idx]
+
+    def patch_targets(self, idx):
+        """(total chunks, patches, 49) float multi-hot targets of the dense pretraining head."""
+        bits = np.concatenate([self.patch_labels[self.images[i][3]:self.images[i][3] + self.images[i][4]] for i in idx])
+        t = (bits[..., None] >> np.arange(N_PATCH_BITS, dtype=np.uint64)) & np.uint64(1)
+        return torch.from_numpy(t.astype(np.float32))
 
     def example(self, i, kinds=None):
         """-> prefix ids, [(branch ids, n_prompt, n_answer, kind)]."""
@@ -244,14 +254,30 @@ def param_groups(named, lr, wd):
                                                                          base_lr=lr)]
 
 
-def pretrain_tower(tower, shards, cfg, head, features_fn):
-    """Stage 1: image-level targets from the tower's token features."""
+class PatchHead(nn.Module):
+    """Dense auxiliary head for tower pretraining (dropped afterwards): from every patch token, which
+    color×shape objects (and whether text) cover that patch. Gives the tower a local signal per
+    patch, which a few minutes of image-level training alone do not."""
+
+    def __init__(self, C):
+        super().__init__()
+        self.ln = nn.LayerNorm(C)
+        self.lin = nn.Linear(C, N_PATCH_BITS)
+
+    def forward(self, tokens):
+        return self.lin(self.ln(tokens))
+
+
+def pretrain_tower(tower, shards, cfg, head, features_fn, patch_head=None):
+    """Stage 1: image-level targets from the tower's token features (+ the dense patch targets)."""
     rng = np.random.default_rng(cfg["seed"])
     steps, B = cfg["pretrain_steps"], cfg["pretrain_batch"]
     params = list(tower.named_parameters()) + [("head." + n, p) for n, p in head.named_parameters()]
+    if patch_head is not None:
+        params += [("patch_head." + n, p) for n, p in patch_head.named_parameters()]
     opt = torch.optim.AdamW(param_groups(params, cfg["pretrain_lr"], 0.05), betas=(0.9, 0.98))
     order = rng.permutation(len(shards))
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
     pos = 0
     for step in range(steps):
         if pos + B > len(order):
@@ -261,19 +287,25 @@ def pretrain_tower(tower, shards, cfg, head, features_fn):
         pos += B
         for g in opt.param_groups:
             g["lr"] = lr_at(step, steps, g["base_lr"], cfg["pretrain_warmup"])
-        logits = features_fn(shards.pixels(idx), shards.n_chunks(idx))
+        logits, tokens = features_fn(shards.pixels(idx), shards.n_chunks(idx))
         loss, m = pretrain_loss(logits, torch.from_numpy(shards.labels[idx].astype(np.int64)))
+        if patch_head is not None:
+            pt = shards.patch_targets(idx)
+            pl = patch_head(tokens)
+            dense = F.binary_cross_entropy_with_logits(pl, pt) * cfg["patch_loss_weight"]
+            loss = loss + dense
+            m["patch_f1"] = float(2 * ((pl > 0) & (pt > 0)).sum() / ((pl > 0).sum() + (pt > 0).sum()).clamp(min=1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for _, p in params], 1.0)
         opt.step()
         if step % cfg["log_every"] == 0 or step == steps - 1:
             log(f"pretrain {step}/{steps} loss {loss.item():.4f} presence-exact {m['presence_exact']:.3f} "
-                f"shape-count {m['shape_count']:.3f} ({time.time() - t0:.0f} s)")
-    return time.time() - t0
+                f"shape-count {m['shape_count']:.3f} patch-f1 {m.get('patch_f1', 0):.3f} ({time.time() - t0:.0f} s)")
+    return time.time() - t0, time.process_time() - c0
 
 
-def train_vlm(tower, dec, shards, val, cfg):
+def train_vlm(tower, dec, shards, val, cfg, checkpoint=None):
     """Stage 2: the whole VLM on captions and questions (answer tokens only)."""
     rng = np.random.default_rng(cfg["seed"] + 1)
     steps, B = cfg["steps"], cfg["batch"]
@@ -283,7 +315,8 @@ def train_vlm(tower, dec, shards, val, cfg):
     params = [p for g in groups for p in g["params"]]
     order = rng.permutation(len(shards))
     pos = 0
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
+    eval_cpu = 0.0
     val_idx = np.arange(min(len(val), cfg["val_images"])) if val is not None else None
     ema = None
     for step in range(steps):
@@ -305,9 +338,14 @@ def train_vlm(tower, dec, shards, val, cfg):
             log(f"vlm {step}/{steps} loss {loss.item():.4f} (ema {ema:.4f}) lr {opt.param_groups[-1]['lr']:.2e} "
                 f"({time.time() - t0:.0f} s)")
         if val is not None and cfg["eval_every"] and step > 0 and (step % cfg["eval_every"] == 0 or step == steps - 1):
+            e0 = time.process_time()
             text, _ = format_eval(evaluate(tower, dec, val, val_idx))
+            eval_cpu += time.process_time() - e0
             log(f"val@{step}: {text}")
-    return time.time() - t0
+            if checkpoint:
+                checkpoint(step)
+    # CPU seconds of training proper (validation excluded): the wall time on an idle core.
+    return time.time() - t0, time.process_time() - c0 - eval_cpu
 
 
 def save_checkpoint(path, tower, dec, cfg, extra=None):

@@ -16,10 +16,10 @@ import train_common as tc  # noqa: E402
 ARCH = dict(tile=192, patch=16, v_embd=192, v_layer=4, v_head=6, v_ff=768, v_eps=1e-5,
             t_embd=256, t_layer=4, t_head=4, t_head_kv=2, t_ff=768, rope_base=10000.0, rms_eps=1e-5)
 CONFIGS = {
-    "full": dict(ARCH, seed=4321, pretrain_steps=400, pretrain_batch=32, pretrain_lr=1e-3, pretrain_warmup=40,
-                 steps=2400, batch=8, lr=1e-3, tower_lr_scale=0.5, wd=0.05, warmup=100, caption_weight=0.5,
-                 log_every=50, eval_every=600, val_images=200),
-    "small": dict(ARCH, seed=4321, pretrain_steps=60, pretrain_batch=16, pretrain_lr=1e-3, pretrain_warmup=10,
+    "full": dict(ARCH, seed=4321, pretrain_steps=300, pretrain_batch=24, pretrain_lr=1e-3, pretrain_warmup=30, patch_loss_weight=1.0,
+                 steps=1150, batch=8, lr=1.5e-3, tower_lr_scale=0.5, wd=0.05, warmup=100, caption_weight=0.5,
+                 log_every=50, eval_every=400, val_images=200),
+    "small": dict(ARCH, seed=4321, pretrain_steps=60, pretrain_batch=16, pretrain_lr=1e-3, pretrain_warmup=10, patch_loss_weight=1.0,
                   steps=200, batch=8, lr=1e-3, tower_lr_scale=0.5, wd=0.05, warmup=20, caption_weight=0.5,
                   log_every=20, eval_every=100, val_images=64),
 }
@@ -45,12 +45,21 @@ def main():
     head = tc.ClsHead(cfg["v_embd"], tc.N_HEAD_OUT)
 
     def features(pix, n_chunks):
-        return head(tower.features(pix)[:, -1])  # the [CLS] row (last)
+        f = tower.features(pix)
+        return head(f[:, -1]), f[:, :-1]  # [CLS] (the last row) -> image targets; patches -> dense targets
 
-    t_pre = tc.pretrain_tower(tower, train, cfg, head, features)
-    t_vlm = tc.train_vlm(tower, dec, train, val, cfg)
-    tc.log(f"training time: pretrain {t_pre:.0f} s, vlm {t_vlm:.0f} s, total {t_pre + t_vlm:.0f} s")
-    extra = dict(pretrain_seconds=t_pre, vlm_seconds=t_vlm, layout="llava", data_meta=train.meta)
+    patch_head = tc.PatchHead(cfg["v_embd"])
+    (t_pre, c_pre) = tc.pretrain_tower(tower, train, cfg, head, features, patch_head)
+    def checkpoint(step):  # partial checkpoints while training (overwritten; the final one follows)
+        tc.save_checkpoint(args.out + ".partial", tower, dec, cfg,
+                           dict(layout="llava", data_meta=train.meta, step=step))
+
+    (t_vlm, c_vlm) = tc.train_vlm(tower, dec, train, val, cfg, checkpoint)
+    tc.log(f"training wall time: pretrain {t_pre:.0f} s, vlm {t_vlm:.0f} s, total {t_pre + t_vlm:.0f} s; "
+           f"CPU time (= wall time on an idle core): pretrain {c_pre:.0f} s, vlm {c_vlm:.0f} s, "
+           f"total {c_pre + c_vlm:.0f} s, {args.threads} thread(s)")
+    extra = dict(pretrain_seconds=t_pre, vlm_seconds=t_vlm, pretrain_cpu_seconds=c_pre,
+                 vlm_cpu_seconds=c_vlm, threads=args.threads, layout="llava", data_meta=train.meta)
     if val is not None:
         res = tc.evaluate(tower, dec, val, list(range(len(val))))
         text, _ = tc.format_eval(res)

@@ -1,0 +1,82 @@
+#!/bin/sh
+# Reproduces the bundled models (models/bundled/) end to end:
+#   build the tools -> tokenizer corpus -> BPE vocabulary -> training shards (rendered, preprocessed
+#   and tokenized by glimpse's own code) -> train both models (concurrently, one thread each) ->
+#   export f16 GGUF pairs + parity references -> q8_0 text models -> held-out eval -> SHA256SUMS.
+#
+# Needs Debian's python3-torch (1.13) and python3-numpy (run with /usr/bin/python3), and an
+# OpenBLAS (libopenblas0-openmp): Debian's torch falls back to the reference BLAS otherwise.
+# Usage: tools/train/reproduce.sh [WORK_DIR]   (default: build-train/train-data; ~8 GB of shards)
+#   CONFIG=small tools/train/reproduce.sh /tmp/quick   # minutes, for checking the pipeline
+#   OUT=DIR      where the models go (default: models/bundled)
+set -eu
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+WORK=${1:-$ROOT/build-train/train-data}
+OUT=${OUT:-$ROOT/models/bundled}
+CONFIG=${CONFIG:-full}
+PY=${PY:-/usr/bin/python3}
+BUILD=${BUILD:-$ROOT/build-train}
+T=$ROOT/tools/train
+mkdir -p "$WORK" "$OUT"
+
+cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release > /dev/null
+cmake --build "$BUILD" -j2 --target glimpse-traindata glimpse-scenes glimpse_cli glimpse-quantize
+TD=$BUILD/tools/train/glimpse-traindata
+GLIMPSE=$BUILD/tools/glimpse/glimpse
+QUANTIZE=$BUILD/tools/quantize/glimpse-quantize
+
+if [ "$CONFIG" = small ]; then N_SMOL=2000 N_LLAVA=2000 N_VAL=200; else N_SMOL=24000 N_LLAVA=20000 N_VAL=1000; fi
+VAL_SEEDS=1000000:$((1000000 + N_VAL))
+CLIP_NORM="--mean 0.48145466,0.4578275,0.40821073 --std 0.26862954,0.26130258,0.27577711"
+
+# 1. Vocabulary: merges learned from the text of 20000 training scenes.
+"$TD" corpus --preset bundled --seeds 0:20000 --qa-per-image 8 --out "$WORK/corpus.jsonl"
+$PY "$T/tokenizer.py" --corpus "$WORK/corpus.jsonl" --out-dir "$WORK/vocab"
+
+# 2. Shards: training seeds from 0, held-out seeds from 1,000,000 (6 questions, as glimpse eval asks).
+"$TD" build --layout smolvlm --vocab "$WORK/vocab/vocab-smolvlm.gguf" --seeds 0:$N_SMOL --qa-per-image 12 \
+    --tile 80 --patch 10 --longest-edge 160 --tokens-per-chunk 16 --out "$WORK/smol_train" --threads 2
+"$TD" build --layout smolvlm --vocab "$WORK/vocab/vocab-smolvlm.gguf" --seeds $VAL_SEEDS --qa-per-image 6 \
+    --tile 80 --patch 10 --longest-edge 160 --tokens-per-chunk 16 --out "$WORK/smol_val" --threads 2
+"$TD" build --layout llava --vocab "$WORK/vocab/vocab-llava.gguf" --seeds 0:$N_LLAVA --qa-per-image 12 \
+    --tile 192 --patch 16 --tokens-per-chunk 144 $CLIP_NORM --out "$WORK/llava_train" --threads 2
+"$TD" build --layout llava --vocab "$WORK/vocab/vocab-llava.gguf" --seeds $VAL_SEEDS --qa-per-image 6 \
+    --tile 192 --patch 16 --tokens-per-chunk 144 $CLIP_NORM --out "$WORK/llava_val" --threads 2
+
+# 3. Training: both models at once, one thread each (deterministic for a given machine and torch).
+$PY "$T/train_smolvlm.py" --config "$CONFIG" --threads 1 --data "$WORK/smol_train" --val "$WORK/smol_val" \
+    --out "$WORK/smolvlm.pt" > "$WORK/smolvlm.log" 2>&1 &
+P1=$!
+$PY "$T/train_llava.py" --config "$CONFIG" --threads 1 --data "$WORK/llava_train" --val "$WORK/llava_val" \
+    --out "$WORK/llava.pt" > "$WORK/llava.log" 2>&1 &
+P2=$!
+wait $P1
+wait $P2
+grep -h "training wall time\|final held-out" "$WORK/smolvlm.log" "$WORK/llava.log"
+
+# 4. Export: f16 pairs (bundled) and f32 text models (the source of the q8_0 files).
+for M in smolvlm llava; do
+    VAL=$WORK/smol_val
+    [ $M = llava ] && VAL=$WORK/llava_val
+    $PY "$T/export_gguf.py" --checkpoint "$WORK/$M.pt" --vocab "$WORK/vocab/vocab.json" --type f16 \
+        --out-text "$OUT/scenes-$M-f16-text.gguf" --out-mmproj "$OUT/scenes-$M-f16-mmproj.gguf" \
+        --reference "$OUT/scenes-$M-f16-reference.json" --val "$VAL" --reference-scenes 4
+    $PY "$T/export_gguf.py" --checkpoint "$WORK/$M.pt" --vocab "$WORK/vocab/vocab.json" --type f32 \
+        --out-text "$WORK/scenes-$M-f32-text.gguf" --out-mmproj "$WORK/scenes-$M-f32-mmproj.gguf"
+    "$QUANTIZE" "$WORK/scenes-$M-f32-text.gguf" "$OUT/scenes-$M-q8_0-text.gguf" --type q8_0
+done
+
+# 5. Sample scene for the README, held-out accuracy through glimpse, checksums.
+mkdir -p "$OUT/samples" "$WORK/eval_scenes"
+"$BUILD/tools/scenes/glimpse-scenes" --preset bundled --seeds 1000003:1000004 --out "$WORK/sample" --quiet
+cp "$WORK/sample/1000003.png" "$OUT/samples/scene-1000003.png"
+cp "$WORK/sample/1000003.json" "$OUT/samples/scene-1000003.json"
+"$BUILD/tools/scenes/glimpse-scenes" --preset bundled --seeds $VAL_SEEDS --qa-per-image 6 --out "$WORK/eval_scenes" --quiet
+for M in smolvlm llava; do
+    "$GLIMPSE" eval -m "$OUT/scenes-$M-f16-text.gguf" --mmproj "$OUT/scenes-$M-f16-mmproj.gguf" \
+        --scenes "$WORK/eval_scenes" --json > "$WORK/eval-$M-f16.json"
+    "$GLIMPSE" eval -m "$OUT/scenes-$M-q8_0-text.gguf" --mmproj "$OUT/scenes-$M-f16-mmproj.gguf" \
+        --scenes "$WORK/eval_scenes" --json > "$WORK/eval-$M-q8_0.json"
+done
+(cd "$OUT" && sha256sum scenes-*.gguf scenes-*-reference.json samples/* > SHA256SUMS)
+echo "models in $OUT, logs and eval reports in $WORK"
