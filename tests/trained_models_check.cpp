@@ -191,7 +191,7 @@ TEST_CASE("bundled LLaVA-layout model: training prompt, pixels and PyTorch logit
 }
 
 TEST_CASE("bundled models answer held-out scene questions through glimpse") {
-    // 40 scenes x 6 questions; docs/models.md reports the 1000-scene numbers. The bound leaves
+    // 40 scenes x 6 questions; tools/train/README.md reports the 1000-scene numbers. The bound leaves
     // room for sampling noise on 240 questions below the >= 90 % measured on 6000.
     check_accuracy(kSmolVlm, 0.85);
     check_accuracy(kLlava, 0.85);
