@@ -19,7 +19,10 @@
 // acc = fma(float(sumi - c·Σq), d_w·d_x, acc) in block order — the same
 // arithmetic as the scalar oracle (ops/matmul_q8_scalar.cpp), so results are
 // bit-identical to it and to the VNNI kernel, for any M, tile or thread count.
-// The epilogue (4 vector ops per row and block) is the bound, not the tiles.
+// The epilogue (4 vector ops per row and block) is the bound, not the tiles:
+// measured (tools/bench, 2 threads) at 280-620 GFLOP/s against the VNNI kernel's
+// 400-550, it is slower on most SmolVLM shapes, so its priority is below VNNI's and
+// the plans use it only where ops/matmul_decisions.inc says so.
 #include <immintrin.h>
 
 #include <cstring>
@@ -236,10 +239,10 @@ void pack_q4(const void* w, int64_t N, int64_t K, void* out) { x86q::pack_q4_0(w
 }  // namespace
 
 extern const MatmulKernel q8_0_q8_0__amx = {
-    "q8_0_q8_0__amx", Isa::amx, DType::q8_0, 40, MatmulActivations::q8_0, supports_amx, packed_bytes_q8, pack_q8,
+    "q8_0_q8_0__amx", Isa::amx, DType::q8_0, 25, MatmulActivations::q8_0, supports_amx, packed_bytes_q8, pack_q8,
     scratch_amx<false>, run_amx<false>, nullptr};
 extern const MatmulKernel q4_0_q8_0__amx = {
-    "q4_0_q8_0__amx", Isa::amx, DType::q4_0, 40, MatmulActivations::q8_0, supports_amx, packed_bytes_q4, pack_q4,
+    "q4_0_q8_0__amx", Isa::amx, DType::q4_0, 25, MatmulActivations::q8_0, supports_amx, packed_bytes_q4, pack_q4,
     scratch_amx<true>, run_amx<true>, nullptr};
 
 }  // namespace glimpse
