@@ -31,7 +31,7 @@ install(EXPORT glimpseTargets NAMESPACE glimpse:: DESTINATION ${GLIMPSE_CMAKE_DI
 
 foreach(dir runtime ops quant models targets)
   install(DIRECTORY "${PROJECT_SOURCE_DIR}/${dir}/" DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}/glimpse/${dir}"
-          COMPONENT dev FILES_MATCHING PATTERN "*.h")
+          COMPONENT dev FILES_MATCHING PATTERN "*.h" PATTERN "bundled" EXCLUDE)
 endforeach()
 
 set(GLIMPSE_INSTALLED_TOOLS "")
