@@ -254,15 +254,26 @@ def param_groups(named, lr, wd):
                                                                          base_lr=lr)]
 
 
+def factor_patch_targets(t):
+    """(…, 49) color×shape+text bits -> (…, 15): which colors (8), which shapes (6), text (1) cover
+    the patch. Color is local to a patch; shape mostly is not, but a shape's bit is shared by every
+    color, so both factors are learnable from a few hundred steps where the 48-way product is not."""
+    cs = t[..., :N_PRESENCE].reshape(*t.shape[:-1], N_COLORS, N_SHAPES)
+    return torch.cat([cs.amax(-1), cs.amax(-2), t[..., N_PRESENCE:]], -1)
+
+
+N_FACTORED_BITS = N_COLORS + N_SHAPES + 1
+
+
 class PatchHead(nn.Module):
     """Dense auxiliary head for tower pretraining (dropped afterwards): from every patch token, which
     color×shape objects (and whether text) cover that patch. Gives the tower a local signal per
     patch, which a few minutes of image-level training alone do not."""
 
-    def __init__(self, C):
+    def __init__(self, C, n_out=N_PATCH_BITS):
         super().__init__()
         self.ln = nn.LayerNorm(C)
-        self.lin = nn.Linear(C, N_PATCH_BITS)
+        self.lin = nn.Linear(C, n_out)
 
     def forward(self, tokens):
         return self.lin(self.ln(tokens))
@@ -291,8 +302,13 @@ def pretrain_tower(tower, shards, cfg, head, features_fn, patch_head=None):
         loss, m = pretrain_loss(logits, torch.from_numpy(shards.labels[idx].astype(np.int64)))
         if patch_head is not None:
             pt = shards.patch_targets(idx)
+            if cfg.get("patch_factored", 0):
+                pt = factor_patch_targets(pt)
             pl = patch_head(tokens)
-            dense = F.binary_cross_entropy_with_logits(pl, pt) * cfg["patch_loss_weight"]
+            # Positives are rare (most patches are background): weight them up so the head does
+            # not settle on "nothing anywhere".
+            pw = torch.full((pt.shape[-1],), float(cfg.get("patch_pos_weight", 1.0)))
+            dense = F.binary_cross_entropy_with_logits(pl, pt, pos_weight=pw) * cfg["patch_loss_weight"]
             loss = loss + dense
             m["patch_f1"] = float(2 * ((pl > 0) & (pt > 0)).sum() / ((pl > 0).sum() + (pt > 0).sum()).clamp(min=1))
         opt.zero_grad(set_to_none=True)
