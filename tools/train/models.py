@@ -139,6 +139,10 @@ class SiglipTower(nn.Module):
     def project(self, feats, ggml=False):
         return self.fc(pixel_shuffle(feats, self.grid, self.scale_factor), ggml)
 
+    @staticmethod
+    def is_projector_param(name):
+        return name.startswith("fc.")
+
     def forward(self, pix, ggml=False):
         return self.project(self.features(pix, ggml), ggml)
 
@@ -176,6 +180,10 @@ class ClipTower(nn.Module):
     def project(self, feats, ggml=False):
         x = feats[:, 1:]  # rows 1..N: patch 0 dropped, [CLS] last
         return self.mm2(gelu_tanh(self.mm0(x, ggml), ggml), ggml)
+
+    @staticmethod
+    def is_projector_param(name):
+        return name.startswith("mm0.") or name.startswith("mm2.")
 
     def forward(self, pix, ggml=False):
         return self.project(self.features(pix, ggml), ggml)

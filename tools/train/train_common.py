@@ -141,6 +141,16 @@ def vlm_loss(tower, dec, pix, batch):
     return (ce * w).sum() / w.sum(), logits, sel
 
 
+def vlm_loss_from_embeddings(dec, emb, batch):
+    """vlm_loss given the projected image embeddings (chunks, n_tokens, C) instead of pixels."""
+    x = dec.embed(batch["ids"], emb.reshape(-1, emb.shape[-1]))
+    h = dec.hidden(x, batch["pos"], batch["mask"])
+    sel = batch["tgt"] >= 0
+    ce = F.cross_entropy(dec.logits(h[sel]), batch["tgt"][sel], reduction="none")
+    w = batch["w"][sel]
+    return (ce * w).sum() / w.sum()
+
+
 @torch.no_grad()
 def evaluate(tower, dec, shards, idx_all, batch_images=8):
     """Teacher-forced exact match: a branch is right iff the argmax at every answer position (incl. the
@@ -263,6 +273,51 @@ def factor_patch_targets(t):
 
 
 N_FACTORED_BITS = N_COLORS + N_SHAPES + 1
+N_DENSE_OUT = (N_COLORS + 1) + (N_SHAPES + 1) + 1  # color or none, shape or none, text
+
+
+def dense_patch_loss(logits, t, shape_weight):
+    """Per patch: which color (8 or none) and which shape (6 or none) covers it, as classes (patches
+    two objects share are left out), and whether text does. logits (…, N_DENSE_OUT), t (…, 49) bits.
+    A softmax per factor gives every patch a clear target, unlike independent bits whose positives
+    are rare; object patches weigh shape_weight in the shape term, since "none" dominates and shape
+    is the factor that takes the tower long to learn (color is read off one patch)."""
+    f = factor_patch_targets(t)
+
+    def classes(bits, none):
+        n = bits.sum(-1)
+        y = bits.argmax(-1)
+        y[n == 0] = none
+        y[n > 1] = -100
+        return y
+
+    y_color, y_shape = classes(f[..., :N_COLORS], N_COLORS), classes(f[..., N_COLORS:N_COLORS + N_SHAPES], N_SHAPES)
+    lc = logits[..., :N_COLORS + 1].reshape(-1, N_COLORS + 1)
+    ls = logits[..., N_COLORS + 1:N_COLORS + N_SHAPES + 2].reshape(-1, N_SHAPES + 1)
+    is_obj = ((y_shape >= 0) & (y_shape < N_SHAPES)).float().reshape(-1)
+    loss = F.cross_entropy(lc, y_color.reshape(-1), ignore_index=-100)
+    ce_s = F.cross_entropy(ls, y_shape.reshape(-1), ignore_index=-100, reduction="none")
+    loss = loss + (ce_s * (1 + (shape_weight - 1) * is_obj)).mean()
+    loss = loss + F.binary_cross_entropy_with_logits(logits[..., -1], f[..., -1])
+    obj = is_obj.bool()
+    shape_acc = (ls.argmax(-1)[obj] == y_shape.reshape(-1)[obj]).float().mean() if obj.any() else torch.tensor(0.0)
+    return loss, float(shape_acc)
+
+
+def init_positions_sincos(pos, grid, scale=0.5):
+    """pos (grid*grid [+ extra], C): rows 0..grid²-1 get a 2-D sine-cosine code (x in the first half
+    of the channels, y in the second). A ViT trained from scratch on little data learns which
+    patches are neighbours slowly from random positions; starting from a smooth code it can attend
+    to an object's other patches early, which is what recognising a shape needs."""
+    C = pos.shape[1]
+    q = C // 4
+    yy, xx = torch.meshgrid(torch.arange(grid).float(), torch.arange(grid).float(), indexing="ij")
+    om = 1.0 / (100.0 ** (torch.arange(q).float() / q))
+    x, y = xx.reshape(-1, 1) * om, yy.reshape(-1, 1) * om
+    code = torch.cat([torch.sin(x), torch.cos(x), torch.sin(y), torch.cos(y)], 1)
+    with torch.no_grad():
+        pos[:grid * grid, :4 * q] = code * scale
+        pos[:grid * grid, 4 * q:] = 0
 
 
 class PatchHead(nn.Module):
@@ -277,6 +332,17 @@ class PatchHead(nn.Module):
 
     def forward(self, tokens):
         return self.lin(self.ln(tokens))
+
+
+def pretrain_or_load(args, tower, shards, cfg, head, features_fn, patch_head=None):
+    """Stage 1, or its result from --pretrained; the tower after stage 1 is saved to OUT.tower.pt."""
+    if args.pretrained:
+        tower.load_state_dict(torch.load(args.pretrained)["tower"])
+        log("tower loaded from", args.pretrained)
+        return 0.0, 0.0
+    t = pretrain_tower(tower, shards, cfg, head, features_fn, patch_head)
+    torch.save(dict(tower=tower.state_dict(), cfg=cfg), args.out + ".tower.pt")
+    return t
 
 
 def pretrain_tower(tower, shards, cfg, head, features_fn, patch_head=None):
@@ -300,7 +366,12 @@ def pretrain_tower(tower, shards, cfg, head, features_fn, patch_head=None):
             g["lr"] = lr_at(step, steps, g["base_lr"], cfg["pretrain_warmup"])
         logits, tokens = features_fn(shards.pixels(idx), shards.n_chunks(idx))
         loss, m = pretrain_loss(logits, torch.from_numpy(shards.labels[idx].astype(np.int64)))
-        if patch_head is not None:
+        loss = loss * cfg.get("image_loss_weight", 1.0)
+        if patch_head is not None and cfg.get("patch_dense", 0):
+            dense, m["patch_shape_acc"] = dense_patch_loss(patch_head(tokens), shards.patch_targets(idx),
+                                                           cfg.get("patch_shape_weight", 1.0))
+            loss = loss + dense * cfg["patch_loss_weight"]
+        elif patch_head is not None:
             pt = shards.patch_targets(idx)
             if cfg.get("patch_factored", 0):
                 pt = factor_patch_targets(pt)
@@ -317,14 +388,42 @@ def pretrain_tower(tower, shards, cfg, head, features_fn, patch_head=None):
         opt.step()
         if step % cfg["log_every"] == 0 or step == steps - 1:
             log(f"pretrain {step}/{steps} loss {loss.item():.4f} presence-exact {m['presence_exact']:.3f} "
-                f"shape-count {m['shape_count']:.3f} patch-f1 {m.get('patch_f1', 0):.3f} ({time.time() - t0:.0f} s)")
+                f"shape-count {m['shape_count']:.3f} patch-f1 {m.get('patch_f1', 0):.3f} "
+                f"patch-shape-acc {m.get('patch_shape_acc', 0):.3f} ({time.time() - t0:.0f} s)")
     return time.time() - t0, time.process_time() - c0
 
 
+@torch.no_grad()
+def cache_tower_features(tower, shards, chunk_batch=256):
+    """Token features of every chunk (tower.features, before the projector), f16 in memory:
+    (n_chunks, n_tokens, C). With the tower frozen, stage 2 runs only projector + decoder."""
+    tower.eval()
+    n = len(shards.tiles)
+    out = None
+    for s in range(0, n, chunk_batch):
+        u8 = shards.tiles[s:s + chunk_batch]
+        f = tower.features(torch.from_numpy(shards.normalize(u8)))
+        if out is None:
+            out = torch.empty((n,) + tuple(f.shape[1:]), dtype=torch.float16)
+        out[s:s + len(u8)] = f.half()
+    tower.train()
+    return out
+
+
 def train_vlm(tower, dec, shards, val, cfg, checkpoint=None):
-    """Stage 2: the whole VLM on captions and questions (answer tokens only)."""
+    """Stage 2: the VLM on captions and questions (answer tokens only). With cfg["freeze_tower"] the
+    tower's features are computed once (cache_tower_features) and only the projector and the
+    decoder train: several times more steps in the same time, and the pretrained features stay."""
     rng = np.random.default_rng(cfg["seed"] + 1)
     steps, B = cfg["steps"], cfg["batch"]
+    frozen = None
+    if cfg.get("freeze_tower", 0):
+        t = time.time()
+        frozen = cache_tower_features(tower, shards)
+        log(f"cached tower features {tuple(frozen.shape)} in {time.time() - t:.0f} s")
+        proj = {n for n, _ in tower.named_parameters() if tower.is_projector_param(n)}
+        for n, p in tower.named_parameters():
+            p.requires_grad_(n in proj)
     groups = param_groups(tower.named_parameters(), cfg["lr"] * cfg["tower_lr_scale"], cfg["wd"]) + \
         param_groups(dec.named_parameters(), cfg["lr"], cfg["wd"])
     opt = torch.optim.AdamW(groups, betas=(0.9, 0.98))
@@ -344,7 +443,11 @@ def train_vlm(tower, dec, shards, val, cfg, checkpoint=None):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, steps, g["base_lr"], cfg["warmup"])
         batch = shards.batch(idx, caption_weight=cfg["caption_weight"])
-        loss, _, _ = vlm_loss(tower, dec, shards.pixels(idx), batch)
+        if frozen is not None:
+            feats = torch.cat([frozen[shards.images[i][3]:shards.images[i][3] + shards.images[i][4]] for i in idx])
+            loss = vlm_loss_from_embeddings(dec, tower.project(feats.float()), batch)
+        else:
+            loss, _, _ = vlm_loss(tower, dec, shards.pixels(idx), batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -378,6 +481,7 @@ def base_args(description):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-bf16", action="store_true", help="f32 matmuls (slower; bf16 needs AVX512-BF16/AMX to be fast)")
     ap.add_argument("--set", action="append", default=[], help="override a config value: key=value")
+    ap.add_argument("--pretrained", help="skip stage 1: load the tower from this OUT.tower.pt of an earlier run")
     return ap
 
 
