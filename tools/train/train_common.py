@@ -21,8 +21,11 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import models  # noqa: E402
+from models import mm  # noqa: E402
 
 KINDS = ["color", "count", "exist", "position", "text", "caption"]
+COLOR_WORDS = ["red", "green", "blue", "yellow", "orange", "purple", "white", "black"]  # tools/scenes order
+SHAPE_WORDS = ["circle", "square", "triangle", "star", "cross", "diamond"]
 CAPTION = 5
 N_PRESENCE, N_SHAPES, N_COLORS, N_CHARS = 48, 6, 8, 34
 N_PATCH_BITS = N_PRESENCE + 1  # color×shape + text
@@ -75,6 +78,16 @@ class Shards:
         bits = np.concatenate([self.patch_labels[self.images[i][3]:self.images[i][3] + self.images[i][4]] for i in idx])
         t = (bits[..., None] >> np.arange(N_PATCH_BITS, dtype=np.uint64)) & np.uint64(1)
         return torch.from_numpy(t.astype(np.float32))
+
+    def word_ids(self):
+        """Token ids of the 8 color words and the 6 shape words (" red", " circle", ...; the scene
+        generator's enum orders) in this layout's vocabulary (vocab.json beside the vocab GGUF)."""
+        v = json.load(open(os.path.join(os.path.dirname(self.meta["vocab"]), "vocab.json")))[self.meta["layout"]]
+        index = {t: i for i, t in enumerate(v["tokens"])}
+        words = COLOR_WORDS + SHAPE_WORDS
+        missing = [w for w in words if "\u0120" + w not in index]
+        assert not missing, f"not single tokens in the vocabulary: {missing}"
+        return torch.tensor([index["\u0120" + w] for w in words])
 
     def example(self, i, kinds=None):
         """-> prefix ids, [(branch ids, n_prompt, n_answer, kind)]."""
@@ -141,14 +154,45 @@ def vlm_loss(tower, dec, pix, batch):
     return (ce * w).sum() / w.sum(), logits, sel
 
 
-def vlm_loss_from_embeddings(dec, emb, batch):
-    """vlm_loss given the projected image embeddings (chunks, n_tokens, C) instead of pixels."""
+def vlm_loss_from_embeddings(dec, emb, batch, words=None):
+    """vlm_loss given the projected image embeddings (chunks, n_tokens, C) instead of pixels.
+    words = (word ids (14,), targets (chunks, n_tokens, 14), weight): also the image-word loss."""
     x = dec.embed(batch["ids"], emb.reshape(-1, emb.shape[-1]))
     h = dec.hidden(x, batch["pos"], batch["mask"])
     sel = batch["tgt"] >= 0
     ce = F.cross_entropy(dec.logits(h[sel]), batch["tgt"][sel], reduction="none")
     w = batch["w"][sel]
-    return (ce * w).sum() / w.sum()
+    loss = (ce * w).sum() / w.sum()
+    if words is not None:
+        loss = loss + words[2] * image_word_loss(dec, h[batch["ids"] < 0], words[0], words[1])
+    return loss
+
+
+def image_word_loss(dec, h_img, word_ids, targets):
+    """At every image position, the decoder's output logits of the 14 color and shape words must say
+    which colors and shapes the token shows (multi-label). A QA answer needs the question to find
+    the image tokens of one small object among ~80; with this dense signal the decoder's image
+    states carry the same word directions the questions are made of, so the lookup is learned
+    from the first steps instead of after a long plateau at the answer prior.
+    h_img (n, C) in image-token order; targets (…, 14) with -1 = no label."""
+    t = targets.reshape(-1, targets.shape[-1])
+    logits = mm(h_img, dec.tok.weight[word_ids].t())
+    keep = (t[:, 0] >= 0)
+    return F.binary_cross_entropy_with_logits(logits[keep], t[keep])
+
+
+def token_word_targets(tower, bits):
+    """Patch label bits (chunks, patches, 49) -> per image token (chunks, n_tokens, 14): colors then
+    shapes covering the token's patches. SigLIP tokens are s×s patches (pixel-shuffle order); CLIP
+    tokens are patches 1..N-1 then [CLS] (no label: -1)."""
+    f = factor_patch_targets(bits)[..., :N_COLORS + N_SHAPES]
+    n, g = f.shape[0], tower.grid
+    s = getattr(tower, "scale_factor", 1)
+    if s > 1:
+        b = g // s
+        return f.view(n, b, s, b, s, -1).amax(dim=(2, 4)).reshape(n, b * b, -1)
+    cls = torch.full((n, 1, f.shape[-1]), -1.0)
+    return torch.cat([f[:, 1:], cls], 1)
 
 
 @torch.no_grad()
@@ -416,6 +460,8 @@ def train_vlm(tower, dec, shards, val, cfg, checkpoint=None):
     decoder train: several times more steps in the same time, and the pretrained features stay."""
     rng = np.random.default_rng(cfg["seed"] + 1)
     steps, B = cfg["steps"], cfg["batch"]
+    word_ids = shards.word_ids() if cfg.get("image_word_weight", 0) else None
+    assert word_ids is None or cfg.get("freeze_tower", 0), "image_word_weight needs freeze_tower"
     frozen = None
     if cfg.get("freeze_tower", 0):
         t = time.time()
@@ -445,7 +491,10 @@ def train_vlm(tower, dec, shards, val, cfg, checkpoint=None):
         batch = shards.batch(idx, caption_weight=cfg["caption_weight"])
         if frozen is not None:
             feats = torch.cat([frozen[shards.images[i][3]:shards.images[i][3] + shards.images[i][4]] for i in idx])
-            loss = vlm_loss_from_embeddings(dec, tower.project(feats.float()), batch)
+            words = None
+            if cfg.get("image_word_weight", 0):
+                words = (word_ids, token_word_targets(tower, shards.patch_targets(idx)), cfg["image_word_weight"])
+            loss = vlm_loss_from_embeddings(dec, tower.project(feats.float()), batch, words)
         else:
             loss, _, _ = vlm_loss(tower, dec, shards.pixels(idx), batch)
         opt.zero_grad(set_to_none=True)
