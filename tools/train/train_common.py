@@ -63,9 +63,13 @@ class Shards:
         """(…,3,S,S) uint8 -> f32 exactly as glimpse: (u/255 - mean)/std, each op rounded to f32."""
         return (u8.astype(np.float32) / np.float32(255.0) - self.mean) / self.std
 
-    def chunks(self, i):
+    def chunk_slice(self, i):
+        """Rows of image i in the per-chunk arrays (tiles, patch labels, cached features)."""
         r = self.images[i]
-        return self.tiles[r[3]:r[3] + r[4]]
+        return slice(int(r[3]), int(r[3] + r[4]))
+
+    def chunks(self, i):
+        return self.tiles[self.chunk_slice(i)]
 
     def pixels(self, idx):
         return torch.from_numpy(np.concatenate([self.normalize(self.chunks(i)) for i in idx]))
@@ -75,7 +79,7 @@ class Shards:
 
     def patch_targets(self, idx):
         """(total chunks, patches, 49) float multi-hot targets of the dense pretraining head."""
-        bits = np.concatenate([self.patch_labels[self.images[i][3]:self.images[i][3] + self.images[i][4]] for i in idx])
+        bits = np.concatenate([self.patch_labels[self.chunk_slice(i)] for i in idx])
         t = (bits[..., None] >> np.arange(N_PATCH_BITS, dtype=np.uint64)) & np.uint64(1)
         return torch.from_numpy(t.astype(np.float32))
 
@@ -138,27 +142,18 @@ class Shards:
         return out
 
 
-def vlm_forward(tower, dec, pix, batch):
-    """-> hidden states (B,T,C) of the decoder for a tree-packed batch."""
-    emb = tower(pix)
+def decoder_hidden(dec, emb, batch):
+    """emb: projected image embeddings (chunks, n_tokens, C) -> hidden states (B,T,C) of the
+    decoder for a tree-packed batch."""
     x = dec.embed(batch["ids"], emb.reshape(-1, emb.shape[-1]))
     return dec.hidden(x, batch["pos"], batch["mask"])
 
 
-def vlm_loss(tower, dec, pix, batch):
-    h = vlm_forward(tower, dec, pix, batch)
-    sel = batch["tgt"] >= 0
-    logits = dec.logits(h[sel])
-    ce = F.cross_entropy(logits, batch["tgt"][sel], reduction="none")
-    w = batch["w"][sel]
-    return (ce * w).sum() / w.sum(), logits, sel
-
-
-def vlm_loss_from_embeddings(dec, emb, batch, words=None):
-    """vlm_loss given the projected image embeddings (chunks, n_tokens, C) instead of pixels.
+def vlm_loss(dec, emb, batch, words=None):
+    """Weighted answer-token cross-entropy given the projected image embeddings (tower(pixels), or
+    tower.project(cached features) with the tower frozen).
     words = (word ids (14,), targets (chunks, n_tokens, 14), weight): also the image-word loss."""
-    x = dec.embed(batch["ids"], emb.reshape(-1, emb.shape[-1]))
-    h = dec.hidden(x, batch["pos"], batch["mask"])
+    h = decoder_hidden(dec, emb, batch)
     sel = batch["tgt"] >= 0
     ce = F.cross_entropy(dec.logits(h[sel]), batch["tgt"][sel], reduction="none")
     w = batch["w"][sel]
@@ -206,7 +201,7 @@ def evaluate(tower, dec, shards, idx_all, batch_images=8):
     for s in range(0, len(idx_all), batch_images):
         idx = idx_all[s:s + batch_images]
         batch = shards.batch(idx)
-        h = vlm_forward(tower, dec, shards.pixels(idx), batch)
+        h = decoder_hidden(dec, tower(shards.pixels(idx)), batch)
         sel = batch["tgt"] >= 0
         pred = dec.logits(h[sel]).argmax(-1)
         ok = (pred == batch["tgt"][sel])
@@ -364,6 +359,15 @@ def init_positions_sincos(pos, grid, scale=0.5):
         pos[:grid * grid, 4 * q:] = 0
 
 
+def make_patch_head(cfg, tower):
+    """The dense pretraining head the config asks for (and the sin-cos start of the tower's
+    position embeddings with pos_sincos)."""
+    if cfg.get("pos_sincos", 0):
+        init_positions_sincos(tower.pos, tower.grid)
+    n_out = N_DENSE_OUT if cfg.get("patch_dense", 0) else N_FACTORED_BITS if cfg.get("patch_factored", 0) else N_PATCH_BITS
+    return PatchHead(cfg["v_embd"], n_out)
+
+
 class PatchHead(nn.Module):
     """Dense auxiliary head for tower pretraining (dropped afterwards): from every patch token, which
     color×shape objects (and whether text) cover that patch. Gives the tower a local signal per
@@ -490,13 +494,13 @@ def train_vlm(tower, dec, shards, val, cfg, checkpoint=None):
             g["lr"] = lr_at(step, steps, g["base_lr"], cfg["warmup"])
         batch = shards.batch(idx, caption_weight=cfg["caption_weight"])
         if frozen is not None:
-            feats = torch.cat([frozen[shards.images[i][3]:shards.images[i][3] + shards.images[i][4]] for i in idx])
+            feats = torch.cat([frozen[shards.chunk_slice(i)] for i in idx])
             words = None
             if cfg.get("image_word_weight", 0):
                 words = (word_ids, token_word_targets(tower, shards.patch_targets(idx)), cfg["image_word_weight"])
-            loss = vlm_loss_from_embeddings(dec, tower.project(feats.float()), batch, words)
+            loss = vlm_loss(dec, tower.project(feats.float()), batch, words)
         else:
-            loss, _, _ = vlm_loss(tower, dec, shards.pixels(idx), batch)
+            loss = vlm_loss(dec, tower(shards.pixels(idx)), batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

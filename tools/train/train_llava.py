@@ -48,10 +48,7 @@ def main():
         f = tower.features(pix)
         return head(f[:, -1]), f[:, :-1]  # [CLS] (the last row) -> image targets; patches -> dense targets
 
-    if cfg.get("pos_sincos", 0):
-        tc.init_positions_sincos(tower.pos, tower.grid)
-    patch_head = tc.PatchHead(cfg["v_embd"], tc.N_DENSE_OUT if cfg.get("patch_dense", 0) else
-                              tc.N_FACTORED_BITS if cfg.get("patch_factored", 0) else tc.N_PATCH_BITS)
+    patch_head = tc.make_patch_head(cfg, tower)
     (t_pre, c_pre) = tc.pretrain_or_load(args, tower, train, cfg, head, features, patch_head)
     def checkpoint(step):  # partial checkpoints while training (overwritten; the final one follows)
         tc.save_checkpoint(args.out + ".partial", tower, dec, cfg,

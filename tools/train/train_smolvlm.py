@@ -70,10 +70,7 @@ def main():
             o += n
         return head(x, pad), f
 
-    if cfg.get("pos_sincos", 0):
-        tc.init_positions_sincos(tower.pos, tower.grid)
-    patch_head = tc.PatchHead(cfg["v_embd"], tc.N_DENSE_OUT if cfg.get("patch_dense", 0) else
-                              tc.N_FACTORED_BITS if cfg.get("patch_factored", 0) else tc.N_PATCH_BITS)
+    patch_head = tc.make_patch_head(cfg, tower)
     (t_pre, c_pre) = tc.pretrain_or_load(args, tower, train, cfg, head, features, patch_head)
     def checkpoint(step):  # partial checkpoints while training (overwritten; the final one follows)
         tc.save_checkpoint(args.out + ".partial", tower, dec, cfg,
