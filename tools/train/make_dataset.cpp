@@ -17,8 +17,11 @@
 //         DIR/tokens.i32    token ids: each scene's prompt prefix (-1 = image embedding), then
 //                           each branch: prompt suffix, answer ids, end-of-generation id
 //         DIR/labels.i16    per scene, kLabelFields int16: image-level targets for pretraining
-//         DIR/patch_labels.u64  per chunk, (S/P)^2 bit sets, patches row-major: bit color*6+shape
-//                           when that object covers >= 8 % of the patch's pixels, bit 48 for text
+//         DIR/patch_labels.u64  per chunk, (S/P)^2 label words, patches row-major: bit color*6+shape
+//                           when that object covers >= 8 % of the patch's pixels, bit 48 for text;
+//                           bits 49..54: 1 + kTextAlphabet index of the glyph covering most of the
+//                           patch (0: none); bits 55..57: 1 + shape of the object whose center
+//                           pixel lies in the patch (0: none; the topmost if several)
 //         DIR/meta.json     the settings above, counts and the label layout
 //   Tiles are stored as uint8: the tool checks that normalizing the stored bytes reproduces
 //   glimpse's float tiles bit for bit ((u/255 - mean)/std in f32), so nothing is lost.
@@ -30,6 +33,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <string>
@@ -119,8 +123,14 @@ struct Example {
 };
 
 constexpr int kTextBit = kColorCount * kShapeCount;
+constexpr int kGlyphShift = kTextBit + 1;    // 6 bits: 1 + character index, 0 = no glyph
+constexpr int kCenterShift = kGlyphShift + 6;  // 3 bits: 1 + shape, 0 = no object center
+constexpr int kPatchLabelVersion = 2;          // meta.json "patch_label_version" (1: bits 0..48 only)
+// Owner codes of text pixels: glyph i of the text is kGlyphOwner - i (objects are 0..8, none -1).
+constexpr int kGlyphOwner = -2;
 
-// Which object (index), the text (-2) or nothing (-1) shows at each pixel of the scene. Objects
+// Which object (index), which glyph of the text (kGlyphOwner - i) or nothing (-1) shows at each
+// pixel of the scene. Objects
 // have exact flat colors; same-colored objects never touch and no object touches the text, so
 // color + bounding box identify the owner of every object or text pixel.
 std::vector<int8_t> owner_map(const Scene& scene) {
@@ -136,40 +146,98 @@ std::vector<int8_t> owner_map(const Scene& scene) {
     if (scene.text) {
         const Rgb c = color_rgb(scene.text->color);
         const PixelBox& b = scene.text->bbox;
+        // glyph i starts at x0 + 6·i·scale (SceneText): the 1-cell gap between glyphs is empty
+        const int pitch = 6 * scene.text->scale;
         for (int y = b.y0; y < b.y1; ++y)
             for (int x = b.x0; x < b.x1; ++x)
-                if (scene.image.pixel(x, y) == c) owner[static_cast<size_t>(y) * W + x] = -2;
+                if (scene.image.pixel(x, y) == c)
+                    owner[static_cast<size_t>(y) * W + x] = static_cast<int8_t>(kGlyphOwner - (x - b.x0) / pitch);
     }
     return owner;
 }
 
-// Per patch of one S×S chunk: the objects (and text) covering >= 8 % of its pixels. `to_src` maps
-// a chunk pixel to the scene pixel it shows (nearest), or returns false for padding.
+// The patch of one S×S chunk (row-major index) that shows each object's center pixel, or -1 when
+// the chunk does not show it. Downscaling samples only some scene pixels, so the center goes to
+// the patch of the nearest sampled pixel, if that lies within one sampling step of it.
+template <class ToSrc>
+std::vector<int> center_patches(const Scene& scene, int S, int P, ToSrc to_src) {
+    const size_t n_obj = scene.objects.size();
+    std::vector<int> patch(n_obj, -1);
+    std::vector<long> best(n_obj, -1);
+    std::vector<int> best_dx(n_obj), best_dy(n_obj);
+    int step_x = 1, step_y = 1;
+    for (int y = 0; y < S; ++y)
+        for (int x = 0; x < S; ++x) {
+            int sx = 0, sy = 0, nx = 0, ny = 0;
+            if (!to_src(x, y, &sx, &sy)) continue;
+            if (x + 1 < S && to_src(x + 1, y, &nx, &ny)) step_x = std::max(step_x, nx - sx);
+            if (y + 1 < S && to_src(x, y + 1, &nx, &ny)) step_y = std::max(step_y, ny - sy);
+            for (size_t i = 0; i < n_obj; ++i) {
+                const int dx = sx - scene.objects[i].center_x, dy = sy - scene.objects[i].center_y;
+                const long d2 = static_cast<long>(dx) * dx + static_cast<long>(dy) * dy;
+                if (best[i] < 0 || d2 < best[i]) {
+                    best[i] = d2;
+                    best_dx[i] = dx;
+                    best_dy[i] = dy;
+                    patch[i] = (y / P) * (S / P) + x / P;
+                }
+            }
+        }
+    for (size_t i = 0; i < n_obj; ++i)
+        if (best[i] < 0 || std::abs(best_dx[i]) > step_x || std::abs(best_dy[i]) > step_y) patch[i] = -1;
+    return patch;
+}
+
+// Per patch of one S×S chunk: the objects (and text) covering >= 8 % of its pixels, the glyph
+// covering most of it, and the shape whose center it shows. `to_src` maps a chunk pixel to the
+// scene pixel it shows (nearest), or returns false for padding.
 template <class ToSrc>
 void chunk_patch_labels(const Scene& scene, const std::vector<int8_t>& owner, int S, int P, ToSrc to_src,
                         uint64_t* out) {
     const int g = S / P, W = scene.image.width;
-    std::vector<int> count(scene.objects.size() + 1);
+    const size_t n_obj = scene.objects.size();
+    const int n_glyph = scene.text ? static_cast<int>(scene.text->chars.size()) : 0;
+    std::vector<int> count(n_obj), glyph_count(static_cast<size_t>(std::max(n_glyph, 1)));
     for (int py = 0; py < g; ++py) {
         for (int px = 0; px < g; ++px) {
             std::fill(count.begin(), count.end(), 0);
+            std::fill(glyph_count.begin(), glyph_count.end(), 0);
             for (int y = py * P; y < (py + 1) * P; ++y)
                 for (int x = px * P; x < (px + 1) * P; ++x) {
                     int sx = 0, sy = 0;
                     if (!to_src(x, y, &sx, &sy)) continue;
                     const int o = owner[static_cast<size_t>(sy) * W + sx];
                     if (o >= 0) ++count[static_cast<size_t>(o)];
-                    if (o == -2) ++count.back();
+                    if (o <= kGlyphOwner) ++glyph_count[static_cast<size_t>(kGlyphOwner - o)];
                 }
             uint64_t bits = 0;
             const int need = std::max(1, P * P * 8 / 100);
-            for (size_t i = 0; i < scene.objects.size(); ++i)
+            for (size_t i = 0; i < n_obj; ++i)
                 if (count[i] >= need)
                     bits |= uint64_t{1} << (static_cast<int>(scene.objects[i].color) * kShapeCount +
                                             static_cast<int>(scene.objects[i].shape));
-            if (count.back() >= need) bits |= uint64_t{1} << kTextBit;
+            int text_px = 0, best_glyph = -1;
+            for (int i = 0; i < n_glyph; ++i) {
+                text_px += glyph_count[static_cast<size_t>(i)];
+                if (glyph_count[static_cast<size_t>(i)] >= need &&
+                    (best_glyph < 0 || glyph_count[static_cast<size_t>(i)] > glyph_count[static_cast<size_t>(best_glyph)]))
+                    best_glyph = i;
+            }
+            if (text_px >= need) bits |= uint64_t{1} << kTextBit;
+            if (best_glyph >= 0) {
+                const size_t c = kTextAlphabet.find(scene.text->chars[static_cast<size_t>(best_glyph)]);
+                bits |= static_cast<uint64_t>(c + 1) << kGlyphShift;
+            }
             out[py * g + px] = bits;
         }
+    }
+    // objects in drawing order: a later (topmost) object's center wins a shared patch
+    const std::vector<int> centers = center_patches(scene, S, P, to_src);
+    for (size_t i = 0; i < n_obj; ++i) {
+        if (centers[i] < 0) continue;
+        uint64_t& w = out[centers[i]];
+        w = (w & ~(uint64_t{7} << kCenterShift)) |
+            (static_cast<uint64_t>(static_cast<int>(scene.objects[i].shape) + 1) << kCenterShift);
     }
 }
 
@@ -551,6 +619,7 @@ int cmd_build(int argc, char** argv) {
     meta += "  \"longest_edge\": " + std::to_string(s.longest_edge) + ",\n";
     meta += "  \"tokens_per_chunk\": " + std::to_string(s.tokens_per_chunk) + ",\n";
     meta += "  \"patch\": " + std::to_string(s.patch) + ",\n";
+    meta += "  \"patch_label_version\": " + std::to_string(kPatchLabelVersion) + ",\n";
     meta += "  \"mean\": " + json_floats(s.mean) + ",\n  \"std\": " + json_floats(s.std) + ",\n";
     meta += "  \"caption_prompt\": " + json_quote(s.caption_prompt) + ",\n";
     meta += "  \"chat_template\": " + json_quote(tmpl->name()) + ",\n";

@@ -26,9 +26,12 @@ from models import mm  # noqa: E402
 KINDS = ["color", "count", "exist", "position", "text", "caption"]
 COLOR_WORDS = ["red", "green", "blue", "yellow", "orange", "purple", "white", "black"]  # tools/scenes order
 SHAPE_WORDS = ["circle", "square", "triangle", "star", "cross", "diamond"]
+PLURAL_WORDS = ["circles", "squares", "triangles", "stars", "crosses", "diamonds"]
+TEXT_ALPHABET = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # kTextAlphabet of tools/scenes/scene.h
 CAPTION = 5
 N_PRESENCE, N_SHAPES, N_COLORS, N_CHARS = 48, 6, 8, 34
 N_PATCH_BITS = N_PRESENCE + 1  # color×shape + text
+GLYPH_SHIFT, CENTER_SHIFT = 49, 55  # patch label fields of make_dataset.cpp (patch_label_version 2)
 MAX_COUNT = 6  # the bundled preset has at most 6 objects
 
 
@@ -83,15 +86,29 @@ class Shards:
         t = (bits[..., None] >> np.arange(N_PATCH_BITS, dtype=np.uint64)) & np.uint64(1)
         return torch.from_numpy(t.astype(np.float32))
 
-    def word_ids(self):
+    def patch_fields(self, idx):
+        """(glyph, center), each (total chunks, patches) int64: 1 + index in TEXT_ALPHABET of the
+        glyph covering most of the patch, 1 + shape of the object whose center the patch shows
+        (0: none). Shards of patch_label_version 2 (older ones lack the fields)."""
+        assert self.meta.get("patch_label_version", 1) >= 2, \
+            f"{self.path}: patch labels without glyph and center fields; rebuild with glimpse-traindata"
+        bits = np.concatenate([self.patch_labels[self.chunk_slice(i)] for i in idx])
+        glyph = (bits >> np.uint64(GLYPH_SHIFT)) & np.uint64(63)
+        center = (bits >> np.uint64(CENTER_SHIFT)) & np.uint64(7)
+        return torch.from_numpy(glyph.astype(np.int64)), torch.from_numpy(center.astype(np.int64))
+
+    def word_ids(self, glyphs_centers=False):
         """Token ids of the 8 color words and the 6 shape words (" red", " circle", ...; the scene
-        generator's enum orders) in this layout's vocabulary (vocab.json beside the vocab GGUF)."""
+        generator's enum orders) in this layout's vocabulary (vocab.json beside the vocab GGUF);
+        with glyphs_centers also the 6 plural shape words and the 34 text characters."""
         v = json.load(open(os.path.join(os.path.dirname(self.meta["vocab"]), "vocab.json")))[self.meta["layout"]]
         index = {t: i for i, t in enumerate(v["tokens"])}
-        words = COLOR_WORDS + SHAPE_WORDS
-        missing = [w for w in words if "\u0120" + w not in index]
+        words = ["\u0120" + w for w in COLOR_WORDS + SHAPE_WORDS]
+        if glyphs_centers:
+            words += ["\u0120" + w for w in PLURAL_WORDS] + list(TEXT_ALPHABET)
+        missing = [w for w in words if w not in index]
         assert not missing, f"not single tokens in the vocabulary: {missing}"
-        return torch.tensor([index["\u0120" + w] for w in words])
+        return torch.tensor([index[w] for w in words])
 
     def example(self, i, kinds=None):
         """-> prefix ids, [(branch ids, n_prompt, n_answer, kind)]."""
@@ -152,7 +169,7 @@ def decoder_hidden(dec, emb, batch):
 def vlm_loss(dec, emb, batch, words=None):
     """Weighted answer-token cross-entropy given the projected image embeddings (tower(pixels), or
     tower.project(cached features) with the tower frozen).
-    words = (word ids (14,), targets (chunks, n_tokens, 14), weight): also the image-word loss."""
+    words = (word ids (W,), targets (chunks, n_tokens, W), weight): also the image-word loss."""
     h = decoder_hidden(dec, emb, batch)
     sel = batch["tgt"] >= 0
     ce = F.cross_entropy(dec.logits(h[sel]), batch["tgt"][sel], reduction="none")
@@ -169,18 +186,24 @@ def image_word_loss(dec, h_img, word_ids, targets):
     the image tokens of one small object among ~80; with this dense signal the decoder's image
     states carry the same word directions the questions are made of, so the lookup is learned
     from the first steps instead of after a long plateau at the answer prior.
-    h_img (n, C) in image-token order; targets (…, 14) with -1 = no label."""
+    h_img (n, C) in image-token order; targets (…, W) with -1 = no label (W = len(word ids))."""
     t = targets.reshape(-1, targets.shape[-1])
     logits = mm(h_img, dec.tok.weight[word_ids].t())
     keep = (t[:, 0] >= 0)
     return F.binary_cross_entropy_with_logits(logits[keep], t[keep])
 
 
-def token_word_targets(tower, bits):
+def token_word_targets(tower, bits, fields=None):
     """Patch label bits (chunks, patches, 49) -> per image token (chunks, n_tokens, 14): colors then
-    shapes covering the token's patches. SigLIP tokens are s×s patches (pixel-shuffle order); CLIP
-    tokens are patches 1..N-1 then [CLS] (no label: -1)."""
+    shapes covering the token's patches; with fields (Shards.patch_fields) also (…, +6 +34): the
+    shapes whose center the token shows (the plural words: one token per object, what a count
+    adds up) and the characters written on it. SigLIP tokens are s×s patches (pixel-shuffle
+    order); CLIP tokens are patches 1..N-1 then [CLS] (no label: -1)."""
     f = factor_patch_targets(bits)[..., :N_COLORS + N_SHAPES]
+    if fields is not None:
+        glyph, center = fields
+        f = torch.cat([f, F.one_hot(center, N_SHAPES + 1)[..., 1:].float(),
+                       F.one_hot(glyph, N_CHARS + 1)[..., 1:].float()], -1)
     n, g = f.shape[0], tower.grid
     s = getattr(tower, "scale_factor", 1)
     if s > 1:
@@ -313,9 +336,10 @@ def factor_patch_targets(t):
 
 N_FACTORED_BITS = N_COLORS + N_SHAPES + 1
 N_DENSE_OUT = (N_COLORS + 1) + (N_SHAPES + 1) + 1  # color or none, shape or none, text
+N_DENSE_EXTRA = (N_CHARS + 1) + (N_SHAPES + 1)  # glyph or none, center of which shape or none
 
 
-def dense_patch_loss(logits, t, shape_weight):
+def dense_patch_loss(logits, t, shape_weight, fields=None):
     """Per patch: which color (8 or none) and which shape (6 or none) covers it, as classes (patches
     two objects share are left out), and whether text does. logits (…, N_DENSE_OUT), t (…, 49) bits.
     A softmax per factor gives every patch a clear target, unlike independent bits whose positives
@@ -337,10 +361,20 @@ def dense_patch_loss(logits, t, shape_weight):
     loss = F.cross_entropy(lc, y_color.reshape(-1), ignore_index=-100)
     ce_s = F.cross_entropy(ls, y_shape.reshape(-1), ignore_index=-100, reduction="none")
     loss = loss + (ce_s * (1 + (shape_weight - 1) * is_obj)).mean()
-    loss = loss + F.binary_cross_entropy_with_logits(logits[..., -1], f[..., -1])
+    loss = loss + F.binary_cross_entropy_with_logits(logits[..., N_DENSE_OUT - 1], f[..., -1])
     obj = is_obj.bool()
     shape_acc = (ls.argmax(-1)[obj] == y_shape.reshape(-1)[obj]).float().mean() if obj.any() else torch.tensor(0.0)
-    return loss, float(shape_acc)
+    m = dict(patch_shape_acc=float(shape_acc))
+    if fields is not None:
+        # glyph and center classes: rare positives weigh shape_weight, as object patches do above
+        for (y, lo, n, name) in ((fields[0], N_DENSE_OUT, N_CHARS + 1, "glyph"),
+                                 (fields[1], N_DENSE_OUT + N_CHARS + 1, N_SHAPES + 1, "center")):
+            lg, y = logits[..., lo:lo + n].reshape(-1, n), y.reshape(-1)
+            pos = y > 0
+            ce = F.cross_entropy(lg, y, reduction="none")
+            loss = loss + (ce * (1 + (shape_weight - 1) * pos.float())).mean()
+            m[f"patch_{name}_acc"] = float((lg.argmax(-1)[pos] == y[pos]).float().mean()) if pos.any() else 0.0
+    return loss, m
 
 
 def init_positions_sincos(pos, grid, scale=0.5):
@@ -365,6 +399,9 @@ def make_patch_head(cfg, tower):
     if cfg.get("pos_sincos", 0):
         init_positions_sincos(tower.pos, tower.grid)
     n_out = N_DENSE_OUT if cfg.get("patch_dense", 0) else N_FACTORED_BITS if cfg.get("patch_factored", 0) else N_PATCH_BITS
+    if cfg.get("glyphs_centers", 0):
+        assert cfg.get("patch_dense", 0), "glyphs_centers needs patch_dense"
+        n_out += N_DENSE_EXTRA
     return PatchHead(cfg["v_embd"], n_out)
 
 
@@ -383,14 +420,28 @@ class PatchHead(nn.Module):
 
 
 def pretrain_or_load(args, tower, shards, cfg, head, features_fn, patch_head=None):
-    """Stage 1, or its result from --pretrained; the tower after stage 1 is saved to OUT.tower.pt."""
+    """Stage 1, or its result from --pretrained / --resume; the tower after stage 1 is saved to
+    OUT.tower.pt. Returns (wall seconds, CPU seconds, whether to go on with stage 2)."""
+    if args.resume:
+        return 0.0, 0.0, True  # the caller loads the whole model (load_resume) once the decoder exists
     if args.pretrained:
         tower.load_state_dict(torch.load(args.pretrained)["tower"])
         log("tower loaded from", args.pretrained)
-        return 0.0, 0.0
+        return 0.0, 0.0, True
     t = pretrain_tower(tower, shards, cfg, head, features_fn, patch_head)
     torch.save(dict(tower=tower.state_dict(), cfg=cfg), args.out + ".tower.pt")
-    return t
+    if args.pretrain_only:
+        log("stage 1 done (--pretrain-only):", args.out + ".tower.pt")
+    return t[0], t[1], not args.pretrain_only
+
+
+def load_resume(args, tower, dec):
+    """--resume: the tower (with its connector) and the decoder of an earlier full checkpoint."""
+    if args.resume:
+        ck = torch.load(args.resume)
+        tower.load_state_dict(ck["tower"])
+        dec.load_state_dict(ck["dec"])
+        log("tower, connector and decoder loaded from", args.resume)
 
 
 def pretrain_tower(tower, shards, cfg, head, features_fn, patch_head=None):
@@ -416,8 +467,10 @@ def pretrain_tower(tower, shards, cfg, head, features_fn, patch_head=None):
         loss, m = pretrain_loss(logits, torch.from_numpy(shards.labels[idx].astype(np.int64)))
         loss = loss * cfg.get("image_loss_weight", 1.0)
         if patch_head is not None and cfg.get("patch_dense", 0):
-            dense, m["patch_shape_acc"] = dense_patch_loss(patch_head(tokens), shards.patch_targets(idx),
-                                                           cfg.get("patch_shape_weight", 1.0))
+            fields = shards.patch_fields(idx) if cfg.get("glyphs_centers", 0) else None
+            dense, dm = dense_patch_loss(patch_head(tokens), shards.patch_targets(idx),
+                                         cfg.get("patch_shape_weight", 1.0), fields)
+            m.update(dm)
             loss = loss + dense * cfg["patch_loss_weight"]
         elif patch_head is not None:
             pt = shards.patch_targets(idx)
@@ -437,7 +490,9 @@ def pretrain_tower(tower, shards, cfg, head, features_fn, patch_head=None):
         if step % cfg["log_every"] == 0 or step == steps - 1:
             log(f"pretrain {step}/{steps} loss {loss.item():.4f} presence-exact {m['presence_exact']:.3f} "
                 f"shape-count {m['shape_count']:.3f} patch-f1 {m.get('patch_f1', 0):.3f} "
-                f"patch-shape-acc {m.get('patch_shape_acc', 0):.3f} ({time.time() - t0:.0f} s)")
+                f"patch-shape-acc {m.get('patch_shape_acc', 0):.3f}" +
+                (f" patch-glyph-acc {m['patch_glyph_acc']:.3f} patch-center-acc {m['patch_center_acc']:.3f}"
+                 if "patch_glyph_acc" in m else "") + f" ({time.time() - t0:.0f} s)")
     return time.time() - t0, time.process_time() - c0
 
 
@@ -464,7 +519,8 @@ def train_vlm(tower, dec, shards, val, cfg, checkpoint=None):
     decoder train: several times more steps in the same time, and the pretrained features stay."""
     rng = np.random.default_rng(cfg["seed"] + 1)
     steps, B = cfg["steps"], cfg["batch"]
-    word_ids = shards.word_ids() if cfg.get("image_word_weight", 0) else None
+    glyphs_centers = bool(cfg.get("glyphs_centers", 0))
+    word_ids = shards.word_ids(glyphs_centers) if cfg.get("image_word_weight", 0) else None
     assert word_ids is None or cfg.get("freeze_tower", 0), "image_word_weight needs freeze_tower"
     frozen = None
     if cfg.get("freeze_tower", 0):
@@ -497,7 +553,8 @@ def train_vlm(tower, dec, shards, val, cfg, checkpoint=None):
             feats = torch.cat([frozen[shards.chunk_slice(i)] for i in idx])
             words = None
             if cfg.get("image_word_weight", 0):
-                words = (word_ids, token_word_targets(tower, shards.patch_targets(idx)), cfg["image_word_weight"])
+                fields = shards.patch_fields(idx) if glyphs_centers else None
+                words = (word_ids, token_word_targets(tower, shards.patch_targets(idx), fields), cfg["image_word_weight"])
             loss = vlm_loss(dec, tower.project(feats.float()), batch, words)
         else:
             loss = vlm_loss(dec, tower(shards.pixels(idx)), batch)
@@ -535,6 +592,9 @@ def base_args(description):
     ap.add_argument("--no-bf16", action="store_true", help="f32 matmuls (slower; bf16 needs AVX512-BF16/AMX to be fast)")
     ap.add_argument("--set", action="append", default=[], help="override a config value: key=value")
     ap.add_argument("--pretrained", help="skip stage 1: load the tower from this OUT.tower.pt of an earlier run")
+    ap.add_argument("--pretrain-only", action="store_true", help="stop after stage 1 (writes OUT.tower.pt)")
+    ap.add_argument("--resume", help="skip stage 1 and continue stage 2 from this full checkpoint (tower, "
+                    "connector and decoder) for the config's steps, with a fresh warmup and decay")
     return ap
 
 

@@ -16,12 +16,18 @@ import train_common as tc  # noqa: E402
 ARCH = dict(tile=192, patch=16, v_embd=192, v_layer=4, v_head=6, v_ff=768, v_eps=1e-5,
             t_embd=256, t_layer=4, t_head=4, t_head_kv=2, t_ff=768, rope_base=10000.0, rms_eps=1e-5)
 CONFIGS = {
-    "full": dict(ARCH, seed=4321, pretrain_steps=600, pretrain_batch=24, pretrain_lr=1e-3, pretrain_warmup=30, patch_loss_weight=1.0, patch_factored=1, patch_pos_weight=5.0,
+    # The recipe of train_smolvlm.py's "full" (see the comment there and tools/train/README.md).
+    "full": dict(ARCH, seed=4321, pretrain_steps=6000, pretrain_batch=8, pretrain_lr=1e-3, pretrain_warmup=30,
+                 patch_loss_weight=1.0, patch_dense=1, patch_shape_weight=3.0, pos_sincos=1, image_loss_weight=0.3,
+                 steps=4000, batch=8, lr=1.5e-3, tower_lr_scale=0.5, wd=0.05, warmup=100, caption_weight=0.5,
+                 freeze_tower=1, image_word_weight=1.0, log_every=100, eval_every=1000, val_images=200),
+    "full-e3": dict(ARCH, seed=4321, pretrain_steps=600, pretrain_batch=24, pretrain_lr=1e-3, pretrain_warmup=30, patch_loss_weight=1.0, patch_factored=1, patch_pos_weight=5.0,
                  steps=1150, batch=8, lr=1.5e-3, tower_lr_scale=0.5, wd=0.05, warmup=100, caption_weight=0.5,
                  log_every=50, eval_every=400, val_images=200),
-    "small": dict(ARCH, seed=4321, pretrain_steps=60, pretrain_batch=16, pretrain_lr=1e-3, pretrain_warmup=10, patch_loss_weight=1.0, patch_factored=1, patch_pos_weight=5.0,
+    "small": dict(ARCH, seed=4321, pretrain_steps=60, pretrain_batch=8, pretrain_lr=1e-3, pretrain_warmup=10,
+                  patch_loss_weight=1.0, patch_dense=1, patch_shape_weight=3.0, pos_sincos=1, image_loss_weight=0.3,
                   steps=200, batch=8, lr=1e-3, tower_lr_scale=0.5, wd=0.05, warmup=20, caption_weight=0.5,
-                  log_every=20, eval_every=100, val_images=64),
+                  freeze_tower=1, image_word_weight=1.0, log_every=20, eval_every=100, val_images=64),
 }
 
 
@@ -49,7 +55,11 @@ def main():
         return head(f[:, -1]), f[:, :-1]  # [CLS] (the last row) -> image targets; patches -> dense targets
 
     patch_head = tc.make_patch_head(cfg, tower)
-    (t_pre, c_pre) = tc.pretrain_or_load(args, tower, train, cfg, head, features, patch_head)
+    (t_pre, c_pre, go_on) = tc.pretrain_or_load(args, tower, train, cfg, head, features, patch_head)
+    if not go_on:
+        return
+    tc.load_resume(args, tower, dec)
+
     def checkpoint(step):  # partial checkpoints while training (overwritten; the final one follows)
         tc.save_checkpoint(args.out + ".partial", tower, dec, cfg,
                            dict(layout="llava", data_meta=train.meta, step=step))

@@ -71,7 +71,11 @@ def main():
         return head(x, pad), f
 
     patch_head = tc.make_patch_head(cfg, tower)
-    (t_pre, c_pre) = tc.pretrain_or_load(args, tower, train, cfg, head, features, patch_head)
+    (t_pre, c_pre, go_on) = tc.pretrain_or_load(args, tower, train, cfg, head, features, patch_head)
+    if not go_on:
+        return
+    tc.load_resume(args, tower, dec)
+
     def checkpoint(step):  # partial checkpoints while training (overwritten; the final one follows)
         tc.save_checkpoint(args.out + ".partial", tower, dec, cfg,
                            dict(layout="smolvlm", data_meta=train.meta, step=step))
