@@ -245,16 +245,18 @@ int cmd_eval(int argc, char** argv) {
                 "Measures a model on procedural scenes (tools/scenes): exact-match accuracy per question kind\n"
                 "(color, count, exist, position, text), yes/no precision/recall/F1, and how well captions name the\n"
                 "scene's objects, text and background. Questions are asked verbatim; decoding is greedy, so the\n"
-                "report is deterministic. FROM:TO generates scenes [FROM, TO) with the generator's options below;\n"
-                "DIR reads scenes written by glimpse-scenes (<seed>.json + image).");
+                "report is deterministic. FROM:TO generates scenes [FROM, TO) from --preset, changed by the\n"
+                "options below; DIR reads scenes written by glimpse-scenes (<seed>.json + image). The bundled\n"
+                "models were trained and are measured on --preset bundled.");
     add_model_options(a);
     a.option("--scenes", "FROM:TO|DIR", "seed range or scene directory");
+    a.option("--preset", "NAME", "scene distribution for FROM:TO: default or bundled", "default");
     a.option("--caption-prompt", "TEXT", "prompt for captions", "Describe this image.");
-    a.option("--min-side", "PX", "scene image sides at least PX", "96");
-    a.option("--max-side", "PX", "scene image sides at most PX", "1024");
-    a.option("--min-objects", "N", "objects per scene, at least", "1");
-    a.option("--max-objects", "N", "objects per scene, at most", "9");
-    a.option("--qa-per-scene", "N", "questions per scene", "6");
+    a.option("--min-side", "PX", "scene image sides at least PX (default: the preset's)");
+    a.option("--max-side", "PX", "scene image sides at most PX (default: the preset's)");
+    a.option("--min-objects", "N", "objects per scene, at least (default: the preset's)");
+    a.option("--max-objects", "N", "objects per scene, at most (default: the preset's)");
+    a.option("--qa-per-scene", "N", "questions per scene (default: the preset's)");
     a.flag("--json", "print the report as JSON on stdout");
     a.flag("--samples", "include every prompt, expected answer and answer in the JSON");
     std::string err;
@@ -278,6 +280,12 @@ int cmd_eval(int argc, char** argv) {
     } else {
         opt.scene_dir = spec;
     }
+    Result<scenes::SceneOptions> preset = scenes::scene_preset(a.get("--preset"));
+    if (!preset.is_ok()) return fail("--preset: " + preset.status().message(), 2);
+    if (!opt.scene_dir.empty() && a.has("--preset")) {
+        return fail("--preset applies to a seed range; a scene directory already holds its scenes", 2);
+    }
+    opt.scene_options = *preset;
     int64_t v = 0;
     struct IntOpt {
         const char* name;
@@ -286,6 +294,7 @@ int cmd_eval(int argc, char** argv) {
                 {"--min-objects", &opt.scene_options.min_objects}, {"--max-objects", &opt.scene_options.max_objects},
                 {"--qa-per-scene", &opt.scene_options.qa_per_scene}};
     for (const IntOpt& io : ints) {
+        if (!a.has(io.name)) continue;
         v = *io.dst;
         if (!a.get_int(io.name, &v, &err)) return fail(err, 2);
         *io.dst = static_cast<int>(v);

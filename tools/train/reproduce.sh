@@ -1,12 +1,12 @@
 #!/bin/sh
 # Reproduces the bundled models (models/bundled/) end to end:
 #   build the tools -> tokenizer corpus -> BPE vocabulary -> training shards (rendered, preprocessed
-#   and tokenized by glimpse's own code) -> train both models (concurrently, one thread each) ->
+#   and tokenized by glimpse's own code) -> train both models (step 3: ~140 min on 2 cores) ->
 #   export f16 GGUF pairs + parity references -> q8_0 text models -> held-out eval -> SHA256SUMS.
 #
 # Needs Debian's python3-torch (1.13) and python3-numpy (run with /usr/bin/python3), and an
 # OpenBLAS (libopenblas0-openmp): Debian's torch falls back to the reference BLAS otherwise.
-# Usage: tools/train/reproduce.sh [WORK_DIR]   (default: build-train/train-data; ~8 GB of shards)
+# Usage: tools/train/reproduce.sh [WORK_DIR]   (default: build-train/train-data; ~3 GB of shards)
 #   CONFIG=small tools/train/reproduce.sh /tmp/quick   # minutes, for checking the pipeline
 #   OUT=DIR      where the models go (default: models/bundled)
 set -eu
@@ -25,7 +25,7 @@ TD=$BUILD/tools/train/glimpse-traindata
 GLIMPSE=$BUILD/tools/glimpse/glimpse
 QUANTIZE=$BUILD/tools/quantize/glimpse-quantize
 
-if [ "$CONFIG" = small ]; then N_SMOL=2000 N_LLAVA=2000 N_VAL=200; else N_SMOL=24000 N_LLAVA=20000 N_VAL=1000; fi
+if [ "$CONFIG" = small ]; then N_SMOL=2000 N_LLAVA=2000 N_VAL=200; else N_SMOL=12000 N_LLAVA=12000 N_VAL=400; fi
 VAL_SEEDS=1000000:$((1000000 + N_VAL))
 CLIP_NORM="--mean 0.48145466,0.4578275,0.40821073 --std 0.26862954,0.26130258,0.27577711"
 
@@ -43,16 +43,37 @@ $PY "$T/tokenizer.py" --corpus "$WORK/corpus.jsonl" --out-dir "$WORK/vocab"
 "$TD" build --layout llava --vocab "$WORK/vocab/vocab-llava.gguf" --seeds $VAL_SEEDS --qa-per-image 6 \
     --tile 192 --patch 16 --tokens-per-chunk 144 $CLIP_NORM --out "$WORK/llava_val" --threads 2
 
-# 3. Training: both models at once, one thread each (deterministic for a given machine and torch).
-$PY "$T/train_smolvlm.py" --config "$CONFIG" --threads 1 --data "$WORK/smol_train" --val "$WORK/smol_val" \
-    --out "$WORK/smolvlm.pt" > "$WORK/smolvlm.log" 2>&1 &
+# 3. Training, in the order and with the thread counts the bundled models were made with
+#    (deterministic for a given machine, torch build and thread count):
+#    a. stage 1 (vision towers) of both models at once, one thread each;
+#    b. SmolVLM stage 2 (frozen tower: connector + decoder, 4000 steps) alone, two threads;
+#    c. at once, one thread each: SmolVLM 2000 more stage-2 steps from (b) at a lower peak
+#       learning rate, and LLaVA stage 2 (4000 steps).
+train() {  # train() SCRIPT LOG ARGS...: one training process; its log goes to $WORK/LOG
+    S=$1 L=$2
+    shift 2
+    $PY "$T/$S" --config "$CONFIG" "$@" > "$WORK/$L" 2>&1
+}
+SMOL="--data $WORK/smol_train --val $WORK/smol_val"
+LLAVA="--data $WORK/llava_train --val $WORK/llava_val"
+train train_smolvlm.py smolvlm-stage1.log --threads 1 $SMOL --out "$WORK/smolvlm-stage2.pt" --pretrain-only &
 P1=$!
-$PY "$T/train_llava.py" --config "$CONFIG" --threads 1 --data "$WORK/llava_train" --val "$WORK/llava_val" \
-    --out "$WORK/llava.pt" > "$WORK/llava.log" 2>&1 &
+train train_llava.py llava-stage1.log --threads 1 $LLAVA --out "$WORK/llava.pt" --pretrain-only &
 P2=$!
 wait $P1
 wait $P2
-grep -h "training wall time\|final held-out" "$WORK/smolvlm.log" "$WORK/llava.log"
+train train_smolvlm.py smolvlm-stage2.log --threads 2 $SMOL --out "$WORK/smolvlm-stage2.pt" \
+    --pretrained "$WORK/smolvlm-stage2.pt.tower.pt"
+RESUME_STEPS=2000
+[ "$CONFIG" = small ] && RESUME_STEPS=100
+train train_smolvlm.py smolvlm-resume.log --threads 1 $SMOL --out "$WORK/smolvlm.pt" \
+    --resume "$WORK/smolvlm-stage2.pt" --set steps=$RESUME_STEPS --set lr=0.0007 --set warmup=50 &
+P1=$!
+train train_llava.py llava-stage2.log --threads 1 $LLAVA --out "$WORK/llava.pt" --pretrained "$WORK/llava.pt.tower.pt" &
+P2=$!
+wait $P1
+wait $P2
+grep -h "final held-out" "$WORK/smolvlm-stage2.log" "$WORK/smolvlm-resume.log" "$WORK/llava-stage2.log"
 
 # 4. Export: f16 pairs (bundled) and f32 text models (the source of the q8_0 files).
 for M in smolvlm llava; do
@@ -66,17 +87,14 @@ for M in smolvlm llava; do
     "$QUANTIZE" "$WORK/scenes-$M-f32-text.gguf" "$OUT/scenes-$M-q8_0-text.gguf" --type q8_0
 done
 
-# 5. Sample scene for the README, held-out accuracy through glimpse, checksums.
-mkdir -p "$OUT/samples" "$WORK/eval_scenes"
-"$BUILD/tools/scenes/glimpse-scenes" --preset bundled --seeds 1000003:1000004 --out "$WORK/sample" --quiet
-cp "$WORK/sample/1000003.png" "$OUT/samples/scene-1000003.png"
-cp "$WORK/sample/1000003.json" "$OUT/samples/scene-1000003.json"
-"$BUILD/tools/scenes/glimpse-scenes" --preset bundled --seeds $VAL_SEEDS --qa-per-image 6 --out "$WORK/eval_scenes" --quiet
+# 5. Sample scene of the demo (the first held-out seed), held-out accuracy through glimpse, checksums.
+mkdir -p "$OUT/samples"
+"$BUILD/tools/scenes/glimpse-scenes" --preset bundled --seeds 1000000:1000001 --out "$OUT/samples" --quiet
 for M in smolvlm llava; do
-    "$GLIMPSE" eval -m "$OUT/scenes-$M-f16-text.gguf" --mmproj "$OUT/scenes-$M-f16-mmproj.gguf" \
-        --scenes "$WORK/eval_scenes" --json > "$WORK/eval-$M-f16.json"
-    "$GLIMPSE" eval -m "$OUT/scenes-$M-q8_0-text.gguf" --mmproj "$OUT/scenes-$M-f16-mmproj.gguf" \
-        --scenes "$WORK/eval_scenes" --json > "$WORK/eval-$M-q8_0.json"
+    for W in f16 q8_0; do
+        "$GLIMPSE" eval -m "$OUT/scenes-$M-$W-text.gguf" --mmproj "$OUT/scenes-$M-f16-mmproj.gguf" \
+            --scenes $VAL_SEEDS --preset bundled --json > "$WORK/eval-$M-$W.json"
+    done
 done
 (cd "$OUT" && sha256sum scenes-*.gguf scenes-*-reference.json samples/* > SHA256SUMS)
 echo "models in $OUT, logs and eval reports in $WORK"

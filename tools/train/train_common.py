@@ -190,7 +190,15 @@ def image_word_loss(dec, h_img, word_ids, targets):
     t = targets.reshape(-1, targets.shape[-1])
     logits = mm(h_img, dec.tok.weight[word_ids].t())
     keep = (t[:, 0] >= 0)
-    return F.binary_cross_entropy_with_logits(logits[keep], t[keep])
+    logits, t = logits[keep], t[keep]
+    # One mean per word group (colors+shapes, center shapes, characters): a single mean over all
+    # 54 words would shrink the color/shape signal to a quarter of its weight without them.
+    groups = [N_COLORS + N_SHAPES, N_SHAPES, N_CHARS][:1 if t.shape[1] == N_COLORS + N_SHAPES else 3]
+    loss, c0 = 0.0, 0
+    for g in groups:
+        loss = loss + F.binary_cross_entropy_with_logits(logits[:, c0:c0 + g], t[:, c0:c0 + g])
+        c0 += g
+    return loss
 
 
 def token_word_targets(tower, bits, fields=None):
