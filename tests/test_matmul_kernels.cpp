@@ -34,6 +34,7 @@
 #include "runtime/fp16.h"
 #include "quant/formats.h"
 #include "quant/quantize.h"
+#include "test_util.h"
 
 using namespace glimpse;
 
@@ -43,10 +44,7 @@ namespace {
 // qemu runs) the double-precision oracle on the model-sized shapes would take most
 // of an hour: a sparser subset of the small shapes and smaller "large" shapes keep
 // every tail and blocking case (one tile, below a tile, K beyond a cache block).
-bool emulated() {
-    const char* s = std::getenv("GLIMPSE_TEST_SCALE");
-    return s && std::string(s) == "emulated";
-}
+bool emulated() { return test::emulated(); }
 
 struct Rng {
     uint64_t s;

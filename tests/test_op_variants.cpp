@@ -62,6 +62,7 @@
 #include "ops/unary.h"
 #include "runtime/fp16.h"
 #include "runtime/threadpool.h"
+#include "test_util.h"
 
 using namespace glimpse;
 
@@ -70,10 +71,7 @@ namespace {
 constexpr double kU = 1.0 / (1 << 24);
 double gamma_n(double n) { return n * kU / (1 - n * kU); }
 
-bool emulated() {
-    const char* s = std::getenv("GLIMPSE_TEST_SCALE");
-    return s && std::string(s) == "emulated";
-}
+bool emulated() { return test::emulated(); }
 
 struct Rng {
     uint64_t s;

@@ -20,6 +20,7 @@
 #include "ops/quantize_activations_neon.h"
 #include "runtime/fp16.h"
 #include "runtime/threadpool.h"
+#include "test_util.h"
 
 using namespace glimpse;
 
@@ -30,10 +31,7 @@ double gamma_n(double n) { return n * kU / (1 - n * kU); }
 
 // Under emulation (GLIMPSE_TEST_SCALE=emulated, set by targets/test-aarch64.sh) the
 // largest shapes are skipped; every code path is still covered by the smaller ones.
-bool emulated() {
-    const char* s = std::getenv("GLIMPSE_TEST_SCALE");
-    return s && std::string(s) == "emulated";
-}
+bool emulated() { return test::emulated(); }
 
 struct Rng {
     uint64_t s;

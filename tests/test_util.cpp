@@ -17,6 +17,11 @@ std::string golden_dir() {
 
 std::string source_dir() { return GLIMPSE_SOURCE_DIR; }
 
+bool emulated() {
+    const char* s = std::getenv("GLIMPSE_TEST_SCALE");
+    return s != nullptr && std::string(s) == "emulated";
+}
+
 std::vector<uint8_t> read_file_bytes(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) {

@@ -12,6 +12,10 @@ namespace glimpse::test {
 std::string golden_dir();
 std::string source_dir();
 
+// True under GLIMPSE_TEST_SCALE=emulated (targets/test-aarch64.sh sets it for qemu runs, where
+// code runs 20-50x slower): tests then use fewer or smaller cases that keep every code path.
+bool emulated();
+
 // Whole file as bytes; fails the current test (and returns empty) if it cannot be read.
 std::vector<uint8_t> read_file_bytes(const std::string& path);
 std::vector<float> read_f32_file(const std::string& path);
