@@ -40,11 +40,10 @@ using namespace glimpse;
 
 namespace {
 
-// Under emulation (GLIMPSE_TEST_SCALE=emulated, set by targets/test-aarch64.sh for
+// Test scale: under emulation (test::emulated(), set by targets/test-aarch64.sh for
 // qemu runs) the double-precision oracle on the model-sized shapes would take most
 // of an hour: a sparser subset of the small shapes and smaller "large" shapes keep
 // every tail and blocking case (one tile, below a tile, K beyond a cache block).
-bool emulated() { return test::emulated(); }
 
 struct Rng {
     uint64_t s;
@@ -227,22 +226,22 @@ TEST_CASE("every matmul kernel matches the reference on adversarial shapes") {
                 for (int64_t N : Ns) {
                     if (k->supports && !k->supports(M, K, N)) continue;
                     // a spread subset of the product (sparser under emulation)
-                    if ((M * 7 + N * 3 + K) % (emulated() ? 11 : 5) != 0 && M != 1) continue;
-                    if (emulated() && M == 1 && (N * 3 + K) % 3 != 0) continue;
+                    if ((M * 7 + N * 3 + K) % (test::emulated() ? 11 : 5) != 0 && M != 1) continue;
+                    if (test::emulated() && M == 1 && (N * 3 + K) % 3 != 0) continue;
                     check_kernel(*k, M, K, N, (M + N) % 2 == 0, (M + K) % 3 == 0, 1 + (N % 3 == 0) * 2);
                     ++shapes;
                 }
             }
         }
         // One large shape per kernel, as in the models (SmolVLM FFN).
-        const int64_t big_n = emulated() ? 328 : 3072;
+        const int64_t big_n = test::emulated() ? 328 : 3072;
         if (!k->supports || k->supports(64, 768, big_n)) {
             check_kernel(*k, 64, 768, big_n, true, false, 3);
             ++shapes;
         }
         // Prefill/encoder-sized M with a K beyond one cache block and an N tail:
         // exercises kernels' row blocking and K chunking.
-        const int64_t big_m = emulated() ? 40 : 200;
+        const int64_t big_m = test::emulated() ? 40 : 200;
         if (!k->supports || k->supports(big_m, 1536, 83)) {
             check_kernel(*k, big_m, 1536, 83, true, true, 2);
             ++shapes;

@@ -71,7 +71,6 @@ namespace {
 constexpr double kU = 1.0 / (1 << 24);
 double gamma_n(double n) { return n * kU / (1 - n * kU); }
 
-bool emulated() { return test::emulated(); }
 
 struct Rng {
     uint64_t s;
@@ -539,7 +538,7 @@ void check_attention_case(const OpVariant<AttentionFn>& v, DType kv_type, const 
 }  // namespace
 
 TEST_CASE("attention variants: decode, prefill, vision shapes; GQA, masks, f16/f32 KV, taps, any thread count") {
-    const bool big = !emulated();
+    const bool big = !test::emulated();
     std::vector<AttnCase> cases = {
         // decode (T = 1) over caches of every length class; GQA 9/3 (SmolVLM-256M), 4 and 1
         {1, 1, 9, 3, 64, true, 0},

@@ -29,9 +29,8 @@ namespace {
 constexpr double kU = 1.0 / (1 << 24);
 double gamma_n(double n) { return n * kU / (1 - n * kU); }
 
-// Under emulation (GLIMPSE_TEST_SCALE=emulated, set by targets/test-aarch64.sh) the
+// Test scale: under emulation (test::emulated(), set by targets/test-aarch64.sh) the
 // largest shapes are skipped; every code path is still covered by the smaller ones.
-bool emulated() { return test::emulated(); }
 
 struct Rng {
     uint64_t s;
@@ -234,14 +233,14 @@ void check_attention(DType kv_type, int64_t T, int64_t S, int64_t Hq, int64_t Hk
 TEST_CASE("attention_neon matches attention_ref") {
     for (DType kv : {DType::f32, DType::f16}) {
         // decode (T = 1) over a long cache, GQA 9/3 and 15/5 with D = 64 (SmolVLM's decoders)
-        check_attention(kv, 1, emulated() ? 300 : 1100, 9, 3, 64, true, 2);
+        check_attention(kv, 1, test::emulated() ? 300 : 1100, 9, 3, 64, true, 2);
         check_attention(kv, 1, 257, 15, 5, 64, true, 1);
         // prefill chunk, causal, and a vision-style full attention with D = 72 and odd D
         check_attention(kv, 7, 40, 4, 2, 72, true, 3);
         check_attention(kv, 5, 33, 2, 2, 80, false, 1);
         check_attention(kv, 3, 9, 3, 1, 6, false, 2);
         check_attention(kv, 2, 1, 1, 1, 16, false, 1);
-        if (!emulated()) check_attention(kv, 64, 196, 12, 12, 64, false, 2);
+        if (!test::emulated()) check_attention(kv, 64, 196, 12, 12, 64, false, 2);
     }
 }
 
