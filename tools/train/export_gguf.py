@@ -226,8 +226,10 @@ def main():
     else:
         import train_llava as ts
     tower, dec = ts.build(cfg, len(vocab["tokens"]))
-    tower.load_state_dict(ck["tower"])
+    tc.load_tower_state(tower, ck["tower"])
     dec.load_state_dict(ck["dec"])
+    if hasattr(tower, "fold_feature_standardization"):
+        tower.fold_feature_standardization()
     tower.eval()
     dec.eval()
     name = f"{args.name} {layout}"

@@ -163,6 +163,13 @@ class ClipTower(nn.Module):
         self.blocks = nn.ModuleList([VitBlock(C, n_head, n_ff, eps, gelu_quick) for _ in range(n_layer)])
         self.mm0 = Lin(C, n_embd_text)
         self.mm2 = Lin(n_embd_text, n_embd_text)
+        # Per-channel standardization of the features in front of mm.0 (training only; the export
+        # folds it into mm.0, fold_feature_standardization). The block output has no LayerNorm
+        # after it in this layout, and its channels carry large constant offsets (rms ~10, mostly
+        # the channel means): mm.0's Adam steps then move the image embeddings ~10x further than
+        # they would on normalized inputs.
+        self.register_buffer("feat_mean", torch.zeros(C))
+        self.register_buffer("feat_std", torch.ones(C))
 
     def features(self, pix, ggml=False):
         """(B,3,S,S) -> (B, N+1, C): patches 0..N-1 then [CLS], after the run blocks."""
@@ -179,7 +186,17 @@ class ClipTower(nn.Module):
 
     def project(self, feats, ggml=False):
         x = feats[:, 1:]  # rows 1..N: patch 0 dropped, [CLS] last
+        x = (x - self.feat_mean) / self.feat_std
         return self.mm2(gelu_tanh(self.mm0(x, ggml), ggml), ggml)
+
+    @torch.no_grad()
+    def fold_feature_standardization(self):
+        """mm.0((x - m) / s) = (W / s) x + (b - (W / s) m): the exported mm.0 takes raw features."""
+        w = self.mm0.weight / self.feat_std
+        self.mm0.bias.sub_(w @ self.feat_mean)
+        self.mm0.weight.copy_(w)
+        self.feat_mean.zero_()
+        self.feat_std.fill_(1.0)
 
     @staticmethod
     def is_projector_param(name):
@@ -234,6 +251,8 @@ class DecoderBlock(nn.Module):
         self.gate = Lin(C, n_ff, bias=False)
         self.up = Lin(C, n_ff, bias=False)
         self.down = Lin(n_ff, C, bias=False)
+        self.keep_attention = False
+        self.attention = None
 
     def forward(self, x, cos, sin, mask, ggml=False, kv_f16=False):
         B, T, C = x.shape
@@ -255,6 +274,8 @@ class DecoderBlock(nn.Module):
         s = (mm(q, kt) * (1.0 / math.sqrt(D))).view(B, H, T, T)
         s = s.masked_fill(~mask.unsqueeze(1), float('-inf'))
         a = torch.softmax(s, dim=-1).view(B * H, T, T)
+        if self.keep_attention:  # for train_common.binding_loss
+            self.attention = a.view(B, H, T, T)
         o = mm(a, v).view(B, H, T, D).transpose(1, 2).reshape(B, T, H * D)
         x = x + self.o(o, ggml)
         h = self.ffn_norm(x)
