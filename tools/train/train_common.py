@@ -193,24 +193,23 @@ def vlm_loss(dec, emb, batch, words=None, binding=None):
     return loss
 
 
-def binding_loss(attention, batch, word_ids, targets, plural_ids, n_heads, kinds=(0, 1, 2, 3)):
+def binding_loss(attention, batch, word_ids, targets, plural_ids, n_heads, kinds):
     """A question about one shape (and color) is answered by finding that object's image tokens:
     the position that predicts the first answer token should attend to them. Supervises one decoder
     layer's attention there, in its first n_heads heads (the others stay free): -log(attention mass
     on the image tokens that show the asked shape, and color when the question names one).
-    kinds: the question kinds supervised (KINDS indices; default color, count, exist, position);
+    kinds: the question kinds supervised (KINDS indices: color, count, exist, position or a subset);
     questions whose object is absent, captions and text questions are left out. Without it the
     LLaVA-layout decoder names the colors and shapes of its image tokens (image-word F1 0.97 and
     0.89) yet answers a color question with the color of another object half of the time.
     attention (B,H,T,T); targets (chunks, n_tokens, >= 14) as token_word_targets, in image order."""
     ids = batch["ids"]
-    B, H, T, _ = attention.shape
     color_ids, shape_ids = word_ids[:N_COLORS].tolist(), word_ids[N_COLORS:N_COLORS + N_SHAPES].tolist()
     plural_ids = plural_ids.tolist()
     tw = targets.reshape(-1, targets.shape[-1])
     losses = []
     img_off = 0
-    for b in range(B):
+    for b in range(attention.shape[0]):
         img_pos = torch.nonzero(ids[b] < 0).squeeze(1)
         t_b = tw[img_off:img_off + len(img_pos)]
         img_off += len(img_pos)
@@ -586,10 +585,19 @@ def train_vlm(tower, dec, shards, val, cfg, checkpoint=None):
     rng = np.random.default_rng(cfg["seed"] + 1)
     steps, B = cfg["steps"], cfg["batch"]
     glyphs_centers = bool(cfg.get("glyphs_centers", 0))
-    plural_ids = shards.word_ids(True)[N_COLORS + N_SHAPES:N_COLORS + 2 * N_SHAPES] \
-        if cfg.get("binding_weight", 0) else None
     word_ids = shards.word_ids(glyphs_centers) if cfg.get("image_word_weight", 0) else None
     assert word_ids is None or cfg.get("freeze_tower", 0), "image_word_weight needs freeze_tower"
+    binding = None  # vlm_loss's binding argument, the same every step
+    if cfg.get("binding_weight", 0):
+        assert word_ids is not None, "binding_weight needs image_word_weight (its per-token targets)"
+        kinds = [KINDS.index(k) for k in ("color", "count", "exist", "position")]
+        if cfg.get("binding_skip_color", 0):
+            kinds.remove(KINDS.index("color"))
+        binding = (int(cfg.get("binding_layer", 2)), cfg["binding_weight"],
+                   shards.word_ids(True)[N_COLORS + N_SHAPES:N_COLORS + 2 * N_SHAPES],  # plural shape words
+                   int(cfg.get("binding_heads", 2)), tuple(kinds))
+    assert not cfg.get("feature_standardize", 0) or (hasattr(tower, "feat_mean") and cfg.get("freeze_tower", 0)), \
+        "feature_standardize needs the LLaVA-layout tower and freeze_tower"
     frozen = None
     if cfg.get("freeze_tower", 0):
         t = time.time()
@@ -629,11 +637,6 @@ def train_vlm(tower, dec, shards, val, cfg, checkpoint=None):
             if cfg.get("image_word_weight", 0):
                 fields = shards.patch_fields(idx) if glyphs_centers else None
                 words = (word_ids, token_word_targets(tower, shards.patch_targets(idx), fields), cfg["image_word_weight"])
-            binding = None
-            if cfg.get("binding_weight", 0):
-                kinds = (1, 2, 3) if cfg.get("binding_skip_color", 0) else (0, 1, 2, 3)
-                binding = (int(cfg.get("binding_layer", 2)), cfg["binding_weight"], plural_ids,
-                           int(cfg.get("binding_heads", 2)), kinds)
             loss = vlm_loss(dec, tower.project(feats.float()), batch, words, binding)
         else:
             loss = vlm_loss(dec, tower(shards.pixels(idx)), batch)
