@@ -198,10 +198,12 @@ Result<Graph> VisionEncoder::build_graph(VisionPlan* io, const VisionTaps& taps)
         }
     }
 
+    // Both projectors read the post-LayerNorm output when the file has one (llama.cpp applies
+    // v.post_ln after the last run block for SigLIP and for CLIP/LLaVA towers alike).
+    if (w.has("v.post_ln.weight")) {
+        x = g.layer_norm(x, w.vector("v.post_ln.weight", C), w.vector("v.post_ln.bias", C), h.eps);
+    }
     if (h.projector == ProjectorType::idefics3) {
-        if (w.has("v.post_ln.weight")) {
-            x = g.layer_norm(x, w.vector("v.post_ln.weight", C), w.vector("v.post_ln.bias", C), h.eps);
-        }
         const int64_t s = h.scale_factor;
         x = g.pixel_shuffle(x, grid, grid, s);
         x = g.linear(x, w.matrix("mm.model.fc.weight", h.n_embd_out, C * s * s));

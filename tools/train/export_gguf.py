@@ -124,6 +124,9 @@ def write_mmproj(path, tower, cfg, meta, wtype, name, layout):
         vit_block_tensors(w, f"v.blk.{i}.", blk, wtype)
     if llava:
         vit_block_tensors(w, f"v.blk.{len(tower.blocks)}.", tower.blocks[-1], wtype, zero=True)
+        if tower.post_ln is not None:
+            w.tensor("v.post_ln.weight", np32(tower.post_ln.weight), "f32")
+            w.tensor("v.post_ln.bias", np32(tower.post_ln.bias), "f32")
         w.tensor("mm.0.weight", np32(tower.mm0.weight), wtype)
         w.tensor("mm.0.bias", np32(tower.mm0.bias), "f32")
         w.tensor("mm.2.weight", np32(tower.mm2.weight), wtype)

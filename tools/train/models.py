@@ -150,7 +150,7 @@ class SiglipTower(nn.Module):
 class ClipTower(nn.Module):
     """LLaVA (mlp) vision tower + projector: pixels (B,3,S,S) -> (B, N, n_embd_text)."""
 
-    def __init__(self, image_size, patch, C, n_layer, n_head, n_ff, n_embd_text, eps=1e-5):
+    def __init__(self, image_size, patch, C, n_layer, n_head, n_ff, n_embd_text, eps=1e-5, post_ln=False):
         super().__init__()
         self.image_size, self.patch, self.C = image_size, patch, C
         self.grid = image_size // patch
@@ -161,6 +161,11 @@ class ClipTower(nn.Module):
         self.pos = nn.Parameter(torch.randn(self.n_patches + 1, C) * 0.02)
         self.pre_ln = nn.LayerNorm(C, eps=eps)
         self.blocks = nn.ModuleList([VitBlock(C, n_head, n_ff, eps, gelu_quick) for _ in range(n_layer)])
+        # Optional v.post_ln in front of the projector (llama.cpp and glimpse apply it when the file
+        # has it). It trains with the projector in stage 2: without it the block output reaches
+        # mm.0 unnormalized (rms ~11, mostly a shared offset) and the decoder's attention at a
+        # question never concentrates on the asked object (tools/train/README.md, run P).
+        self.post_ln = nn.LayerNorm(C, eps=eps) if post_ln else None
         self.mm0 = Lin(C, n_embd_text)
         self.mm2 = Lin(n_embd_text, n_embd_text)
         # Per-channel standardization of the features in front of mm.0 (training only; the export
@@ -186,6 +191,8 @@ class ClipTower(nn.Module):
 
     def project(self, feats, ggml=False):
         x = feats[:, 1:]  # rows 1..N: patch 0 dropped, [CLS] last
+        if self.post_ln is not None:
+            x = self.post_ln(x)
         x = (x - self.feat_mean) / self.feat_std
         return self.mm2(gelu_tanh(self.mm0(x, ggml), ggml), ggml)
 
@@ -200,7 +207,7 @@ class ClipTower(nn.Module):
 
     @staticmethod
     def is_projector_param(name):
-        return name.startswith("mm0.") or name.startswith("mm2.")
+        return name.startswith(("mm0.", "mm2.", "post_ln."))
 
     def forward(self, pix, ggml=False):
         return self.project(self.features(pix, ggml), ggml)

@@ -48,7 +48,9 @@ $PY "$T/tokenizer.py" --corpus "$WORK/corpus.jsonl" --out-dir "$WORK/vocab"
 #    a. stage 1 (vision towers) of both models at once, one thread each;
 #    b. SmolVLM stage 2 (frozen tower: connector + decoder, 4000 steps) alone, two threads;
 #    c. at once, one thread each: SmolVLM 2000 more stage-2 steps from (b) at a lower peak
-#       learning rate, and LLaVA stage 2 (4000 steps).
+#       learning rate, and LLaVA stage 2 (4000 steps, post_ln);
+#    d. LLaVA 2000 more stage-2 steps from (c) at the lower peak learning rate, with the binding
+#       loss (decoder layer 1's first two heads supervised onto the asked object).
 train() {  # train() SCRIPT LOG ARGS...: one training process; its log goes to $WORK/LOG
     S=$1 L=$2
     shift 2
@@ -58,7 +60,7 @@ SMOL="--data $WORK/smol_train --val $WORK/smol_val"
 LLAVA="--data $WORK/llava_train --val $WORK/llava_val"
 train train_smolvlm.py smolvlm-stage1.log --threads 1 $SMOL --out "$WORK/smolvlm-stage2.pt" --pretrain-only &
 P1=$!
-train train_llava.py llava-stage1.log --threads 1 $LLAVA --out "$WORK/llava.pt" --pretrain-only &
+train train_llava.py llava-stage1.log --threads 1 $LLAVA --out "$WORK/llava-stage2.pt" --pretrain-only &
 P2=$!
 wait $P1
 wait $P2
@@ -69,11 +71,15 @@ RESUME_STEPS=2000
 train train_smolvlm.py smolvlm-resume.log --threads 1 $SMOL --out "$WORK/smolvlm.pt" \
     --resume "$WORK/smolvlm-stage2.pt" --set steps=$RESUME_STEPS --set lr=0.0007 --set warmup=50 &
 P1=$!
-train train_llava.py llava-stage2.log --threads 1 $LLAVA --out "$WORK/llava.pt" --pretrained "$WORK/llava.pt.tower.pt" &
+train train_llava.py llava-stage2.log --threads 1 $LLAVA --out "$WORK/llava-stage2.pt" \
+    --pretrained "$WORK/llava-stage2.pt.tower.pt" &
 P2=$!
 wait $P1
 wait $P2
-grep -h "final held-out" "$WORK/smolvlm-stage2.log" "$WORK/smolvlm-resume.log" "$WORK/llava-stage2.log"
+train train_llava.py llava-resume.log --threads 1 $LLAVA --out "$WORK/llava.pt" --resume "$WORK/llava-stage2.pt" \
+    --set steps=$RESUME_STEPS --set lr=0.0007 --set warmup=50 --set binding_weight=1 --set binding_layer=1
+grep -h "final held-out" "$WORK/smolvlm-stage2.log" "$WORK/smolvlm-resume.log" "$WORK/llava-stage2.log" \
+    "$WORK/llava-resume.log"
 
 # 4. Export: f16 pairs (bundled) and f32 text models (the source of the q8_0 files).
 for M in smolvlm llava; do

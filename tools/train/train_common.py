@@ -483,7 +483,10 @@ def pretrain_or_load(args, tower, shards, cfg, head, features_fn, patch_head=Non
     if args.resume:
         return 0.0, 0.0, True  # the caller loads the whole model (load_resume) once the decoder exists
     if args.pretrained:
-        load_tower_state(tower, torch.load(args.pretrained)["tower"])
+        if args.pretrained.endswith(".gguf"):
+            load_tower_from_mmproj(tower, args.pretrained)
+        else:
+            load_tower_state(tower, torch.load(args.pretrained)["tower"])
         log("tower loaded from", args.pretrained)
         return 0.0, 0.0, True
     t = pretrain_tower(tower, shards, cfg, head, features_fn, patch_head)
@@ -494,10 +497,37 @@ def pretrain_or_load(args, tower, shards, cfg, head, features_fn, patch_head=Non
 
 
 def load_tower_state(tower, state):
-    """load_state_dict that also takes towers saved before the feat_mean/feat_std buffers existed
-    (they then keep their identity values)."""
+    """load_state_dict that also takes towers saved before the feat_mean/feat_std buffers existed,
+    or without the post_ln of a stage 2 that adds one (they then keep their identity values)."""
     missing, unexpected = tower.load_state_dict(state, strict=False)
-    assert not unexpected and set(missing) <= {"feat_mean", "feat_std"}, (missing, unexpected)
+    assert not unexpected and set(missing) <= {"feat_mean", "feat_std", "post_ln.weight", "post_ln.bias"}, \
+        (missing, unexpected)
+
+
+def load_tower_from_mmproj(tower, path):
+    """The vision tower (stage 1's result) of an exported LLaVA-layout mmproj, e.g. a bundled one:
+    patch/class/position embeddings, pre-LN and the run blocks (the names write_mmproj gives them).
+    The projector and post_ln keep their initialization, so stage 2 restarts from that tower."""
+    import gguf
+    kv, t = gguf.read(path)
+    assert kv.get("clip.projector_type") == "mlp" and isinstance(tower, models.ClipTower), \
+        f"{path}: --pretrained GGUF needs an mlp (LLaVA-layout) mmproj and the LLaVA tower"
+
+    def put(param, name):
+        a = t[name]
+        assert not isinstance(a, tuple) and tuple(a.shape) == tuple(param.shape), (name, getattr(a, "shape", a))
+        param.copy_(torch.from_numpy(np.array(a, np.float32)))
+    with torch.no_grad():
+        put(tower.cls, "v.class_embd")
+        put(tower.patch_embd.weight, "v.patch_embd.weight")
+        put(tower.pos, "v.position_embd.weight")
+        put(tower.pre_ln.weight, "v.pre_ln.weight")
+        put(tower.pre_ln.bias, "v.pre_ln.bias")
+        for i, blk in enumerate(tower.blocks):
+            for name, mod in (("attn_q", blk.q), ("attn_k", blk.k), ("attn_v", blk.v), ("attn_out", blk.o),
+                              ("ffn_up", blk.up), ("ffn_down", blk.down), ("ln1", blk.ln1), ("ln2", blk.ln2)):
+                put(mod.weight, f"v.blk.{i}.{name}.weight")
+                put(mod.bias, f"v.blk.{i}.{name}.bias")
 
 
 def load_resume(args, tower, dec):
@@ -673,7 +703,8 @@ def base_args(description):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-bf16", action="store_true", help="f32 matmuls (slower; bf16 needs AVX512-BF16/AMX to be fast)")
     ap.add_argument("--set", action="append", default=[], help="override a config value: key=value")
-    ap.add_argument("--pretrained", help="skip stage 1: load the tower from this OUT.tower.pt of an earlier run")
+    ap.add_argument("--pretrained", help="skip stage 1: load the tower from this OUT.tower.pt of an earlier run, or (LLaVA layout) from "
+                    "an exported mmproj .gguf (its projector is not loaded)")
     ap.add_argument("--pretrain-only", action="store_true", help="stop after stage 1 (writes OUT.tower.pt)")
     ap.add_argument("--resume", help="skip stage 1 and continue stage 2 from this full checkpoint (tower, "
                     "connector and decoder) for the config's steps, with a fresh warmup and decay")
