@@ -2,10 +2,11 @@
 llama decoder. See tools/train/README.md for the exact commands.
 
 The tower runs as llama.cpp runs it (models.py): [CLS] appended after the patches, pre-LN, the
-kept rows 1..N (patch 0 dropped, [CLS] last) go through mm.0 -> GELU -> mm.2. Stage 1 pretrains
-the tower with a CLIP-style head on the [CLS] output (presence of every color×shape, count of each
-shape and color, text presence and written characters), so that [CLS] attention means something;
-the head is then dropped. Stage 2 trains tower + projector + decoder on captions and questions."""
+kept rows 1..N (patch 0 dropped, [CLS] last) go through v.post_ln (post_ln=1) -> mm.0 -> GELU ->
+mm.2. Stage 1 pretrains the tower with a CLIP-style head on the [CLS] output (presence of every
+color×shape, count of each shape and color, text presence and written characters), so that [CLS]
+attention means something; the head is then dropped. Stage 2 trains the projector (with v.post_ln)
+and the decoder on captions and questions, the tower frozen."""
 import os
 import sys
 
