@@ -50,7 +50,8 @@ $PY "$T/tokenizer.py" --corpus "$WORK/corpus.jsonl" --out-dir "$WORK/vocab"
 #    c. at once, one thread each: SmolVLM 2000 more stage-2 steps from (b) at a lower peak
 #       learning rate, and LLaVA stage 2 (4000 steps, post_ln);
 #    d. LLaVA 2000 more stage-2 steps from (c) at the lower peak learning rate, with the binding
-#       loss (decoder layer 1's first two heads supervised onto the asked object).
+#       loss (decoder layer 1's first two heads supervised onto the asked object), then 2000
+#       more with it at peak 4e-4.
 train() {  # train() SCRIPT LOG ARGS...: one training process; its log goes to $WORK/LOG
     S=$1 L=$2
     shift 2
@@ -76,10 +77,12 @@ train train_llava.py llava-stage2.log --threads 1 $LLAVA --out "$WORK/llava-stag
 P2=$!
 wait $P1
 wait $P2
-train train_llava.py llava-resume.log --threads 1 $LLAVA --out "$WORK/llava.pt" --resume "$WORK/llava-stage2.pt" \
+train train_llava.py llava-resume.log --threads 1 $LLAVA --out "$WORK/llava-resume.pt" --resume "$WORK/llava-stage2.pt" \
     --set steps=$RESUME_STEPS --set lr=0.0007 --set warmup=50 --set binding_weight=1 --set binding_layer=1
+train train_llava.py llava-resume2.log --threads 1 $LLAVA --out "$WORK/llava.pt" --resume "$WORK/llava-resume.pt" \
+    --set steps=$RESUME_STEPS --set lr=0.0004 --set warmup=50 --set binding_weight=1 --set binding_layer=1
 grep -h "final held-out" "$WORK/smolvlm-stage2.log" "$WORK/smolvlm-resume.log" "$WORK/llava-stage2.log" \
-    "$WORK/llava-resume.log"
+    "$WORK/llava-resume.log" "$WORK/llava-resume2.log"
 
 # 4. Export: f16 pairs (bundled) and f32 text models (the source of the q8_0 files).
 for M in smolvlm llava; do
