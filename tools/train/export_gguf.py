@@ -72,11 +72,10 @@ def write_text(path, dec, cfg, vocab, wtype, name):
 def vit_block_tensors(w, p, blk, wtype, zero=False):
     def z(a):
         return np.zeros_like(a) if zero else a
-    for name, lin in (("attn_q", blk.q), ("attn_k", blk.k), ("attn_v", blk.v), ("attn_out", blk.o),
-                      ("ffn_up", blk.up), ("ffn_down", blk.down)):
+    for name, lin in blk.gguf_linears():
         w.tensor(p + name + ".weight", z(np32(lin.weight)), wtype)
         w.tensor(p + name + ".bias", z(np32(lin.bias)), "f32")
-    for name, ln in (("ln1", blk.ln1), ("ln2", blk.ln2)):
+    for name, ln in blk.gguf_norms():
         w.tensor(p + name + ".weight", np32(ln.weight) if not zero else np.ones_like(np32(ln.weight)), "f32")
         w.tensor(p + name + ".bias", z(np32(ln.bias)), "f32")
 

@@ -84,6 +84,14 @@ class VitBlock(nn.Module):
         self.up, self.down = Lin(C, n_ff), Lin(n_ff, C)
         self.act = act
 
+    def gguf_linears(self):
+        """(GGUF tensor stem, module) of the block's weight+bias linears, as mmproj files name them."""
+        return (("attn_q", self.q), ("attn_k", self.k), ("attn_v", self.v), ("attn_out", self.o),
+                ("ffn_up", self.up), ("ffn_down", self.down))
+
+    def gguf_norms(self):
+        return (("ln1", self.ln1), ("ln2", self.ln2))
+
     def forward(self, x, ggml=False, want_attn=False):
         B, N, C = x.shape
         H, D = self.n_head, C // self.n_head

@@ -524,8 +524,7 @@ def load_tower_from_mmproj(tower, path):
         put(tower.pre_ln.weight, "v.pre_ln.weight")
         put(tower.pre_ln.bias, "v.pre_ln.bias")
         for i, blk in enumerate(tower.blocks):
-            for name, mod in (("attn_q", blk.q), ("attn_k", blk.k), ("attn_v", blk.v), ("attn_out", blk.o),
-                              ("ffn_up", blk.up), ("ffn_down", blk.down), ("ln1", blk.ln1), ("ln2", blk.ln2)):
+            for name, mod in blk.gguf_linears() + blk.gguf_norms():
                 put(mod.weight, f"v.blk.{i}.{name}.weight")
                 put(mod.bias, f"v.blk.{i}.{name}.bias")
 
