@@ -55,16 +55,8 @@ def write_text(path, dec, cfg, vocab, wtype, name):
     assert dec.tok.weight.shape[0] == len(vocab["tokens"])
     w.tensor("token_embd.weight", np32(dec.tok.weight), wtype)
     for i, b in enumerate(dec.blocks):
-        p = f"blk.{i}."
-        w.tensor(p + "attn_norm.weight", np32(b.attn_norm.weight), "f32")
-        w.tensor(p + "attn_q.weight", np32(b.q.weight), wtype)
-        w.tensor(p + "attn_k.weight", np32(b.k.weight), wtype)
-        w.tensor(p + "attn_v.weight", np32(b.v.weight), wtype)
-        w.tensor(p + "attn_output.weight", np32(b.o.weight), wtype)
-        w.tensor(p + "ffn_norm.weight", np32(b.ffn_norm.weight), "f32")
-        w.tensor(p + "ffn_gate.weight", np32(b.gate.weight), wtype)
-        w.tensor(p + "ffn_up.weight", np32(b.up.weight), wtype)
-        w.tensor(p + "ffn_down.weight", np32(b.down.weight), wtype)
+        for name, mod, is_norm in b.gguf_weights():
+            w.tensor(f"blk.{i}.{name}.weight", np32(mod.weight), "f32" if is_norm else wtype)
     w.tensor("output_norm.weight", np32(dec.norm.weight), "f32")
     w.write(path)
 

@@ -269,6 +269,13 @@ class DecoderBlock(nn.Module):
         self.keep_attention = False
         self.attention = None
 
+    def gguf_weights(self):
+        """(GGUF tensor stem under blk.N., module, whether it is a norm stored f32) in file order,
+        as llama text models name them; used by the writer and by the loader of exported files."""
+        return (("attn_norm", self.attn_norm, True), ("attn_q", self.q, False), ("attn_k", self.k, False),
+                ("attn_v", self.v, False), ("attn_output", self.o, False), ("ffn_norm", self.ffn_norm, True),
+                ("ffn_gate", self.gate, False), ("ffn_up", self.up, False), ("ffn_down", self.down, False))
+
     def forward(self, x, cos, sin, mask, ggml=False, kv_f16=False):
         B, T, C = x.shape
         H, Hkv, D = self.n_head, self.n_head_kv, self.D

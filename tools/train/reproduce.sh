@@ -1,7 +1,7 @@
 #!/bin/sh
 # Reproduces the bundled models (models/bundled/) end to end:
 #   build the tools -> tokenizer corpus -> BPE vocabulary -> training shards (rendered, preprocessed
-#   and tokenized by glimpse's own code) -> train both models (step 3: ~140 min on 2 cores) ->
+#   and tokenized by glimpse's own code) -> train both models (step 3: several hours on 2 cores) ->
 #   export f16 GGUF pairs + parity references -> q8_0 text models -> held-out eval -> SHA256SUMS.
 #
 # Needs Debian's python3-torch (1.13) and python3-numpy (run with /usr/bin/python3), and an
@@ -51,7 +51,12 @@ $PY "$T/tokenizer.py" --corpus "$WORK/corpus.jsonl" --out-dir "$WORK/vocab"
 #       learning rate, and LLaVA stage 2 (4000 steps, post_ln);
 #    d. LLaVA 2000 more stage-2 steps from (c) at the lower peak learning rate, with the binding
 #       loss (decoder layer 1's first two heads supervised onto the asked object), then 2000
-#       more with it at peak 4e-4.
+#       more with it at peak 4e-4, twice;
+#    e. both towers: stage 1 goes on for 4000 steps from the tower of (c) / (d) with fresh heads and
+#       two more per-patch classes (the glyph written there, the shape whose center it shows),
+#       f32 matmuls, one thread each, at once;
+#    f. stage 2 goes on for 3000 steps from (c) / (d) with the tower of (e) under the same connector
+#       (or projector) and decoder, which adapt to it (LLaVA with the binding loss), at once.
 train() {  # train() SCRIPT LOG ARGS...: one training process; its log goes to $WORK/LOG
     S=$1 L=$2
     shift 2
@@ -67,9 +72,9 @@ wait $P1
 wait $P2
 train train_smolvlm.py smolvlm-stage2.log --threads 2 $SMOL --out "$WORK/smolvlm-stage2.pt" \
     --pretrained "$WORK/smolvlm-stage2.pt.tower.pt"
-RESUME_STEPS=2000
-[ "$CONFIG" = small ] && RESUME_STEPS=100
-train train_smolvlm.py smolvlm-resume.log --threads 1 $SMOL --out "$WORK/smolvlm.pt" \
+RESUME_STEPS=2000 TOWER2_STEPS=4000 STAGE2B_STEPS=3000
+[ "$CONFIG" = small ] && RESUME_STEPS=100 TOWER2_STEPS=50 STAGE2B_STEPS=100
+train train_smolvlm.py smolvlm-resume.log --threads 1 $SMOL --out "$WORK/smolvlm-resume.pt" \
     --resume "$WORK/smolvlm-stage2.pt" --set steps=$RESUME_STEPS --set lr=0.0007 --set warmup=50 &
 P1=$!
 train train_llava.py llava-stage2.log --threads 1 $LLAVA --out "$WORK/llava-stage2.pt" \
@@ -77,12 +82,34 @@ train train_llava.py llava-stage2.log --threads 1 $LLAVA --out "$WORK/llava-stag
 P2=$!
 wait $P1
 wait $P2
+BINDING="--set binding_weight=1 --set binding_layer=1"
 train train_llava.py llava-resume.log --threads 1 $LLAVA --out "$WORK/llava-resume.pt" --resume "$WORK/llava-stage2.pt" \
-    --set steps=$RESUME_STEPS --set lr=0.0007 --set warmup=50 --set binding_weight=1 --set binding_layer=1
-train train_llava.py llava-resume2.log --threads 1 $LLAVA --out "$WORK/llava.pt" --resume "$WORK/llava-resume.pt" \
-    --set steps=$RESUME_STEPS --set lr=0.0004 --set warmup=50 --set binding_weight=1 --set binding_layer=1
-grep -h "final held-out" "$WORK/smolvlm-stage2.log" "$WORK/smolvlm-resume.log" "$WORK/llava-stage2.log" \
-    "$WORK/llava-resume.log" "$WORK/llava-resume2.log"
+    --set steps=$RESUME_STEPS --set lr=0.0007 --set warmup=50 $BINDING
+train train_llava.py llava-resume2.log --threads 1 $LLAVA --out "$WORK/llava-resume2.pt" --resume "$WORK/llava-resume.pt" \
+    --set steps=$RESUME_STEPS --set lr=0.0004 --set warmup=50 $BINDING
+train train_llava.py llava-resume3.log --threads 1 $LLAVA --out "$WORK/llava-resume3.pt" --resume "$WORK/llava-resume2.pt" \
+    --set steps=$RESUME_STEPS --set lr=0.0004 --set warmup=50 $BINDING
+TOWER2="--pretrain-only --no-bf16 --set pretrain_steps=$TOWER2_STEPS --set pretrain_lr=0.0005 --set pretrain_glyphs_centers=1 --set seed=77"
+train train_smolvlm.py smolvlm-tower2.log --threads 1 $SMOL --out "$WORK/smolvlm-tower2.pt" \
+    --pretrain-from "$WORK/smolvlm-resume.pt" $TOWER2 &
+P1=$!
+train train_llava.py llava-tower2.log --threads 1 $LLAVA --out "$WORK/llava-tower2.pt" \
+    --pretrain-from "$WORK/llava-resume3.pt" $TOWER2 &
+P2=$!
+wait $P1
+wait $P2
+STAGE2B="--set steps=$STAGE2B_STEPS --set lr=0.001 --set warmup=100"
+train train_smolvlm.py smolvlm-stage2b.log --threads 1 $SMOL --out "$WORK/smolvlm.pt" --resume "$WORK/smolvlm-resume.pt" \
+    --pretrained "$WORK/smolvlm-tower2.pt.tower.pt" $STAGE2B &
+P1=$!
+train train_llava.py llava-stage2b.log --threads 1 $LLAVA --out "$WORK/llava.pt" --resume "$WORK/llava-resume3.pt" \
+    --pretrained "$WORK/llava-tower2.pt.tower.pt" $STAGE2B $BINDING &
+P2=$!
+wait $P1
+wait $P2
+grep -h "final held-out" "$WORK/smolvlm-stage2.log" "$WORK/smolvlm-resume.log" "$WORK/smolvlm-stage2b.log" \
+    "$WORK/llava-stage2.log" "$WORK/llava-resume.log" "$WORK/llava-resume2.log" "$WORK/llava-resume3.log" \
+    "$WORK/llava-stage2b.log"
 
 # 4. Export: f16 pairs (bundled) and f32 text models (the source of the q8_0 files).
 for M in smolvlm llava; do

@@ -451,13 +451,19 @@ def init_positions_sincos(pos, grid, scale=0.5):
         pos[:grid * grid, 4 * q:] = 0
 
 
+def stage1_glyphs_centers(cfg):
+    """Glyph and object-center classes per patch in stage 1: with glyphs_centers (also image words
+    in stage 2) or pretrain_glyphs_centers (stage 1 only)."""
+    return bool(cfg.get("glyphs_centers", 0) or cfg.get("pretrain_glyphs_centers", 0))
+
+
 def make_patch_head(cfg, tower):
     """The dense pretraining head the config asks for (and the sin-cos start of the tower's
     position embeddings with pos_sincos)."""
     if cfg.get("pos_sincos", 0):
         init_positions_sincos(tower.pos, tower.grid)
     n_out = N_DENSE_OUT if cfg.get("patch_dense", 0) else N_FACTORED_BITS if cfg.get("patch_factored", 0) else N_PATCH_BITS
-    if cfg.get("glyphs_centers", 0):
+    if stage1_glyphs_centers(cfg):
         assert cfg.get("patch_dense", 0), "glyphs_centers needs patch_dense"
         n_out += N_DENSE_EXTRA
     return PatchHead(cfg["v_embd"], n_out)
@@ -480,20 +486,35 @@ class PatchHead(nn.Module):
 def pretrain_or_load(args, tower, shards, cfg, head, features_fn, patch_head=None):
     """Stage 1, or its result from --pretrained / --resume; the tower after stage 1 is saved to
     OUT.tower.pt. Returns (wall seconds, CPU seconds, whether to go on with stage 2)."""
+    assert not (args.pretrain_from and (args.pretrained or args.resume)), \
+        "--pretrain-from runs stage 1; --pretrained and --resume skip it"
     if args.resume:
         return 0.0, 0.0, True  # the caller loads the whole model (load_resume) once the decoder exists
     if args.pretrained:
-        if args.pretrained.endswith(".gguf"):
-            load_tower_from_mmproj(tower, args.pretrained)
-        else:
-            load_tower_state(tower, torch.load(args.pretrained)["tower"])
+        load_tower_only(tower, args.pretrained)
         log("tower loaded from", args.pretrained)
         return 0.0, 0.0, True
+    if args.pretrain_from:
+        # after make_patch_head: the loaded position embeddings replace its sine-cosine start
+        load_tower_only(tower, args.pretrain_from)
+        log("stage 1 continues from the tower of", args.pretrain_from, "(heads start afresh)")
     t = pretrain_tower(tower, shards, cfg, head, features_fn, patch_head)
     torch.save(dict(tower=tower.state_dict(), cfg=cfg), args.out + ".tower.pt")
     if args.pretrain_only:
         log("stage 1 done (--pretrain-only):", args.out + ".tower.pt")
     return t[0], t[1], not args.pretrain_only
+
+
+def load_tower_only(tower, path):
+    """The vision tower without its connector / projector, from OUT.tower.pt of a stage 1 (or any
+    checkpoint with a "tower") or from an exported mmproj .gguf."""
+    if path.endswith(".gguf"):
+        load_tower_from_mmproj(tower, path)
+        return
+    state = {k: v for k, v in torch.load(path)["tower"].items() if not tower.is_projector_param(k)}
+    missing, unexpected = tower.load_state_dict(state, strict=False)
+    assert not unexpected and all(tower.is_projector_param(k) or k in ("feat_mean", "feat_std") for k in missing), \
+        (missing, unexpected)
 
 
 def load_tower_state(tower, state):
@@ -504,38 +525,91 @@ def load_tower_state(tower, state):
         (missing, unexpected)
 
 
-def load_tower_from_mmproj(tower, path):
-    """The vision tower (stage 1's result) of an exported LLaVA-layout mmproj, e.g. a bundled one:
-    patch/class/position embeddings, pre-LN and the run blocks (the names write_mmproj gives them).
-    The projector and post_ln keep their initialization, so stage 2 restarts from that tower."""
+def _gguf_copier(path, t):
+    """put(param, name): copies tensor `name` of the GGUF file at path into param (shapes must agree)."""
+    def put(param, name):
+        assert name in t, f"{path}: no tensor {name}"
+        a = t[name]
+        assert not isinstance(a, tuple) and tuple(a.shape) == tuple(param.shape), \
+            f"{path}: {name} has shape {getattr(a, 'shape', a)}, the model {tuple(param.shape)}"
+        param.copy_(torch.from_numpy(np.array(a, np.float32)))
+    return put
+
+
+def load_tower_from_mmproj(tower, path, with_projector=False):
+    """The vision tower (stage 1's result) of an exported mmproj, e.g. a bundled one: patch and
+    position embeddings ([CLS] and pre-LN for the LLaVA layout) and the blocks (the names
+    write_mmproj gives them). Without with_projector the connector / projector and the LLaVA
+    post_ln keep their initialization (--pretrained, --pretrain-from: a stage restarts from that
+    tower); with it they are loaded too (--resume from an exported pair)."""
     import gguf
     kv, t = gguf.read(path)
-    assert kv.get("clip.projector_type") == "mlp" and isinstance(tower, models.ClipTower), \
-        f"{path}: --pretrained GGUF needs an mlp (LLaVA-layout) mmproj and the LLaVA tower"
-
-    def put(param, name):
-        a = t[name]
-        assert not isinstance(a, tuple) and tuple(a.shape) == tuple(param.shape), (name, getattr(a, "shape", a))
-        param.copy_(torch.from_numpy(np.array(a, np.float32)))
+    llava = isinstance(tower, models.ClipTower)
+    expected = "mlp" if llava else "idefics3"
+    assert kv.get("clip.projector_type") == expected, \
+        f"{path}: projector {kv.get('clip.projector_type')}, this layout needs {expected}"
+    put = _gguf_copier(path, t)
     with torch.no_grad():
-        put(tower.cls, "v.class_embd")
         put(tower.patch_embd.weight, "v.patch_embd.weight")
         put(tower.pos, "v.position_embd.weight")
-        put(tower.pre_ln.weight, "v.pre_ln.weight")
-        put(tower.pre_ln.bias, "v.pre_ln.bias")
-        for i, blk in enumerate(tower.blocks):
+        if llava:
+            put(tower.cls, "v.class_embd")
+            put(tower.pre_ln.weight, "v.pre_ln.weight")
+            put(tower.pre_ln.bias, "v.pre_ln.bias")
+        else:
+            put(tower.patch_embd.bias, "v.patch_embd.bias")
+        for i, blk in enumerate(tower.blocks):  # a LLaVA file's extra all-zero block is not read
             for name, mod in blk.gguf_linears() + blk.gguf_norms():
                 put(mod.weight, f"v.blk.{i}.{name}.weight")
                 put(mod.bias, f"v.blk.{i}.{name}.bias")
+        # SigLIP's post-LN belongs to the tower (stage 1 trains it); LLaVA's to the projector
+        if tower.post_ln is not None and (with_projector or not llava):
+            put(tower.post_ln.weight, "v.post_ln.weight")
+            put(tower.post_ln.bias, "v.post_ln.bias")
+        if not with_projector:
+            return
+        if llava:
+            for name, lin in (("mm.0", tower.mm0), ("mm.2", tower.mm2)):
+                put(lin.weight, name + ".weight")
+                put(lin.bias, name + ".bias")
+        else:
+            put(tower.fc.weight, "mm.model.fc.weight")
+
+
+def load_decoder_from_text_gguf(dec, path):
+    """The llama decoder of an exported text model (the names export_gguf.write_text gives them)."""
+    import gguf
+    _, t = gguf.read(path)
+    put = _gguf_copier(path, t)
+    with torch.no_grad():
+        put(dec.tok.weight, "token_embd.weight")
+        for i, blk in enumerate(dec.blocks):
+            for name, mod, _ in blk.gguf_weights():
+                put(mod.weight, f"blk.{i}.{name}.weight")
+        put(dec.norm.weight, "output_norm.weight")
 
 
 def load_resume(args, tower, dec):
-    """--resume: the tower (with its connector) and the decoder of an earlier full checkpoint."""
-    if args.resume:
+    """--resume: the tower (with its connector) and the decoder of an earlier full checkpoint, or
+    of an exported GGUF pair (--resume TEXT.gguf --resume-mmproj MMPROJ.gguf: f16 files give the
+    weights rounded to f16; training goes on from them as from the checkpoint). With --pretrained
+    too, the tower (not its connector) is then replaced by that one."""
+    if not args.resume:
+        return
+    if args.resume.endswith(".gguf"):
+        assert args.resume_mmproj, "--resume TEXT.gguf needs --resume-mmproj MMPROJ.gguf"
+        load_decoder_from_text_gguf(dec, args.resume)
+        load_tower_from_mmproj(tower, args.resume_mmproj, with_projector=True)
+        log("tower, connector and decoder loaded from", args.resume, "and", args.resume_mmproj)
+    else:
         ck = torch.load(args.resume)
         load_tower_state(tower, ck["tower"])
         dec.load_state_dict(ck["dec"])
         log("tower, connector and decoder loaded from", args.resume)
+    if args.pretrained:
+        # a retrained tower under the connector and decoder being resumed (which adapt to it)
+        load_tower_only(tower, args.pretrained)
+        log("tower (without the connector) replaced by", args.pretrained)
 
 
 def pretrain_tower(tower, shards, cfg, head, features_fn, patch_head=None):
@@ -561,7 +635,7 @@ def pretrain_tower(tower, shards, cfg, head, features_fn, patch_head=None):
         loss, m = pretrain_loss(logits, torch.from_numpy(shards.labels[idx].astype(np.int64)))
         loss = loss * cfg.get("image_loss_weight", 1.0)
         if patch_head is not None and cfg.get("patch_dense", 0):
-            fields = shards.patch_fields(idx) if cfg.get("glyphs_centers", 0) else None
+            fields = shards.patch_fields(idx) if stage1_glyphs_centers(cfg) else None
             dense, dm = dense_patch_loss(patch_head(tokens), shards.patch_targets(idx),
                                          cfg.get("patch_shape_weight", 1.0), fields)
             m.update(dm)
@@ -702,11 +776,16 @@ def base_args(description):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-bf16", action="store_true", help="f32 matmuls (slower; bf16 needs AVX512-BF16/AMX to be fast)")
     ap.add_argument("--set", action="append", default=[], help="override a config value: key=value")
-    ap.add_argument("--pretrained", help="skip stage 1: load the tower from this OUT.tower.pt of an earlier run, or (LLaVA layout) from "
-                    "an exported mmproj .gguf (its projector is not loaded)")
+    ap.add_argument("--pretrained", help="skip stage 1: load the tower from this OUT.tower.pt of an earlier run, or from "
+                    "an exported mmproj .gguf (its connector / projector is not loaded); with --resume: replaces the "
+                    "resumed tower")
     ap.add_argument("--pretrain-only", action="store_true", help="stop after stage 1 (writes OUT.tower.pt)")
+    ap.add_argument("--pretrain-from", help="run stage 1 starting from this tower (OUT.tower.pt, a checkpoint or an "
+                    "mmproj .gguf) instead of from scratch; its heads start afresh")
     ap.add_argument("--resume", help="skip stage 1 and continue stage 2 from this full checkpoint (tower, "
-                    "connector and decoder) for the config's steps, with a fresh warmup and decay")
+                    "connector and decoder) for the config's steps, with a fresh warmup and decay; or from an "
+                    "exported text model TEXT.gguf with --resume-mmproj")
+    ap.add_argument("--resume-mmproj", help="the mmproj of the pair --resume TEXT.gguf continues from")
     return ap
 
 
