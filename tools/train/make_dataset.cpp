@@ -56,8 +56,10 @@ namespace {
 constexpr int kImageFields = 12;
 constexpr int kBranchFields = 5;
 // presence of each color×shape (color-major), count per shape, count per color, has text,
-// number of objects, text length, then how often each character of kTextAlphabet is written.
-constexpr int kLabelFields = kColorCount * kShapeCount + kShapeCount + kColorCount + 3 + static_cast<int>(kTextAlphabet.size());
+// number of objects, text length, how often each character of kTextAlphabet is written, then
+// the written string in order: per slot 1 + index in kTextAlphabet, 0 past its end.
+constexpr int kLabelFields =
+    kColorCount * kShapeCount + kShapeCount + kColorCount + 3 + static_cast<int>(kTextAlphabet.size()) + kMaxTextChars;
 constexpr int kCaptionKind = kQaKindCount;  // branch kind of the caption (QA kinds are 0..4)
 
 int fail(const std::string& msg, int code = 1) {
@@ -365,6 +367,11 @@ std::vector<int16_t> scene_labels(const Scene& scene) {
             const size_t k = kTextAlphabet.find(c);
             if (k != std::string_view::npos) l[base + 3 + k] += 1;
         }
+        const int slots = base + 3 + static_cast<int>(kTextAlphabet.size());
+        for (size_t i = 0; i < scene.text->chars.size() && i < static_cast<size_t>(kMaxTextChars); ++i) {
+            const size_t k = kTextAlphabet.find(scene.text->chars[i]);
+            if (k != std::string_view::npos) l[slots + i] = static_cast<int16_t>(1 + k);
+        }
     }
     return l;
 }
@@ -637,7 +644,8 @@ int cmd_build(int argc, char** argv) {
     meta += "  \"branch_fields\": [\"token_offset\", \"len\", \"n_prompt\", \"n_answer\", \"kind\"],\n";
     meta += "  \"branch_kinds\": [\"color\", \"count\", \"exist\", \"position\", \"text\", \"caption\"],\n";
     meta += "  \"label_fields\": \"presence[color*6+shape] (48), shape_count (6), color_count (8), has_text, "
-            "n_objects, text_len, char_count[34] (kTextAlphabet order)\",\n";
+            "n_objects, text_len, char_count[34] (kTextAlphabet order), text_slots[" +
+            std::to_string(kMaxTextChars) + "] (1 + kTextAlphabet index, 0 = none)\",\n";
     meta += "  \"n_label_fields\": " + std::to_string(kLabelFields) + "\n}\n";
     Status st = write_text_file((dir / "meta.json").string(), meta);
     if (!st.is_ok()) return fail(st.message());

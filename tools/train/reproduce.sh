@@ -62,26 +62,27 @@ train() {  # train() SCRIPT LOG ARGS...: one training process; its log goes to $
     shift 2
     $PY "$T/$S" --config "$CONFIG" "$@" > "$WORK/$L" 2>&1
 }
+# Two trainings at once: `train ... & started` for each, then wait_all (fails if one of them did).
+PIDS=
+started() { PIDS="$PIDS $!"; }
+wait_all() {
+    for P in $PIDS; do wait "$P"; done
+    PIDS=
+}
 SMOL="--data $WORK/smol_train --val $WORK/smol_val"
 LLAVA="--data $WORK/llava_train --val $WORK/llava_val"
-train train_smolvlm.py smolvlm-stage1.log --threads 1 $SMOL --out "$WORK/smolvlm-stage2.pt" --pretrain-only &
-P1=$!
-train train_llava.py llava-stage1.log --threads 1 $LLAVA --out "$WORK/llava-stage2.pt" --pretrain-only &
-P2=$!
-wait $P1
-wait $P2
+train train_smolvlm.py smolvlm-stage1.log --threads 1 $SMOL --out "$WORK/smolvlm-stage2.pt" --pretrain-only & started
+train train_llava.py llava-stage1.log --threads 1 $LLAVA --out "$WORK/llava-stage2.pt" --pretrain-only & started
+wait_all
 train train_smolvlm.py smolvlm-stage2.log --threads 2 $SMOL --out "$WORK/smolvlm-stage2.pt" \
     --pretrained "$WORK/smolvlm-stage2.pt.tower.pt"
 RESUME_STEPS=2000 TOWER2_STEPS=4000 STAGE2B_STEPS=3000
 [ "$CONFIG" = small ] && RESUME_STEPS=100 TOWER2_STEPS=50 STAGE2B_STEPS=100
 train train_smolvlm.py smolvlm-resume.log --threads 1 $SMOL --out "$WORK/smolvlm-resume.pt" \
-    --resume "$WORK/smolvlm-stage2.pt" --set steps=$RESUME_STEPS --set lr=0.0007 --set warmup=50 &
-P1=$!
+    --resume "$WORK/smolvlm-stage2.pt" --set steps=$RESUME_STEPS --set lr=0.0007 --set warmup=50 & started
 train train_llava.py llava-stage2.log --threads 1 $LLAVA --out "$WORK/llava-stage2.pt" \
-    --pretrained "$WORK/llava-stage2.pt.tower.pt" &
-P2=$!
-wait $P1
-wait $P2
+    --pretrained "$WORK/llava-stage2.pt.tower.pt" & started
+wait_all
 BINDING="--set binding_weight=1 --set binding_layer=1"
 train train_llava.py llava-resume.log --threads 1 $LLAVA --out "$WORK/llava-resume.pt" --resume "$WORK/llava-stage2.pt" \
     --set steps=$RESUME_STEPS --set lr=0.0007 --set warmup=50 $BINDING
@@ -91,22 +92,16 @@ train train_llava.py llava-resume3.log --threads 1 $LLAVA --out "$WORK/llava-res
     --set steps=$RESUME_STEPS --set lr=0.0004 --set warmup=50 $BINDING
 TOWER2="--pretrain-only --no-bf16 --set pretrain_steps=$TOWER2_STEPS --set pretrain_lr=0.0005 --set pretrain_glyphs_centers=1 --set seed=77"
 train train_smolvlm.py smolvlm-tower2.log --threads 1 $SMOL --out "$WORK/smolvlm-tower2.pt" \
-    --pretrain-from "$WORK/smolvlm-resume.pt" $TOWER2 &
-P1=$!
+    --pretrain-from "$WORK/smolvlm-resume.pt" $TOWER2 & started
 train train_llava.py llava-tower2.log --threads 1 $LLAVA --out "$WORK/llava-tower2.pt" \
-    --pretrain-from "$WORK/llava-resume3.pt" $TOWER2 &
-P2=$!
-wait $P1
-wait $P2
+    --pretrain-from "$WORK/llava-resume3.pt" $TOWER2 & started
+wait_all
 STAGE2B="--set steps=$STAGE2B_STEPS --set lr=0.001 --set warmup=100"
 train train_smolvlm.py smolvlm-stage2b.log --threads 1 $SMOL --out "$WORK/smolvlm.pt" --resume "$WORK/smolvlm-resume.pt" \
-    --pretrained "$WORK/smolvlm-tower2.pt.tower.pt" $STAGE2B &
-P1=$!
+    --pretrained "$WORK/smolvlm-tower2.pt.tower.pt" $STAGE2B & started
 train train_llava.py llava-stage2b.log --threads 1 $LLAVA --out "$WORK/llava.pt" --resume "$WORK/llava-resume3.pt" \
-    --pretrained "$WORK/llava-tower2.pt.tower.pt" $STAGE2B $BINDING &
-P2=$!
-wait $P1
-wait $P2
+    --pretrained "$WORK/llava-tower2.pt.tower.pt" $STAGE2B $BINDING & started
+wait_all
 grep -h "final held-out" "$WORK/smolvlm-stage2.log" "$WORK/smolvlm-resume.log" "$WORK/smolvlm-stage2b.log" \
     "$WORK/llava-stage2.log" "$WORK/llava-resume.log" "$WORK/llava-resume2.log" "$WORK/llava-resume3.log" \
     "$WORK/llava-stage2b.log"

@@ -338,6 +338,87 @@ class ClsHead(nn.Module):
 
 
 N_HEAD_OUT = N_PRESENCE + N_SHAPES * (MAX_COUNT + 1) + N_COLORS * (MAX_COUNT + 1) + 1 + N_CHARS
+MAX_TEXT_CHARS = 4  # kMaxTextChars of tools/scenes/scene.h
+TEXT_SLOTS_FIELD = N_PRESENCE + N_SHAPES + N_COLORS + 3 + N_CHARS  # first text-slot column of labels.i16
+
+
+class TextReadHead(nn.Module):
+    """Reading head for tower pretraining (dropped afterwards): one learned query per character
+    slot attends over all token features of an image; slot k classifies the k-th written character
+    (34 + none). The bag of characters of pretrain_loss says which glyphs are there; this says which
+    one is where, which a text answer needs and per-patch glyph classes (patches cut glyphs apart)
+    did not teach."""
+
+    MAX_GRID = 4  # chunk codes: tile (row, col) below 4 x 4, then the overview
+
+    def __init__(self, C, n_slots=MAX_TEXT_CHARS, n_head=4):
+        super().__init__()
+        self.ln = nn.LayerNorm(C)
+        # Which chunk a token comes from: SmolVLM's tiles share the tower's position embeddings, so
+        # without it "the leftmost glyph" is not defined across tiles.
+        self.chunk = nn.Embedding(self.MAX_GRID * self.MAX_GRID + 1, C)
+        nn.init.normal_(self.chunk.weight, std=0.02)
+        self.query = nn.Parameter(torch.randn(n_slots, C) * 0.02)
+        self.attn = nn.MultiheadAttention(C, n_head, batch_first=True)
+        self.mlp = nn.Sequential(nn.LayerNorm(C), nn.Linear(C, 2 * C), nn.GELU(), nn.Linear(2 * C, N_CHARS + 1))
+
+    def forward(self, feats, key_padding_mask, chunk_codes):
+        # feats (B, T, C), key_padding_mask (B, T), chunk_codes (B, T) -> logits (B, n_slots, N_CHARS + 1)
+        kv = self.ln(feats) + self.chunk(chunk_codes)
+        q = self.query.expand(feats.shape[0], -1, -1)
+        o, _ = self.attn(q, kv, kv, key_padding_mask=key_padding_mask, need_weights=False)
+        return self.mlp(o)
+
+
+def text_slot_labels(shards, idx):
+    """(B, MAX_TEXT_CHARS) int64: 1 + character index per slot of the written string, 0 past it."""
+    assert shards.labels.shape[1] >= TEXT_SLOTS_FIELD + MAX_TEXT_CHARS, \
+        f"{shards.path}: labels without text slots; rebuild with glimpse-traindata"
+    return torch.from_numpy(shards.labels[idx, TEXT_SLOTS_FIELD:TEXT_SLOTS_FIELD + MAX_TEXT_CHARS].astype(np.int64))
+
+
+def chunk_codes(shards, idx, n_tokens):
+    """(B, max chunks * n_tokens) int64 code of the chunk each token of group_chunks comes from:
+    row * 4 + col for a tile, 16 for SmolVLM's overview (the last chunk); 0 for a LLaVA image."""
+    n = shards.n_chunks(idx)
+    out = torch.zeros(len(idx), max(n) * n_tokens, dtype=torch.long)
+    G = TextReadHead.MAX_GRID
+    for b, i in enumerate(idx):
+        cols = max(1, int(shards.images[i][6]))
+        for k in range(n[b] - 1 if n[b] > 1 else 0):
+            out[b, k * n_tokens:(k + 1) * n_tokens] = min(k // cols, G - 1) * G + min(k % cols, G - 1)
+        if n[b] > 1:
+            out[b, (n[b] - 1) * n_tokens:n[b] * n_tokens] = G * G
+    return out
+
+
+def text_read_loss(logits, slots):
+    """Cross-entropy over the slots of images with text (images without text carry no signal
+    beyond "no text", which pretrain_loss has). Returns (loss, dict of counts: strings read
+    exactly, characters read right, images with text, characters)."""
+    has_text = slots[:, 0] > 0
+    counts = dict(exact=0, chars_right=0, images=int(has_text.sum()), chars=int((slots > 0).sum()))
+    if not has_text.any():
+        return logits.sum() * 0.0, counts
+    lg, y = logits[has_text], slots[has_text]
+    loss = F.cross_entropy(lg.reshape(-1, N_CHARS + 1), y.reshape(-1))
+    hit = lg.argmax(-1) == y
+    counts.update(exact=int(hit.all(1).sum()), chars_right=int(hit[y > 0].sum()))
+    return loss, counts
+
+
+def group_chunks(f, n_chunks):
+    """Token features per chunk (sum(n_chunks), N, C) -> per image (B, max chunks * N, C) and its
+    key padding mask (True where an image has fewer chunks)."""
+    B, maxc, N = len(n_chunks), max(n_chunks), f.shape[1]
+    x = f.new_zeros(B, maxc * N, f.shape[2])
+    pad = torch.ones(B, maxc * N, dtype=torch.bool)
+    o = 0
+    for b, n in enumerate(n_chunks):
+        x[b, :n * N] = f[o:o + n].reshape(n * N, -1)
+        pad[b, :n * N] = False
+        o += n
+    return x, pad
 
 
 def pretrain_loss(logits, labels):
@@ -498,7 +579,8 @@ def pretrain_or_load(args, tower, shards, cfg, head, features_fn, patch_head=Non
         # after make_patch_head: the loaded position embeddings replace its sine-cosine start
         load_tower_only(tower, args.pretrain_from)
         log("stage 1 continues from the tower of", args.pretrain_from, "(heads start afresh)")
-    t = pretrain_tower(tower, shards, cfg, head, features_fn, patch_head)
+    val = Shards(args.val) if args.val and cfg.get("text_read_weight", 0) else None
+    t = pretrain_tower(tower, shards, cfg, head, features_fn, patch_head, val)
     torch.save(dict(tower=tower.state_dict(), cfg=cfg), args.out + ".tower.pt")
     if args.pretrain_only:
         log("stage 1 done (--pretrain-only):", args.out + ".tower.pt")
@@ -612,13 +694,40 @@ def load_resume(args, tower, dec):
         log("tower (without the connector) replaced by", args.pretrained)
 
 
-def pretrain_tower(tower, shards, cfg, head, features_fn, patch_head=None):
-    """Stage 1: image-level targets from the tower's token features (+ the dense patch targets)."""
+@torch.no_grad()
+def text_read_eval(features_fn, text_head, shards, n_images=400, batch=16):
+    """Strings the reading head reads exactly on the first n_images scenes with text of shards."""
+    idx_all = [i for i in range(len(shards)) if shards.labels[i, TEXT_SLOTS_FIELD] > 0][:n_images]
+    total = dict(exact=0, chars_right=0, images=0, chars=0)
+    text_head.eval()
+    for s in range(0, len(idx_all), batch):
+        idx = np.array(idx_all[s:s + batch])
+        n_chunks = shards.n_chunks(idx)
+        _, tokens = features_fn(shards.pixels(idx), n_chunks)
+        logits = text_head(*group_chunks(tokens, n_chunks), chunk_codes(shards, idx, tokens.shape[1]))
+        for k, v in text_read_loss(logits, text_slot_labels(shards, idx))[1].items():
+            total[k] += v
+    text_head.train()
+    return total
+
+
+def pretrain_tower(tower, shards, cfg, head, features_fn, patch_head=None, val=None):
+    """Stage 1: image-level targets from the tower's token features (+ the dense patch targets, +
+    the ordered characters with text_read_weight; val: held-out scenes its reading is measured on)."""
     rng = np.random.default_rng(cfg["seed"])
     steps, B = cfg["pretrain_steps"], cfg["pretrain_batch"]
     params = list(tower.named_parameters()) + [("head." + n, p) for n, p in head.named_parameters()]
     if patch_head is not None:
         params += [("patch_head." + n, p) for n, p in patch_head.named_parameters()]
+    read_weight = cfg.get("text_read_weight", 0)
+    text_head = TextReadHead(cfg["v_embd"]) if read_weight else None
+    if text_head is not None:
+        params += [("text_head." + n, p) for n, p in text_head.named_parameters()]
+    read = dict(exact=0, chars_right=0, images=0, chars=0)
+    # text_batch_share: that part of every batch comes from scenes with text (stage 1 only)
+    text_share = cfg.get("text_batch_share", 0.0)
+    with_text = np.array([i for i in range(len(shards)) if shards.labels[i, TEXT_SLOTS_FIELD] > 0]) \
+        if text_share else None
     opt = torch.optim.AdamW(param_groups(params, cfg["pretrain_lr"], 0.05), betas=(0.9, 0.98))
     order = rng.permutation(len(shards))
     t0, c0 = time.time(), time.process_time()
@@ -629,11 +738,21 @@ def pretrain_tower(tower, shards, cfg, head, features_fn, patch_head=None):
             pos = 0
         idx = order[pos:pos + B]
         pos += B
+        if with_text is not None:
+            n_text = int(round(B * text_share))
+            idx = np.concatenate([idx[:B - n_text], rng.choice(with_text, n_text, replace=False)])
         for g in opt.param_groups:
             g["lr"] = lr_at(step, steps, g["base_lr"], cfg["pretrain_warmup"])
-        logits, tokens = features_fn(shards.pixels(idx), shards.n_chunks(idx))
+        n_chunks = shards.n_chunks(idx)
+        logits, tokens = features_fn(shards.pixels(idx), n_chunks)
         loss, m = pretrain_loss(logits, torch.from_numpy(shards.labels[idx].astype(np.int64)))
         loss = loss * cfg.get("image_loss_weight", 1.0)
+        if text_head is not None:
+            rl, rc = text_read_loss(text_head(*group_chunks(tokens, n_chunks), chunk_codes(shards, idx, tokens.shape[1])),
+                                    text_slot_labels(shards, idx))
+            loss = loss + read_weight * rl
+            for k, v in rc.items():
+                read[k] += v
         if patch_head is not None and cfg.get("patch_dense", 0):
             fields = shards.patch_fields(idx) if stage1_glyphs_centers(cfg) else None
             dense, dm = dense_patch_loss(patch_head(tokens), shards.patch_targets(idx),
@@ -660,7 +779,15 @@ def pretrain_tower(tower, shards, cfg, head, features_fn, patch_head=None):
                 f"shape-count {m['shape_count']:.3f} patch-f1 {m.get('patch_f1', 0):.3f} "
                 f"patch-shape-acc {m.get('patch_shape_acc', 0):.3f}" +
                 (f" patch-glyph-acc {m['patch_glyph_acc']:.3f} patch-center-acc {m['patch_center_acc']:.3f}"
-                 if "patch_glyph_acc" in m else "") + f" ({time.time() - t0:.0f} s)")
+                 if "patch_glyph_acc" in m else "") +
+                (f" text-read strings {read['exact']}/{read['images']} chars {read['chars_right']}/{read['chars']}"
+                 if text_head is not None else "") + f" ({time.time() - t0:.0f} s)")
+            read = dict(exact=0, chars_right=0, images=0, chars=0)
+        if val is not None and ((step + 1) % cfg["eval_every"] == 0 or step == steps - 1):
+            r = text_read_eval(features_fn, text_head, val)
+            log(f"pretrain {step + 1}/{steps} held-out text read: strings {r['exact']}/{r['images']} = "
+                f"{r['exact'] / max(1, r['images']):.3f}, characters {r['chars_right']}/{r['chars']} = "
+                f"{r['chars_right'] / max(1, r['chars']):.3f}")
     return time.time() - t0, time.process_time() - c0
 
 

@@ -7,9 +7,6 @@ presence and written characters. The head is then dropped. Stage 2 trains tower 
 decoder on the caption and the questions of each scene (tree-packed, see train_common.py)."""
 import os
 import sys
-import time
-
-import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import models  # noqa: E402
@@ -60,15 +57,7 @@ def main():
 
     def features(pix, n_chunks):
         f = tower.features(pix)  # (chunks, N, C)
-        B, maxc, N = len(n_chunks), max(n_chunks), f.shape[1]
-        x = f.new_zeros(B, maxc * N, f.shape[2])
-        pad = torch.ones(B, maxc * N, dtype=torch.bool)
-        o = 0
-        for b, n in enumerate(n_chunks):
-            x[b, :n * N] = f[o:o + n].reshape(n * N, -1)
-            pad[b, :n * N] = False
-            o += n
-        return head(x, pad), f
+        return head(*tc.group_chunks(f, n_chunks)), f
 
     patch_head = tc.make_patch_head(cfg, tower)
     (t_pre, c_pre, go_on) = tc.pretrain_or_load(args, tower, train, cfg, head, features, patch_head)
