@@ -21,7 +21,9 @@
 //                           when that object covers >= 8 % of the patch's pixels, bit 48 for text;
 //                           bits 49..54: 1 + kTextAlphabet index of the glyph covering most of the
 //                           patch (0: none); bits 55..57: 1 + shape of the object whose center
-//                           pixel lies in the patch (0: none; the topmost if several)
+//                           pixel lies in the patch (0: none; the topmost if several); bits
+//                           58..63: 1 + kTextAlphabet index of the glyph whose center lies in
+//                           the patch (0: none): one patch per character, its whole cell around it
 //         DIR/meta.json     the settings above, counts and the label layout
 //   Tiles are stored as uint8: the tool checks that normalizing the stored bytes reproduces
 //   glimpse's float tiles bit for bit ((u/255 - mean)/std in f32), so nothing is lost.
@@ -127,7 +129,8 @@ struct Example {
 constexpr int kTextBit = kColorCount * kShapeCount;
 constexpr int kGlyphShift = kTextBit + 1;    // 6 bits: 1 + character index, 0 = no glyph
 constexpr int kCenterShift = kGlyphShift + 6;  // 3 bits: 1 + shape, 0 = no object center
-constexpr int kPatchLabelVersion = 2;          // meta.json "patch_label_version" (1: bits 0..48 only)
+constexpr int kGlyphCenterShift = kCenterShift + 3;  // 6 bits: 1 + character index, 0 = no glyph center
+constexpr int kPatchLabelVersion = 3;  // meta.json "patch_label_version" (1: bits 0..48; 2: no glyph centers)
 // Owner codes of text pixels: glyph i of the text is kGlyphOwner - i (objects are 0..8, none -1).
 constexpr int kGlyphOwner = -2;
 
@@ -158,12 +161,16 @@ std::vector<int8_t> owner_map(const Scene& scene) {
     return owner;
 }
 
-// The patch of one S×S chunk (row-major index) that shows each object's center pixel, or -1 when
-// the chunk does not show it. Downscaling samples only some scene pixels, so the center goes to
+struct ScenePoint {
+    int x, y;
+};
+
+// The patch of one S×S chunk (row-major index) that shows each point of the scene, or -1 when
+// the chunk does not show it. Downscaling samples only some scene pixels, so the point goes to
 // the patch of the nearest sampled pixel, if that lies within one sampling step of it.
 template <class ToSrc>
-std::vector<int> center_patches(const Scene& scene, int S, int P, ToSrc to_src) {
-    const size_t n_obj = scene.objects.size();
+std::vector<int> center_patches(const std::vector<ScenePoint>& points, int S, int P, ToSrc to_src) {
+    const size_t n_obj = points.size();
     std::vector<int> patch(n_obj, -1);
     std::vector<long> best(n_obj, -1);
     std::vector<int> best_dx(n_obj), best_dy(n_obj);
@@ -175,7 +182,7 @@ std::vector<int> center_patches(const Scene& scene, int S, int P, ToSrc to_src) 
             if (x + 1 < S && to_src(x + 1, y, &nx, &ny)) step_x = std::max(step_x, nx - sx);
             if (y + 1 < S && to_src(x, y + 1, &nx, &ny)) step_y = std::max(step_y, ny - sy);
             for (size_t i = 0; i < n_obj; ++i) {
-                const int dx = sx - scene.objects[i].center_x, dy = sy - scene.objects[i].center_y;
+                const int dx = sx - points[i].x, dy = sy - points[i].y;
                 const long d2 = static_cast<long>(dx) * dx + static_cast<long>(dy) * dy;
                 if (best[i] < 0 || d2 < best[i]) {
                     best[i] = d2;
@@ -234,12 +241,30 @@ void chunk_patch_labels(const Scene& scene, const std::vector<int8_t>& owner, in
         }
     }
     // objects in drawing order: a later (topmost) object's center wins a shared patch
-    const std::vector<int> centers = center_patches(scene, S, P, to_src);
+    std::vector<ScenePoint> object_centers;
+    for (const SceneObject& o : scene.objects) object_centers.push_back({o.center_x, o.center_y});
+    const std::vector<int> centers = center_patches(object_centers, S, P, to_src);
     for (size_t i = 0; i < n_obj; ++i) {
         if (centers[i] < 0) continue;
         uint64_t& w = out[centers[i]];
         w = (w & ~(uint64_t{7} << kCenterShift)) |
             (static_cast<uint64_t>(static_cast<int>(scene.objects[i].shape) + 1) << kCenterShift);
+    }
+    // Glyph i's 5×7-dot cell starts at bbox.x0 + 6·i·scale (SceneText); its center patch gets the
+    // character, a target whose evidence (the whole glyph) lies around one token, unlike the
+    // glyph covering most of a patch, which a patch straddling two glyphs shows only in part.
+    if (!scene.text) return;
+    const SceneText& text = *scene.text;
+    std::vector<ScenePoint> glyph_centers;
+    for (size_t i = 0; i < text.chars.size(); ++i)
+        glyph_centers.push_back({text.bbox.x0 + static_cast<int>(6 * i) * text.scale + 5 * text.scale / 2,
+                                 text.bbox.y0 + 7 * text.scale / 2});
+    const std::vector<int> glyph_patches = center_patches(glyph_centers, S, P, to_src);
+    for (size_t i = 0; i < glyph_patches.size(); ++i) {
+        if (glyph_patches[i] < 0) continue;
+        const size_t c = kTextAlphabet.find(text.chars[i]);
+        uint64_t& w = out[glyph_patches[i]];
+        w = (w & ~(uint64_t{63} << kGlyphCenterShift)) | (static_cast<uint64_t>(c + 1) << kGlyphCenterShift);
     }
 }
 

@@ -56,7 +56,10 @@ $PY "$T/tokenizer.py" --corpus "$WORK/corpus.jsonl" --out-dir "$WORK/vocab"
 #       two more per-patch classes (the glyph written there, the shape whose center it shows),
 #       f32 matmuls, one thread each, at once;
 #    f. stage 2 goes on for 3000 steps from (c) / (d) with the tower of (e) under the same connector
-#       (or projector) and decoder, which adapt to it (LLaVA with the binding loss), at once.
+#       (or projector) and decoder, which adapt to it (LLaVA with the binding loss), at once;
+#    g. both towers: a third stage 1 from the tower of (e), 4000 and then 8000 steps (fresh heads
+#       each), the glyph class on each glyph's center patch, half of every batch with text;
+#    h. stage 2 again, 3000 steps from (f) on the tower of (g), half of every batch with text.
 train() {  # train() SCRIPT LOG ARGS...: one training process; its log goes to $WORK/LOG
     S=$1 L=$2
     shift 2
@@ -76,8 +79,8 @@ train train_llava.py llava-stage1.log --threads 1 $LLAVA --out "$WORK/llava-stag
 wait_all
 train train_smolvlm.py smolvlm-stage2.log --threads 2 $SMOL --out "$WORK/smolvlm-stage2.pt" \
     --pretrained "$WORK/smolvlm-stage2.pt.tower.pt"
-RESUME_STEPS=2000 TOWER2_STEPS=4000 STAGE2B_STEPS=3000
-[ "$CONFIG" = small ] && RESUME_STEPS=100 TOWER2_STEPS=50 STAGE2B_STEPS=100
+RESUME_STEPS=2000 TOWER2_STEPS=4000 STAGE2B_STEPS=3000 TOWER3_STEPS=4000 TOWER4_STEPS=8000
+[ "$CONFIG" = small ] && RESUME_STEPS=100 TOWER2_STEPS=50 STAGE2B_STEPS=100 TOWER3_STEPS=50 TOWER4_STEPS=50
 train train_smolvlm.py smolvlm-resume.log --threads 1 $SMOL --out "$WORK/smolvlm-resume.pt" \
     --resume "$WORK/smolvlm-stage2.pt" --set steps=$RESUME_STEPS --set lr=0.0007 --set warmup=50 & started
 train train_llava.py llava-stage2.log --threads 1 $LLAVA --out "$WORK/llava-stage2.pt" \
@@ -97,14 +100,33 @@ train train_llava.py llava-tower2.log --threads 1 $LLAVA --out "$WORK/llava-towe
     --pretrain-from "$WORK/llava-resume3.pt" $TOWER2 & started
 wait_all
 STAGE2B="--set steps=$STAGE2B_STEPS --set lr=0.001 --set warmup=100"
-train train_smolvlm.py smolvlm-stage2b.log --threads 1 $SMOL --out "$WORK/smolvlm.pt" --resume "$WORK/smolvlm-resume.pt" \
+train train_smolvlm.py smolvlm-stage2b.log --threads 1 $SMOL --out "$WORK/smolvlm-stage2b.pt" --resume "$WORK/smolvlm-resume.pt" \
     --pretrained "$WORK/smolvlm-tower2.pt.tower.pt" $STAGE2B & started
-train train_llava.py llava-stage2b.log --threads 1 $LLAVA --out "$WORK/llava.pt" --resume "$WORK/llava-resume3.pt" \
+train train_llava.py llava-stage2b.log --threads 1 $LLAVA --out "$WORK/llava-stage2b.pt" --resume "$WORK/llava-resume3.pt" \
     --pretrained "$WORK/llava-tower2.pt.tower.pt" $STAGE2B $BINDING & started
 wait_all
+GC="--pretrain-only --no-bf16 --set pretrain_lr=0.0005 --set pretrain_glyphs_centers=1 --set glyph_target=center \
+    --set glyph_pos_weight=30 --set text_batch_share=0.5"
+tower_stage1() {  # tower_stage1 NAME FROM STEPS SEED EVAL_EVERY: both towers at once, NAME from FROM
+    for M in smolvlm llava; do
+        [ $M = smolvlm ] && D=$SMOL || D=$LLAVA
+        train train_$M.py $M-$1.log --threads 1 $D --out "$WORK/$M-$1.pt" --pretrain-from "$WORK/$M-$2.pt.tower.pt" \
+            $GC --set pretrain_steps=$3 --set seed=$4 --set eval_every=$5 & started
+    done
+    wait_all
+}
+tower_stage1 tower3 tower2 $TOWER3_STEPS 79 500
+tower_stage1 tower4 tower3 $TOWER4_STEPS 80 1000
+train train_smolvlm.py smolvlm-stage2c.log --threads 1 --no-bf16 $SMOL --out "$WORK/smolvlm.pt" \
+    --resume "$WORK/smolvlm-stage2b.pt" --pretrained "$WORK/smolvlm-tower4.pt.tower.pt" $STAGE2B \
+    --set text_batch_share=0.5 & started
+train train_llava.py llava-stage2c.log --threads 1 --no-bf16 $LLAVA --out "$WORK/llava.pt" \
+    --resume "$WORK/llava-stage2b.pt" --pretrained "$WORK/llava-tower4.pt.tower.pt" $STAGE2B $BINDING \
+    --set text_batch_share=0.5 & started
+wait_all
 grep -h "final held-out" "$WORK/smolvlm-stage2.log" "$WORK/smolvlm-resume.log" "$WORK/smolvlm-stage2b.log" \
-    "$WORK/llava-stage2.log" "$WORK/llava-resume.log" "$WORK/llava-resume2.log" "$WORK/llava-resume3.log" \
-    "$WORK/llava-stage2b.log"
+    "$WORK/smolvlm-stage2c.log" "$WORK/llava-stage2.log" "$WORK/llava-resume.log" "$WORK/llava-resume2.log" \
+    "$WORK/llava-resume3.log" "$WORK/llava-stage2b.log" "$WORK/llava-stage2c.log"
 
 # 4. Export: f16 pairs (bundled) and f32 text models (the source of the q8_0 files).
 for M in smolvlm llava; do

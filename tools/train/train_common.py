@@ -31,7 +31,7 @@ TEXT_ALPHABET = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # kTextAlphabet of tools/s
 CAPTION = 5
 N_PRESENCE, N_SHAPES, N_COLORS, N_CHARS = 48, 6, 8, 34
 N_PATCH_BITS = N_PRESENCE + 1  # color×shape + text
-GLYPH_SHIFT, CENTER_SHIFT = 49, 55  # patch label fields of make_dataset.cpp (patch_label_version 2)
+GLYPH_SHIFT, CENTER_SHIFT, GLYPH_CENTER_SHIFT = 49, 55, 58  # patch label fields of make_dataset.cpp
 MAX_COUNT = 6  # the bundled preset has at most 6 objects
 
 
@@ -86,14 +86,16 @@ class Shards:
         t = (bits[..., None] >> np.arange(N_PATCH_BITS, dtype=np.uint64)) & np.uint64(1)
         return torch.from_numpy(t.astype(np.float32))
 
-    def patch_fields(self, idx):
+    def patch_fields(self, idx, glyph_center=False):
         """(glyph, center), each (total chunks, patches) int64: 1 + index in TEXT_ALPHABET of the
-        glyph covering most of the patch, 1 + shape of the object whose center the patch shows
-        (0: none). Shards of patch_label_version 2 (older ones lack the fields)."""
-        assert self.meta.get("patch_label_version", 1) >= 2, \
-            f"{self.path}: patch labels without glyph and center fields; rebuild with glimpse-traindata"
+        glyph covering most of the patch (glyph_center: of the glyph whose center the patch shows),
+        1 + shape of the object whose center the patch shows (0: none). Shards of
+        patch_label_version 2 (3 for glyph_center; older ones lack the fields)."""
+        need = 3 if glyph_center else 2
+        assert self.meta.get("patch_label_version", 1) >= need, \
+            f"{self.path}: patch labels without the glyph and center fields; rebuild with glimpse-traindata"
         bits = np.concatenate([self.patch_labels[self.chunk_slice(i)] for i in idx])
-        glyph = (bits >> np.uint64(GLYPH_SHIFT)) & np.uint64(63)
+        glyph = (bits >> np.uint64(GLYPH_CENTER_SHIFT if glyph_center else GLYPH_SHIFT)) & np.uint64(63)
         center = (bits >> np.uint64(CENTER_SHIFT)) & np.uint64(7)
         return torch.from_numpy(glyph.astype(np.int64)), torch.from_numpy(center.astype(np.int64))
 
@@ -478,7 +480,7 @@ N_DENSE_OUT = (N_COLORS + 1) + (N_SHAPES + 1) + 1  # color or none, shape or non
 N_DENSE_EXTRA = (N_CHARS + 1) + (N_SHAPES + 1)  # glyph or none, center of which shape or none
 
 
-def dense_patch_loss(logits, t, shape_weight, fields=None):
+def dense_patch_loss(logits, t, shape_weight, fields=None, glyph_weight=None):
     """Per patch: which color (8 or none) and which shape (6 or none) covers it, as classes (patches
     two objects share are left out), and whether text does. logits (…, N_DENSE_OUT), t (…, 49) bits.
     A softmax per factor gives every patch a clear target, unlike independent bits whose positives
@@ -506,12 +508,13 @@ def dense_patch_loss(logits, t, shape_weight, fields=None):
     m = dict(patch_shape_acc=float(shape_acc))
     if fields is not None:
         # glyph and center classes: rare positives weigh shape_weight, as object patches do above
-        for (y, lo, n, name) in ((fields[0], N_DENSE_OUT, N_CHARS + 1, "glyph"),
-                                 (fields[1], N_DENSE_OUT + N_CHARS + 1, N_SHAPES + 1, "center")):
+        # (glyph positives glyph_weight: one patch per character is ~1 % of the patches)
+        for (y, lo, n, name, w) in ((fields[0], N_DENSE_OUT, N_CHARS + 1, "glyph", glyph_weight or shape_weight),
+                                    (fields[1], N_DENSE_OUT + N_CHARS + 1, N_SHAPES + 1, "center", shape_weight)):
             lg, y = logits[..., lo:lo + n].reshape(-1, n), y.reshape(-1)
             pos = y > 0
             ce = F.cross_entropy(lg, y, reduction="none")
-            loss = loss + (ce * (1 + (shape_weight - 1) * pos.float())).mean()
+            loss = loss + (ce * (1 + (w - 1) * pos.float())).mean()
             m[f"patch_{name}_acc"] = float((lg.argmax(-1)[pos] == y[pos]).float().mean()) if pos.any() else 0.0
     return loss, m
 
@@ -530,6 +533,12 @@ def init_positions_sincos(pos, grid, scale=0.5):
     with torch.no_grad():
         pos[:grid * grid, :4 * q] = code * scale
         pos[:grid * grid, 4 * q:] = 0
+
+
+def glyph_centered(cfg):
+    """glyph_target=center: the glyph class sits on the patch that shows the glyph's center (one
+    token per character, the whole glyph around it) instead of on every patch a glyph covers most of."""
+    return cfg.get("glyph_target", "cover") == "center"
 
 
 def stage1_glyphs_centers(cfg):
@@ -579,7 +588,7 @@ def pretrain_or_load(args, tower, shards, cfg, head, features_fn, patch_head=Non
         # after make_patch_head: the loaded position embeddings replace its sine-cosine start
         load_tower_only(tower, args.pretrain_from)
         log("stage 1 continues from the tower of", args.pretrain_from, "(heads start afresh)")
-    val = Shards(args.val) if args.val and cfg.get("text_read_weight", 0) else None
+    val = Shards(args.val) if args.val and (cfg.get("text_read_weight", 0) or stage1_glyphs_centers(cfg)) else None
     t = pretrain_tower(tower, shards, cfg, head, features_fn, patch_head, val)
     torch.save(dict(tower=tower.state_dict(), cfg=cfg), args.out + ".tower.pt")
     if args.pretrain_only:
@@ -695,6 +704,25 @@ def load_resume(args, tower, dec):
 
 
 @torch.no_grad()
+def patch_glyph_eval(features_fn, patch_head, shards, glyph_center, n_images=400, batch=16):
+    """Held-out accuracy of the dense head's glyph and object-center classes on the patches that
+    have one (how well the tower tells characters and object centers apart where they are)."""
+    r = dict(glyph=0, glyph_right=0, center=0, center_right=0)
+    lo_glyph, lo_center = N_DENSE_OUT, N_DENSE_OUT + N_CHARS + 1
+    for b in range(0, min(n_images, len(shards)), batch):
+        idx = np.arange(b, min(b + batch, n_images, len(shards)))
+        _, tokens = features_fn(shards.pixels(idx), shards.n_chunks(idx))
+        logits = patch_head(tokens)
+        glyph, center = shards.patch_fields(idx, glyph_center)
+        for (y, lo, n, name) in ((glyph, lo_glyph, N_CHARS + 1, "glyph"), (center, lo_center, N_SHAPES + 1, "center")):
+            pred = logits[..., lo:lo + n].argmax(-1)
+            pos = y > 0
+            r[name] += int(pos.sum())
+            r[name + "_right"] += int((pred[pos] == y[pos]).sum())
+    return r
+
+
+@torch.no_grad()
 def text_read_eval(features_fn, text_head, shards, n_images=400, batch=16):
     """Strings the reading head reads exactly on the first n_images scenes with text of shards."""
     idx_all = [i for i in range(len(shards)) if shards.labels[i, TEXT_SLOTS_FIELD] > 0][:n_images]
@@ -724,7 +752,7 @@ def pretrain_tower(tower, shards, cfg, head, features_fn, patch_head=None, val=N
     if text_head is not None:
         params += [("text_head." + n, p) for n, p in text_head.named_parameters()]
     read = dict(exact=0, chars_right=0, images=0, chars=0)
-    # text_batch_share: that part of every batch comes from scenes with text (stage 1 only)
+    # text_batch_share: that part of every batch comes from scenes with text
     text_share = cfg.get("text_batch_share", 0.0)
     with_text = np.array([i for i in range(len(shards)) if shards.labels[i, TEXT_SLOTS_FIELD] > 0]) \
         if text_share else None
@@ -754,9 +782,9 @@ def pretrain_tower(tower, shards, cfg, head, features_fn, patch_head=None, val=N
             for k, v in rc.items():
                 read[k] += v
         if patch_head is not None and cfg.get("patch_dense", 0):
-            fields = shards.patch_fields(idx) if stage1_glyphs_centers(cfg) else None
+            fields = shards.patch_fields(idx, glyph_centered(cfg)) if stage1_glyphs_centers(cfg) else None
             dense, dm = dense_patch_loss(patch_head(tokens), shards.patch_targets(idx),
-                                         cfg.get("patch_shape_weight", 1.0), fields)
+                                         cfg.get("patch_shape_weight", 1.0), fields, cfg.get("glyph_pos_weight"))
             m.update(dm)
             loss = loss + dense * cfg["patch_loss_weight"]
         elif patch_head is not None:
@@ -783,7 +811,13 @@ def pretrain_tower(tower, shards, cfg, head, features_fn, patch_head=None, val=N
                 (f" text-read strings {read['exact']}/{read['images']} chars {read['chars_right']}/{read['chars']}"
                  if text_head is not None else "") + f" ({time.time() - t0:.0f} s)")
             read = dict(exact=0, chars_right=0, images=0, chars=0)
-        if val is not None and ((step + 1) % cfg["eval_every"] == 0 or step == steps - 1):
+        if val is not None and patch_head is not None and stage1_glyphs_centers(cfg) and \
+                ((step + 1) % cfg["eval_every"] == 0 or step == steps - 1):
+            r = patch_glyph_eval(features_fn, patch_head, val, glyph_centered(cfg))
+            log(f"pretrain {step + 1}/{steps} held-out per-patch classes: glyph {r['glyph_right']}/{r['glyph']} = "
+                f"{r['glyph_right'] / max(1, r['glyph']):.3f}, object center {r['center_right']}/{r['center']} = "
+                f"{r['center_right'] / max(1, r['center']):.3f}")
+        if val is not None and text_head is not None and ((step + 1) % cfg["eval_every"] == 0 or step == steps - 1):
             r = text_read_eval(features_fn, text_head, val)
             log(f"pretrain {step + 1}/{steps} held-out text read: strings {r['exact']}/{r['images']} = "
                 f"{r['exact'] / max(1, r['images']):.3f}, characters {r['chars_right']}/{r['chars']} = "
@@ -852,12 +886,20 @@ def train_vlm(tower, dec, shards, val, cfg, checkpoint=None):
     eval_cpu = 0.0
     val_idx = np.arange(min(len(val), cfg["val_images"])) if val is not None else None
     ema = None
+    # text_batch_share: that part of every batch comes from scenes with text, whose one text
+    # question is otherwise 6 % of the answers the decoder learns from
+    text_share = cfg.get("text_batch_share", 0.0)
+    with_text = np.array([i for i in range(len(shards)) if shards.labels[i, TEXT_SLOTS_FIELD] > 0]) \
+        if text_share else None
     for step in range(steps):
         if pos + B > len(order):
             order = rng.permutation(len(shards))
             pos = 0
         idx = order[pos:pos + B]
         pos += B
+        if with_text is not None:
+            n_text = int(round(B * text_share))
+            idx = np.concatenate([idx[:B - n_text], rng.choice(with_text, n_text, replace=False)])
         for g in opt.param_groups:
             g["lr"] = lr_at(step, steps, g["base_lr"], cfg["warmup"])
         batch = shards.batch(idx, caption_weight=cfg["caption_weight"])
@@ -865,7 +907,7 @@ def train_vlm(tower, dec, shards, val, cfg, checkpoint=None):
             feats = torch.cat([frozen[shards.chunk_slice(i)] for i in idx])
             words = None
             if cfg.get("image_word_weight", 0):
-                fields = shards.patch_fields(idx) if glyphs_centers else None
+                fields = shards.patch_fields(idx, glyph_centered(cfg)) if glyphs_centers else None
                 words = (word_ids, token_word_targets(tower, shards.patch_targets(idx), fields), cfg["image_word_weight"])
             loss = vlm_loss(dec, tower.project(feats.float()), batch, words, binding)
         else:
@@ -916,11 +958,19 @@ def base_args(description):
     return ap
 
 
+def number_or_word(v):
+    """A --set value the config does not have: a number, or a word (glyph_target=center)."""
+    try:
+        return float(v)
+    except ValueError:
+        return v
+
+
 def setup(args, configs):
     cfg = dict(configs[args.config])
     for kv in args.set:
         k, v = kv.split("=", 1)
-        cfg[k] = type(cfg[k])(v) if k in cfg else float(v)
+        cfg[k] = type(cfg[k])(v) if k in cfg else number_or_word(v)
     torch.set_num_threads(args.threads)
     torch.manual_seed(cfg["seed"])
     np.random.seed(cfg["seed"])
