@@ -478,6 +478,8 @@ def factor_patch_targets(t):
 N_FACTORED_BITS = N_COLORS + N_SHAPES + 1
 N_DENSE_OUT = (N_COLORS + 1) + (N_SHAPES + 1) + 1  # color or none, shape or none, text
 N_DENSE_EXTRA = (N_CHARS + 1) + (N_SHAPES + 1)  # glyph or none, center of which shape or none
+# (name, first logit, classes) of the extra dense classes, in Shards.patch_fields order
+DENSE_EXTRA_FIELDS = (("glyph", N_DENSE_OUT, N_CHARS + 1), ("center", N_DENSE_OUT + N_CHARS + 1, N_SHAPES + 1))
 
 
 def dense_patch_loss(logits, t, shape_weight, fields=None, glyph_weight=None):
@@ -509,8 +511,8 @@ def dense_patch_loss(logits, t, shape_weight, fields=None, glyph_weight=None):
     if fields is not None:
         # glyph and center classes: rare positives weigh shape_weight, as object patches do above
         # (glyph positives glyph_weight: one patch per character is ~1 % of the patches)
-        for (y, lo, n, name, w) in ((fields[0], N_DENSE_OUT, N_CHARS + 1, "glyph", glyph_weight or shape_weight),
-                                    (fields[1], N_DENSE_OUT + N_CHARS + 1, N_SHAPES + 1, "center", shape_weight)):
+        weights = (glyph_weight or shape_weight, shape_weight)
+        for y, (name, lo, n), w in zip(fields, DENSE_EXTRA_FIELDS, weights):
             lg, y = logits[..., lo:lo + n].reshape(-1, n), y.reshape(-1)
             pos = y > 0
             ce = F.cross_entropy(lg, y, reduction="none")
@@ -708,13 +710,11 @@ def patch_glyph_eval(features_fn, patch_head, shards, glyph_center, n_images=400
     """Held-out accuracy of the dense head's glyph and object-center classes on the patches that
     have one (how well the tower tells characters and object centers apart where they are)."""
     r = dict(glyph=0, glyph_right=0, center=0, center_right=0)
-    lo_glyph, lo_center = N_DENSE_OUT, N_DENSE_OUT + N_CHARS + 1
     for b in range(0, min(n_images, len(shards)), batch):
         idx = np.arange(b, min(b + batch, n_images, len(shards)))
         _, tokens = features_fn(shards.pixels(idx), shards.n_chunks(idx))
         logits = patch_head(tokens)
-        glyph, center = shards.patch_fields(idx, glyph_center)
-        for (y, lo, n, name) in ((glyph, lo_glyph, N_CHARS + 1, "glyph"), (center, lo_center, N_SHAPES + 1, "center")):
+        for y, (name, lo, n) in zip(shards.patch_fields(idx, glyph_center), DENSE_EXTRA_FIELDS):
             pred = logits[..., lo:lo + n].argmax(-1)
             pos = y > 0
             r[name] += int(pos.sum())
@@ -739,6 +739,20 @@ def text_read_eval(features_fn, text_head, shards, n_images=400, batch=16):
     return total
 
 
+def text_oversampler(shards, cfg, rng):
+    """idx -> idx with text_batch_share of the batch replaced by scenes that have text (whose one
+    text question is otherwise 6 % of the answers, and whose glyphs are rare patch labels)."""
+    share = cfg.get("text_batch_share", 0.0)
+    if not share:
+        return lambda idx: idx
+    with_text = np.array([i for i in range(len(shards)) if shards.labels[i, TEXT_SLOTS_FIELD] > 0])
+
+    def mix(idx):
+        n_text = int(round(len(idx) * share))
+        return np.concatenate([idx[:len(idx) - n_text], rng.choice(with_text, n_text, replace=False)])
+    return mix
+
+
 def pretrain_tower(tower, shards, cfg, head, features_fn, patch_head=None, val=None):
     """Stage 1: image-level targets from the tower's token features (+ the dense patch targets, +
     the ordered characters with text_read_weight; val: held-out scenes its reading is measured on)."""
@@ -752,10 +766,7 @@ def pretrain_tower(tower, shards, cfg, head, features_fn, patch_head=None, val=N
     if text_head is not None:
         params += [("text_head." + n, p) for n, p in text_head.named_parameters()]
     read = dict(exact=0, chars_right=0, images=0, chars=0)
-    # text_batch_share: that part of every batch comes from scenes with text
-    text_share = cfg.get("text_batch_share", 0.0)
-    with_text = np.array([i for i in range(len(shards)) if shards.labels[i, TEXT_SLOTS_FIELD] > 0]) \
-        if text_share else None
+    mix_text = text_oversampler(shards, cfg, rng)
     opt = torch.optim.AdamW(param_groups(params, cfg["pretrain_lr"], 0.05), betas=(0.9, 0.98))
     order = rng.permutation(len(shards))
     t0, c0 = time.time(), time.process_time()
@@ -766,9 +777,7 @@ def pretrain_tower(tower, shards, cfg, head, features_fn, patch_head=None, val=N
             pos = 0
         idx = order[pos:pos + B]
         pos += B
-        if with_text is not None:
-            n_text = int(round(B * text_share))
-            idx = np.concatenate([idx[:B - n_text], rng.choice(with_text, n_text, replace=False)])
+        idx = mix_text(idx)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, steps, g["base_lr"], cfg["pretrain_warmup"])
         n_chunks = shards.n_chunks(idx)
@@ -811,13 +820,13 @@ def pretrain_tower(tower, shards, cfg, head, features_fn, patch_head=None, val=N
                 (f" text-read strings {read['exact']}/{read['images']} chars {read['chars_right']}/{read['chars']}"
                  if text_head is not None else "") + f" ({time.time() - t0:.0f} s)")
             read = dict(exact=0, chars_right=0, images=0, chars=0)
-        if val is not None and patch_head is not None and stage1_glyphs_centers(cfg) and \
-                ((step + 1) % cfg["eval_every"] == 0 or step == steps - 1):
+        at_eval = val is not None and ((step + 1) % cfg["eval_every"] == 0 or step == steps - 1)
+        if at_eval and patch_head is not None and stage1_glyphs_centers(cfg):
             r = patch_glyph_eval(features_fn, patch_head, val, glyph_centered(cfg))
             log(f"pretrain {step + 1}/{steps} held-out per-patch classes: glyph {r['glyph_right']}/{r['glyph']} = "
                 f"{r['glyph_right'] / max(1, r['glyph']):.3f}, object center {r['center_right']}/{r['center']} = "
                 f"{r['center_right'] / max(1, r['center']):.3f}")
-        if val is not None and text_head is not None and ((step + 1) % cfg["eval_every"] == 0 or step == steps - 1):
+        if at_eval and text_head is not None:
             r = text_read_eval(features_fn, text_head, val)
             log(f"pretrain {step + 1}/{steps} held-out text read: strings {r['exact']}/{r['images']} = "
                 f"{r['exact'] / max(1, r['images']):.3f}, characters {r['chars_right']}/{r['chars']} = "
@@ -886,20 +895,14 @@ def train_vlm(tower, dec, shards, val, cfg, checkpoint=None):
     eval_cpu = 0.0
     val_idx = np.arange(min(len(val), cfg["val_images"])) if val is not None else None
     ema = None
-    # text_batch_share: that part of every batch comes from scenes with text, whose one text
-    # question is otherwise 6 % of the answers the decoder learns from
-    text_share = cfg.get("text_batch_share", 0.0)
-    with_text = np.array([i for i in range(len(shards)) if shards.labels[i, TEXT_SLOTS_FIELD] > 0]) \
-        if text_share else None
+    mix_text = text_oversampler(shards, cfg, rng)
     for step in range(steps):
         if pos + B > len(order):
             order = rng.permutation(len(shards))
             pos = 0
         idx = order[pos:pos + B]
         pos += B
-        if with_text is not None:
-            n_text = int(round(B * text_share))
-            idx = np.concatenate([idx[:B - n_text], rng.choice(with_text, n_text, replace=False)])
+        idx = mix_text(idx)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, steps, g["base_lr"], cfg["warmup"])
         batch = shards.batch(idx, caption_weight=cfg["caption_weight"])
