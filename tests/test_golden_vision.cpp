@@ -1,5 +1,5 @@
 // Vision encoder parity with llama.cpp: golden preprocessed tiles in, golden
-// embeddings out (../shared/golden/*/<case>/preproc_k.f32 -> embd_k.f32).
+// embeddings out (tests/data/golden/*/<case>/preproc_k.f32 -> embd_k.f32).
 //
 // Tolerances (rel = max|Δ|/max|ref|). glimpse reproduces the two places where
 // llama.cpp's vision path rounds to f16 on purpose — the patch convolution (ggml's

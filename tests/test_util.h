@@ -8,7 +8,7 @@
 
 namespace glimpse::test {
 
-// ../shared/golden beside the source tree, or $GLIMPSE_GOLDEN_DIR.
+// tests/data/golden in the source tree, or $GLIMPSE_GOLDEN_DIR.
 std::string golden_dir();
 std::string source_dir();
 
