@@ -37,10 +37,18 @@ void check_case(const Case& c) {
     REQUIRE_MESSAGE(plan.is_ok(), plan.status().to_string());
     ThreadPool pool(2);
     const VisionHparams& h = (*enc)->hparams();
-    for (int k = 0;; ++k) {
+    // The case's chunk list says how many image chunks llama.cpp encoded; every one must be
+    // checked (a missing preproc_k/embd_k file fails the test instead of ending the loop).
+    auto tokens = json_parse_file(dir + "/" + c.name + "/tokens.json");
+    REQUIRE_MESSAGE(tokens.is_ok(), tokens.status().to_string());
+    int n_image_chunks = 0;
+    for (const JsonValue& chunk : (*tokens)["chunks"].items()) {
+        if (!chunk["image_chunk_index"].is_null()) ++n_image_chunks;
+    }
+    REQUIRE(n_image_chunks >= 1);
+    int checked = 0;
+    for (int k = 0; k < n_image_chunks; ++k) {
         const std::string pre = dir + "/" + c.name + "/preproc_" + std::to_string(k) + ".f32";
-        if (std::FILE* f = std::fopen(pre.c_str(), "rb")) std::fclose(f);
-        else break;
         std::vector<float> pixels = test::read_f32_file(pre);
         std::vector<float> ref = test::read_f32_file(dir + "/" + c.name + "/embd_" + std::to_string(k) + ".f32");
         REQUIRE(pixels.size() == static_cast<size_t>(3 * h.image_size * h.image_size));
@@ -53,7 +61,9 @@ void check_case(const Case& c) {
         CHECK(e.rel <= c.max_rel);
         CHECK(e.cosine >= 0.99999);
         MESSAGE(label << ": rel " << e.rel << " rms " << e.rms);
+        ++checked;
     }
+    CHECK(checked == n_image_chunks);
 }
 
 }  // namespace
