@@ -1,5 +1,7 @@
 #include "models/text_decoder.h"
 
+#include "models/limits.h"
+
 #include <cmath>
 
 #include "ops/weights.h"
@@ -29,6 +31,7 @@ Result<TextHparams> text_hparams_from_gguf(const GgufFile& f) {
                                 static_cast<long long>(hi));
         return Status::ok();
     };
+    GLIMPSE_RETURN_IF_ERROR(in_range(h.n_ctx_train, 1, limits::kMaxContextLength, "llama.context_length"));
     GLIMPSE_RETURN_IF_ERROR(in_range(h.n_embd, 1, 1 << 16, "llama.embedding_length"));
     GLIMPSE_RETURN_IF_ERROR(in_range(h.n_layer, 1, 512, "llama.block_count"));
     GLIMPSE_RETURN_IF_ERROR(in_range(h.n_head, 1, h.n_embd, "llama.attention.head_count"));

@@ -1,5 +1,7 @@
 #include "models/vision_encoder.h"
 
+#include "models/limits.h"
+
 #include <cmath>
 #include <cstring>
 
@@ -44,8 +46,17 @@ Result<VisionHparams> vision_hparams_from_gguf(const GgufFile& f) {
                                 static_cast<long long>(hi));
         return Status::ok();
     };
-    GLIMPSE_RETURN_IF_ERROR(check_range(h.image_size, 1, 8192, "clip.vision.image_size"));
+    GLIMPSE_RETURN_IF_ERROR(check_range(h.image_size, 1, limits::kMaxEncoderImageSize, "clip.vision.image_size"));
     GLIMPSE_RETURN_IF_ERROR(check_range(h.patch_size, 1, h.image_size, "clip.vision.patch_size"));
+    {
+        const int64_t side = h.image_size / h.patch_size;
+        GLIMPSE_CHECK_OR_RETURN(side * side <= limits::kMaxPatchesPerPass, out_of_range,
+                                "%s: image size %lld with patch %lld gives %lld patches per pass; glimpse allows at "
+                                "most %lld",
+                                f.path().c_str(), static_cast<long long>(h.image_size),
+                                static_cast<long long>(h.patch_size), static_cast<long long>(side * side),
+                                static_cast<long long>(limits::kMaxPatchesPerPass));
+    }
     GLIMPSE_RETURN_IF_ERROR(check_range(h.n_embd, 1, 1 << 16, "clip.vision.embedding_length"));
     GLIMPSE_RETURN_IF_ERROR(check_range(h.n_ff, 1, 1 << 18, "clip.vision.feed_forward_length"));
     GLIMPSE_RETURN_IF_ERROR(check_range(h.n_layer, 1, 256, "clip.vision.block_count"));
@@ -75,7 +86,17 @@ Result<VisionHparams> vision_hparams_from_gguf(const GgufFile& f) {
                                 "%s: scale factor %lld does not divide the %lldx%lld patch grid", f.path().c_str(),
                                 static_cast<long long>(h.scale_factor), static_cast<long long>(grid),
                                 static_cast<long long>(grid));
-        GLIMPSE_RETURN_IF_ERROR(check_range(h.preproc_image_size, h.image_size, 1 << 15, "clip.vision.preproc_image_size"));
+        GLIMPSE_RETURN_IF_ERROR(check_range(h.preproc_image_size, h.image_size, limits::kMaxPreprocImageSize,
+                                            "clip.vision.preproc_image_size"));
+        // The longest edge is rounded up to whole tiles: ceil(preproc / image_size) tiles a side.
+        const int64_t tiles_per_side = (h.preproc_image_size + h.image_size - 1) / h.image_size;
+        GLIMPSE_CHECK_OR_RETURN(tiles_per_side <= limits::kMaxTilesPerSide, out_of_range,
+                                "%s: clip.vision.preproc_image_size %lld over %lld px tiles gives up to %lldx%lld "
+                                "tiles per image; glimpse allows at most %lldx%lld",
+                                f.path().c_str(), static_cast<long long>(h.preproc_image_size),
+                                static_cast<long long>(h.image_size), static_cast<long long>(tiles_per_side),
+                                static_cast<long long>(tiles_per_side), static_cast<long long>(limits::kMaxTilesPerSide),
+                                static_cast<long long>(limits::kMaxTilesPerSide));
         h.n_layer_used = h.n_layer;
         const GgufTensor* fc = f.find_tensor("mm.model.fc.weight");
         GLIMPSE_CHECK_OR_RETURN(fc != nullptr && fc->n_dims == 2, parse_error, "%s: tensor 'mm.model.fc.weight' is missing",

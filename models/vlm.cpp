@@ -1,5 +1,7 @@
 #include "models/vlm.h"
 
+#include "models/limits.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -79,7 +81,55 @@ Result<std::unique_ptr<Vlm>> Vlm::load(const std::string& text_path, const std::
     GLIMPSE_CHECK_OR_RETURN(m->tokenizer_->n_vocab() <= th.n_vocab, invalid_argument,
                             "%s: the vocabulary has %d tokens but token_embd.weight only %lld rows", text_path.c_str(),
                             m->tokenizer_->n_vocab(), static_cast<long long>(th.n_vocab));
+    GLIMPSE_RETURN_IF_ERROR(m->check_pair(text_path, mmproj_path));
     return m;
+}
+
+// A text model and an mmproj of the same width can still come from different model families;
+// their embeddings then mean nothing to each other and the answer is garbage. The two families
+// glimpse runs are told apart by what the files say of themselves: a SmolVLM (idefics3) text
+// model carries SmolVLM's chat template and the image-wrapper tokens of its tile layout.
+Status Vlm::check_pair(const std::string& text_path, const std::string& mmproj_path) const {
+    const VisionHparams& vh = vision_->hparams();
+    std::string own_template;
+    if (text_->file().has("tokenizer.chat_template")) {
+        auto src = text_->file().get_string("tokenizer.chat_template");
+        if (src.is_ok()) {
+            auto detected = ChatTemplate::detect(*src);
+            if (detected.is_ok()) own_template = detected->name();
+        }
+    }
+    if (vh.projector == ProjectorType::mlp) {
+        GLIMPSE_CHECK_OR_RETURN(own_template != "smolvlm", invalid_argument,
+                                "%s is a LLaVA-style (mlp projector) mmproj but %s is a SmolVLM text model (its chat "
+                                "template is SmolVLM's): the files are not a pair; use the mmproj published with the "
+                                "text model",
+                                mmproj_path.c_str(), text_path.c_str());
+    } else {
+        for (std::string_view piece : {std::string_view("<fake_token_around_image>"), std::string_view("<global-img>")}) {
+            GLIMPSE_CHECK_OR_RETURN(tokenizer_->find_token(piece) >= 0, invalid_argument,
+                                    "%s is a SmolVLM (idefics3) mmproj but the vocabulary of %s has no '%.*s' token: "
+                                    "the files are not a pair",
+                                    mmproj_path.c_str(), text_path.c_str(), static_cast<int>(piece.size()), piece.data());
+        }
+    }
+    return Status::ok();
+}
+
+int64_t Vlm::context_length() const { return text_->hparams().n_ctx_train; }
+
+Status Vlm::check_context(int64_t n_prompt, int64_t n_predict) const {
+    const int64_t n_ctx = context_length();
+    GLIMPSE_CHECK_OR_RETURN(n_prompt <= n_ctx, out_of_range,
+                            "the prompt takes %lld positions but the model's context is %lld (llama.context_length); "
+                            "use a shorter prompt, fewer or smaller images",
+                            static_cast<long long>(n_prompt), static_cast<long long>(n_ctx));
+    GLIMPSE_CHECK_OR_RETURN(n_predict >= 0 && n_prompt + n_predict <= n_ctx, out_of_range,
+                            "the prompt takes %lld positions and %lld new tokens were asked for, more than the model's "
+                            "context of %lld; ask for at most %lld",
+                            static_cast<long long>(n_prompt), static_cast<long long>(n_predict),
+                            static_cast<long long>(n_ctx), static_cast<long long>(n_ctx - n_prompt));
+    return Status::ok();
 }
 
 Result<PreprocessedImage> Vlm::preprocess_image(const ImageU8& image) const {
@@ -89,6 +139,9 @@ Result<PreprocessedImage> Vlm::preprocess_image(const ImageU8& image) const {
 }
 
 Result<VlmPrompt> Vlm::build_prompt(std::string_view user_text, const std::vector<ImageU8>& images) const {
+    GLIMPSE_CHECK_OR_RETURN(static_cast<int64_t>(images.size()) <= limits::kMaxImagesPerPrompt, out_of_range,
+                            "%zu images in one prompt; glimpse takes at most %lld", images.size(),
+                            static_cast<long long>(limits::kMaxImagesPerPrompt));
     std::vector<PreprocessedImage> pre;
     for (const ImageU8& img : images) {
         GLIMPSE_ASSIGN_OR_RETURN(PreprocessedImage p, preprocess_image(img));
@@ -98,6 +151,9 @@ Result<VlmPrompt> Vlm::build_prompt(std::string_view user_text, const std::vecto
 }
 
 Result<VlmPrompt> Vlm::build_prompt(std::string_view user_text, std::vector<PreprocessedImage> images) const {
+    GLIMPSE_CHECK_OR_RETURN(static_cast<int64_t>(images.size()) <= limits::kMaxImagesPerPrompt, out_of_range,
+                            "%zu images in one prompt; glimpse takes at most %lld", images.size(),
+                            static_cast<long long>(limits::kMaxImagesPerPrompt));
     VlmPrompt p;
     std::string user(user_text);
     const size_t markers = count_occurrences(user, kMediaMarker);
@@ -195,6 +251,7 @@ Status Vlm::ensure_text_plan(int64_t max_rows, int64_t context) {
 }
 
 Status Vlm::prepare(int64_t n_prompt, int n_predict) {
+    GLIMPSE_RETURN_IF_ERROR(check_context(n_prompt, n_predict));
     GLIMPSE_RETURN_IF_ERROR(ensure_vision_plan());
     return ensure_text_plan(n_prompt, n_prompt + std::max(n_predict, 1));
 }
@@ -225,6 +282,8 @@ Status Vlm::generate(const VlmPrompt& prompt, int n_predict, const SamplingParam
     const int64_t n_prompt = prompt.n_positions();
     GLIMPSE_CHECK_OR_RETURN(n_prompt > 0, invalid_argument, "empty prompt");
     GLIMPSE_CHECK_OR_RETURN(n_predict >= 0, invalid_argument, "n_predict must be >= 0");
+    // Before any work: a prompt over the context would otherwise be encoded and prefilled.
+    GLIMPSE_RETURN_IF_ERROR(check_context(n_prompt, n_predict));
     st.n_prompt = n_prompt;
     st.n_image_tokens = prompt.n_image_tokens();
 
@@ -279,8 +338,11 @@ Status Vlm::generate(const VlmPrompt& prompt, int n_predict, const SamplingParam
             break;
         }
         const std::string bytes = stream.push(tok);
-        if (on_text && !bytes.empty()) on_text(bytes);
         st.n_generated += 1;
+        if (on_text && !bytes.empty() && !on_text(bytes)) {
+            st.stopped_by_caller = true;
+            break;
+        }
         if (step + 1 == n_predict) break;  // no logits needed after the last token
         const int64_t p = n_prompt + step;
         text_->embed_token(tok, x);
@@ -288,7 +350,7 @@ Status Vlm::generate(const VlmPrompt& prompt, int n_predict, const SamplingParam
         GLIMPSE_ASSIGN_OR_RETURN(logits, text_->forward(text_plan_, 1, p, pool_.get()));
     }
     const std::string tail = stream.flush();
-    if (on_text && !tail.empty()) on_text(tail);
+    if (on_text && !tail.empty() && !st.stopped_by_caller && !on_text(tail)) st.stopped_by_caller = true;
     st.decode_ms += ms_since(t0);
     return Status::ok();
 }

@@ -57,6 +57,7 @@ struct GenerationStats {
     double preprocess_ms = 0, encode_ms = 0, prefill_ms = 0, decode_ms = 0;
     int64_t n_prompt = 0, n_image_tokens = 0, n_image_chunks = 0, n_generated = 0;
     bool stopped_at_eog = false;
+    bool stopped_by_caller = false;  // the text callback returned false
 };
 
 // Bytes of planned memory by region.
@@ -93,8 +94,10 @@ public:
 
     // Runs the prompt and generates up to n_predict tokens (stopping at an
     // end-of-generation token or the template's antiprompt), calling on_text
-    // with printable bytes as they become available.
-    using TextCallback = std::function<void(std::string_view bytes)>;
+    // with printable bytes as they become available; on_text returns false to stop
+    // generation (e.g. the answer can no longer be written). The prompt plus n_predict must
+    // fit the context (check_context), otherwise nothing runs and an out_of_range error says so.
+    using TextCallback = std::function<bool(std::string_view bytes)>;
     // `image_embeddings` (optional) are encode_images(prompt)'s result for an
     // earlier prompt with the same images, reused instead of encoding again.
     Status generate(const VlmPrompt& prompt, int n_predict, const SamplingParams& sampling,
@@ -106,6 +109,10 @@ public:
     // Prefill logits of the last generate() call (for tests).
     const std::vector<float>& last_prefill_logits() const { return prefill_logits_; }
 
+    // Positions a prompt and its answer may use together (the text model's llama.context_length).
+    int64_t context_length() const;
+    // An error naming the numbers when n_prompt positions + n_predict new tokens exceed the context.
+    Status check_context(int64_t n_prompt, int64_t n_predict) const;
     // Memory the plans of the last generate() (or of a prompt of this size) use.
     VlmMemory memory() const;
     // Plans for a prompt of n_prompt positions and n_predict new tokens,
@@ -118,6 +125,7 @@ public:
 private:
     Vlm() = default;
     Status ensure_vision_plan();
+    Status check_pair(const std::string& text_path, const std::string& mmproj_path) const;
     Status ensure_text_plan(int64_t max_rows, int64_t context);
 
     VlmConfig config_;

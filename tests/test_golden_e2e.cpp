@@ -71,7 +71,7 @@ void check_e2e(const E2eCase& c) {
     GenerationStats st;
     SamplingParams greedy_sampling;
     greedy_sampling.temperature = 0;
-    Status s = (*vlm)->generate(*prompt, 16, greedy_sampling, [&](std::string_view b) { printed += b; }, &st);
+    Status s = (*vlm)->generate(*prompt, 16, greedy_sampling, [&](std::string_view b) { printed += b; return true; }, &st);
     REQUIRE_MESSAGE(s.is_ok(), s.to_string());
 
     std::vector<float> ref = test::read_f32_file(cdir + "/logits_prefill.f32");

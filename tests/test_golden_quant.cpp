@@ -206,7 +206,7 @@ void end_to_end(const QuantSet& qs) {
     std::string printed;
     SamplingParams sampling;
     sampling.temperature = 0;
-    const Status s = (*vlm)->generate(*prompt, 16, sampling, [&](std::string_view b) { printed += b; }, nullptr);
+    const Status s = (*vlm)->generate(*prompt, 16, sampling, [&](std::string_view b) { printed += b; return true; }, nullptr);
     REQUIRE_MESSAGE(s.is_ok(), s.to_string());
 
     const std::vector<float> ref = test::read_f32_file(cdir + "/logits_prefill.f32");

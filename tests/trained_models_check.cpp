@@ -74,7 +74,7 @@ std::string answer(Vlm& vlm, const std::string& question, const ImageU8& image, 
     std::string text;
     SamplingParams greedy;
     greedy.temperature = 0;
-    const Status s = vlm.generate(*prompt, 64, greedy, [&](std::string_view b) { text += b; }, nullptr);
+    const Status s = vlm.generate(*prompt, 64, greedy, [&](std::string_view b) { text += b; return true; }, nullptr);
     REQUIRE_MESSAGE(s.is_ok(), s.message());
     if (ids) *ids = vlm.last_generated();
     const size_t b = text.find_first_not_of(' '), e = text.find_last_not_of(' ');
@@ -120,7 +120,7 @@ void check_reference(const BundledModel& m) {
         const std::vector<int64_t> want_answer = c["answer_ids"].int_array();
         std::string text;
         REQUIRE(vlm->generate(*prompt, static_cast<int>(want_answer.size()) + 4, greedy,
-                              [&](std::string_view b) { text += b; }, nullptr)
+                              [&](std::string_view b) { text += b; return true; }, nullptr)
                     .is_ok());
         const std::vector<double> ref_logits_d = c["prefill_logits"].number_array();
         const std::vector<float> ref_logits(ref_logits_d.begin(), ref_logits_d.end());

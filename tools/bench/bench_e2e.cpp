@@ -156,7 +156,7 @@ int cmd_e2e(int argc, char** argv) {
     GenerationStats st;
     std::string text;
     Status s = vlm.generate(prompt, static_cast<int>(n_predict), sp,
-                            [&](std::string_view bytes) { text.append(bytes.data(), bytes.size()); }, &st, &embeddings);
+                            [&](std::string_view bytes) { text.append(bytes.data(), bytes.size()); return true; }, &st, &embeddings);
     if (!s.is_ok()) return fail(s.message());
     const int64_t rss = peak_rss_bytes();
     const VlmMemory mem = vlm.memory();

@@ -1,5 +1,9 @@
 #include "tools/common/args.h"
 
+#include <cerrno>
+#include <climits>
+#include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <sstream>
 
@@ -106,12 +110,26 @@ std::vector<std::string> ArgParser::get_all(const std::string& name) const {
 }
 
 bool ArgParser::get_int(const std::string& name, int64_t* out, std::string* error) const {
+    return get_int(name, INT64_MIN, INT64_MAX, out, error);
+}
+
+// Decimal only, the whole value, no wrap-around: "4294967297" for a 32-bit field is an error
+// the caller's range names, never 1.
+bool ArgParser::get_int(const std::string& name, int64_t lo, int64_t hi, int64_t* out, std::string* error) const {
     const std::string v = get(name);
     if (v.empty()) return true;
+    const bool digits = v.find_first_not_of("+-0123456789") == std::string::npos &&
+                        v.find_first_of("0123456789") != std::string::npos;
+    errno = 0;
     char* end = nullptr;
-    long long x = std::strtoll(v.c_str(), &end, 10);
-    if (end == v.c_str() || *end != '\0') {
+    const long long x = digits ? std::strtoll(v.c_str(), &end, 10) : 0;
+    if (!digits || end == v.c_str() || *end != '\0') {
         *error = "option '" + name + "' expects an integer, got '" + v + "'";
+        return false;
+    }
+    if (errno == ERANGE || x < lo || x > hi) {
+        *error = "option '" + name + "' must be between " + std::to_string(lo) + " and " + std::to_string(hi) +
+                 ", got " + v;
         return false;
     }
     *out = x;
@@ -121,10 +139,11 @@ bool ArgParser::get_int(const std::string& name, int64_t* out, std::string* erro
 bool ArgParser::get_float(const std::string& name, double* out, std::string* error) const {
     const std::string v = get(name);
     if (v.empty()) return true;
+    errno = 0;
     char* end = nullptr;
     double x = std::strtod(v.c_str(), &end);
-    if (end == v.c_str() || *end != '\0') {
-        *error = "option '" + name + "' expects a number, got '" + v + "'";
+    if (end == v.c_str() || *end != '\0' || !std::isfinite(x) || errno == ERANGE) {
+        *error = "option '" + name + "' expects a finite number, got '" + v + "'";
         return false;
     }
     *out = x;

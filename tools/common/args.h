@@ -27,7 +27,11 @@ public:
     bool has(const std::string& name) const;      // given on the command line
     std::string get(const std::string& name) const;  // value or default ("" if none)
     std::vector<std::string> get_all(const std::string& name) const;
+    // Integer options: decimal, whole value; out of int64 range is an error, never a wrap.
     bool get_int(const std::string& name, int64_t* out, std::string* error) const;
+    // The same within [lo, hi]; the error names the range.
+    bool get_int(const std::string& name, int64_t lo, int64_t hi, int64_t* out, std::string* error) const;
+    // Finite numbers only (no nan, inf or overflow).
     bool get_float(const std::string& name, double* out, std::string* error) const;
     const std::vector<std::string>& positional() const { return positional_; }
 

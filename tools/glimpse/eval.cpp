@@ -210,7 +210,7 @@ Result<EvalReport> run_eval(Vlm& vlm, const EvalOptions& opt) {
         GLIMPSE_ASSIGN_OR_RETURN(std::vector<float> embd, vlm.encode_images(cap_prompt, &st));
         std::string caption;
         GLIMPSE_RETURN_IF_ERROR(vlm.generate(cap_prompt, opt.caption_tokens, greedy,
-                                             [&](std::string_view b) { caption += b; }, &st, &embd));
+                                             [&](std::string_view b) { caption += b; return true; }, &st, &embd));
         const std::multiset<std::string> got = caption_objects(caption);
         std::vector<std::string> common;
         std::set_intersection(scene.objects.begin(), scene.objects.end(), got.begin(), got.end(),
@@ -230,7 +230,7 @@ Result<EvalReport> run_eval(Vlm& vlm, const EvalOptions& opt) {
             GLIMPSE_ASSIGN_OR_RETURN(VlmPrompt prompt, vlm.build_prompt(qa.question, std::vector<PreprocessedImage>{pre}));
             std::string answer;
             GLIMPSE_RETURN_IF_ERROR(vlm.generate(prompt, opt.answer_tokens, greedy,
-                                                 [&](std::string_view b) { answer += b; }, &st, &embd));
+                                                 [&](std::string_view b) { answer += b; return true; }, &st, &embd));
             const bool ok = normalize_answer(answer) == normalize_answer(qa.answer);
             KindCount& k = kinds[qa.kind];
             k.total += 1;

@@ -4,7 +4,11 @@
 //   glimpse inspect -m TEXT.gguf --mmproj MMPROJ.gguf [--image IMG]
 //
 // stdout carries only the generated text; timings and memory go to stderr.
+#include <sched.h>
 #include <sys/resource.h>
+
+#include <cerrno>
+#include <csignal>
 
 #include <chrono>
 #include <cstdio>
@@ -13,8 +17,10 @@
 #include <string>
 #include <vector>
 
+#include "models/limits.h"
 #include "models/vlm.h"
 #include "runtime/image.h"
+#include "targets/cpu_features.h"
 #include "tools/common/args.h"
 #include "tools/glimpse/eval.h"
 #include "tools/quantize/quantize_command.h"
@@ -34,20 +40,61 @@ int64_t peak_rss_bytes() {
     return static_cast<int64_t>(ru.ru_maxrss) * 1024;
 }
 
-int fail(const std::string& msg, int code = 1) {
+// Exit status, the same for every command (and said in every --help):
+//   0 success; 1 the run failed (a model or image that cannot be read or is invalid, a prompt over
+//   the context, the answer could not be written); 2 usage (unknown or missing option, a value out
+//   of range, a bad GLIMPSE_MAX_ISA).
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+constexpr const char* kExitStatusHelp =
+    "\nexit status: 0 success; 1 the run failed (unreadable or invalid model or image, prompt over the\n"
+    "context, answer not written); 2 usage error (unknown or missing option, value out of range).\n";
+
+int fail(const std::string& msg, int code = kExitFailure) {
     std::fprintf(stderr, "glimpse: %s\n", msg.c_str());
+    return code;
+}
+
+int usage_error(const std::string& msg) { return fail(msg, kExitUsage); }
+
+// CPUs this process may run on (its affinity mask: taskset, cgroup cpusets), which is what the
+// worker threads can actually get; more threads than that only wait for each other.
+int usable_cpus() {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+        const int n = CPU_COUNT(&set);
+        if (n > 0) return n;
+    }
+    const long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? static_cast<int>(n) : 1;
+}
+
+// Writes the answer to stdout; false (with errno set) when it cannot, e.g. a full disk or a closed
+// pipe, so the run stops and exits non-zero instead of reporting success with the answer lost.
+bool write_stdout(std::string_view bytes) {
+    if (!bytes.empty() && std::fwrite(bytes.data(), 1, bytes.size(), stdout) != bytes.size()) return false;
+    return std::fflush(stdout) == 0;
+}
+
+// Closes stdout and reports whether everything written reached its destination.
+int finish_stdout(int code) {
+    if (std::fflush(stdout) != 0 || std::ferror(stdout) || std::fclose(stdout) != 0) {
+        return fail(std::string("cannot write the answer to stdout: ") + std::strerror(errno));
+    }
     return code;
 }
 
 void add_model_options(ArgParser& a) {
     a.option("-m,--model", "FILE", "text model GGUF (llama architecture)");
     a.option("--mmproj", "FILE", "vision projector GGUF (idefics3 or mlp) matching the text model");
-    a.option("-t,--threads", "N", "threads (default: every core)");
+    a.option("-t,--threads", "N", "threads, 1..1024; more than the CPUs this process may use are clamped (default: those CPUs)");
     a.option("--chat-template", "NAME", "chat template name or text, overriding the model's (e.g. vicuna for LLaVA)");
     a.option("--kv-type", "TYPE", "KV cache storage: f16 or f32", "f16");
 }
 
-Result<std::unique_ptr<Vlm>> load_model(const ArgParser& a, double* load_ms) {
+// The model options, checked before anything is loaded (usage errors exit 2).
+Result<VlmConfig> model_config(const ArgParser& a) {
     if (!a.has("--model") || !a.has("--mmproj")) {
         return Status::error(StatusCode::invalid_argument, "both -m TEXT.gguf and --mmproj MMPROJ.gguf are required "
                                                            "(see --help)");
@@ -55,14 +102,23 @@ Result<std::unique_ptr<Vlm>> load_model(const ArgParser& a, double* load_ms) {
     VlmConfig cfg;
     int64_t threads = 0;
     std::string err;
-    if (!a.get_int("--threads", &threads, &err)) return Status(StatusCode::invalid_argument, err);
-    if (threads < 0 || threads > 1024) return Status::error(StatusCode::invalid_argument, "--threads must be 1..1024");
-    cfg.n_threads = static_cast<int>(threads);
+    if (!a.get_int("--threads", 1, 1024, &threads, &err)) return Status(StatusCode::invalid_argument, err);
+    const int cpus = usable_cpus();
+    if (threads > cpus) {
+        std::fprintf(stderr, "glimpse: -t %lld is more than the %d CPUs this process may use; using %d threads\n",
+                     static_cast<long long>(threads), cpus, cpus);
+        threads = cpus;
+    }
+    cfg.n_threads = threads > 0 ? static_cast<int>(threads) : cpus;
     cfg.chat_template = a.get("--chat-template");
     const std::string kv = a.get("--kv-type");
     if (kv == "f16") cfg.kv_type = DType::f16;
     else if (kv == "f32") cfg.kv_type = DType::f32;
     else return Status::error(StatusCode::invalid_argument, "--kv-type must be f16 or f32, not '%s'", kv.c_str());
+    return cfg;
+}
+
+Result<std::unique_ptr<Vlm>> load_model(const ArgParser& a, const VlmConfig& cfg, double* load_ms) {
     auto t0 = std::chrono::steady_clock::now();
     auto vlm = Vlm::load(a.get("--model"), a.get("--mmproj"), cfg);
     *load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -94,29 +150,34 @@ int cmd_caption(int argc, char** argv) {
     a.option("--min-p", "P", "min-p sampling", "0.05");
     a.option("--seed", "N", "random seed for sampling (default: random)");
     std::string err;
-    if (!a.parse(argc, argv, &err)) return fail(err, 2);
+    if (!a.parse(argc, argv, &err)) return usage_error(err);
     if (a.has("--help")) {
-        std::fputs(a.help().c_str(), stdout);
-        return 0;
+        std::fputs((a.help() + kExitStatusHelp).c_str(), stdout);
+        return finish_stdout(0);
     }
-    if (!a.positional().empty()) return fail("unexpected argument '" + a.positional()[0] + "' (see --help)", 2);
+    if (!a.positional().empty()) return usage_error("unexpected argument '" + a.positional()[0] + "' (see --help)");
     const std::vector<std::string> image_paths = a.get_all("--image");
-    if (image_paths.empty()) return fail("--image FILE is required (see --help)", 2);
+    if (image_paths.empty()) return usage_error("--image FILE is required (see --help)");
+    if (static_cast<int64_t>(image_paths.size()) > limits::kMaxImagesPerPrompt) {
+        return usage_error(std::to_string(image_paths.size()) + " --image flags; one prompt takes at most " +
+                           std::to_string(limits::kMaxImagesPerPrompt) + " images");
+    }
     int64_t n_predict = 256, top_k = 40, seed = -1;
     double temp = 0.2, top_p = 0.95, min_p = 0.05;
-    if (!a.get_int("--n-predict", &n_predict, &err) || !a.get_int("--top-k", &top_k, &err) ||
-        !a.get_int("--seed", &seed, &err) || !a.get_float("--temp", &temp, &err) ||
-        !a.get_float("--top-p", &top_p, &err) || !a.get_float("--min-p", &min_p, &err)) {
-        return fail(err, 2);
+    if (!a.get_int("--n-predict", 0, limits::kMaxContextLength, &n_predict, &err) ||
+        !a.get_int("--top-k", 0, INT32_MAX, &top_k, &err) || !a.get_int("--seed", -1, INT64_MAX, &seed, &err) ||
+        !a.get_float("--temp", &temp, &err) || !a.get_float("--top-p", &top_p, &err) ||
+        !a.get_float("--min-p", &min_p, &err)) {
+        return usage_error(err);
     }
-    if (n_predict < 0 || n_predict > 1 << 20) return fail("--n-predict must be between 0 and 1048576", 2);
-    if (!(top_p > 0 && top_p <= 1) || !(min_p >= 0 && min_p < 1) || top_k < 0 || !(temp >= 0)) {
-        return fail("sampling parameters out of range (--temp >= 0, --top-k >= 0, 0 < --top-p <= 1, 0 <= --min-p < 1)",
-                    2);
+    if (!(top_p > 0 && top_p <= 1) || !(min_p >= 0 && min_p < 1) || !(temp >= 0)) {
+        return usage_error("sampling parameters out of range (--temp >= 0, 0 < --top-p <= 1, 0 <= --min-p < 1)");
     }
+    auto cfg = model_config(a);
+    if (!cfg.is_ok()) return usage_error(cfg.status().message());
 
     double load_ms = 0;
-    auto vlm = load_model(a, &load_ms);
+    auto vlm = load_model(a, *cfg, &load_ms);
     if (!vlm.is_ok()) return fail(vlm.status().message());
 
     auto t0 = std::chrono::steady_clock::now();
@@ -128,6 +189,17 @@ int cmd_caption(int argc, char** argv) {
     }
     auto prompt = (*vlm)->build_prompt(a.get("--prompt"), images);
     if (!prompt.is_ok()) return fail(prompt.status().message());
+    // The prompt must fit the context; the answer is cut to what is left of it (said on stderr).
+    const int64_t n_ctx = (*vlm)->context_length();
+    if (prompt->n_positions() > n_ctx) return fail((*vlm)->check_context(prompt->n_positions(), 0).message());
+    if (prompt->n_positions() + n_predict > n_ctx) {
+        const int64_t left = n_ctx - prompt->n_positions();
+        std::fprintf(stderr, "glimpse: -n %lld does not fit: the prompt takes %lld of the model's %lld positions; "
+                             "generating at most %lld tokens\n",
+                     static_cast<long long>(n_predict), static_cast<long long>(prompt->n_positions()),
+                     static_cast<long long>(n_ctx), static_cast<long long>(left));
+        n_predict = left;
+    }
     const double preprocess_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 
     SamplingParams sp;
@@ -137,15 +209,20 @@ int cmd_caption(int argc, char** argv) {
     sp.min_p = static_cast<float>(min_p);
     sp.seed = seed >= 0 ? static_cast<uint64_t>(seed) : std::random_device{}();
     GenerationStats st;
+    // A closed pipe must end the run with an error, not kill it silently or be ignored.
+    std::signal(SIGPIPE, SIG_IGN);
+    int write_errno = 0;
     Status s = (*vlm)->generate(*prompt, static_cast<int>(n_predict), sp,
-                                [](std::string_view bytes) {
-                                    std::fwrite(bytes.data(), 1, bytes.size(), stdout);
-                                    std::fflush(stdout);
+                                [&](std::string_view bytes) {
+                                    if (write_stdout(bytes)) return true;
+                                    write_errno = errno;
+                                    return false;
                                 },
                                 &st);
-    std::fputc('\n', stdout);
-    std::fflush(stdout);
     if (!s.is_ok()) return fail(s.message());
+    if (st.stopped_by_caller || !write_stdout("\n")) {
+        return fail(std::string("cannot write the answer to stdout: ") + std::strerror(write_errno ? write_errno : errno));
+    }
 
     std::fprintf(stderr, "\nload: %.1f ms | image decode + preprocess: %.1f ms (%zu image(s), %lld chunks)\n", load_ms,
                  preprocess_ms, images.size(), static_cast<long long>(st.n_image_chunks));
@@ -162,11 +239,28 @@ int cmd_caption(int argc, char** argv) {
     std::fprintf(stderr, "threads: %d\n", (*vlm)->n_threads());
     print_memory((*vlm)->memory());
     std::fprintf(stderr, "memory (peak RSS of this process): %.1f MiB\n", mib(peak_rss_bytes()));
-    return 0;
+    return finish_stdout(0);
+}
+
+// Metadata is the file's text, not ours: control bytes (escape sequences that would drive the
+// terminal, newlines that would forge lines) are shown as \xNN.
+std::string printable(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    for (unsigned char c : text) {
+        if (c < 0x20 || c == 0x7f) {
+            char buf[8];
+            std::snprintf(buf, sizeof(buf), "\\x%02x", c);
+            out += buf;
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out;
 }
 
 void print_metadata(const GgufFile& f) {
-    std::fprintf(stdout, "%s: GGUF v%u, %zu tensors, %zu metadata keys\n", f.path().c_str(), f.version(),
+    std::fprintf(stdout, "%s: GGUF v%u, %zu tensors, %zu metadata keys\n", printable(f.path()).c_str(), f.version(),
                  f.tensors().size(), f.metadata().size());
     for (const auto& [key, v] : f.metadata()) {
         std::string shown;
@@ -175,8 +269,7 @@ void print_metadata(const GgufFile& f) {
         else if (v.is_float()) shown = std::to_string(v.as_f64);
         else if (v.type == GgufType::boolean) shown = v.as_u64 ? "true" : "false";
         else shown = std::to_string(v.as_i64);
-        for (char& c : shown) if (c == '\n') c = ' ';
-        std::fprintf(stdout, "  %-48s %s\n", key.c_str(), shown.c_str());
+        std::fprintf(stdout, "  %-48s %s\n", printable(key).c_str(), printable(shown).c_str());
     }
 }
 
@@ -187,17 +280,20 @@ int cmd_inspect(int argc, char** argv) {
     add_model_options(a);
     a.option("--image", "FILE", "plan for this image's size (default: a 1024x768 image)");
     a.option("-p,--prompt", "TEXT", "prompt to plan for", kDefaultPrompt);
-    a.option("-n,--n-predict", "N", "tokens to plan for", "256");
+    a.option("-n,--n-predict", "N", "tokens to plan for; cut to what the context leaves", "256");
     std::string err;
-    if (!a.parse(argc, argv, &err)) return fail(err, 2);
+    if (!a.parse(argc, argv, &err)) return usage_error(err);
     if (a.has("--help")) {
-        std::fputs(a.help().c_str(), stdout);
-        return 0;
+        std::fputs((a.help() + kExitStatusHelp).c_str(), stdout);
+        return finish_stdout(0);
     }
+    if (!a.positional().empty()) return usage_error("unexpected argument '" + a.positional()[0] + "' (see --help)");
     int64_t n_predict = 256;
-    if (!a.get_int("--n-predict", &n_predict, &err)) return fail(err, 2);
+    if (!a.get_int("--n-predict", 0, limits::kMaxContextLength, &n_predict, &err)) return usage_error(err);
+    auto cfg = model_config(a);
+    if (!cfg.is_ok()) return usage_error(cfg.status().message());
     double load_ms = 0;
-    auto vlm = load_model(a, &load_ms);
+    auto vlm = load_model(a, *cfg, &load_ms);
     if (!vlm.is_ok()) return fail(vlm.status().message());
     print_metadata((*vlm)->text().file());
     print_metadata((*vlm)->vision().file());
@@ -214,7 +310,8 @@ int cmd_inspect(int argc, char** argv) {
                  static_cast<long long>(vh.image_size), static_cast<long long>(vh.patch_size),
                  static_cast<long long>(vh.n_layer), static_cast<long long>(vh.n_layer_used),
                  static_cast<long long>(vh.n_embd), static_cast<long long>(vh.n_tokens_per_chunk()));
-    std::fprintf(stdout, "chat template: %s\n", (*vlm)->chat_template().name().c_str());
+    std::fprintf(stdout, "chat template: %s, context %lld positions\n", (*vlm)->chat_template().name().c_str(),
+                 static_cast<long long>((*vlm)->context_length()));
 
     ImageU8 img;
     if (a.has("--image")) {
@@ -228,6 +325,14 @@ int cmd_inspect(int argc, char** argv) {
     }
     auto prompt = (*vlm)->build_prompt(a.get("--prompt"), {img});
     if (!prompt.is_ok()) return fail(prompt.status().message());
+    const int64_t n_ctx = (*vlm)->context_length();
+    if (prompt->n_positions() <= n_ctx && prompt->n_positions() + n_predict > n_ctx) {
+        std::fprintf(stderr, "glimpse: -n %lld does not fit the context of %lld after a %lld-position prompt; "
+                             "planning for %lld\n",
+                     static_cast<long long>(n_predict), static_cast<long long>(n_ctx),
+                     static_cast<long long>(prompt->n_positions()), static_cast<long long>(n_ctx - prompt->n_positions()));
+        n_predict = n_ctx - prompt->n_positions();
+    }
     Status s = (*vlm)->prepare(prompt->n_positions(), static_cast<int>(n_predict));
     if (!s.is_ok()) return fail(s.message());
     std::fprintf(stdout, "plan for a %dx%d image: %zu chunks, %lld image tokens, %lld prompt positions, %lld new tokens\n",
@@ -237,7 +342,7 @@ int cmd_inspect(int argc, char** argv) {
     std::fprintf(stdout, "memory: weights %.1f MiB (%.1f MiB in the files), vision activations %.1f MiB, "
                          "text activations %.1f MiB, KV cache %.1f MiB, total %.1f MiB (plus preprocessed tiles)\n",
                  mib(m.weights), mib(m.file_weights), mib(m.vision_arena), mib(m.text_arena), mib(m.kv_cache), mib(m.total()));
-    return 0;
+    return finish_stdout(0);
 }
 
 int cmd_eval(int argc, char** argv) {
@@ -260,49 +365,69 @@ int cmd_eval(int argc, char** argv) {
     a.flag("--json", "print the report as JSON on stdout");
     a.flag("--samples", "include every prompt, expected answer and answer in the JSON");
     std::string err;
-    if (!a.parse(argc, argv, &err)) return fail(err, 2);
+    if (!a.parse(argc, argv, &err)) return usage_error(err);
     if (a.has("--help")) {
-        std::fputs(a.help().c_str(), stdout);
-        return 0;
+        std::fputs((a.help() + kExitStatusHelp).c_str(), stdout);
+        return finish_stdout(0);
     }
+    if (!a.positional().empty()) return usage_error("unexpected argument '" + a.positional()[0] + "' (see --help)");
     EvalOptions opt;
     const std::string spec = a.get("--scenes");
-    if (spec.empty()) return fail("--scenes FROM:TO|DIR is required (see --help)", 2);
+    if (spec.empty()) return usage_error("--scenes FROM:TO|DIR is required (see --help)");
     const size_t colon = spec.find(':');
     if (colon != std::string::npos) {
-        char* end = nullptr;
-        const unsigned long long from = std::strtoull(spec.c_str(), &end, 10);
-        if (end != spec.c_str() + colon) return fail("--scenes: bad range '" + spec + "'", 2);
-        const unsigned long long to = std::strtoull(spec.c_str() + colon + 1, &end, 10);
-        if (*end != '\0' || to <= from) return fail("--scenes: bad range '" + spec + "' (FROM:TO with TO > FROM)", 2);
+        // Seeds are decimal, below 2^63, at most kMaxEvalScenes of them (about a day of work).
+        constexpr uint64_t kMaxEvalScenes = 1000000;
+        auto parse_seed = [](const std::string& text, uint64_t* out) {
+            if (text.empty() || text.size() > 19 || text.find_first_not_of("0123456789") != std::string::npos) return false;
+            *out = std::stoull(text);
+            return *out <= static_cast<uint64_t>(INT64_MAX);
+        };
+        uint64_t from = 0, to = 0;
+        if (!parse_seed(spec.substr(0, colon), &from) || !parse_seed(spec.substr(colon + 1), &to) || to <= from) {
+            return usage_error("--scenes: bad range '" + spec + "' (FROM:TO, decimal seeds below 2^63, TO > FROM)");
+        }
+        if (to - from > kMaxEvalScenes) {
+            return usage_error("--scenes: " + std::to_string(to - from) + " scenes; at most " +
+                               std::to_string(kMaxEvalScenes) + " in one run");
+        }
         opt.seed_begin = from;
         opt.seed_end = to;
     } else {
         opt.scene_dir = spec;
     }
     Result<scenes::SceneOptions> preset = scenes::scene_preset(a.get("--preset"));
-    if (!preset.is_ok()) return fail("--preset: " + preset.status().message(), 2);
+    if (!preset.is_ok()) return usage_error("--preset: " + preset.status().message());
     if (!opt.scene_dir.empty() && a.has("--preset")) {
-        return fail("--preset applies to a seed range; a scene directory already holds its scenes", 2);
+        return usage_error("--preset applies to a seed range; a scene directory already holds its scenes");
     }
     opt.scene_options = *preset;
     int64_t v = 0;
     struct IntOpt {
         const char* name;
+        int64_t lo, hi;
         int* dst;
-    } ints[] = {{"--min-side", &opt.scene_options.min_side},       {"--max-side", &opt.scene_options.max_side},
-                {"--min-objects", &opt.scene_options.min_objects}, {"--max-objects", &opt.scene_options.max_objects},
-                {"--qa-per-scene", &opt.scene_options.qa_per_scene}};
+    } ints[] = {{"--min-side", 16, 4096, &opt.scene_options.min_side},
+                {"--max-side", 16, 4096, &opt.scene_options.max_side},
+                {"--min-objects", 0, 64, &opt.scene_options.min_objects},
+                {"--max-objects", 0, 64, &opt.scene_options.max_objects},
+                {"--qa-per-scene", 0, 256, &opt.scene_options.qa_per_scene}};
     for (const IntOpt& io : ints) {
         if (!a.has(io.name)) continue;
         v = *io.dst;
-        if (!a.get_int(io.name, &v, &err)) return fail(err, 2);
+        if (!a.get_int(io.name, io.lo, io.hi, &v, &err)) return usage_error(err);
         *io.dst = static_cast<int>(v);
+    }
+    if (opt.scene_options.min_side > opt.scene_options.max_side ||
+        opt.scene_options.min_objects > opt.scene_options.max_objects) {
+        return usage_error("--min-side/--min-objects must not exceed --max-side/--max-objects");
     }
     opt.caption_prompt = a.get("--caption-prompt");
     opt.keep_samples = a.has("--samples");
+    auto cfg = model_config(a);
+    if (!cfg.is_ok()) return usage_error(cfg.status().message());
     double load_ms = 0;
-    auto vlm = load_model(a, &load_ms);
+    auto vlm = load_model(a, *cfg, &load_ms);
     if (!vlm.is_ok()) return fail(vlm.status().message());
     auto report = run_eval(**vlm, opt);
     if (!report.is_ok()) return fail(report.status().message());
@@ -311,7 +436,7 @@ int cmd_eval(int argc, char** argv) {
     } else {
         std::fputs(eval_report_text(*report).c_str(), stdout);
     }
-    return 0;
+    return finish_stdout(0);
 }
 
 void usage() {
@@ -322,8 +447,10 @@ void usage() {
         "  inspect   print a model pair's metadata and memory plan\n"
         "  eval      measure a model's accuracy on procedural scenes\n"
         "  quantize  write a GGUF with quantized weights (q8_0, q4_0, q4_k, ...), as llama-quantize does\n\n"
-        "Run 'glimpse COMMAND --help' for a command's options.\n",
+        "Run 'glimpse COMMAND --help' for a command's options.\n"
+        "Environment: GLIMPSE_MAX_ISA=scalar|avx2|avx512|amx|neon|dotprod|i8mm caps the kernels' instruction set.\n",
         stdout);
+    std::fputs(kExitStatusHelp, stdout);
 }
 
 }  // namespace
@@ -331,8 +458,10 @@ void usage() {
 int main(int argc, char** argv) {
     if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
         usage();
-        return argc < 2 ? 2 : 0;
+        return argc < 2 ? kExitUsage : finish_stdout(0);
     }
+    // A misspelt cap would otherwise run other kernels than the user asked for.
+    if (Status cap = cpu_isa_cap_status(); !cap.is_ok()) return usage_error(cap.message());
     const std::string cmd = argv[1];
     if (cmd == "caption") return cmd_caption(argc - 2, argv + 2);
     if (cmd == "inspect") return cmd_inspect(argc - 2, argv + 2);

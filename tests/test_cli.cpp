@@ -1,0 +1,296 @@
+// The glimpse command line as a user meets it: every bad flag, file pair, prompt or output
+// ends with the documented exit status (0 ok, 1 the run failed, 2 usage) and a message naming
+// the problem, before any work that the bad value would have sized. Runs the real binary
+// (built beside the tests) on the tiny golden pairs of tests/data/golden.
+#include <doctest/doctest.h>
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "test_util.h"
+
+extern char** environ;
+
+namespace fs = std::filesystem;
+using namespace glimpse;
+
+namespace {
+
+struct Run {
+    int exit_code = -1;  // -1: killed by a signal
+    int signal = 0;
+    std::string out, err;
+};
+
+std::string slurp(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+fs::path scratch_dir() {
+    static const fs::path dir = [] {
+        fs::path d = fs::temp_directory_path() / ("glimpse-test-cli-" + std::to_string(getpid()));
+        fs::create_directories(d);
+        return d;
+    }();
+    return dir;
+}
+
+enum class Stdout { capture, dev_full, closed_pipe };
+
+// Runs the glimpse binary with `args`; `env` entries ("NAME=value") are added to the environment.
+Run run_glimpse(const std::vector<std::string>& args, Stdout where = Stdout::capture,
+                const std::vector<std::string>& env = {}) {
+    const std::string out_path = (scratch_dir() / "stdout").string(), err_path = (scratch_dir() / "stderr").string();
+    std::vector<std::string> argv_s = {GLIMPSE_CLI_BINARY};
+    argv_s.insert(argv_s.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (std::string& s : argv_s) argv.push_back(s.data());
+    argv.push_back(nullptr);
+    std::vector<std::string> env_s;
+    for (char** e = environ; *e; ++e) {
+        if (std::strncmp(*e, "GLIMPSE_MAX_ISA=", 16) != 0) env_s.emplace_back(*e);
+    }
+    env_s.insert(env_s.end(), env.begin(), env.end());
+    std::vector<char*> envp;
+    for (std::string& s : env_s) envp.push_back(s.data());
+    envp.push_back(nullptr);
+
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    int pipe_fds[2] = {-1, -1};
+    if (where == Stdout::capture) {
+        posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    } else if (where == Stdout::dev_full) {
+        posix_spawn_file_actions_addopen(&fa, 1, "/dev/full", O_WRONLY, 0);
+    } else {
+        REQUIRE(pipe(pipe_fds) == 0);
+        posix_spawn_file_actions_adddup2(&fa, pipe_fds[1], 1);
+        posix_spawn_file_actions_addclose(&fa, pipe_fds[0]);
+    }
+    posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    pid_t pid = 0;
+    const int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&fa);
+    // The reader goes away before the answer is written: a closed pipe.
+    if (pipe_fds[0] >= 0) close(pipe_fds[0]);
+    if (pipe_fds[1] >= 0) close(pipe_fds[1]);
+    REQUIRE_MESSAGE(rc == 0, "cannot start " << GLIMPSE_CLI_BINARY);
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    Run r;
+    if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
+    if (where == Stdout::capture) r.out = slurp(out_path);
+    r.err = slurp(err_path);
+    return r;
+}
+
+const std::string kSet = test::golden_dir() + "/smolvlm-tiny-f32";
+const std::string kText = kSet + "/tiny-smolvlm-text-f32.gguf";
+const std::string kMmproj = kSet + "/tiny-smolvlm-mmproj-f32.gguf";
+const std::string kImage = kSet + "/tiny.png";
+const std::string kLlavaMmproj = test::golden_dir() + "/llava-tiny-f32/tiny-llava-mmproj-f32.gguf";
+
+std::vector<std::string> caption_args(std::vector<std::string> extra = {}) {
+    std::vector<std::string> a = {"caption", "-m", kText, "--mmproj", kMmproj, "--image", kImage, "--temp", "0", "-n", "4"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+}
+
+bool contains(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
+
+// A copy of `src` with `key`'s u32 value set to `value` (the key must hold a u32: GGUF type 4).
+std::string with_u32(const std::string& src, const std::string& key, uint32_t value, const std::string& name) {
+    std::vector<uint8_t> bytes = test::read_file_bytes(src);
+    const std::string needle = key;
+    auto it = std::search(bytes.begin(), bytes.end(), needle.begin(), needle.end());
+    REQUIRE_MESSAGE(it != bytes.end(), key << " not in " << src);
+    const size_t at = static_cast<size_t>(it - bytes.begin()) + needle.size();
+    uint32_t type = 0;
+    std::memcpy(&type, bytes.data() + at, 4);
+    REQUIRE_MESSAGE(type == 4, key << " is not a u32");
+    std::memcpy(bytes.data() + at + 4, &value, 4);
+    const std::string out = (scratch_dir() / name).string();
+    std::ofstream(out, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
+                                               static_cast<std::streamsize>(bytes.size()));
+    return out;
+}
+
+// A copy of `src` with the bytes `from` replaced by `to` (same length) once.
+std::string with_bytes(const std::string& src, const std::string& from, const std::string& to, const std::string& name) {
+    REQUIRE(from.size() == to.size());
+    std::vector<uint8_t> bytes = test::read_file_bytes(src);
+    auto it = std::search(bytes.begin(), bytes.end(), from.begin(), from.end());
+    REQUIRE(it != bytes.end());
+    std::copy(to.begin(), to.end(), it);
+    const std::string out = (scratch_dir() / name).string();
+    std::ofstream(out, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
+                                               static_cast<std::streamsize>(bytes.size()));
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("a good run exits 0 and prints the answer on stdout") {
+    if (test::emulated()) return;  // the CLI binary is not run under qemu (no binfmt there)
+    const Run r = run_glimpse(caption_args());
+    CHECK(r.exit_code == 0);
+    CHECK_MESSAGE(!r.out.empty(), r.err);
+}
+
+TEST_CASE("usage errors exit 2 with a message naming the option, before loading anything") {
+    if (test::emulated()) return;
+    struct Bad {
+        std::vector<std::string> args;
+        const char* says;
+    };
+    const std::vector<Bad> bad = {
+        {{"caption", "--image", kImage}, "-m TEXT.gguf and --mmproj"},
+        {caption_args({"--top-k", "4294967297"}), "--top-k"},  // used to wrap to 1
+        {caption_args({"--top-k", "2147483648"}), "--top-k"},  // used to become "off"
+        {caption_args({"--top-k", "-1"}), "--top-k"},
+        {caption_args({"-t", "0"}), "--threads"},
+        {caption_args({"-t", "1025"}), "--threads"},
+        {caption_args({"-t", "99999999999999999999"}), "--threads"},
+        {{"caption", "-m", kText, "--mmproj", kMmproj, "--image", kImage, "-n", "-1"}, "--n-predict"},
+        {{"caption", "-m", kText, "--mmproj", kMmproj, "--image", kImage, "-n", "1048577"}, "--n-predict"},
+        {caption_args({"--temp", "nan"}), "--temp"},
+        {caption_args({"--seed", "12abc"}), "--seed"},
+        {caption_args({"--no-such-flag"}), "no-such-flag"},
+        {{"eval", "-m", kText, "--mmproj", kMmproj, "--scenes", "0:18446744073709551615"}, "--scenes"},
+        {{"eval", "-m", kText, "--mmproj", kMmproj, "--scenes", "-5:3"}, "--scenes"},
+        {{"eval", "-m", kText, "--mmproj", kMmproj, "--scenes", "0:2000000"}, "at most"},
+        {{"eval", "-m", kText, "--mmproj", kMmproj, "--scenes", "0:10", "--qa-per-scene", "4294967296"}, "--qa-per-scene"},
+        {{"inspect", "-m", kText, "--mmproj", kMmproj, "-n", "-5"}, "--n-predict"},
+        {{"inspect", "-m", kText, "--mmproj", kMmproj, "-n", "99999999999"}, "--n-predict"},
+        {{"inspect", "--mmproj", kMmproj}, "-m TEXT.gguf and --mmproj"},
+    };
+    for (const Bad& b : bad) {
+        std::string line;
+        for (const std::string& s : b.args) line += s + " ";
+        const Run r = run_glimpse(b.args);
+        INFO(line << "-> exit " << r.exit_code << ", stderr: " << r.err);
+        CHECK(r.exit_code == 2);
+        CHECK(contains(r.err, b.says));
+        CHECK(r.out.empty());
+    }
+    // 17 images: refused by count before any is decoded (the file list names a missing file).
+    std::vector<std::string> many = {"caption", "-m", kText, "--mmproj", kMmproj};
+    for (int i = 0; i < 17; ++i) many.insert(many.end(), {"--image", "/nonexistent.png"});
+    const Run r = run_glimpse(many);
+    CHECK(r.exit_code == 2);
+    CHECK(contains(r.err, "at most 16 images"));
+}
+
+TEST_CASE("GLIMPSE_MAX_ISA must name a level") {
+    if (test::emulated()) return;
+    const Run bad = run_glimpse(caption_args(), Stdout::capture, {"GLIMPSE_MAX_ISA=foo"});
+    CHECK(bad.exit_code == 2);
+    CHECK(contains(bad.err, "GLIMPSE_MAX_ISA"));
+    const Run ok = run_glimpse(caption_args(), Stdout::capture, {"GLIMPSE_MAX_ISA=scalar"});
+    CHECK(ok.exit_code == 0);
+}
+
+TEST_CASE("--help states the exit codes, and so does every command's help") {
+    if (test::emulated()) return;
+    for (const char* cmd : {"caption", "inspect", "eval"}) {
+        const Run r = run_glimpse({cmd, "--help"});
+        CHECK(r.exit_code == 0);
+        CHECK(contains(r.out, "exit status: 0 success; 1 the run failed"));
+        CHECK(contains(r.out, "2 usage error"));
+    }
+    const Run top = run_glimpse({});
+    CHECK(top.exit_code == 2);
+}
+
+TEST_CASE("-t above the CPUs this process may use is clamped with a warning; the answer is the same") {
+    if (test::emulated()) return;
+    const Run one = run_glimpse(caption_args({"-t", "1"}));
+    const Run many = run_glimpse(caption_args({"-t", "1024"}));
+    REQUIRE(one.exit_code == 0);
+    REQUIRE(many.exit_code == 0);
+    CHECK(contains(many.err, "-t 1024 is more than the"));
+    CHECK(many.out == one.out);
+}
+
+TEST_CASE("an answer that cannot be written fails the run: full disk, closed pipe") {
+    if (test::emulated()) return;
+    const Run full = run_glimpse(caption_args(), Stdout::dev_full);
+    CHECK(full.signal == 0);
+    CHECK(full.exit_code == 1);
+    CHECK(contains(full.err, "cannot write the answer"));
+    const Run pipe = run_glimpse(caption_args(), Stdout::closed_pipe);
+    CHECK(pipe.signal == 0);
+    CHECK(pipe.exit_code == 1);
+    CHECK(contains(pipe.err, "cannot write the answer"));
+}
+
+TEST_CASE("a LLaVA mmproj with a SmolVLM text model of the same width is refused as not a pair") {
+    if (test::emulated()) return;
+    const Run r = run_glimpse({"caption", "-m", kText, "--mmproj", kLlavaMmproj, "--image", kImage});
+    CHECK(r.exit_code == 1);
+    CHECK(contains(r.err, "not a pair"));
+    CHECK(r.out.empty());
+}
+
+TEST_CASE("prompt and answer are bounded by the model's context length") {
+    if (test::emulated()) return;
+    // The same text model with a 64-position context: the tiny.png prompt takes 46 positions.
+    const std::string small_ctx = with_u32(kText, "llama.context_length", 64, "ctx64-text.gguf");
+    const Run clamped = run_glimpse({"caption", "-m", small_ctx, "--mmproj", kMmproj, "--image", kImage, "--temp", "0",
+                                     "-n", "1000"});
+    CHECK(clamped.exit_code == 0);
+    CHECK(contains(clamped.err, "generating at most 18 tokens"));
+    // A prompt over the context: refused before encoding, with both numbers.
+    std::string words;
+    for (int i = 0; i < 40; ++i) words += "cat ";
+    const Run over = run_glimpse({"caption", "-m", small_ctx, "--mmproj", kMmproj, "--image", kImage, "-p", words});
+    CHECK(over.exit_code == 1);
+    CHECK(contains(over.err, "but the model's context is 64"));
+    CHECK(over.out.empty());
+    // inspect plans for what the context leaves.
+    const Run plan = run_glimpse({"inspect", "-m", small_ctx, "--mmproj", kMmproj, "-n", "1000"});
+    CHECK(plan.exit_code == 0);
+    CHECK(contains(plan.err, "planning for 18"));
+}
+
+TEST_CASE("model metadata that asks for absurd preprocessing is refused at load") {
+    if (test::emulated()) return;
+    // 64 px tiles: a longest edge of 512 is an 8x8 grid (the cap), 8192 would be 128x128 tiles.
+    const std::string at_cap = with_u32(kMmproj, "clip.vision.preproc_image_size", 512, "pre512-mmproj.gguf");
+    const std::string absurd = with_u32(kMmproj, "clip.vision.preproc_image_size", 8192, "pre8192-mmproj.gguf");
+    const Run ok = run_glimpse({"inspect", "-m", kText, "--mmproj", at_cap, "--image", kImage, "-n", "8"});
+    CHECK(ok.exit_code == 0);
+    CHECK(contains(ok.out, "65 chunks"));
+    const Run bad = run_glimpse({"inspect", "-m", kText, "--mmproj", absurd});
+    CHECK(bad.exit_code == 1);
+    CHECK(contains(bad.err, "clip.vision.preproc_image_size"));
+    const Run ctx = run_glimpse({"inspect", "-m", with_u32(kText, "llama.context_length", 0x7fffffff, "ctxhuge-text.gguf"),
+                                 "--mmproj", kMmproj});
+    CHECK(ctx.exit_code == 1);
+    CHECK(contains(ctx.err, "llama.context_length"));
+}
+
+TEST_CASE("inspect shows control characters in metadata escaped, not raw") {
+    if (test::emulated()) return;
+    // general.name "Tiny SmolVLM Text (random)" -> an OSC title sequence + a forged line.
+    const std::string hostile = with_bytes(kText, "Tiny SmolVLM Text (random)", std::string("\x1b]0;pwned\x07\nfake: k 1 2 3 4", 26),
+                                           "escape-text.gguf");
+    const Run r = run_glimpse({"inspect", "-m", hostile, "--mmproj", kMmproj, "-n", "1"});
+    CHECK(r.exit_code == 0);
+    CHECK_FALSE(contains(r.out, "\x1b"));
+    CHECK_FALSE(contains(r.out, "\x07"));
+    CHECK(contains(r.out, "\\x1b]0;pwned\\x07\\x0afake"));
+}
