@@ -13,6 +13,7 @@
 namespace glimpse::bench {
 int cmd_kernels(int argc, char** argv);
 int cmd_e2e(int argc, char** argv);
+int cmd_soak(int argc, char** argv);
 }  // namespace glimpse::bench
 
 namespace {
@@ -23,6 +24,7 @@ const char* kUsage =
     "  kernels   every usable matmul kernel on the SmolVLM-256M/500M shapes, plus memory bandwidth\n"
     "  e2e       load, image encode (per chunk), prefill and decode of a model pair on one image\n"
     "  mkimage   write a deterministic test image (JPEG) for e2e\n"
+    "  soak      caption many scenes in one process: resident memory and time per image as it goes\n"
     "\n"
     "JSON goes to stdout, a human summary to stderr.\n";
 
@@ -83,6 +85,7 @@ int main(int argc, char** argv) {
     if (cmd == "kernels") return glimpse::bench::cmd_kernels(argc - 2, argv + 2);
     if (cmd == "e2e") return glimpse::bench::cmd_e2e(argc - 2, argv + 2);
     if (cmd == "mkimage") return cmd_mkimage(argc - 2, argv + 2);
+    if (cmd == "soak") return glimpse::bench::cmd_soak(argc - 2, argv + 2);
     std::fprintf(stderr, "glimpse-bench: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
     return 2;
 }
