@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -52,7 +53,10 @@ enum class Stdout { capture, dev_full, closed_pipe };
 Run run_glimpse(const std::vector<std::string>& args, Stdout where = Stdout::capture,
                 const std::vector<std::string>& env = {}) {
     const std::string out_path = (scratch_dir() / "stdout").string(), err_path = (scratch_dir() / "stderr").string();
-    std::vector<std::string> argv_s = {GLIMPSE_CLI_BINARY};
+    // $GLIMPSE_TEST_CLI_BINARY runs another build's binary (e.g. an older commit's, to see these
+    // cases fail there).
+    const char* other = std::getenv("GLIMPSE_TEST_CLI_BINARY");
+    std::vector<std::string> argv_s = {other && *other ? other : GLIMPSE_CLI_BINARY};
     argv_s.insert(argv_s.end(), args.begin(), args.end());
     std::vector<char*> argv;
     for (std::string& s : argv_s) argv.push_back(s.data());
@@ -86,7 +90,7 @@ Run run_glimpse(const std::vector<std::string>& args, Stdout where = Stdout::cap
     // The reader goes away before the answer is written: a closed pipe.
     if (pipe_fds[0] >= 0) close(pipe_fds[0]);
     if (pipe_fds[1] >= 0) close(pipe_fds[1]);
-    REQUIRE_MESSAGE(rc == 0, "cannot start " << GLIMPSE_CLI_BINARY);
+    REQUIRE_MESSAGE(rc == 0, "cannot start " << argv_s[0]);
     int status = 0;
     REQUIRE(waitpid(pid, &status, 0) == pid);
     Run r;

@@ -7,6 +7,7 @@
 // of tiles and the prompt length change), written to PNG in memory and decoded through
 // image_decode_memory as a file would be; the prompt alternates between a caption and the
 // scene's questions. Decoding is greedy.
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -34,6 +35,15 @@ int64_t current_rss_bytes() {
     return resident * static_cast<int64_t>(sysconf(_SC_PAGESIZE));
 }
 
+// User + system CPU time of the whole process so far, in ms: unlike wall time it does not grow
+// when another process takes the CPU, so windows stay comparable on a shared machine.
+double process_cpu_ms() {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000.0 +
+            static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000.0);
+}
+
 void append_bytes(void* context, void* data, int size) {
     auto* out = static_cast<std::vector<uint8_t>*>(context);
     const auto* p = static_cast<const uint8_t*>(data);
@@ -46,6 +56,7 @@ struct Sample {
     double ms_per_image = 0;  // mean over the window that ended here
     // Image sizes differ, so time per image moves with the tiles drawn; these do not.
     double encode_ms_per_chunk = 0, decode_ms_per_token = 0;
+    double cpu_ms_per_image = 0;  // process CPU time (all threads), mean over the window
 };
 
 // RSS (left axis) and encoder time per tile (right axis) against images captioned, as SVG.
@@ -118,15 +129,17 @@ int cmd_soak(int argc, char** argv) {
     a.option("--images", "N", "images to caption, 1..1000000", "1000");
     a.option("--every", "K", "record a sample every K images", "50");
     a.option("--first-seed", "S", "seed of the first scene", "2000000");
+    a.option("--distinct", "K", "cycle through K scenes (0: every image a new scene); with K = --every every window "
+                                "does the same work, so its times compare directly", "0");
     a.option("--preset", "NAME", "scene distribution (tools/scenes presets)", "bundled");
     a.option("-n,--n-predict", "N", "tokens per answer, 1..4096", "16");
     a.option("--svg", "FILE", "also draw RSS and ms/image against images captioned");
     std::string err;
-    int64_t n_images = 1000, every = 50, first_seed = 2000000, n_predict = 16;
+    int64_t n_images = 1000, every = 50, first_seed = 2000000, n_predict = 16, distinct = 0;
     RunInfo info;
     if (!a.parse(argc, argv, &err) || !a.get_int("--images", 1, 1000000, &n_images, &err) ||
         !a.get_int("--every", 1, 1000000, &every, &err) || !a.get_int("--first-seed", 0, INT64_MAX / 2, &first_seed, &err) ||
-        !a.get_int("--n-predict", 1, 4096, &n_predict, &err) || !read_common_options(a, &info, &err)) {
+        !a.get_int("--n-predict", 1, 4096, &n_predict, &err) || !a.get_int("--distinct", 0, 1000000, &distinct, &err) || !read_common_options(a, &info, &err)) {
         std::fprintf(stderr, "glimpse-bench soak: %s\n", err.c_str());
         return 2;
     }
@@ -158,10 +171,12 @@ int cmd_soak(int argc, char** argv) {
     std::vector<Sample> samples;
     std::vector<uint8_t> png;
     double window_ms = 0, total_ms = 0, window_encode_ms = 0, window_decode_ms = 0;
+    double window_cpu_start = process_cpu_ms();
     int64_t window_n = 0, tokens = 0, window_chunks = 0, window_tokens = 0;
     const double t_start = now_ms();
     for (int64_t i = 0; i < n_images; ++i) {
-        const scenes::Scene scene = scenes::scene_generate(static_cast<uint64_t>(first_seed + i), *preset);
+        const int64_t scene_index = distinct > 0 ? i % distinct : i;
+        const scenes::Scene scene = scenes::scene_generate(static_cast<uint64_t>(first_seed + scene_index), *preset);
         const double t0 = now_ms();
         png.clear();
         if (!stbi_write_png_to_func(append_bytes, &png, scene.image.width, scene.image.height, 3,
@@ -202,6 +217,9 @@ int cmd_soak(int argc, char** argv) {
             samples.push_back({i + 1, static_cast<double>(current_rss_bytes()) / (1024.0 * 1024.0), window_ms / window_n,
                                window_chunks ? window_encode_ms / static_cast<double>(window_chunks) : 0.0,
                                window_tokens ? window_decode_ms / static_cast<double>(window_tokens) : 0.0});
+            const double cpu_now = process_cpu_ms();
+            samples.back().cpu_ms_per_image = (cpu_now - window_cpu_start) / static_cast<double>(window_n);
+            window_cpu_start = cpu_now;
             window_ms = window_encode_ms = window_decode_ms = 0;
             window_n = window_chunks = window_tokens = 0;
             const double elapsed = (now_ms() - t_start) / 1000.0;
@@ -232,6 +250,9 @@ int cmd_soak(int argc, char** argv) {
     j.value("rss_first_sample_mib", first.rss_mib).value("rss_last_sample_mib", last.rss_mib).value("rss_max_mib", rss_max);
     j.value("ms_per_image_first_window", first.ms_per_image).value("ms_per_image_last_window", last.ms_per_image);
     j.value("ms_per_image_mean", total_ms / static_cast<double>(n_images));
+    j.value("distinct_scenes", distinct);
+    j.value("cpu_ms_per_image_first_window", first.cpu_ms_per_image)
+        .value("cpu_ms_per_image_last_window", last.cpu_ms_per_image);
     j.value("encode_ms_per_chunk_first_window", first.encode_ms_per_chunk)
         .value("encode_ms_per_chunk_last_window", last.encode_ms_per_chunk);
     j.value("decode_ms_per_token_first_window", first.decode_ms_per_token)
@@ -239,7 +260,8 @@ int cmd_soak(int argc, char** argv) {
     j.begin_array("samples");
     for (const Sample& x : samples) {
         j.begin_object().value("images", x.images).value("rss_mib", x.rss_mib).value("ms_per_image", x.ms_per_image);
-        j.value("encode_ms_per_chunk", x.encode_ms_per_chunk).value("decode_ms_per_token", x.decode_ms_per_token).end_object();
+        j.value("encode_ms_per_chunk", x.encode_ms_per_chunk).value("decode_ms_per_token", x.decode_ms_per_token);
+        j.value("cpu_ms_per_image", x.cpu_ms_per_image).end_object();
     }
     j.end_array();
     j.end_object();
