@@ -1,7 +1,7 @@
 // A fixed set of worker threads that run one data-parallel loop at a time.
 //
-// parallel_for cuts [0, n) into chunks whose boundaries depend only on n and the
-// thread count (chunk_bounds), and threads claim chunks from a shared counter until
+// parallel_for cuts [0, n) into chunks whose boundaries depend only on n, the
+// thread count and the usable CPUs (chunk_count), and threads claim chunks from a shared counter until
 // none is left; the calling thread claims chunks too. So a thread that the OS
 // preempts (more threads than cores, or another busy process) holds up at most the
 // one chunk it is running, not a fixed share of the loop, and kernels that write
@@ -71,10 +71,11 @@ public:
         *end = n * (t + 1) / T;
     }
 
-    // How parallel_for(n) cuts [0, n) on a pool of T threads: count() chunks, chunk c
-    // is chunk(n, c, count) (so no chunk is empty). Several chunks per thread let the
-    // threads that run balance the ones that don't; few enough that the per-chunk
-    // work of a body (e.g. rounding the activations) stays small.
+    // How parallel_for(n) cuts [0, n): chunk_count(n, P) chunks, chunk c is
+    // chunk(n, c, count) (so no chunk is empty), with P = min(n_threads, usable CPUs
+    // when the pool was built). Several chunks per thread let the threads that run
+    // balance the ones that don't; few enough that the per-chunk work of a body (e.g.
+    // rounding the activations) stays small.
     static constexpr int kChunksPerThread = 4;
     static int64_t chunk_count(int64_t n, int T) {
         const int64_t most = static_cast<int64_t>(T) * kChunksPerThread;
