@@ -102,25 +102,29 @@ private:
     int cpu_limit_;  // usable_cpu_count() at construction
     std::vector<std::thread> workers_;
 
+    // The fields below sit on separate cache lines by who writes them: a spinning
+    // worker polls epoch_, every claim writes state_, every finished chunk writes done_;
+    // sharing a line would make each claim and each poll steal it from the others.
+
     // Claims: epoch (which loop) in the high 32 bits, next chunk in the low 32 bits;
     // kClosed in the low bits once the caller has seen every chunk claimed, so a
     // worker that read the parameters of an older loop can never claim a chunk of a
     // newer one (its compare-exchange needs the old epoch with an open counter).
-    std::atomic<uint64_t> state_{0xffffffffu};
+    alignas(64) std::atomic<uint64_t> state_{0xffffffffu};
     // Bumped once per loop (and at shutdown): the word sleeping workers wait on.
-    std::atomic<uint32_t> epoch_{0};
-    std::atomic<uint32_t> done_{0};  // chunks of the current loop finished
-    std::atomic<int> sleepers_{0};    // workers asleep (or about to be) on epoch_
+    alignas(64) std::atomic<uint32_t> epoch_{0};
+    std::atomic<int> sleepers_{0};  // workers asleep (or about to be) on epoch_
+    alignas(64) std::atomic<uint32_t> done_{0};  // chunks of the current loop finished
     std::atomic<uint32_t> caller_sleeping_{0};
-    std::atomic<bool> stop_{false};
 
     // The current loop, written by the caller between closing one epoch and opening
     // the next (atomics because a late worker may read them while they change; it
     // then fails to claim, see state_).
-    std::atomic<int64_t> job_n_{0};
+    alignas(64) std::atomic<int64_t> job_n_{0};
     std::atomic<uint32_t> job_chunks_{0};
     std::atomic<Trampoline> job_tramp_{nullptr};
     std::atomic<const void*> job_fn_{nullptr};
+    std::atomic<bool> stop_{false};
 };
 
 }  // namespace glimpse
