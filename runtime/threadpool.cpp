@@ -19,6 +19,8 @@ namespace {
 // microseconds apart, and a futex wake-up costs about as much as a short loop, so
 // workers spin across those gaps; 100 µs is short enough that a pool waiting for
 // the next token or image gives its cores back to other processes almost at once.
+// Measured (smolvlm-256m f16, -t 2, 2 CPUs, tok/s idle | with one busy process):
+// 0 µs 39-40 | 28-29, 20 µs 52-54 | 31, 100 µs 58-59 | 30-32, 1000 µs 59 | 28.
 constexpr auto kSpinTime = std::chrono::microseconds(100);
 
 constexpr uint32_t kClosed = 0xffffffffu;
