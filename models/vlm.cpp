@@ -55,7 +55,8 @@ Result<std::unique_ptr<Vlm>> Vlm::load(const std::string& text_path, const std::
                                        const VlmConfig& config) {
     std::unique_ptr<Vlm> m(new Vlm());
     m->config_ = config;
-    int threads = config.n_threads > 0 ? config.n_threads : static_cast<int>(std::thread::hardware_concurrency());
+    // Default: the CPUs this process may use (affinity mask), not every core of the machine.
+    int threads = config.n_threads > 0 ? config.n_threads : usable_cpu_count();
     m->pool_ = std::make_unique<ThreadPool>(std::max(1, threads));
 
     GLIMPSE_ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> text_file, GgufFile::open(text_path));

@@ -23,7 +23,7 @@
 namespace glimpse {
 
 struct VlmConfig {
-    int n_threads = 0;                  // 0: every core
+    int n_threads = 0;                  // 0: the CPUs this process may use (usable_cpu_count())
     DType kv_type = DType::f16;         // KV-cache storage (llama.cpp's default is f16)
     std::string chat_template;          // --chat-template: a built-in name or template text; empty = the model's
 };

@@ -4,7 +4,6 @@
 //   glimpse inspect -m TEXT.gguf --mmproj MMPROJ.gguf [--image IMG]
 //
 // stdout carries only the generated text; timings and memory go to stderr.
-#include <sched.h>
 #include <sys/resource.h>
 
 #include <cerrno>
@@ -57,19 +56,6 @@ int fail(const std::string& msg, int code = kExitFailure) {
 
 int usage_error(const std::string& msg) { return fail(msg, kExitUsage); }
 
-// CPUs this process may run on (its affinity mask: taskset, cgroup cpusets), which is what the
-// worker threads can actually get; more threads than that only wait for each other.
-int usable_cpus() {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    if (sched_getaffinity(0, sizeof(set), &set) == 0) {
-        const int n = CPU_COUNT(&set);
-        if (n > 0) return n;
-    }
-    const long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? static_cast<int>(n) : 1;
-}
-
 // Writes the answer to stdout; false (with errno set) when it cannot, e.g. a full disk or a closed
 // pipe, so the run stops and exits non-zero instead of reporting success with the answer lost.
 bool write_stdout(std::string_view bytes) {
@@ -103,7 +89,7 @@ Result<VlmConfig> model_config(const ArgParser& a) {
     int64_t threads = 0;
     std::string err;
     if (!a.get_int("--threads", 1, 1024, &threads, &err)) return Status(StatusCode::invalid_argument, err);
-    const int cpus = usable_cpus();
+    const int cpus = usable_cpu_count();  // the affinity mask: taskset, cgroup cpusets
     if (threads > cpus) {
         std::fprintf(stderr, "glimpse: -t %lld is more than the %d CPUs this process may use; using %d threads\n",
                      static_cast<long long>(threads), cpus, cpus);
