@@ -1,10 +1,12 @@
 #include "runtime/image.h"
 
+#include "runtime/mapped_file.h"
+
 // Debian's libstb-dev ships the stb implementations compiled into libstb; these are declarations only.
 #include <stb_image.h>
 #include <stb_image_write.h>
 
-#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <climits>
@@ -25,42 +27,35 @@ struct StbiFree {
 };
 
 Result<std::vector<uint8_t>> read_whole_file(const std::string& path, int64_t max_bytes) {
-    std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
-    if (!file) {
-        return Status::error(StatusCode::io_error, "%s: cannot open: %s", path.c_str(), std::strerror(errno));
+    // Opened without blocking and checked with fstat before a byte is read: a FIFO would block
+    // the open (and then the read) forever, /dev/zero would stream until the size cap.
+    int64_t size = 0;
+    GLIMPSE_ASSIGN_OR_RETURN(int fd, open_regular_file(path, "an image", &size));
+    struct FdCloser {
+        int fd;
+        ~FdCloser() { ::close(fd); }
+    } closer{fd};
+    if (size > max_bytes) {
+        return Status::error(StatusCode::out_of_range,
+                             "%s: file has %lld bytes, above the image file limit of %lld bytes (%lld MiB)",
+                             path.c_str(), static_cast<long long>(size), static_cast<long long>(max_bytes),
+                             static_cast<long long>(max_bytes >> 20));
     }
-    struct stat st {};
-    if (fstat(fileno(file.get()), &st) != 0) {
-        return Status::error(StatusCode::io_error, "%s: cannot stat: %s", path.c_str(), std::strerror(errno));
-    }
-    if (S_ISDIR(st.st_mode)) {
-        return Status::error(StatusCode::io_error, "%s: is a directory, not an image file", path.c_str());
-    }
-    if (S_ISREG(st.st_mode) && st.st_size > max_bytes) {
-        return Status::error(StatusCode::out_of_range, "%s: file has %lld bytes, above the image file limit of %lld bytes",
-                             path.c_str(), static_cast<long long>(st.st_size), static_cast<long long>(max_bytes));
-    }
-    std::vector<uint8_t> bytes;
-    if (S_ISREG(st.st_mode)) bytes.reserve(static_cast<size_t>(st.st_size));
-    // Read to end of file rather than trusting st_size: pipes and some special files report 0.
-    std::vector<uint8_t> chunk(size_t{1} << 16);
-    for (;;) {
-        size_t n = std::fread(chunk.data(), 1, chunk.size(), file.get());
-        if (n > 0) {
-            if (static_cast<int64_t>(bytes.size() + n) > max_bytes) {
-                return Status::error(StatusCode::out_of_range, "%s: more than %lld bytes, above the image file limit",
-                                     path.c_str(), static_cast<long long>(max_bytes));
-            }
-            bytes.insert(bytes.end(), chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(n));
+    // Reads exactly the size fstat gave; a file that shrank meanwhile is read to its new end
+    // (and fails to decode if that cut it), one that grew is read only up to the old size.
+    std::vector<uint8_t> bytes(static_cast<size_t>(size));
+    size_t done = 0;
+    while (done < bytes.size()) {
+        const ssize_t n = ::read(fd, bytes.data() + done, bytes.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            return Status::error(StatusCode::io_error, "%s: read failed after %zu bytes: %s", path.c_str(), done,
+                                 std::strerror(errno));
         }
-        if (n < chunk.size()) {
-            if (std::ferror(file.get())) {
-                return Status::error(StatusCode::io_error, "%s: read failed after %zu bytes: %s", path.c_str(),
-                                     bytes.size(), std::strerror(errno));
-            }
-            break;
-        }
+        if (n == 0) break;
+        done += static_cast<size_t>(n);
     }
+    bytes.resize(done);
     return bytes;
 }
 
@@ -281,6 +276,82 @@ std::string jpeg_unsafe_for_stb(const uint8_t* data, size_t size) {
     return "";
 }
 
+uint32_t crc32_png(const uint8_t* p, size_t n) {
+    // The CRC of the PNG specification (ISO 3309 polynomial, reflected), bit by bit: it runs
+    // only over the rare palette chunks rewritten below.
+    uint32_t c = 0xFFFFFFFFu;
+    for (size_t i = 0; i < n; ++i) {
+        c ^= p[i];
+        for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
+    }
+    return c ^ 0xFFFFFFFFu;
+}
+
+// stb 2.27 expands a palette PNG through `stbi_uc palette[1024]` on its stack, filling only the
+// entries PLTE defines; a pixel index past them (legal to store, invalid per the PNG spec: a
+// 2-entry palette with pixels of index 200) copies uninitialised stack bytes into the image.
+// Checking the indices would need the inflated, unfiltered pixel data; instead, when a palette
+// image's PLTE has fewer than 256 entries, this returns a copy of the file whose PLTE chunks
+// are padded to 256 entries with black, so every index stb can meet reads a defined entry.
+// Black is what libpng (which pads its palette the same way) and so most viewers show for
+// such pixels. Valid files decode exactly as before: their indices never reach the padding.
+// Returns an empty vector when no change is needed. Chunks are only followed while they are
+// complete; a truncated file is left as is (stb then fails on it before expanding the palette).
+// A second PLTE chunk (forbidden by the PNG spec; libpng refuses it too) sets *error: padding
+// each of many tiny PLTE chunks would let a small file grow 65-fold.
+std::vector<uint8_t> png_with_full_palette(const uint8_t* data, size_t size, std::string* error) {
+    static constexpr uint8_t kPngSignature[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
+    if (size < 8 || std::memcmp(data, kPngSignature, 8) != 0) return {};
+    auto be32 = [&](size_t off) {
+        return uint32_t{data[off]} << 24 | uint32_t{data[off + 1]} << 16 | uint32_t{data[off + 2]} << 8 |
+               uint32_t{data[off + 3]};
+    };
+    bool palette_image = false;
+    uint32_t entries = 0;
+    int n_plte = 0;
+    std::vector<size_t> short_plte;  // offsets of PLTE chunks to pad
+    for (size_t pos = 8; size - pos >= 12;) {
+        const uint32_t length = be32(pos);
+        if (length > size - pos - 12) break;
+        const uint8_t* type = data + pos + 4;
+        if (std::memcmp(type, "IHDR", 4) == 0 && length == 13) {
+            palette_image = data[pos + 8 + 9] == 3;
+        } else if (std::memcmp(type, "PLTE", 4) == 0) {
+            if (length > 768 || length % 3 != 0) return {};  // stb rejects it
+            if (n_plte++ > 0) {
+                *error = "more than one PLTE chunk";
+                return {};
+            }
+            entries = length / 3;
+            if (entries < 256) short_plte.push_back(pos);
+        } else if (std::memcmp(type, "tRNS", 4) == 0) {
+            // stb rejects a tRNS longer than the palette; padding must not make it acceptable.
+            if (palette_image && length > entries) return {};
+        } else if (std::memcmp(type, "IEND", 4) == 0) {
+            break;
+        }
+        pos += size_t{length} + 12;
+    }
+    if (!palette_image || short_plte.empty()) return {};
+    std::vector<uint8_t> out;
+    out.reserve(size + short_plte.size() * 768);
+    size_t copied = 0;
+    for (size_t pos : short_plte) {
+        const uint32_t length = be32(pos);
+        out.insert(out.end(), data + copied, data + pos);
+        const uint8_t header[8] = {0, 0, 0x03, 0x00, 'P', 'L', 'T', 'E'};  // length 768
+        const size_t body = out.size() + 4;
+        out.insert(out.end(), header, header + 8);
+        out.insert(out.end(), data + pos + 8, data + pos + 8 + length);
+        out.insert(out.end(), 768 - length, uint8_t{0});
+        const uint32_t crc = crc32_png(out.data() + body, 4 + 768);
+        for (int k = 3; k >= 0; --k) out.push_back(static_cast<uint8_t>(crc >> (8 * k)));
+        copied = pos + 12 + length;
+    }
+    out.insert(out.end(), data + copied, data + size);
+    return out;
+}
+
 }  // namespace
 
 int jpeg_exif_orientation(const uint8_t* data, size_t size) {
@@ -375,8 +446,15 @@ Result<ImageU8> image_decode_memory(const uint8_t* data, size_t size, const std:
     stbi_set_flip_vertically_on_load_thread(0);
     stbi_convert_iphone_png_to_rgb_thread(0);
 
+    std::string png_error;
+    const std::vector<uint8_t> padded = png_with_full_palette(data, size, &png_error);  // at most size + 768
+    GLIMPSE_CHECK_OR_RETURN(png_error.empty(), parse_error, "%s: corrupt PNG: %s", name, png_error.c_str());
+    const uint8_t* decode_data = padded.empty() ? data : padded.data();
+    const int decode_len = padded.empty() ? len : static_cast<int>(padded.size());
+
     int w = 0, h = 0, channels_in_file = 0;
-    std::unique_ptr<stbi_uc, StbiFree> pixels(stbi_load_from_memory(data, len, &w, &h, &channels_in_file, 3));
+    std::unique_ptr<stbi_uc, StbiFree> pixels(
+        stbi_load_from_memory(decode_data, decode_len, &w, &h, &channels_in_file, 3));
     if (!pixels) {
         const char* why = stbi_failure_reason();
         return Status::error(StatusCode::parse_error, "%s: cannot decode %dx%d image (%zu bytes; stb_image: %s)", name,

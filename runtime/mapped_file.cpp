@@ -10,22 +10,50 @@
 
 namespace glimpse {
 
-Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+namespace {
+
+const char* file_kind(mode_t mode) {
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISFIFO(mode)) return "a FIFO (named pipe)";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    if (S_ISSOCK(mode)) return "a socket";
+    return "not a regular file";
+}
+
+}  // namespace
+
+Result<int> open_regular_file(const std::string& path, const char* what, int64_t* size) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+        return Status::error(StatusCode::io_error, "%s: cannot open: %s", path.c_str(), std::strerror(errno));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        return Status::error(StatusCode::io_error, "%s: is %s; %s must be a regular file", path.c_str(),
+                             file_kind(st.st_mode), what);
+    }
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return Status::error(StatusCode::io_error, "%s: cannot open: %s", path.c_str(), std::strerror(errno));
-    struct stat st;
     if (::fstat(fd, &st) != 0) {
-        int err = errno;
+        const int err = errno;
         ::close(fd);
         return Status::error(StatusCode::io_error, "%s: cannot stat: %s", path.c_str(), std::strerror(err));
     }
     if (!S_ISREG(st.st_mode)) {
         ::close(fd);
-        return Status::error(StatusCode::io_error, "%s: not a regular file", path.c_str());
+        return Status::error(StatusCode::io_error, "%s: is %s; %s must be a regular file", path.c_str(),
+                             file_kind(st.st_mode), what);
     }
+    *size = static_cast<int64_t>(st.st_size);
+    return fd;
+}
+
+Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) {
+    int64_t size = 0;
+    GLIMPSE_ASSIGN_OR_RETURN(int fd, open_regular_file(path, "a model file", &size));
     std::shared_ptr<MappedFile> file(new MappedFile());
     file->name_ = path;
-    file->size_ = static_cast<size_t>(st.st_size);
+    file->size_ = static_cast<size_t>(size);
     if (file->size_ > 0) {
         void* p = ::mmap(nullptr, file->size_, PROT_READ, MAP_PRIVATE, fd, 0);
         if (p == MAP_FAILED) {

@@ -13,6 +13,13 @@
 
 namespace glimpse {
 
+// Opens `path` read-only for `what` ("a model file", "an image") and returns the descriptor
+// (O_CLOEXEC; the caller closes it) and the file's size. Anything but a regular file is
+// refused by stat() before it is opened, and again by fstat() after an open with O_NONBLOCK
+// (a FIFO swapped in between cannot block the open): FIFOs would block forever, devices such
+// as /dev/zero never end, and directories cannot be read.
+Result<int> open_regular_file(const std::string& path, const char* what, int64_t* size);
+
 class MappedFile {
 public:
     static Result<std::shared_ptr<MappedFile>> open(const std::string& path);
