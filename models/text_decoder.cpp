@@ -73,11 +73,14 @@ Result<std::unique_ptr<TextDecoder>> TextDecoder::from_file(std::unique_ptr<Gguf
     DecoderPlan probe;
     GLIMPSE_ASSIGN_OR_RETURN(Graph g, dec->build_graph(&probe, 1));  // validates every tensor now
     (void)g;
+    // Loading read the metadata and copied the small tensors: were they the file's bytes?
+    GLIMPSE_RETURN_IF_ERROR(dec->file_->mapping()->check_intact());
     return dec;
 }
 
 void TextDecoder::embed_token(int32_t id, float* dst) const {
     GLIMPSE_ASSERT(id >= 0 && id < hparams_.n_vocab);
+    // Read from the mapping on every token; forward() checks the file afterwards.
     weights_row_to_f32(token_embd_->data, token_embd_->type, hparams_.n_embd, id, dst);
 }
 
@@ -140,6 +143,7 @@ Result<DecoderPlan> TextDecoder::compile(int64_t max_rows, int64_t context, DTyp
         [mapping = file_->mapping()](const void* w, size_t n) { mapping->release_resident_range(w, n); });
     opts.weight_cache = &packed_;
     GLIMPSE_ASSIGN_OR_RETURN(dp.plan, Plan::compile(std::move(g), opts));
+    GLIMPSE_RETURN_IF_ERROR(file_->mapping()->check_intact());  // packing read the weights
     return dp;
 }
 
@@ -148,6 +152,9 @@ Result<const float*> TextDecoder::forward(DecoderPlan& dp, int64_t n_rows, int64
     args.n_rows = n_rows;
     args.pos0 = pos0;
     GLIMPSE_RETURN_IF_ERROR(dp.plan->run(args, pool));
+    // The pass read embeddings (and any unpacked weights) from the mapping: logits computed
+    // from a file truncated or rewritten meanwhile are not returned (runtime/mapped_file.h).
+    GLIMPSE_RETURN_IF_ERROR(file_->mapping()->check_intact());
     return static_cast<const float*>(dp.plan->f32(dp.logits));
 }
 

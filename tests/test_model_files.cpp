@@ -1,10 +1,13 @@
 // Model files that are not what a loader expects (issue 21): non-regular files given as
-// models. Oracle: exit statuses of forked children (a blocked open is ended by an alarm).
+// models, and files truncated or rewritten while a model is mapped. Oracles: the golden GGUF
+// files loaded unchanged, and exit statuses of forked children (a SIGBUS kills the child,
+// not the test).
 #include <doctest/doctest.h>
 
 #include "models/text_decoder.h"
 #include "models/vision_encoder.h"
 #include "runtime/gguf.h"
+#include "runtime/threadpool.h"
 #include "test_util.h"
 
 #include <fcntl.h>
@@ -81,6 +84,19 @@ int expect_io_error(const Status& s, const std::string& needle) {
     return 1;
 }
 
+// One decoder pass over `n` rows of embeddings of tokens 1..n; the logits.
+Result<std::vector<float>> decode_once(TextDecoder& dec, DecoderPlan& plan, ThreadPool& pool, int64_t n) {
+    float* x = plan.plan->f32(plan.embeddings);
+    int32_t* pos = static_cast<int32_t*>(plan.plan->data(plan.positions));
+    for (int64_t i = 0; i < n; ++i) {
+        dec.embed_token(static_cast<int32_t>(1 + i), x + i * dec.hparams().n_embd);
+        pos[i] = static_cast<int32_t>(i);
+    }
+    Result<const float*> logits = dec.forward(plan, n, 0, &pool);
+    if (!logits.is_ok()) return logits.status();
+    return std::vector<float>(*logits, *logits + dec.hparams().n_vocab);
+}
+
 }  // namespace
 
 TEST_CASE("GGUF opening refuses FIFOs, devices and directories without blocking or reading them") {
@@ -102,4 +118,111 @@ TEST_CASE("GGUF opening refuses FIFOs, devices and directories without blocking 
     REQUIRE_FALSE(d.is_ok());
     CHECK(d.status().message().find("is a directory") != std::string::npos);
     CHECK(TextDecoder::load("/dev/zero").status().message().find("character device") != std::string::npos);
+}
+
+TEST_CASE("a model truncated while mapped ends with an io_error naming it, never SIGBUS") {
+    TempDir tmp;
+    const std::string path = tmp.file("text.gguf");
+    write_bytes(path, test::read_file_bytes(golden(kText)));
+    uint64_t data_offset = 0;
+    {
+        auto f = GgufFile::open(path);
+        REQUIRE(f.is_ok());
+        data_offset = (*f)->data_offset();
+        REQUIRE((*f)->file_size() > data_offset + 3 * 4096);  // the cut removes whole pages of weights
+    }
+    // Called in the children: no doctest assertions there (they would unwind into doctest's
+    // runner inside the child); failures become exit codes.
+    const auto cut = [&] { return ::truncate(path.c_str(), static_cast<off_t>(data_offset)) == 0; };
+
+    SUBCASE("between opening and loading the tensors") {
+        const int status = run_in_child(60, [&] {
+            auto f = GgufFile::open(path);
+            if (!f.is_ok() || !cut()) return 2;
+            auto dec = TextDecoder::from_file(std::move(*f));
+            return expect_io_error(dec.status(), path + ": the file was truncated or could not be read while in use");
+        });
+        CHECK_MESSAGE((WIFEXITED(status) && WEXITSTATUS(status) == 0), describe(status));
+    }
+    SUBCASE("after loading, before the weights are packed") {
+        const int status = run_in_child(60, [&] {
+            auto dec = TextDecoder::load(path);
+            if (!dec.is_ok() || !cut()) return 2;
+            auto plan = (*dec)->compile(4, 8, DType::f32, 2);
+            return expect_io_error(plan.status(), path + ": the file was truncated");
+        });
+        CHECK_MESSAGE((WIFEXITED(status) && WEXITSTATUS(status) == 0), describe(status));
+    }
+    SUBCASE("between decoding steps (token embeddings are read from the mapping)") {
+        const int status = run_in_child(60, [&] {
+            auto dec = TextDecoder::load(path);
+            if (!dec.is_ok()) return 2;
+            auto plan = (*dec)->compile(4, 8, DType::f32, 2);
+            if (!plan.is_ok()) return 3;
+            ThreadPool pool(2);
+            if (!decode_once(**dec, *plan, pool, 4).is_ok() || !cut()) return 4;
+            auto again = decode_once(**dec, *plan, pool, 4);
+            return expect_io_error(again.status(), path + ": the file was truncated");
+        });
+        CHECK_MESSAGE((WIFEXITED(status) && WEXITSTATUS(status) == 0), describe(status));
+    }
+    SUBCASE("the vision encoder, before packing") {
+        const std::string mmproj = tmp.file("mmproj.gguf");
+        write_bytes(mmproj, test::read_file_bytes(golden(kMmproj)));
+        const int status = run_in_child(60, [&] {
+            auto enc = VisionEncoder::load(mmproj);
+            if (!enc.is_ok()) return 2;
+            auto f = GgufFile::open(mmproj);
+            if (!f.is_ok()) return 3;
+            if (::truncate(mmproj.c_str(), static_cast<off_t>((*f)->data_offset())) != 0) return 4;
+            auto plan = (*enc)->compile(2);
+            return expect_io_error(plan.status(), mmproj + ": the file was truncated");
+        });
+        CHECK_MESSAGE((WIFEXITED(status) && WEXITSTATUS(status) == 0), describe(status));
+    }
+}
+
+TEST_CASE("a model rewritten in place is reported; one replaced by rename keeps working") {
+    TempDir tmp;
+    const std::string path = tmp.file("text.gguf");
+    const std::vector<uint8_t> original = test::read_file_bytes(golden(kText));
+    write_bytes(path, original);
+    auto dec = TextDecoder::load(path);
+    REQUIRE_MESSAGE(dec.is_ok(), dec.status().to_string());
+    auto plan = (*dec)->compile(4, 8, DType::f32, 2);
+    REQUIRE(plan.is_ok());
+    ThreadPool pool(2);
+    auto before = decode_once(**dec, *plan, pool, 4);
+    REQUIRE(before.is_ok());
+
+    SUBCASE("replaced by rename: the mapped (old) file is unchanged, results are identical") {
+        const std::string other = tmp.file("text.gguf.new");
+        std::vector<uint8_t> changed = original;
+        for (size_t i = changed.size() - 4096; i < changed.size(); ++i) changed[i] ^= 0x55;
+        write_bytes(other, changed);
+        REQUIRE(::rename(other.c_str(), path.c_str()) == 0);
+        auto after = decode_once(**dec, *plan, pool, 4);
+        REQUIRE_MESSAGE(after.is_ok(), after.status().to_string());
+        CHECK(*after == *before);
+    }
+    SUBCASE("rewritten in place with the same size") {
+        // Same length, different weights: no SIGBUS, the pages silently change under the run.
+        std::vector<uint8_t> changed = original;
+        for (size_t i = changed.size() - 4096; i < changed.size(); ++i) changed[i] ^= 0x55;
+        const int fd = ::open(path.c_str(), O_WRONLY);
+        REQUIRE(fd >= 0);
+        REQUIRE(::pwrite(fd, changed.data(), changed.size(), 0) == static_cast<ssize_t>(changed.size()));
+        // The kernel stamps writes with a coarse clock (ms); set a later time explicitly so the
+        // test does not depend on how much time passed since the file was opened.
+        struct stat st {};
+        REQUIRE(::fstat(fd, &st) == 0);
+        struct timespec times[2] = {st.st_atim, st.st_mtim};
+        times[1].tv_sec += 2;
+        REQUIRE(::futimens(fd, times) == 0);
+        ::close(fd);
+        auto after = decode_once(**dec, *plan, pool, 4);
+        REQUIRE_FALSE(after.is_ok());
+        CHECK(after.status().code() == StatusCode::io_error);
+        CHECK(after.status().message().find(path + ": the file was modified while in use") != std::string::npos);
+    }
 }
