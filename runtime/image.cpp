@@ -173,15 +173,19 @@ bool sniff_claimed_size(const uint8_t* data, size_t size, int64_t* width, int64_
 //     past the end of its fixed tables (memory corruption inside its decoder state);
 //   - a scan using a Huffman or quantization table that was never defined: stb's decoder
 //     state is not zero-initialized, so it decodes with uninitialized memory (valgrind flags it;
-//     the pixels are nondeterministic).
+//     the pixels are nondeterministic);
+//   - a frame component that no scan codes (no DC first scan, in a progressive file): stb
+//     mallocs each component's samples (coefficients, if progressive) without clearing them
+//     and converts whatever the heap held (also in 2.28+).
 // This pass follows the marker structure the way stb reads it and rejects exactly those files.
-// Every valid JPEG passes (the JPEG standard forbids both). Problems stb reports by itself
+// Every valid JPEG passes (the JPEG standard forbids all three). Problems stb reports by itself
 // (bad lengths, unknown markers, truncation) are left to stb. Returns "" or the reason.
 std::string jpeg_unsafe_for_stb(const uint8_t* data, size_t size) {
     if (size < 4 || data[0] != 0xFF || data[1] != 0xD8) return "";
     auto byte_at = [&](size_t off) -> uint32_t { return off < size ? data[off] : 0; };  // stb reads 0 past EOF
     bool dc_defined[4] = {}, ac_defined[4] = {}, dq_defined[4] = {};
     int comp_id[4] = {}, comp_tq[4] = {}, n_comp = 0;
+    bool coded[4] = {};  // a scan sets every coefficient of the component (see the EOI check)
     bool progressive = false;
     size_t pos = 2;
     while (pos < size) {
@@ -193,7 +197,15 @@ std::string jpeg_unsafe_for_stb(const uint8_t* data, size_t size) {
         while (pos < size && data[pos] == 0xFF) ++pos;
         if (pos >= size) return "";
         const uint8_t marker = data[pos++];
-        if (marker == 0xD9) return "";
+        if (marker == 0xD9) {  // EOI: stb decodes only now, whatever the scans covered
+            for (int i = 0; i < n_comp; ++i) {
+                if (!coded[i]) {
+                    return str_printf("component %d (id %d) is not coded by any %s", i + 1, comp_id[i],
+                                      progressive ? "DC first scan" : "scan");
+                }
+            }
+            return "";
+        }
         if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) continue;
         const size_t length = byte_at(pos) << 8 | byte_at(pos + 1);
         const size_t seg = pos + 2, seg_end = pos + length;
@@ -227,6 +239,7 @@ std::string jpeg_unsafe_for_stb(const uint8_t* data, size_t size) {
             if (n < 1 || n > 4 || length != 8 + 3 * static_cast<size_t>(n)) return "";
             n_comp = n;
             for (int i = 0; i < n; ++i) {
+                coded[i] = false;
                 comp_id[i] = data[seg + 6 + 3 * i];
                 comp_tq[i] = data[seg + 8 + 3 * i];
                 if (comp_tq[i] > 3) return "";
@@ -249,6 +262,9 @@ std::string jpeg_unsafe_for_stb(const uint8_t* data, size_t size) {
                 // Which tables the scan decodes with: baseline both; progressive DC first pass the
                 // DC table, DC refinement none, AC passes the AC table.
                 const bool needs_dc = progressive ? (spec_start == 0 && approx_high == 0) : true;
+                // Baseline scans write every sample of their components; in a progressive file
+                // the DC first scan is what clears a component's coefficients.
+                if (needs_dc) coded[which] = true;
                 const bool needs_ac = progressive ? spec_start != 0 : true;
                 if (needs_dc && !dc_defined[dc]) {
                     return str_printf("scan uses Huffman DC table %u, which is not defined", dc);

@@ -1258,3 +1258,32 @@ TEST_CASE("non-regular files are refused before reading, and image files are cap
         CHECK(at.status().code() == StatusCode::parse_error);
     }
 }
+
+TEST_CASE("JPEGs whose scans leave a component uncoded are rejected; complete ones decode to grey") {
+    // tests/data/hostile/make_hostile_images.py: 8x8, 3 components, every coded block is
+    // "DC difference 0, end of block". Y = Cb = Cr = 128 after the inverse DCT and level shift,
+    // so a complete file is (128, 128, 128) everywhere. Files whose scans skip components 2
+    // and 3 made stb convert uninitialised heap memory (valgrind: 7 reports each).
+    for (const char* file : {"jpeg_all_components.jpg", "jpeg_progressive_dc.jpg"}) {
+        CAPTURE(file);
+        for (uint8_t poison : {uint8_t{0xA5}, uint8_t{0x5A}}) {
+            auto r = decode_poisoned(hostile_dir() + "/" + file, poison);
+            REQUIRE_MESSAGE(r.is_ok(), r.status().to_string());
+            REQUIRE(r->width == 8);
+            REQUIRE(r->height == 8);
+            CHECK(std::all_of(r->rgb.begin(), r->rgb.end(), [](uint8_t v) { return v == 128; }));
+        }
+    }
+    const std::pair<const char*, const char*> bad[] = {
+        {"jpeg_missing_components.jpg", "corrupt JPEG: component 2 (id 2) is not coded by any scan"},
+        {"jpeg_progressive_missing.jpg", "corrupt JPEG: component 2 (id 2) is not coded by any DC first scan"},
+    };
+    for (const auto& [file, reason] : bad) {
+        CAPTURE(file);
+        const std::string path = hostile_dir() + "/" + file;
+        auto r = decode_poisoned(path, 0xA5);
+        REQUIRE_FALSE(r.is_ok());
+        CHECK(r.status().code() == StatusCode::parse_error);
+        CHECK(r.status().message() == path + ": " + reason);
+    }
+}

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Writes the hostile PNGs of tests/data/hostile/ (run from anywhere; standard library only).
+"""Writes the hostile images of tests/data/hostile/ (run from anywhere; standard library only).
 
-Every file is a well-formed PNG (correct CRCs, correct zlib stream) except for the one flaw
-its name describes. tests/test_image.cpp states the pixels each one must decode to, worked out
-by hand from the palettes and indices below, not from glimpse's output.
+Every PNG is well-formed (correct CRCs, correct zlib stream) except for the one flaw its name
+describes. The JPEGs are 8x8, 3 components, built segment by segment below with one-code
+Huffman tables, so every block is "DC difference 0, end of block": a decoder that gets all
+components gives mid-grey (128, 128, 128). tests/test_image.cpp states the pixels each file
+must decode to, worked out by hand from the values below, not from glimpse's output.
 """
 import os
 import struct
@@ -33,6 +35,22 @@ def png(width, height, depth, colour, rows, plte=None, trns=None, idat=None):
     return out + chunk(b"IEND", b"")
 
 
+def jpeg(progressive, scans):
+    """scans: list of (component ids, entropy bytes). Frame: 8x8, components 1, 2, 3 at 1x1."""
+    def seg(marker, body):
+        return bytes([0xFF, marker]) + struct.pack(">H", len(body) + 2) + body
+    out = b"\xff\xd8"
+    out += seg(0xDB, b"\x00" + b"\x01" * 64)  # quantization table 0: all ones
+    out += seg(0xC2 if progressive else 0xC0, struct.pack(">BHHB", 8, 8, 8, 3) + b"\x01\x11\x00\x02\x11\x00\x03\x11\x00")
+    one_code = bytes([1] + [0] * 15)  # a single code, '0', of length 1
+    out += seg(0xC4, b"\x00" + one_code + b"\x00")  # DC table 0: '0' -> category 0 (difference 0)
+    out += seg(0xC4, b"\x10" + one_code + b"\x00")  # AC table 0: '0' -> end of block
+    for ids, entropy in scans:
+        spectral = b"\x00\x00\x00" if progressive else b"\x00\x3f\x00"  # DC-only first scan / whole block
+        out += seg(0xDA, bytes([len(ids)]) + b"".join(bytes([i, 0x00]) for i in ids) + spectral) + entropy
+    return out + b"\xff\xd9"
+
+
 RED, BLUE, GREEN, WHITE = (255, 0, 0), (0, 0, 255), (0, 255, 0), (255, 255, 255)
 
 FILES = {
@@ -50,6 +68,15 @@ FILES = {
     # A complete zlib stream that holds only 4 of the 8 rows.
     "short_idat.png": png(8, 8, 8, 3, [[1] * 8] * 8, plte=[RED, BLUE],
                           idat=lambda raw: zlib.compress(raw[:len(raw) // 2], 9)),
+    # Baseline, one interleaved scan: per block '0' (DC) '0' (EOB), 6 bits + 1-padding = 0x03.
+    "jpeg_all_components.jpg": jpeg(False, [([1, 2, 3], b"\x03")]),
+    # Baseline, a scan for component 1 only ('00' + padding = 0x3F): components 2 and 3 are
+    # never coded; stb leaves their planes as uninitialised heap memory.
+    "jpeg_missing_components.jpg": jpeg(False, [([1], b"\x3f")]),
+    # Progressive, DC first scan of all three ('000' + padding = 0x1F), no AC scans: mid-grey.
+    "jpeg_progressive_dc.jpg": jpeg(True, [([1, 2, 3], b"\x1f")]),
+    # Progressive, DC first scan of component 1 only: the others' coefficients are never set.
+    "jpeg_progressive_missing.jpg": jpeg(True, [([1], b"\x7f")]),
 }
 
 if __name__ == "__main__":
