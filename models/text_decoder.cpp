@@ -70,6 +70,10 @@ Result<std::unique_ptr<TextDecoder>> TextDecoder::from_file(std::unique_ptr<Gguf
     GLIMPSE_CHECK_OR_RETURN(weights_type_supported(dec->token_embd_->type), unsupported,
                             "%s: token_embd.weight has type %s, which glimpse cannot read",
                             dec->file_->path().c_str(), dtype_name(dec->token_embd_->type));
+    dec->token_embd_data_ = dec->owned_.aligned_data(*dec->token_embd_);
+    GLIMPSE_CHECK_OR_RETURN(dec->token_embd_data_ != nullptr, resource_exhausted,
+                            "%s: cannot allocate %llu bytes to align token_embd.weight", dec->file_->path().c_str(),
+                            static_cast<unsigned long long>(dec->token_embd_->nbytes));
     DecoderPlan probe;
     GLIMPSE_ASSIGN_OR_RETURN(Graph g, dec->build_graph(&probe, 1));  // validates every tensor now
     (void)g;
@@ -81,7 +85,7 @@ Result<std::unique_ptr<TextDecoder>> TextDecoder::from_file(std::unique_ptr<Gguf
 void TextDecoder::embed_token(int32_t id, float* dst) const {
     GLIMPSE_ASSERT(id >= 0 && id < hparams_.n_vocab);
     // Read from the mapping on every token; forward() checks the file afterwards.
-    weights_row_to_f32(token_embd_->data, token_embd_->type, hparams_.n_embd, id, dst);
+    weights_row_to_f32(token_embd_data_, token_embd_->type, hparams_.n_embd, id, dst);
 }
 
 Result<Graph> TextDecoder::build_graph(DecoderPlan* io, int64_t max_rows) {

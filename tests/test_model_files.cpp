@@ -1,12 +1,16 @@
 // Model files that are not what a loader expects (issue 21): non-regular files given as
-// models, and files truncated or rewritten while a model is mapped. Oracles: the golden GGUF
-// files loaded unchanged, and exit statuses of forked children (a SIGBUS kills the child,
-// not the test).
+// models, files truncated or rewritten while a model is mapped, and GGUF files whose tensors
+// are not aligned (general.alignment = 1). Oracles: the golden GGUF files loaded unchanged,
+// exit statuses of forked children (a SIGBUS kills the child, not the test), and the
+// alignment the runtime promises (models/gguf_weights.h).
 #include <doctest/doctest.h>
 
+#include "models/gguf_weights.h"
 #include "models/text_decoder.h"
 #include "models/vision_encoder.h"
 #include "runtime/gguf.h"
+#include "runtime/gguf_writer.h"
+#include "runtime/graph.h"
 #include "runtime/threadpool.h"
 #include "test_util.h"
 
@@ -95,6 +99,78 @@ Result<std::vector<float>> decode_once(TextDecoder& dec, DecoderPlan& plan, Thre
     Result<const float*> logits = dec.forward(plan, n, 0, &pool);
     if (!logits.is_ok()) return logits.status();
     return std::vector<float>(*logits, *logits + dec.hparams().n_vocab);
+}
+
+// The bytes of a metadata value as GGUF stores them after the key and type.
+void encode_value(const GgufValue& v, std::vector<uint8_t>& out) {
+    auto put = [&](const void* p, size_t n) {
+        const uint8_t* b = static_cast<const uint8_t*>(p);
+        out.insert(out.end(), b, b + n);
+    };
+    auto put_u64 = [&](uint64_t x) { put(&x, 8); };
+    switch (v.type) {
+        case GgufType::string:
+            put_u64(v.as_string.size());
+            put(v.as_string.data(), v.as_string.size());
+            return;
+        case GgufType::array: {
+            const uint32_t t = static_cast<uint32_t>(v.elem_type);
+            put(&t, 4);
+            put_u64(v.count);
+            if (v.elem_type == GgufType::string) {
+                for (std::string_view s : v.strings) {
+                    put_u64(s.size());
+                    put(s.data(), s.size());
+                }
+            } else if (v.elem_type == GgufType::array) {
+                for (const GgufValue& a : v.arrays) encode_value(a, out);
+            } else {
+                put(v.packed, v.count * gguf_type_size(v.elem_type));
+            }
+            return;
+        }
+        case GgufType::f32: {
+            const float f = static_cast<float>(v.as_f64);
+            put(&f, 4);
+            return;
+        }
+        case GgufType::f64:
+            put(&v.as_f64, 8);
+            return;
+        case GgufType::i8: case GgufType::i16: case GgufType::i32: case GgufType::i64:
+            put(&v.as_i64, gguf_type_size(v.type));  // little-endian: the low bytes come first
+            return;
+        default:
+            put(&v.as_u64, gguf_type_size(v.type));
+            return;
+    }
+}
+
+// `src` rewritten with general.alignment = 1 and a padding string that puts the tensor data
+// at an offset of 1 (mod 4), so no tensor is aligned for its element type.
+std::vector<uint8_t> rewrite_with_alignment_1(const GgufFile& src) {
+    for (int pad = 0; pad < 8; ++pad) {
+        GgufWriter w(1);
+        for (const auto& [key, value] : src.metadata()) {
+            if (key == "general.alignment") continue;
+            std::vector<uint8_t> encoded;
+            encode_value(value, encoded);
+            w.set_raw(key, value.type, std::move(encoded));
+        }
+        w.set_u32("general.alignment", 1);
+        w.set_string("test.padding", std::string(static_cast<size_t>(pad), '#'));
+        for (const GgufTensor& t : src.tensors()) {
+            REQUIRE(w.add_tensor(t.name, t.type, std::vector<int64_t>(t.ne, t.ne + t.n_dims),
+                                 std::vector<uint8_t>(t.data, t.data + t.nbytes))
+                        .is_ok());
+        }
+        std::vector<uint8_t> bytes = w.serialize();
+        auto parsed = GgufFile::parse(MappedFile::from_bytes(bytes, "rewritten.gguf"));
+        REQUIRE_MESSAGE(parsed.is_ok(), parsed.status().to_string());
+        if ((*parsed)->data_offset() % 4 == 1) return bytes;
+    }
+    FAIL("no padding put the data section at 1 (mod 4)");
+    return {};
 }
 
 }  // namespace
@@ -224,5 +300,74 @@ TEST_CASE("a model rewritten in place is reported; one replaced by rename keeps 
         REQUIRE_FALSE(after.is_ok());
         CHECK(after.status().code() == StatusCode::io_error);
         CHECK(after.status().message().find(path + ": the file was modified while in use") != std::string::npos);
+    }
+}
+
+TEST_CASE("general.alignment = 1: tensors reach the kernels aligned, outputs equal the aligned file's") {
+    TempDir tmp;
+    for (const char* rel_c : {kText, "smolvlm-tiny-f16/tiny-smolvlm-text-f16.gguf", kMmproj}) {
+        const std::string rel = rel_c;
+        CAPTURE(rel);
+        auto src = GgufFile::open(golden(rel));
+        REQUIRE(src.is_ok());
+        const std::string path = tmp.file("align1.gguf");
+        write_bytes(path, rewrite_with_alignment_1(**src));
+        auto a1 = GgufFile::open(path);
+        REQUIRE_MESSAGE(a1.is_ok(), a1.status().to_string());
+        REQUIRE((*a1)->alignment() == 1);
+        int misaligned = 0;
+        for (const GgufTensor& t : (*a1)->tensors()) misaligned += reinterpret_cast<uintptr_t>(t.data) % 4 != 0;
+        REQUIRE(misaligned > 0);  // the rewrite is a meaningful test
+
+        // Every tensor handed to a graph is aligned as models/gguf_weights.h promises.
+        Graph g;
+        OwnedTensors owned;
+        GgufWeights w(**a1, g, owned);
+        for (const GgufTensor& t : (*a1)->tensors()) {
+            CAPTURE(t.name);
+            if (t.n_dims > 2) continue;  // the patch-embedding kernel: checked through the encoder below
+            if (t.n_dims == 2) {  // matrices: in place when aligned, else an aligned copy
+                const ValueId v = w.matrix(t.name, t.ne[1], t.ne[0]);
+                REQUIRE_MESSAGE(w.status().is_ok(), w.status().to_string());
+                CHECK(reinterpret_cast<uintptr_t>(g.value(v).data) % 32 == 0);  // kTensorDataAlignment
+            } else {  // vectors: f32 copies, aligned for float
+                const ValueId v = w.vector(t.name, t.ne[0]);
+                REQUIRE_MESSAGE(w.status().is_ok(), w.status().to_string());
+                CHECK(reinterpret_cast<uintptr_t>(g.value(v).data) % alignof(float) == 0);
+            }
+        }
+
+        if (rel.find("mmproj") != std::string::npos) {
+            auto ref = VisionEncoder::load(golden(rel));
+            auto got = VisionEncoder::load(path);
+            REQUIRE_MESSAGE(got.is_ok(), got.status().to_string());
+            REQUIRE(ref.is_ok());
+            const int64_t S = (*ref)->hparams().image_size;
+            std::vector<float> pixels(static_cast<size_t>(3 * S * S));
+            for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<float>((i * 37) % 101) / 50.0f - 1.0f;
+            ThreadPool pool(2);
+            auto run = [&](VisionEncoder& enc) {
+                auto plan = enc.compile(2);
+                REQUIRE(plan.is_ok());
+                std::vector<float> out(static_cast<size_t>(plan->plan->graph().value(plan->embeddings).shape.numel()));
+                REQUIRE(enc.encode(*plan, pixels.data(), out.data(), &pool).is_ok());
+                return out;
+            };
+            CHECK(run(**got) == run(**ref));
+        } else {
+            auto ref = TextDecoder::load(golden(rel));
+            auto got = TextDecoder::load(path);
+            REQUIRE_MESSAGE(got.is_ok(), got.status().to_string());
+            REQUIRE(ref.is_ok());
+            ThreadPool pool(2);
+            auto run = [&](TextDecoder& dec) {
+                auto plan = dec.compile(4, 8, DType::f32, 2);
+                REQUIRE(plan.is_ok());
+                auto logits = decode_once(dec, *plan, pool, 4);
+                REQUIRE(logits.is_ok());
+                return *logits;
+            };
+            CHECK(run(**got) == run(**ref));
+        }
     }
 }
