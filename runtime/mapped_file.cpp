@@ -36,11 +36,13 @@ struct GuardSlot {
 };
 GuardSlot g_guard[kGuardSlots];
 struct sigaction g_previous_sigbus {};
-uintptr_t g_page_size = 4096;
-std::once_flag g_install_once;
+uintptr_t g_page_size = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+std::mutex g_install_mutex;
 
 void sigbus_handler(int sig, siginfo_t* info, void* context) {
-    const uintptr_t addr = reinterpret_cast<uintptr_t>(info->si_addr);
+    // si_code > 0: raised by the kernel for a memory access (si_addr is then the address);
+    // a SIGBUS sent by kill() or raise() is never ours.
+    const uintptr_t addr = info->si_code > 0 ? reinterpret_cast<uintptr_t>(info->si_addr) : 0;
     for (GuardSlot& slot : g_guard) {
         const uintptr_t begin = slot.begin.load(std::memory_order_acquire);
         if (begin <= 1 || addr < begin || addr >= slot.end.load(std::memory_order_acquire)) continue;
@@ -69,8 +71,14 @@ void sigbus_handler(int sig, siginfo_t* info, void* context) {
     ::signal(SIGBUS, SIG_DFL);
 }
 
-void install_sigbus_handler() {
-    g_page_size = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+// Installs the handler unless it is the one in place. Checked at every registration, not
+// once: a program (or a test framework) may have installed its own SIGBUS handler since, or
+// restored an older one; the replaced handler still gets every fault outside our mappings.
+void ensure_sigbus_handler() {
+    std::lock_guard<std::mutex> lock(g_install_mutex);
+    struct sigaction current {};
+    ::sigaction(SIGBUS, nullptr, &current);
+    if ((current.sa_flags & SA_SIGINFO) && current.sa_sigaction == sigbus_handler) return;
     struct sigaction sa {};
     sa.sa_sigaction = sigbus_handler;
     sa.sa_flags = SA_SIGINFO | SA_RESTART;
@@ -79,7 +87,7 @@ void install_sigbus_handler() {
 }
 
 int guard_register(const void* p, size_t n) {
-    std::call_once(g_install_once, install_sigbus_handler);
+    ensure_sigbus_handler();
     for (int i = 0; i < kGuardSlots; ++i) {
         uintptr_t expected = 0;
         if (!g_guard[i].begin.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) continue;

@@ -242,6 +242,18 @@ TEST_CASE("a model truncated while mapped ends with an io_error naming it, never
         });
         CHECK_MESSAGE((WIFEXITED(status) && WEXITSTATUS(status) == 0), describe(status));
     }
+    SUBCASE("after the program replaced the SIGBUS handler (test frameworks do, per test)") {
+        const int status = run_in_child(60, [&] {
+            auto first = GgufFile::open(golden(kText));  // installs glimpse's handler
+            if (!first.is_ok()) return 2;
+            std::signal(SIGBUS, SIG_DFL);
+            auto dec = TextDecoder::load(path);  // must put it back
+            if (!dec.is_ok() || !cut()) return 3;
+            auto plan = (*dec)->compile(4, 8, DType::f32, 2);
+            return expect_io_error(plan.status(), path + ": the file was truncated");
+        });
+        CHECK_MESSAGE((WIFEXITED(status) && WEXITSTATUS(status) == 0), describe(status));
+    }
     SUBCASE("the vision encoder, before packing") {
         const std::string mmproj = tmp.file("mmproj.gguf");
         write_bytes(mmproj, test::read_file_bytes(golden(kMmproj)));
