@@ -368,6 +368,78 @@ std::vector<uint8_t> png_with_full_palette(const uint8_t* data, size_t size, std
     return out;
 }
 
+// Radiance HDR (.hdr), which stb also decodes. Two defects of stb 2.27 on corrupt files:
+//   - an RLE scanline holding a run count of 0 (or truncated: stb reads 0 past the end)
+//     never advances, so stb loops forever;
+//   - flat (non-RLE) pixel data cut short leaves the 4-byte pixel buffer of every missing
+//     pixel uninitialised and converts it.
+// This follows stb's reading exactly (header lines, then per scanline either the 2,2,len
+// RLE header and 4 channels of runs, or stb's fall-back to flat pixels) and returns the
+// reason when stb would hang or read past the end, "" otherwise (including when it is not an
+// HDR or stb rejects the header by itself).
+std::string hdr_unsafe_for_stb(const uint8_t* data, size_t size) {
+    size_t pos = 0;
+    auto line = [&]() {  // one header token, as stbi__hdr_gettoken: up to '\n' or the end
+        std::string text;
+        while (pos < size && data[pos] != '\n') text.push_back(static_cast<char>(data[pos++]));
+        if (pos < size) ++pos;
+        return text.substr(0, 1023);
+    };
+    const std::string magic = line();
+    if (magic != "#?RADIANCE" && magic != "#?RGBE") return "";
+    bool valid = false;
+    for (;;) {
+        const std::string token = line();
+        if (token.empty()) break;
+        if (token == "FORMAT=32-bit_rle_rgbe") valid = true;
+    }
+    if (!valid) return "";
+    const std::string res = line();
+    int height = 0, width = 0;
+    char y_sign = 0, x_sign = 0;
+    if (std::sscanf(res.c_str(), "%cY %d %cX %d", &y_sign, &height, &x_sign, &width) != 4 || y_sign != '-' ||
+        x_sign != '+' || width <= 0 || height <= 0) {
+        return "";  // stb rejects the layout, or the size checks do
+    }
+    const auto pixels = static_cast<uint64_t>(width) * static_cast<uint64_t>(height);
+    auto flat_needs = [&](uint64_t n_pixels) -> std::string {
+        if (size - pos >= n_pixels * 4) return "";
+        return str_printf("pixel data ends after %zu of %llu bytes", size - pos,
+                          static_cast<unsigned long long>(n_pixels * 4));
+    };
+    if (width < 8 || width >= 32768) return flat_needs(pixels);
+    for (int j = 0; j < height; ++j) {
+        if (size - pos < 4) return str_printf("scanline %d is missing (file ends at byte %zu)", j, size);
+        const uint8_t c1 = data[pos], c2 = data[pos + 1], len_hi = data[pos + 2];
+        if (c1 != 2 || c2 != 2 || (len_hi & 0x80)) {
+            pos += 4;  // stb decodes these 4 bytes as pixel 0, then reads the whole image flat
+            return flat_needs(pixels - 1);
+        }
+        if ((uint32_t{len_hi} << 8 | data[pos + 3]) != static_cast<uint32_t>(width)) return "";  // stb rejects
+        pos += 4;
+        for (int k = 0; k < 4; ++k) {
+            for (int i = 0; i < width;) {
+                if (pos >= size) return str_printf("scanline %d ends early (file ends at byte %zu)", j, size);
+                uint32_t count = data[pos++];
+                if (count > 128) {
+                    count -= 128;
+                    if (pos >= size) return str_printf("scanline %d ends early (file ends at byte %zu)", j, size);
+                    ++pos;
+                } else {
+                    if (count == 0) return str_printf("scanline %d holds a run of length 0", j);
+                    if (count <= static_cast<uint32_t>(width - i) && size - pos < count) {
+                        return str_printf("scanline %d ends early (file ends at byte %zu)", j, size);
+                    }
+                    pos += count;
+                }
+                if (count > static_cast<uint32_t>(width - i)) return "";  // stb rejects the run
+                i += static_cast<int>(count);
+            }
+        }
+    }
+    return "";
+}
+
 }  // namespace
 
 int jpeg_exif_orientation(const uint8_t* data, size_t size) {
@@ -424,6 +496,8 @@ Result<ImageU8> image_decode_memory(const uint8_t* data, size_t size, const std:
     // Before any stb call: even stbi_info parses the JPEG tables that precede the frame header.
     const std::string unsafe = jpeg_unsafe_for_stb(data, size);
     GLIMPSE_CHECK_OR_RETURN(unsafe.empty(), parse_error, "%s: corrupt JPEG: %s", name, unsafe.c_str());
+    const std::string unsafe_hdr = hdr_unsafe_for_stb(data, size);
+    GLIMPSE_CHECK_OR_RETURN(unsafe_hdr.empty(), parse_error, "%s: corrupt Radiance HDR: %s", name, unsafe_hdr.c_str());
 
     // Header only: dimensions are checked before stb allocates the pixel buffer.
     int64_t claimed_w = 0, claimed_h = 0;

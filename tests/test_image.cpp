@@ -1287,3 +1287,35 @@ TEST_CASE("JPEGs whose scans leave a component uncoded are rejected; complete on
         CHECK(r.status().message() == path + ": " + reason);
     }
 }
+
+TEST_CASE("Radiance HDR files that would hang stb or leave pixels unread are rejected") {
+    // tests/data/hostile/make_hostile_images.py. The valid file, by hand: RGBE (128,128,128,129)
+    // is 1.0 per channel and stb maps HDR to 8 bits as (v^(1/2.2))*255 + 0.5 -> 255; RGBE 0 -> 0.
+    auto ok = decode_poisoned(hostile_dir() + "/hdr_valid.hdr", 0xA5);
+    REQUIRE_MESSAGE(ok.is_ok(), ok.status().to_string());
+    REQUIRE(ok->width == 8);
+    REQUIRE(ok->height == 2);
+    CHECK(std::all_of(ok->rgb.begin(), ok->rgb.begin() + 24, [](uint8_t v) { return v == 255; }));
+    CHECK(std::all_of(ok->rgb.begin() + 24, ok->rgb.end(), [](uint8_t v) { return v == 0; }));
+
+    // stb 2.27 loops forever on the first two (a run count of 0; zeros read past the end), so
+    // each is decoded in a child that an alarm ends.
+    const std::pair<const char*, const char*> bad[] = {
+        {"hdr_zero_run.hdr", "corrupt Radiance HDR: scanline 1 holds a run of length 0"},
+        {"hdr_truncated.hdr", "corrupt Radiance HDR: scanline 1 ends early (file ends at byte 71)"},
+        {"hdr_flat_truncated.hdr", "corrupt Radiance HDR: pixel data ends after 20 of 32 bytes"},
+    };
+    for (const auto& [file, reason] : bad) {
+        CAPTURE(file);
+        const std::string path = hostile_dir() + "/" + file;
+        const int status = run_in_child(10, [&] {
+            auto r = image_decode_file(path);
+            const bool rejected = !r.is_ok() && r.status().code() == StatusCode::parse_error &&
+                                  r.status().message() == path + ": " + reason;
+            if (!rejected) std::fprintf(stderr, "%s\n", r.is_ok() ? "decoded" : r.status().to_string().c_str());
+            return rejected ? 0 : 1;
+        });
+        CHECK(WIFEXITED(status));
+        CHECK(WEXITSTATUS(status) == 0);
+    }
+}

@@ -51,6 +51,26 @@ def jpeg(progressive, scans):
     return out + b"\xff\xd9"
 
 
+def hdr(width, height, body):
+    """Radiance HDR: the header stb requires, then `body` (pixel data) as given."""
+    return b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y %d +X %d\n" % (height, width) + body
+
+
+def hdr_rle_row(channels):
+    """One RLE scanline of width 8: per channel a (kind, value) run: 'run' = one run of 8
+    equal bytes, 'dump' = 8 literal bytes."""
+    out = bytes([2, 2, 0, 8])
+    for kind, value in channels:
+        out += bytes([128 + 8, value]) if kind == "run" else bytes([8] + [value] * 8)
+    return out
+
+
+# RGBE (128, 128, 128, 129) is 128 * 2^(129-136) = 1.0 in each channel: stb's HDR-to-8-bit
+# conversion (gamma 1/2.2, x255, +0.5) gives 255. RGBE (0, 0, 0, 0) is 0.0: gives 0.
+ONE = [("dump", 128), ("run", 128), ("run", 128), ("run", 129)]
+ZERO = [("run", 0)] * 4
+HDR_VALID = hdr(8, 2, hdr_rle_row(ONE) + hdr_rle_row(ZERO))
+
 RED, BLUE, GREEN, WHITE = (255, 0, 0), (0, 0, 255), (0, 255, 0), (255, 255, 255)
 
 FILES = {
@@ -77,6 +97,14 @@ FILES = {
     "jpeg_progressive_dc.jpg": jpeg(True, [([1, 2, 3], b"\x1f")]),
     # Progressive, DC first scan of component 1 only: the others' coefficients are never set.
     "jpeg_progressive_missing.jpg": jpeg(True, [([1], b"\x7f")]),
+    # Radiance HDR, 8x2 RLE: row 0 white (1.0 -> 255), row 1 black.
+    "hdr_valid.hdr": HDR_VALID,
+    # The second scanline's first run count is 0: stb 2.27 loops forever on it.
+    "hdr_zero_run.hdr": hdr(8, 2, hdr_rle_row(ONE) + bytes([2, 2, 0, 8, 0]) + bytes(20)),
+    # Cut inside the second scanline: stb reads zeros past the end, i.e. runs of length 0.
+    "hdr_truncated.hdr": HDR_VALID[:len(HDR_VALID) - 5],
+    # 4x2 flat (width < 8 is never RLE) with 5 of the 8 pixels: stb converts 3 uninitialised ones.
+    "hdr_flat_truncated.hdr": hdr(4, 2, bytes([128, 128, 128, 129]) * 5),
 }
 
 if __name__ == "__main__":
