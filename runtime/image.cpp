@@ -8,6 +8,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdio>
@@ -440,6 +441,50 @@ std::string hdr_unsafe_for_stb(const uint8_t* data, size_t size) {
     return "";
 }
 
+// Binary PGM/PPM (P5/P6): stb 2.27 ignores the result of reading the pixel data, so a file
+// cut short returns its malloc'd pixel buffer with the missing part never written (valgrind
+// flags it). This reads the header as stbi__pnm_info does (whitespace, '#' comments, the
+// character after the maximum value is the last header byte) and returns a reason when fewer
+// bytes follow than width * height * channels * (1 or 2) bytes per sample; "" otherwise.
+std::string pnm_unsafe_for_stb(const uint8_t* data, size_t size) {
+    if (size < 2 || data[0] != 'P' || (data[1] != '5' && data[1] != '6')) return "";
+    const int64_t channels = data[1] == '6' ? 3 : 1;
+    size_t pos = 2;
+    auto at_eof = [&] { return pos >= size; };
+    auto get8 = [&]() -> char { return pos < size ? static_cast<char>(data[pos++]) : 0; };
+    auto is_space = [](char ch) {
+        return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\v' || ch == '\f' || ch == '\r';
+    };
+    char c = get8();
+    auto skip_whitespace = [&] {
+        for (;;) {
+            while (!at_eof() && is_space(c)) c = get8();
+            if (at_eof() || c != '#') break;
+            while (!at_eof() && c != '\n' && c != '\r') c = get8();
+        }
+    };
+    auto get_integer = [&] {
+        int64_t value = 0;
+        while (!at_eof() && c >= '0' && c <= '9') {
+            value = std::min<int64_t>(value * 10 + (c - '0'), int64_t{1} << 40);
+            c = get8();
+        }
+        return value;
+    };
+    skip_whitespace();
+    const int64_t width = get_integer();
+    skip_whitespace();
+    const int64_t height = get_integer();
+    skip_whitespace();
+    const int64_t max_value = get_integer();
+    if (width <= 0 || height <= 0 || width > (int64_t{1} << 24) || height > (int64_t{1} << 24) || max_value > 65535) {
+        return "";  // stb or the size checks reject it
+    }
+    const uint64_t needed = static_cast<uint64_t>(width * height * channels * (max_value > 255 ? 2 : 1));
+    if (size - pos >= needed) return "";
+    return str_printf("pixel data ends after %zu of %llu bytes", size - pos, static_cast<unsigned long long>(needed));
+}
+
 }  // namespace
 
 int jpeg_exif_orientation(const uint8_t* data, size_t size) {
@@ -498,6 +543,8 @@ Result<ImageU8> image_decode_memory(const uint8_t* data, size_t size, const std:
     GLIMPSE_CHECK_OR_RETURN(unsafe.empty(), parse_error, "%s: corrupt JPEG: %s", name, unsafe.c_str());
     const std::string unsafe_hdr = hdr_unsafe_for_stb(data, size);
     GLIMPSE_CHECK_OR_RETURN(unsafe_hdr.empty(), parse_error, "%s: corrupt Radiance HDR: %s", name, unsafe_hdr.c_str());
+    const std::string unsafe_pnm = pnm_unsafe_for_stb(data, size);
+    GLIMPSE_CHECK_OR_RETURN(unsafe_pnm.empty(), parse_error, "%s: corrupt PGM/PPM: %s", name, unsafe_pnm.c_str());
 
     // Header only: dimensions are checked before stb allocates the pixel buffer.
     int64_t claimed_w = 0, claimed_h = 0;

@@ -1319,3 +1319,18 @@ TEST_CASE("Radiance HDR files that would hang stb or leave pixels unread are rej
         CHECK(WEXITSTATUS(status) == 0);
     }
 }
+
+TEST_CASE("binary PPM files cut short are rejected; a complete one decodes to its bytes") {
+    // tests/data/hostile/make_hostile_images.py: a P6 file's samples are the RGB bytes themselves.
+    auto ok = decode_poisoned(hostile_dir() + "/ppm_valid.ppm", 0xA5);
+    REQUIRE_MESSAGE(ok.is_ok(), ok.status().to_string());
+    CHECK(ok->width == 2);
+    CHECK(ok->height == 1);
+    CHECK(ok->rgb == std::vector<uint8_t>{10, 20, 30, 40, 50, 60});
+    // stb 2.27 ignores the short read and returns 5 unwritten bytes of its buffer.
+    const std::string path = hostile_dir() + "/ppm_truncated.ppm";
+    auto r = decode_poisoned(path, 0xA5);
+    REQUIRE_FALSE(r.is_ok());
+    CHECK(r.status().code() == StatusCode::parse_error);
+    CHECK(r.status().message() == path + ": corrupt PGM/PPM: pixel data ends after 7 of 12 bytes");
+}

@@ -105,6 +105,10 @@ FILES = {
     "hdr_truncated.hdr": HDR_VALID[:len(HDR_VALID) - 5],
     # 4x2 flat (width < 8 is never RLE) with 5 of the 8 pixels: stb converts 3 uninitialised ones.
     "hdr_flat_truncated.hdr": hdr(4, 2, bytes([128, 128, 128, 129]) * 5),
+    # Binary PPM, 2x1: (10,20,30) (40,50,60); a comment in the header, as stb allows.
+    "ppm_valid.ppm": b"P6\n# hostile test\n2 1\n255\n" + bytes([10, 20, 30, 40, 50, 60]),
+    # 2x2 with 7 of its 12 sample bytes: stb 2.27 returns the other 5 unwritten.
+    "ppm_truncated.ppm": b"P6 2 2 255\n" + bytes([1, 2, 3, 4, 5, 6, 7]),
 }
 
 if __name__ == "__main__":
