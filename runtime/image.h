@@ -57,8 +57,11 @@ struct ImageDecodeOptions {
 };
 
 // Decodes an image file to 8-bit RGB. Errors (io_error, parse_error, out_of_range) name the path.
-// Every output byte is computed from the file's bytes: inputs on which stb would read memory
-// it never initialised are either made well-defined first (short PNG palettes) or refused.
+// Every output byte is computed from the file's bytes: inputs on which Debian's stb 2.27 would
+// read memory it never initialised, or never return, are made well-defined first (short PNG
+// palettes) or refused before stb sees them (JPEG tables or components no scan defines, HDR
+// zero-length runs or cut data, PGM/PPM cut short; see image.cpp). Data cut short in the
+// other formats reads as zeros in stb, or fails there.
 Result<ImageU8> image_decode_file(const std::string& path, const ImageDecodeOptions& options = {});
 
 // Same, from bytes in memory. name_for_errors prefixes every error message.
