@@ -1,6 +1,9 @@
 #include "models/gguf_weights.h"
 
+#include <cstring>
+
 #include "ops/weights.h"
+#include "runtime/aligned_buffer.h"
 #include "runtime/fp16.h"
 
 namespace glimpse {
@@ -15,6 +18,20 @@ const float* OwnedTensors::find(const std::string& name) const {
 const float* OwnedTensors::add(const std::string& name, std::vector<float> data) {
     store_.emplace_back(name, std::move(data));
     return store_.back().second.data();
+}
+
+void OwnedTensors::AlignedFree::operator()(uint8_t* p) const { aligned_buffer_free(p); }
+
+const uint8_t* OwnedTensors::aligned_data(const GgufTensor& t) {
+    if (reinterpret_cast<uintptr_t>(t.data) % kTensorDataAlignment == 0) return t.data;
+    for (const auto& [n, data] : aligned_) {
+        if (n == t.name) return data.get();
+    }
+    std::unique_ptr<uint8_t, AlignedFree> copy(aligned_buffer_alloc(static_cast<size_t>(t.nbytes)));
+    if (!copy) return nullptr;
+    std::memcpy(copy.get(), t.data, static_cast<size_t>(t.nbytes));
+    aligned_.emplace_back(t.name, std::move(copy));
+    return aligned_.back().second.get();
 }
 
 void GgufWeights::fail(const std::string& msg) {
@@ -36,10 +53,18 @@ const float* GgufWeights::as_f32(const GgufTensor& t) {
         fail("tensor '" + t.name + "' has unsupported type " + dtype_name(t.type));
         return nullptr;
     }
+    const uint8_t* src = data_of(t);
+    if (!src) return nullptr;
     const int64_t rows = t.n_elements() / t.ne[0];
     std::vector<float> out(static_cast<size_t>(t.n_elements()));
-    for (int64_t r = 0; r < rows; ++r) weights_row_to_f32(t.data, t.type, t.ne[0], r, out.data() + r * t.ne[0]);
+    for (int64_t r = 0; r < rows; ++r) weights_row_to_f32(src, t.type, t.ne[0], r, out.data() + r * t.ne[0]);
     return owned_.add(t.name, std::move(out));
+}
+
+const uint8_t* GgufWeights::data_of(const GgufTensor& t) {
+    const uint8_t* data = owned_.aligned_data(t);
+    if (!data) fail("cannot allocate " + std::to_string(t.nbytes) + " bytes to align tensor '" + t.name + "'");
+    return data;
 }
 
 static std::string ne_string(const GgufTensor& t) {
@@ -60,7 +85,8 @@ ValueId GgufWeights::matrix(const std::string& name, int64_t rows, int64_t cols)
         fail("tensor '" + name + "' has type " + dtype_name(t->type) + ", which glimpse cannot compute with");
         return kNoValue;
     }
-    return graph_.constant(name, t->type, Shape::of({rows, cols}), t->data);
+    const uint8_t* data = data_of(*t);
+    return data ? graph_.constant(name, t->type, Shape::of({rows, cols}), data) : kNoValue;
 }
 
 ValueId GgufWeights::matrix_flat(const std::string& name, int64_t rows, int64_t cols) {
@@ -75,7 +101,8 @@ ValueId GgufWeights::matrix_flat(const std::string& name, int64_t rows, int64_t 
         fail("tensor '" + name + "' has type " + dtype_name(t->type) + ", which glimpse cannot compute with");
         return kNoValue;
     }
-    return graph_.constant(name, t->type, Shape::of({rows, cols}), t->data);
+    const uint8_t* data = data_of(*t);
+    return data ? graph_.constant(name, t->type, Shape::of({rows, cols}), data) : kNoValue;
 }
 
 ValueId GgufWeights::matrix_flat_f16_rounded(const std::string& name, int64_t rows, int64_t cols) {
@@ -87,7 +114,9 @@ ValueId GgufWeights::matrix_flat_f16_rounded(const std::string& name, int64_t ro
     const float* data = owned_.find(key);
     if (!data) {
         std::vector<float> out(static_cast<size_t>(rows * cols));
-        for (int64_t r = 0; r < rows; ++r) weights_row_to_f32(t.data, t.type, cols, r, out.data() + r * cols);
+        const uint8_t* src = data_of(t);
+        if (!src) return kNoValue;
+        for (int64_t r = 0; r < rows; ++r) weights_row_to_f32(src, t.type, cols, r, out.data() + r * cols);
         for (float& v : out) v = round_to_f16(v);
         data = owned_.add(key, std::move(out));
     }

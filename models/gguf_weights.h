@@ -4,6 +4,7 @@
 #pragma once
 
 #include <deque>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -12,16 +13,34 @@
 
 namespace glimpse {
 
+// Weight matrices are handed to kernels at an address aligned to this many bytes (small
+// tensors become f32 copies, aligned for float). GGUF's default alignment (32) gives it in
+// place; a file with a smaller general.alignment (1 is legal) may place a tensor at any
+// address, where loading a float or a block's f16 scale is undefined behaviour (UBSan flags
+// it; strict-alignment CPUs fault). Such tensors are copied once at load, which costs their
+// size in memory: llama.cpp and glimpse write 32, so only hand-made files pay it.
+inline constexpr size_t kTensorDataAlignment = 32;
+
 // f32 copies of small tensors (norms, biases, embeddings), whatever their stored
-// type; owned by the model so they outlive every plan built from it.
+// type, and aligned copies of tensors the file left misaligned; owned by the model
+// so they outlive every plan built from it.
 class OwnedTensors {
 public:
     // The stored copy of `name`, or nullptr.
     const float* find(const std::string& name) const;
     const float* add(const std::string& name, std::vector<float> data);
 
+    // t's bytes at a kTensorDataAlignment-aligned address: t.data itself when it is aligned
+    // (the common case: no copy), else a copy made once per tensor. nullptr if that
+    // allocation fails.
+    const uint8_t* aligned_data(const GgufTensor& t);
+
 private:
+    struct AlignedFree {
+        void operator()(uint8_t* p) const;
+    };
     std::deque<std::pair<std::string, std::vector<float>>> store_;
+    std::deque<std::pair<std::string, std::unique_ptr<uint8_t, AlignedFree>>> aligned_;
 };
 
 class GgufWeights {
@@ -52,6 +71,8 @@ public:
 private:
     const GgufTensor* find(const std::string& name);
     const float* as_f32(const GgufTensor& t);
+    // t's data at an aligned address (OwnedTensors::aligned_data); fails the builder if nullptr.
+    const uint8_t* data_of(const GgufTensor& t);
     void fail(const std::string& msg);
 
     const GgufFile& file_;

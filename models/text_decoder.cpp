@@ -73,15 +73,22 @@ Result<std::unique_ptr<TextDecoder>> TextDecoder::from_file(std::unique_ptr<Gguf
     GLIMPSE_CHECK_OR_RETURN(weights_type_supported(dec->token_embd_->type), unsupported,
                             "%s: token_embd.weight has type %s, which glimpse cannot read",
                             dec->file_->path().c_str(), dtype_name(dec->token_embd_->type));
+    dec->token_embd_data_ = dec->owned_.aligned_data(*dec->token_embd_);
+    GLIMPSE_CHECK_OR_RETURN(dec->token_embd_data_ != nullptr, resource_exhausted,
+                            "%s: cannot allocate %llu bytes to align token_embd.weight", dec->file_->path().c_str(),
+                            static_cast<unsigned long long>(dec->token_embd_->nbytes));
     DecoderPlan probe;
     GLIMPSE_ASSIGN_OR_RETURN(Graph g, dec->build_graph(&probe, 1));  // validates every tensor now
     (void)g;
+    // Loading read the metadata and copied the small tensors: were they the file's bytes?
+    GLIMPSE_RETURN_IF_ERROR(dec->file_->mapping()->check_intact());
     return dec;
 }
 
 void TextDecoder::embed_token(int32_t id, float* dst) const {
     GLIMPSE_ASSERT(id >= 0 && id < hparams_.n_vocab);
-    weights_row_to_f32(token_embd_->data, token_embd_->type, hparams_.n_embd, id, dst);
+    // Read from the mapping on every token; forward() checks the file afterwards.
+    weights_row_to_f32(token_embd_data_, token_embd_->type, hparams_.n_embd, id, dst);
 }
 
 Result<Graph> TextDecoder::build_graph(DecoderPlan* io, int64_t max_rows) {
@@ -143,6 +150,7 @@ Result<DecoderPlan> TextDecoder::compile(int64_t max_rows, int64_t context, DTyp
         [mapping = file_->mapping()](const void* w, size_t n) { mapping->release_resident_range(w, n); });
     opts.weight_cache = &packed_;
     GLIMPSE_ASSIGN_OR_RETURN(dp.plan, Plan::compile(std::move(g), opts));
+    GLIMPSE_RETURN_IF_ERROR(file_->mapping()->check_intact());  // packing read the weights
     return dp;
 }
 
@@ -151,6 +159,9 @@ Result<const float*> TextDecoder::forward(DecoderPlan& dp, int64_t n_rows, int64
     args.n_rows = n_rows;
     args.pos0 = pos0;
     GLIMPSE_RETURN_IF_ERROR(dp.plan->run(args, pool));
+    // The pass read embeddings (and any unpacked weights) from the mapping: logits computed
+    // from a file truncated or rewritten meanwhile are not returned (runtime/mapped_file.h).
+    GLIMPSE_RETURN_IF_ERROR(file_->mapping()->check_intact());
     return static_cast<const float*>(dp.plan->f32(dp.logits));
 }
 

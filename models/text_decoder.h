@@ -71,6 +71,7 @@ private:
     OwnedTensors owned_;
     PackedWeightCache packed_;  // weights repacked for their kernels, shared by every plan
     const GgufTensor* token_embd_ = nullptr;
+    const uint8_t* token_embd_data_ = nullptr;  // token_embd_'s bytes, aligned (OwnedTensors::aligned_data)
 };
 
 }  // namespace glimpse

@@ -139,6 +139,8 @@ Result<std::unique_ptr<VisionEncoder>> VisionEncoder::from_file(std::unique_ptr<
     VisionPlan probe;
     GLIMPSE_ASSIGN_OR_RETURN(Graph g, enc->build_graph(&probe, VisionTaps{}));
     (void)g;
+    // Loading read the metadata and copied the small tensors: were they the file's bytes?
+    GLIMPSE_RETURN_IF_ERROR(enc->file_->mapping()->check_intact());
     return enc;
 }
 
@@ -254,6 +256,7 @@ Result<VisionPlan> VisionEncoder::compile(int n_threads, const VisionTaps& taps)
         [mapping = file_->mapping()](const void* w, size_t n) { mapping->release_resident_range(w, n); });
     opts.weight_cache = &packed_;
     GLIMPSE_ASSIGN_OR_RETURN(vp.plan, Plan::compile(std::move(g), opts));
+    GLIMPSE_RETURN_IF_ERROR(file_->mapping()->check_intact());  // packing read the weights
     return vp;
 }
 
@@ -261,6 +264,8 @@ Status VisionEncoder::encode(VisionPlan& vp, const float* pixels, float* out, Th
     const int64_t S = hparams_.image_size;
     std::memcpy(vp.plan->f32(vp.pixels), pixels, static_cast<size_t>(3 * S * S) * sizeof(float));
     GLIMPSE_RETURN_IF_ERROR(vp.plan->run(RunArgs{}, pool));
+    // Weights without a packed layout are read from the mapping on every run (mapped_file.h).
+    GLIMPSE_RETURN_IF_ERROR(file_->mapping()->check_intact());
     const int64_t n = vp.plan->rows(vp.embeddings) * hparams_.n_embd_out;
     std::memcpy(out, vp.plan->f32(vp.embeddings), static_cast<size_t>(n) * sizeof(float));
     return Status::ok();

@@ -1,10 +1,18 @@
 #include "ops/weights.h"
 
+#include <cstring>
+
 #include "quant/dequantize.h"
 #include "runtime/fp16.h"
 #include "targets/cpu_features.h"
 
 namespace glimpse {
+
+static inline uint16_t load_u16(const uint8_t* p) {
+    uint16_t v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
 
 #if defined(__x86_64__)
 // ops/weights_avx2.cpp: vectorized f16/bf16/q8_0/q4_0 rows (false for other types).
@@ -17,21 +25,17 @@ void weights_row_to_f32(const void* w, DType type, int64_t n, int64_t row, float
 #endif
     const uint8_t* base = static_cast<const uint8_t*>(w) + row * dtype_row_bytes(type, n);
     switch (type) {
-        case DType::f32: {
-            const float* src = reinterpret_cast<const float*>(base);
-            for (int64_t i = 0; i < n; ++i) out[i] = src[i];
+        // Elements are loaded with memcpy: the row may sit at any address (GGUF files with
+        // general.alignment below 4 are legal), where a float or uint16_t load is undefined.
+        case DType::f32:
+            std::memcpy(out, base, static_cast<size_t>(n) * sizeof(float));
             return;
-        }
-        case DType::f16: {
-            const uint16_t* src = reinterpret_cast<const uint16_t*>(base);
-            for (int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(src[i]);
+        case DType::f16:
+            for (int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(load_u16(base + 2 * i));
             return;
-        }
-        case DType::bf16: {
-            const uint16_t* src = reinterpret_cast<const uint16_t*>(base);
-            for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_f32(src[i]);
+        case DType::bf16:
+            for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_f32(load_u16(base + 2 * i));
             return;
-        }
         default:
             dequantize_row(type, base, out, n);
             return;

@@ -9,6 +9,8 @@ namespace glimpse {
 
 // Converts n elements of row `row` of a (rows, n) matrix stored as `type`
 // into f32. Supports f32, f16, bf16 and the quantized types of quant/.
+// f32, f16 and bf16 rows may start at any address; quantized rows need the alignment of
+// their block struct (2 bytes), which models get from OwnedTensors::aligned_data.
 void weights_row_to_f32(const void* w, DType type, int64_t n, int64_t row, float* out);
 
 // True for the storage types weights_row_to_f32 understands.

@@ -20,7 +20,11 @@ bool weights_row_to_f32_avx2(const void* w, DType type, int64_t n, int64_t row, 
             int64_t i = 0;
             for (; i + 8 <= n; i += 8)
                 _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
-            for (; i < n; ++i) out[i] = _cvtsh_ss(src[i]);
+            for (; i < n; ++i) {
+                uint16_t h;  // memcpy: the row may be misaligned (see weights.cpp)
+                std::memcpy(&h, src + i, 2);
+                out[i] = _cvtsh_ss(h);
+            }
             return true;
         }
         case DType::bf16: {
@@ -31,7 +35,9 @@ bool weights_row_to_f32_avx2(const void* w, DType type, int64_t n, int64_t row, 
                 _mm256_storeu_ps(out + i, _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)));
             }
             for (; i < n; ++i) {
-                const uint32_t bits = static_cast<uint32_t>(src[i]) << 16;
+                uint16_t h;
+                std::memcpy(&h, src + i, 2);
+                const uint32_t bits = static_cast<uint32_t>(h) << 16;
                 std::memcpy(out + i, &bits, 4);
             }
             return true;

@@ -1,11 +1,14 @@
 #include "runtime/image.h"
 
+#include "runtime/mapped_file.h"
+
 // Debian's libstb-dev ships the stb implementations compiled into libstb; these are declarations only.
 #include <stb_image.h>
 #include <stb_image_write.h>
 
-#include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdio>
@@ -25,42 +28,35 @@ struct StbiFree {
 };
 
 Result<std::vector<uint8_t>> read_whole_file(const std::string& path, int64_t max_bytes) {
-    std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
-    if (!file) {
-        return Status::error(StatusCode::io_error, "%s: cannot open: %s", path.c_str(), std::strerror(errno));
+    // Opened without blocking and checked with fstat before a byte is read: a FIFO would block
+    // the open (and then the read) forever, /dev/zero would stream until the size cap.
+    int64_t size = 0;
+    GLIMPSE_ASSIGN_OR_RETURN(int fd, open_regular_file(path, "an image", &size));
+    struct FdCloser {
+        int fd;
+        ~FdCloser() { ::close(fd); }
+    } closer{fd};
+    if (size > max_bytes) {
+        return Status::error(StatusCode::out_of_range,
+                             "%s: file has %lld bytes, above the image file limit of %lld bytes (%lld MiB)",
+                             path.c_str(), static_cast<long long>(size), static_cast<long long>(max_bytes),
+                             static_cast<long long>(max_bytes >> 20));
     }
-    struct stat st {};
-    if (fstat(fileno(file.get()), &st) != 0) {
-        return Status::error(StatusCode::io_error, "%s: cannot stat: %s", path.c_str(), std::strerror(errno));
-    }
-    if (S_ISDIR(st.st_mode)) {
-        return Status::error(StatusCode::io_error, "%s: is a directory, not an image file", path.c_str());
-    }
-    if (S_ISREG(st.st_mode) && st.st_size > max_bytes) {
-        return Status::error(StatusCode::out_of_range, "%s: file has %lld bytes, above the image file limit of %lld bytes",
-                             path.c_str(), static_cast<long long>(st.st_size), static_cast<long long>(max_bytes));
-    }
-    std::vector<uint8_t> bytes;
-    if (S_ISREG(st.st_mode)) bytes.reserve(static_cast<size_t>(st.st_size));
-    // Read to end of file rather than trusting st_size: pipes and some special files report 0.
-    std::vector<uint8_t> chunk(size_t{1} << 16);
-    for (;;) {
-        size_t n = std::fread(chunk.data(), 1, chunk.size(), file.get());
-        if (n > 0) {
-            if (static_cast<int64_t>(bytes.size() + n) > max_bytes) {
-                return Status::error(StatusCode::out_of_range, "%s: more than %lld bytes, above the image file limit",
-                                     path.c_str(), static_cast<long long>(max_bytes));
-            }
-            bytes.insert(bytes.end(), chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(n));
+    // Reads exactly the size fstat gave; a file that shrank meanwhile is read to its new end
+    // (and fails to decode if that cut it), one that grew is read only up to the old size.
+    std::vector<uint8_t> bytes(static_cast<size_t>(size));
+    size_t done = 0;
+    while (done < bytes.size()) {
+        const ssize_t n = ::read(fd, bytes.data() + done, bytes.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            return Status::error(StatusCode::io_error, "%s: read failed after %zu bytes: %s", path.c_str(), done,
+                                 std::strerror(errno));
         }
-        if (n < chunk.size()) {
-            if (std::ferror(file.get())) {
-                return Status::error(StatusCode::io_error, "%s: read failed after %zu bytes: %s", path.c_str(),
-                                     bytes.size(), std::strerror(errno));
-            }
-            break;
-        }
+        if (n == 0) break;
+        done += static_cast<size_t>(n);
     }
+    bytes.resize(done);
     return bytes;
 }
 
@@ -178,15 +174,19 @@ bool sniff_claimed_size(const uint8_t* data, size_t size, int64_t* width, int64_
 //     past the end of its fixed tables (memory corruption inside its decoder state);
 //   - a scan using a Huffman or quantization table that was never defined: stb's decoder
 //     state is not zero-initialized, so it decodes with uninitialized memory (valgrind flags it;
-//     the pixels are nondeterministic).
+//     the pixels are nondeterministic);
+//   - a frame component that no scan codes (no DC first scan, in a progressive file): stb
+//     mallocs each component's samples (coefficients, if progressive) without clearing them
+//     and converts whatever the heap held (also in 2.28+).
 // This pass follows the marker structure the way stb reads it and rejects exactly those files.
-// Every valid JPEG passes (the JPEG standard forbids both). Problems stb reports by itself
+// Every valid JPEG passes (the JPEG standard forbids all three). Problems stb reports by itself
 // (bad lengths, unknown markers, truncation) are left to stb. Returns "" or the reason.
 std::string jpeg_unsafe_for_stb(const uint8_t* data, size_t size) {
     if (size < 4 || data[0] != 0xFF || data[1] != 0xD8) return "";
     auto byte_at = [&](size_t off) -> uint32_t { return off < size ? data[off] : 0; };  // stb reads 0 past EOF
     bool dc_defined[4] = {}, ac_defined[4] = {}, dq_defined[4] = {};
     int comp_id[4] = {}, comp_tq[4] = {}, n_comp = 0;
+    bool coded[4] = {};  // a scan sets every coefficient of the component (see the EOI check)
     bool progressive = false;
     size_t pos = 2;
     while (pos < size) {
@@ -198,7 +198,15 @@ std::string jpeg_unsafe_for_stb(const uint8_t* data, size_t size) {
         while (pos < size && data[pos] == 0xFF) ++pos;
         if (pos >= size) return "";
         const uint8_t marker = data[pos++];
-        if (marker == 0xD9) return "";
+        if (marker == 0xD9) {  // EOI: stb decodes only now, whatever the scans covered
+            for (int i = 0; i < n_comp; ++i) {
+                if (!coded[i]) {
+                    return str_printf("component %d (id %d) is not coded by any %s", i + 1, comp_id[i],
+                                      progressive ? "DC first scan" : "scan");
+                }
+            }
+            return "";
+        }
         if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) continue;
         const size_t length = byte_at(pos) << 8 | byte_at(pos + 1);
         const size_t seg = pos + 2, seg_end = pos + length;
@@ -232,6 +240,7 @@ std::string jpeg_unsafe_for_stb(const uint8_t* data, size_t size) {
             if (n < 1 || n > 4 || length != 8 + 3 * static_cast<size_t>(n)) return "";
             n_comp = n;
             for (int i = 0; i < n; ++i) {
+                coded[i] = false;
                 comp_id[i] = data[seg + 6 + 3 * i];
                 comp_tq[i] = data[seg + 8 + 3 * i];
                 if (comp_tq[i] > 3) return "";
@@ -254,6 +263,9 @@ std::string jpeg_unsafe_for_stb(const uint8_t* data, size_t size) {
                 // Which tables the scan decodes with: baseline both; progressive DC first pass the
                 // DC table, DC refinement none, AC passes the AC table.
                 const bool needs_dc = progressive ? (spec_start == 0 && approx_high == 0) : true;
+                // Baseline scans write every sample of their components; in a progressive file
+                // the DC first scan is what clears a component's coefficients.
+                if (needs_dc) coded[which] = true;
                 const bool needs_ac = progressive ? spec_start != 0 : true;
                 if (needs_dc && !dc_defined[dc]) {
                     return str_printf("scan uses Huffman DC table %u, which is not defined", dc);
@@ -279,6 +291,198 @@ std::string jpeg_unsafe_for_stb(const uint8_t* data, size_t size) {
         pos = seg_end;
     }
     return "";
+}
+
+uint32_t crc32_png(const uint8_t* p, size_t n) {
+    // The CRC of the PNG specification (ISO 3309 polynomial, reflected), bit by bit: it runs
+    // only over the rare palette chunks rewritten below.
+    uint32_t c = 0xFFFFFFFFu;
+    for (size_t i = 0; i < n; ++i) {
+        c ^= p[i];
+        for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
+    }
+    return c ^ 0xFFFFFFFFu;
+}
+
+// stb 2.27 expands a palette PNG through `stbi_uc palette[1024]` on its stack, filling only the
+// entries PLTE defines; a pixel index past them (legal to store, invalid per the PNG spec: a
+// 2-entry palette with pixels of index 200) copies uninitialised stack bytes into the image.
+// Checking the indices would need the inflated, unfiltered pixel data; instead, when a palette
+// image's PLTE has fewer than 256 entries, this returns a copy of the file whose PLTE chunks
+// are padded to 256 entries with black, so every index stb can meet reads a defined entry.
+// Black is what libpng (which pads its palette the same way) and so most viewers show for
+// such pixels. Valid files decode exactly as before: their indices never reach the padding.
+// Returns an empty vector when no change is needed. Chunks are only followed while they are
+// complete; a truncated file is left as is (stb then fails on it before expanding the palette).
+// A second PLTE chunk (forbidden by the PNG spec; libpng refuses it too) sets *error: padding
+// each of many tiny PLTE chunks would let a small file grow 65-fold.
+std::vector<uint8_t> png_with_full_palette(const uint8_t* data, size_t size, std::string* error) {
+    static constexpr uint8_t kPngSignature[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
+    if (size < 8 || std::memcmp(data, kPngSignature, 8) != 0) return {};
+    auto be32 = [&](size_t off) {
+        return uint32_t{data[off]} << 24 | uint32_t{data[off + 1]} << 16 | uint32_t{data[off + 2]} << 8 |
+               uint32_t{data[off + 3]};
+    };
+    bool palette_image = false;
+    uint32_t entries = 0;
+    int n_plte = 0;
+    std::vector<size_t> short_plte;  // offsets of PLTE chunks to pad
+    for (size_t pos = 8; size - pos >= 12;) {
+        const uint32_t length = be32(pos);
+        if (length > size - pos - 12) break;
+        const uint8_t* type = data + pos + 4;
+        if (std::memcmp(type, "IHDR", 4) == 0 && length == 13) {
+            palette_image = data[pos + 8 + 9] == 3;
+        } else if (std::memcmp(type, "PLTE", 4) == 0) {
+            if (length > 768 || length % 3 != 0) return {};  // stb rejects it
+            if (n_plte++ > 0) {
+                *error = "more than one PLTE chunk";
+                return {};
+            }
+            entries = length / 3;
+            if (entries < 256) short_plte.push_back(pos);
+        } else if (std::memcmp(type, "tRNS", 4) == 0) {
+            // stb rejects a tRNS longer than the palette; padding must not make it acceptable.
+            if (palette_image && length > entries) return {};
+        } else if (std::memcmp(type, "IEND", 4) == 0) {
+            break;
+        }
+        pos += size_t{length} + 12;
+    }
+    if (!palette_image || short_plte.empty()) return {};
+    std::vector<uint8_t> out;
+    out.reserve(size + short_plte.size() * 768);
+    size_t copied = 0;
+    for (size_t pos : short_plte) {
+        const uint32_t length = be32(pos);
+        out.insert(out.end(), data + copied, data + pos);
+        const uint8_t header[8] = {0, 0, 0x03, 0x00, 'P', 'L', 'T', 'E'};  // length 768
+        const size_t body = out.size() + 4;
+        out.insert(out.end(), header, header + 8);
+        out.insert(out.end(), data + pos + 8, data + pos + 8 + length);
+        out.insert(out.end(), 768 - length, uint8_t{0});
+        const uint32_t crc = crc32_png(out.data() + body, 4 + 768);
+        for (int k = 3; k >= 0; --k) out.push_back(static_cast<uint8_t>(crc >> (8 * k)));
+        copied = pos + 12 + length;
+    }
+    out.insert(out.end(), data + copied, data + size);
+    return out;
+}
+
+// Radiance HDR (.hdr), which stb also decodes. Two defects of stb 2.27 on corrupt files:
+//   - an RLE scanline holding a run count of 0 (or truncated: stb reads 0 past the end)
+//     never advances, so stb loops forever;
+//   - flat (non-RLE) pixel data cut short leaves the 4-byte pixel buffer of every missing
+//     pixel uninitialised and converts it.
+// This follows stb's reading exactly (header lines, then per scanline either the 2,2,len
+// RLE header and 4 channels of runs, or stb's fall-back to flat pixels) and returns the
+// reason when stb would hang or read past the end, "" otherwise (including when it is not an
+// HDR or stb rejects the header by itself).
+std::string hdr_unsafe_for_stb(const uint8_t* data, size_t size) {
+    size_t pos = 0;
+    auto line = [&]() {  // one header token, as stbi__hdr_gettoken: up to '\n' or the end
+        std::string text;
+        while (pos < size && data[pos] != '\n') text.push_back(static_cast<char>(data[pos++]));
+        if (pos < size) ++pos;
+        return text.substr(0, 1023);
+    };
+    const std::string magic = line();
+    if (magic != "#?RADIANCE" && magic != "#?RGBE") return "";
+    bool valid = false;
+    for (;;) {
+        const std::string token = line();
+        if (token.empty()) break;
+        if (token == "FORMAT=32-bit_rle_rgbe") valid = true;
+    }
+    if (!valid) return "";
+    const std::string res = line();
+    int height = 0, width = 0;
+    char y_sign = 0, x_sign = 0;
+    if (std::sscanf(res.c_str(), "%cY %d %cX %d", &y_sign, &height, &x_sign, &width) != 4 || y_sign != '-' ||
+        x_sign != '+' || width <= 0 || height <= 0) {
+        return "";  // stb rejects the layout, or the size checks do
+    }
+    const auto pixels = static_cast<uint64_t>(width) * static_cast<uint64_t>(height);
+    auto flat_needs = [&](uint64_t n_pixels) -> std::string {
+        if (size - pos >= n_pixels * 4) return "";
+        return str_printf("pixel data ends after %zu of %llu bytes", size - pos,
+                          static_cast<unsigned long long>(n_pixels * 4));
+    };
+    if (width < 8 || width >= 32768) return flat_needs(pixels);
+    for (int j = 0; j < height; ++j) {
+        if (size - pos < 4) return str_printf("scanline %d is missing (file ends at byte %zu)", j, size);
+        const uint8_t c1 = data[pos], c2 = data[pos + 1], len_hi = data[pos + 2];
+        if (c1 != 2 || c2 != 2 || (len_hi & 0x80)) {
+            pos += 4;  // stb decodes these 4 bytes as pixel 0, then reads the whole image flat
+            return flat_needs(pixels - 1);
+        }
+        if ((uint32_t{len_hi} << 8 | data[pos + 3]) != static_cast<uint32_t>(width)) return "";  // stb rejects
+        pos += 4;
+        for (int k = 0; k < 4; ++k) {
+            for (int i = 0; i < width;) {
+                if (pos >= size) return str_printf("scanline %d ends early (file ends at byte %zu)", j, size);
+                uint32_t count = data[pos++];
+                if (count > 128) {
+                    count -= 128;
+                    if (pos >= size) return str_printf("scanline %d ends early (file ends at byte %zu)", j, size);
+                    ++pos;
+                } else {
+                    if (count == 0) return str_printf("scanline %d holds a run of length 0", j);
+                    if (count <= static_cast<uint32_t>(width - i) && size - pos < count) {
+                        return str_printf("scanline %d ends early (file ends at byte %zu)", j, size);
+                    }
+                    pos += count;
+                }
+                if (count > static_cast<uint32_t>(width - i)) return "";  // stb rejects the run
+                i += static_cast<int>(count);
+            }
+        }
+    }
+    return "";
+}
+
+// Binary PGM/PPM (P5/P6): stb 2.27 ignores the result of reading the pixel data, so a file
+// cut short returns its malloc'd pixel buffer with the missing part never written (valgrind
+// flags it). This reads the header as stbi__pnm_info does (whitespace, '#' comments, the
+// character after the maximum value is the last header byte) and returns a reason when fewer
+// bytes follow than width * height * channels * (1 or 2) bytes per sample; "" otherwise.
+std::string pnm_unsafe_for_stb(const uint8_t* data, size_t size) {
+    if (size < 2 || data[0] != 'P' || (data[1] != '5' && data[1] != '6')) return "";
+    const int64_t channels = data[1] == '6' ? 3 : 1;
+    size_t pos = 2;
+    auto at_eof = [&] { return pos >= size; };
+    auto get8 = [&]() -> char { return pos < size ? static_cast<char>(data[pos++]) : 0; };
+    auto is_space = [](char ch) {
+        return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\v' || ch == '\f' || ch == '\r';
+    };
+    char c = get8();
+    auto skip_whitespace = [&] {
+        for (;;) {
+            while (!at_eof() && is_space(c)) c = get8();
+            if (at_eof() || c != '#') break;
+            while (!at_eof() && c != '\n' && c != '\r') c = get8();
+        }
+    };
+    auto get_integer = [&] {
+        int64_t value = 0;
+        while (!at_eof() && c >= '0' && c <= '9') {
+            value = std::min<int64_t>(value * 10 + (c - '0'), int64_t{1} << 40);
+            c = get8();
+        }
+        return value;
+    };
+    skip_whitespace();
+    const int64_t width = get_integer();
+    skip_whitespace();
+    const int64_t height = get_integer();
+    skip_whitespace();
+    const int64_t max_value = get_integer();
+    if (width <= 0 || height <= 0 || width > (int64_t{1} << 24) || height > (int64_t{1} << 24) || max_value > 65535) {
+        return "";  // stb or the size checks reject it
+    }
+    const uint64_t needed = static_cast<uint64_t>(width * height * channels * (max_value > 255 ? 2 : 1));
+    if (size - pos >= needed) return "";
+    return str_printf("pixel data ends after %zu of %llu bytes", size - pos, static_cast<unsigned long long>(needed));
 }
 
 }  // namespace
@@ -337,6 +541,10 @@ Result<ImageU8> image_decode_memory(const uint8_t* data, size_t size, const std:
     // Before any stb call: even stbi_info parses the JPEG tables that precede the frame header.
     const std::string unsafe = jpeg_unsafe_for_stb(data, size);
     GLIMPSE_CHECK_OR_RETURN(unsafe.empty(), parse_error, "%s: corrupt JPEG: %s", name, unsafe.c_str());
+    const std::string unsafe_hdr = hdr_unsafe_for_stb(data, size);
+    GLIMPSE_CHECK_OR_RETURN(unsafe_hdr.empty(), parse_error, "%s: corrupt Radiance HDR: %s", name, unsafe_hdr.c_str());
+    const std::string unsafe_pnm = pnm_unsafe_for_stb(data, size);
+    GLIMPSE_CHECK_OR_RETURN(unsafe_pnm.empty(), parse_error, "%s: corrupt PGM/PPM: %s", name, unsafe_pnm.c_str());
 
     // Header only: dimensions are checked before stb allocates the pixel buffer.
     int64_t claimed_w = 0, claimed_h = 0;
@@ -375,8 +583,15 @@ Result<ImageU8> image_decode_memory(const uint8_t* data, size_t size, const std:
     stbi_set_flip_vertically_on_load_thread(0);
     stbi_convert_iphone_png_to_rgb_thread(0);
 
+    std::string png_error;
+    const std::vector<uint8_t> padded = png_with_full_palette(data, size, &png_error);  // at most size + 768
+    GLIMPSE_CHECK_OR_RETURN(png_error.empty(), parse_error, "%s: corrupt PNG: %s", name, png_error.c_str());
+    const uint8_t* decode_data = padded.empty() ? data : padded.data();
+    const int decode_len = padded.empty() ? len : static_cast<int>(padded.size());
+
     int w = 0, h = 0, channels_in_file = 0;
-    std::unique_ptr<stbi_uc, StbiFree> pixels(stbi_load_from_memory(data, len, &w, &h, &channels_in_file, 3));
+    std::unique_ptr<stbi_uc, StbiFree> pixels(
+        stbi_load_from_memory(decode_data, decode_len, &w, &h, &channels_in_file, 3));
     if (!pixels) {
         const char* why = stbi_failure_reason();
         return Status::error(StatusCode::parse_error, "%s: cannot decode %dx%d image (%zu bytes; stb_image: %s)", name,

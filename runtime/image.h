@@ -6,6 +6,8 @@
 //   - grey is replicated to R=G=B; an alpha channel is dropped, not composited over anything;
 //   - 16-bit PNGs are reduced to 8 bits by stb (high byte);
 //   - no colour management (ICC profiles, gamma chunks are ignored);
+//   - a palette PNG pixel whose index has no palette entry decodes to black (0,0,0), as libpng
+//     decodes it (stb 2.27 would read an uninitialised stack array there; see image.cpp);
 //   - EXIF orientation is NOT applied. A phone photo stored sideways reaches the model sideways,
 //     exactly as in llama.cpp. ImageDecodeOptions::apply_exif_orientation turns it on (JPEG only);
 //     it is off by default so that glimpse and llama.cpp see the same pixels.
@@ -36,7 +38,10 @@ struct ImageU8 {
 // covers camera photos; stb needs roughly twice the RGB size while decoding (~400 MiB here).
 inline constexpr int kImageMaxSide = 16384;                    // pixels per side
 inline constexpr int64_t kImageMaxPixels = int64_t{1} << 26;   // width*height (192 MiB of RGB)
-inline constexpr int64_t kImageMaxFileBytes = int64_t{1} << 30;
+// The largest image file read: 64 MiB (camera JPEGs are a few MiB; a 64-Mpixel PNG compresses
+// below this). image_decode_file checks it with fstat before reading, and refuses anything that
+// is not a regular file (FIFOs, devices, directories) without opening it for a blocking read.
+inline constexpr int64_t kImageMaxFileBytes = int64_t{64} << 20;
 // No format stb reads packs more pixels than this into one byte of file (the densest cases:
 // a 1-bit PNG at deflate's 1032:1 limit, ~8300 pixels per byte; GIF's LZW, < 2800). A header
 // claiming more is corrupt or hostile, and rejecting it caps what a small file can make us
@@ -52,6 +57,11 @@ struct ImageDecodeOptions {
 };
 
 // Decodes an image file to 8-bit RGB. Errors (io_error, parse_error, out_of_range) name the path.
+// Every output byte is computed from the file's bytes: inputs on which Debian's stb 2.27 would
+// read memory it never initialised, or never return, are made well-defined first (short PNG
+// palettes) or refused before stb sees them (JPEG tables or components no scan defines, HDR
+// zero-length runs or cut data, PGM/PPM cut short; see image.cpp). Data cut short in the
+// other formats reads as zeros in stb, or fails there.
 Result<ImageU8> image_decode_file(const std::string& path, const ImageDecodeOptions& options = {});
 
 // Same, from bytes in memory. name_for_errors prefixes every error message.

@@ -8,9 +8,15 @@
 #include "runtime/image.h"
 #include "test_util.h"
 
+#include <fcntl.h>
+#include <malloc.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -1113,4 +1119,218 @@ TEST_CASE("corrupted images never crash the decoder") {
     }
     CHECK(n_ok + n_err == 300);
     MESSAGE("mutated images: " << n_ok << " decoded, " << n_err << " rejected");
+}
+
+namespace {
+
+// Fills `n` bytes of stack below the caller's frame with `byte` (the frames of a decoder called
+// next from the same depth reuse them), so stack memory a decoder reads without writing it first
+// holds `byte` instead of whatever the fresh pages held (zeros).
+__attribute__((noinline)) void poison_stack(uint8_t byte) {
+    volatile uint8_t area[256 * 1024];
+    for (size_t i = 0; i < sizeof(area); ++i) area[i] = byte;
+}
+
+// Decodes with both stack and heap (glibc M_PERTURB: fresh allocations filled with ~byte)
+// poisoned with `byte`, then restores the heap default.
+Result<ImageU8> decode_poisoned(const std::string& path, uint8_t byte) {
+    mallopt(M_PERTURB, byte);
+    poison_stack(byte);
+    Result<ImageU8> r = image_decode_file(path);
+    mallopt(M_PERTURB, 0);
+    return r;
+}
+
+// Runs `body` in a forked child and returns its wait status; the child exits with body()'s
+// value, or dies by SIGALRM if it is still running after `seconds` (a blocked open or read).
+int run_in_child(int seconds, const std::function<int()>& body) {
+    const pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        alarm(static_cast<unsigned>(seconds));
+        _exit(body());
+    }
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    return status;
+}
+
+std::string hostile_dir() { return test::source_dir() + "/tests/data/hostile"; }
+
+}  // namespace
+
+TEST_CASE("palette PNGs with pixels past the palette decode to black, identically on every run") {
+    // Issue 21: stb 2.27 expands palette indices through an uninitialised stack array, so a
+    // 2-entry palette with pixels of index 200 gave different pixels (and captions) per run.
+    // The expected pixels are worked out by hand from tests/data/hostile/make_hostile_images.py:
+    // an index with a palette entry gives that entry, any other index black (what libpng gives).
+    using Px = std::array<uint8_t, 3>;
+    const Px R{255, 0, 0}, G{0, 255, 0}, B{0, 0, 255}, W{255, 255, 255}, K{0, 0, 0};
+    struct Case {
+        const char* file;
+        int width, height;
+        std::vector<Px> pixels;
+    };
+    const Case cases[] = {
+        {"palette_index200.png", 4, 2, {R, B, K, B, K, R, B, K}},  // indices 0 1 200 1 / 200 0 1 255
+        {"palette4_short.png", 5, 1, {R, G, B, K, K}},             // 4-bit: 0 1 2 3 15, 3 entries
+        {"palette1_one_entry.png", 3, 2, {W, K, W, K, K, W}},      // 1-bit: 0 1 0 / 1 1 0, 1 entry
+        {"palette_trns_index200.png", 3, 1, {R, K, B}},            // with tRNS: 0 200 1
+    };
+    for (const Case& c : cases) {
+        CAPTURE(c.file);
+        const std::string path = hostile_dir() + "/" + c.file;
+        for (uint8_t poison : {uint8_t{0xA5}, uint8_t{0x5A}}) {
+            CAPTURE(int(poison));
+            auto r = decode_poisoned(path, poison);
+            REQUIRE_MESSAGE(r.is_ok(), r.status().to_string());
+            REQUIRE(r->width == c.width);
+            REQUIRE(r->height == c.height);
+            for (int i = 0; i < c.width * c.height; ++i) {
+                CAPTURE(i);
+                const uint8_t* p = r->rgb.data() + 3 * i;
+                CHECK(Px{p[0], p[1], p[2]} == c.pixels[static_cast<size_t>(i)]);
+            }
+        }
+    }
+}
+
+TEST_CASE("PNGs with truncated or short pixel data, or two palettes, are errors") {
+    for (const char* file : {"truncated_idat.png", "short_idat.png"}) {
+        CAPTURE(file);
+        const std::string path = hostile_dir() + "/" + file;
+        auto r = decode_poisoned(path, 0xA5);
+        REQUIRE_FALSE(r.is_ok());
+        CHECK(r.status().code() == StatusCode::parse_error);
+        CHECK(r.status().message().find(path) != std::string::npos);
+    }
+    // A second PLTE chunk (the PNG spec allows one; libpng refuses the file too).
+    std::vector<uint8_t> png = test::read_file_bytes(hostile_dir() + "/palette_index200.png");
+    const size_t plte = 8 + 25;  // after the signature and IHDR
+    REQUIRE(std::string(png.begin() + plte + 4, png.begin() + plte + 8) == "PLTE");
+    const std::vector<uint8_t> chunk(png.begin() + plte, png.begin() + plte + 12 + 6);
+    png.insert(png.begin() + plte + chunk.size(), chunk.begin(), chunk.end());
+    auto r = image_decode_memory(png.data(), png.size(), "two_plte.png");
+    REQUIRE_FALSE(r.is_ok());
+    CHECK(r.status().message().find("two_plte.png: corrupt PNG: more than one PLTE chunk") != std::string::npos);
+}
+
+TEST_CASE("non-regular files are refused before reading, and image files are capped at 64 MiB") {
+    TempDir tmp;
+    SUBCASE("a FIFO does not block") {
+        const std::string fifo = tmp.file("camera.fifo");
+        REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+        const int status = run_in_child(10, [&] {
+            auto r = image_decode_file(fifo);
+            const bool ok = !r.is_ok() && r.status().code() == StatusCode::io_error &&
+                            r.status().message() == fifo + ": is a FIFO (named pipe); an image must be a regular file";
+            if (!ok) std::fprintf(stderr, "%s\n", r.is_ok() ? "decoded" : r.status().to_string().c_str());
+            return ok ? 0 : 1;
+        });
+        CHECK(WIFEXITED(status));
+        CHECK(WEXITSTATUS(status) == 0);
+    }
+    SUBCASE("/dev/zero is refused without reading it") {
+        auto r = image_decode_file("/dev/zero");
+        REQUIRE_FALSE(r.is_ok());
+        CHECK(r.status().message() == "/dev/zero: is a character device; an image must be a regular file");
+    }
+    SUBCASE("a directory") {
+        auto r = image_decode_file(tmp.path.string());
+        REQUIRE_FALSE(r.is_ok());
+        CHECK(r.status().message().find("is a directory") != std::string::npos);
+    }
+    SUBCASE("a file over 64 MiB is refused by its size, before it is read") {
+        const std::string big = tmp.file("big.png");
+        const int fd = ::open(big.c_str(), O_CREAT | O_WRONLY, 0600);
+        REQUIRE(fd >= 0);
+        REQUIRE(ftruncate(fd, (off_t{64} << 20) + 1) == 0);  // sparse: no disk used
+        ::close(fd);
+        auto r = image_decode_file(big);
+        REQUIRE_FALSE(r.is_ok());
+        CHECK(r.status().code() == StatusCode::out_of_range);
+        CHECK(r.status().message().find("67108865 bytes, above the image file limit of 67108864 bytes (64 MiB)") !=
+              std::string::npos);
+        // Exactly at the limit it is read (and then fails as an image: it is all zeros).
+        REQUIRE(::truncate(big.c_str(), off_t{64} << 20) == 0);
+        auto at = image_decode_file(big);
+        REQUIRE_FALSE(at.is_ok());
+        CHECK(at.status().code() == StatusCode::parse_error);
+    }
+}
+
+TEST_CASE("JPEGs whose scans leave a component uncoded are rejected; complete ones decode to grey") {
+    // tests/data/hostile/make_hostile_images.py: 8x8, 3 components, every coded block is
+    // "DC difference 0, end of block". Y = Cb = Cr = 128 after the inverse DCT and level shift,
+    // so a complete file is (128, 128, 128) everywhere. Files whose scans skip components 2
+    // and 3 made stb convert uninitialised heap memory (valgrind: 7 reports each).
+    for (const char* file : {"jpeg_all_components.jpg", "jpeg_progressive_dc.jpg"}) {
+        CAPTURE(file);
+        for (uint8_t poison : {uint8_t{0xA5}, uint8_t{0x5A}}) {
+            auto r = decode_poisoned(hostile_dir() + "/" + file, poison);
+            REQUIRE_MESSAGE(r.is_ok(), r.status().to_string());
+            REQUIRE(r->width == 8);
+            REQUIRE(r->height == 8);
+            CHECK(std::all_of(r->rgb.begin(), r->rgb.end(), [](uint8_t v) { return v == 128; }));
+        }
+    }
+    const std::pair<const char*, const char*> bad[] = {
+        {"jpeg_missing_components.jpg", "corrupt JPEG: component 2 (id 2) is not coded by any scan"},
+        {"jpeg_progressive_missing.jpg", "corrupt JPEG: component 2 (id 2) is not coded by any DC first scan"},
+    };
+    for (const auto& [file, reason] : bad) {
+        CAPTURE(file);
+        const std::string path = hostile_dir() + "/" + file;
+        auto r = decode_poisoned(path, 0xA5);
+        REQUIRE_FALSE(r.is_ok());
+        CHECK(r.status().code() == StatusCode::parse_error);
+        CHECK(r.status().message() == path + ": " + reason);
+    }
+}
+
+TEST_CASE("Radiance HDR files that would hang stb or leave pixels unread are rejected") {
+    // tests/data/hostile/make_hostile_images.py. The valid file, by hand: RGBE (128,128,128,129)
+    // is 1.0 per channel and stb maps HDR to 8 bits as (v^(1/2.2))*255 + 0.5 -> 255; RGBE 0 -> 0.
+    auto ok = decode_poisoned(hostile_dir() + "/hdr_valid.hdr", 0xA5);
+    REQUIRE_MESSAGE(ok.is_ok(), ok.status().to_string());
+    REQUIRE(ok->width == 8);
+    REQUIRE(ok->height == 2);
+    CHECK(std::all_of(ok->rgb.begin(), ok->rgb.begin() + 24, [](uint8_t v) { return v == 255; }));
+    CHECK(std::all_of(ok->rgb.begin() + 24, ok->rgb.end(), [](uint8_t v) { return v == 0; }));
+
+    // stb 2.27 loops forever on the first two (a run count of 0; zeros read past the end), so
+    // each is decoded in a child that an alarm ends.
+    const std::pair<const char*, const char*> bad[] = {
+        {"hdr_zero_run.hdr", "corrupt Radiance HDR: scanline 1 holds a run of length 0"},
+        {"hdr_truncated.hdr", "corrupt Radiance HDR: scanline 1 ends early (file ends at byte 71)"},
+        {"hdr_flat_truncated.hdr", "corrupt Radiance HDR: pixel data ends after 20 of 32 bytes"},
+    };
+    for (const auto& [file, reason] : bad) {
+        CAPTURE(file);
+        const std::string path = hostile_dir() + "/" + file;
+        const int status = run_in_child(10, [&] {
+            auto r = image_decode_file(path);
+            const bool rejected = !r.is_ok() && r.status().code() == StatusCode::parse_error &&
+                                  r.status().message() == path + ": " + reason;
+            if (!rejected) std::fprintf(stderr, "%s\n", r.is_ok() ? "decoded" : r.status().to_string().c_str());
+            return rejected ? 0 : 1;
+        });
+        CHECK(WIFEXITED(status));
+        CHECK(WEXITSTATUS(status) == 0);
+    }
+}
+
+TEST_CASE("binary PPM files cut short are rejected; a complete one decodes to its bytes") {
+    // tests/data/hostile/make_hostile_images.py: a P6 file's samples are the RGB bytes themselves.
+    auto ok = decode_poisoned(hostile_dir() + "/ppm_valid.ppm", 0xA5);
+    REQUIRE_MESSAGE(ok.is_ok(), ok.status().to_string());
+    CHECK(ok->width == 2);
+    CHECK(ok->height == 1);
+    CHECK(ok->rgb == std::vector<uint8_t>{10, 20, 30, 40, 50, 60});
+    // stb 2.27 ignores the short read and returns 5 unwritten bytes of its buffer.
+    const std::string path = hostile_dir() + "/ppm_truncated.ppm";
+    auto r = decode_poisoned(path, 0xA5);
+    REQUIRE_FALSE(r.is_ok());
+    CHECK(r.status().code() == StatusCode::parse_error);
+    CHECK(r.status().message() == path + ": corrupt PGM/PPM: pixel data ends after 7 of 12 bytes");
 }
