@@ -5,6 +5,7 @@
 #   make demo   build and caption the bundled sample scene with the bundled model
 #   make test-asan   the test suite built with ASan + UBSan into build-asan/
 #   make fuzz-smoke  the libFuzzer targets (clang), FUZZ_SMOKE_TIME seconds each, into build-fuzz/
+#                    (make deps-fuzz installs clang and libFuzzer's runtime)
 #   make fuzz        the same for FUZZ_TIME seconds each (tests/fuzz/README.md)
 BUILD ?= build
 JOBS  ?= $(shell nproc)
@@ -22,7 +23,7 @@ DEMO_IMAGE  ?= models/bundled/samples/1000000.png
 DEMO_TRUTH  ?= models/bundled/samples/1000000.json
 DEMO_PROMPT ?= Describe this image.
 
-.PHONY: all deps configure build test test-isa demo clean test-asan fuzz-build fuzz-smoke fuzz
+.PHONY: all deps configure build test test-isa demo clean test-asan deps-fuzz fuzz-build fuzz-smoke fuzz
 
 all: build
 
@@ -79,6 +80,13 @@ FUZZ_BUILD ?= build-fuzz
 FUZZ_TARGETS ?= gguf image chat_template json tokenizer
 FUZZ_SMOKE_TIME ?= 30
 FUZZ_TIME ?= 600
+# clang and libFuzzer's runtime (libclang-rt-dev is only a Recommends of clang on Debian 12,
+# and deps installs without recommends).
+FUZZ_PACKAGES = clang libclang-rt-dev
+
+deps-fuzz:
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(FUZZ_PACKAGES)
 
 fuzz-build:
 	cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
