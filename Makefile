@@ -3,6 +3,10 @@
 #   make        build Release into build/
 #   make test   build and run the test suite
 #   make demo   build and caption the bundled sample scene with the bundled model
+#   make test-asan   the test suite built with ASan + UBSan into build-asan/
+#   make fuzz-smoke  the libFuzzer targets (clang), FUZZ_SMOKE_TIME seconds each, into build-fuzz/
+#                    (make deps-fuzz installs clang and libFuzzer's runtime)
+#   make fuzz        the same for FUZZ_TIME seconds each (tests/fuzz/README.md)
 BUILD ?= build
 JOBS  ?= $(shell nproc)
 CMAKE_FLAGS ?=
@@ -19,7 +23,7 @@ DEMO_IMAGE  ?= models/bundled/samples/1000000.png
 DEMO_TRUTH  ?= models/bundled/samples/1000000.json
 DEMO_PROMPT ?= Describe this image.
 
-.PHONY: all deps configure build test test-isa demo clean
+.PHONY: all deps configure build test test-isa demo clean test-asan deps-fuzz fuzz-build fuzz-smoke fuzz
 
 all: build
 
@@ -53,6 +57,47 @@ demo: build
 
 clean:
 	rm -rf $(BUILD)
+
+# ---- Sanitizers and fuzzing ----
+# test-asan: every test built with AddressSanitizer + UndefinedBehaviorSanitizer (GLIMPSE_SANITIZE)
+# in its own build directory. UB aborts (-fno-sanitize-recover), leaks fail the test (LSan);
+# tests/sanitizers/lsan.supp names the one accepted leak (oneDNN handles in packed weights).
+# ASAN_CTEST_EXCLUDE: a ctest -E regex of tests to skip (empty: the whole suite runs).
+ASAN_BUILD ?= build-asan
+ASAN_CTEST_EXCLUDE ?=
+SANITIZER_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:check_initialization_order=1:strict_init_order=1 \
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/sanitizers/lsan.supp:print_suppressions=0
+
+test-asan:
+	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGLIMPSE_SANITIZE=ON $(CMAKE_FLAGS)
+	cmake --build $(ASAN_BUILD) -j $(JOBS) --target glimpse_tests
+	cd $(ASAN_BUILD) && $(SANITIZER_ENV) ctest --output-on-failure -j $(JOBS) $(if $(ASAN_CTEST_EXCLUDE),-E '$(ASAN_CTEST_EXCLUDE)')
+
+# libFuzzer targets (tests/fuzz/), built with clang, ASan and UBSan into build-fuzz/.
+# fuzz-smoke: each target FUZZ_SMOKE_TIME seconds (CI); fuzz: FUZZ_TIME seconds each.
+FUZZ_BUILD ?= build-fuzz
+FUZZ_TARGETS ?= gguf image chat_template json tokenizer
+FUZZ_SMOKE_TIME ?= 30
+FUZZ_TIME ?= 600
+# clang and libFuzzer's runtime (libclang-rt-dev is only a Recommends of clang on Debian 12,
+# and deps installs without recommends).
+FUZZ_PACKAGES = clang libclang-rt-dev
+
+deps-fuzz:
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(FUZZ_PACKAGES)
+
+fuzz-build:
+	cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
+	  -DCMAKE_CXX_COMPILER=clang++ -DGLIMPSE_FUZZ=ON -DGLIMPSE_BUILD_TESTS=OFF $(CMAKE_FLAGS)
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target glimpse_fuzzers
+
+fuzz-smoke: fuzz-build
+	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SMOKE_TIME) $(FUZZ_TARGETS)
+
+fuzz: fuzz-build
+	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_TIME) $(FUZZ_TARGETS)
 
 # ---- Boards (targets/): cross builds for aarch64 from an x86-64 Debian host ----
 # `make rpi4` / `make rpi5` / `make jetson`: install the cross toolchain and arm64

@@ -196,6 +196,16 @@ bool GgufValue::is_integer() const {
     }
 }
 
+// gguf_array_int's conversion of a float element: truncated toward zero, saturated to the
+// int64 range, NaN -> 0. (A plain cast of a float outside that range is undefined behaviour.)
+static int64_t saturating_int(double v) {
+    constexpr double kTwo63 = 9223372036854775808.0;  // 2^63, exact in a double
+    if (std::isnan(v)) return 0;
+    if (v >= kTwo63) return std::numeric_limits<int64_t>::max();
+    if (v < -kTwo63) return std::numeric_limits<int64_t>::min();
+    return static_cast<int64_t>(v);
+}
+
 int64_t gguf_array_int(const GgufValue& a, uint64_t i) {
     const uint8_t* p = a.packed + i * gguf_type_size(a.elem_type);
     switch (a.elem_type) {
@@ -207,8 +217,8 @@ int64_t gguf_array_int(const GgufValue& a, uint64_t i) {
         case GgufType::i32: { int32_t v; std::memcpy(&v, p, 4); return v; }
         case GgufType::u64: { uint64_t v; std::memcpy(&v, p, 8); return static_cast<int64_t>(v); }
         case GgufType::i64: { int64_t v; std::memcpy(&v, p, 8); return v; }
-        case GgufType::f32: { float v; std::memcpy(&v, p, 4); return static_cast<int64_t>(v); }
-        case GgufType::f64: { double v; std::memcpy(&v, p, 8); return static_cast<int64_t>(v); }
+        case GgufType::f32: { float v; std::memcpy(&v, p, 4); return saturating_int(v); }
+        case GgufType::f64: { double v; std::memcpy(&v, p, 8); return saturating_int(v); }
         default: return 0;
     }
 }

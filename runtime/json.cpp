@@ -1,5 +1,6 @@
 #include "runtime/json.h"
 
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
@@ -66,6 +67,12 @@ private:
         if (end != num.c_str() + num.size()) {
             pos_ = start;
             return fail("malformed number");
+        }
+        // strtod gives +-HUGE_VAL (infinity) for a literal beyond the double range ("1e400");
+        // no JSON document means infinity, and it would poison every later computation.
+        if (!std::isfinite(v->number_)) {
+            pos_ = start;
+            return fail("number out of the double range");
         }
         v->kind_ = JsonValue::Kind::number;
         return Status::ok();
@@ -198,6 +205,14 @@ const JsonValue& JsonValue::operator[](std::string_view key) const {
     static const JsonValue null_value;
     const JsonValue* v = find(key);
     return v ? *v : null_value;
+}
+
+int64_t JsonValue::as_int() const {
+    // 2^63 is exactly representable; every double below it (and >= -2^63) converts without UB.
+    constexpr double kTwo63 = 9223372036854775808.0;
+    if (number_ >= kTwo63) return INT64_MAX;
+    if (!(number_ >= -kTwo63)) return INT64_MIN;  // also NaN, which a parsed value never is
+    return static_cast<int64_t>(number_);
 }
 
 std::vector<int64_t> JsonValue::int_array() const {

@@ -25,7 +25,9 @@ public:
 
     bool as_bool() const { return boolean_; }
     double as_number() const { return number_; }
-    int64_t as_int() const { return static_cast<int64_t>(number_); }
+    // The number truncated toward zero, saturated to [INT64_MIN, INT64_MAX] (a double beyond
+    // that range, e.g. 1e27, has no int64 value; casting it would be undefined behaviour).
+    int64_t as_int() const;
     const std::string& as_string() const { return string_; }
     const std::vector<JsonValue>& items() const { return items_; }
     const std::vector<std::pair<std::string, JsonValue>>& members() const { return members_; }

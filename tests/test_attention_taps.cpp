@@ -16,14 +16,7 @@
 #include "models/vision_encoder.h"
 #include "test_util.h"
 
-static std::atomic<long> g_allocations{0};
-void* operator new(size_t n) {
-    g_allocations.fetch_add(1, std::memory_order_relaxed);
-    if (void* p = std::malloc(n ? n : 1)) return p;
-    throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
+#include "alloc_counter.h"  // g_allocations: operator new calls (a malloc hook under ASan)
 
 using namespace glimpse;
 

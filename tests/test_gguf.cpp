@@ -4,6 +4,8 @@
 // a clear error and never crash.
 #include <doctest/doctest.h>
 
+#include <cmath>
+#include <cstdint>
 #include <cstring>
 
 #include "runtime/gguf.h"
@@ -411,4 +413,35 @@ TEST_CASE("open: missing file and directory give io errors") {
     auto empty = parse_bytes({});
     REQUIRE_FALSE(empty.is_ok());
     CHECK(empty.status().message().find("truncated") != std::string::npos);
+}
+
+// Found by tests/fuzz/fuzz_gguf: gguf_array_int() on an f32 array element of -2.04e37 cast it to
+// int64_t, which is undefined behaviour (UBSan: "outside the range of representable values").
+// Float elements now truncate and saturate; NaN gives 0. The file: one f32 array
+// [-2.04392e37, 3e38, +inf, NaN] under clip.vision.image_mean, no tensors.
+TEST_CASE("gguf: float array elements beyond int64 saturate in gguf_array_int (fuzz regression)") {
+    auto r = GgufFile::open(test::source_dir() + "/tests/data/regressions/gguf/f32_array_beyond_int64.gguf");
+    REQUIRE_MESSAGE(r.is_ok(), r.status().to_string());
+    const GgufValue* v = (*r)->find("clip.vision.image_mean");
+    REQUIRE(v != nullptr);
+    REQUIRE(v->type == GgufType::array);
+    REQUIRE(v->elem_type == GgufType::f32);
+    REQUIRE(v->count == 4);
+    CHECK(gguf_array_int(*v, 0) == INT64_MIN);
+    CHECK(gguf_array_int(*v, 1) == INT64_MAX);
+    CHECK(gguf_array_int(*v, 2) == INT64_MAX);
+    CHECK(gguf_array_int(*v, 3) == 0);
+    CHECK(gguf_array_float(*v, 0) == doctest::Approx(-2.04392e37).epsilon(1e-6));
+    CHECK(std::isinf(gguf_array_float(*v, 2)));
+    CHECK(std::isnan(gguf_array_float(*v, 3)));
+    // In range: truncation toward zero, as a C cast of an in-range value.
+    GgufWriter w;
+    w.set_f32_array("f", {-2.75f, 2.75f, 3221225472.0f});  // 3 * 2^30, exact in f32, beyond int32
+    auto small = parse_bytes(w.serialize());
+    REQUIRE(small.is_ok());
+    const GgufValue* f = (*small)->find("f");
+    REQUIRE(f != nullptr);
+    CHECK(gguf_array_int(*f, 0) == -2);
+    CHECK(gguf_array_int(*f, 1) == 2);
+    CHECK(gguf_array_int(*f, 2) == int64_t{3} << 30);
 }

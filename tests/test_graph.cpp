@@ -12,22 +12,8 @@
 #include "ops/norm.h"
 #include "runtime/graph.h"
 
-// Counting allocator for this test binary: every operator new bumps a counter.
-static std::atomic<long> g_allocations{0};
-void* operator new(size_t n) {
-    g_allocations.fetch_add(1, std::memory_order_relaxed);
-    if (void* p = std::malloc(n ? n : 1)) return p;
-    throw std::bad_alloc();
-}
-void* operator new[](size_t n) {
-    g_allocations.fetch_add(1, std::memory_order_relaxed);
-    if (void* p = std::malloc(n ? n : 1)) return p;
-    throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
-void operator delete[](void* p, size_t) noexcept { std::free(p); }
+// Counting allocator for this test binary (operator new; a malloc hook under ASan).
+#include "alloc_counter.h"
 
 using namespace glimpse;
 

@@ -29,3 +29,31 @@ TEST_CASE("json: golden tokenizer file parses") {
     REQUIRE_MESSAGE(r.is_ok(), r.status().to_string());
     CHECK((*r)["cases"].size() == 15);  // README: 15 strings
 }
+
+// Found by tests/fuzz/fuzz_json: "[1E27]" parsed, and int_array()/as_int() then cast 1e27 to
+// int64_t, which is undefined behaviour (UBSan: "outside the range of representable values").
+TEST_CASE("json: integers beyond int64 saturate instead of overflowing (fuzz regression)") {
+    auto r = json_parse_file(test::source_dir() + "/tests/data/regressions/json/int_1e27.json");
+    REQUIRE_MESSAGE(r.is_ok(), r.status().to_string());
+    REQUIRE(r->size() == 1);
+    CHECK(r->items()[0].as_number() == 1e27);
+    CHECK(r->int_array() == std::vector<int64_t>{INT64_MAX});
+    auto edges = json_parse("[-1e27, 9223372036854775807, -9223372036854775808, 9007199254740993, -2.9, 2.9]");
+    REQUIRE(edges.is_ok());
+    // 9223372036854775807 rounds to the double 2^63, just out of range: saturates.
+    // 9007199254740993 (2^53 + 1) is not a double; it parses as 2^53.
+    CHECK(edges->int_array() ==
+          std::vector<int64_t>{INT64_MIN, INT64_MAX, INT64_MIN, 9007199254740992, -2, 2});
+}
+
+// A literal beyond the double range made strtod return infinity, which parsed as a number.
+TEST_CASE("json: numbers beyond the double range are a parse error") {
+    auto r = json_parse_file(test::source_dir() + "/tests/data/regressions/json/number_1e400.json");
+    REQUIRE_FALSE(r.is_ok());
+    CHECK_MESSAGE(r.status().message().find("number out of the double range at offset 1") != std::string::npos,
+                  r.status().message());
+    CHECK_FALSE(json_parse("-1e999").is_ok());
+    auto tiny = json_parse("1e-400");  // underflow is not an error: the nearest double is 0
+    REQUIRE(tiny.is_ok());
+    CHECK(tiny->as_number() == 0.0);
+}

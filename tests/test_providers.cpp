@@ -32,57 +32,8 @@
 // ---------------------------------------------------------------------------
 // Counting allocators: operator new (as test_graph.cpp) and the C allocator, which
 // C libraries (XNNPACK, libgomp) use directly.
-static std::atomic<long> g_allocations{0};
-
-extern "C" {
-void* __libc_malloc(size_t);
-void* __libc_calloc(size_t, size_t);
-void* __libc_realloc(void*, size_t);
-void* __libc_memalign(size_t, size_t);
-void __libc_free(void*);
-
-void* malloc(size_t n) {
-    g_allocations.fetch_add(1, std::memory_order_relaxed);
-    return __libc_malloc(n);
-}
-void* calloc(size_t n, size_t m) {
-    g_allocations.fetch_add(1, std::memory_order_relaxed);
-    return __libc_calloc(n, m);
-}
-void* realloc(void* p, size_t n) {
-    g_allocations.fetch_add(1, std::memory_order_relaxed);
-    return __libc_realloc(p, n);
-}
-void* memalign(size_t a, size_t n) {
-    g_allocations.fetch_add(1, std::memory_order_relaxed);
-    return __libc_memalign(a, n);
-}
-void* aligned_alloc(size_t a, size_t n) {
-    g_allocations.fetch_add(1, std::memory_order_relaxed);
-    return __libc_memalign(a, n);
-}
-int posix_memalign(void** out, size_t a, size_t n) {
-    g_allocations.fetch_add(1, std::memory_order_relaxed);
-    void* p = __libc_memalign(a, n);
-    if (!p) return 12;  // ENOMEM
-    *out = p;
-    return 0;
-}
-void free(void* p) { __libc_free(p); }
-}
-
-void* operator new(size_t n) {
-    if (void* p = std::malloc(n ? n : 1)) return p;  // counted by malloc
-    throw std::bad_alloc();
-}
-void* operator new[](size_t n) {
-    if (void* p = std::malloc(n ? n : 1)) return p;
-    throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
-void operator delete[](void* p, size_t) noexcept { std::free(p); }
+#define GLIMPSE_COUNT_C_ALLOCATIONS 1
+#include "alloc_counter.h"
 
 using namespace glimpse;
 

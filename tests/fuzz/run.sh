@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Runs libFuzzer targets for a bounded time each (used by `make fuzz-smoke` and `make fuzz`).
+#   tests/fuzz/run.sh BUILD_DIR SECONDS TARGET...
+# TARGET is a name without the fuzz_ prefix (gguf, image, chat_template, json, tokenizer).
+# Each target starts from its seed corpus (tests/fuzz/corpus/<target>) plus the inputs earlier
+# runs found (tests/data/regressions/<target>, read only); new
+# interesting inputs go to BUILD_DIR/fuzz-corpus/<target>, crashes, leaks, timeouts (10 s) and
+# out-of-memory inputs (2 GB) to BUILD_DIR/fuzz-artifacts/<target>/. Exits 1 if any target
+# failed, after running all of them.
+set -uo pipefail
+build=$1; secs=$2; shift 2
+src=$(cd "$(dirname "$0")/../.." && pwd)
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+failed=()
+for t in "$@"; do
+  bin="$build/tests/fuzz/fuzz_$t"
+  [ -x "$bin" ] || { echo "fuzz: $bin is missing (build the glimpse_fuzzers target)"; failed+=("$t"); continue; }
+  work="$build/fuzz-corpus/$t"; art="$build/fuzz-artifacts/$t"
+  mkdir -p "$work" "$art"
+  dirs=("$work" "$src/tests/fuzz/corpus/$t")
+  for extra in "$src/tests/data/regressions/$t"; do
+    [ -d "$extra" ] && dirs+=("$extra")
+  done
+  ubsan=$UBSAN_OPTIONS; extra_opts=()
+  if [ "$t" = image ]; then
+    # stb_image (compiled into fuzz_image with recoverable UBSan) reports its UB and goes on.
+    ubsan="$UBSAN_OPTIONS:halt_on_error=0"
+    # stb reallocs up to 2 GiB for a PNG chunk header before reading the chunk (found/README.md);
+    # that address space is never touched, so the RSS limit still catches real exhaustion.
+    extra_opts=(-malloc_limit_mb=4096)
+  fi
+  echo "== fuzz_$t: ${secs} s"
+  start=$(date +%s)
+  UBSAN_OPTIONS=$ubsan "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+         "${extra_opts[@]}" -artifact_prefix="$art/" "${dirs[@]}" > "$build/fuzz-$t.log" 2>&1
+  rc=$?
+  grep -E "^stat::number_of_executed_units|^stat::peak_rss_mb|DONE" "$build/fuzz-$t.log" | tr '\n' ' '
+  echo "($(( $(date +%s) - start )) s, exit $rc)"
+  if [ $rc -ne 0 ]; then
+    failed+=("$t")
+    grep -E "ERROR|runtime error|SUMMARY|Test unit written" "$build/fuzz-$t.log" | head -5
+  fi
+done
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "fuzz: FAILED: ${failed[*]} (logs: $build/fuzz-<target>.log, inputs: $build/fuzz-artifacts/)"
+  exit 1
+fi
+echo "fuzz: all targets ran clean"
