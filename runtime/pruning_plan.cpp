@@ -633,6 +633,14 @@ Result<std::vector<FittedPruneStage>> pruning_plan_fit(const PruningPlan& plan, 
                                           static_cast<int>(it->number), model.encoder_layers,
                                           std::string_view(arg) == "start_layer" ? "; VTC-CLS sums up to layer L-2" : ""));
             }
+            // The score is read while the encoder runs: a block past its feature layer never runs.
+            const int run = model.encoder_layers_run > 0 ? model.encoder_layers_run : model.encoder_layers;
+            if (std::string_view(arg) == "layer" && l >= run) {
+                return r.error(StatusCode::invalid_argument, path + ".args.layer",
+                               str_printf("encoder layer %d (= %d) is past the encoder's feature layer: glimpse runs "
+                                          "its blocks 0..%d only",
+                                          static_cast<int>(it->number), l, run - 1));
+            }
         }
         if (stage.site == PruneSite::decoder_layer) {
             f.layer = resolve_layer(stage.layer, model.decoder_layers);

@@ -91,7 +91,8 @@ struct PruningModelShape {
     bool has_overview = false;  // SmolVLM: one more view of tokens_per_tile tokens, the whole image
     bool encoder_has_cls = false;
     int pixel_shuffle = 1;      // encoder patches per visual token along each side (SmolVLM 4)
-    int encoder_layers = 0;
+    int encoder_layers = 0;     // blocks of the encoder (negative layer arguments count from here)
+    int encoder_layers_run = 0; // blocks glimpse runs (LLaVA: up to its feature layer); 0 = all
     int decoder_layers = 0;
 
     int64_t visual_tokens() const {
