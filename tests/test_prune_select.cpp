@@ -338,6 +338,45 @@ TEST_CASE("prune_select: divprune on ties, duplicates and NaN") {
     CHECK(run_divprune(s2, 8, 8).order.back() == 3);
 }
 
+TEST_CASE("prune_select: divprune on rows with many exactly equal distances") {
+    // Rows from {-1, 0, 1}^3 (zero rows skipped): many duplicates and many equal cosines, so most
+    // steps are decided by the tie rule; the official loop (first argmax) must agree.
+    std::mt19937 rng(77);
+    for (int trial = 0; trial < 40; ++trial) {
+        const int n = 5 + trial;
+        std::vector<float> rows;
+        while (static_cast<int>(rows.size()) < n * 3) {
+            float v[3];
+            for (float& x : v) x = static_cast<float>(static_cast<int>(rng() % 3) - 1);
+            if (v[0] == 0 && v[1] == 0 && v[2] == 0) continue;
+            rows.insert(rows.end(), v, v + 3);
+        }
+        const auto s = cosine_matrix(rows, n, 3);
+        for (int k : {1, 3, n / 2, n}) {
+            CAPTURE(n);
+            CAPTURE(k);
+            CHECK(run_divprune(s, n, k).order == divprune_paper_loop(s, n, k, true));
+        }
+    }
+}
+
+TEST_CASE("prune_select: cdpruner ties and relevance order, by hand") {
+    // Orthogonal tokens: L is diagonal, each gain is r_j^2 and never changes: picks go by
+    // relevance, ties to the lower index.
+    const int n = 5;
+    std::vector<float> identity(n * n, 0.0f);
+    for (int i = 0; i < n; ++i) identity[i * n + i] = 1.0f;
+    auto order_of = [&](const std::vector<float>& r, int k) {
+        std::vector<int32_t> kept(k), order(k);
+        auto scratch = scratch_of(cdpruner_scratch_bytes(n, k));
+        REQUIRE(cdpruner_ref(identity.data(), r.data(), n, k, kept.data(), order.data(), scratch.data()).is_ok());
+        return to_int(order);
+    };
+    CHECK(order_of({1, 1, 1, 1, 1}, 5) == std::vector<int>{0, 1, 2, 3, 4});
+    CHECK(order_of({0.2f, 0.9f, 0.5f, 0.9f, 0.1f}, 5) == std::vector<int>{1, 3, 2, 0, 4});
+    CHECK(order_of({0.2f, 0.9f, kNaN, 0.9f, 0.1f}, 5) == std::vector<int>{1, 3, 0, 4, 2});  // NaN last
+}
+
 TEST_CASE("prune_select: cdpruner's fast greedy equals the brute-force log-det greedy") {
     std::mt19937 rng(11);
     std::uniform_real_distribution<float> rel(0.05f, 1.0f);
