@@ -8,9 +8,9 @@ namespace glimpse {
 namespace {
 
 Status check_view(const KeepMapView& v, const char* name) {
-    GLIMPSE_CHECK_OR_RETURN(v.canvas_w >= 1 && v.canvas_h >= 1 && v.resized_w >= 1 && v.resized_h >= 1, invalid_argument,
-                            "keep map: %s view: canvas %dx%d and image size %dx%d must be positive", name, v.canvas_w,
-                            v.canvas_h, v.resized_w, v.resized_h);
+    GLIMPSE_CHECK_OR_RETURN(v.canvas_w >= 1 && v.canvas_h >= 1 && v.resized_w >= 1 && v.resized_h >= 1,
+                            invalid_argument, "keep map: %s view: canvas %dx%d and image size %dx%d must be positive",
+                            name, v.canvas_w, v.canvas_h, v.resized_w, v.resized_h);
     GLIMPSE_CHECK_OR_RETURN(v.tiles_x >= 1 && v.tiles_y >= 1 && v.tokens_x >= 1 && v.tokens_y >= 1, invalid_argument,
                             "keep map: %s view: %dx%d tiles of %dx%d tokens", name, v.tiles_x, v.tiles_y, v.tokens_x,
                             v.tokens_y);
@@ -20,8 +20,8 @@ Status check_view(const KeepMapView& v, const char* name) {
                             "keep map: %s view: a %dx%d canvas does not split into %dx%d tiles of %dx%d tokens", name,
                             v.canvas_w, v.canvas_h, v.tiles_x, v.tiles_y, v.tokens_x, v.tokens_y);
     const size_t tiles = static_cast<size_t>(v.tiles_x) * v.tiles_y;
-    GLIMPSE_CHECK_OR_RETURN(v.kept.size() == tiles, invalid_argument,
-                            "keep map: %s view: %zu kept lists for %zu tiles", name, v.kept.size(), tiles);
+    GLIMPSE_CHECK_OR_RETURN(v.kept.size() == tiles, invalid_argument, "keep map: %s view: %zu kept lists for %zu tiles",
+                            name, v.kept.size(), tiles);
     const int64_t per_tile = static_cast<int64_t>(v.tokens_x) * v.tokens_y;
     for (size_t t = 0; t < tiles; ++t) {
         for (int32_t i : v.kept[t]) {
@@ -72,9 +72,10 @@ std::vector<std::vector<int32_t>> one_list(std::vector<int32_t> kept) {
 Result<KeepMapViews> keep_map_views_idefics3(const Idefics3Geometry& g, int tokens_per_side,
                                              std::vector<std::vector<int32_t>> kept_per_chunk) {
     GLIMPSE_CHECK_OR_RETURN(static_cast<int>(kept_per_chunk.size()) == g.n_chunks(), invalid_argument,
-                            "keep map: %zu kept lists for %d chunks (%dx%d tiles + the overview)", kept_per_chunk.size(),
-                            g.n_chunks(), g.grid_rows, g.grid_cols);
-    GLIMPSE_CHECK_OR_RETURN(tokens_per_side >= 1, invalid_argument, "keep map: %d tokens per tile side", tokens_per_side);
+                            "keep map: %zu kept lists for %d chunks (%dx%d tiles + the overview)",
+                            kept_per_chunk.size(), g.n_chunks(), g.grid_rows, g.grid_cols);
+    GLIMPSE_CHECK_OR_RETURN(tokens_per_side >= 1, invalid_argument, "keep map: %d tokens per tile side",
+                            tokens_per_side);
     KeepMapViews views;
     KeepMapView& main = views.main;
     main.canvas_w = g.canvas_w;
@@ -120,8 +121,8 @@ Result<ImageU8> keep_map_render(const ImageU8& image, const KeepMapViews& views,
                             image.rgb.size());
     GLIMPSE_CHECK_OR_RETURN(std::isfinite(style.dim) && style.dim >= 0 && style.dim <= 1, invalid_argument,
                             "keep map: dim %g must be in [0, 1]", style.dim);
-    GLIMPSE_CHECK_OR_RETURN(style.gap >= 0 && style.gap <= 4096, invalid_argument, "keep map: gap %d must be in [0, 4096]",
-                            style.gap);
+    GLIMPSE_CHECK_OR_RETURN(style.gap >= 0 && style.gap <= 4096, invalid_argument,
+                            "keep map: gap %d must be in [0, 4096]", style.gap);
     GLIMPSE_RETURN_IF_ERROR(check_view(views.main, "main"));
     if (views.overview) GLIMPSE_RETURN_IF_ERROR(check_view(*views.overview, "overview"));
 
@@ -156,7 +157,8 @@ Result<ImageU8> keep_map_render(const ImageU8& image, const KeepMapViews& views,
         for (int py = 0; py < overview_h; ++py) {
             const int sy = std::min(H - 1, static_cast<int>((2 * py + 1) * static_cast<int64_t>(H) / (2 * overview_h)));
             for (int px = 0; px < overview_w; ++px) {
-                const int sx = std::min(W - 1, static_cast<int>((2 * px + 1) * static_cast<int64_t>(W) / (2 * overview_w)));
+                const int sx =
+                    std::min(W - 1, static_cast<int>((2 * px + 1) * static_cast<int64_t>(W) / (2 * overview_w)));
                 put(x0 + px, py, sx, sy, overview.kept_at(sx, sy, W, H));
             }
         }

@@ -24,12 +24,12 @@
 namespace glimpse {
 
 struct KeepMapView {
-    int canvas_w = 0, canvas_h = 0;                 // the view's canvas, in canvas pixels
-    int offset_x = 0, offset_y = 0;                 // where the image sits in it
-    int resized_w = 0, resized_h = 0;               // and at what size
-    int tiles_x = 1, tiles_y = 1;                   // the canvas is cut into tiles_x x tiles_y equal tiles
-    int tokens_x = 0, tokens_y = 0;                 // visual tokens per tile along x and y
-    std::vector<std::vector<int32_t>> kept;         // per tile (row-major): kept token indices y*tokens_x + x
+    int canvas_w = 0, canvas_h = 0;          // the view's canvas, in canvas pixels
+    int offset_x = 0, offset_y = 0;          // where the image sits in it
+    int resized_w = 0, resized_h = 0;        // and at what size
+    int tiles_x = 1, tiles_y = 1;            // the canvas is cut into tiles_x x tiles_y equal tiles
+    int tokens_x = 0, tokens_y = 0;          // visual tokens per tile along x and y
+    std::vector<std::vector<int32_t>> kept;  // per tile (row-major): kept token indices y*tokens_x + x
 };
 
 struct KeepMapViews {
@@ -44,7 +44,8 @@ Result<KeepMapViews> keep_map_views_idefics3(const Idefics3Geometry& geometry, i
                                              std::vector<std::vector<int32_t>> kept_per_chunk);
 
 // LLaVA-1.5: one view of tokens_per_side^2 tokens (24 for 336 pixels, patch 14).
-Result<KeepMapViews> keep_map_views_llava(const LlavaGeometry& geometry, int tokens_per_side, std::vector<int32_t> kept);
+Result<KeepMapViews> keep_map_views_llava(const LlavaGeometry& geometry, int tokens_per_side,
+                                          std::vector<int32_t> kept);
 
 struct KeepMapStyle {
     double dim = 0.25;  // a dropped pixel's channel v becomes floor(v * dim + 0.5); in [0, 1]

@@ -8,11 +8,10 @@ namespace glimpse {
 
 Result<int> visual_tokens_per_side(const VisionHparams& v) {
     const int64_t shuffle = v.projector == ProjectorType::idefics3 ? v.scale_factor : 1;
-    GLIMPSE_CHECK_OR_RETURN(v.patch_size > 0 && shuffle > 0 && v.image_size % (v.patch_size * shuffle) == 0,
-                            invalid_argument,
-                            "visual tokens: image size %lld is not a multiple of patch %lld x pixel shuffle %lld",
-                            static_cast<long long>(v.image_size), static_cast<long long>(v.patch_size),
-                            static_cast<long long>(shuffle));
+    GLIMPSE_CHECK_OR_RETURN(
+        v.patch_size > 0 && shuffle > 0 && v.image_size % (v.patch_size * shuffle) == 0, invalid_argument,
+        "visual tokens: image size %lld is not a multiple of patch %lld x pixel shuffle %lld",
+        static_cast<long long>(v.image_size), static_cast<long long>(v.patch_size), static_cast<long long>(shuffle));
     return static_cast<int>(v.image_size / (v.patch_size * shuffle));
 }
 
@@ -32,7 +31,8 @@ Status fill_common(const VisionHparams& v, const TextHparams& t, PruningModelSha
 
 }  // namespace
 
-Result<PruningModelShape> pruning_shape_idefics3(const VisionHparams& v, const TextHparams& t, const Idefics3Geometry& g) {
+Result<PruningModelShape> pruning_shape_idefics3(const VisionHparams& v, const TextHparams& t,
+                                                 const Idefics3Geometry& g) {
     GLIMPSE_CHECK_OR_RETURN(v.projector == ProjectorType::idefics3, invalid_argument,
                             "pruning shape: the idefics3 layout needs an idefics3 projector");
     PruningModelShape shape;

@@ -62,7 +62,9 @@ uint64_t SplitMix64::below(uint64_t bound) {
     return static_cast<uint64_t>((static_cast<unsigned __int128>(next()) * bound) >> 64);
 }
 
-size_t prune_random_scratch_bytes(int64_t n) { return ScratchCarver::round_up(static_cast<size_t>(n) * sizeof(int32_t)); }
+size_t prune_random_scratch_bytes(int64_t n) {
+    return ScratchCarver::round_up(static_cast<size_t>(n) * sizeof(int32_t));
+}
 
 Status prune_random_ref(int64_t n, int64_t k, uint64_t seed, int32_t* kept, void* scratch) {
     GLIMPSE_RETURN_IF_ERROR(check_counts("random", n, k));
@@ -105,14 +107,15 @@ Status prune_uniform_grid_ref(int64_t h, int64_t w, int64_t k, int32_t* kept) {
 // ---- DivPrune ---------------------------------------------------------------------------------
 
 size_t divprune_scratch_bytes(int64_t n) {
-    return ScratchCarver::round_up(static_cast<size_t>(n) * sizeof(float)) + ScratchCarver::round_up(static_cast<size_t>(n));
+    return ScratchCarver::round_up(static_cast<size_t>(n) * sizeof(float)) +
+           ScratchCarver::round_up(static_cast<size_t>(n));
 }
 
 Status divprune_ref(const float* similarity, int64_t n, int64_t k, int32_t* kept, int32_t* pick_order, void* scratch) {
     GLIMPSE_RETURN_IF_ERROR(check_counts("divprune", n, k));
     ScratchCarver carver(scratch);
-    float* min_dist = carver.take<float>(n);      // min_dist:(n), min over picked s of D[s][j]
-    uint8_t* picked = carver.take<uint8_t>(n);    // picked:(n)
+    float* min_dist = carver.take<float>(n);     // min_dist:(n), min over picked s of D[s][j]
+    uint8_t* picked = carver.take<uint8_t>(n);   // picked:(n)
     auto distance = [&](int64_t i, int64_t j) {  // D[i][j] = 1 - S[i][j]; NaN -> -inf
         const float d = 1.0f - similarity[i * n + j];
         return std::isnan(d) ? kMinusInf : d;
@@ -171,7 +174,8 @@ Status divprune_ref(const float* similarity, int64_t n, int64_t k, int32_t* kept
 
 size_t cdpruner_scratch_bytes(int64_t n, int64_t k) {
     return ScratchCarver::round_up(static_cast<size_t>(k) * n * sizeof(double)) +
-           ScratchCarver::round_up(static_cast<size_t>(n) * sizeof(double)) + ScratchCarver::round_up(static_cast<size_t>(n));
+           ScratchCarver::round_up(static_cast<size_t>(n) * sizeof(double)) +
+           ScratchCarver::round_up(static_cast<size_t>(n));
 }
 
 Status cdpruner_ref(const float* similarity, const float* relevance, int64_t n, int64_t k, int32_t* kept,
@@ -303,10 +307,10 @@ Status dart_ref(const float* similarity, const float* pivot_score, int64_t n, in
 // ---- VisionZip --------------------------------------------------------------------------------
 
 size_t visionzip_scratch_bytes(int64_t n, int64_t dk, int64_t n_contextual) {
-    return ScratchCarver::round_up(static_cast<size_t>(n) * sizeof(int32_t)) +           // ranking / others
-           ScratchCarver::round_up(static_cast<size_t>(n)) +                              // is dominant
+    return ScratchCarver::round_up(static_cast<size_t>(n) * sizeof(int32_t)) +                // ranking / others
+           ScratchCarver::round_up(static_cast<size_t>(n)) +                                  // is dominant
            ScratchCarver::round_up(static_cast<size_t>(n_contextual) * dk * sizeof(float)) +  // unit target keys
-           ScratchCarver::round_up(static_cast<size_t>(n_contextual) * sizeof(int64_t));   // assigned counts
+           ScratchCarver::round_up(static_cast<size_t>(n_contextual) * sizeof(int64_t));      // assigned counts
 }
 
 Status visionzip_ref(const float* score, const float* metric, int64_t dk, const float* hidden, int64_t d, int64_t n,
@@ -316,8 +320,9 @@ Status visionzip_ref(const float* score, const float* metric, int64_t dk, const 
                             "visionzip: dominant (%lld) and contextual (%lld) counts must not be negative",
                             static_cast<long long>(n_dominant), static_cast<long long>(n_contextual));
     GLIMPSE_RETURN_IF_ERROR(check_counts("visionzip", n, n_dominant + n_contextual));
-    GLIMPSE_CHECK_OR_RETURN(dk >= 1 && d >= 1, invalid_argument, "visionzip: key width %lld and row width %lld must be >= 1",
-                            static_cast<long long>(dk), static_cast<long long>(d));
+    GLIMPSE_CHECK_OR_RETURN(dk >= 1 && d >= 1, invalid_argument,
+                            "visionzip: key width %lld and row width %lld must be >= 1", static_cast<long long>(dk),
+                            static_cast<long long>(d));
     ScratchCarver carver(scratch);
     int32_t* order = carver.take<int32_t>(n);
     uint8_t* is_dominant = carver.take<uint8_t>(n);
@@ -409,7 +414,8 @@ void split_proportional(const double* weight, const int32_t* cap, int64_t n, int
             continue;
         }
         bool capped_any = false;
-        for (int64_t i = 0; i < n; ++i) ideal[i] = full[i] ? 0.0 : static_cast<double>(remaining) * share_weight(i) / sum;
+        for (int64_t i = 0; i < n; ++i)
+            ideal[i] = full[i] ? 0.0 : static_cast<double>(remaining) * share_weight(i) / sum;
         for (int64_t i = 0; i < n; ++i) {
             if (!full[i] && ideal[i] >= cap[i]) {
                 out[i] = cap[i];
@@ -465,8 +471,9 @@ Status check_budget_parts(const char* what, const int32_t* tokens, int64_t n_par
 Status split_keep_budget_equal(const int32_t* tokens, int64_t n_parts, int64_t keep_total, int32_t* keep) {
     int64_t sum = 0;
     GLIMPSE_RETURN_IF_ERROR(check_budget_parts("keep budget (equal)", tokens, n_parts, keep_total, &sum));
-    GLIMPSE_CHECK_OR_RETURN(n_parts <= kMaxBudgetParts, invalid_argument, "keep budget (equal): %lld parts (at most %lld)",
-                            static_cast<long long>(n_parts), static_cast<long long>(kMaxBudgetParts));
+    GLIMPSE_CHECK_OR_RETURN(n_parts <= kMaxBudgetParts, invalid_argument,
+                            "keep budget (equal): %lld parts (at most %lld)", static_cast<long long>(n_parts),
+                            static_cast<long long>(kMaxBudgetParts));
     double weight[kMaxBudgetParts];
     for (int64_t i = 0; i < n_parts; ++i) weight[i] = tokens[i];
     split_proportional(weight, tokens, n_parts, keep_total, keep);
@@ -493,14 +500,16 @@ Status split_keep_budget_by_overview(const int32_t* tokens, int64_t n_parts, con
                                 static_cast<long long>(i), overview_token_tile[i], static_cast<long long>(n_tiles));
     }
     int64_t tile_room = sum - n_overview;
-    int64_t overview_keep = std::min<int64_t>(
-        {static_cast<int64_t>(std::floor(overview_share * static_cast<double>(keep_total) + 0.5)), n_overview, keep_total});
+    int64_t overview_keep =
+        std::min<int64_t>({static_cast<int64_t>(std::floor(overview_share * static_cast<double>(keep_total) + 0.5)),
+                           n_overview, keep_total});
     overview_keep = std::max(overview_keep, keep_total - tile_room);  // the tiles cannot hold more
     const int64_t rest = keep_total - overview_keep;
 
     // Count, per tile, the overview's top tokens: token i is among the top T when fewer than T
     // tokens rank before it (an O(n_overview^2) rank count: no scratch, and n_overview is 64).
-    const int64_t top = static_cast<int64_t>(std::floor((1.0 - overview_share) * static_cast<double>(n_overview) + 0.5));
+    const int64_t top =
+        static_cast<int64_t>(std::floor((1.0 - overview_share) * static_cast<double>(n_overview) + 0.5));
     double weight[kMaxBudgetParts] = {};
     for (int64_t i = 0; i < n_overview; ++i) {
         if (overview_token_tile[i] < 0) continue;

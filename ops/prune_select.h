@@ -59,8 +59,7 @@ Status prune_uniform_grid_ref(int64_t h, int64_t w, int64_t k, int32_t* kept);
 //   similarity:(n, n) row-major -> kept:(k) ascending; pick_order:(k) optional (nullptr = not
 //   wanted), the picks in the order the greedy made them. scratch: divprune_scratch_bytes(n).
 size_t divprune_scratch_bytes(int64_t n);
-Status divprune_ref(const float* similarity, int64_t n, int64_t k, int32_t* kept, int32_t* pick_order,
-                    void* scratch);
+Status divprune_ref(const float* similarity, int64_t n, int64_t k, int32_t* kept, int32_t* pick_order, void* scratch);
 
 // ---- CDPruner (Zhang et al., NeurIPS'25; Theia-4869/CDPruner llava/model/llava_arch.py encode_images) ----
 // Conditional DPP: kernel L = diag(r) S diag(r) (S: cosine similarity of the projected visual
@@ -97,8 +96,8 @@ Status cdpruner_relevance_ref(const float* text_cosine, int64_t n, int64_t m, fl
 //   similarity:(n, n), pivot_score:(n) -> kept:(k) ascending. 1 <= pivots <= k <= n.
 //   scratch: dart_scratch_bytes(n).
 size_t dart_scratch_bytes(int64_t n);
-Status dart_ref(const float* similarity, const float* pivot_score, int64_t n, int64_t k, int64_t pivots,
-                int32_t* kept, void* scratch);
+Status dart_ref(const float* similarity, const float* pivot_score, int64_t n, int64_t k, int64_t pivots, int32_t* kept,
+                void* scratch);
 
 // ---- VisionZip (Yang et al., CVPR'25; dvlab-research/VisionZip visionzip/utils.py) ----
 // Dominant tokens: the n_dominant tokens of largest score ([CLS] attention summed over heads, or
@@ -114,9 +113,9 @@ Status dart_ref(const float* similarity, const float* pivot_score, int64_t n, in
 //      merged:(n_contextual, d). Requires n_dominant + n_contextual in [1, n].
 //   scratch: visionzip_scratch_bytes(n, dk, n_contextual).
 size_t visionzip_scratch_bytes(int64_t n, int64_t dk, int64_t n_contextual);
-Status visionzip_ref(const float* score, const float* metric, int64_t dk, const float* hidden, int64_t d,
-                     int64_t n, int64_t n_dominant, int64_t n_contextual, int32_t* dominant, int32_t* targets,
-                     float* merged, void* scratch);
+Status visionzip_ref(const float* score, const float* metric, int64_t dk, const float* hidden, int64_t d, int64_t n,
+                     int64_t n_dominant, int64_t n_contextual, int32_t* dominant, int32_t* targets, float* merged,
+                     void* scratch);
 
 // ---- keep budget across SmolVLM's tiles and overview ----
 // Both split keep_total over parts (tiles in chunk order, then the overview) so that the total is
@@ -140,7 +139,7 @@ Status split_keep_budget_equal(const int32_t* tokens, int64_t n_parts, int64_t k
 //   tokens:(n_parts), overview_scores:(tokens[n_parts-1]), overview_token_tile:(same)
 //   -> keep:(n_parts).
 Status split_keep_budget_by_overview(const int32_t* tokens, int64_t n_parts, const float* overview_scores,
-                                     const int32_t* overview_token_tile, double overview_share,
-                                     int64_t keep_total, int32_t* keep);
+                                     const int32_t* overview_token_tile, double overview_share, int64_t keep_total,
+                                     int32_t* keep);
 
 }  // namespace glimpse

@@ -20,9 +20,9 @@ enum class ArgKind { integer, number, boolean, choice };
 struct ArgSpec {
     const char* name;
     ArgKind kind;
-    double lo, hi;            // integer / number: inclusive range
-    double default_number;    // integer / number / boolean
-    const char* choices;      // choice: "a|b|c"; the first is the default
+    double lo, hi;          // integer / number: inclusive range
+    double default_number;  // integer / number / boolean
+    const char* choices;    // choice: "a|b|c"; the first is the default
 };
 
 struct MethodSpec {
@@ -49,7 +49,10 @@ const std::vector<MethodSpec>& method_table() {
         {"attn-received", true, false, false, {{"layer", ArgKind::integer, kLayerLo, kLayerHi, -1, nullptr}}},
         // VisionZip: dominant tokens by score + contextual tokens merged by key cosine. Default
         // contextual share 10/64, the README's (54 dominant, 10 contextual) example.
-        {"visionzip", true, false, false,
+        {"visionzip",
+         true,
+         false,
+         false,
          {{"layer", ArgKind::integer, kLayerLo, kLayerHi, -2, nullptr},
           {"contextual_share", ArgKind::number, 0, 0.999, 10.0 / 64.0, nullptr},
           {"score", ArgKind::choice, 0, 0, 0, "auto|cls|received"}}},
@@ -60,7 +63,10 @@ const std::vector<MethodSpec>& method_table() {
         // In the language model (issue 24).
         {"fastv", false, true, false, {{"debias", ArgKind::boolean, 0, 1, 0, nullptr}}},
         {"pyramiddrop", false, true, false, {{"debias", ArgKind::boolean, 0, 1, 0, nullptr}}},
-        {"sparsevlm", false, true, false,
+        {"sparsevlm",
+         false,
+         true,
+         false,
          {{"debias", ArgKind::boolean, 0, 1, 0, nullptr}, {"recycle", ArgKind::boolean, 0, 1, 1, nullptr}}},
         {"feather", false, true, false, {{"debias", ArgKind::boolean, 0, 1, 0, nullptr}}},
     };
@@ -109,11 +115,13 @@ public:
     }
 
     // Refuses keys outside `allowed` and keys given twice.
-    Status check_keys(const JsonValue& object, const std::string& path, std::initializer_list<const char*> allowed) const {
+    Status check_keys(const JsonValue& object, const std::string& path,
+                      std::initializer_list<const char*> allowed) const {
         if (!object.is_object()) return error(StatusCode::parse_error, path, "must be a JSON object");
         std::set<std::string> seen;
         for (const auto& [key, value] : object.members()) {
-            if (!seen.insert(key).second) return error(StatusCode::parse_error, path, "key '" + key + "' appears twice");
+            if (!seen.insert(key).second)
+                return error(StatusCode::parse_error, path, "key '" + key + "' appears twice");
             bool known = false;
             for (const char* a : allowed) known = known || key == a;
             if (!known) {
@@ -162,7 +170,8 @@ Result<PruneStage> parse_stage(const Reader& r, const JsonValue& v, const std::s
     GLIMPSE_RETURN_IF_ERROR(r.check_keys(v, path, {"at", "layer", "method", "keep", "keep_count", "args", "tiles"}));
     PruneStage stage;
     const JsonValue* at = v.find("at");
-    if (!at) return r.error(StatusCode::parse_error, path, "missing 'at' (after_projector, encoder_layer or decoder_layer)");
+    if (!at)
+        return r.error(StatusCode::parse_error, path, "missing 'at' (after_projector, encoder_layer or decoder_layer)");
     GLIMPSE_ASSIGN_OR_RETURN(std::string site, r.string(*at, path + ".at"));
     if (site == "after_projector") {
         stage.site = PruneSite::after_projector;
@@ -176,7 +185,8 @@ Result<PruneStage> parse_stage(const Reader& r, const JsonValue& v, const std::s
     }
     const JsonValue* layer = v.find("layer");
     if (stage.site == PruneSite::after_projector) {
-        if (layer) return r.error(StatusCode::invalid_argument, path + ".layer", "an after_projector stage has no layer");
+        if (layer)
+            return r.error(StatusCode::invalid_argument, path + ".layer", "an after_projector stage has no layer");
     } else {
         if (!layer) return r.error(StatusCode::parse_error, path, "missing 'layer' (the layer after which it prunes)");
         GLIMPSE_ASSIGN_OR_RETURN(int64_t l, r.integer(*layer, path + ".layer", kLayerLo, kLayerHi));
@@ -217,10 +227,11 @@ Result<PruneStage> parse_stage(const Reader& r, const JsonValue& v, const std::s
                 for (const ArgSpec& candidate : spec->args) a = key == candidate.name ? &candidate : a;
                 if (!a) {
                     std::string known;
-                    for (const ArgSpec& candidate : spec->args) known += (known.empty() ? "" : ", ") + std::string(candidate.name);
+                    for (const ArgSpec& candidate : spec->args)
+                        known += (known.empty() ? "" : ", ") + std::string(candidate.name);
                     return r.error(StatusCode::invalid_argument, arg_path,
-                                   "unknown argument of " + stage.method + " (its arguments: " +
-                                       (known.empty() ? "none" : known) + ")");
+                                   "unknown argument of " + stage.method +
+                                       " (its arguments: " + (known.empty() ? "none" : known) + ")");
                 }
                 PruneArg arg{key, 0, ""};
                 switch (a->kind) {
@@ -275,9 +286,8 @@ Result<PruneStage> parse_stage(const Reader& r, const JsonValue& v, const std::s
 }
 
 Result<PruningCalibration> parse_calibration(const Reader& r, const JsonValue& v, const std::string& path) {
-    GLIMPSE_RETURN_IF_ERROR(r.check_keys(v, path,
-                                         {"budget_bytes", "image_size", "prompt_tokens", "answer_tokens", "set", "loss",
-                                          "search"}));
+    GLIMPSE_RETURN_IF_ERROR(r.check_keys(
+        v, path, {"budget_bytes", "image_size", "prompt_tokens", "answer_tokens", "set", "loss", "search"}));
     PruningCalibration c;
     if (const JsonValue* x = v.find("budget_bytes")) {
         GLIMPSE_ASSIGN_OR_RETURN(c.budget_bytes, r.integer(*x, path + ".budget_bytes", 1, 9007199254740992.0));
@@ -303,7 +313,8 @@ Result<PruningCalibration> parse_calibration(const Reader& r, const JsonValue& v
         if (const JsonValue* x = set->find("kind")) {
             GLIMPSE_ASSIGN_OR_RETURN(c.set_kind, r.string(*x, set_path + ".kind"));
             if (c.set_kind != "images" && c.set_kind != "scenes") {
-                return r.error(StatusCode::invalid_argument, set_path + ".kind", "'" + c.set_kind + "' is not images|scenes");
+                return r.error(StatusCode::invalid_argument, set_path + ".kind",
+                               "'" + c.set_kind + "' is not images|scenes");
             }
         }
         if (const JsonValue* x = set->find("description")) {
@@ -337,11 +348,13 @@ void fill_defaults(PruneStage* stage) {
     if (!spec) return;
     std::vector<PruneArg> full;
     for (const ArgSpec& a : spec->args) {
-        auto given = std::find_if(stage->args.begin(), stage->args.end(), [&](const PruneArg& x) { return x.name == a.name; });
+        auto given =
+            std::find_if(stage->args.begin(), stage->args.end(), [&](const PruneArg& x) { return x.name == a.name; });
         if (given != stage->args.end()) {
             full.push_back(*given);
         } else {
-            full.push_back(PruneArg{a.name, a.default_number, a.kind == ArgKind::choice ? first_choice(a.choices) : ""});
+            full.push_back(
+                PruneArg{a.name, a.default_number, a.kind == ArgKind::choice ? first_choice(a.choices) : ""});
         }
     }
     stage->args = std::move(full);
@@ -366,9 +379,12 @@ std::string number_text(double x) {
 
 const char* prune_site_name(PruneSite site) {
     switch (site) {
-        case PruneSite::after_projector: return "after_projector";
-        case PruneSite::encoder_layer: return "encoder_layer";
-        case PruneSite::decoder_layer: return "decoder_layer";
+        case PruneSite::after_projector:
+            return "after_projector";
+        case PruneSite::encoder_layer:
+            return "encoder_layer";
+        case PruneSite::decoder_layer:
+            return "decoder_layer";
     }
     return "?";
 }
@@ -430,9 +446,9 @@ Status pruning_plan_check(const PruningPlan& plan, const std::string& name) {
                            str_printf("%g must be a fraction in (0, 1]", s.keep_fraction));
         }
         if (!has_fraction && s.keep_count < 1) {
-            return r.error(StatusCode::invalid_argument, has_count ? path + ".keep_count" : path + ".keep",
-                           str_printf("keeps %lld tokens; a stage keeps at least one",
-                                      static_cast<long long>(s.keep_count)));
+            return r.error(
+                StatusCode::invalid_argument, has_count ? path + ".keep_count" : path + ".keep",
+                str_printf("keeps %lld tokens; a stage keeps at least one", static_cast<long long>(s.keep_count)));
         }
         if (!(std::isfinite(s.overview_share) && s.overview_share >= 0 && s.overview_share <= 1)) {
             return r.error(StatusCode::invalid_argument, path + ".tiles.overview_share",
@@ -442,7 +458,8 @@ Status pruning_plan_check(const PruningPlan& plan, const std::string& name) {
             const ArgSpec* spec_arg = nullptr;
             for (const ArgSpec& candidate : spec->args) spec_arg = a.name == candidate.name ? &candidate : spec_arg;
             if (!spec_arg) {
-                return r.error(StatusCode::invalid_argument, path + ".args." + a.name, "unknown argument of " + s.method);
+                return r.error(StatusCode::invalid_argument, path + ".args." + a.name,
+                               "unknown argument of " + s.method);
             }
             if (spec_arg->kind != ArgKind::choice &&
                 !(std::isfinite(a.number) && a.number >= spec_arg->lo && a.number <= spec_arg->hi)) {
@@ -459,9 +476,9 @@ Status pruning_plan_check(const PruningPlan& plan, const std::string& name) {
             }
             if (prev.site == PruneSite::decoder_layer && s.site == PruneSite::decoder_layer && s.layer >= 0 &&
                 prev.layer >= 0 && s.layer <= prev.layer) {
-                return r.error(StatusCode::invalid_argument, path + ".layer",
-                               str_printf("layer %d does not come after the previous stage's layer %d", s.layer,
-                                          prev.layer));
+                return r.error(
+                    StatusCode::invalid_argument, path + ".layer",
+                    str_printf("layer %d does not come after the previous stage's layer %d", s.layer, prev.layer));
             }
         }
     }
@@ -476,7 +493,8 @@ Status pruning_plan_check(const PruningPlan& plan, const std::string& name) {
                        str_printf("%g is outside [0, 1]", plan.kv_high_precision_share));
     }
     if (plan.max_tiles < 0 || plan.max_tiles > 1024) {
-        return r.error(StatusCode::invalid_argument, "max_tiles", str_printf("%d is outside [1, 1024]", plan.max_tiles));
+        return r.error(StatusCode::invalid_argument, "max_tiles",
+                       str_printf("%d is outside [1, 1024]", plan.max_tiles));
     }
     return Status::ok();
 }
@@ -484,8 +502,8 @@ Status pruning_plan_check(const PruningPlan& plan, const std::string& name) {
 Result<PruningPlan> pruning_plan_parse(std::string_view text, const std::string& name) {
     GLIMPSE_ASSIGN_OR_RETURN(JsonValue doc, json_parse(text, name));
     const Reader r(name);
-    GLIMPSE_RETURN_IF_ERROR(r.check_keys(doc, "plan", {"format", "version", "model", "stages", "kv_cache", "max_tiles",
-                                                       "calibration"}));
+    GLIMPSE_RETURN_IF_ERROR(
+        r.check_keys(doc, "plan", {"format", "version", "model", "stages", "kv_cache", "max_tiles", "calibration"}));
     const JsonValue* format = doc.find("format");
     if (!format || !format->is_string() || format->as_string() != kPruningPlanFormat) {
         return r.error(StatusCode::parse_error, "format",
@@ -521,7 +539,8 @@ Result<PruningPlan> pruning_plan_parse(std::string_view text, const std::string&
         }
         if (const JsonValue* share = kv->find("high_precision_share")) {
             if (plan.kv_cache_type != "mixed") {
-                return r.error(StatusCode::invalid_argument, "kv_cache.high_precision_share", "only applies to type mixed");
+                return r.error(StatusCode::invalid_argument, "kv_cache.high_precision_share",
+                               "only applies to type mixed");
             }
             GLIMPSE_ASSIGN_OR_RETURN(plan.kv_high_precision_share,
                                      r.number(*share, "kv_cache.high_precision_share", 0, 1));
@@ -545,8 +564,9 @@ Result<PruningPlan> pruning_plan_read_file(const std::string& path) {
     GLIMPSE_ASSIGN_OR_RETURN(int fd, open_regular_file(path, "a pruning plan", &size));
     if (size > kPruningPlanMaxFileBytes) {
         ::close(fd);
-        return Status::error(StatusCode::out_of_range, "%s: %lld bytes; a pruning plan is at most %lld bytes", path.c_str(),
-                             static_cast<long long>(size), static_cast<long long>(kPruningPlanMaxFileBytes));
+        return Status::error(StatusCode::out_of_range, "%s: %lld bytes; a pruning plan is at most %lld bytes",
+                             path.c_str(), static_cast<long long>(size),
+                             static_cast<long long>(kPruningPlanMaxFileBytes));
     }
     std::string text(static_cast<size_t>(size), '\0');
     size_t got = 0;
@@ -569,7 +589,8 @@ Result<PruningPlan> pruning_plan_from_shorthand(std::string_view method, double 
     stage.site = PruneSite::after_projector;
     stage.method = std::string(method);
     if (!std::isfinite(keep) || keep <= 0) {
-        return Status::error(StatusCode::invalid_argument, "--keep %g: must be a fraction in (0, 1] or a token count", keep);
+        return Status::error(StatusCode::invalid_argument, "--keep %g: must be a fraction in (0, 1] or a token count",
+                             keep);
     }
     if (keep <= 1) {
         stage.keep_fraction = keep;
@@ -618,20 +639,24 @@ Result<std::vector<FittedPruneStage>> pruning_plan_fit(const PruningPlan& plan, 
         const bool uses_cls = spec->needs_cls || (stage.method == "visionzip" && stage.text("score") == "cls");
         if (uses_cls && !model.encoder_has_cls) {
             return r.error(StatusCode::invalid_argument, path + ".method",
-                           stage.method + " scores tokens by the encoder's [CLS] attention, and this model's encoder "
-                                          "has no [CLS] token (try attn-received, or visionzip with score auto)");
+                           stage.method +
+                               " scores tokens by the encoder's [CLS] attention, and this model's encoder "
+                               "has no [CLS] token (try attn-received, or visionzip with score auto)");
         }
         // Encoder-layer arguments must name an existing layer.
         for (const char* arg : {"layer", "start_layer"}) {
-            auto it = std::find_if(stage.args.begin(), stage.args.end(), [&](const PruneArg& a) { return a.name == arg; });
+            auto it =
+                std::find_if(stage.args.begin(), stage.args.end(), [&](const PruneArg& a) { return a.name == arg; });
             if (it == stage.args.end()) continue;
             const int l = resolve_layer(static_cast<int>(it->number), model.encoder_layers);
-            const int last = std::string_view(arg) == "start_layer" ? model.encoder_layers - 2 : model.encoder_layers - 1;
+            const int last =
+                std::string_view(arg) == "start_layer" ? model.encoder_layers - 2 : model.encoder_layers - 1;
             if (l < 0 || l > last) {
-                return r.error(StatusCode::invalid_argument, path + ".args." + arg,
-                               str_printf("encoder layer %d does not exist (the encoder has %d layers%s)",
-                                          static_cast<int>(it->number), model.encoder_layers,
-                                          std::string_view(arg) == "start_layer" ? "; VTC-CLS sums up to layer L-2" : ""));
+                return r.error(
+                    StatusCode::invalid_argument, path + ".args." + arg,
+                    str_printf("encoder layer %d does not exist (the encoder has %d layers%s)",
+                               static_cast<int>(it->number), model.encoder_layers,
+                               std::string_view(arg) == "start_layer" ? "; VTC-CLS sums up to layer L-2" : ""));
             }
             // The score is read while the encoder runs: a block past its feature layer never runs.
             const int run = model.encoder_layers_run > 0 ? model.encoder_layers_run : model.encoder_layers;
@@ -651,7 +676,8 @@ Result<std::vector<FittedPruneStage>> pruning_plan_fit(const PruningPlan& plan, 
                                           "model has %d layers)",
                                           stage.layer, model.decoder_layers - 2, model.decoder_layers));
             }
-            if (!fitted.empty() && fitted.back().stage.site == PruneSite::decoder_layer && f.layer <= fitted.back().layer) {
+            if (!fitted.empty() && fitted.back().stage.site == PruneSite::decoder_layer &&
+                f.layer <= fitted.back().layer) {
                 return r.error(StatusCode::invalid_argument, path + ".layer",
                                str_printf("decoder layer %d does not come after the previous stage's layer %d", f.layer,
                                           fitted.back().layer));
@@ -697,8 +723,8 @@ Result<std::vector<FittedPruneStage>> pruning_plan_fit(const PruningPlan& plan, 
 }
 
 std::string pruning_plan_to_json(const PruningPlan& plan) {
-    std::string out = "{\n  \"format\": " + json_quote(kPruningPlanFormat) + ",\n  \"version\": " +
-                      std::to_string(plan.version) + ",\n";
+    std::string out = "{\n  \"format\": " + json_quote(kPruningPlanFormat) +
+                      ",\n  \"version\": " + std::to_string(plan.version) + ",\n";
     if (!plan.model.empty()) out += "  \"model\": " + json_quote(plan.model) + ",\n";
     out += "  \"stages\": [";
     for (size_t i = 0; i < plan.stages.size(); ++i) {
@@ -741,7 +767,8 @@ std::string pruning_plan_to_json(const PruningPlan& plan) {
     out += plan.stages.empty() ? "]" : "\n  ]";
     if (plan.kv_cache_type != "f16") {
         out += ",\n  \"kv_cache\": {\"type\": " + json_quote(plan.kv_cache_type);
-        if (plan.kv_cache_type == "mixed") out += ", \"high_precision_share\": " + number_text(plan.kv_high_precision_share);
+        if (plan.kv_cache_type == "mixed")
+            out += ", \"high_precision_share\": " + number_text(plan.kv_high_precision_share);
         out += "}";
     }
     if (plan.max_tiles > 0) out += ",\n  \"max_tiles\": " + std::to_string(plan.max_tiles);

@@ -21,7 +21,7 @@
 
 namespace glimpse {
 
-inline constexpr int kPruningPlanVersion = 1;              // the version this glimpse reads and writes
+inline constexpr int kPruningPlanVersion = 1;                 // the version this glimpse reads and writes
 inline constexpr int64_t kPruningPlanMaxFileBytes = 1 << 20;  // a plan is a few KiB; more is not a plan
 inline constexpr int kPruningPlanMaxStages = 256;
 inline constexpr const char* kPruningPlanFormat = "glimpse.pruning-plan";
@@ -63,22 +63,22 @@ struct PruneStage {
 
 // What `glimpse calibrate` (issue 25) records about how it made a plan. Optional.
 struct PruningCalibration {
-    int64_t budget_bytes = 0;          // the memory budget the plan was fitted to
+    int64_t budget_bytes = 0;               // the memory budget the plan was fitted to
     int image_width = 0, image_height = 0;  // the image geometry the budget assumes
     int64_t prompt_tokens = 0, answer_tokens = 0;
-    std::string set_kind;              // "images" or "scenes"
-    std::string set_description;       // a folder, a scene range, a preset
+    std::string set_kind;         // "images" or "scenes"
+    std::string set_description;  // a folder, a scene range, a preset
     int64_t set_count = 0;
     std::optional<double> answer_agreement;  // share of greedy answers equal to the unpruned model's
     std::optional<double> mean_kl;           // mean KL(unpruned || pruned) at the answer positions
-    std::string search;                // how the levers were searched ("greedy", "threshold")
+    std::string search;                      // how the levers were searched ("greedy", "threshold")
 };
 
 struct PruningPlan {
     int version = kPruningPlanVersion;
-    std::string model;          // optional: the model the plan was made for (informational in v1)
+    std::string model;  // optional: the model the plan was made for (informational in v1)
     std::vector<PruneStage> stages;
-    std::string kv_cache_type = "f16";  // "f16", "q8_0", "q4_0" or "mixed" (issue 25)
+    std::string kv_cache_type = "f16";   // "f16", "q8_0", "q4_0" or "mixed" (issue 25)
     double kv_high_precision_share = 0;  // "mixed": share of tokens kept at high precision
     int max_tiles = 0;                   // 0: the model's own tile limit
     std::optional<PruningCalibration> calibration;
@@ -90,22 +90,20 @@ struct PruningModelShape {
     int n_tiles = 0;            // tiles of the image grid (SmolVLM rows*cols; LLaVA: 1, the single view)
     bool has_overview = false;  // SmolVLM: one more view of tokens_per_tile tokens, the whole image
     bool encoder_has_cls = false;
-    int pixel_shuffle = 1;      // encoder patches per visual token along each side (SmolVLM 4)
-    int encoder_layers = 0;     // blocks of the encoder (negative layer arguments count from here)
-    int encoder_layers_run = 0; // blocks glimpse runs (LLaVA: up to its feature layer); 0 = all
+    int pixel_shuffle = 1;       // encoder patches per visual token along each side (SmolVLM 4)
+    int encoder_layers = 0;      // blocks of the encoder (negative layer arguments count from here)
+    int encoder_layers_run = 0;  // blocks glimpse runs (LLaVA: up to its feature layer); 0 = all
     int decoder_layers = 0;
 
-    int64_t visual_tokens() const {
-        return static_cast<int64_t>(tokens_per_tile) * (n_tiles + (has_overview ? 1 : 0));
-    }
+    int64_t visual_tokens() const { return static_cast<int64_t>(tokens_per_tile) * (n_tiles + (has_overview ? 1 : 0)); }
 };
 
 // A stage resolved against a model.
 struct FittedPruneStage {
     PruneStage stage;
-    int layer = 0;           // non-negative layer index (encoder/decoder stages)
-    int64_t tokens_in = 0;   // visual tokens entering the stage
-    int64_t keep = 0;        // visual tokens leaving it, 1 <= keep <= tokens_in
+    int layer = 0;          // non-negative layer index (encoder/decoder stages)
+    int64_t tokens_in = 0;  // visual tokens entering the stage
+    int64_t keep = 0;       // visual tokens leaving it, 1 <= keep <= tokens_in
 };
 
 // Reads a plan from JSON text; name_for_errors prefixes every message ("plan.json: ...").

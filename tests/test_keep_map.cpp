@@ -2,7 +2,6 @@
 // source dimmed by the stated factor, the overview sits at half size right of the main view;
 // token areas are checked at hand-computed pixels of the preprocessing geometry.
 #include <doctest/doctest.h>
-
 #include <unistd.h>
 
 #include <cmath>
@@ -125,15 +124,15 @@ TEST_CASE("keep map: SmolVLM tiles and overview side by side") {
     CHECK(out->height == 96);
 
     // Main view: pixel (x, y) -> canvas (x + 0.5, y + 16.5).
-    CHECK(shows_source(*out, 10, 10, img, 10, 10));           // canvas (10.5, 26.5): tile 0
-    CHECK(shows_source(*out, 63, 47, img, 63, 47));           // canvas (63.5, 63.5): tile 0, last cell
-    CHECK(shows_dimmed(*out, 64, 10, img, 64, 10, 0.25));     // canvas x 64.5: tile 1
+    CHECK(shows_source(*out, 10, 10, img, 10, 10));        // canvas (10.5, 26.5): tile 0
+    CHECK(shows_source(*out, 63, 47, img, 63, 47));        // canvas (63.5, 63.5): tile 0, last cell
+    CHECK(shows_dimmed(*out, 64, 10, img, 64, 10, 0.25));  // canvas x 64.5: tile 1
     CHECK(shows_dimmed(*out, 100, 10, img, 100, 10, 0.25));
-    CHECK(shows_source(*out, 10, 48, img, 10, 48));           // canvas (10.5, 64.5): tile 2 token 0
-    CHECK(shows_source(*out, 5, 60, img, 5, 60));             // canvas (5.5, 76.5): tile 2 token 0
-    CHECK(shows_dimmed(*out, 20, 60, img, 20, 60, 0.25));     // canvas (20.5, 76.5): tile 2 token 1
-    CHECK(shows_dimmed(*out, 5, 70, img, 5, 70, 0.25));       // canvas (5.5, 86.5): tile 2 token 4
-    CHECK(shows_dimmed(*out, 127, 95, img, 127, 95, 0.25));   // tile 3
+    CHECK(shows_source(*out, 10, 48, img, 10, 48));          // canvas (10.5, 64.5): tile 2 token 0
+    CHECK(shows_source(*out, 5, 60, img, 5, 60));            // canvas (5.5, 76.5): tile 2 token 0
+    CHECK(shows_dimmed(*out, 20, 60, img, 20, 60, 0.25));    // canvas (20.5, 76.5): tile 2 token 1
+    CHECK(shows_dimmed(*out, 5, 70, img, 5, 70, 0.25));      // canvas (5.5, 86.5): tile 2 token 4
+    CHECK(shows_dimmed(*out, 127, 95, img, 127, 95, 0.25));  // tile 3
 
     // Every pixel: at scale 1 the canvas pixel is (x, y + 16), its 16-pixel cell (x / 16,
     // (y + 16) / 16), its tile (cell / 4), its token within the tile (cell % 4).
@@ -156,8 +155,8 @@ TEST_CASE("keep map: SmolVLM tiles and overview side by side") {
     // 0.5) * 4 / 96) down; only token 0 (sx < 32, sy < 24) is kept.
     CHECK(shows_source(*out, 136 + 0, 0, img, 1, 1));
     CHECK(shows_source(*out, 136 + 15, 11, img, 31, 23));
-    CHECK(shows_dimmed(*out, 136 + 16, 0, img, 33, 1, 0.25));   // sx 33: token column 1
-    CHECK(shows_dimmed(*out, 136 + 0, 12, img, 1, 25, 0.25));   // sy 25: token row 1
+    CHECK(shows_dimmed(*out, 136 + 16, 0, img, 33, 1, 0.25));  // sx 33: token column 1
+    CHECK(shows_dimmed(*out, 136 + 0, 12, img, 1, 25, 0.25));  // sy 25: token row 1
     CHECK(shows_dimmed(*out, 136 + 63, 47, img, 127, 95, 0.25));
     // Below the overview panel there is nothing more: the panel is 48 high, rows 48.. are background.
     CHECK(out->pixel(140, 60)[1] == 20);
@@ -203,7 +202,8 @@ TEST_CASE("keep map: bad arguments are refused") {
     auto g = llava_geometry(48, 48, params);
     REQUIRE(g.is_ok());
     auto message = [](const auto& r) { return r.is_ok() ? std::string("accepted") : r.status().message(); };
-    CHECK(message(keep_map_views_llava(*g, 4, {16})).find("kept token 16 is outside its 16 tokens") != std::string::npos);
+    CHECK(message(keep_map_views_llava(*g, 4, {16})).find("kept token 16 is outside its 16 tokens") !=
+          std::string::npos);
     CHECK(message(keep_map_views_llava(*g, 4, {-1})).find("kept token -1") != std::string::npos);
     CHECK(message(keep_map_views_llava(*g, 0, {})).find("0 tokens per side") != std::string::npos);
     CHECK(message(keep_map_views_llava(*g, 5, {})).find("does not split") != std::string::npos);  // 48 / 5

@@ -222,7 +222,11 @@ TEST_CASE("prune_select: random is seeded, distinct, sorted, and matches a Pytho
     CHECK(run(64, 16, 42) == std::vector<int>{0, 6, 11, 18, 19, 21, 23, 24, 27, 37, 38, 39, 43, 47, 52, 56});
     CHECK(run(10, 3, 0) == std::vector<int>{2, 4, 8});
     CHECK(run(576, 5, 123456789) == std::vector<int>{62, 77, 111, 276, 300});
-    CHECK(run(64, 64, 9) == [] { std::vector<int> all(64); std::iota(all.begin(), all.end(), 0); return all; }());
+    CHECK(run(64, 64, 9) == [] {
+        std::vector<int> all(64);
+        std::iota(all.begin(), all.end(), 0);
+        return all;
+    }());
     CHECK(run(1, 1, 3) == std::vector<int>{0});
     // Every token equally likely: over 4000 seeds each of 16 tokens is kept ~1000 times of 4000
     // (k/n = 1/4); binomial sd ~27, so 880..1120 is a > 4-sigma band.
@@ -414,9 +418,9 @@ TEST_CASE("prune_select: cdpruner on an exhausted kernel, by hand") {
     CHECK(to_int(kept2) == std::vector<int>{1, 2});
 
     // Relevance from text similarity: r_i = -mean_t cos, then min-max with +1e-6.
-    const std::vector<float> text_cos = {0.2f, 0.4f,    // mean 0.3 -> -0.3
+    const std::vector<float> text_cos = {0.2f,  0.4f,   // mean 0.3 -> -0.3
                                          -0.1f, 0.1f,   // mean 0   -> 0
-                                         0.5f, 0.7f};   // mean 0.6 -> -0.6
+                                         0.5f,  0.7f};  // mean 0.6 -> -0.6
     std::vector<float> rel(3);
     REQUIRE(cdpruner_relevance_ref(text_cos.data(), 3, 2, rel.data()).is_ok());
     CHECK(rel[0] == doctest::Approx((0.3 + 1e-6) / 0.6).epsilon(1e-6));
@@ -479,8 +483,8 @@ TEST_CASE("prune_select: visionzip dominant + contextual merge against the offic
                 std::vector<int32_t> dominant(dom), targets(ctx);
                 std::vector<float> merged(static_cast<size_t>(ctx) * d);
                 auto scratch = scratch_of(visionzip_scratch_bytes(n, dk, ctx));
-                Status st = visionzip_ref(score.data(), metric.data(), dk, hidden.data(), d, n, dom, ctx, dominant.data(),
-                                          targets.data(), merged.data(), scratch.data());
+                Status st = visionzip_ref(score.data(), metric.data(), dk, hidden.data(), d, n, dom, ctx,
+                                          dominant.data(), targets.data(), merged.data(), scratch.data());
                 REQUIRE_MESSAGE(st.is_ok(), st.to_string());
 
                 // Official flow: topk -> mask -> filtered -> normalise -> stride targets ->
@@ -506,7 +510,8 @@ TEST_CASE("prune_select: visionzip dominant + contextual merge against the offic
                 auto unit = [&](int token) {
                     std::vector<double> u(dk);
                     double norm = 0;
-                    for (int c = 0; c < dk; ++c) norm += static_cast<double>(metric[token * dk + c]) * metric[token * dk + c];
+                    for (int c = 0; c < dk; ++c)
+                        norm += static_cast<double>(metric[token * dk + c]) * metric[token * dk + c];
                     for (int c = 0; c < dk; ++c) u[c] = metric[token * dk + c] / std::max(std::sqrt(norm), 1e-12);
                     return u;
                 };
@@ -544,7 +549,8 @@ TEST_CASE("prune_select: visionzip dominant + contextual merge against the offic
 TEST_CASE("prune_select: keep budget split over tiles and overview") {
     auto equal = [](std::vector<int32_t> tokens, int keep_total) {
         std::vector<int32_t> keep(tokens.size());
-        Status st = split_keep_budget_equal(tokens.data(), static_cast<int64_t>(tokens.size()), keep_total, keep.data());
+        Status st =
+            split_keep_budget_equal(tokens.data(), static_cast<int64_t>(tokens.size()), keep_total, keep.data());
         REQUIRE_MESSAGE(st.is_ok(), st.to_string());
         return to_int(keep);
     };
@@ -616,9 +622,9 @@ TEST_CASE("prune_select: bad arguments are refused with a message") {
     refused(prune_uniform_grid_ref(2, 2, 5, out.data()), "k = 5");
     std::vector<float> merged(64);
     std::vector<int32_t> t(8);
-    refused(visionzip_ref(r.data(), s.data(), 4, s.data(), 4, 4, 3, 2, out.data(), t.data(), merged.data(),
-                          scratch.data()),
-            "k = 5");
+    refused(
+        visionzip_ref(r.data(), s.data(), 4, s.data(), 4, 4, 3, 2, out.data(), t.data(), merged.data(), scratch.data()),
+        "k = 5");
     refused(visionzip_ref(r.data(), s.data(), 4, s.data(), 4, 4, -1, 2, out.data(), t.data(), merged.data(),
                           scratch.data()),
             "negative");
@@ -629,7 +635,6 @@ TEST_CASE("prune_select: bad arguments are refused with a message") {
     refused(split_keep_budget_by_overview(tokens.data(), 2, r.data(), bad_tile.data(), 0.5, 4, out.data()),
             "maps to tile 1");
     const std::vector<int32_t> ok_tile = {0, 0, 0, -1};
-    refused(split_keep_budget_by_overview(tokens.data(), 2, r.data(), ok_tile.data(), 1.5, 4, out.data()),
-            "share 1.5");
+    refused(split_keep_budget_by_overview(tokens.data(), 2, r.data(), ok_tile.data(), 1.5, 4, out.data()), "share 1.5");
     refused(cdpruner_relevance_ref(s.data(), 0, 2, r.data()), "n = 0");
 }

@@ -77,7 +77,8 @@ TEST_CASE("pruning layout: SmolVLM 1024x768 -> 4x3 tiles + overview of 8x8 token
     std::vector<float> scores(64);
     for (int i = 0; i < 64; ++i) scores[i] = 100.0f - i;
     std::vector<int32_t> tokens(13, 64), keep(13);
-    REQUIRE(split_keep_budget_by_overview(tokens.data(), 13, scores.data(), tiles->data(), 0.5, 208, keep.data()).is_ok());
+    REQUIRE(
+        split_keep_budget_by_overview(tokens.data(), 13, scores.data(), tiles->data(), 0.5, 208, keep.data()).is_ok());
     CHECK(std::vector<int>(keep.begin(), keep.end()) == std::vector<int>{27, 27, 27, 27, 9, 9, 9, 9, 0, 0, 0, 0, 64});
 }
 

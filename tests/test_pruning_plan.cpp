@@ -2,7 +2,6 @@
 // written, bad ones are refused with a message naming the key and the value, fitting resolves
 // counts by hand-computed arithmetic, and plans survive a write/read round trip.
 #include <doctest/doctest.h>
-
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -60,14 +59,16 @@ void refused(const std::string& text, std::initializer_list<const char*> needles
     REQUIRE_MESSAGE(!r.is_ok(), "accepted: " << text);
     const std::string msg = r.status().message();
     CHECK_MESSAGE(msg.rfind("plan.json", 0) == 0, msg);
-    for (const char* needle : needles) CHECK_MESSAGE(msg.find(needle) != std::string::npos, "'" << std::string(needle) << "' not in: " << msg);
+    for (const char* needle : needles)
+        CHECK_MESSAGE(msg.find(needle) != std::string::npos, "'" << std::string(needle) << "' not in: " << msg);
 }
 
 void fit_refused(const PruningPlan& plan, const PruningModelShape& model, std::initializer_list<const char*> needles) {
     auto r = pruning_plan_fit(plan, model, "plan.json");
     REQUIRE_MESSAGE(!r.is_ok(), "fitted");
     for (const char* needle : needles) {
-        CHECK_MESSAGE(r.status().message().find(needle) != std::string::npos, "'" << std::string(needle) << "' not in: " << r.status().message());
+        CHECK_MESSAGE(r.status().message().find(needle) != std::string::npos,
+                      "'" << std::string(needle) << "' not in: " << r.status().message());
     }
 }
 
@@ -212,9 +213,10 @@ TEST_CASE("pruning plan: what does not fit the model is refused, naming why") {
     fit_refused(parse_ok(plan_with_stages(
                     R"({"at": "after_projector", "method": "dart", "keep_count": 3, "args": {"pivots": 8}})")),
                 llava(), {"pivots", "3"});
-    fit_refused(parse_ok(plan_with_stages(
-                    R"({"at": "after_projector", "method": "divprune", "keep": 0.5, "tiles": {"split": "overview_scores"}})")),
-                llava(), {"tiles.split", "overview"});
+    fit_refused(
+        parse_ok(plan_with_stages(
+            R"({"at": "after_projector", "method": "divprune", "keep": 0.5, "tiles": {"split": "overview_scores"}})")),
+        llava(), {"tiles.split", "overview"});
 }
 
 TEST_CASE("pruning plan: bad documents are refused with the key and the value") {
@@ -229,16 +231,17 @@ TEST_CASE("pruning plan: bad documents are refused with the key and the value") 
     refused(R"({"format": "glimpse.pruning-plan", "version": "1", "stages": []})", {"version", "number"});
     refused(R"({"format": "glimpse.pruning-plan", "version": 1})", {"stages"});
     refused(R"({"format": "glimpse.pruning-plan", "version": 1, "stages": {}})", {"stages", "array"});
-    refused(R"({"format": "glimpse.pruning-plan", "version": 1, "stages": [], "budget": 3})",
-            {"unknown key 'budget'"});
-    refused(R"({"format": "glimpse.pruning-plan", "version": 1, "version": 1, "stages": []})", {"'version' appears twice"});
+    refused(R"({"format": "glimpse.pruning-plan", "version": 1, "stages": [], "budget": 3})", {"unknown key 'budget'"});
+    refused(R"({"format": "glimpse.pruning-plan", "version": 1, "version": 1, "stages": []})",
+            {"'version' appears twice"});
     refused(plan_with_stages(R"({"at": "after_projector", "method": "magic", "keep": 0.5})"),
             {"stages[0].method", "unknown method 'magic'", "divprune"});
     refused(plan_with_stages(R"({"at": "after_projector", "method": "divprune", "keep": 0})"),
             {"stages[0].keep", "0 keeps nothing"});
     refused(plan_with_stages(R"({"at": "after_projector", "method": "divprune", "keep": 1.5})"),
             {"stages[0].keep", "1.5", "[0, 1]"});
-    refused(plan_with_stages(R"({"at": "after_projector", "method": "divprune", "keep": -0.5})"), {"stages[0].keep", "-0.5"});
+    refused(plan_with_stages(R"({"at": "after_projector", "method": "divprune", "keep": -0.5})"),
+            {"stages[0].keep", "-0.5"});
     refused(plan_with_stages(R"({"at": "after_projector", "method": "divprune", "keep_count": 0})"),
             {"stages[0].keep_count", "0 keeps nothing"});
     refused(plan_with_stages(R"({"at": "after_projector", "method": "divprune", "keep_count": 2.5})"),
@@ -256,14 +259,15 @@ TEST_CASE("pruning plan: bad documents are refused with the key and the value") 
             {"stages[0].args.seed", "-1"});
     refused(plan_with_stages(R"({"at": "after_projector", "method": "divprune", "keep": 0.5, "args": {"seed": 1}})"),
             {"args.seed", "none"});
-    refused(plan_with_stages(
-                R"({"at": "after_projector", "method": "visionzip", "keep": 0.5, "args": {"score": "max"}})"),
-            {"args.score", "'max'", "auto|cls|received"});
+    refused(
+        plan_with_stages(R"({"at": "after_projector", "method": "visionzip", "keep": 0.5, "args": {"score": "max"}})"),
+        {"args.score", "'max'", "auto|cls|received"});
     refused(plan_with_stages(
                 R"({"at": "after_projector", "method": "visionzip", "keep": 0.5, "args": {"contextual_share": 1}})"),
             {"args.contextual_share", "1"});
-    refused(plan_with_stages(R"({"at": "after_projector", "method": "sparsevlm", "keep": 0.5, "args": {"recycle": 1}})"),
-            {"args.recycle", "true or false"});
+    refused(
+        plan_with_stages(R"({"at": "after_projector", "method": "sparsevlm", "keep": 0.5, "args": {"recycle": 1}})"),
+        {"args.recycle", "true or false"});
     refused(plan_with_stages(R"({"at": "middle", "method": "divprune", "keep": 0.5})"), {"stages[0].at", "'middle'"});
     refused(plan_with_stages(R"({"method": "divprune", "keep": 0.5})"), {"stages[0]", "'at'"});
     refused(plan_with_stages(R"({"at": "after_projector", "layer": 3, "method": "divprune", "keep": 0.5})"),
@@ -373,12 +377,14 @@ TEST_CASE("pruning plan: written plans read back to the same plan") {
 
 TEST_CASE("pruning plan: files") {
     TempDir tmp;
-    const std::string good = tmp.write("good.json", plan_with_stages(R"({"at": "after_projector", "method": "uniform", "keep": 0.5})"));
+    const std::string good =
+        tmp.write("good.json", plan_with_stages(R"({"at": "after_projector", "method": "uniform", "keep": 0.5})"));
     auto r = pruning_plan_read_file(good);
     REQUIRE_MESSAGE(r.is_ok(), r.status().to_string());
     CHECK(r->stages[0].method == "uniform");
 
-    auto bad = pruning_plan_read_file(tmp.write("bad.json", plan_with_stages(R"({"at": "after_projector", "method": "x", "keep": 1})")));
+    auto bad = pruning_plan_read_file(
+        tmp.write("bad.json", plan_with_stages(R"({"at": "after_projector", "method": "x", "keep": 1})")));
     REQUIRE(!bad.is_ok());
     CHECK(bad.status().message().find("bad.json: stages[0].method") != std::string::npos);
 
