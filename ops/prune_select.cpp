@@ -48,6 +48,37 @@ void sort_ascending(int32_t* indices, int64_t count) { std::sort(indices, indice
 
 }  // namespace
 
+// ---- scores from an attention tap --------------------------------------------------------------
+
+Status prune_scores_from_tap_ref(const float* tap, int64_t n_head, int64_t n_pos, int64_t h, int64_t w, int64_t s,
+                                 float* scores) {
+    GLIMPSE_CHECK_OR_RETURN(n_head >= 1 && h >= 1 && w >= 1 && s >= 1 && h % s == 0 && w % s == 0, invalid_argument,
+                            "attention scores: %lld heads over a %lld x %lld patch grid with pixel shuffle %lld (the "
+                            "grid must split into whole s x s blocks)",
+                            static_cast<long long>(n_head), static_cast<long long>(h), static_cast<long long>(w),
+                            static_cast<long long>(s));
+    GLIMPSE_CHECK_OR_RETURN(n_pos == h * w || n_pos == h * w + 1, invalid_argument,
+                            "attention scores: the tap has %lld positions; a %lld x %lld grid needs %lld (or one more "
+                            "for [CLS])",
+                            static_cast<long long>(n_pos), static_cast<long long>(h), static_cast<long long>(w),
+                            static_cast<long long>(h * w));
+    const int64_t bw = w / s, bh = h / s;
+    const double inv = 1.0 / (static_cast<double>(n_head) * s * s);
+    for (int64_t by = 0; by < bh; ++by) {
+        for (int64_t bx = 0; bx < bw; ++bx) {
+            double sum = 0;
+            for (int64_t head = 0; head < n_head; ++head) {
+                const float* row = tap + head * n_pos;
+                for (int64_t i = 0; i < s; ++i) {
+                    for (int64_t j = 0; j < s; ++j) sum += row[(by * s + i) * w + bx * s + j];
+                }
+            }
+            scores[by * bw + bx] = static_cast<float>(sum * inv);
+        }
+    }
+    return Status::ok();
+}
+
 // ---- randomness -------------------------------------------------------------------------------
 
 uint64_t SplitMix64::next() {

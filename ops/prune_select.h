@@ -23,6 +23,18 @@
 
 namespace glimpse {
 
+// ---- scores from an encoder attention tap ----------------------------------------------------
+// The per-token score of the [CLS] and attention-received methods, from a tap of the vision
+// encoder (ops/attention.h: attention_row_probs_ref's [CLS] row, or AttentionArgs::col_mean):
+// the mean over heads (FasterVLM, VisPruner; VisionZip and HiRED sum, which ranks the same),
+// then, for SmolVLM, the mean over each pixel-shuffle block, since one language-model token is
+// s x s encoder patches (ops/vision.h pixel_shuffle_ref's order):
+//   scores[by*(w/s) + bx] = mean_h mean_{i,j < s} tap[h][(by*s + i)*w + bx*s + j]
+//   tap:(n_head, n_pos) -> scores:((h/s)*(w/s)). n_pos is h*w, or h*w + 1 with the [CLS]
+//   position last (llama.cpp's layout for CLIP), which is not a token and is ignored.
+Status prune_scores_from_tap_ref(const float* tap, int64_t n_head, int64_t n_pos, int64_t h, int64_t w, int64_t s,
+                                 float* scores);
+
 // ---- deterministic randomness ---------------------------------------------------------------
 // SplitMix64 (Steele, Lea, Flood 2014; the generator Java's SplittableRandom uses): the same
 // sequence on every platform and standard library, unlike std:: distributions.

@@ -602,6 +602,32 @@ TEST_CASE("prune_select: keep budget split over tiles and overview") {
     CHECK(by_overview({0.1f, 0.9f, 0.8f, 0.2f}, 0.0, 19) == std::vector<int>{4, 4, 4, 4, 3});
 }
 
+TEST_CASE("prune_select: token scores from an attention tap, by hand") {
+    // 2 heads over a 4x4 grid: tap[h][pos] = 100 h + pos, so the head mean is 50 + pos. Pixel
+    // shuffle 2: token (0,0) pools positions 0,1,4,5 (mean 2.5), (0,1) 2,3,6,7, (1,0) 8,9,12,13,
+    // (1,1) 10,11,14,15.
+    std::vector<float> tap(2 * 17);
+    for (int h = 0; h < 2; ++h) {
+        for (int pos = 0; pos < 16; ++pos) tap[h * 16 + pos] = static_cast<float>(100 * h + pos);
+    }
+    std::vector<float> scores(16);
+    REQUIRE(prune_scores_from_tap_ref(tap.data(), 2, 16, 4, 4, 2, scores.data()).is_ok());
+    CHECK(scores[0] == 52.5f);
+    CHECK(scores[1] == 54.5f);
+    CHECK(scores[2] == 60.5f);
+    CHECK(scores[3] == 62.5f);
+    REQUIRE(prune_scores_from_tap_ref(tap.data(), 2, 16, 4, 4, 1, scores.data()).is_ok());
+    for (int pos = 0; pos < 16; ++pos) CHECK(scores[pos] == 50.0f + pos);
+    // With [CLS] last (n_pos = 17): its column is skipped, whatever it holds.
+    for (int h = 0; h < 2; ++h) {
+        for (int pos = 0; pos < 16; ++pos) tap[h * 17 + pos] = static_cast<float>(100 * h + pos);
+        tap[h * 17 + 16] = 1e6f;
+    }
+    REQUIRE(prune_scores_from_tap_ref(tap.data(), 2, 17, 4, 4, 2, scores.data()).is_ok());
+    CHECK(scores[0] == 52.5f);
+    CHECK(scores[3] == 62.5f);
+}
+
 TEST_CASE("prune_select: bad arguments are refused with a message") {
     std::vector<float> s(16, 0.0f), r(4, 1.0f);
     std::vector<int32_t> out(8);
@@ -637,4 +663,6 @@ TEST_CASE("prune_select: bad arguments are refused with a message") {
     const std::vector<int32_t> ok_tile = {0, 0, 0, -1};
     refused(split_keep_budget_by_overview(tokens.data(), 2, r.data(), ok_tile.data(), 1.5, 4, out.data()), "share 1.5");
     refused(cdpruner_relevance_ref(s.data(), 0, 2, r.data()), "n = 0");
+    refused(prune_scores_from_tap_ref(s.data(), 1, 16, 4, 4, 3, r.data()), "pixel shuffle 3");
+    refused(prune_scores_from_tap_ref(s.data(), 1, 15, 4, 4, 2, r.data()), "15 positions");
 }
