@@ -213,3 +213,4 @@ TEST_CASE("run: too many rows or a full KV cache is an error before any node run
     CHECK(s.code() == StatusCode::out_of_range);
     CHECK(s.message().find("capacity of 10") != std::string::npos);
 }
+

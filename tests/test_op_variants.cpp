@@ -1,4 +1,4 @@
-// Every usable variant of every non-matmul op family (ops/op_variants.h: the
+// Every usable variant of every non-matmul op family (ops/kernel_registry.h: the
 // scalar references, AVX2/AVX-512 on x86, NEON on aarch64) against the family's
 // reference, on adversarial shapes: lengths below, at and above every vector width
 // (1, 7, 15, 16, 17, 63, 64, 65, 576, 768, 3072), one row and many, attention with
@@ -57,7 +57,7 @@
 
 #include "ops/attention.h"
 #include "ops/norm.h"
-#include "ops/op_variants.h"
+#include "ops/kernel_registry.h"
 #include "ops/rope.h"
 #include "ops/unary.h"
 #include "runtime/fp16.h"
@@ -82,6 +82,35 @@ struct Rng {
 };
 
 const int64_t kLengths[] = {1, 7, 15, 16, 17, 63, 64, 65, 576, 768, 3072};
+
+// A family's entries of the kernel registry with their typed function: the
+// registry's union member named by the family.
+template <class Fn>
+struct OpVariant {
+    const char* name;
+    Isa isa;
+    Fn fn;
+};
+template <class Fn>
+std::vector<OpVariant<Fn>> typed_variants(OpFamily op, Fn KernelFn::*member) {
+    std::vector<OpVariant<Fn>> out;
+    for (const Kernel* k : kernels_of(op)) out.push_back({k->name, k->isa, k->fn.*member});
+    return out;
+}
+#define GLIMPSE_TEST_FAMILY(family, Fn)                                                                 \
+    const std::vector<OpVariant<Fn>>& family##_variants() {                                           \
+        static const std::vector<OpVariant<Fn>> list = typed_variants(OpFamily::family, &KernelFn::family); \
+        return list;                                                                                  \
+    }
+GLIMPSE_TEST_FAMILY(layer_norm, LayerNormFn)
+GLIMPSE_TEST_FAMILY(rms_norm, RmsNormFn)
+GLIMPSE_TEST_FAMILY(unary, UnaryFn)
+GLIMPSE_TEST_FAMILY(swiglu, SwigluFn)
+GLIMPSE_TEST_FAMILY(add, BinaryFn)
+GLIMPSE_TEST_FAMILY(mul, BinaryFn)
+GLIMPSE_TEST_FAMILY(rope, RopeFn)
+GLIMPSE_TEST_FAMILY(attention, AttentionFn)
+#undef GLIMPSE_TEST_FAMILY
 
 // The usable variants of a family, with a message for each skipped one.
 template <class Fn>
@@ -124,12 +153,43 @@ TEST_CASE("op variants: lists start with the reference; the plan picks the highe
     CHECK(std::string(mul_variants()[0].name) == "mul__ref");
     CHECK(std::string(rope_variants()[0].name) == "rope__ref");
     CHECK(std::string(attention_variants()[0].name) == "attention__ref");
-    const OpKernels k = op_kernels_for_active_isa();
+    struct {
+        const Kernel *layer_norm, *rms_norm, *unary, *swiglu, *add, *mul, *rope, *attention;
+    } k = {select_kernel(OpFamily::layer_norm), select_kernel(OpFamily::rms_norm), select_kernel(OpFamily::unary),
+           select_kernel(OpFamily::swiglu),     select_kernel(OpFamily::add),      select_kernel(OpFamily::mul),
+           select_kernel(OpFamily::rope),       select_kernel(OpFamily::attention)};
     for (const auto* v : usable(attention_variants())) CHECK(static_cast<int>(v->isa) <= static_cast<int>(k.attention->isa));
     for (const auto* v : usable(unary_variants())) CHECK(static_cast<int>(v->isa) <= static_cast<int>(k.unary->isa));
     MESSAGE("active " << std::string(isa_name(active_isa())) << ": " << std::string(k.layer_norm->name) << ", " << std::string(k.rms_norm->name) << ", "
                       << std::string(k.unary->name) << ", " << std::string(k.swiglu->name) << ", " << std::string(k.add->name) << ", " << std::string(k.mul->name) << ", "
                       << std::string(k.rope->name) << ", " << std::string(k.attention->name));
+}
+
+TEST_CASE("kernel registry: every family starts with its reference; names are unique and say their op") {
+    std::vector<std::string> names;
+    for (OpFamily op : {OpFamily::matmul, OpFamily::layer_norm, OpFamily::rms_norm, OpFamily::unary, OpFamily::swiglu,
+                        OpFamily::add, OpFamily::mul, OpFamily::rope, OpFamily::attention, OpFamily::weights_row}) {
+        const std::vector<const Kernel*> list = kernels_of(op);
+        REQUIRE_MESSAGE(!list.empty(), op_family_name(op));
+        CHECK_MESSAGE(list[0]->isa == Isa::scalar, op_family_name(op));
+        CHECK_MESSAGE(list[0]->priority == KernelPriority::reference, op_family_name(op));
+        for (const Kernel* k : list) {
+            INFO(std::string(k->name));
+            if (op != OpFamily::matmul) CHECK(std::string(k->name).rfind(std::string(op_family_name(op)) + "__", 0) == 0);
+            CHECK(std::find(names.begin(), names.end(), std::string(k->name)) == names.end());
+            CHECK(find_kernel(k->name) == k);
+            names.emplace_back(k->name);
+        }
+        // The dispatch choice is the usable entry of highest priority.
+        if (op == OpFamily::matmul) continue;
+        const Kernel* chosen = select_kernel(op);
+        REQUIRE(chosen != nullptr);
+        CHECK(isa_usable(chosen->isa));
+        for (const Kernel* k : list) {
+            if (isa_usable(k->isa)) CHECK_MESSAGE(k->priority <= chosen->priority, std::string(k->name));
+        }
+    }
+    CHECK(names.size() == kernel_registry().size());
 }
 
 TEST_CASE("add and mul variants: exact, broadcast rows, in place") {
@@ -583,3 +643,4 @@ TEST_CASE("attention variants: decode, prefill, vision shapes; GQA, masks, f16/f
         }
     }
 }
+
