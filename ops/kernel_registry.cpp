@@ -11,6 +11,7 @@
 #include "ops/matmul.h"
 #include "ops/norm.h"
 #include "ops/rope.h"
+#include "ops/topk.h"
 #include "ops/unary.h"
 #include "ops/weights.h"
 
@@ -125,6 +126,8 @@ std::vector<Kernel> build_registry() {
          .fn = {.attention = attention_ref}},
         {.name = "weights_row__ref", .op = OpFamily::weights_row, .isa = Isa::scalar, .priority = P::reference,
          .fn = {.weights_row = weights_row_ref}},
+        {.name = "topk__ref", .op = OpFamily::topk, .isa = Isa::scalar, .priority = P::reference,
+         .fn = {.topk = topk_ref}},
 #if defined(__aarch64__)
         {.name = "rms_norm__neon", .op = OpFamily::rms_norm, .isa = Isa::neon, .priority = P::simd_narrow,
          .fn = {.rms_norm = rms_norm_neon}},
@@ -164,6 +167,8 @@ std::vector<Kernel> build_registry() {
          .fn = {.rope = rope_avx512}},
         {.name = "attention__avx512", .op = OpFamily::attention, .isa = Isa::avx512, .priority = P::simd_wide,
          .fn = {.attention = attention_avx512}},
+        {.name = "topk__avx512", .op = OpFamily::topk, .isa = Isa::avx512, .priority = P::simd_wide,
+         .fn = {.topk = topk_avx512}},
 #endif
     };
     // Matmul: the references, then every kernel of the lists above.
@@ -188,6 +193,7 @@ const char* op_family_name(OpFamily op) {
         case OpFamily::rope: return "rope";
         case OpFamily::attention: return "attention";
         case OpFamily::weights_row: return "weights_row";
+        case OpFamily::topk: return "topk";
     }
     return "?";
 }

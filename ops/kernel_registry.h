@@ -54,6 +54,7 @@ enum class OpFamily : uint8_t {
     rope,
     attention,
     weights_row,
+    topk,
 };
 const char* op_family_name(OpFamily op);
 
@@ -79,6 +80,9 @@ using AttentionFn = void (*)(const AttentionArgs& args, float* scratch, ThreadPo
 // the kernel does not handle `type` (the next kernel of the family is tried; the
 // reference handles every type weights_type_supported accepts).
 using WeightsRowFn = bool (*)(const void* w, DType type, int64_t n, int64_t row, float* out);
+// scores:(n) f32 -> indices:(k) i32, the k best in ascending index order
+// (ops/topk.h gives the contract); scratch: topk_scratch_bytes(n) bytes, 64-byte aligned.
+using TopkFn = void (*)(const float* scores, int64_t n, int64_t k, int32_t* indices, void* scratch);
 
 // The entry's function, named by its family.
 union KernelFn {
@@ -92,6 +96,7 @@ union KernelFn {
     RopeFn rope;
     AttentionFn attention;
     WeightsRowFn weights_row;
+    TopkFn topk;
 };
 
 struct Kernel {

@@ -336,6 +336,18 @@ ValueId Graph::last_row(ValueId x) {
     return add_node(OpKind::last_row, {x}, mat(1, values_[x].shape.cols()), false);
 }
 
+ValueId Graph::topk(ValueId scores, int64_t k) {
+    if (!check(valid(scores), "topk: invalid input")) return kNoValue;
+    const Value& S = values_[scores];
+    check(S.dtype == DType::f32 && !S.dynamic_rows, "topk: scores %s must be f32 with fixed rows",
+          describe(scores).c_str());
+    check(k >= 1 && k <= S.shape.numel(), "topk: k = %lld outside [1, %lld] for scores %s", static_cast<long long>(k),
+          static_cast<long long>(S.shape.numel()), describe(scores).c_str());
+    NodeParams p;
+    p.count = k;
+    return add_node(OpKind::topk, {scores}, Shape::of({k}), false, p, DType::i32);
+}
+
 // ---------------------------------------------------------------------------
 // Compile
 

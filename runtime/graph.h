@@ -76,6 +76,7 @@ enum class OpKind : uint8_t {
     slice_rows,     // x:(T,C) -> rows [start, start+count)
     last_row,       // x:(T,C) -> (1,C), the last live row
     attention_row,  // q:(T,Hq·D), k:(S,Hkv·D) -> (Hq, S): one query row's attention per head
+    topk,           // scores:(n) f32 -> (k) i32: indices of the k best, ascending (ops/topk.h)
 };
 
 // What the plan knows about each op (name, live-rows rule, kernel choice and
@@ -89,7 +90,7 @@ struct NodeParams {
     float rope_base = 10000;
     int64_t n_head = 0, n_head_kv = 0, head_dim = 0, n_rot = 0;
     int64_t patch = 0, grid_h = 0, grid_w = 0, shuffle = 0;
-    int64_t start = 0, count = 0;  // slice_rows: rows; attention_row: start = the row
+    int64_t start = 0, count = 0;  // slice_rows: rows; attention_row: start = the row; topk: count = k
     int layer = -1;
     UnaryOp unary = UnaryOp::silu;
     bool broadcast_b = false;  // add/mul: b is one row applied to every row of a
@@ -142,6 +143,9 @@ public:
     ValueId concat_rows(ValueId a, ValueId b);
     ValueId slice_rows(ValueId x, int64_t start, int64_t count);
     ValueId last_row(ValueId x);
+    // Indices (i32, ascending) of the k best of scores' n values (any fixed-row f32 value,
+    // read flat), 1 <= k <= n; ties go to the lower index, NaN ranks last (ops/topk.h).
+    ValueId topk(ValueId scores, int64_t k);
 
     // First definition error, or ok.
     const Status& status() const { return status_; }

@@ -4,6 +4,7 @@
 
 #include "ops/attention.h"
 #include "ops/matmul.h"
+#include "ops/topk.h"
 #include "ops/vision.h"
 #include "ops/weights.h"
 
@@ -241,6 +242,18 @@ void run_last_row(const OpRunContext& c) {
     std::memmove(c.out(), c.in(0) + (c.plan.rows(c.node.inputs[0]) - 1) * c.cols(), c.cols() * 4);
 }
 
+// topk: scores:(n) f32 -> (k) i32 ---------------------------------------------------------
+
+Status compile_topk(OpCompileContext& c) {
+    c.node.scratch_bytes = topk_scratch_bytes(c.input(0).shape.numel());
+    return Status::ok();
+}
+
+void run_topk(const OpRunContext& c) {
+    int32_t* indices = static_cast<int32_t*>(c.plan.data(c.node.output));
+    c.node.kernel->fn.topk(c.in(0), c.input(0).shape.numel(), c.node.p.count, indices, c.scratch);
+}
+
 // The table, in OpKind order (op_descriptor checks it).
 const OpDescriptor kOps[] = {
     {.op = OpKind::linear, .name = "linear", .compile = compile_linear, .execute = run_linear},
@@ -263,6 +276,8 @@ const OpDescriptor kOps[] = {
     {.op = OpKind::slice_rows, .name = "slice_rows", .execute = run_slice_rows},
     {.op = OpKind::last_row, .name = "last_row", .execute = run_last_row},
     {.op = OpKind::attention_row, .name = "attention_row", .execute = run_attention_row},
+    {.op = OpKind::topk, .name = "topk", .kernel_family = OpFamily::topk, .compile = compile_topk,
+     .execute = run_topk},
 };
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <new>
 #include <vector>
@@ -214,3 +215,61 @@ TEST_CASE("run: too many rows or a full KV cache is an error before any node run
     CHECK(s.message().find("capacity of 10") != std::string::npos);
 }
 
+// topk through a plan: scores computed by a node (x · gain), k fixed at compile
+// time, i32 indices out; checked against a rank count written from the contract
+// (ops/topk.h): higher first, ties to the lower index, NaN last, ascending output.
+TEST_CASE("topk node: the k best rows' indices in raster order, no allocation in run") {
+    const int64_t n = 577, k = 144;
+    Graph g;
+    ValueId x = g.input("x", DType::f32, Shape::of({1, n}));
+    std::vector<float> gain(n, 2.0f);
+    ValueId scores = g.mul(x, g.constant("gain", DType::f32, Shape::of({n}), gain.data()));
+    ValueId keep = g.topk(scores, k);
+    g.mark_output(keep);
+    CHECK(g.value(keep).dtype == DType::i32);
+    auto plan = Plan::compile(std::move(g), PlanOptions{});
+    REQUIRE(plan.is_ok());
+    const Kernel* chosen = (*plan)->node_kernels()[1];
+    REQUIRE(chosen != nullptr);
+    CHECK(chosen == select_kernel(OpFamily::topk));
+    MESSAGE("topk kernel: " << std::string(chosen->name));
+
+    std::vector<float> s = random_vec(n, 5);
+    for (int64_t i = 0; i < n; i += 7) s[i] = s[i / 2];  // ties
+    for (int64_t i = 3; i < n; i += 50) s[i] = std::nanf("");
+    s[10] = INFINITY;
+    s[11] = -0.0f;
+    s[12] = 0.0f;
+    std::copy(s.begin(), s.end(), (*plan)->f32(x));
+    REQUIRE((*plan)->run(RunArgs{}, nullptr).is_ok());
+    const long before = g_allocations.load();
+    REQUIRE((*plan)->run(RunArgs{}, nullptr).is_ok());
+    CHECK(g_allocations.load() == before);
+
+    std::vector<int32_t> want;
+    for (int64_t i = 0; i < n; ++i) {
+        int64_t beaten_by = 0;
+        for (int64_t j = 0; j < n; ++j) {
+            const bool ni = std::isnan(s[i]), nj = std::isnan(s[j]);
+            const bool tie = (ni && nj) || (!ni && !nj && s[i] == s[j]);
+            if ((!nj && ni) || (!ni && !nj && s[j] > s[i]) || (tie && j < i)) ++beaten_by;
+        }
+        if (beaten_by < k) want.push_back(static_cast<int32_t>(i));
+    }
+    const int32_t* got = static_cast<const int32_t*>((*plan)->data(keep));
+    CHECK(std::vector<int32_t>(got, got + k) == want);
+}
+
+TEST_CASE("topk node: k outside [1, n] and dynamic-row scores are refused at definition") {
+    Graph g;
+    ValueId x = g.input("x", DType::f32, Shape::of({16}));
+    g.topk(x, 17);
+    CHECK(g.status().code() == StatusCode::invalid_argument);
+    CHECK(g.status().message().find("topk: k = 17 outside [1, 16]") != std::string::npos);
+    Graph g0;
+    g0.topk(g0.input("x", DType::f32, Shape::of({16})), 0);
+    CHECK(!g0.status().is_ok());
+    Graph gd;
+    gd.topk(gd.input("x", DType::f32, Shape::of({16, 4}), true), 3);
+    CHECK(gd.status().message().find("fixed rows") != std::string::npos);
+}

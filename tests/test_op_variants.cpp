@@ -59,6 +59,7 @@
 #include "ops/norm.h"
 #include "ops/kernel_registry.h"
 #include "ops/rope.h"
+#include "ops/topk.h"
 #include "ops/unary.h"
 #include "runtime/fp16.h"
 #include "runtime/threadpool.h"
@@ -110,6 +111,7 @@ GLIMPSE_TEST_FAMILY(add, BinaryFn)
 GLIMPSE_TEST_FAMILY(mul, BinaryFn)
 GLIMPSE_TEST_FAMILY(rope, RopeFn)
 GLIMPSE_TEST_FAMILY(attention, AttentionFn)
+GLIMPSE_TEST_FAMILY(topk, TopkFn)
 #undef GLIMPSE_TEST_FAMILY
 
 // The usable variants of a family, with a message for each skipped one.
@@ -118,7 +120,7 @@ std::vector<const OpVariant<Fn>*> usable(const std::vector<OpVariant<Fn>>& list)
     std::vector<const OpVariant<Fn>*> out;
     for (const OpVariant<Fn>& v : list) {
         if (isa_usable(v.isa)) out.push_back(&v);
-        else MESSAGE("skipping " << v.name << ": needs " << isa_name(v.isa) << ", active " << isa_name(active_isa()));
+        else MESSAGE("skipping " << std::string(v.name) << ": needs " << std::string(isa_name(v.isa)) << ", active " << std::string(isa_name(active_isa())));
     }
     return out;
 }
@@ -168,7 +170,8 @@ TEST_CASE("op variants: lists start with the reference; the plan picks the highe
 TEST_CASE("kernel registry: every family starts with its reference; names are unique and say their op") {
     std::vector<std::string> names;
     for (OpFamily op : {OpFamily::matmul, OpFamily::layer_norm, OpFamily::rms_norm, OpFamily::unary, OpFamily::swiglu,
-                        OpFamily::add, OpFamily::mul, OpFamily::rope, OpFamily::attention, OpFamily::weights_row}) {
+                        OpFamily::add, OpFamily::mul, OpFamily::rope, OpFamily::attention, OpFamily::weights_row,
+                        OpFamily::topk}) {
         const std::vector<const Kernel*> list = kernels_of(op);
         REQUIRE_MESSAGE(!list.empty(), op_family_name(op));
         CHECK_MESSAGE(list[0]->isa == Isa::scalar, op_family_name(op));
@@ -644,3 +647,112 @@ TEST_CASE("attention variants: decode, prefill, vision shapes; GQA, masks, f16/f
     }
 }
 
+// ---------------------------------------------------------------------------
+// topk (ops/topk.h): exact, so every variant must return the reference's indices.
+// The reference itself is checked against a rank count written from the contract:
+// i is selected iff fewer than k scores beat it, where j beats i when j is a number
+// and i a NaN, or both are numbers and s_j > s_i, or they tie (equal numbers, -0 ==
+// +0, or both NaN) and j < i.
+
+namespace {
+
+std::vector<int32_t> topk_by_rank_count(const std::vector<float>& s, int64_t k) {
+    const int64_t n = static_cast<int64_t>(s.size());
+    std::vector<int32_t> out;
+    for (int64_t i = 0; i < n; ++i) {
+        int64_t beaten_by = 0;
+        for (int64_t j = 0; j < n; ++j) {
+            const bool ni = std::isnan(s[i]), nj = std::isnan(s[j]);
+            const bool tie = (ni && nj) || (!ni && !nj && s[i] == s[j]);
+            if ((!nj && ni) || (!ni && !nj && s[j] > s[i]) || (tie && j < i)) ++beaten_by;
+        }
+        if (beaten_by < k) out.push_back(static_cast<int32_t>(i));
+    }
+    return out;
+}
+
+// Score vectors that stress the order: all equal, NaNs, ±inf, signed zeros, few
+// distinct values (many ties across radix bins), denormals, random.
+std::vector<std::pair<std::string, std::vector<float>>> topk_inputs(int64_t n, uint64_t seed) {
+    Rng rng{seed};
+    const float nan = std::nanf(""), inf = INFINITY;
+    std::vector<std::pair<std::string, std::vector<float>>> cases;
+    auto make = [&](const char* name, auto&& gen) {
+        std::vector<float> v(static_cast<size_t>(n));
+        for (int64_t i = 0; i < n; ++i) v[i] = gen(i);
+        cases.emplace_back(name, std::move(v));
+    };
+    make("all equal", [](int64_t) { return 0.25f; });
+    make("random", [&](int64_t) { return rng.uniform(-1, 1); });
+    make("few values", [&](int64_t) { return static_cast<float>(rng.integer(0, 4)) - 1.5f; });
+    make("signed zeros", [&](int64_t i) { return (i % 3 == 0) ? -0.0f : (i % 3 == 1 ? 0.0f : -1e-30f); });
+    make("nans and infs", [&](int64_t i) {
+        const int r = rng.integer(0, 6);
+        if (r == 0) return nan;
+        if (r == 1) return -nan;
+        if (r == 2) return inf;
+        if (r == 3) return -inf;
+        return rng.uniform(-3, 3) + (i % 2 ? 0.0f : 1e-40f);
+    });
+    make("all nan", [&](int64_t i) { return i % 2 ? nan : -nan; });
+    make("denormals and zeros", [&](int64_t i) {
+        uint32_t bits = static_cast<uint32_t>(rng.integer(0, 1 << 20)) | (i % 2 ? 0x80000000u : 0u);
+        float f;
+        std::memcpy(&f, &bits, 4);
+        return f;
+    });
+    make("ascending", [](int64_t i) { return static_cast<float>(i); });
+    make("descending", [n](int64_t i) { return static_cast<float>(n - i); });
+    return cases;
+}
+
+}  // namespace
+
+TEST_CASE("topk reference: the rank-count oracle on adversarial scores") {
+    for (int64_t n : {int64_t{1}, int64_t{2}, int64_t{15}, int64_t{16}, int64_t{17}, int64_t{64}, int64_t{577}}) {
+        for (const auto& [what, s] : topk_inputs(n, 99 + n)) {
+            std::vector<uint8_t> scratch(static_cast<size_t>(topk_scratch_bytes(n)));
+            for (int64_t k : {int64_t{0}, int64_t{1}, n / 3, n / 2, n - 1, n}) {
+                if (k < 0) continue;
+                INFO(what << " n=" << n << " k=" << k);
+                std::vector<int32_t> got(static_cast<size_t>(k) + 1, -7);
+                topk_ref(s.data(), n, k, got.data(), scratch.data());
+                CHECK(got[static_cast<size_t>(k)] == -7);  // nothing written past k
+                got.resize(static_cast<size_t>(k));
+                CHECK(got == topk_by_rank_count(s, k));
+            }
+        }
+    }
+    // A hand-worked case: NaN last, ties by index, -0 == +0, raster output order.
+    const float nan = std::nanf("");
+    const std::vector<float> s = {0.0f, nan, 2.0f, -0.0f, INFINITY, 2.0f, -INFINITY};
+    std::vector<uint8_t> scratch(static_cast<size_t>(topk_scratch_bytes(7)));
+    std::vector<int32_t> got(4);
+    topk_ref(s.data(), 7, 4, got.data(), scratch.data());
+    CHECK(got == std::vector<int32_t>{0, 2, 4, 5});  // inf, 2 (#2), 2 (#5), 0 (#0 before -0 at #3)
+    got.resize(6);
+    topk_ref(s.data(), 7, 6, got.data(), scratch.data());
+    CHECK(got == std::vector<int32_t>{0, 2, 3, 4, 5, 6});  // the NaN is the one left out
+}
+
+TEST_CASE("topk variants: the reference's indices exactly") {
+    const bool emulated = test::emulated();
+    for (const auto* v : usable(topk_variants())) {
+        for (int64_t n : {int64_t{1}, int64_t{7}, int64_t{16}, int64_t{17}, int64_t{63}, int64_t{576}, int64_t{1089},
+                          int64_t{emulated ? 4099 : 100003}}) {
+            for (const auto& [what, s] : topk_inputs(n, 7 * n + 1)) {
+                std::vector<uint8_t> scratch(static_cast<size_t>(topk_scratch_bytes(n)) + 64);
+                // 64-byte aligned, as a plan gives it
+                void* aligned = scratch.data() + (64 - reinterpret_cast<uintptr_t>(scratch.data()) % 64) % 64;
+                for (int64_t k : {int64_t{0}, int64_t{1}, n / 4, n / 2, n - 1, n}) {
+                    if (k < 0) continue;
+                    INFO(v->name << ": " << what << " n=" << n << " k=" << k);
+                    std::vector<int32_t> want(static_cast<size_t>(k) + 1, -7), got(static_cast<size_t>(k) + 1, -7);
+                    topk_ref(s.data(), n, k, want.data(), aligned);
+                    v->fn(s.data(), n, k, got.data(), aligned);
+                    CHECK(got == want);
+                }
+            }
+        }
+    }
+}

@@ -11,6 +11,7 @@
 
 #include "ops/kernel_registry.h"
 #include "ops/matmul.h"
+#include "ops/topk.h"
 #include "ops/providers/providers.h"
 #include "quant/quantize.h"
 #include "runtime/aligned_buffer.h"
@@ -154,6 +155,15 @@ std::vector<OpCase> op_cases(OpFamily op, OpBuffers& m) {
             return {{"f16_1024x768", double(T * C), [&m](const Kernel& k, ThreadPool*) {
                          for (int64_t r = 0; r < 1024; ++r) k.fn.weights_row(m.w16.data(), DType::f16, 768, r, m.y.data() + r * 768);
                      }}};
+        case OpFamily::topk: {  // pruning: keep a quarter of a tile's 1024 patches, or of 4096
+            std::vector<OpCase> cases;
+            for (int64_t n : {int64_t{1024}, int64_t{4096}}) {
+                cases.push_back({n == 1024 ? "n1024_k256" : "n4096_k1024", double(n), [&m, n](const Kernel& k, ThreadPool*) {
+                                     k.fn.topk(m.a.data(), n, n / 4, m.idx.data(), m.scratch);
+                                 }});
+            }
+            return cases;
+        }
     }
     return {};
 }
@@ -408,7 +418,7 @@ int cmd_kernels(int argc, char** argv) {
     j.begin_array("op_results");
     {
         const int64_t n_max = 3145728;
-        OpBuffers m(n_max, info.threads * attention_scratch_floats(1024) * 4 + 64);
+        OpBuffers m(n_max, info.threads * attention_scratch_floats(1024) * 4 + topk_scratch_bytes(n_max) + 64);
         for (const Kernel& k : kernel_registry()) {
             if (k.op == OpFamily::matmul) continue;
             const std::string name = k.name;
