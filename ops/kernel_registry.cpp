@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "ops/attention.h"
+#include "ops/gather.h"
 #include "ops/matmul.h"
 #include "ops/norm.h"
 #include "ops/rope.h"
@@ -128,6 +129,8 @@ std::vector<Kernel> build_registry() {
          .fn = {.weights_row = weights_row_ref}},
         {.name = "topk__ref", .op = OpFamily::topk, .isa = Isa::scalar, .priority = P::reference,
          .fn = {.topk = topk_ref}},
+        {.name = "gather_rows__ref", .op = OpFamily::gather_rows, .isa = Isa::scalar, .priority = P::reference,
+         .fn = {.gather_rows = gather_rows_ref}},
 #if defined(__aarch64__)
         {.name = "rms_norm__neon", .op = OpFamily::rms_norm, .isa = Isa::neon, .priority = P::simd_narrow,
          .fn = {.rms_norm = rms_norm_neon}},
@@ -194,6 +197,7 @@ const char* op_family_name(OpFamily op) {
         case OpFamily::attention: return "attention";
         case OpFamily::weights_row: return "weights_row";
         case OpFamily::topk: return "topk";
+        case OpFamily::gather_rows: return "gather_rows";
     }
     return "?";
 }

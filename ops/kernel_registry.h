@@ -55,6 +55,7 @@ enum class OpFamily : uint8_t {
     attention,
     weights_row,
     topk,
+    gather_rows,
 };
 const char* op_family_name(OpFamily op);
 
@@ -83,6 +84,8 @@ using WeightsRowFn = bool (*)(const void* w, DType type, int64_t n, int64_t row,
 // scores:(n) f32 -> indices:(k) i32, the k best in ascending index order
 // (ops/topk.h gives the contract); scratch: topk_scratch_bytes(n) bytes, 64-byte aligned.
 using TopkFn = void (*)(const float* scores, int64_t n, int64_t k, int32_t* indices, void* scratch);
+// x:(T,C), idx:(k) i32 in [0,T) -> y:(k,C) = the rows idx names (ops/gather.h)
+using GatherRowsFn = void (*)(const float* x, int64_t C, const int32_t* idx, int64_t k, float* y, ThreadPool* pool);
 
 // The entry's function, named by its family.
 union KernelFn {
@@ -97,6 +100,7 @@ union KernelFn {
     AttentionFn attention;
     WeightsRowFn weights_row;
     TopkFn topk;
+    GatherRowsFn gather_rows;
 };
 
 struct Kernel {

@@ -348,6 +348,21 @@ ValueId Graph::topk(ValueId scores, int64_t k) {
     return add_node(OpKind::topk, {scores}, Shape::of({k}), false, p, DType::i32);
 }
 
+ValueId Graph::gather_rows(ValueId x, ValueId idx) {
+    if (!check(valid(x) && valid(idx), "gather_rows: invalid operand")) return kNoValue;
+    const Value &X = values_[x], &I = values_[idx];
+    check(X.dtype == DType::f32 && !X.dynamic_rows, "gather_rows: x %s must be f32 with fixed rows",
+          describe(x).c_str());
+    check(I.dtype == DType::i32 && !I.dynamic_rows && I.shape.cols() == 1,
+          "gather_rows: idx %s must be an i32 vector with fixed length", describe(idx).c_str());
+    const bool from_topk = I.producer >= 0 && nodes_[I.producer].op == OpKind::topk &&
+                           values_[nodes_[I.producer].inputs[0]].shape.numel() == X.shape.rows();
+    check(I.kind == ValueKind::input || from_topk,
+          "gather_rows: idx %s must be a graph input or a topk over the %lld rows of x %s", describe(idx).c_str(),
+          static_cast<long long>(X.shape.rows()), describe(x).c_str());
+    return add_node(OpKind::gather_rows, {x, idx}, mat(I.shape.rows(), X.shape.cols()), false);
+}
+
 // ---------------------------------------------------------------------------
 // Compile
 

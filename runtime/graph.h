@@ -77,6 +77,7 @@ enum class OpKind : uint8_t {
     last_row,       // x:(T,C) -> (1,C), the last live row
     attention_row,  // q:(T,Hq·D), k:(S,Hkv·D) -> (Hq, S): one query row's attention per head
     topk,           // scores:(n) f32 -> (k) i32: indices of the k best, ascending (ops/topk.h)
+    gather_rows,    // x:(T,C), idx:(k) i32 -> (k,C): the rows idx names (ops/gather.h)
 };
 
 // What the plan knows about each op (name, live-rows rule, kernel choice and
@@ -146,6 +147,10 @@ public:
     // Indices (i32, ascending) of the k best of scores' n values (any fixed-row f32 value,
     // read flat), 1 <= k <= n; ties go to the lower index, NaN ranks last (ops/topk.h).
     ValueId topk(ValueId scores, int64_t k);
+    // The rows of x (f32, fixed rows T) that idx names: (k,C). idx is an i32 (k) value that is
+    // either a graph input (each run checks it lies in [0, T)) or the output of a topk over T
+    // scores (in range by construction).
+    ValueId gather_rows(ValueId x, ValueId idx);
 
     // First definition error, or ok.
     const Status& status() const { return status_; }

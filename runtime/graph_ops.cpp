@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "ops/attention.h"
+#include "ops/gather.h"
 #include "ops/matmul.h"
 #include "ops/topk.h"
 #include "ops/vision.h"
@@ -254,6 +255,26 @@ void run_topk(const OpRunContext& c) {
     c.node.kernel->fn.topk(c.in(0), c.input(0).shape.numel(), c.node.p.count, indices, c.scratch);
 }
 
+// gather_rows: x:(T,C), idx:(k) i32 -> (k,C) --------------------------------------------
+
+Status check_gather_rows(const OpRunContext& c) {
+    if (c.input(1).kind != ValueKind::input) return Status::ok();  // a topk over T: in range
+    const int32_t* idx = static_cast<const int32_t*>(c.plan.data(c.node.inputs[1]));
+    const int64_t T = c.input(0).shape.rows();
+    for (int64_t i = 0; i < c.rows(); ++i) {
+        if (idx[i] < 0 || idx[i] >= T) {
+            return Status::error(StatusCode::out_of_range, "run: gather_rows index %d at %lld is outside [0, %lld)",
+                                 idx[i], static_cast<long long>(i), static_cast<long long>(T));
+        }
+    }
+    return Status::ok();
+}
+
+void run_gather_rows(const OpRunContext& c) {
+    c.node.kernel->fn.gather_rows(c.in(0), c.cols(), static_cast<const int32_t*>(c.plan.data(c.node.inputs[1])),
+                                  c.rows(), c.out(), c.pool);
+}
+
 // The table, in OpKind order (op_descriptor checks it).
 const OpDescriptor kOps[] = {
     {.op = OpKind::linear, .name = "linear", .compile = compile_linear, .execute = run_linear},
@@ -278,6 +299,8 @@ const OpDescriptor kOps[] = {
     {.op = OpKind::attention_row, .name = "attention_row", .execute = run_attention_row},
     {.op = OpKind::topk, .name = "topk", .kernel_family = OpFamily::topk, .compile = compile_topk,
      .execute = run_topk},
+    {.op = OpKind::gather_rows, .name = "gather_rows", .kernel_family = OpFamily::gather_rows,
+     .check_run = check_gather_rows, .execute = run_gather_rows},
 };
 
 }  // namespace

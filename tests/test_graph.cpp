@@ -273,3 +273,53 @@ TEST_CASE("topk node: k outside [1, n] and dynamic-row scores are refused at def
     gd.topk(gd.input("x", DType::f32, Shape::of({16, 4}), true), 3);
     CHECK(gd.status().message().find("fixed rows") != std::string::npos);
 }
+
+// Pruning's shape: scores -> topk -> gather_rows keeps the k best rows of x in raster
+// order; checked against the rows picked by hand from a sorted copy of the scores.
+TEST_CASE("gather_rows node: keeps the rows topk picked; input indices are checked before a run") {
+    const int64_t T = 64, C = 24, k = 16;
+    Graph g;
+    ValueId x = g.input("x", DType::f32, Shape::of({T, C}));
+    ValueId score = g.input("score", DType::f32, Shape::of({T}));
+    ValueId kept = g.gather_rows(x, g.topk(score, k));
+    g.mark_output(kept);
+    CHECK(g.value(kept).shape.rows() == k);
+    auto plan = Plan::compile(std::move(g), PlanOptions{});
+    REQUIRE(plan.is_ok());
+    std::vector<float> xs = random_vec(T * C, 3);
+    std::copy(xs.begin(), xs.end(), (*plan)->f32(x));
+    // Distinct scores: row r scores (r * 37) % 64, so the kept rows are those scoring >= 48.
+    for (int64_t r = 0; r < T; ++r) (*plan)->f32(score)[r] = static_cast<float>((r * 37) % 64);
+    REQUIRE((*plan)->run(RunArgs{}, nullptr).is_ok());
+    std::vector<int64_t> want;
+    for (int64_t r = 0; r < T; ++r) {
+        if ((r * 37) % 64 >= 48) want.push_back(r);
+    }
+    REQUIRE(want.size() == static_cast<size_t>(k));
+    const float* got = (*plan)->f32(kept);
+    for (int64_t i = 0; i < k; ++i) {
+        CHECK(std::vector<float>(got + i * C, got + (i + 1) * C) ==
+              std::vector<float>(xs.begin() + want[i] * C, xs.begin() + (want[i] + 1) * C));
+    }
+
+    // Input indices: out of range is an error before any node runs.
+    Graph gi;
+    ValueId xi = gi.input("x", DType::f32, Shape::of({T, C}));
+    ValueId idx = gi.input("idx", DType::i32, Shape::of({3}));
+    gi.mark_output(gi.gather_rows(xi, idx));
+    auto pi = Plan::compile(std::move(gi), PlanOptions{});
+    REQUIRE(pi.is_ok());
+    int32_t* ids = static_cast<int32_t*>((*pi)->data(idx));
+    ids[0] = 0, ids[1] = 63, ids[2] = 64;
+    Status st = (*pi)->run(RunArgs{}, nullptr);
+    CHECK(st.code() == StatusCode::out_of_range);
+    CHECK(st.message().find("index 64 at 2 is outside [0, 64)") != std::string::npos);
+    ids[2] = 5;
+    CHECK((*pi)->run(RunArgs{}, nullptr).is_ok());
+
+    // Indices from a topk over a different number of scores could be out of range: refused.
+    Graph gb;
+    ValueId xb = gb.input("x", DType::f32, Shape::of({T, C}));
+    gb.gather_rows(xb, gb.topk(gb.input("s", DType::f32, Shape::of({T + 1})), 4));
+    CHECK(gb.status().message().find("must be a graph input or a topk over the 64 rows") != std::string::npos);
+}

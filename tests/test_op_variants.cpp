@@ -56,6 +56,7 @@
 #include <vector>
 
 #include "ops/attention.h"
+#include "ops/gather.h"
 #include "ops/norm.h"
 #include "ops/kernel_registry.h"
 #include "ops/rope.h"
@@ -112,6 +113,7 @@ GLIMPSE_TEST_FAMILY(mul, BinaryFn)
 GLIMPSE_TEST_FAMILY(rope, RopeFn)
 GLIMPSE_TEST_FAMILY(attention, AttentionFn)
 GLIMPSE_TEST_FAMILY(topk, TopkFn)
+GLIMPSE_TEST_FAMILY(gather_rows, GatherRowsFn)
 #undef GLIMPSE_TEST_FAMILY
 
 // The usable variants of a family, with a message for each skipped one.
@@ -171,7 +173,7 @@ TEST_CASE("kernel registry: every family starts with its reference; names are un
     std::vector<std::string> names;
     for (OpFamily op : {OpFamily::matmul, OpFamily::layer_norm, OpFamily::rms_norm, OpFamily::unary, OpFamily::swiglu,
                         OpFamily::add, OpFamily::mul, OpFamily::rope, OpFamily::attention, OpFamily::weights_row,
-                        OpFamily::topk}) {
+                        OpFamily::topk, OpFamily::gather_rows}) {
         const std::vector<const Kernel*> list = kernels_of(op);
         REQUIRE_MESSAGE(!list.empty(), op_family_name(op));
         CHECK_MESSAGE(list[0]->isa == Isa::scalar, op_family_name(op));
@@ -752,6 +754,37 @@ TEST_CASE("topk variants: the reference's indices exactly") {
                     v->fn(s.data(), n, k, got.data(), aligned);
                     CHECK(got == want);
                 }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// gather_rows (ops/gather.h): y[i] = x[idx[i]], exact. Every variant against the
+// definition, element by element, with repeated, unsorted and boundary indices,
+// C below and above every vector width, k = 0, and 1/3 threads and no pool.
+TEST_CASE("gather_rows variants: the rows the indices name, exactly") {
+    for (const auto* v : usable(gather_rows_variants())) {
+        for (int64_t C : {int64_t{1}, int64_t{7}, int64_t{16}, int64_t{17}, int64_t{768}}) {
+            const int64_t T = 300;
+            Rng rng{static_cast<uint64_t>(C) * 31 + 1};
+            std::vector<float> x(static_cast<size_t>(T * C));
+            for (float& f : x) f = rng.uniform(-4, 4);
+            for (int64_t k : {int64_t{0}, int64_t{1}, int64_t{75}, int64_t{300}, int64_t{640}}) {
+                std::vector<int32_t> idx(static_cast<size_t>(k));
+                for (int64_t i = 0; i < k; ++i) idx[i] = i == 0 ? static_cast<int32_t>(T - 1) : rng.integer(0, static_cast<int32_t>(T));
+                if (k > 2) idx[2] = 0;
+                INFO(v->name << " C=" << C << " k=" << k);
+                std::vector<float> got = run_thread_counts(v->name, [&](ThreadPool* pool) {
+                    std::vector<float> y(static_cast<size_t>(k * C) + 1, -9.0f);
+                    v->fn(x.data(), C, idx.data(), k, y.data(), pool);
+                    return y;
+                });
+                bool same = got[static_cast<size_t>(k * C)] == -9.0f;  // nothing written past k rows
+                for (int64_t i = 0; i < k; ++i) {
+                    for (int64_t c = 0; c < C; ++c) same = same && got[i * C + c] == x[idx[i] * C + c];
+                }
+                CHECK(same);
             }
         }
     }

@@ -164,6 +164,11 @@ std::vector<OpCase> op_cases(OpFamily op, OpBuffers& m) {
             }
             return cases;
         }
+        case OpFamily::gather_rows:  // keep 256 of 1024 rows of 768
+            return {{"T1024xC768_k256", 256.0 * 768, [&m](const Kernel& k, ThreadPool* p) {
+                         for (int32_t i = 0; i < 256; ++i) m.idx[i] = 4 * i + 1;
+                         k.fn.gather_rows(m.a.data(), 768, m.idx.data(), 256, m.y.data(), p);
+                     }}};
     }
     return {};
 }
