@@ -51,7 +51,7 @@ namespace glimpse {
 namespace simd {
 namespace {
 
-template <class V, int kJ_, int kDc_>
+template <class V, int kJ_, int kDc_, int kVCols_ = 1>
 struct Attention {
     using F = typename V::F;
     static constexpr int L = V::kLanes;
@@ -59,6 +59,7 @@ struct Attention {
     static constexpr int kBk = 64;                    // keys per block
     static constexpr int kJ = kJ_;                    // keys per QK register tile
     static constexpr int kDc = kDc_;                  // head dims per PV register tile
+    static constexpr int kVCols = kVCols_;            // row kernel: vectors of output columns per pass over V
     static constexpr int64_t kMaxBlockedD = 128;      // scratch bound of the blocked kernel
     static constexpr int64_t kMinBlockedRows = 8;     // fewer query rows: the row kernel
 
@@ -407,11 +408,26 @@ struct Attention {
         return V::reduce_add(vsum);
     }
 
-    // out[d] = inv · Σ_s p[s]·V[s][offset + d]
+    // out[d] = inv · Σ_s p[s]·V[s][offset + d]. With kVCols > 1 (narrow vectors), first
+    // passes over V of kVCols·L columns, one FMA chain over s per vector (fewer passes
+    // over a V that does not fit in L1); the rest L columns per pass, 4 chains over s.
     template <bool kF16>
     static void row_weighted_sum(const float* p, int64_t n, const void* v, int64_t ld, int64_t offset, int64_t D,
                                  float inv, float* out) {
-        for (int64_t d = 0; d < D; d += L) {
+        int64_t d0 = 0;
+        if constexpr (kVCols > 1) {
+            for (; d0 + kVCols * L <= D; d0 += kVCols * L) {
+                F acc[kVCols];
+                for (int c = 0; c < kVCols; ++c) acc[c] = V::zero();
+                for (int64_t s = 0; s < n; ++s) {
+                    const F ps = V::set1(p[s]);
+#pragma GCC unroll 8
+                    for (int c = 0; c < kVCols; ++c) acc[c] = V::fmadd(ps, load_kv_full<kF16>(v, s * ld + offset + d0 + c * L), acc[c]);
+                }
+                for (int c = 0; c < kVCols; ++c) V::storeu(out + d0 + c * L, V::mul(acc[c], V::set1(inv)));
+            }
+        }
+        for (int64_t d = d0; d < D; d += L) {
             const int64_t w = D - d;
             F a0 = V::zero(), a1 = a0, a2 = a0, a3 = a0;
             int64_t s = 0;
