@@ -113,6 +113,25 @@ struct VecAvx2 {
         return _mm256_add_ps(_mm256_permute2f128_ps(lo, hi, 0x20), _mm256_permute2f128_ps(lo, hi, 0x31));
     }
 
+    // int32 lanes (activation quantization)
+    using I = __m256i;
+    // round to nearest even, then exact conversion (the values are integers in int32 range)
+    static I round_to_i32(F a) { return _mm256_cvtps_epi32(round_nearest(a)); }
+    static I add_i(I a, I b) { return _mm256_add_epi32(a, b); }
+    static int32_t reduce_add_i(I v) {
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+        return _mm_cvtsi128_si32(s4);
+    }
+    // 32 int32 in 32 / kLanes vectors -> 32 int8 (saturating packs; they work per 128-bit
+    // lane, so the order is fixed with one permute)
+    static void store_32_as_i8(int8_t* q, const I* v) {
+        __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
+        p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), p);
+    }
+
     // f64 lanes (statistics of the norms)
     static D zero_d() { return _mm256_setzero_pd(); }
     static D lo_to_d(F v) { return _mm256_cvtps_pd(_mm256_castps256_ps128(v)); }

@@ -101,6 +101,18 @@ struct VecAvx512 {
         return _mm512_add_ps(_mm512_shuffle_f32x4(w0, w1, 0x88), _mm512_shuffle_f32x4(w0, w1, 0xdd));
     }
 
+    // int32 lanes (activation quantization)
+    using I = __m512i;
+    // round to nearest even, then exact conversion (the values are integers in int32 range)
+    static I round_to_i32(F a) { return _mm512_cvt_roundps_epi32(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+    static I add_i(I a, I b) { return _mm512_add_epi32(a, b); }
+    static int32_t reduce_add_i(I v) { return _mm512_reduce_add_epi32(v); }
+    // 32 int32 in 32 / kLanes vectors -> 32 int8 (saturating), in order
+    static void store_32_as_i8(int8_t* q, const I* v) {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(q), _mm512_cvtsepi32_epi8(v[0]));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16), _mm512_cvtsepi32_epi8(v[1]));
+    }
+
     // f64 lanes (statistics of the norms)
     static D zero_d() { return _mm512_setzero_pd(); }
     static D lo_to_d(F v) { return _mm512_cvtps_pd(_mm512_castps512_ps256(v)); }
