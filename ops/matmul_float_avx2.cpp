@@ -11,18 +11,13 @@ namespace {
 using Gemm = simd::FloatGemm<simd::VecAvx2, /*kMR=*/6>;
 using simd::Bf16;
 
+// The names the MatmulKernel entries below use.
 template <class T>
-void run_float(const MatmulArgs& a, ThreadPool* pool) {
-    Gemm::run<T>(a, pool);
-}
+constexpr auto run_float = &Gemm::run<T>;
 template <int Bytes>
-void pack_panels(const void* w, int64_t N, int64_t K, void* out) {
-    Gemm::pack_panels<Bytes>(w, N, K, out);
-}
+constexpr auto pack_panels = &Gemm::pack_panels<Bytes>;
 template <int Bytes>
-int64_t packed_bytes_panels(int64_t N, int64_t K) {
-    return Gemm::packed_bytes_panels<Bytes>(N, K);
-}
+constexpr auto packed_bytes_panels = &Gemm::packed_bytes_panels<Bytes>;
 
 }  // namespace
 

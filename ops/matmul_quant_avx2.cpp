@@ -19,9 +19,8 @@
 namespace glimpse {
 namespace {
 
-constexpr int R = 8;
-
 struct DotMaddubs {
+    static constexpr int kQ8WeightOffset = 0;  // the file's signed bytes (the sign trick needs no offset)
     using I = __m256i;
     static __m256 to_f32(I s) { return _mm256_cvtepi32_ps(s); }
 
@@ -78,19 +77,16 @@ struct DotMaddubs {
 };
 
 using Gemm = simd::QuantGemm<simd::VecAvx2, DotMaddubs, /*kMR=*/4, /*kPairGroups=*/false>;
-static_assert(Gemm::R == R);
 
+// The names the MatmulKernel entries below use.
 template <bool Q4>
-void run_q(const MatmulArgs& a, ThreadPool* pool) {
-    Gemm::run<Q4>(a, pool);
-}
-
-bool supports_q(int64_t, int64_t K, int64_t) { return K % 32 == 0; }
-int64_t packed_bytes_q8(int64_t N, int64_t K) { return x86q::packed_bytes(false, R, N, K); }
-int64_t packed_bytes_q4(int64_t N, int64_t K) { return x86q::packed_bytes(true, R, N, K); }
-void pack_q8(const void* w, int64_t N, int64_t K, void* out) { x86q::pack_q8_0(w, N, K, R, 0, out); }
-void pack_q4(const void* w, int64_t N, int64_t K, void* out) { x86q::pack_q4_0(w, N, K, R, out); }
-int64_t scratch_q(int64_t M_max, int64_t K, int64_t, int n_threads) { return x86q::scratch_bytes(M_max, K, n_threads); }
+constexpr auto run_q = &Gemm::run<Q4>;
+constexpr auto supports_q = &Gemm::supports;
+constexpr auto packed_bytes_q8 = &Gemm::packed_bytes<false>;
+constexpr auto packed_bytes_q4 = &Gemm::packed_bytes<true>;
+constexpr auto pack_q8 = &Gemm::pack_q8;
+constexpr auto pack_q4 = &Gemm::pack_q4;
+constexpr auto scratch_q = &Gemm::scratch;
 
 }  // namespace
 

@@ -47,8 +47,7 @@
 #include "ops/simd/exact_fp.h"
 
 GLIMPSE_SIMD_EXACT_BEGIN
-namespace glimpse {
-namespace simd {
+namespace glimpse::simd {
 namespace {
 
 template <class V, int kJ_, int kDc_, int kVCols_ = 1>
@@ -317,29 +316,39 @@ struct Attention {
         }
     }
 
+    // The tap's work split: one head per item, so each head's column sums are accumulated
+    // in the same order for any thread count. attend_head(h, thread_scratch, col) adds the
+    // head's T rows of probabilities to col:(S); this turns the sums into means.
+    template <class Fn>
+    static void for_each_head_with_tap(const AttentionArgs& a, float* scratch, ThreadPool* pool, Fn&& attend_head) {
+        auto body = [&](int64_t h0, int64_t h1, int thread) {
+            float* thread_scratch = scratch + thread * attention_scratch_floats(a.S);
+            for (int64_t h = h0; h < h1; ++h) {
+                float* col = a.col_mean + h * a.S;
+                std::fill(col, col + a.S, 0.0f);
+                attend_head(h, thread_scratch, col);
+                const float inv_t = 1.0f / static_cast<float>(a.T);
+                for (int64_t s = 0; s < a.S; ++s) col[s] *= inv_t;
+            }
+        };
+        if (pool) pool->parallel_for(a.n_head, body);
+        else body(0, a.n_head, 0);
+    }
+
     template <bool kF16>
     static void attend_blocked(const AttentionArgs& a, float* scratch, ThreadPool* pool) {
         const int64_t n_blocks = (a.T + kBq - 1) / kBq;
         if (a.col_mean) {
-            // With the tap, one head per item, its blocks in order, so the column sums
-            // are the same for any thread count; the output is computed as without it.
-            auto body = [&](int64_t h0, int64_t h1, int thread) {
-                const BlockTiles tl = block_tiles(scratch + thread * attention_scratch_floats(a.S), a.S);
-                for (int64_t h = h0; h < h1; ++h) {
-                    float* col = a.col_mean + h * a.S;
-                    std::fill(col, col + a.S, 0.0f);
-                    for (int64_t b = 0; b < n_blocks; ++b) {
-                        const int64_t t0 = b * kBq, nt = std::min<int64_t>(kBq, a.T - t0);
-                        attend_block<kF16>(a, tl, h, t0, nt);
-                        tap_block<kF16>(a, tl, h, t0, nt, col);
-                    }
-                    const float inv_t = 1.0f / static_cast<float>(a.T);
-                    for (int64_t s = 0; s < a.S; ++s) col[s] *= inv_t;
+            // With the tap, one head per item, its blocks in order; the output is computed
+            // as without it.
+            return for_each_head_with_tap(a, scratch, pool, [&](int64_t h, float* thread_scratch, float* col) {
+                const BlockTiles tl = block_tiles(thread_scratch, a.S);
+                for (int64_t b = 0; b < n_blocks; ++b) {
+                    const int64_t t0 = b * kBq, nt = std::min<int64_t>(kBq, a.T - t0);
+                    attend_block<kF16>(a, tl, h, t0, nt);
+                    tap_block<kF16>(a, tl, h, t0, nt, col);
                 }
-            };
-            if (pool) pool->parallel_for(a.n_head, body);
-            else body(0, a.n_head, 0);
-            return;
+            });
         }
         // Items in block order 0, n-1, 1, n-2, ... (heads innermost): with a causal mask
         // block b costs ~b+1, so any contiguous range of items has a balanced cost.
@@ -465,20 +474,10 @@ struct Attention {
     template <bool kF16>
     static void attend_rows(const AttentionArgs& a, float* scratch, ThreadPool* pool) {
         if (a.col_mean) {
-            // one head per item, rows in order: the tap is the same for any thread count
-            auto body = [&](int64_t h0, int64_t h1, int thread) {
-                float* scores = scratch + thread * attention_scratch_floats(a.S);
-                for (int64_t h = h0; h < h1; ++h) {
-                    float* col = a.col_mean + h * a.S;
-                    std::fill(col, col + a.S, 0.0f);
-                    for (int64_t t = 0; t < a.T; ++t) attend_row<kF16>(a, t, h, scores, col);
-                    const float inv_t = 1.0f / static_cast<float>(a.T);
-                    for (int64_t s = 0; s < a.S; ++s) col[s] *= inv_t;
-                }
-            };
-            if (pool) pool->parallel_for(a.n_head, body);
-            else body(0, a.n_head, 0);
-            return;
+            // one head per item, rows in order
+            return for_each_head_with_tap(a, scratch, pool, [&](int64_t h, float* scores, float* col) {
+                for (int64_t t = 0; t < a.T; ++t) attend_row<kF16>(a, t, h, scores, col);
+            });
         }
         auto body = [&](int64_t i0, int64_t i1, int thread) {
             float* scores = scratch + thread * attention_scratch_floats(a.S);
@@ -503,6 +502,5 @@ struct Attention {
 };
 
 }  // namespace
-}  // namespace simd
-}  // namespace glimpse
+}  // namespace glimpse::simd
 GLIMPSE_SIMD_EXACT_END

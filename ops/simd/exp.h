@@ -12,8 +12,7 @@
 #include "ops/simd/exact_fp.h"
 
 GLIMPSE_SIMD_EXACT_BEGIN
-namespace glimpse {
-namespace simd {
+namespace glimpse::simd {
 namespace {
 
 template <class V>
@@ -45,6 +44,5 @@ inline void exp_array(const float* x, int64_t n, float* y) {
 }
 
 }  // namespace
-}  // namespace simd
-}  // namespace glimpse
+}  // namespace glimpse::simd
 GLIMPSE_SIMD_EXACT_END

@@ -29,8 +29,7 @@
 #include "ops/simd/quantize_activations.h"
 
 GLIMPSE_SIMD_EXACT_BEGIN
-namespace glimpse {
-namespace simd {
+namespace glimpse::simd {
 namespace {
 
 template <class V, class Dot, int kMR, bool kPairGroups>
@@ -116,6 +115,20 @@ struct QuantGemm {
         for (; g < g1; ++g) all_rows<Q4, 1>(packed, g, nb, xq, a);
     }
 
+    // Weights and scratch (Dot::kQ8WeightOffset: 128 for unsigned-by-signed products).
+    static bool supports(int64_t, int64_t K, int64_t) { return K % 32 == 0; }
+    template <bool Q4>
+    static int64_t packed_bytes(int64_t N, int64_t K) {
+        return x86q::packed_bytes(Q4, R, N, K);
+    }
+    static void pack_q8(const void* w, int64_t N, int64_t K, void* out) {
+        x86q::pack_q8_0(w, N, K, R, Dot::kQ8WeightOffset, out);
+    }
+    static void pack_q4(const void* w, int64_t N, int64_t K, void* out) { x86q::pack_q4_0(w, N, K, R, out); }
+    static int64_t scratch(int64_t M_max, int64_t K, int64_t, int n_threads) {
+        return x86q::scratch_bytes(M_max, K, n_threads);
+    }
+
     template <bool Q4>
     static void run(const MatmulArgs& a, ThreadPool* pool) {
         const uint8_t* packed = static_cast<const uint8_t*>(a.packed);
@@ -140,6 +153,5 @@ struct QuantGemm {
 };
 
 }  // namespace
-}  // namespace simd
-}  // namespace glimpse
+}  // namespace glimpse::simd
 GLIMPSE_SIMD_EXACT_END

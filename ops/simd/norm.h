@@ -15,8 +15,7 @@
 #include "ops/simd/exact_fp.h"
 
 GLIMPSE_SIMD_EXACT_BEGIN
-namespace glimpse {
-namespace simd {
+namespace glimpse::simd {
 namespace {
 
 template <class V>
@@ -117,6 +116,5 @@ struct Norm {
 };
 
 }  // namespace
-}  // namespace simd
-}  // namespace glimpse
+}  // namespace glimpse::simd
 GLIMPSE_SIMD_EXACT_END

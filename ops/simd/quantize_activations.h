@@ -12,8 +12,7 @@
 #include "ops/simd/exact_fp.h"
 
 GLIMPSE_SIMD_EXACT_BEGIN
-namespace glimpse {
-namespace simd {
+namespace glimpse::simd {
 namespace {
 
 template <class V>
@@ -63,6 +62,5 @@ struct QuantizeQ8 {
 };
 
 }  // namespace
-}  // namespace simd
-}  // namespace glimpse
+}  // namespace glimpse::simd
 GLIMPSE_SIMD_EXACT_END

@@ -18,8 +18,7 @@
 #include "runtime/threadpool.h"
 
 GLIMPSE_SIMD_EXACT_BEGIN
-namespace glimpse {
-namespace simd {
+namespace glimpse::simd {
 namespace {
 
 template <class V>
@@ -68,6 +67,5 @@ struct Rope {
 };
 
 }  // namespace
-}  // namespace simd
-}  // namespace glimpse
+}  // namespace glimpse::simd
 GLIMPSE_SIMD_EXACT_END

@@ -9,8 +9,7 @@
 
 #include <cstdint>
 
-namespace glimpse {
-namespace simd {
+namespace glimpse::simd {
 
 struct VecAvx2 {
     using F = __m256;
@@ -144,5 +143,4 @@ struct VecAvx2 {
     }
 };
 
-}  // namespace simd
-}  // namespace glimpse
+}  // namespace glimpse::simd

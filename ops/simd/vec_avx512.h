@@ -14,8 +14,7 @@
 
 #include <cstdint>
 
-namespace glimpse {
-namespace simd {
+namespace glimpse::simd {
 
 struct VecAvx512 {
     using F = __m512;
@@ -122,5 +121,4 @@ struct VecAvx512 {
     static double reduce_add_d(D v) { return _mm512_reduce_add_pd(v); }
 };
 
-}  // namespace simd
-}  // namespace glimpse
+}  // namespace glimpse::simd

@@ -8,8 +8,7 @@
 
 #include <cstdint>
 
-namespace glimpse {
-namespace simd {
+namespace glimpse::simd {
 
 struct VecNeon {
     using F = float32x4_t;
@@ -97,5 +96,4 @@ struct VecNeon {
     static double reduce_add_d(D v) { return vaddvq_f64(v); }
 };
 
-}  // namespace simd
-}  // namespace glimpse
+}  // namespace glimpse::simd
