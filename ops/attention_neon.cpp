@@ -3,8 +3,8 @@
 // kernel for prefill / vision (blocks of 8 query rows in two q registers, 8 keys / 8
 // dims × 2 vectors register tiles: 16 accumulators of the 32 NEON registers) and the
 // row kernel for decode (16 output columns per pass over V), both with the
-// column-mean tap. The arithmetic is explicit
-// (vfmaq_f32 where the algorithm says fmadd; aarch64 builds use -ffp-contract=off).
+// column-mean tap. FMAs are explicit (vfmaq_f32 where the algorithm says fmadd;
+// aarch64 builds use -ffp-contract=off).
 #include "ops/simd/vec_neon.h"
 #include "ops/attention_neon.h"
 #include "ops/simd/attention.h"
