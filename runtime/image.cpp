@@ -34,39 +34,6 @@ struct StbiFree {
     void operator()(stbi_uc* p) const { stbi_image_free(p); }
 };
 
-Result<std::vector<uint8_t>> read_whole_file(const std::string& path, int64_t max_bytes) {
-    // Opened without blocking and checked with fstat before a byte is read: a FIFO would block
-    // the open (and then the read) forever, /dev/zero would stream until the size cap.
-    int64_t size = 0;
-    GLIMPSE_ASSIGN_OR_RETURN(int fd, open_regular_file(path, "an image", &size));
-    struct FdCloser {
-        int fd;
-        ~FdCloser() { ::close(fd); }
-    } closer{fd};
-    if (size > max_bytes) {
-        return Status::error(StatusCode::out_of_range,
-                             "%s: file has %lld bytes, above the image file limit of %lld bytes (%lld MiB)",
-                             path.c_str(), static_cast<long long>(size), static_cast<long long>(max_bytes),
-                             static_cast<long long>(max_bytes >> 20));
-    }
-    // Reads exactly the size fstat gave; a file that shrank meanwhile is read to its new end
-    // (and fails to decode if that cut it), one that grew is read only up to the old size.
-    std::vector<uint8_t> bytes(static_cast<size_t>(size));
-    size_t done = 0;
-    while (done < bytes.size()) {
-        const ssize_t n = ::read(fd, bytes.data() + done, bytes.size() - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            return Status::error(StatusCode::io_error, "%s: read failed after %zu bytes: %s", path.c_str(), done,
-                                 std::strerror(errno));
-        }
-        if (n == 0) break;
-        done += static_cast<size_t>(n);
-    }
-    bytes.resize(done);
-    return bytes;
-}
-
 // Bounds-checked little/big-endian reads inside the TIFF block of an Exif segment.
 struct TiffReader {
     const uint8_t* base;
@@ -803,7 +770,9 @@ Result<ImageU8> image_decode_memory(const uint8_t* data, size_t size, const std:
 }
 
 Result<ImageU8> image_decode_file(const std::string& path, const ImageDecodeOptions& options) {
-    GLIMPSE_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, read_whole_file(path, kImageMaxFileBytes));
+    // Checked with fstat before a byte is read: a FIFO would block forever, /dev/zero would
+    // stream until the size cap.
+    GLIMPSE_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, read_regular_file(path, "an image", kImageMaxFileBytes));
     return image_decode_memory(bytes.data(), bytes.size(), path, options);
 }
 

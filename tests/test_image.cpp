@@ -109,25 +109,12 @@ int max_abs_diff_u8(const ImageU8& a, const ImageU8& b) {
     return m;
 }
 
-// A scratch directory removed at the end of the test.
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        path = fs::temp_directory_path() / ("glimpse_test_image_" + std::to_string(::getpid()));
-        fs::create_directories(path);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    std::string file(const std::string& name) const { return (path / name).string(); }
-};
+using test::write_bytes;
 
-void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
-    std::ofstream out(path, std::ios::binary);
-    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-    REQUIRE(out.good());
-}
+// A scratch directory for this binary, removed at the end of the test.
+struct TempDir : test::TempDir {
+    TempDir() : test::TempDir("test_image") {}
+};
 
 // Deterministic pseudo-random bytes (64-bit LCG, high bits).
 struct Lcg {
@@ -1249,7 +1236,7 @@ TEST_CASE("non-regular files are refused before reading, and image files are cap
         auto r = image_decode_file(big);
         REQUIRE_FALSE(r.is_ok());
         CHECK(r.status().code() == StatusCode::out_of_range);
-        CHECK(r.status().message().find("67108865 bytes, above the image file limit of 67108864 bytes (64 MiB)") !=
+        CHECK(r.status().message().find("67108865 bytes, above the limit of 67108864 bytes (64 MiB) for an image") !=
               std::string::npos);
         // Exactly at the limit it is read (and then fails as an image: it is all zeros).
         REQUIRE(::truncate(big.c_str(), off_t{64} << 20) == 0);
