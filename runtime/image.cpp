@@ -463,6 +463,12 @@ std::string pnm_unsafe_for_stb(const uint8_t* data, size_t size) {
     const int64_t height = get_integer();
     skip_whitespace();
     const int64_t max_value = get_integer();
+    // stb parses each header number into an int with `value * 10 + digit` and no bound: more
+    // digits than an int holds is a signed overflow inside stb (UB; fuzz_image found
+    // "P5555...": tests/data/regressions/image/pnm_header_int_overflow.pgm).
+    if (width > INT_MAX || height > INT_MAX || max_value > INT_MAX) {
+        return str_printf("a header number is above %d (width, height or maximum sample value)", INT_MAX);
+    }
     if (width <= 0 || height <= 0 || width > (int64_t{1} << 24) || height > (int64_t{1} << 24) || max_value > 65535) {
         return "";  // stb or the size checks reject it
     }

@@ -1340,6 +1340,9 @@ TEST_CASE("fuzzer-found inputs (tests/data/regressions/image) give a clear error
         {"jpeg_huffman_shift_exponent_32.jpg", "corrupt JPEG: premature end of data segment (libjpeg-turbo)"},
         // An IDAT chunk header claiming ~1-2 GB: stb reallocs 2 GiB before reading it.
         {"png_idat_length_2gb_realloc.png", "corrupt PNG: chunk '"},
+        // "P5" and 108 digits: stb parses the width into an int, signed overflow (UBSan).
+        {"pnm_header_int_overflow.pgm",
+         "corrupt PGM/PPM: a header number is above 2147483647 (width, height or maximum sample value)"},
         // A zero-length first IDAT: stb computes NULL + 0.
         {"png_empty_idat_null_offset.png", "corrupt PNG: empty IDAT chunk at byte 33 before any image data"},
     };
