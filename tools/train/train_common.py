@@ -753,6 +753,25 @@ def text_oversampler(shards, cfg, rng):
     return mix
 
 
+def shuffled_batches(rng, n_items, batch_size):
+    """Batches of item indices, batch_size each, from a permutation of range(n_items) that is drawn
+    again (a new epoch) when too few items remain for a whole batch. The first permutation is drawn
+    now, not at the first next(), so rng is consumed in the same order as the loops that used to
+    draw it inline (training runs stay reproducible with their seeds)."""
+    order = rng.permutation(n_items)
+
+    def batches(order):
+        pos = 0
+        while True:
+            if pos + batch_size > len(order):
+                order = rng.permutation(n_items)
+                pos = 0
+            yield order[pos:pos + batch_size]
+            pos += batch_size
+
+    return batches(order)
+
+
 def pretrain_tower(tower, shards, cfg, head, features_fn, patch_head=None, val=None):
     """Stage 1: image-level targets from the tower's token features (+ the dense patch targets, +
     the ordered characters with text_read_weight; val: held-out scenes its reading is measured on)."""
@@ -768,16 +787,10 @@ def pretrain_tower(tower, shards, cfg, head, features_fn, patch_head=None, val=N
     read = dict(exact=0, chars_right=0, images=0, chars=0)
     mix_text = text_oversampler(shards, cfg, rng)
     opt = torch.optim.AdamW(param_groups(params, cfg["pretrain_lr"], 0.05), betas=(0.9, 0.98))
-    order = rng.permutation(len(shards))
+    batches = shuffled_batches(rng, len(shards), B)
     t0, c0 = time.time(), time.process_time()
-    pos = 0
     for step in range(steps):
-        if pos + B > len(order):
-            order = rng.permutation(len(shards))
-            pos = 0
-        idx = order[pos:pos + B]
-        pos += B
-        idx = mix_text(idx)
+        idx = mix_text(next(batches))
         for g in opt.param_groups:
             g["lr"] = lr_at(step, steps, g["base_lr"], cfg["pretrain_warmup"])
         n_chunks = shards.n_chunks(idx)
@@ -889,20 +902,14 @@ def train_vlm(tower, dec, shards, val, cfg, checkpoint=None):
         param_groups(dec.named_parameters(), cfg["lr"], cfg["wd"])
     opt = torch.optim.AdamW(groups, betas=(0.9, 0.98))
     params = [p for g in groups for p in g["params"]]
-    order = rng.permutation(len(shards))
-    pos = 0
+    batches = shuffled_batches(rng, len(shards), B)
     t0, c0 = time.time(), time.process_time()
     eval_cpu = 0.0
     val_idx = np.arange(min(len(val), cfg["val_images"])) if val is not None else None
     ema = None
     mix_text = text_oversampler(shards, cfg, rng)
     for step in range(steps):
-        if pos + B > len(order):
-            order = rng.permutation(len(shards))
-            pos = 0
-        idx = order[pos:pos + B]
-        pos += B
-        idx = mix_text(idx)
+        idx = mix_text(next(batches))
         for g in opt.param_groups:
             g["lr"] = lr_at(step, steps, g["base_lr"], cfg["warmup"])
         batch = shards.batch(idx, caption_weight=cfg["caption_weight"])
@@ -936,6 +943,34 @@ def train_vlm(tower, dec, shards, val, cfg, checkpoint=None):
 
 def save_checkpoint(path, tower, dec, cfg, extra=None):
     torch.save(dict(tower=tower.state_dict(), dec=dec.state_dict(), cfg=cfg, extra=extra or {}), path)
+
+
+def train_and_save(args, cfg, layout, tower, dec, train, val, head, features_fn):
+    """Both stages and the final checkpoint, for train_llava.py and train_smolvlm.py, which differ
+    only in the tower, its stage-1 head and how features_fn pools it (layout: "llava" or "smolvlm",
+    recorded in the checkpoint)."""
+    patch_head = make_patch_head(cfg, tower)
+    (t_pre, c_pre, go_on) = pretrain_or_load(args, tower, train, cfg, head, features_fn, patch_head)
+    if not go_on:
+        return
+    load_resume(args, tower, dec)
+
+    def checkpoint(step):  # partial checkpoints while training (overwritten; the final one follows)
+        save_checkpoint(args.out + ".partial", tower, dec, cfg, dict(layout=layout, data_meta=train.meta, step=step))
+
+    (t_vlm, c_vlm) = train_vlm(tower, dec, train, val, cfg, checkpoint)
+    log(f"training wall time: pretrain {t_pre:.0f} s, vlm {t_vlm:.0f} s, total {t_pre + t_vlm:.0f} s; "
+        f"CPU time (= wall time on an idle core): pretrain {c_pre:.0f} s, vlm {c_vlm:.0f} s, "
+        f"total {c_pre + c_vlm:.0f} s, {args.threads} thread(s)")
+    extra = dict(pretrain_seconds=t_pre, vlm_seconds=t_vlm, pretrain_cpu_seconds=c_pre,
+                 vlm_cpu_seconds=c_vlm, threads=args.threads, layout=layout, data_meta=train.meta)
+    if val is not None:
+        res = evaluate(tower, dec, val, list(range(len(val))))
+        text, _ = format_eval(res)
+        log(f"final held-out ({len(val)} scenes, PyTorch teacher-forced exact match): {text}")
+        extra["val"] = res
+    save_checkpoint(args.out, tower, dec, cfg, extra)
+    log("saved", args.out)
 
 
 def base_args(description):

@@ -56,29 +56,7 @@ def main():
         f = tower.features(pix)
         return head(f[:, -1]), f[:, :-1]  # [CLS] (the last row) -> image targets; patches -> dense targets
 
-    patch_head = tc.make_patch_head(cfg, tower)
-    (t_pre, c_pre, go_on) = tc.pretrain_or_load(args, tower, train, cfg, head, features, patch_head)
-    if not go_on:
-        return
-    tc.load_resume(args, tower, dec)
-
-    def checkpoint(step):  # partial checkpoints while training (overwritten; the final one follows)
-        tc.save_checkpoint(args.out + ".partial", tower, dec, cfg,
-                           dict(layout="llava", data_meta=train.meta, step=step))
-
-    (t_vlm, c_vlm) = tc.train_vlm(tower, dec, train, val, cfg, checkpoint)
-    tc.log(f"training wall time: pretrain {t_pre:.0f} s, vlm {t_vlm:.0f} s, total {t_pre + t_vlm:.0f} s; "
-           f"CPU time (= wall time on an idle core): pretrain {c_pre:.0f} s, vlm {c_vlm:.0f} s, "
-           f"total {c_pre + c_vlm:.0f} s, {args.threads} thread(s)")
-    extra = dict(pretrain_seconds=t_pre, vlm_seconds=t_vlm, pretrain_cpu_seconds=c_pre,
-                 vlm_cpu_seconds=c_vlm, threads=args.threads, layout="llava", data_meta=train.meta)
-    if val is not None:
-        res = tc.evaluate(tower, dec, val, list(range(len(val))))
-        text, _ = tc.format_eval(res)
-        tc.log(f"final held-out ({len(val)} scenes, PyTorch teacher-forced exact match): {text}")
-        extra["val"] = res
-    tc.save_checkpoint(args.out, tower, dec, cfg, extra)
-    tc.log("saved", args.out)
+    tc.train_and_save(args, cfg, "llava", tower, dec, train, val, head, features)
 
 
 if __name__ == "__main__":
