@@ -27,16 +27,6 @@ struct E2eCase {
     const char* chat_template = "";
 };
 
-std::string hex(const std::string& bytes) {
-    static const char* digits = "0123456789abcdef";
-    std::string out;
-    for (unsigned char c : bytes) {
-        out.push_back(digits[c >> 4]);
-        out.push_back(digits[c & 15]);
-    }
-    return out;
-}
-
 void check_e2e(const E2eCase& c) {
     const std::string dir = test::golden_dir() + "/" + c.set;
     const std::string cdir = dir + "/" + c.name;
@@ -86,7 +76,7 @@ void check_e2e(const E2eCase& c) {
     const std::vector<int32_t>& have = (*vlm)->last_generated();
     REQUIRE(have.size() == want.size());
     for (size_t i = 0; i < want.size(); ++i) CHECK_MESSAGE(have[i] == want[i], "step " << i);
-    CHECK(hex(printed) == (*greedy)["text_hex"].as_string());
+    CHECK(test::to_hex(printed) == (*greedy)["text_hex"].as_string());
 }
 
 }  // namespace

@@ -40,7 +40,6 @@
 // margins >= 0.41).
 #include <doctest/doctest.h>
 
-#include <cstdio>
 #include <string>
 
 #include "models/text_decoder.h"
@@ -67,28 +66,10 @@ constexpr QuantSet kSets[] = {
 };
 constexpr const char* kCase = "chelsea__describe";
 
-bool exists(const std::string& p) {
-    if (std::FILE* f = std::fopen(p.c_str(), "rb")) {
-        std::fclose(f);
-        return true;
-    }
-    return false;
-}
-
 int64_t argmax(const float* v, int64_t n) {
     int64_t best = 0;
     for (int64_t i = 1; i < n; ++i) if (v[i] > v[best]) best = i;
     return best;
-}
-
-std::string to_hex(const std::string& bytes) {
-    static const char* digits = "0123456789abcdef";
-    std::string out;
-    for (unsigned char c : bytes) {
-        out.push_back(digits[c >> 4]);
-        out.push_back(digits[c & 15]);
-    }
-    return out;
 }
 
 void teacher_forced(const QuantSet& qs) {
@@ -121,11 +102,7 @@ void teacher_forced(const QuantSet& qs) {
     }
     CHECK(quantized_linears > 0);
 
-    std::vector<float> image_rows;
-    for (int k = 0; exists(cdir + "/embd_" + std::to_string(k) + ".f32"); ++k) {
-        std::vector<float> e = test::read_f32_file(cdir + "/embd_" + std::to_string(k) + ".f32");
-        image_rows.insert(image_rows.end(), e.begin(), e.end());
-    }
+    const std::vector<float> image_rows = test::read_golden_image_embeddings(cdir);
     ThreadPool pool(2);
     float* x = plan->plan->f32(plan->embeddings);
     int32_t* pos = static_cast<int32_t*>(plan->plan->data(plan->positions));
@@ -220,7 +197,7 @@ void end_to_end(const QuantSet& qs) {
     const std::vector<int32_t>& have = (*vlm)->last_generated();
     REQUIRE(have.size() == want.size());
     for (size_t i = 0; i < want.size(); ++i) CHECK_MESSAGE(have[i] == want[i], "step " << i);
-    CHECK(to_hex(printed) == (*greedy)["text_hex"].as_string());
+    CHECK(test::to_hex(printed) == (*greedy)["text_hex"].as_string());
 }
 
 }  // namespace

@@ -11,8 +11,6 @@
 // but accumulates in f32: bound 5e-4 (README), 5e-3 for wstd0.2 (README).
 #include <doctest/doctest.h>
 
-#include <cstdio>
-
 #include "models/text_decoder.h"
 #include "runtime/json.h"
 #include "test_util.h"
@@ -29,14 +27,6 @@ struct TextCase {
     double max_rel;
 };
 
-bool file_exists(const std::string& p) {
-    if (std::FILE* f = std::fopen(p.c_str(), "rb")) {
-        std::fclose(f);
-        return true;
-    }
-    return false;
-}
-
 void check_text_case(const TextCase& c) {
     const std::string dir = test::golden_dir() + "/" + c.set;
     const std::string cdir = dir + "/" + c.name;
@@ -49,11 +39,7 @@ void check_text_case(const TextCase& c) {
     const TextHparams& h = (*dec)->hparams();
 
     // Image embeddings in prompt order.
-    std::vector<float> image_rows;
-    for (int k = 0; file_exists(cdir + "/embd_" + std::to_string(k) + ".f32"); ++k) {
-        std::vector<float> e = test::read_f32_file(cdir + "/embd_" + std::to_string(k) + ".f32");
-        image_rows.insert(image_rows.end(), e.begin(), e.end());
-    }
+    const std::vector<float> image_rows = test::read_golden_image_embeddings(cdir);
     const std::vector<int64_t> sequence = (*tokens)["sequence"].int_array();
     const std::vector<int64_t> gen = (*greedy)["tokens"].int_array();
     const int64_t n_prompt = static_cast<int64_t>(sequence.size());

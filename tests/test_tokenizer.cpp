@@ -27,16 +27,6 @@ std::string from_hex(const std::string& hex) {
     return out;
 }
 
-std::string to_hex(std::string_view s) {
-    static const char* digits = "0123456789abcdef";
-    std::string out;
-    for (unsigned char c : s) {
-        out.push_back(digits[c >> 4]);
-        out.push_back(digits[c & 15]);
-    }
-    return out;
-}
-
 std::vector<int32_t> as_ids(const JsonValue& v) {
     std::vector<int32_t> out;
     for (int64_t x : v.int_array()) out.push_back(static_cast<int32_t>(x));
@@ -123,7 +113,7 @@ TEST_CASE("golden tokenizer.json: all strings x {add_special, parse_special} giv
                 REQUIRE(pieces_hex.size() == want["ids"].size());
                 for (size_t i = 0; i < pieces_hex.size(); ++i) {
                     const int32_t id = static_cast<int32_t>(want["ids"].items()[i].as_int());
-                    CHECK(to_hex(tok.token_to_piece(id, true)) == pieces_hex[i]);
+                    CHECK(test::to_hex(tok.token_to_piece(id, true)) == pieces_hex[i]);
                 }
                 ++checked;
             }
@@ -232,7 +222,7 @@ TEST_CASE("golden tokens.json: templates, chunk tokens and pieces of every case"
             CHECK(tmpl->name() == (idefics3 ? "smolvlm" : "vicuna"));
             const std::string formatted = tmpl->format_user_turn(user);
             CHECK(formatted == tj["formatted_prompt"].as_string());
-            CHECK(to_hex(formatted) == tj["formatted_prompt_hex"].as_string());
+            CHECK(test::to_hex(formatted) == tj["formatted_prompt_hex"].as_string());
 
             // Step 3: chunks.
             std::vector<const JsonValue*> image_chunks;
@@ -300,7 +290,7 @@ TEST_CASE("golden tokens.json: templates, chunk tokens and pieces of every case"
                 REQUIRE(hex.size() == ids.size());
                 std::string joined;
                 for (size_t i = 0; i < ids.size(); ++i) {
-                    CHECK(to_hex(tok.token_to_piece(ids[i], true)) == hex[i]);
+                    CHECK(test::to_hex(tok.token_to_piece(ids[i], true)) == hex[i]);
                     joined += from_hex(hex[i]);
                 }
                 CHECK(tok.encode(joined, false, true) == ids);
@@ -320,10 +310,10 @@ TEST_CASE("golden tokens.json: templates, chunk tokens and pieces of every case"
             CHECK(stop == greedy["stopped_at_eog_or_antiprompt"].as_bool());
             std::string text;
             for (size_t i = 0; i < gen.size(); ++i) {
-                CHECK(to_hex(tok.token_to_piece(gen[i], true)) == greedy["pieces_hex"].items()[i].as_string());
+                CHECK(test::to_hex(tok.token_to_piece(gen[i], true)) == greedy["pieces_hex"].items()[i].as_string());
                 text += tok.token_to_piece(gen[i], true);
             }
-            CHECK(to_hex(text) == greedy["text_hex"].as_string());
+            CHECK(test::to_hex(text) == greedy["text_hex"].as_string());
             ++n_cases;
         }
     }
@@ -367,7 +357,7 @@ TEST_CASE("stream decoder: wstd0.2 greedy outputs (invalid UTF-8) reproduce text
         }
         printed += dec.flush();
         CHECK(dec.pending_bytes() == 0);
-        CHECK(to_hex(printed) == greedy["text_hex"].as_string());
+        CHECK(test::to_hex(printed) == greedy["text_hex"].as_string());
         ++n_cases;
     }
     CHECK(n_cases == 3);

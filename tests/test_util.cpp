@@ -59,6 +59,27 @@ std::vector<float> read_f32_file(const std::string& path) {
     return out;
 }
 
+std::string to_hex(std::string_view bytes) {
+    static const char* digits = "0123456789abcdef";
+    std::string out;
+    for (unsigned char c : bytes) {
+        out.push_back(digits[c >> 4]);
+        out.push_back(digits[c & 15]);
+    }
+    return out;
+}
+
+std::vector<float> read_golden_image_embeddings(const std::string& case_dir) {
+    std::vector<float> rows;
+    for (int k = 0;; ++k) {
+        const std::string path = case_dir + "/embd_" + std::to_string(k) + ".f32";
+        if (!std::filesystem::exists(path)) break;
+        std::vector<float> e = read_f32_file(path);
+        rows.insert(rows.end(), e.begin(), e.end());
+    }
+    return rows;
+}
+
 ErrorStats compare(const float* got, const float* ref, size_t n) {
     ErrorStats s;
     double max_ref = 0, sum_d2 = 0, sum_r2 = 0, sum_g2 = 0, dot = 0;

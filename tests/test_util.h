@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace glimpse::test {
@@ -20,6 +21,13 @@ bool emulated();
 // Whole file as bytes; fails the current test (and returns empty) if it cannot be read.
 std::vector<uint8_t> read_file_bytes(const std::string& path);
 std::vector<float> read_f32_file(const std::string& path);
+
+// Lower-case hex of each byte ("\x0aA" -> "0a41"): how the golden JSON records printed text.
+std::string to_hex(std::string_view bytes);
+
+// The image embeddings llama.cpp wrote for a golden case (embd_0.f32, embd_1.f32, ... in
+// `case_dir`, until the first missing index), concatenated in prompt order: (n_images * T, C).
+std::vector<float> read_golden_image_embeddings(const std::string& case_dir);
 
 // Writes (or replaces) `path` with `bytes`; fails the current test if the write fails.
 void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes);
