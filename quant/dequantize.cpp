@@ -153,16 +153,27 @@ void dequantize_q3_k(const uint8_t* p, float* out, int64_t nb) {
     }
 }
 
+// q4_k / q5_k: sub-blocks 2*pair and 2*pair+1 (32 values each, low and high nibbles of the same
+// 32 bytes) as (scale d1, min m1, scale d2, min m2): value = scale * level - min.
+struct KPairScales {
+    float d1, m1, d2, m2;
+};
+
+KPairScales k_pair_scales(const uint8_t* scales, int pair, float d, float dmin) {
+    int sc, mn;
+    k_scale_min(2 * pair, scales, &sc, &mn);
+    const float d1 = d * static_cast<float>(sc), m1 = dmin * static_cast<float>(mn);
+    k_scale_min(2 * pair + 1, scales, &sc, &mn);
+    const float d2 = d * static_cast<float>(sc), m2 = dmin * static_cast<float>(mn);
+    return {d1, m1, d2, m2};
+}
+
 void dequantize_q4_k(const uint8_t* p, float* out, int64_t nb) {
     for (int64_t i = 0; i < nb; ++i, p += sizeof(BlockQ4K)) {
         const BlockQ4K b = load_block<BlockQ4K>(p);
         const float d = f16_to_f32(b.d), dmin = f16_to_f32(b.dmin);
         for (int pair = 0; pair < 4; ++pair) {
-            int sc, mn;
-            k_scale_min(2 * pair, b.scales, &sc, &mn);
-            const float d1 = d * static_cast<float>(sc), m1 = dmin * static_cast<float>(mn);
-            k_scale_min(2 * pair + 1, b.scales, &sc, &mn);
-            const float d2 = d * static_cast<float>(sc), m2 = dmin * static_cast<float>(mn);
+            const auto [d1, m1, d2, m2] = k_pair_scales(b.scales, pair, d, dmin);
             const uint8_t* q = b.qs + 32 * pair;
             for (int l = 0; l < 32; ++l) *out++ = d1 * static_cast<float>(q[l] & 0x0f) - m1;
             for (int l = 0; l < 32; ++l) *out++ = d2 * static_cast<float>(q[l] >> 4) - m2;
@@ -175,11 +186,7 @@ void dequantize_q5_k(const uint8_t* p, float* out, int64_t nb) {
         const BlockQ5K b = load_block<BlockQ5K>(p);
         const float d = f16_to_f32(b.d), dmin = f16_to_f32(b.dmin);
         for (int pair = 0; pair < 4; ++pair) {
-            int sc, mn;
-            k_scale_min(2 * pair, b.scales, &sc, &mn);
-            const float d1 = d * static_cast<float>(sc), m1 = dmin * static_cast<float>(mn);
-            k_scale_min(2 * pair + 1, b.scales, &sc, &mn);
-            const float d2 = d * static_cast<float>(sc), m2 = dmin * static_cast<float>(mn);
+            const auto [d1, m1, d2, m2] = k_pair_scales(b.scales, pair, d, dmin);
             const uint8_t* q = b.qs + 32 * pair;
             const uint8_t bit_lo = static_cast<uint8_t>(1u << (2 * pair)), bit_hi = static_cast<uint8_t>(2u << (2 * pair));
             for (int l = 0; l < 32; ++l) {

@@ -293,18 +293,33 @@ void quantize_row_q5_0_ref(const float* x, BlockQ5_0* y, int64_t n) {
     }
 }
 
+namespace {
+
+// q4_1 / q5_1 map a block's [min, max] onto levels 0..max_level: step = (max - min) / max_level,
+// inverse_step = 1 / step (0 for a constant block, whose values all land on level 0).
+struct AffineBlockScale {
+    float min, step, inverse_step;
+};
+
+AffineBlockScale affine_block_scale(const float* x, int max_level) {
+    float min = FLT_MAX, max = -FLT_MAX;
+    for (int j = 0; j < kQK; ++j) {
+        if (x[j] < min) min = x[j];
+        if (x[j] > max) max = x[j];
+    }
+    const float step = (max - min) / max_level;
+    return {min, step, step != 0 ? 1.0f / step : 0.0f};
+}
+
+}  // namespace
+
 void quantize_row_q4_1_ref(const float* x, BlockQ4_1* y, int64_t n) {
     GLIMPSE_ASSERT(n % kQK == 0);
     for (int64_t i = 0; i < n / kQK; ++i, x += kQK) {
-        float min = FLT_MAX, max = -FLT_MAX;
-        for (int j = 0; j < kQK; ++j) {
-            if (x[j] < min) min = x[j];
-            if (x[j] > max) max = x[j];
-        }
-        const float d = (max - min) / 15;
-        const float id = d != 0 ? 1.0f / d : 0.0f;
+        const AffineBlockScale s = affine_block_scale(x, 15);
+        const float min = s.min, id = s.inverse_step;
         BlockQ4_1 b;
-        b.d = f32_to_f16(d);
+        b.d = f32_to_f16(s.step);
         b.m = f32_to_f16(min);
         for (int j = 0; j < kQK / 2; ++j) {
             const int lo = std::min(15, static_cast<int>((x[j] - min) * id + 0.5f));
@@ -318,15 +333,10 @@ void quantize_row_q4_1_ref(const float* x, BlockQ4_1* y, int64_t n) {
 void quantize_row_q5_1_ref(const float* x, BlockQ5_1* y, int64_t n) {
     GLIMPSE_ASSERT(n % kQK == 0);
     for (int64_t i = 0; i < n / kQK; ++i, x += kQK) {
-        float min = FLT_MAX, max = -FLT_MAX;
-        for (int j = 0; j < kQK; ++j) {
-            if (x[j] < min) min = x[j];
-            if (x[j] > max) max = x[j];
-        }
-        const float d = (max - min) / 31;
-        const float id = d != 0 ? 1.0f / d : 0.0f;
+        const AffineBlockScale s = affine_block_scale(x, 31);
+        const float min = s.min, id = s.inverse_step;
         BlockQ5_1 b;
-        b.d = f32_to_f16(d);
+        b.d = f32_to_f16(s.step);
         b.m = f32_to_f16(min);
         uint32_t qh = 0;
         for (int j = 0; j < kQK / 2; ++j) {
