@@ -6,32 +6,14 @@
 #include "ops/simd/matmul_float.h"
 
 namespace glimpse {
-namespace {
 
-using Gemm = simd::FloatGemm<simd::VecAvx512, /*kMR=*/12>;
-using simd::Bf16;
+using GemmAvx512 = simd::FloatGemm<simd::VecAvx512, /*kMR=*/12>;
 
-// The names the MatmulKernel entries below use.
-template <class T>
-constexpr auto run_float = &Gemm::run<T>;
-template <int Bytes>
-constexpr auto pack_panels = &Gemm::pack_panels<Bytes>;
-template <int Bytes>
-constexpr auto packed_bytes_panels = &Gemm::packed_bytes_panels<Bytes>;
-
-}  // namespace
-
-extern const MatmulKernel f32_gemm__avx512 = {
-    .name = "f32_gemm__avx512", .isa = Isa::avx512, .w_type = DType::f32, .priority = KernelPriority::simd_wide,
-    .activations = MatmulActivations::f32, .packed_bytes = packed_bytes_panels<4>, .pack = pack_panels<4>,
-    .run = run_float<float>};
-extern const MatmulKernel f16_gemm__avx512 = {
-    .name = "f16_gemm__avx512", .isa = Isa::avx512, .w_type = DType::f16, .priority = KernelPriority::simd_wide,
-    .activations = MatmulActivations::f32, .packed_bytes = packed_bytes_panels<2>, .pack = pack_panels<2>,
-    .run = run_float<uint16_t>};
-extern const MatmulKernel bf16_gemm__avx512 = {
-    .name = "bf16_gemm__avx512", .isa = Isa::avx512, .w_type = DType::bf16, .priority = KernelPriority::simd_wide,
-    .activations = MatmulActivations::f32, .packed_bytes = packed_bytes_panels<2>, .pack = pack_panels<2>,
-    .run = run_float<Bf16>};
+extern const MatmulKernel f32_gemm__avx512 =
+    GemmAvx512::kernel<float>("f32_gemm__avx512", Isa::avx512, DType::f32, KernelPriority::simd_wide);
+extern const MatmulKernel f16_gemm__avx512 =
+    GemmAvx512::kernel<uint16_t>("f16_gemm__avx512", Isa::avx512, DType::f16, KernelPriority::simd_wide);
+extern const MatmulKernel bf16_gemm__avx512 =
+    GemmAvx512::kernel<simd::Bf16>("bf16_gemm__avx512", Isa::avx512, DType::bf16, KernelPriority::simd_wide);
 
 }  // namespace glimpse

@@ -150,6 +150,15 @@ struct FloatGemm {
     static int64_t packed_bytes_panels(int64_t N, int64_t K) {
         return (N + kPanel - 1) / kPanel * kPanel * K * Bytes;
     }
+
+    // The registry entry of this GEMM for weights stored as W (float, uint16_t for f16, Bf16):
+    // f32 activations, weights repacked into panels. Each ISA unit exports one per weight type.
+    template <class W>
+    static constexpr MatmulKernel kernel(const char* name, Isa isa, DType w_type, int priority) {
+        return {.name = name, .isa = isa, .w_type = w_type, .priority = priority,
+                .activations = MatmulActivations::f32, .packed_bytes = &packed_bytes_panels<sizeof(W)>,
+                .pack = &pack_panels<sizeof(W)>, .run = &run<W>};
+    }
 };
 
 }  // namespace
