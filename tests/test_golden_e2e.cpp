@@ -44,12 +44,7 @@ void check_e2e(const E2eCase& c) {
     auto vlm = Vlm::load(dir + "/" + c.text, dir + "/" + c.mmproj, cfg);
     REQUIRE_MESSAGE(vlm.is_ok(), vlm.status().to_string());
 
-    std::vector<ImageU8> images;
-    for (const JsonValue& img : (*case_json)["images"].items()) {
-        auto decoded = image_decode_file(dir + "/" + img.as_string());
-        REQUIRE_MESSAGE(decoded.is_ok(), decoded.status().to_string());
-        images.push_back(std::move(*decoded));
-    }
+    const std::vector<ImageU8> images = test::decode_golden_images(dir, *case_json);
     auto prompt = (*vlm)->build_prompt((*case_json)["prompt"].as_string(), images);
     REQUIRE_MESSAGE(prompt.is_ok(), prompt.status().to_string());
     CHECK(prompt->rendered == (*tokens)["formatted_prompt"].as_string());
@@ -72,11 +67,7 @@ void check_e2e(const E2eCase& c) {
     CHECK(e.rel <= c.max_rel);
     MESSAGE(label << ": prefill logits rel " << e.rel);
 
-    const std::vector<int64_t> want = (*greedy)["tokens"].int_array();
-    const std::vector<int32_t>& have = (*vlm)->last_generated();
-    REQUIRE(have.size() == want.size());
-    for (size_t i = 0; i < want.size(); ++i) CHECK_MESSAGE(have[i] == want[i], "step " << i);
-    CHECK(test::to_hex(printed) == (*greedy)["text_hex"].as_string());
+    test::check_golden_generation(**vlm, *greedy, printed);
 }
 
 }  // namespace

@@ -106,17 +106,7 @@ void teacher_forced(const QuantSet& qs) {
     ThreadPool pool(2);
     float* x = plan->plan->f32(plan->embeddings);
     int32_t* pos = static_cast<int32_t*>(plan->plan->data(plan->positions));
-    size_t img = 0;
-    for (int64_t i = 0; i < n_prompt; ++i) {
-        if (seq[i] >= 0) {
-            (*dec)->embed_token(static_cast<int32_t>(seq[i]), x + i * h.n_embd);
-        } else {
-            REQUIRE((img + 1) * h.n_embd <= image_rows.size());
-            std::copy(image_rows.begin() + img * h.n_embd, image_rows.begin() + (img + 1) * h.n_embd, x + i * h.n_embd);
-            ++img;
-        }
-        pos[i] = static_cast<int32_t>(i);
-    }
+    const size_t img = test::fill_golden_prompt(**dec, seq, image_rows, h.n_embd, x, pos);
     REQUIRE(img * h.n_embd == image_rows.size());
 
     const std::vector<float> ref_prefill = test::read_f32_file(cdir + "/logits_prefill.f32");
@@ -168,12 +158,7 @@ void end_to_end(const QuantSet& qs) {
     cfg.kv_type = DType::f16;  // llama.cpp's default KV cache type
     auto vlm = Vlm::load(dir + "/" + qs.text, dir + "/" + qs.mmproj, cfg);
     REQUIRE_MESSAGE(vlm.is_ok(), vlm.status().to_string());
-    std::vector<ImageU8> images;
-    for (const JsonValue& img : (*case_json)["images"].items()) {
-        auto decoded = image_decode_file(dir + "/" + img.as_string());
-        REQUIRE_MESSAGE(decoded.is_ok(), decoded.status().to_string());
-        images.push_back(std::move(*decoded));
-    }
+    const std::vector<ImageU8> images = test::decode_golden_images(dir, *case_json);
     auto prompt = (*vlm)->build_prompt((*case_json)["prompt"].as_string(), images);
     REQUIRE_MESSAGE(prompt.is_ok(), prompt.status().to_string());
     const std::vector<int64_t> seq = (*tokens)["sequence"].int_array();
@@ -193,11 +178,7 @@ void end_to_end(const QuantSet& qs) {
     CHECK(e.rel <= kMaxRel);
     MESSAGE(label << " end to end: prefill rel " << e.rel << " rms " << e.rms);
 
-    const std::vector<int64_t> want = (*greedy)["tokens"].int_array();
-    const std::vector<int32_t>& have = (*vlm)->last_generated();
-    REQUIRE(have.size() == want.size());
-    for (size_t i = 0; i < want.size(); ++i) CHECK_MESSAGE(have[i] == want[i], "step " << i);
-    CHECK(test::to_hex(printed) == (*greedy)["text_hex"].as_string());
+    test::check_golden_generation(**vlm, *greedy, printed);
 }
 
 }  // namespace

@@ -50,18 +50,7 @@ void check_text_case(const TextCase& c) {
     ThreadPool pool(2);
     float* x = plan->plan->f32(plan->embeddings);
     int32_t* pos = static_cast<int32_t*>(plan->plan->data(plan->positions));
-    size_t image_row = 0;
-    for (int64_t i = 0; i < n_prompt; ++i) {
-        if (sequence[i] >= 0) {
-            (*dec)->embed_token(static_cast<int32_t>(sequence[i]), x + i * h.n_embd);
-        } else {
-            REQUIRE((image_row + 1) * h.n_embd <= image_rows.size());
-            std::copy(image_rows.begin() + image_row * h.n_embd, image_rows.begin() + (image_row + 1) * h.n_embd,
-                      x + i * h.n_embd);
-            ++image_row;
-        }
-        pos[i] = static_cast<int32_t>(i);
-    }
+    const size_t image_row = test::fill_golden_prompt(**dec, sequence, image_rows, h.n_embd, x, pos);
     CHECK(image_row * h.n_embd == image_rows.size());
 
     std::vector<float> ref_gen = test::read_f32_file(cdir + "/logits_gen.f32");

@@ -10,6 +10,11 @@
 #include <fstream>
 #include <iterator>
 
+#include "models/text_decoder.h"
+#include "models/vlm.h"
+#include "runtime/image.h"
+#include "runtime/json.h"
+
 namespace glimpse::test {
 
 std::string golden_dir() {
@@ -78,6 +83,43 @@ std::vector<float> read_golden_image_embeddings(const std::string& case_dir) {
         rows.insert(rows.end(), e.begin(), e.end());
     }
     return rows;
+}
+
+size_t fill_golden_prompt(const TextDecoder& dec, const std::vector<int64_t>& sequence,
+                          const std::vector<float>& image_rows, int64_t n_embd, float* embeddings,
+                          int32_t* positions) {
+    const size_t row = static_cast<size_t>(n_embd);
+    size_t image_row = 0;
+    for (size_t i = 0; i < sequence.size(); ++i) {
+        if (sequence[i] >= 0) {
+            dec.embed_token(static_cast<int32_t>(sequence[i]), embeddings + i * row);
+        } else {
+            REQUIRE((image_row + 1) * row <= image_rows.size());
+            std::copy(image_rows.begin() + image_row * row, image_rows.begin() + (image_row + 1) * row,
+                      embeddings + i * row);
+            ++image_row;
+        }
+        positions[i] = static_cast<int32_t>(i);
+    }
+    return image_row;
+}
+
+std::vector<ImageU8> decode_golden_images(const std::string& set_dir, const JsonValue& case_json) {
+    std::vector<ImageU8> images;
+    for (const JsonValue& img : case_json["images"].items()) {
+        auto decoded = image_decode_file(set_dir + "/" + img.as_string());
+        REQUIRE_MESSAGE(decoded.is_ok(), decoded.status().to_string());
+        images.push_back(std::move(*decoded));
+    }
+    return images;
+}
+
+void check_golden_generation(const Vlm& vlm, const JsonValue& greedy, const std::string& printed) {
+    const std::vector<int64_t> want = greedy["tokens"].int_array();
+    const std::vector<int32_t>& have = vlm.last_generated();
+    REQUIRE(have.size() == want.size());
+    for (size_t i = 0; i < want.size(); ++i) CHECK_MESSAGE(have[i] == want[i], "step " << i);
+    CHECK(to_hex(printed) == greedy["text_hex"].as_string());
 }
 
 ErrorStats compare(const float* got, const float* ref, size_t n) {

@@ -8,6 +8,13 @@
 #include <string_view>
 #include <vector>
 
+namespace glimpse {
+class JsonValue;
+class TextDecoder;
+class Vlm;
+struct ImageU8;
+}  // namespace glimpse
+
 namespace glimpse::test {
 
 // tests/data/golden in the source tree, or $GLIMPSE_GOLDEN_DIR.
@@ -28,6 +35,21 @@ std::string to_hex(std::string_view bytes);
 // The image embeddings llama.cpp wrote for a golden case (embd_0.f32, embd_1.f32, ... in
 // `case_dir`, until the first missing index), concatenated in prompt order: (n_images * T, C).
 std::vector<float> read_golden_image_embeddings(const std::string& case_dir);
+
+// A golden prompt's input rows for a text-decoder plan: row i of `embeddings` (n_prompt, n_embd) is
+// the decoder's embedding of sequence[i], or for an image position (id < 0) the next row of
+// `image_rows`; positions[i] = i. Fails the test if the image positions ask for more rows than
+// `image_rows` holds; returns how many it used (the caller checks that all were).
+size_t fill_golden_prompt(const TextDecoder& dec, const std::vector<int64_t>& sequence,
+                          const std::vector<float>& image_rows, int64_t n_embd, float* embeddings,
+                          int32_t* positions);
+
+// The images a golden case.json lists ("images": file names relative to `set_dir`), decoded.
+std::vector<ImageU8> decode_golden_images(const std::string& set_dir, const JsonValue& case_json);
+
+// Checks a Vlm's last greedy generation against greedy.json: the token ids step by step, and the
+// printed bytes against "text_hex".
+void check_golden_generation(const Vlm& vlm, const JsonValue& greedy, const std::string& printed);
 
 // Writes (or replaces) `path` with `bytes`; fails the current test if the write fails.
 void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes);
