@@ -12,6 +12,7 @@
 #include "ops/matmul.h"
 #include "ops/norm.h"
 #include "runtime/graph.h"
+#include "test_util.h"
 
 // Counting allocator for this test binary (operator new; a malloc hook under ASan).
 #include "alloc_counter.h"
@@ -246,16 +247,7 @@ TEST_CASE("topk node: the k best rows' indices in raster order, no allocation in
     REQUIRE((*plan)->run(RunArgs{}, nullptr).is_ok());
     CHECK(g_allocations.load() == before);
 
-    std::vector<int32_t> want;
-    for (int64_t i = 0; i < n; ++i) {
-        int64_t beaten_by = 0;
-        for (int64_t j = 0; j < n; ++j) {
-            const bool ni = std::isnan(s[i]), nj = std::isnan(s[j]);
-            const bool tie = (ni && nj) || (!ni && !nj && s[i] == s[j]);
-            if ((!nj && ni) || (!ni && !nj && s[j] > s[i]) || (tie && j < i)) ++beaten_by;
-        }
-        if (beaten_by < k) want.push_back(static_cast<int32_t>(i));
-    }
+    const std::vector<int32_t> want = test::topk_by_rank_count(s, k);
     const int32_t* got = static_cast<const int32_t*>((*plan)->data(keep));
     CHECK(std::vector<int32_t>(got, got + k) == want);
 }

@@ -45,13 +45,7 @@ namespace {
 // of an hour: a sparser subset of the small shapes and smaller "large" shapes keep
 // every tail and blocking case (one tile, below a tile, K beyond a cache block).
 
-struct Rng {
-    uint64_t s;
-    float uniform(float lo, float hi) {
-        s = s * 6364136223846793005ull + 1442695040888963407ull;
-        return lo + (hi - lo) * static_cast<float>((s >> 40) & 0xffffff) / 16777216.0f;
-    }
-};
+using test::Rng;
 
 // Random weights (N, K) in `type`, built from f32 values with the format's own
 // rounding (quantized types use scale = amax/qmax per block).

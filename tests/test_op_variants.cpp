@@ -74,14 +74,7 @@ constexpr double kU = 1.0 / (1 << 24);
 double gamma_n(double n) { return n * kU / (1 - n * kU); }
 
 
-struct Rng {
-    uint64_t s;
-    float uniform(float lo, float hi) {
-        s = s * 6364136223846793005ull + 1442695040888963407ull;
-        return lo + (hi - lo) * static_cast<float>((s >> 40) & 0xffffff) / 16777216.0f;
-    }
-    int32_t integer(int32_t lo, int32_t hi) { return static_cast<int32_t>(lo + uniform(0, 1) * (hi - lo)); }
-};
+using test::Rng;
 
 const int64_t kLengths[] = {1, 7, 15, 16, 17, 63, 64, 65, 576, 768, 3072};
 
@@ -651,27 +644,10 @@ TEST_CASE("attention variants: decode, prefill, vision shapes; GQA, masks, f16/f
 
 // ---------------------------------------------------------------------------
 // topk (ops/topk.h): exact, so every variant must return the reference's indices.
-// The reference itself is checked against a rank count written from the contract:
-// i is selected iff fewer than k scores beat it, where j beats i when j is a number
-// and i a NaN, or both are numbers and s_j > s_i, or they tie (equal numbers, -0 ==
-// +0, or both NaN) and j < i.
+// The reference itself is checked against a rank count written from the contract
+// (test::topk_by_rank_count).
 
 namespace {
-
-std::vector<int32_t> topk_by_rank_count(const std::vector<float>& s, int64_t k) {
-    const int64_t n = static_cast<int64_t>(s.size());
-    std::vector<int32_t> out;
-    for (int64_t i = 0; i < n; ++i) {
-        int64_t beaten_by = 0;
-        for (int64_t j = 0; j < n; ++j) {
-            const bool ni = std::isnan(s[i]), nj = std::isnan(s[j]);
-            const bool tie = (ni && nj) || (!ni && !nj && s[i] == s[j]);
-            if ((!nj && ni) || (!ni && !nj && s[j] > s[i]) || (tie && j < i)) ++beaten_by;
-        }
-        if (beaten_by < k) out.push_back(static_cast<int32_t>(i));
-    }
-    return out;
-}
 
 // Score vectors that stress the order: all equal, NaNs, ±inf, signed zeros, few
 // distinct values (many ties across radix bins), denormals, random.
@@ -721,7 +697,7 @@ TEST_CASE("topk reference: the rank-count oracle on adversarial scores") {
                 topk_ref(s.data(), n, k, got.data(), scratch.data());
                 CHECK(got[static_cast<size_t>(k)] == -7);  // nothing written past k
                 got.resize(static_cast<size_t>(k));
-                CHECK(got == topk_by_rank_count(s, k));
+                CHECK(got == test::topk_by_rank_count(s, k));
             }
         }
     }

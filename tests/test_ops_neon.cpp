@@ -33,13 +33,7 @@ double gamma_n(double n) { return n * kU / (1 - n * kU); }
 // Test scale: under emulation (test::emulated(), set by targets/test-aarch64.sh) the
 // largest shapes are skipped; every code path is still covered by the smaller ones.
 
-struct Rng {
-    uint64_t s;
-    float uniform(float lo, float hi) {
-        s = s * 6364136223846793005ull + 1442695040888963407ull;
-        return lo + (hi - lo) * static_cast<float>((s >> 40) & 0xffffff) / 16777216.0f;
-    }
-};
+using test::Rng;
 
 // ggml's ARM quantize_row_q8_0, one block, written plainly.
 void quantize_block_model(const float* x, BlockQ8_0* y) {

@@ -28,6 +28,7 @@
 #include "ops/weights.h"
 #include "runtime/aligned_buffer.h"
 #include "runtime/fp16.h"
+#include "test_util.h"
 
 // ---------------------------------------------------------------------------
 // Counting allocators: operator new (as test_graph.cpp) and the C allocator, which
@@ -39,13 +40,7 @@ using namespace glimpse;
 
 namespace {
 
-struct Rng {
-    uint64_t s;
-    float uniform(float lo, float hi) {
-        s = s * 6364136223846793005ull + 1442695040888963407ull;
-        return lo + (hi - lo) * static_cast<float>((s >> 40) & 0xffffff) / 16777216.0f;
-    }
-};
+using test::Rng;
 
 std::vector<const MatmulKernel*> providers() {
     std::vector<const MatmulKernel*> out;

@@ -122,6 +122,21 @@ void check_golden_generation(const Vlm& vlm, const JsonValue& greedy, const std:
     CHECK(to_hex(printed) == greedy["text_hex"].as_string());
 }
 
+std::vector<int32_t> topk_by_rank_count(const std::vector<float>& s, int64_t k) {
+    const int64_t n = static_cast<int64_t>(s.size());
+    std::vector<int32_t> out;
+    for (int64_t i = 0; i < n; ++i) {
+        int64_t beaten_by = 0;
+        for (int64_t j = 0; j < n; ++j) {
+            const bool ni = std::isnan(s[i]), nj = std::isnan(s[j]);
+            const bool tie = (ni && nj) || (!ni && !nj && s[i] == s[j]);
+            if ((!nj && ni) || (!ni && !nj && s[j] > s[i]) || (tie && j < i)) ++beaten_by;
+        }
+        if (beaten_by < k) out.push_back(static_cast<int32_t>(i));
+    }
+    return out;
+}
+
 ErrorStats compare(const float* got, const float* ref, size_t n) {
     ErrorStats s;
     double max_ref = 0, sum_d2 = 0, sum_r2 = 0, sum_g2 = 0, dot = 0;

@@ -65,6 +65,22 @@ struct TempDir {
     std::string file(const std::string& name) const { return (path / name).string(); }
 };
 
+// Deterministic test inputs: a 64-bit LCG (Knuth's MMIX constants), 24 bits per float.
+// Aggregate, seeded as Rng{seed}; the sequence is part of what tests with fixed seeds check.
+struct Rng {
+    uint64_t s;
+    float uniform(float lo, float hi) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        return lo + (hi - lo) * static_cast<float>((s >> 40) & 0xffffff) / 16777216.0f;
+    }
+    int32_t integer(int32_t lo, int32_t hi) { return static_cast<int32_t>(lo + uniform(0, 1) * (hi - lo)); }
+};
+
+// Top-k oracle written from ops/topk.h's contract: the indices i (ascending) that fewer than k
+// scores beat, where j beats i when j is a number and i a NaN, or both are numbers and s_j > s_i,
+// or they tie (equal numbers, -0 == +0, or both NaN) and j < i.
+std::vector<int32_t> topk_by_rank_count(const std::vector<float>& scores, int64_t k);
+
 // rel = max|a-b| / max|b|; rms = RMS(a-b) / RMS(b); b is the reference.
 struct ErrorStats {
     double max_abs_diff = 0;
