@@ -73,6 +73,15 @@ static std::string ne_string(const GgufTensor& t) {
     return s + "]";
 }
 
+ValueId GgufWeights::matrix_constant(const std::string& name, const GgufTensor& t, int64_t rows, int64_t cols) {
+    if (!weights_type_supported(t.type)) {
+        fail("tensor '" + name + "' has type " + dtype_name(t.type) + ", which glimpse cannot compute with");
+        return kNoValue;
+    }
+    const uint8_t* data = data_of(t);
+    return data ? graph_.constant(name, t.type, Shape::of({rows, cols}), data) : kNoValue;
+}
+
 ValueId GgufWeights::matrix(const std::string& name, int64_t rows, int64_t cols) {
     const GgufTensor* t = find(name);
     if (!t) return kNoValue;
@@ -81,12 +90,7 @@ ValueId GgufWeights::matrix(const std::string& name, int64_t rows, int64_t cols)
              std::to_string(rows) + "]");
         return kNoValue;
     }
-    if (!weights_type_supported(t->type)) {
-        fail("tensor '" + name + "' has type " + dtype_name(t->type) + ", which glimpse cannot compute with");
-        return kNoValue;
-    }
-    const uint8_t* data = data_of(*t);
-    return data ? graph_.constant(name, t->type, Shape::of({rows, cols}), data) : kNoValue;
+    return matrix_constant(name, *t, rows, cols);
 }
 
 ValueId GgufWeights::matrix_flat(const std::string& name, int64_t rows, int64_t cols) {
@@ -97,12 +101,7 @@ ValueId GgufWeights::matrix_flat(const std::string& name, int64_t rows, int64_t 
              std::to_string(cols));
         return kNoValue;
     }
-    if (!weights_type_supported(t->type)) {
-        fail("tensor '" + name + "' has type " + dtype_name(t->type) + ", which glimpse cannot compute with");
-        return kNoValue;
-    }
-    const uint8_t* data = data_of(*t);
-    return data ? graph_.constant(name, t->type, Shape::of({rows, cols}), data) : kNoValue;
+    return matrix_constant(name, *t, rows, cols);
 }
 
 ValueId GgufWeights::matrix_flat_f16_rounded(const std::string& name, int64_t rows, int64_t cols) {

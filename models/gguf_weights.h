@@ -73,6 +73,8 @@ private:
     const float* as_f32(const GgufTensor& t);
     // t's data at an aligned address (OwnedTensors::aligned_data); fails the builder if nullptr.
     const uint8_t* data_of(const GgufTensor& t);
+    // t (already shape-checked) as a (rows, cols) graph constant, if glimpse computes with its type.
+    ValueId matrix_constant(const std::string& name, const GgufTensor& t, int64_t rows, int64_t cols);
     void fail(const std::string& msg);
 
     const GgufFile& file_;
