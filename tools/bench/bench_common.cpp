@@ -33,40 +33,35 @@ void Json::prefix(const std::string& key) {
     if (!key.empty()) out_ += json_quote(key) + ": ";
 }
 
-Json& Json::begin_object(const std::string& key) {
+Json& Json::open(const std::string& key, char bracket) {
     prefix(key);
-    out_ += "{";
+    out_ += bracket;
     first_.push_back(true);
     return *this;
 }
 
-Json& Json::end_object() {
+void Json::close(char bracket) {
     const bool empty = first_.back();
     first_.pop_back();
     if (!empty) {
         out_ += "\n";
         out_.append(2 * first_.size(), ' ');
     }
-    out_ += "}";
+    out_ += bracket;
+}
+
+Json& Json::begin_object(const std::string& key) { return open(key, '{'); }
+
+Json& Json::end_object() {
+    close('}');
     if (first_.empty()) out_ += "\n";
     return *this;
 }
 
-Json& Json::begin_array(const std::string& key) {
-    prefix(key);
-    out_ += "[";
-    first_.push_back(true);
-    return *this;
-}
+Json& Json::begin_array(const std::string& key) { return open(key, '['); }
 
 Json& Json::end_array() {
-    const bool empty = first_.back();
-    first_.pop_back();
-    if (!empty) {
-        out_ += "\n";
-        out_.append(2 * first_.size(), ' ');
-    }
-    out_ += "]";
+    close(']');
     return *this;
 }
 

@@ -31,6 +31,9 @@ public:
 
 private:
     void prefix(const std::string& key);
+    Json& open(const std::string& key, char bracket);
+    // Closes the innermost container: its elements, if any, each stood on a line of their own.
+    void close(char bracket);
     std::string out_;
     std::vector<bool> first_;  // per open container: no element written yet
 };
