@@ -40,39 +40,37 @@ def mark(ratio, threshold):
     return ""
 
 
+def print_rows(ia, ib, keys, field, fmt, lower_is_better, threshold, flt):
+    """One row per (kernel, case) key: base and new value of `field` and new/base speed ratio
+    (a time field: base/new), "new" or "gone" where one side lacks the key; rows whose kernel and
+    case both miss the filter text flt are skipped."""
+    for k in keys:
+        if flt and flt not in k[0] and flt not in k[1]:
+            continue
+        ra, rb = ia.get(k), ib.get(k)
+        va = ra[field] if ra else None
+        vb = rb[field] if rb else None
+        ratio = (va / vb if lower_is_better else vb / va) if va and vb else None
+        fa = f"{va:10{fmt}}" if va is not None else f"{'-':>10}"
+        fb = f"{vb:10{fmt}}" if vb is not None else f"{'-':>10}"
+        fr = f"{ratio:7.2f}" if ratio is not None else f"{'new' if va is None else 'gone':>7}"
+        print(f"{k[1]:<24} {k[0]:<30} {fa} {fb} {fr}{mark(ratio, threshold)}")
+
+
 def compare_kernels(a, b, threshold, flt):
     def index(d):
         return {(r["kernel"], r["shape"]["name"]): r for r in d.get("results", [])}
     ia, ib = index(a), index(b)
     keys = sorted(set(ia) | set(ib), key=lambda k: (k[1], k[0]))
     print(f"\n{'shape':<24} {'kernel':<30} {'base GF/s':>10} {'new GF/s':>10} {'ratio':>7}")
-    for k in keys:
-        if flt and flt not in k[0] and flt not in k[1]:
-            continue
-        ra, rb = ia.get(k), ib.get(k)
-        ga = ra["gflops"] if ra else None
-        gb = rb["gflops"] if rb else None
-        ratio = gb / ga if ga and gb else None
-        fa = f"{ga:10.1f}" if ga is not None else f"{'-':>10}"
-        fb = f"{gb:10.1f}" if gb is not None else f"{'-':>10}"
-        fr = f"{ratio:7.2f}" if ratio is not None else f"{'new' if ga is None else 'gone':>7}"
-        print(f"{k[1]:<24} {k[0]:<30} {fa} {fb} {fr}{mark(ratio, threshold)}")
+    print_rows(ia, ib, keys, "gflops", ".1f", False, threshold, flt)
     # The other op families (op_results): throughput is 1 / median time.
     oa = {(r["kernel"], r["case"]): r for r in a.get("op_results", [])}
     ob = {(r["kernel"], r["case"]): r for r in b.get("op_results", [])}
     if oa or ob:
         print(f"\n{'op case':<24} {'kernel':<30} {'base ms':>10} {'new ms':>10} {'ratio':>7}")
-        for k in sorted(set(oa) | set(ob), key=lambda k: (k[1], k[0])):
-            if flt and flt not in k[0] and flt not in k[1]:
-                continue
-            ra, rb = oa.get(k), ob.get(k)
-            ma = ra["median_ms"] if ra else None
-            mb = rb["median_ms"] if rb else None
-            ratio = ma / mb if ma and mb else None
-            fa = f"{ma:10.4f}" if ma is not None else f"{'-':>10}"
-            fb = f"{mb:10.4f}" if mb is not None else f"{'-':>10}"
-            fr = f"{ratio:7.2f}" if ratio is not None else f"{'new' if ma is None else 'gone':>7}"
-            print(f"{k[1]:<24} {k[0]:<30} {fa} {fb} {fr}{mark(ratio, threshold)}")
+        print_rows(oa, ob, sorted(set(oa) | set(ob), key=lambda k: (k[1], k[0])), "median_ms", ".4f", True,
+                   threshold, flt)
     sa = {(s["shape"], s["w_type"]): s["kernel"] for s in a.get("selected", [])}
     sb = {(s["shape"], s["w_type"]): s["kernel"] for s in b.get("selected", [])}
     changed = [(k, sa.get(k), sb.get(k)) for k in sorted(set(sa) | set(sb)) if sa.get(k) != sb.get(k)]
