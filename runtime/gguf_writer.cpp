@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <type_traits>
 
 namespace glimpse {
 namespace {
@@ -16,6 +17,19 @@ void put(std::vector<uint8_t>& out, T v) {
 void put_string(std::vector<uint8_t>& out, const std::string& s) {
     put<uint64_t>(out, s.size());
     out.insert(out.end(), s.begin(), s.end());
+}
+
+// A GGUF array value: element type, count, then the elements (strings length-prefixed).
+template <class T>
+std::vector<uint8_t> encode_array(GgufType element_type, const std::vector<T>& items) {
+    std::vector<uint8_t> e;
+    put<uint32_t>(e, static_cast<uint32_t>(element_type));
+    put<uint64_t>(e, items.size());
+    for (const T& x : items) {
+        if constexpr (std::is_same_v<T, std::string>) put_string(e, x);
+        else put(e, x);
+    }
+    return e;
 }
 
 }  // namespace
@@ -42,25 +56,13 @@ void GgufWriter::set_string(const std::string& key, const std::string& v) {
     set(key, GgufType::string, e);
 }
 void GgufWriter::set_string_array(const std::string& key, const std::vector<std::string>& v) {
-    std::vector<uint8_t> e;
-    put<uint32_t>(e, static_cast<uint32_t>(GgufType::string));
-    put<uint64_t>(e, v.size());
-    for (const std::string& s : v) put_string(e, s);
-    set(key, GgufType::array, e);
+    set(key, GgufType::array, encode_array(GgufType::string, v));
 }
 void GgufWriter::set_i32_array(const std::string& key, const std::vector<int32_t>& v) {
-    std::vector<uint8_t> e;
-    put<uint32_t>(e, static_cast<uint32_t>(GgufType::i32));
-    put<uint64_t>(e, v.size());
-    for (int32_t x : v) put(e, x);
-    set(key, GgufType::array, e);
+    set(key, GgufType::array, encode_array(GgufType::i32, v));
 }
 void GgufWriter::set_f32_array(const std::string& key, const std::vector<float>& v) {
-    std::vector<uint8_t> e;
-    put<uint32_t>(e, static_cast<uint32_t>(GgufType::f32));
-    put<uint64_t>(e, v.size());
-    for (float x : v) put(e, x);
-    set(key, GgufType::array, e);
+    set(key, GgufType::array, encode_array(GgufType::f32, v));
 }
 void GgufWriter::set_raw(const std::string& key, GgufType type, std::vector<uint8_t> encoded) {
     set(key, type, std::move(encoded));
