@@ -329,46 +329,26 @@ TEST_CASE("hostile: tensor infos with bad dims, types, offsets past the end, ove
     std::vector<uint8_t> good = small_writer().serialize();
     size_t w1 = find_bytes(good, "w1");  // name bytes; then n_dims u32, ne u64, type u32, offset u64
     size_t ndims_at = w1 + 2, ne0_at = ndims_at + 4, type_at = ne0_at + 8, off_at = type_at + 4;
-    {
+    // Each case: the good file with one field overwritten, and the error it must give.
+    auto expect_patched_error_u32 = [&](size_t at, uint32_t value, const char* error) {
         auto b = good;
-        put_u32_at(b, ndims_at, 9);
-        expect_error(b, "dimension count 9");
-    }
-    {
+        put_u32_at(b, at, value);
+        expect_error(b, error);
+    };
+    auto expect_patched_error_u64 = [&](size_t at, uint64_t value, const char* error) {
         auto b = good;
-        put_u64_at(b, ne0_at, 0);
-        expect_error(b, "has size 0");
-    }
-    {
-        auto b = good;
-        put_u64_at(b, ne0_at, 1ull << 39);
-        expect_error(b, "more bytes than the whole file");
-    }
-    {
-        auto b = good;
-        put_u32_at(b, type_at, 1234);
-        expect_error(b, "unknown or unsupported tensor type id 1234");
-    }
-    {
-        auto b = good;
-        put_u32_at(b, type_at, static_cast<uint32_t>(DType::q4_0));  // 3 elements is not a multiple of 32
-        expect_error(b, "not a multiple of the q4_0 block size");
-    }
-    {
-        auto b = good;
-        put_u64_at(b, off_at, 1ull << 40);
-        expect_error(b, "runs past the end");
-    }
-    {
-        auto b = good;
-        put_u64_at(b, off_at, 33);
-        expect_error(b, "not a multiple of the alignment");
-    }
-    {
-        auto b = good;
-        put_u64_at(b, off_at, 0);  // w1 now overlaps w0
-        expect_error(b, "overlap");
-    }
+        put_u64_at(b, at, value);
+        expect_error(b, error);
+    };
+    expect_patched_error_u32(ndims_at, 9, "dimension count 9");
+    expect_patched_error_u64(ne0_at, 0, "has size 0");
+    expect_patched_error_u64(ne0_at, 1ull << 39, "more bytes than the whole file");
+    expect_patched_error_u32(type_at, 1234, "unknown or unsupported tensor type id 1234");
+    // w1 has 3 elements, not a multiple of q4_0's 32.
+    expect_patched_error_u32(type_at, static_cast<uint32_t>(DType::q4_0), "not a multiple of the q4_0 block size");
+    expect_patched_error_u64(off_at, 1ull << 40, "runs past the end");
+    expect_patched_error_u64(off_at, 33, "not a multiple of the alignment");
+    expect_patched_error_u64(off_at, 0, "overlap");  // w1 at offset 0 overlaps w0
     {
         // Data section truncated: drop the last tensor's bytes.
         auto b = good;
