@@ -76,27 +76,13 @@ struct DotMaddubs {
     }
 };
 
-using Gemm = simd::QuantGemm<simd::VecAvx2, DotMaddubs, /*kMR=*/4, /*kPairGroups=*/false>;
-
-// The names the MatmulKernel entries below use.
-template <bool Q4>
-constexpr auto run_q = &Gemm::run<Q4>;
-constexpr auto supports_q = &Gemm::supports;
-constexpr auto packed_bytes_q8 = &Gemm::packed_bytes<false>;
-constexpr auto packed_bytes_q4 = &Gemm::packed_bytes<true>;
-constexpr auto pack_q8 = &Gemm::pack_q8;
-constexpr auto pack_q4 = &Gemm::pack_q4;
-constexpr auto scratch_q = &Gemm::scratch;
-
 }  // namespace
 
-extern const MatmulKernel q8_0_q8_0__avx2 = {
-    .name = "q8_0_q8_0__avx2", .isa = Isa::avx2, .w_type = DType::q8_0, .priority = KernelPriority::simd,
-    .activations = MatmulActivations::q8_0, .supports = supports_q, .packed_bytes = packed_bytes_q8, .pack = pack_q8,
-    .scratch_bytes = scratch_q, .run = run_q<false>};
-extern const MatmulKernel q4_0_q8_0__avx2 = {
-    .name = "q4_0_q8_0__avx2", .isa = Isa::avx2, .w_type = DType::q4_0, .priority = KernelPriority::simd,
-    .activations = MatmulActivations::q8_0, .supports = supports_q, .packed_bytes = packed_bytes_q4, .pack = pack_q4,
-    .scratch_bytes = scratch_q, .run = run_q<true>};
+using GemmAvx2 = simd::QuantGemm<simd::VecAvx2, DotMaddubs, /*kMR=*/4, /*kPairGroups=*/false>;
+
+extern const MatmulKernel q8_0_q8_0__avx2 =
+    GemmAvx2::kernel<false>("q8_0_q8_0__avx2", Isa::avx2, KernelPriority::simd);
+extern const MatmulKernel q4_0_q8_0__avx2 =
+    GemmAvx2::kernel<true>("q4_0_q8_0__avx2", Isa::avx2, KernelPriority::simd);
 
 }  // namespace glimpse

@@ -150,6 +150,16 @@ struct QuantGemm {
         pool->parallel_for(a.M, [&](int64_t m0, int64_t m1, int) { QuantizeQ8<V>::rows(a.x, a.ldx, m0, m1, xq); });
         pool->parallel_for_grain(G, 2, [&](int64_t g0, int64_t g1, int) { multiply_groups<Q4>(packed, g0, g1, xq, a); });
     }
+
+    // The registry entry of this GEMM for Q4_0 (Q4) or Q8_0 weights, with q8_0 activations.
+    // Each ISA unit exports one per weight type.
+    template <bool Q4>
+    static constexpr MatmulKernel kernel(const char* name, Isa isa, int priority) {
+        return {.name = name, .isa = isa, .w_type = Q4 ? DType::q4_0 : DType::q8_0, .priority = priority,
+                .activations = MatmulActivations::q8_0, .supports = &supports,
+                .packed_bytes = &packed_bytes<Q4>, .pack = Q4 ? &pack_q4 : &pack_q8, .scratch_bytes = &scratch,
+                .run = &run<Q4>};
+    }
 };
 
 }  // namespace
