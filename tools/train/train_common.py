@@ -945,6 +945,20 @@ def save_checkpoint(path, tower, dec, cfg, extra=None):
     torch.save(dict(tower=tower.state_dict(), dec=dec.state_dict(), cfg=cfg, extra=extra or {}), path)
 
 
+def start_run(description, configs, layout, build):
+    """Command line, config, training and held-out shards (checked to be of this layout and tile
+    size) and the model built by build(cfg, n_vocab) -> (tower, decoder), its size logged."""
+    args = base_args(description).parse_args()
+    cfg = setup(args, configs)
+    train = Shards(args.data)
+    val = Shards(args.val) if args.val else None
+    assert train.meta["layout"] == layout and train.meta["tile"] == cfg["tile"]
+    tower, dec = build(cfg, train.meta["n_vocab"])
+    n_params = sum(p.numel() for p in tower.parameters()), sum(p.numel() for p in dec.parameters())
+    log(f"tower {n_params[0] / 1e6:.2f} M params, decoder {n_params[1] / 1e6:.2f} M params")
+    return args, cfg, train, val, tower, dec
+
+
 def train_and_save(args, cfg, layout, tower, dec, train, val, head, features_fn):
     """Both stages and the final checkpoint, for train_llava.py and train_smolvlm.py, which differ
     only in the tower, its stage-1 head and how features_fn pools it (layout: "llava" or "smolvlm",

@@ -43,16 +43,7 @@ def build(cfg, n_vocab):
 
 
 def main():
-    args = tc.base_args(__doc__).parse_args()
-    cfg = tc.setup(args, CONFIGS)
-    train = tc.Shards(args.data)
-    val = tc.Shards(args.val) if args.val else None
-    assert train.meta["layout"] == "smolvlm" and train.meta["tile"] == cfg["tile"]
-    n_vocab = train.meta["n_vocab"]
-    tower, dec = build(cfg, n_vocab)
-    n_params = sum(p.numel() for p in tower.parameters()), sum(p.numel() for p in dec.parameters())
-    tc.log(f"tower {n_params[0] / 1e6:.2f} M params, decoder {n_params[1] / 1e6:.2f} M params")
-
+    args, cfg, train, val, tower, dec = tc.start_run(__doc__, CONFIGS, "smolvlm", build)
     head = tc.PoolHead(cfg["v_embd"], tc.N_HEAD_OUT)
 
     def features(pix, n_chunks):
