@@ -219,7 +219,7 @@ def main():
         import train_smolvlm as ts
     else:
         import train_llava as ts
-    tower, dec = ts.build(cfg, len(vocab["tokens"]))
+    tower, dec = tc.build_model(cfg, len(vocab["tokens"]), ts.build_tower)
     tc.load_tower_state(tower, ck["tower"])
     dec.load_state_dict(ck["dec"])
     if hasattr(tower, "fold_feature_standardization"):

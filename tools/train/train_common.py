@@ -945,15 +945,24 @@ def save_checkpoint(path, tower, dec, cfg, extra=None):
     torch.save(dict(tower=tower.state_dict(), dec=dec.state_dict(), cfg=cfg, extra=extra or {}), path)
 
 
-def start_run(description, configs, layout, build):
+def build_model(cfg, n_vocab, build_tower):
+    """(tower, decoder): build_tower(cfg), then the llama decoder both layouts share, in this order
+    (the seeded initialization depends on it)."""
+    tower = build_tower(cfg)
+    dec = models.LlamaDecoder(n_vocab, cfg["t_embd"], cfg["t_layer"], cfg["t_head"], cfg["t_head_kv"], cfg["t_ff"],
+                              cfg["rope_base"], cfg["rms_eps"])
+    return tower, dec
+
+
+def start_run(description, configs, layout, build_tower):
     """Command line, config, training and held-out shards (checked to be of this layout and tile
-    size) and the model built by build(cfg, n_vocab) -> (tower, decoder), its size logged."""
+    size), and the model (build_model), its size logged."""
     args = base_args(description).parse_args()
     cfg = setup(args, configs)
     train = Shards(args.data)
     val = Shards(args.val) if args.val else None
     assert train.meta["layout"] == layout and train.meta["tile"] == cfg["tile"]
-    tower, dec = build(cfg, train.meta["n_vocab"])
+    tower, dec = build_model(cfg, train.meta["n_vocab"], build_tower)
     n_params = sum(p.numel() for p in tower.parameters()), sum(p.numel() for p in dec.parameters())
     log(f"tower {n_params[0] / 1e6:.2f} M params, decoder {n_params[1] / 1e6:.2f} M params")
     return args, cfg, train, val, tower, dec

@@ -33,16 +33,14 @@ CONFIGS = {
 }
 
 
-def build(cfg, n_vocab):
+def build_tower(cfg):
     tower = models.ClipTower(cfg["tile"], cfg["patch"], cfg["v_embd"], cfg["v_layer"], cfg["v_head"], cfg["v_ff"],
                              cfg["t_embd"], cfg["v_eps"], post_ln=bool(cfg.get("post_ln", 0)))
-    dec = models.LlamaDecoder(n_vocab, cfg["t_embd"], cfg["t_layer"], cfg["t_head"], cfg["t_head_kv"], cfg["t_ff"],
-                              cfg["rope_base"], cfg["rms_eps"])
-    return tower, dec
+    return tower
 
 
 def main():
-    args, cfg, train, val, tower, dec = tc.start_run(__doc__, CONFIGS, "llava", build)
+    args, cfg, train, val, tower, dec = tc.start_run(__doc__, CONFIGS, "llava", build_tower)
     head = tc.ClsHead(cfg["v_embd"], tc.N_HEAD_OUT)
 
     def features(pix, n_chunks):

@@ -34,16 +34,14 @@ CONFIGS = {
 }
 
 
-def build(cfg, n_vocab):
+def build_tower(cfg):
     tower = models.SiglipTower(cfg["tile"], cfg["patch"], cfg["v_embd"], cfg["v_layer"], cfg["v_head"], cfg["v_ff"],
                                cfg["scale_factor"], cfg["t_embd"], cfg["v_eps"])
-    dec = models.LlamaDecoder(n_vocab, cfg["t_embd"], cfg["t_layer"], cfg["t_head"], cfg["t_head_kv"], cfg["t_ff"],
-                              cfg["rope_base"], cfg["rms_eps"])
-    return tower, dec
+    return tower
 
 
 def main():
-    args, cfg, train, val, tower, dec = tc.start_run(__doc__, CONFIGS, "smolvlm", build)
+    args, cfg, train, val, tower, dec = tc.start_run(__doc__, CONFIGS, "smolvlm", build_tower)
     head = tc.PoolHead(cfg["v_embd"], tc.N_HEAD_OUT)
 
     def features(pix, n_chunks):
