@@ -60,27 +60,17 @@ std::string Graph::describe(ValueId v) const {
 }
 
 ValueId Graph::input(const std::string& name, DType dtype, Shape shape, bool dynamic_rows) {
-    Value v;
-    v.name = name;
-    v.kind = ValueKind::input;
-    v.dtype = dtype;
-    v.shape = shape;
-    v.dynamic_rows = dynamic_rows;
-    values_.push_back(v);
+    values_.push_back(
+        Value{.name = name, .kind = ValueKind::input, .dtype = dtype, .shape = shape, .dynamic_rows = dynamic_rows});
     check(shape.rank >= 1 && shape.numel() > 0, "input '%s' has an empty shape", name.c_str());
     check(dtype == DType::f32 || dtype == DType::i32, "input '%s' must be f32 or i32", name.c_str());
     return static_cast<ValueId>(values_.size() - 1);
 }
 
 ValueId Graph::constant(const std::string& name, DType dtype, Shape shape, const void* data) {
-    Value v;
-    v.name = name;
-    v.kind = ValueKind::constant;
-    v.dtype = dtype;
-    v.shape = shape;
-    v.data = data;
-    v.nbytes = dtype_row_bytes(dtype, shape.dims[shape.rank - 1]) * (shape.numel() / shape.dims[shape.rank - 1]);
-    values_.push_back(v);
+    const int64_t row_elements = shape.dims[shape.rank - 1];
+    values_.push_back(Value{.name = name, .kind = ValueKind::constant, .dtype = dtype, .shape = shape, .data = data,
+                            .nbytes = dtype_row_bytes(dtype, row_elements) * (shape.numel() / row_elements)});
     check(data != nullptr, "constant '%s' has no data", name.c_str());
     return static_cast<ValueId>(values_.size() - 1);
 }
