@@ -30,44 +30,43 @@ inline int64_t group_bytes(bool q4, int R, int64_t K) {
 inline int64_t groups(int64_t N, int R) { return (N + R - 1) / R; }
 inline int64_t packed_bytes(bool q4, int R, int64_t N, int64_t K) { return groups(N, R) * group_bytes(q4, R, K); }
 
-// Repacks W:(N,K) Q8_0 into the layout above. offset_q8: 128 for
-// unsigned-by-signed kernels (VNNI), 0 to keep the file's signed bytes.
-inline void pack_q8_0(const void* w, int64_t N, int64_t K, int R, int offset_q8, void* out) {
-    const int64_t nb = K / 32, gb = group_bytes(false, R, K), qb = quant_block_bytes(false, R);
-    const BlockQ8_0* src = static_cast<const BlockQ8_0*>(w);
+// The walk both repackers share: for each group of R rows and each of its K/32 blocks, the
+// source block of row r (nullptr for the padding rows past N) goes to pack_block(blk, q, r),
+// which writes its quants into the group's quant bytes q of that block; its scale goes to d.
+template <class Block, class PackBlock>
+inline void pack_groups(const void* w, int64_t N, int64_t K, int R, bool q4, void* out, PackBlock pack_block) {
+    const int64_t nb = K / 32, gb = group_bytes(q4, R, K), qb = quant_block_bytes(q4, R);
+    const Block* src = static_cast<const Block*>(w);
     for (int64_t g = 0; g < groups(N, R); ++g) {
         uint8_t* q = static_cast<uint8_t*>(out) + g * gb;
         uint16_t* d = reinterpret_cast<uint16_t*>(q + nb * qb);
         for (int64_t b = 0; b < nb; ++b) {
             for (int r = 0; r < R; ++r) {
                 const int64_t n = g * R + r;
-                const BlockQ8_0* blk = n < N ? &src[n * nb + b] : nullptr;
-                for (int k = 0; k < 32; ++k) {
-                    const int v = blk ? blk->qs[k] : 0;
-                    q[b * qb + (k / 4) * (4 * R) + 4 * r + k % 4] = static_cast<uint8_t>(v + offset_q8);
-                }
+                const Block* blk = n < N ? &src[n * nb + b] : nullptr;
+                pack_block(blk, q + b * qb, r);
                 d[b * R + r] = blk ? blk->d : 0;
             }
         }
     }
 }
 
+// Repacks W:(N,K) Q8_0 into the layout above. offset_q8: 128 for
+// unsigned-by-signed kernels (VNNI), 0 to keep the file's signed bytes.
+inline void pack_q8_0(const void* w, int64_t N, int64_t K, int R, int offset_q8, void* out) {
+    pack_groups<BlockQ8_0>(w, N, K, R, false, out, [&](const BlockQ8_0* blk, uint8_t* q, int r) {
+        for (int k = 0; k < 32; ++k) {
+            const int v = blk ? blk->qs[k] : 0;
+            q[(k / 4) * (4 * R) + 4 * r + k % 4] = static_cast<uint8_t>(v + offset_q8);
+        }
+    });
+}
+
 // Repacks W:(N,K) Q4_0 into the layout above (padding rows: nibbles 8, d = 0).
 inline void pack_q4_0(const void* w, int64_t N, int64_t K, int R, void* out) {
-    const int64_t nb = K / 32, gb = group_bytes(true, R, K), qb = quant_block_bytes(true, R);
-    const BlockQ4_0* src = static_cast<const BlockQ4_0*>(w);
-    for (int64_t g = 0; g < groups(N, R); ++g) {
-        uint8_t* q = static_cast<uint8_t*>(out) + g * gb;
-        uint16_t* d = reinterpret_cast<uint16_t*>(q + nb * qb);
-        for (int64_t b = 0; b < nb; ++b) {
-            for (int r = 0; r < R; ++r) {
-                const int64_t n = g * R + r;
-                const BlockQ4_0* blk = n < N ? &src[n * nb + b] : nullptr;
-                for (int i = 0; i < 16; ++i) q[b * qb + (i / 4) * (4 * R) + 4 * r + i % 4] = blk ? blk->qs[i] : 0x88;
-                d[b * R + r] = blk ? blk->d : 0;
-            }
-        }
-    }
+    pack_groups<BlockQ4_0>(w, N, K, R, true, out, [&](const BlockQ4_0* blk, uint8_t* q, int r) {
+        for (int i = 0; i < 16; ++i) q[(i / 4) * (4 * R) + 4 * r + i % 4] = blk ? blk->qs[i] : 0x88;
+    });
 }
 
 // Scratch: quantized activations for all M_max rows; for small M (<= kSmallM)
