@@ -189,6 +189,24 @@ bool read_common_options(const tools::ArgParser& a, RunInfo* info, std::string* 
     return true;
 }
 
+std::optional<int> parse_command_line(tools::ArgParser& a, int argc, char** argv, const char* command,
+                                      RunInfo* info) {
+    std::string err;
+    if (!a.parse(argc, argv, &err)) {
+        std::fprintf(stderr, "%s: %s\n", command, err.c_str());
+        return 2;
+    }
+    if (a.has("--help")) {
+        std::fputs(a.help().c_str(), stdout);
+        return 0;
+    }
+    if (!read_common_options(a, info, &err)) {
+        std::fprintf(stderr, "%s: %s\n", command, err.c_str());
+        return 2;
+    }
+    return std::nullopt;
+}
+
 void write_header(Json& j, const std::string& command, const RunInfo& info) {
     j.value("schema", kSchema);
     j.value("command", command);

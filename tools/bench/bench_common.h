@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,12 @@ void add_common_options(tools::ArgParser& a);
 // Fills `info` from the options (commit: --commit, else $GLIMPSE_COMMIT, else
 // `git rev-parse --short HEAD` in the source tree at run time). False + error on bad input.
 bool read_common_options(const tools::ArgParser& a, RunInfo* info, std::string* error);
+
+// Parses a command's line and its common options. nullopt: go on with `info` filled; otherwise
+// the exit code: 0 after printing --help to stdout, 2 after a usage error ("<command>: error" on
+// stderr).
+std::optional<int> parse_command_line(tools::ArgParser& a, int argc, char** argv, const char* command,
+                                      RunInfo* info);
 
 // Writes "schema", "command", "label", "commit", "timestamp", "threads", "machine".
 void write_header(Json& j, const std::string& command, const RunInfo& info);

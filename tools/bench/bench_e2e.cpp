@@ -78,18 +78,15 @@ int cmd_e2e(int argc, char** argv) {
     a.option("-n,--n-predict", "N", "tokens to generate", "32");
     a.option("--kv-type", "TYPE", "KV cache type: f16 or f32", "f16");
     a.flag("--no-bandwidth", "skip the memory bandwidth measurement (and the decode bound)");
-    std::string err;
-    if (!a.parse(argc, argv, &err)) return fail(err, 2);
-    if (a.has("--help")) {
-        std::fputs(a.help().c_str(), stdout);
-        return 0;
-    }
     RunInfo info;
-    if (!read_common_options(a, &info, &err)) return fail(err, 2);
+    if (const std::optional<int> exit_code = parse_command_line(a, argc, argv, "glimpse-bench e2e", &info)) {
+        return *exit_code;
+    }
     if (!a.has("--model") || !a.has("--mmproj") || !a.has("--image")) {
         return fail("-m TEXT.gguf, --mmproj MMPROJ.gguf and --image IMG are required (see --help)", 2);
     }
     int64_t n_predict = 32;
+    std::string err;
     if (!a.get_int("--n-predict", &n_predict, &err)) return fail(err, 2);
     if (n_predict < 0 || n_predict > 100000) return fail("--n-predict must be 0..100000", 2);
     VlmConfig cfg;

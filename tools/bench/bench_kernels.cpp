@@ -196,24 +196,15 @@ int cmd_kernels(int argc, char** argv) {
     a.option("--max-reps", "N", "at most this many timed repetitions", "50");
     a.flag("--include-ref", "also time the scalar kernels (references and oracles; very slow on the big shapes)");
     a.flag("--no-bandwidth", "skip the memory bandwidth measurement");
-    std::string err;
-    if (!a.parse(argc, argv, &err)) {
-        std::fprintf(stderr, "glimpse-bench kernels: %s\n", err.c_str());
-        return 2;
-    }
-    if (a.has("--help")) {
-        std::fputs(a.help().c_str(), stdout);
-        return 0;
-    }
     RunInfo info;
-    if (!read_common_options(a, &info, &err)) {
-        std::fprintf(stderr, "glimpse-bench kernels: %s\n", err.c_str());
-        return 2;
+    if (const std::optional<int> exit_code = parse_command_line(a, argc, argv, "glimpse-bench kernels", &info)) {
+        return *exit_code;
     }
     Options opt;
     opt.filter = a.get("--filter");
     opt.include_ref = a.has("--include-ref");
     int64_t max_reps = 50;
+    std::string err;
     if (!a.get_float("--min-time", &opt.min_time_ms, &err) || !a.get_int("--max-reps", &max_reps, &err)) {
         std::fprintf(stderr, "glimpse-bench kernels: %s\n", err.c_str());
         return 2;
