@@ -6,7 +6,7 @@
 // Rows of x and y may be strided (ldx, ldy in elements) so a kernel can read
 // or write a slice of a wider tensor.
 //
-// Implementations are MatmulKernel entries (one list, ops/matmul_registry.cpp):
+// Implementations are MatmulKernel entries of the kernel registry (ops/kernel_registry.cpp):
 // the scalar references, SIMD kernels in their ISA translation units and
 // library providers. The plan chooses one per linear node when it is compiled,
 // repacks that node's weights once into the kernel's layout, and reserves the
@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "ops/kernel_registry.h"
 #include "runtime/dtype.h"
 #include "runtime/threadpool.h"
 #include "targets/cpu_features.h"
@@ -50,25 +51,28 @@ enum class MatmulActivations {
     s8_row_s8w,  // x quantized per row to int8 (scale amax/127, f32), weights per output row likewise
 };
 
+// A matmul kernel's table. Defined with designated initialisers in the kernel's
+// translation unit and listed in ops/kernel_registry.cpp; the optional functions
+// default to "not needed".
 struct MatmulKernel {
     const char* name;  // "<what>__<isa>", e.g. "q8_0_q8_0_gemm__avx512vnni", "f32_ref"
     Isa isa;           // lowest level it needs
     DType w_type;      // the stored weight type it reads
-    int priority;      // among usable kernels for a node, the highest wins (see select_matmul_kernel)
+    int priority;      // a KernelPriority tier (ops/kernel_registry.h); see select_matmul_kernel
     MatmulActivations activations;
     // Shapes it handles (nullptr: any). K is the reduction length.
-    bool (*supports)(int64_t M_max, int64_t K, int64_t N);
+    bool (*supports)(int64_t M_max, int64_t K, int64_t N) = nullptr;
     // Repacking (both nullptr: reads the file's layout directly).
-    int64_t (*packed_bytes)(int64_t N, int64_t K);
-    void (*pack)(const void* w, int64_t N, int64_t K, void* out);
+    int64_t (*packed_bytes)(int64_t N, int64_t K) = nullptr;
+    void (*pack)(const void* w, int64_t N, int64_t K, void* out) = nullptr;
     // Scratch for up to M_max rows over n_threads threads (nullptr: none).
-    int64_t (*scratch_bytes)(int64_t M_max, int64_t K, int64_t N, int n_threads);
-    void (*run)(const MatmulArgs& args, ThreadPool* pool);
+    int64_t (*scratch_bytes)(int64_t M_max, int64_t K, int64_t N, int n_threads) = nullptr;
+    void (*run)(const MatmulArgs& args, ThreadPool* pool) = nullptr;
     // Library providers: whether the library is usable at run time (nullptr: yes).
-    bool (*available)();
+    bool (*available)() = nullptr;
 };
 
-// Every kernel compiled into this binary, references first.
+// Every matmul kernel of the registry (ops/kernel_registry.h), references first.
 const std::vector<const MatmulKernel*>& matmul_kernels();
 const MatmulKernel* find_matmul_kernel(const char* name);
 

@@ -92,10 +92,10 @@ void run_f16(const MatmulArgs& a, ThreadPool* pool) { run_f<true>(a, pool); }
 }  // namespace
 
 extern const MatmulKernel kMatmulF32Neon = {
-    "f32_gemm__neon", Isa::neon, DType::f32, 10, MatmulActivations::f32, nullptr, nullptr, nullptr,
-    nullptr, run_f32, nullptr};
+    .name = "f32_gemm__neon", .isa = Isa::neon, .w_type = DType::f32, .priority = KernelPriority::simd_narrow,
+    .activations = MatmulActivations::f32, .run = run_f32};
 extern const MatmulKernel kMatmulF16Neon = {
-    "f16_gemm__neon", Isa::neon, DType::f16, 10, MatmulActivations::f32, nullptr, nullptr, nullptr,
-    nullptr, run_f16, nullptr};
+    .name = "f16_gemm__neon", .isa = Isa::neon, .w_type = DType::f16, .priority = KernelPriority::simd_narrow,
+    .activations = MatmulActivations::f32, .run = run_f16};
 
 }  // namespace glimpse

@@ -449,13 +449,19 @@ bool amx_bf16_available() { return cpu_features().amx_bf16; }
 }  // namespace
 
 extern const MatmulKernel f16_gemm__amx = {
-    "f16_gemm__amx", Isa::amx, DType::f16, 40, MatmulActivations::f16, supports_amx, packed_bytes_amx, pack_amx<Mode::f16_exact>,
-    scratch_amx<Mode::f16_exact>, run_amx<Mode::f16_exact>, amx_bf16_available};
+    .name = "f16_gemm__amx", .isa = Isa::amx, .w_type = DType::f16, .priority = KernelPriority::matrix,
+    .activations = MatmulActivations::f16, .supports = supports_amx, .packed_bytes = packed_bytes_amx,
+    .pack = pack_amx<Mode::f16_exact>, .scratch_bytes = scratch_amx<Mode::f16_exact>,
+    .run = run_amx<Mode::f16_exact>, .available = amx_bf16_available};
 extern const MatmulKernel f16_bf16_gemm__amx = {
-    "f16_bf16_gemm__amx", Isa::amx, DType::f16, 20, MatmulActivations::bf16, supports_amx, packed_bytes_amx, pack_amx<Mode::f16_as_bf16>,
-    scratch_amx<Mode::f16_as_bf16>, run_amx<Mode::f16_as_bf16>, amx_bf16_available};
+    .name = "f16_bf16_gemm__amx", .isa = Isa::amx, .w_type = DType::f16, .priority = KernelPriority::decisions_only,
+    .activations = MatmulActivations::bf16, .supports = supports_amx, .packed_bytes = packed_bytes_amx,
+    .pack = pack_amx<Mode::f16_as_bf16>, .scratch_bytes = scratch_amx<Mode::f16_as_bf16>,
+    .run = run_amx<Mode::f16_as_bf16>, .available = amx_bf16_available};
 extern const MatmulKernel bf16_gemm__amx = {
-    "bf16_gemm__amx", Isa::amx, DType::bf16, 40, MatmulActivations::bf16, supports_amx, packed_bytes_amx, pack_amx<Mode::bf16>,
-    scratch_amx<Mode::bf16>, run_amx<Mode::bf16>, amx_bf16_available};
+    .name = "bf16_gemm__amx", .isa = Isa::amx, .w_type = DType::bf16, .priority = KernelPriority::matrix,
+    .activations = MatmulActivations::bf16, .supports = supports_amx, .packed_bytes = packed_bytes_amx,
+    .pack = pack_amx<Mode::bf16>, .scratch_bytes = scratch_amx<Mode::bf16>, .run = run_amx<Mode::bf16>,
+    .available = amx_bf16_available};
 
 }  // namespace glimpse

@@ -163,13 +163,16 @@ int64_t packed_bytes_panels(int64_t N, int64_t K) {
 }  // namespace
 
 extern const MatmulKernel f32_gemm__avx2 = {
-    "f32_gemm__avx2", Isa::avx2, DType::f32, 20, MatmulActivations::f32, nullptr, packed_bytes_panels<4>,
-    pack_panels<4>, nullptr, run_float<float>, nullptr};
+    .name = "f32_gemm__avx2", .isa = Isa::avx2, .w_type = DType::f32, .priority = KernelPriority::simd,
+    .activations = MatmulActivations::f32, .packed_bytes = packed_bytes_panels<4>, .pack = pack_panels<4>,
+    .run = run_float<float>};
 extern const MatmulKernel f16_gemm__avx2 = {
-    "f16_gemm__avx2", Isa::avx2, DType::f16, 20, MatmulActivations::f32, nullptr, packed_bytes_panels<2>,
-    pack_panels<2>, nullptr, run_float<uint16_t>, nullptr};
+    .name = "f16_gemm__avx2", .isa = Isa::avx2, .w_type = DType::f16, .priority = KernelPriority::simd,
+    .activations = MatmulActivations::f32, .packed_bytes = packed_bytes_panels<2>, .pack = pack_panels<2>,
+    .run = run_float<uint16_t>};
 extern const MatmulKernel bf16_gemm__avx2 = {
-    "bf16_gemm__avx2", Isa::avx2, DType::bf16, 20, MatmulActivations::f32, nullptr, packed_bytes_panels<2>,
-    pack_panels<2>, nullptr, run_float<Bf16>, nullptr};
+    .name = "bf16_gemm__avx2", .isa = Isa::avx2, .w_type = DType::bf16, .priority = KernelPriority::simd,
+    .activations = MatmulActivations::f32, .packed_bytes = packed_bytes_panels<2>, .pack = pack_panels<2>,
+    .run = run_float<Bf16>};
 
 }  // namespace glimpse

@@ -185,12 +185,14 @@ void run_q4_0(const MatmulArgs& a, ThreadPool* pool) { run_q<true>(a, pool); }
 }  // namespace arm_dotprod
 
 extern const MatmulKernel kMatmulQ8_0Q8_0Dotprod = {
-    "q8_0_q8_0_4x4__dotprod", Isa::dotprod, DType::q8_0, 20, MatmulActivations::q8_0, arm_dotprod::supports_q,
-    arm_dotprod::packed_bytes<arm_dotprod::Q8Group>, arm_dotprod::pack_q8, arm_dotprod::scratch_q8,
-    arm_dotprod::run_q8_0, nullptr};
+    .name = "q8_0_q8_0_4x4__dotprod", .isa = Isa::dotprod, .w_type = DType::q8_0, .priority = KernelPriority::simd,
+    .activations = MatmulActivations::q8_0, .supports = arm_dotprod::supports_q,
+    .packed_bytes = arm_dotprod::packed_bytes<arm_dotprod::Q8Group>, .pack = arm_dotprod::pack_q8,
+    .scratch_bytes = arm_dotprod::scratch_q8, .run = arm_dotprod::run_q8_0};
 extern const MatmulKernel kMatmulQ4_0Q8_0Dotprod = {
-    "q4_0_q8_0_4x4__dotprod", Isa::dotprod, DType::q4_0, 20, MatmulActivations::q8_0, arm_dotprod::supports_q,
-    arm_dotprod::packed_bytes<arm_dotprod::Q4Group>, arm_dotprod::pack_q4, arm_dotprod::scratch_q8,
-    arm_dotprod::run_q4_0, nullptr};
+    .name = "q4_0_q8_0_4x4__dotprod", .isa = Isa::dotprod, .w_type = DType::q4_0, .priority = KernelPriority::simd,
+    .activations = MatmulActivations::q8_0, .supports = arm_dotprod::supports_q,
+    .packed_bytes = arm_dotprod::packed_bytes<arm_dotprod::Q4Group>, .pack = arm_dotprod::pack_q4,
+    .scratch_bytes = arm_dotprod::scratch_q8, .run = arm_dotprod::run_q4_0};
 
 }  // namespace glimpse

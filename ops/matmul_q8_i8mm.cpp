@@ -190,12 +190,14 @@ void run_q4_0(const MatmulArgs& a, ThreadPool* pool) { run_q<true>(a, pool); }
 }  // namespace arm_i8mm
 
 extern const MatmulKernel kMatmulQ8_0Q8_0I8mm = {
-    "q8_0_q8_0_4x8__i8mm", Isa::i8mm, DType::q8_0, 30, MatmulActivations::q8_0, arm_i8mm::supports_q,
-    arm_i8mm::packed_bytes<arm_i8mm::Q8Group>, arm_i8mm::pack_q8, arm_i8mm::scratch_pairs, arm_i8mm::run_q8_0,
-    nullptr};
+    .name = "q8_0_q8_0_4x8__i8mm", .isa = Isa::i8mm, .w_type = DType::q8_0, .priority = KernelPriority::simd_wide,
+    .activations = MatmulActivations::q8_0, .supports = arm_i8mm::supports_q,
+    .packed_bytes = arm_i8mm::packed_bytes<arm_i8mm::Q8Group>, .pack = arm_i8mm::pack_q8,
+    .scratch_bytes = arm_i8mm::scratch_pairs, .run = arm_i8mm::run_q8_0};
 extern const MatmulKernel kMatmulQ4_0Q8_0I8mm = {
-    "q4_0_q8_0_4x8__i8mm", Isa::i8mm, DType::q4_0, 30, MatmulActivations::q8_0, arm_i8mm::supports_q,
-    arm_i8mm::packed_bytes<arm_i8mm::Q4Group>, arm_i8mm::pack_q4, arm_i8mm::scratch_pairs, arm_i8mm::run_q4_0,
-    nullptr};
+    .name = "q4_0_q8_0_4x8__i8mm", .isa = Isa::i8mm, .w_type = DType::q4_0, .priority = KernelPriority::simd_wide,
+    .activations = MatmulActivations::q8_0, .supports = arm_i8mm::supports_q,
+    .packed_bytes = arm_i8mm::packed_bytes<arm_i8mm::Q4Group>, .pack = arm_i8mm::pack_q4,
+    .scratch_bytes = arm_i8mm::scratch_pairs, .run = arm_i8mm::run_q4_0};
 
 }  // namespace glimpse

@@ -106,10 +106,10 @@ void run_q4_0(const MatmulArgs& a, ThreadPool* pool) { run_q<true>(a, pool); }
 }  // namespace
 
 extern const MatmulKernel kMatmulQ8_0Q8_0Neon = {
-    "q8_0_q8_0__neon", Isa::neon, DType::q8_0, 10, MatmulActivations::q8_0, supports_q, nullptr, nullptr,
-    scratch_q8, run_q8_0, nullptr};
+    .name = "q8_0_q8_0__neon", .isa = Isa::neon, .w_type = DType::q8_0, .priority = KernelPriority::simd_narrow,
+    .activations = MatmulActivations::q8_0, .supports = supports_q, .scratch_bytes = scratch_q8, .run = run_q8_0};
 extern const MatmulKernel kMatmulQ4_0Q8_0Neon = {
-    "q4_0_q8_0__neon", Isa::neon, DType::q4_0, 10, MatmulActivations::q8_0, supports_q, nullptr, nullptr,
-    scratch_q8, run_q4_0, nullptr};
+    .name = "q4_0_q8_0__neon", .isa = Isa::neon, .w_type = DType::q4_0, .priority = KernelPriority::simd_narrow,
+    .activations = MatmulActivations::q8_0, .supports = supports_q, .scratch_bytes = scratch_q8, .run = run_q4_0};
 
 }  // namespace glimpse

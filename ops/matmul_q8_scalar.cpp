@@ -80,10 +80,12 @@ void run_q_scalar(const MatmulArgs& a, ThreadPool* pool) {
 
 // Priority 1: above the f32-activation references, so a scalar-only run gets ggml's numbers.
 extern const MatmulKernel q8_0_q8_0__scalar = {
-    "q8_0_q8_0__scalar", Isa::scalar, DType::q8_0, 1, MatmulActivations::q8_0, q_supports, nullptr, nullptr,
-    q8_scratch_bytes, run_q_scalar<BlockQ8_0>, nullptr};
+    .name = "q8_0_q8_0__scalar", .isa = Isa::scalar, .w_type = DType::q8_0, .priority = KernelPriority::scalar,
+    .activations = MatmulActivations::q8_0, .supports = q_supports, .scratch_bytes = q8_scratch_bytes,
+    .run = run_q_scalar<BlockQ8_0>};
 extern const MatmulKernel q4_0_q8_0__scalar = {
-    "q4_0_q8_0__scalar", Isa::scalar, DType::q4_0, 1, MatmulActivations::q8_0, q_supports, nullptr, nullptr,
-    q8_scratch_bytes, run_q_scalar<BlockQ4_0>, nullptr};
+    .name = "q4_0_q8_0__scalar", .isa = Isa::scalar, .w_type = DType::q4_0, .priority = KernelPriority::scalar,
+    .activations = MatmulActivations::q8_0, .supports = q_supports, .scratch_bytes = q8_scratch_bytes,
+    .run = run_q_scalar<BlockQ4_0>};
 
 }  // namespace glimpse

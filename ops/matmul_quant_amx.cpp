@@ -239,10 +239,12 @@ void pack_q4(const void* w, int64_t N, int64_t K, void* out) { x86q::pack_q4_0(w
 }  // namespace
 
 extern const MatmulKernel q8_0_q8_0__amx = {
-    "q8_0_q8_0__amx", Isa::amx, DType::q8_0, 25, MatmulActivations::q8_0, supports_amx, packed_bytes_q8, pack_q8,
-    scratch_amx<false>, run_amx<false>, nullptr};
+    .name = "q8_0_q8_0__amx", .isa = Isa::amx, .w_type = DType::q8_0, .priority = KernelPriority::simd_wide_fallback,
+    .activations = MatmulActivations::q8_0, .supports = supports_amx, .packed_bytes = packed_bytes_q8,
+    .pack = pack_q8, .scratch_bytes = scratch_amx<false>, .run = run_amx<false>};
 extern const MatmulKernel q4_0_q8_0__amx = {
-    "q4_0_q8_0__amx", Isa::amx, DType::q4_0, 25, MatmulActivations::q8_0, supports_amx, packed_bytes_q4, pack_q4,
-    scratch_amx<true>, run_amx<true>, nullptr};
+    .name = "q4_0_q8_0__amx", .isa = Isa::amx, .w_type = DType::q4_0, .priority = KernelPriority::simd_wide_fallback,
+    .activations = MatmulActivations::q8_0, .supports = supports_amx, .packed_bytes = packed_bytes_q4,
+    .pack = pack_q4, .scratch_bytes = scratch_amx<true>, .run = run_amx<true>};
 
 }  // namespace glimpse

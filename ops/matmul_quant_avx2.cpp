@@ -170,10 +170,12 @@ int64_t scratch_q(int64_t M_max, int64_t K, int64_t, int n_threads) { return x86
 }  // namespace
 
 extern const MatmulKernel q8_0_q8_0__avx2 = {
-    "q8_0_q8_0__avx2", Isa::avx2, DType::q8_0, 20, MatmulActivations::q8_0, supports_q, packed_bytes_q8, pack_q8,
-    scratch_q, run_q<false>, nullptr};
+    .name = "q8_0_q8_0__avx2", .isa = Isa::avx2, .w_type = DType::q8_0, .priority = KernelPriority::simd,
+    .activations = MatmulActivations::q8_0, .supports = supports_q, .packed_bytes = packed_bytes_q8, .pack = pack_q8,
+    .scratch_bytes = scratch_q, .run = run_q<false>};
 extern const MatmulKernel q4_0_q8_0__avx2 = {
-    "q4_0_q8_0__avx2", Isa::avx2, DType::q4_0, 20, MatmulActivations::q8_0, supports_q, packed_bytes_q4, pack_q4,
-    scratch_q, run_q<true>, nullptr};
+    .name = "q4_0_q8_0__avx2", .isa = Isa::avx2, .w_type = DType::q4_0, .priority = KernelPriority::simd,
+    .activations = MatmulActivations::q8_0, .supports = supports_q, .packed_bytes = packed_bytes_q4, .pack = pack_q4,
+    .scratch_bytes = scratch_q, .run = run_q<true>};
 
 }  // namespace glimpse

@@ -1,44 +1,17 @@
-// The list of matmul implementations. Adding a kernel: define its MatmulKernel
-// in its translation unit and add one line below; the dispatch, the
-// reference-vs-variant tests (tests/test_matmul_kernels.cpp) and the benchmark
-// (tools/bench) all iterate this list.
+// Matmul dispatch over the matmul entries of the kernel registry
+// (ops/kernel_registry.cpp): measured decisions first, then priority.
 #include <cstdlib>
 #include <cstring>
 
+#include "ops/kernel_registry.h"
 #include "ops/matmul.h"
-#include "ops/weights.h"
 
 namespace glimpse {
-
-// k-quant rows are whole 256-value super-blocks (GGUF files always satisfy this).
-static bool k_multiple_of_256(int64_t, int64_t K, int64_t) { return K % 256 == 0; }
-
-// The reference accepts every type weights_row_to_f32 reads, at the lowest priority.
-static const MatmulKernel kRefKernels[] = {
-    {"f32_ref", Isa::scalar, DType::f32, 0, MatmulActivations::f32, nullptr, nullptr, nullptr, nullptr, matmul_ref, nullptr},
-    {"f16_ref", Isa::scalar, DType::f16, 0, MatmulActivations::f32, nullptr, nullptr, nullptr, nullptr, matmul_ref, nullptr},
-    {"bf16_ref", Isa::scalar, DType::bf16, 0, MatmulActivations::f32, nullptr, nullptr, nullptr, nullptr, matmul_ref, nullptr},
-    {"q8_0_ref", Isa::scalar, DType::q8_0, 0, MatmulActivations::f32, nullptr, nullptr, nullptr, nullptr, matmul_ref, nullptr},
-    {"q4_0_ref", Isa::scalar, DType::q4_0, 0, MatmulActivations::f32, nullptr, nullptr, nullptr, nullptr, matmul_ref, nullptr},
-    {"q4_1_ref", Isa::scalar, DType::q4_1, 0, MatmulActivations::f32, nullptr, nullptr, nullptr, nullptr, matmul_ref, nullptr},
-    {"q5_0_ref", Isa::scalar, DType::q5_0, 0, MatmulActivations::f32, nullptr, nullptr, nullptr, nullptr, matmul_ref, nullptr},
-    {"q5_1_ref", Isa::scalar, DType::q5_1, 0, MatmulActivations::f32, nullptr, nullptr, nullptr, nullptr, matmul_ref, nullptr},
-    {"q4_k_ref", Isa::scalar, DType::q4_k, 0, MatmulActivations::f32, k_multiple_of_256, nullptr, nullptr, nullptr, matmul_ref, nullptr},
-    {"q5_k_ref", Isa::scalar, DType::q5_k, 0, MatmulActivations::f32, k_multiple_of_256, nullptr, nullptr, nullptr, matmul_ref, nullptr},
-    {"q6_k_ref", Isa::scalar, DType::q6_k, 0, MatmulActivations::f32, k_multiple_of_256, nullptr, nullptr, nullptr, matmul_ref, nullptr},
-};
-
-#define GLIMPSE_MATMUL_KERNEL(symbol) extern const MatmulKernel symbol;
-#include "ops/matmul_kernels.inc"
-#undef GLIMPSE_MATMUL_KERNEL
 
 const std::vector<const MatmulKernel*>& matmul_kernels() {
     static const std::vector<const MatmulKernel*> all = [] {
         std::vector<const MatmulKernel*> v;
-        for (const MatmulKernel& k : kRefKernels) v.push_back(&k);
-#define GLIMPSE_MATMUL_KERNEL(symbol) v.push_back(&symbol);
-#include "ops/matmul_kernels.inc"
-#undef GLIMPSE_MATMUL_KERNEL
+        for (const Kernel* k : kernels_of(OpFamily::matmul)) v.push_back(k->fn.matmul);
         return v;
     }();
     return all;

@@ -6,8 +6,8 @@
 //                                    of all 65536 f16 inputs, bit-identical to the scalar
 //                                    forms), swiglu, add, mul
 //   ops/rope_{avx2,avx512}.cpp       rope (θ exactly as the reference, vectorised sin/cos)
-// Each has its family's signature and contract (ops/op_variants.h) and is registered
-// in ops/op_variants.inc; tests/test_op_variants.cpp checks every one against the
+// Each has its family's signature and contract (ops/kernel_registry.h) and is registered
+// in ops/kernel_registry.cpp; tests/test_op_variants.cpp checks every one against the
 // family's reference with tolerances derived in its header.
 #pragma once
 

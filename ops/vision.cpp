@@ -1,5 +1,6 @@
 #include "ops/vision.h"
 
+#include "runtime/fp16.h"
 
 namespace glimpse {
 
@@ -19,6 +20,14 @@ void im2col_patches_ref(const float* img, int64_t H, int64_t W, int64_t P, float
     };
     if (pool) pool->parallel_for(gh * gw, body);
     else body(0, gh * gw, 0);
+}
+
+void im2col_patches(const float* img, int64_t H, int64_t W, int64_t P, bool round_to_f16, float* patches,
+                    ThreadPool* pool) {
+    im2col_patches_ref(img, H, W, P, patches, pool);
+    if (!round_to_f16) return;
+    const int64_t n = (H / P) * (W / P) * 3 * P * P;
+    for (int64_t i = 0; i < n; ++i) patches[i] = glimpse::round_to_f16(patches[i]);
 }
 
 void pixel_shuffle_ref(const float* x, int64_t h, int64_t w, int64_t C, int64_t s, float* y) {

@@ -13,6 +13,10 @@ namespace glimpse {
 //   order, each row ordered (channel, ky, kx) — the row layout of a GGUF patch
 //   kernel with ne = [P,P,3,C] — so the convolution is patches · Wᵀ.
 void im2col_patches_ref(const float* img, int64_t H, int64_t W, int64_t P, float* patches, ThreadPool* pool);
+// The same, with the patches optionally rounded to f16 as ggml's conv_2d stores them
+// (its im2col buffer is f16), so the patch embedding matches llama.cpp's.
+void im2col_patches(const float* img, int64_t H, int64_t W, int64_t P, bool round_to_f16, float* patches,
+                    ThreadPool* pool);
 
 // Pixel shuffle / patch merge (Idefics3 connector, llama.cpp's build_patch_merge_permute):
 //   x:(h·w, C) row-major grid -> y:((h/s)·(w/s), s·s·C)

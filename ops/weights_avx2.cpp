@@ -1,4 +1,4 @@
-// Fast paths of weights_row_to_f32 (ops/weights.h) for the types embedding
+// weights_row__avx2 (ops/weights.h, a weights_row kernel): fast rows for the types embedding
 // lookups and whole-tensor conversions meet most: f16, bf16, q8_0, q4_0.
 // Bit-identical to the portable path: f16/bf16 widening is exact (F16C's
 // vcvtph2ps), and a q8_0/q4_0 value is the single f32 product d·q as in
@@ -12,7 +12,7 @@
 
 namespace glimpse {
 
-bool weights_row_to_f32_avx2(const void* w, DType type, int64_t n, int64_t row, float* out) {
+bool weights_row_avx2(const void* w, DType type, int64_t n, int64_t row, float* out) {
     const uint8_t* base = static_cast<const uint8_t*>(w) + row * dtype_row_bytes(type, n);
     switch (type) {
         case DType::f16: {

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "quant/formats.h"
+#include "quant/type_traits.h"
 #include "runtime/fp16.h"
 #include "runtime/status.h"
 
@@ -217,60 +218,52 @@ void dequantize_q6_k(const uint8_t* p, float* out, int64_t nb) {
 
 }  // namespace
 
-bool dequantize_supported(DType type) {
-    switch (type) {
-        case DType::f32:
-        case DType::f16:
-        case DType::bf16:
-        case DType::q4_0:
-        case DType::q4_1:
-        case DType::q5_0:
-        case DType::q5_1:
-        case DType::q8_0:
-        case DType::q2_k:
-        case DType::q3_k:
-        case DType::q4_k:
-        case DType::q5_k:
-        case DType::q6_k:
-            return true;
-        default:
-            return false;
+// Row readers of the type-trait table (quant/type_traits.cpp): n values -> out.
+void dequantize_row_f32(const void* blocks, float* out, int64_t n) {
+    std::memcpy(out, blocks, static_cast<size_t>(n) * 4);
+}
+void dequantize_row_f16(const void* blocks, float* out, int64_t n) {
+    const uint8_t* p = static_cast<const uint8_t*>(blocks);
+    for (int64_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, p + 2 * i, 2);
+        out[i] = f16_to_f32(h);
     }
+}
+void dequantize_row_bf16(const void* blocks, float* out, int64_t n) {
+    const uint8_t* p = static_cast<const uint8_t*>(blocks);
+    for (int64_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, p + 2 * i, 2);
+        out[i] = bf16_to_f32(h);
+    }
+}
+#define GLIMPSE_BLOCK_ROW_READER(type, block)                                       \
+    void dequantize_row_##type(const void* blocks, float* out, int64_t n) {        \
+        dequantize_##type(static_cast<const uint8_t*>(blocks), out, n / (block)); \
+    }
+GLIMPSE_BLOCK_ROW_READER(q4_0, kQK)
+GLIMPSE_BLOCK_ROW_READER(q4_1, kQK)
+GLIMPSE_BLOCK_ROW_READER(q5_0, kQK)
+GLIMPSE_BLOCK_ROW_READER(q5_1, kQK)
+GLIMPSE_BLOCK_ROW_READER(q8_0, kQK)
+GLIMPSE_BLOCK_ROW_READER(q2_k, kQKK)
+GLIMPSE_BLOCK_ROW_READER(q3_k, kQKK)
+GLIMPSE_BLOCK_ROW_READER(q4_k, kQKK)
+GLIMPSE_BLOCK_ROW_READER(q5_k, kQKK)
+GLIMPSE_BLOCK_ROW_READER(q6_k, kQKK)
+#undef GLIMPSE_BLOCK_ROW_READER
+
+bool dequantize_supported(DType type) {
+    const TypeTraits* t = type_traits(type);
+    return t && t->to_f32;
 }
 
 void dequantize_row(DType type, const void* blocks, float* out, int64_t n) {
-    const uint8_t* p = static_cast<const uint8_t*>(blocks);
-    const int64_t block = dtype_info(type).block_size;
-    GLIMPSE_ASSERT(n >= 0 && n % block == 0);
-    const int64_t nb = n / block;
-    switch (type) {
-        case DType::f32: std::memcpy(out, p, static_cast<size_t>(n) * 4); return;
-        case DType::f16:
-            for (int64_t i = 0; i < n; ++i) {
-                uint16_t h;
-                std::memcpy(&h, p + 2 * i, 2);
-                out[i] = f16_to_f32(h);
-            }
-            return;
-        case DType::bf16:
-            for (int64_t i = 0; i < n; ++i) {
-                uint16_t h;
-                std::memcpy(&h, p + 2 * i, 2);
-                out[i] = bf16_to_f32(h);
-            }
-            return;
-        case DType::q4_0: dequantize_q4_0(p, out, nb); return;
-        case DType::q4_1: dequantize_q4_1(p, out, nb); return;
-        case DType::q5_0: dequantize_q5_0(p, out, nb); return;
-        case DType::q5_1: dequantize_q5_1(p, out, nb); return;
-        case DType::q8_0: dequantize_q8_0(p, out, nb); return;
-        case DType::q2_k: dequantize_q2_k(p, out, nb); return;
-        case DType::q3_k: dequantize_q3_k(p, out, nb); return;
-        case DType::q4_k: dequantize_q4_k(p, out, nb); return;
-        case DType::q5_k: dequantize_q5_k(p, out, nb); return;
-        case DType::q6_k: dequantize_q6_k(p, out, nb); return;
-        default: GLIMPSE_ASSERT(false && "dequantize_row: unsupported type");
-    }
+    const TypeTraits* t = type_traits(type);
+    GLIMPSE_ASSERT(t && t->to_f32 && "dequantize_row: unsupported type");
+    GLIMPSE_ASSERT(n >= 0 && n % t->info.block_size == 0);
+    t->to_f32(blocks, out, n);
 }
 
 }  // namespace glimpse

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstring>
 
+#include "quant/type_traits.h"
 #include "runtime/fp16.h"
 #include "runtime/status.h"
 
@@ -418,52 +419,32 @@ void quantize_row_q6_k_ref(const float* x, BlockQ6K* y, int64_t n) {
     }
 }
 
-bool quantize_supported(DType type) {
-    switch (type) {
-        case DType::f32:
-        case DType::f16:
-        case DType::bf16:
-        case DType::q4_0:
-        case DType::q4_1:
-        case DType::q5_0:
-        case DType::q5_1:
-        case DType::q8_0:
-        case DType::q4_k:
-        case DType::q5_k:
-        case DType::q6_k:
-            return true;
-        default:
-            return false;
+void quantize_row_f32(const float* x, void* out, int64_t n) { std::memcpy(out, x, static_cast<size_t>(n) * 4); }
+void quantize_row_f16(const float* x, void* out, int64_t n) {
+    uint8_t* o = static_cast<uint8_t*>(out);
+    for (int64_t i = 0; i < n; ++i) {
+        const uint16_t h = f32_to_f16(x[i]);
+        std::memcpy(o + 2 * i, &h, 2);
+    }
+}
+void quantize_row_bf16(const float* x, void* out, int64_t n) {
+    uint8_t* o = static_cast<uint8_t*>(out);
+    for (int64_t i = 0; i < n; ++i) {
+        const uint16_t h = f32_to_bf16(x[i]);
+        std::memcpy(o + 2 * i, &h, 2);
     }
 }
 
+bool quantize_supported(DType type) {
+    const TypeTraits* t = type_traits(type);
+    return t && t->from_f32;
+}
+
 void quantize_row(DType type, const float* x, void* out, int64_t n) {
-    GLIMPSE_ASSERT(n >= 0 && n % dtype_info(type).block_size == 0);
-    uint8_t* o = static_cast<uint8_t*>(out);
-    switch (type) {
-        case DType::f32: std::memcpy(o, x, static_cast<size_t>(n) * 4); return;
-        case DType::f16:
-            for (int64_t i = 0; i < n; ++i) {
-                const uint16_t h = f32_to_f16(x[i]);
-                std::memcpy(o + 2 * i, &h, 2);
-            }
-            return;
-        case DType::bf16:
-            for (int64_t i = 0; i < n; ++i) {
-                const uint16_t h = f32_to_bf16(x[i]);
-                std::memcpy(o + 2 * i, &h, 2);
-            }
-            return;
-        case DType::q4_0: quantize_row_q4_0_ref(x, reinterpret_cast<BlockQ4_0*>(o), n); return;
-        case DType::q4_1: quantize_row_q4_1_ref(x, reinterpret_cast<BlockQ4_1*>(o), n); return;
-        case DType::q5_0: quantize_row_q5_0_ref(x, reinterpret_cast<BlockQ5_0*>(o), n); return;
-        case DType::q5_1: quantize_row_q5_1_ref(x, reinterpret_cast<BlockQ5_1*>(o), n); return;
-        case DType::q8_0: quantize_row_q8_0_ref(x, reinterpret_cast<BlockQ8_0*>(o), n); return;
-        case DType::q4_k: quantize_row_q4_k_ref(x, reinterpret_cast<BlockQ4K*>(o), n); return;
-        case DType::q5_k: quantize_row_q5_k_ref(x, reinterpret_cast<BlockQ5K*>(o), n); return;
-        case DType::q6_k: quantize_row_q6_k_ref(x, reinterpret_cast<BlockQ6K*>(o), n); return;
-        default: GLIMPSE_ASSERT(false && "quantize_row: unsupported type");
-    }
+    const TypeTraits* t = type_traits(type);
+    GLIMPSE_ASSERT(t && t->from_f32 && "quantize_row: unsupported type");
+    GLIMPSE_ASSERT(n >= 0 && n % t->info.block_size == 0);
+    t->from_f32(x, out, n);
 }
 
 namespace {

@@ -31,7 +31,8 @@
 
 namespace glimpse {
 
-// f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q4_k, q5_k, q6_k.
+// f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q4_k, q5_k, q6_k: the types whose row of
+// the type-trait table (quant/type_traits.h) has a writer.
 bool quantize_supported(DType type);
 
 // x: n values (n a multiple of the type's block size) -> dtype_row_bytes(type, n)
@@ -40,6 +41,9 @@ void quantize_row(DType type, const float* x, void* out, int64_t n);
 
 // The same, per format; n is a multiple of 32 (legacy formats) or 256 (k-quants).
 // (ops/quantize_activations.h has the activation quantizers, which round differently.)
+void quantize_row_f32(const float* x, void* out, int64_t n);
+void quantize_row_f16(const float* x, void* out, int64_t n);   // round to nearest even
+void quantize_row_bf16(const float* x, void* out, int64_t n);  // round to nearest even
 void quantize_row_q8_0_ref(const float* x, BlockQ8_0* y, int64_t n);
 void quantize_row_q4_0_ref(const float* x, BlockQ4_0* y, int64_t n);
 void quantize_row_q4_1_ref(const float* x, BlockQ4_1* y, int64_t n);

@@ -4,12 +4,9 @@
 #include <cstdarg>
 #include <cstring>
 
-#include "ops/norm.h"
-#include "ops/rope.h"
-#include "ops/vision.h"
 #include "ops/weights.h"
 #include "runtime/aligned_buffer.h"
-#include "runtime/fp16.h"
+#include "runtime/graph_ops.h"
 
 namespace glimpse {
 
@@ -34,29 +31,6 @@ std::string Shape::to_string() const {
     std::string s = "(";
     for (int i = 0; i < rank; ++i) s += (i ? "," : "") + std::to_string(dims[i]);
     return s + ")";
-}
-
-const char* op_kind_name(OpKind op) {
-    switch (op) {
-        case OpKind::linear: return "linear";
-        case OpKind::layer_norm: return "layer_norm";
-        case OpKind::rms_norm: return "rms_norm";
-        case OpKind::unary: return "unary";
-        case OpKind::swiglu: return "swiglu";
-        case OpKind::add: return "add";
-        case OpKind::mul: return "mul";
-        case OpKind::rope: return "rope";
-        case OpKind::attention: return "attention";
-        case OpKind::attention_kv: return "attention_kv";
-        case OpKind::im2col: return "im2col";
-        case OpKind::pixel_shuffle: return "pixel_shuffle";
-        case OpKind::get_rows: return "get_rows";
-        case OpKind::concat_rows: return "concat_rows";
-        case OpKind::slice_rows: return "slice_rows";
-        case OpKind::last_row: return "last_row";
-        case OpKind::attention_row: return "attention_row";
-    }
-    return "?";
 }
 
 namespace {
@@ -115,7 +89,8 @@ void Graph::mark_output(ValueId v) {
     if (check(valid(v), "mark_output of an invalid value")) values_[v].is_output = true;
 }
 
-ValueId Graph::add_node(OpKind op, std::vector<ValueId> inputs, Shape out_shape, bool dynamic_rows, NodeParams p) {
+ValueId Graph::add_node(OpKind op, std::vector<ValueId> inputs, Shape out_shape, bool dynamic_rows, NodeParams p,
+                        DType out_dtype) {
     Node n;
     n.op = op;
     n.inputs = std::move(inputs);
@@ -123,7 +98,7 @@ ValueId Graph::add_node(OpKind op, std::vector<ValueId> inputs, Shape out_shape,
     Value v;
     v.name = std::string(op_kind_name(op)) + "#" + std::to_string(nodes_.size());
     v.kind = ValueKind::activation;
-    v.dtype = DType::f32;
+    v.dtype = out_dtype;
     v.shape = out_shape;
     v.dynamic_rows = dynamic_rows;
     v.producer = static_cast<int>(nodes_.size());
@@ -361,6 +336,33 @@ ValueId Graph::last_row(ValueId x) {
     return add_node(OpKind::last_row, {x}, mat(1, values_[x].shape.cols()), false);
 }
 
+ValueId Graph::topk(ValueId scores, int64_t k) {
+    if (!check(valid(scores), "topk: invalid input")) return kNoValue;
+    const Value& S = values_[scores];
+    check(S.dtype == DType::f32 && !S.dynamic_rows, "topk: scores %s must be f32 with fixed rows",
+          describe(scores).c_str());
+    check(k >= 1 && k <= S.shape.numel(), "topk: k = %lld outside [1, %lld] for scores %s", static_cast<long long>(k),
+          static_cast<long long>(S.shape.numel()), describe(scores).c_str());
+    NodeParams p;
+    p.count = k;
+    return add_node(OpKind::topk, {scores}, Shape::of({k}), false, p, DType::i32);
+}
+
+ValueId Graph::gather_rows(ValueId x, ValueId idx) {
+    if (!check(valid(x) && valid(idx), "gather_rows: invalid operand")) return kNoValue;
+    const Value &X = values_[x], &I = values_[idx];
+    check(X.dtype == DType::f32 && !X.dynamic_rows, "gather_rows: x %s must be f32 with fixed rows",
+          describe(x).c_str());
+    check(I.dtype == DType::i32 && !I.dynamic_rows && I.shape.cols() == 1,
+          "gather_rows: idx %s must be an i32 vector with fixed length", describe(idx).c_str());
+    const bool from_topk = I.producer >= 0 && nodes_[I.producer].op == OpKind::topk &&
+                           values_[nodes_[I.producer].inputs[0]].shape.numel() == X.shape.rows();
+    check(I.kind == ValueKind::input || from_topk,
+          "gather_rows: idx %s must be a graph input or a topk over the %lld rows of x %s", describe(idx).c_str(),
+          static_cast<long long>(X.shape.rows()), describe(x).c_str());
+    return add_node(OpKind::gather_rows, {x, idx}, mat(I.shape.rows(), X.shape.cols()), false);
+}
+
 // ---------------------------------------------------------------------------
 // Compile
 
@@ -391,58 +393,13 @@ Plan::~Plan() {
 
 Status Plan::check_and_choose_kernels() {
     const int64_t threads = options_.n_threads;
-    kernels_ = op_kernels_for_active_isa();
     for (size_t i = 0; i < graph_.nodes_.size(); ++i) {
         Node& n = graph_.nodes_[i];
-        auto fail = [&](const std::string& what) {
-            return Status(StatusCode::unsupported,
-                          "node #" + std::to_string(i) + " (" + op_kind_name(n.op) + "): " + what);
-        };
-        switch (n.op) {
-            case OpKind::linear: {
-                const Value& w = graph_.values_[n.inputs[1]];
-                const Value& x = graph_.values_[n.inputs[0]];
-                const int64_t M = x.shape.rows(), K = x.shape.cols(), N = w.shape.rows();
-                n.matmul = select_matmul_kernel(w.dtype, M, K, N);
-                if (!n.matmul) {
-                    return fail(std::string("weight '") + w.name + "' has type " + dtype_name(w.dtype) +
-                                ", which has no matmul kernel");
-                }
-                if (n.matmul->pack) {
-                    if (!options_.weight_cache) {
-                        own_cache_ = std::make_unique<PackedWeightCache>();
-                        options_.weight_cache = own_cache_.get();
-                    }
-                    n.packed = options_.weight_cache->get(*n.matmul, w.data, N, K);
-                    if (!n.packed) {
-                        return Status(StatusCode::resource_exhausted,
-                                      "cannot allocate repacked weights for '" + w.name + "'");
-                    }
-                }
-                if (n.matmul->scratch_bytes) n.scratch_bytes = n.matmul->scratch_bytes(M, K, N, threads);
-                break;
-            }
-            case OpKind::attention:
-                n.attend = kernels_.attention->fn;
-                n.scratch_bytes = threads * attention_scratch_floats(graph_.values_[n.inputs[1]].shape.rows()) * 4;
-                break;
-            case OpKind::attention_kv: {
-                KvCache* kv = options_.kv_cache;
-                if (!kv) return fail("no KV cache was given to the plan");
-                if (n.p.layer < 0 || n.p.layer >= kv->n_layers()) {
-                    return fail("layer " + std::to_string(n.p.layer) + " is outside the KV cache's " +
-                                std::to_string(kv->n_layers()) + " layers");
-                }
-                if (kv->row_elems() != n.p.n_head_kv * n.p.head_dim) {
-                    return fail("KV cache rows hold " + std::to_string(kv->row_elems()) + " elements, the layer needs " +
-                                std::to_string(n.p.n_head_kv * n.p.head_dim));
-                }
-                n.attend = kernels_.attention->fn;
-                n.scratch_bytes = threads * attention_scratch_floats(kv->capacity(n.p.layer)) * 4;
-                break;
-            }
-            default:
-                break;
+        const OpDescriptor& op = op_descriptor(n.op);
+        if (op.kernel_family) n.kernel = select_kernel(*op.kernel_family);
+        if (op.compile) {
+            OpCompileContext c{n, static_cast<int>(i), graph_.values_, options_, own_cache_, threads};
+            GLIMPSE_RETURN_IF_ERROR(op.compile(c));
         }
         memory_.scratch_bytes = std::max(memory_.scratch_bytes, align_up(n.scratch_bytes, kBufferAlignment));
     }
@@ -530,6 +487,12 @@ void Plan::plan_memory() {
     memory_.arena_bytes = arena;
 }
 
+std::vector<const Kernel*> Plan::node_kernels() const {
+    std::vector<const Kernel*> kernels;
+    for (const Node& n : graph_.nodes_) kernels.push_back(n.kernel);
+    return kernels;
+}
+
 std::vector<std::string> Plan::matmul_kernel_names() const {
     std::vector<std::string> names;
     for (const Node& n : graph_.nodes_) {
@@ -589,174 +552,21 @@ Status Plan::run(const RunArgs& args, ThreadPool* pool, NodeObserver observer, v
         }
         live_rows_[v] = rows;
     }
+    auto context = [&](const Node& n) { return OpRunContext{*this, n, args, pool, options_.kv_cache, scratch_}; };
     for (const Node& n : graph_.nodes_) {
         // Static outputs keep their planned rows; dynamic ones follow their inputs.
+        const OpDescriptor& op = op_descriptor(n.op);
         int64_t rows = values[n.output].shape.rows();
-        if (values[n.output].dynamic_rows) {
-            switch (n.op) {
-                case OpKind::concat_rows: rows = live_rows_[n.inputs[0]] + live_rows_[n.inputs[1]]; break;
-                case OpKind::get_rows: rows = live_rows_[n.inputs[1]]; break;
-                default: rows = live_rows_[n.inputs[0]]; break;
-            }
-        }
+        if (values[n.output].dynamic_rows) rows = op.live_rows ? op.live_rows(n, live_rows_) : live_rows_[n.inputs[0]];
         live_rows_[n.output] = rows;
-        if (n.op == OpKind::attention_kv) {
-            const int64_t cap = options_.kv_cache->capacity(n.p.layer);
-            if (args.pos0 < 0 || args.pos0 + rows > cap) {
-                return Status::error(StatusCode::out_of_range,
-                                     "run: KV cache slots [%lld, %lld) exceed layer %d's capacity of %lld; the plan's "
-                                     "context is too small for this prompt",
-                                     static_cast<long long>(args.pos0), static_cast<long long>(args.pos0 + rows),
-                                     n.p.layer, static_cast<long long>(cap));
-            }
-        }
-        if (n.op == OpKind::get_rows && values[n.inputs[1]].kind == ValueKind::input) {
-            const int32_t* ids = static_cast<const int32_t*>(data(n.inputs[1]));
-            const int64_t vocab = values[n.inputs[0]].shape.rows();
-            for (int64_t i = 0; i < rows; ++i) {
-                if (ids[i] < 0 || ids[i] >= vocab) {
-                    return Status::error(StatusCode::out_of_range, "run: id %d at row %lld is outside [0, %lld)",
-                                         ids[i], static_cast<long long>(i), static_cast<long long>(vocab));
-                }
-            }
-        }
+        if (op.check_run) GLIMPSE_RETURN_IF_ERROR(op.check_run(context(n)));
     }
     for (size_t i = 0; i < graph_.nodes_.size(); ++i) {
-        execute(graph_.nodes_[i], args, pool);
+        const Node& n = graph_.nodes_[i];
+        op_descriptor(n.op).execute(context(n));
         if (observer) observer(observer_user, *this, static_cast<int>(i));
     }
     return Status::ok();
-}
-
-void Plan::execute(const Node& n, const RunArgs& args, ThreadPool* pool) {
-    const std::vector<Value>& values = graph_.values_;
-    auto in = [&](int i) -> const float* {
-        return n.inputs[i] == kNoValue ? nullptr : static_cast<const float*>(data(n.inputs[i]));
-    };
-    float* out = f32(n.output);
-    const int64_t rows = live_rows_[n.output];
-    const int64_t cols = values[n.output].shape.cols();
-    const Value& x0 = values[n.inputs[0]];
-
-    switch (n.op) {
-        case OpKind::linear: {
-            const Value& w = values[n.inputs[1]];
-            MatmulArgs m;
-            m.x = in(0);
-            m.ldx = x0.shape.cols();
-            m.M = rows;
-            m.K = x0.shape.cols();
-            m.N = cols;
-            m.w = w.data;
-            m.w_type = w.dtype;
-            m.packed = n.packed;
-            m.bias = in(2);
-            m.y = out;
-            m.ldy = cols;
-            m.scratch = scratch_;
-            n.matmul->run(m, pool);
-            break;
-        }
-        case OpKind::layer_norm:
-            kernels_.layer_norm->fn(in(0), rows, cols, in(1), in(2), n.p.eps, out, pool);
-            break;
-        case OpKind::rms_norm:
-            kernels_.rms_norm->fn(in(0), rows, cols, in(1), n.p.eps, out, pool);
-            break;
-        case OpKind::unary:
-            kernels_.unary->fn(n.p.unary, in(0), rows * cols, out, pool);
-            break;
-        case OpKind::swiglu:
-            kernels_.swiglu->fn(in(0), in(1), rows * cols, out, pool);
-            break;
-        case OpKind::add:
-        case OpKind::mul: {
-            const int64_t b_rows = n.p.broadcast_b ? 1 : rows;
-            if (n.op == OpKind::add) kernels_.add->fn(in(0), in(1), rows, cols, b_rows, out, pool);
-            else kernels_.mul->fn(in(0), in(1), rows, cols, b_rows, out, pool);
-            break;
-        }
-        case OpKind::rope:
-            kernels_.rope->fn(in(0), static_cast<const int32_t*>(data(n.inputs[1])), rows, n.p.n_head, n.p.head_dim,
-                              n.p.n_rot, n.p.rope_base, out, pool);
-            break;
-        case OpKind::attention: {
-            AttentionArgs a;
-            a.q = in(0);
-            a.q_ld = cols;
-            a.k = in(1);
-            a.v = in(2);
-            a.kv_ld = values[n.inputs[1]].shape.cols();
-            a.kv_type = DType::f32;
-            a.out = out;
-            a.out_ld = cols;
-            a.T = rows;
-            a.S = live_rows_[n.inputs[1]];
-            a.n_head = n.p.n_head;
-            a.n_head_kv = n.p.n_head_kv;
-            a.head_dim = n.p.head_dim;
-            a.scale = n.p.scale;
-            a.col_mean = n.aux != kNoValue ? f32(n.aux) : nullptr;
-            n.attend(a, scratch_, pool);
-            break;
-        }
-        case OpKind::attention_kv: {
-            KvCache* kv = options_.kv_cache;
-            const int64_t kv_cols = values[n.inputs[1]].shape.cols();
-            kv->store(n.p.layer, false, args.pos0, in(1), rows, kv_cols);
-            kv->store(n.p.layer, true, args.pos0, in(2), rows, kv_cols);
-            AttentionArgs a;
-            a.q = in(0);
-            a.q_ld = cols;
-            a.k = kv->k(n.p.layer);
-            a.v = kv->v(n.p.layer);
-            a.kv_ld = kv->row_elems();
-            a.kv_type = kv->type();
-            a.out = out;
-            a.out_ld = cols;
-            a.T = rows;
-            a.S = args.pos0 + rows;
-            a.n_head = n.p.n_head;
-            a.n_head_kv = n.p.n_head_kv;
-            a.head_dim = n.p.head_dim;
-            a.scale = n.p.scale;
-            a.causal = true;
-            a.causal_offset = args.pos0;
-            n.attend(a, scratch_, pool);
-            break;
-        }
-        case OpKind::im2col:
-            im2col_patches_ref(in(0), x0.shape.dims[1], x0.shape.dims[2], n.p.patch, out, pool);
-            if (n.p.round_to_f16) {
-                for (int64_t i = 0; i < rows * cols; ++i) out[i] = round_to_f16(out[i]);
-            }
-            break;
-        case OpKind::pixel_shuffle:
-            pixel_shuffle_ref(in(0), n.p.grid_h, n.p.grid_w, x0.shape.cols(), n.p.shuffle, out);
-            break;
-        case OpKind::get_rows: {
-            const Value& table = values[n.inputs[0]];
-            const int32_t* ids = static_cast<const int32_t*>(data(n.inputs[1]));
-            for (int64_t r = 0; r < rows; ++r) weights_row_to_f32(table.data, table.dtype, cols, ids[r], out + r * cols);
-            break;
-        }
-        case OpKind::concat_rows: {
-            const int64_t ra = live_rows_[n.inputs[0]], rb = live_rows_[n.inputs[1]];
-            std::memmove(out, in(0), ra * cols * 4);
-            std::memmove(out + ra * cols, in(1), rb * cols * 4);
-            break;
-        }
-        case OpKind::slice_rows:
-            std::memmove(out, in(0) + n.p.start * cols, rows * cols * 4);
-            break;
-        case OpKind::last_row:
-            std::memmove(out, in(0) + (live_rows_[n.inputs[0]] - 1) * cols, cols * 4);
-            break;
-        case OpKind::attention_row:
-            attention_row_probs_ref(in(0) + n.p.start * x0.shape.cols(), in(1), cols, values[n.inputs[1]].shape.cols(),
-                                    n.p.n_head, n.p.n_head_kv, n.p.head_dim, n.p.scale, out);
-            break;
-    }
 }
 
 }  // namespace glimpse

@@ -19,7 +19,7 @@
 
 #include "ops/attention.h"
 #include "ops/matmul.h"
-#include "ops/op_variants.h"
+#include "ops/kernel_registry.h"
 #include "ops/unary.h"
 #include "runtime/dtype.h"
 #include "runtime/kv_cache.h"
@@ -76,8 +76,13 @@ enum class OpKind : uint8_t {
     slice_rows,     // x:(T,C) -> rows [start, start+count)
     last_row,       // x:(T,C) -> (1,C), the last live row
     attention_row,  // q:(T,Hq·D), k:(S,Hkv·D) -> (Hq, S): one query row's attention per head
+    topk,           // scores:(n) f32 -> (k) i32: indices of the k best, ascending (ops/topk.h)
+    gather_rows,    // x:(T,C), idx:(k) i32 -> (k,C): the rows idx names (ops/gather.h)
 };
 
+// What the plan knows about each op (name, live-rows rule, kernel choice and
+// scratch, executor) is its descriptor in runtime/graph_ops.cpp; the shape rule is
+// its builder method below.
 const char* op_kind_name(OpKind op);
 
 struct NodeParams {
@@ -86,7 +91,7 @@ struct NodeParams {
     float rope_base = 10000;
     int64_t n_head = 0, n_head_kv = 0, head_dim = 0, n_rot = 0;
     int64_t patch = 0, grid_h = 0, grid_w = 0, shuffle = 0;
-    int64_t start = 0, count = 0;
+    int64_t start = 0, count = 0;  // slice_rows: rows; attention_row: start = the row; topk: count = k
     int layer = -1;
     UnaryOp unary = UnaryOp::silu;
     bool broadcast_b = false;  // add/mul: b is one row applied to every row of a
@@ -102,7 +107,7 @@ struct Node {
     // Chosen by compile():
     const MatmulKernel* matmul = nullptr;
     const void* packed = nullptr;  // linear: weights repacked for `matmul`, if it packs
-    AttentionFn attend = nullptr;
+    const Kernel* kernel = nullptr;  // ops with a registered kernel family: the one chosen
     int64_t scratch_bytes = 0;
 };
 
@@ -139,6 +144,13 @@ public:
     ValueId concat_rows(ValueId a, ValueId b);
     ValueId slice_rows(ValueId x, int64_t start, int64_t count);
     ValueId last_row(ValueId x);
+    // Indices (i32, ascending) of the k best of scores' n values (any fixed-row f32 value,
+    // read flat), 1 <= k <= n; ties go to the lower index, NaN ranks last (ops/topk.h).
+    ValueId topk(ValueId scores, int64_t k);
+    // The rows of x (f32, fixed rows T) that idx names: (k,C). idx is an i32 (k) value that is
+    // either a graph input (each run checks it lies in [0, T)) or the output of a topk over T
+    // scores (in range by construction).
+    ValueId gather_rows(ValueId x, ValueId idx);
 
     // First definition error, or ok.
     const Status& status() const { return status_; }
@@ -151,7 +163,8 @@ private:
     ValueId binary(OpKind op, ValueId a, ValueId b);
     bool check(bool cond, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
     bool valid(ValueId v) const { return v >= 0 && v < static_cast<ValueId>(values_.size()); }
-    ValueId add_node(OpKind op, std::vector<ValueId> inputs, Shape out_shape, bool dynamic_rows, NodeParams p = {});
+    ValueId add_node(OpKind op, std::vector<ValueId> inputs, Shape out_shape, bool dynamic_rows, NodeParams p = {},
+                     DType out_dtype = DType::f32);
     std::string describe(ValueId v) const;
 
     std::vector<Value> values_;
@@ -218,8 +231,9 @@ public:
     float* f32(ValueId v) const { return static_cast<float*>(data(v)); }
     // The kernel chosen for each linear node (name), in node order; for reports and tests.
     std::vector<std::string> matmul_kernel_names() const;
-    // The variants of the other op families this plan runs.
-    const OpKernels& op_kernels() const { return kernels_; }
+    // The registered kernel each node of the other op families runs (nullptr for ops
+    // without one: data movement), in node order; for reports and tests.
+    std::vector<const Kernel*> node_kernels() const;
     // Live rows of a value after the last run().
     int64_t rows(ValueId v) const { return live_rows_[v]; }
     const Graph& graph() const { return graph_; }
@@ -235,12 +249,10 @@ private:
     Plan() = default;
     Status check_and_choose_kernels();
     void plan_memory();
-    void execute(const Node& node, const RunArgs& args, ThreadPool* pool);
 
     Graph graph_;
     PlanOptions options_;
     std::unique_ptr<PackedWeightCache> own_cache_;
-    OpKernels kernels_{};
     MemoryReport memory_;
     uint8_t* arena_ = nullptr;
     float* scratch_ = nullptr;

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <new>
 #include <vector>
@@ -212,4 +213,113 @@ TEST_CASE("run: too many rows or a full KV cache is an error before any node run
     s = (*plan)->run(args, nullptr);
     CHECK(s.code() == StatusCode::out_of_range);
     CHECK(s.message().find("capacity of 10") != std::string::npos);
+}
+
+// topk through a plan: scores computed by a node (x · gain), k fixed at compile
+// time, i32 indices out; checked against a rank count written from the contract
+// (ops/topk.h): higher first, ties to the lower index, NaN last, ascending output.
+TEST_CASE("topk node: the k best rows' indices in raster order, no allocation in run") {
+    const int64_t n = 577, k = 144;
+    Graph g;
+    ValueId x = g.input("x", DType::f32, Shape::of({1, n}));
+    std::vector<float> gain(n, 2.0f);
+    ValueId scores = g.mul(x, g.constant("gain", DType::f32, Shape::of({n}), gain.data()));
+    ValueId keep = g.topk(scores, k);
+    g.mark_output(keep);
+    CHECK(g.value(keep).dtype == DType::i32);
+    auto plan = Plan::compile(std::move(g), PlanOptions{});
+    REQUIRE(plan.is_ok());
+    const Kernel* chosen = (*plan)->node_kernels()[1];
+    REQUIRE(chosen != nullptr);
+    CHECK(chosen == select_kernel(OpFamily::topk));
+    MESSAGE("topk kernel: " << std::string(chosen->name));
+
+    std::vector<float> s = random_vec(n, 5);
+    for (int64_t i = 0; i < n; i += 7) s[i] = s[i / 2];  // ties
+    for (int64_t i = 3; i < n; i += 50) s[i] = std::nanf("");
+    s[10] = INFINITY;
+    s[11] = -0.0f;
+    s[12] = 0.0f;
+    std::copy(s.begin(), s.end(), (*plan)->f32(x));
+    REQUIRE((*plan)->run(RunArgs{}, nullptr).is_ok());
+    const long before = g_allocations.load();
+    REQUIRE((*plan)->run(RunArgs{}, nullptr).is_ok());
+    CHECK(g_allocations.load() == before);
+
+    std::vector<int32_t> want;
+    for (int64_t i = 0; i < n; ++i) {
+        int64_t beaten_by = 0;
+        for (int64_t j = 0; j < n; ++j) {
+            const bool ni = std::isnan(s[i]), nj = std::isnan(s[j]);
+            const bool tie = (ni && nj) || (!ni && !nj && s[i] == s[j]);
+            if ((!nj && ni) || (!ni && !nj && s[j] > s[i]) || (tie && j < i)) ++beaten_by;
+        }
+        if (beaten_by < k) want.push_back(static_cast<int32_t>(i));
+    }
+    const int32_t* got = static_cast<const int32_t*>((*plan)->data(keep));
+    CHECK(std::vector<int32_t>(got, got + k) == want);
+}
+
+TEST_CASE("topk node: k outside [1, n] and dynamic-row scores are refused at definition") {
+    Graph g;
+    ValueId x = g.input("x", DType::f32, Shape::of({16}));
+    g.topk(x, 17);
+    CHECK(g.status().code() == StatusCode::invalid_argument);
+    CHECK(g.status().message().find("topk: k = 17 outside [1, 16]") != std::string::npos);
+    Graph g0;
+    g0.topk(g0.input("x", DType::f32, Shape::of({16})), 0);
+    CHECK(!g0.status().is_ok());
+    Graph gd;
+    gd.topk(gd.input("x", DType::f32, Shape::of({16, 4}), true), 3);
+    CHECK(gd.status().message().find("fixed rows") != std::string::npos);
+}
+
+// Pruning's shape: scores -> topk -> gather_rows keeps the k best rows of x in raster
+// order; checked against the rows picked by hand from a sorted copy of the scores.
+TEST_CASE("gather_rows node: keeps the rows topk picked; input indices are checked before a run") {
+    const int64_t T = 64, C = 24, k = 16;
+    Graph g;
+    ValueId x = g.input("x", DType::f32, Shape::of({T, C}));
+    ValueId score = g.input("score", DType::f32, Shape::of({T}));
+    ValueId kept = g.gather_rows(x, g.topk(score, k));
+    g.mark_output(kept);
+    CHECK(g.value(kept).shape.rows() == k);
+    auto plan = Plan::compile(std::move(g), PlanOptions{});
+    REQUIRE(plan.is_ok());
+    std::vector<float> xs = random_vec(T * C, 3);
+    std::copy(xs.begin(), xs.end(), (*plan)->f32(x));
+    // Distinct scores: row r scores (r * 37) % 64, so the kept rows are those scoring >= 48.
+    for (int64_t r = 0; r < T; ++r) (*plan)->f32(score)[r] = static_cast<float>((r * 37) % 64);
+    REQUIRE((*plan)->run(RunArgs{}, nullptr).is_ok());
+    std::vector<int64_t> want;
+    for (int64_t r = 0; r < T; ++r) {
+        if ((r * 37) % 64 >= 48) want.push_back(r);
+    }
+    REQUIRE(want.size() == static_cast<size_t>(k));
+    const float* got = (*plan)->f32(kept);
+    for (int64_t i = 0; i < k; ++i) {
+        CHECK(std::vector<float>(got + i * C, got + (i + 1) * C) ==
+              std::vector<float>(xs.begin() + want[i] * C, xs.begin() + (want[i] + 1) * C));
+    }
+
+    // Input indices: out of range is an error before any node runs.
+    Graph gi;
+    ValueId xi = gi.input("x", DType::f32, Shape::of({T, C}));
+    ValueId idx = gi.input("idx", DType::i32, Shape::of({3}));
+    gi.mark_output(gi.gather_rows(xi, idx));
+    auto pi = Plan::compile(std::move(gi), PlanOptions{});
+    REQUIRE(pi.is_ok());
+    int32_t* ids = static_cast<int32_t*>((*pi)->data(idx));
+    ids[0] = 0, ids[1] = 63, ids[2] = 64;
+    Status st = (*pi)->run(RunArgs{}, nullptr);
+    CHECK(st.code() == StatusCode::out_of_range);
+    CHECK(st.message().find("index 64 at 2 is outside [0, 64)") != std::string::npos);
+    ids[2] = 5;
+    CHECK((*pi)->run(RunArgs{}, nullptr).is_ok());
+
+    // Indices from a topk over a different number of scores could be out of range: refused.
+    Graph gb;
+    ValueId xb = gb.input("x", DType::f32, Shape::of({T, C}));
+    gb.gather_rows(xb, gb.topk(gb.input("s", DType::f32, Shape::of({T + 1})), 4));
+    CHECK(gb.status().message().find("must be a graph input or a topk over the 64 rows") != std::string::npos);
 }

@@ -1,4 +1,4 @@
-// Every usable variant of every non-matmul op family (ops/op_variants.h: the
+// Every usable variant of every non-matmul op family (ops/kernel_registry.h: the
 // scalar references, AVX2/AVX-512 on x86, NEON on aarch64) against the family's
 // reference, on adversarial shapes: lengths below, at and above every vector width
 // (1, 7, 15, 16, 17, 63, 64, 65, 576, 768, 3072), one row and many, attention with
@@ -56,9 +56,11 @@
 #include <vector>
 
 #include "ops/attention.h"
+#include "ops/gather.h"
 #include "ops/norm.h"
-#include "ops/op_variants.h"
+#include "ops/kernel_registry.h"
 #include "ops/rope.h"
+#include "ops/topk.h"
 #include "ops/unary.h"
 #include "runtime/fp16.h"
 #include "runtime/threadpool.h"
@@ -83,13 +85,44 @@ struct Rng {
 
 const int64_t kLengths[] = {1, 7, 15, 16, 17, 63, 64, 65, 576, 768, 3072};
 
+// A family's entries of the kernel registry with their typed function: the
+// registry's union member named by the family.
+template <class Fn>
+struct OpVariant {
+    const char* name;
+    Isa isa;
+    Fn fn;
+};
+template <class Fn>
+std::vector<OpVariant<Fn>> typed_variants(OpFamily op, Fn KernelFn::*member) {
+    std::vector<OpVariant<Fn>> out;
+    for (const Kernel* k : kernels_of(op)) out.push_back({k->name, k->isa, k->fn.*member});
+    return out;
+}
+#define GLIMPSE_TEST_FAMILY(family, Fn)                                                                 \
+    const std::vector<OpVariant<Fn>>& family##_variants() {                                           \
+        static const std::vector<OpVariant<Fn>> list = typed_variants(OpFamily::family, &KernelFn::family); \
+        return list;                                                                                  \
+    }
+GLIMPSE_TEST_FAMILY(layer_norm, LayerNormFn)
+GLIMPSE_TEST_FAMILY(rms_norm, RmsNormFn)
+GLIMPSE_TEST_FAMILY(unary, UnaryFn)
+GLIMPSE_TEST_FAMILY(swiglu, SwigluFn)
+GLIMPSE_TEST_FAMILY(add, BinaryFn)
+GLIMPSE_TEST_FAMILY(mul, BinaryFn)
+GLIMPSE_TEST_FAMILY(rope, RopeFn)
+GLIMPSE_TEST_FAMILY(attention, AttentionFn)
+GLIMPSE_TEST_FAMILY(topk, TopkFn)
+GLIMPSE_TEST_FAMILY(gather_rows, GatherRowsFn)
+#undef GLIMPSE_TEST_FAMILY
+
 // The usable variants of a family, with a message for each skipped one.
 template <class Fn>
 std::vector<const OpVariant<Fn>*> usable(const std::vector<OpVariant<Fn>>& list) {
     std::vector<const OpVariant<Fn>*> out;
     for (const OpVariant<Fn>& v : list) {
         if (isa_usable(v.isa)) out.push_back(&v);
-        else MESSAGE("skipping " << v.name << ": needs " << isa_name(v.isa) << ", active " << isa_name(active_isa()));
+        else MESSAGE("skipping " << std::string(v.name) << ": needs " << std::string(isa_name(v.isa)) << ", active " << std::string(isa_name(active_isa())));
     }
     return out;
 }
@@ -124,12 +157,44 @@ TEST_CASE("op variants: lists start with the reference; the plan picks the highe
     CHECK(std::string(mul_variants()[0].name) == "mul__ref");
     CHECK(std::string(rope_variants()[0].name) == "rope__ref");
     CHECK(std::string(attention_variants()[0].name) == "attention__ref");
-    const OpKernels k = op_kernels_for_active_isa();
+    struct {
+        const Kernel *layer_norm, *rms_norm, *unary, *swiglu, *add, *mul, *rope, *attention;
+    } k = {select_kernel(OpFamily::layer_norm), select_kernel(OpFamily::rms_norm), select_kernel(OpFamily::unary),
+           select_kernel(OpFamily::swiglu),     select_kernel(OpFamily::add),      select_kernel(OpFamily::mul),
+           select_kernel(OpFamily::rope),       select_kernel(OpFamily::attention)};
     for (const auto* v : usable(attention_variants())) CHECK(static_cast<int>(v->isa) <= static_cast<int>(k.attention->isa));
     for (const auto* v : usable(unary_variants())) CHECK(static_cast<int>(v->isa) <= static_cast<int>(k.unary->isa));
     MESSAGE("active " << std::string(isa_name(active_isa())) << ": " << std::string(k.layer_norm->name) << ", " << std::string(k.rms_norm->name) << ", "
                       << std::string(k.unary->name) << ", " << std::string(k.swiglu->name) << ", " << std::string(k.add->name) << ", " << std::string(k.mul->name) << ", "
                       << std::string(k.rope->name) << ", " << std::string(k.attention->name));
+}
+
+TEST_CASE("kernel registry: every family starts with its reference; names are unique and say their op") {
+    std::vector<std::string> names;
+    for (OpFamily op : {OpFamily::matmul, OpFamily::layer_norm, OpFamily::rms_norm, OpFamily::unary, OpFamily::swiglu,
+                        OpFamily::add, OpFamily::mul, OpFamily::rope, OpFamily::attention, OpFamily::weights_row,
+                        OpFamily::topk, OpFamily::gather_rows}) {
+        const std::vector<const Kernel*> list = kernels_of(op);
+        REQUIRE_MESSAGE(!list.empty(), op_family_name(op));
+        CHECK_MESSAGE(list[0]->isa == Isa::scalar, op_family_name(op));
+        CHECK_MESSAGE(list[0]->priority == KernelPriority::reference, op_family_name(op));
+        for (const Kernel* k : list) {
+            INFO(std::string(k->name));
+            if (op != OpFamily::matmul) CHECK(std::string(k->name).rfind(std::string(op_family_name(op)) + "__", 0) == 0);
+            CHECK(std::find(names.begin(), names.end(), std::string(k->name)) == names.end());
+            CHECK(find_kernel(k->name) == k);
+            names.emplace_back(k->name);
+        }
+        // The dispatch choice is the usable entry of highest priority.
+        if (op == OpFamily::matmul) continue;
+        const Kernel* chosen = select_kernel(op);
+        REQUIRE(chosen != nullptr);
+        CHECK(isa_usable(chosen->isa));
+        for (const Kernel* k : list) {
+            if (isa_usable(k->isa)) CHECK_MESSAGE(k->priority <= chosen->priority, std::string(k->name));
+        }
+    }
+    CHECK(names.size() == kernel_registry().size());
 }
 
 TEST_CASE("add and mul variants: exact, broadcast rows, in place") {
@@ -580,6 +645,147 @@ TEST_CASE("attention variants: decode, prefill, vision shapes; GQA, masks, f16/f
     for (const auto* v : usable(attention_variants())) {
         for (DType kv : {DType::f32, DType::f16}) {
             for (const AttnCase& c : cases) check_attention_case(*v, kv, c);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// topk (ops/topk.h): exact, so every variant must return the reference's indices.
+// The reference itself is checked against a rank count written from the contract:
+// i is selected iff fewer than k scores beat it, where j beats i when j is a number
+// and i a NaN, or both are numbers and s_j > s_i, or they tie (equal numbers, -0 ==
+// +0, or both NaN) and j < i.
+
+namespace {
+
+std::vector<int32_t> topk_by_rank_count(const std::vector<float>& s, int64_t k) {
+    const int64_t n = static_cast<int64_t>(s.size());
+    std::vector<int32_t> out;
+    for (int64_t i = 0; i < n; ++i) {
+        int64_t beaten_by = 0;
+        for (int64_t j = 0; j < n; ++j) {
+            const bool ni = std::isnan(s[i]), nj = std::isnan(s[j]);
+            const bool tie = (ni && nj) || (!ni && !nj && s[i] == s[j]);
+            if ((!nj && ni) || (!ni && !nj && s[j] > s[i]) || (tie && j < i)) ++beaten_by;
+        }
+        if (beaten_by < k) out.push_back(static_cast<int32_t>(i));
+    }
+    return out;
+}
+
+// Score vectors that stress the order: all equal, NaNs, ±inf, signed zeros, few
+// distinct values (many ties across radix bins), denormals, random.
+std::vector<std::pair<std::string, std::vector<float>>> topk_inputs(int64_t n, uint64_t seed) {
+    Rng rng{seed};
+    const float nan = std::nanf(""), inf = INFINITY;
+    std::vector<std::pair<std::string, std::vector<float>>> cases;
+    auto make = [&](const char* name, auto&& gen) {
+        std::vector<float> v(static_cast<size_t>(n));
+        for (int64_t i = 0; i < n; ++i) v[i] = gen(i);
+        cases.emplace_back(name, std::move(v));
+    };
+    make("all equal", [](int64_t) { return 0.25f; });
+    make("random", [&](int64_t) { return rng.uniform(-1, 1); });
+    make("few values", [&](int64_t) { return static_cast<float>(rng.integer(0, 4)) - 1.5f; });
+    make("signed zeros", [&](int64_t i) { return (i % 3 == 0) ? -0.0f : (i % 3 == 1 ? 0.0f : -1e-30f); });
+    make("nans and infs", [&](int64_t i) {
+        const int r = rng.integer(0, 6);
+        if (r == 0) return nan;
+        if (r == 1) return -nan;
+        if (r == 2) return inf;
+        if (r == 3) return -inf;
+        return rng.uniform(-3, 3) + (i % 2 ? 0.0f : 1e-40f);
+    });
+    make("all nan", [&](int64_t i) { return i % 2 ? nan : -nan; });
+    make("denormals and zeros", [&](int64_t i) {
+        uint32_t bits = static_cast<uint32_t>(rng.integer(0, 1 << 20)) | (i % 2 ? 0x80000000u : 0u);
+        float f;
+        std::memcpy(&f, &bits, 4);
+        return f;
+    });
+    make("ascending", [](int64_t i) { return static_cast<float>(i); });
+    make("descending", [n](int64_t i) { return static_cast<float>(n - i); });
+    return cases;
+}
+
+}  // namespace
+
+TEST_CASE("topk reference: the rank-count oracle on adversarial scores") {
+    for (int64_t n : {int64_t{1}, int64_t{2}, int64_t{15}, int64_t{16}, int64_t{17}, int64_t{64}, int64_t{577}}) {
+        for (const auto& [what, s] : topk_inputs(n, 99 + n)) {
+            std::vector<uint8_t> scratch(static_cast<size_t>(topk_scratch_bytes(n)));
+            for (int64_t k : {int64_t{0}, int64_t{1}, n / 3, n / 2, n - 1, n}) {
+                if (k < 0) continue;
+                INFO(what << " n=" << n << " k=" << k);
+                std::vector<int32_t> got(static_cast<size_t>(k) + 1, -7);
+                topk_ref(s.data(), n, k, got.data(), scratch.data());
+                CHECK(got[static_cast<size_t>(k)] == -7);  // nothing written past k
+                got.resize(static_cast<size_t>(k));
+                CHECK(got == topk_by_rank_count(s, k));
+            }
+        }
+    }
+    // A hand-worked case: NaN last, ties by index, -0 == +0, raster output order.
+    const float nan = std::nanf("");
+    const std::vector<float> s = {0.0f, nan, 2.0f, -0.0f, INFINITY, 2.0f, -INFINITY};
+    std::vector<uint8_t> scratch(static_cast<size_t>(topk_scratch_bytes(7)));
+    std::vector<int32_t> got(4);
+    topk_ref(s.data(), 7, 4, got.data(), scratch.data());
+    CHECK(got == std::vector<int32_t>{0, 2, 4, 5});  // inf, 2 (#2), 2 (#5), 0 (#0 before -0 at #3)
+    got.resize(6);
+    topk_ref(s.data(), 7, 6, got.data(), scratch.data());
+    CHECK(got == std::vector<int32_t>{0, 2, 3, 4, 5, 6});  // the NaN is the one left out
+}
+
+TEST_CASE("topk variants: the reference's indices exactly") {
+    const bool emulated = test::emulated();
+    for (const auto* v : usable(topk_variants())) {
+        for (int64_t n : {int64_t{1}, int64_t{7}, int64_t{16}, int64_t{17}, int64_t{63}, int64_t{576}, int64_t{1089},
+                          int64_t{emulated ? 4099 : 100003}}) {
+            for (const auto& [what, s] : topk_inputs(n, 7 * n + 1)) {
+                std::vector<uint8_t> scratch(static_cast<size_t>(topk_scratch_bytes(n)) + 64);
+                // 64-byte aligned, as a plan gives it
+                void* aligned = scratch.data() + (64 - reinterpret_cast<uintptr_t>(scratch.data()) % 64) % 64;
+                for (int64_t k : {int64_t{0}, int64_t{1}, n / 4, n / 2, n - 1, n}) {
+                    if (k < 0) continue;
+                    INFO(v->name << ": " << what << " n=" << n << " k=" << k);
+                    std::vector<int32_t> want(static_cast<size_t>(k) + 1, -7), got(static_cast<size_t>(k) + 1, -7);
+                    topk_ref(s.data(), n, k, want.data(), aligned);
+                    v->fn(s.data(), n, k, got.data(), aligned);
+                    CHECK(got == want);
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// gather_rows (ops/gather.h): y[i] = x[idx[i]], exact. Every variant against the
+// definition, element by element, with repeated, unsorted and boundary indices,
+// C below and above every vector width, k = 0, and 1/3 threads and no pool.
+TEST_CASE("gather_rows variants: the rows the indices name, exactly") {
+    for (const auto* v : usable(gather_rows_variants())) {
+        for (int64_t C : {int64_t{1}, int64_t{7}, int64_t{16}, int64_t{17}, int64_t{768}}) {
+            const int64_t T = 300;
+            Rng rng{static_cast<uint64_t>(C) * 31 + 1};
+            std::vector<float> x(static_cast<size_t>(T * C));
+            for (float& f : x) f = rng.uniform(-4, 4);
+            for (int64_t k : {int64_t{0}, int64_t{1}, int64_t{75}, int64_t{300}, int64_t{640}}) {
+                std::vector<int32_t> idx(static_cast<size_t>(k));
+                for (int64_t i = 0; i < k; ++i) idx[i] = i == 0 ? static_cast<int32_t>(T - 1) : rng.integer(0, static_cast<int32_t>(T));
+                if (k > 2) idx[2] = 0;
+                INFO(v->name << " C=" << C << " k=" << k);
+                std::vector<float> got = run_thread_counts(v->name, [&](ThreadPool* pool) {
+                    std::vector<float> y(static_cast<size_t>(k * C) + 1, -9.0f);
+                    v->fn(x.data(), C, idx.data(), k, y.data(), pool);
+                    return y;
+                });
+                bool same = got[static_cast<size_t>(k * C)] == -9.0f;  // nothing written past k rows
+                for (int64_t i = 0; i < k; ++i) {
+                    for (int64_t c = 0; c < C; ++c) same = same && got[i * C + c] == x[idx[i] * C + c];
+                }
+                CHECK(same);
+            }
         }
     }
 }

@@ -4,6 +4,8 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstring>
+#include <string>
 #include <numeric>
 #include <vector>
 
@@ -13,6 +15,8 @@
 #include "ops/rope.h"
 #include "ops/unary.h"
 #include "ops/vision.h"
+#include "quant/formats.h"
+#include "quant/type_traits.h"
 #include "runtime/fp16.h"
 
 using namespace glimpse;
@@ -252,4 +256,63 @@ TEST_CASE("im2col_patches_ref: row n holds patch n in (channel, ky, kx) order") 
     CHECK(patches[0] == 0.0f);
     CHECK(patches[1] == 1.0f);
     CHECK(patches[2] == static_cast<float>(W));
+}
+
+// The type-trait table (quant/type_traits.h) against the block structs of
+// quant/formats.h (ggml-common.h's layouts, size-asserted there) and the GGML type
+// ids; and each row's reader inverts its writer on values the type holds exactly.
+TEST_CASE("type-trait table: sizes match the block layouts; readers invert writers on exact values") {
+    struct Expect {
+        DType type;
+        const char* name;
+        int64_t block_size;
+        size_t block_bytes;
+    };
+    const Expect expect[] = {
+        {DType::f32, "f32", 1, 4},
+        {DType::f16, "f16", 1, 2},
+        {DType::bf16, "bf16", 1, 2},
+        {DType::q4_0, "q4_0", 32, sizeof(BlockQ4_0)},
+        {DType::q4_1, "q4_1", 32, sizeof(BlockQ4_1)},
+        {DType::q5_0, "q5_0", 32, sizeof(BlockQ5_0)},
+        {DType::q5_1, "q5_1", 32, sizeof(BlockQ5_1)},
+        {DType::q8_0, "q8_0", 32, sizeof(BlockQ8_0)},
+        {DType::q8_1, "q8_1", 32, sizeof(BlockQ8_1)},
+        {DType::q2_k, "q2_k", 256, sizeof(BlockQ2K)},
+        {DType::q3_k, "q3_k", 256, sizeof(BlockQ3K)},
+        {DType::q4_k, "q4_k", 256, sizeof(BlockQ4K)},
+        {DType::q5_k, "q5_k", 256, sizeof(BlockQ5K)},
+        {DType::q6_k, "q6_k", 256, sizeof(BlockQ6K)},
+        {DType::q8_k, "q8_k", 256, sizeof(BlockQ8K)},
+        {DType::i32, "i32", 1, 4},
+    };
+    for (const Expect& e : expect) {
+        const TypeTraits* t = type_traits(e.type);
+        REQUIRE_MESSAGE(t != nullptr, e.name);
+        CHECK(t->type == e.type);
+        CHECK(std::string(t->info.name) == e.name);
+        CHECK(t->info.block_size == e.block_size);
+        CHECK(t->info.block_bytes == static_cast<int64_t>(e.block_bytes));
+        CHECK(&dtype_info(e.type) == &t->info);
+    }
+    CHECK(type_traits_of_id(4) == nullptr);  // ggml's removed q4_2
+    CHECK(type_traits_of_id(31) == nullptr);
+    // Values each writable type stores exactly, so writer -> reader gives them back bit
+    // for bit: integers in [-8, 7] with -8 in every block (q4_0: d = -(-8)/8 = 1; q5_0:
+    // d = 1/2, codes 2x + 16), and for q8_0 integers in [-127, 127] with 127 in every
+    // block (d = 127/127 = 1).
+    for (DType type : {DType::f32, DType::f16, DType::bf16, DType::q8_0, DType::q4_0, DType::q5_0}) {
+        const TypeTraits* t = type_traits(type);
+        REQUIRE(bool(t->to_f32));
+        REQUIRE(bool(t->from_f32));
+        std::vector<float> x(256), back(256);
+        for (int i = 0; i < 256; ++i) {
+            x[i] = type == DType::q8_0 ? static_cast<float>(i % 32 == 0 ? 127 : (i * 7) % 255 - 127)
+                                       : static_cast<float>((i % 16) - 8);
+        }
+        std::vector<uint8_t> blocks(static_cast<size_t>(dtype_row_bytes(type, 256)));
+        t->from_f32(x.data(), blocks.data(), 256);
+        t->to_f32(blocks.data(), back.data(), 256);
+        CHECK_MESSAGE(std::memcmp(x.data(), back.data(), 256 * 4) == 0, t->info.name);
+    }
 }

@@ -137,10 +137,12 @@ void eigen_pack_f16(const void* w, int64_t N, int64_t K, void* out) {
 extern const MatmulKernel GLIMPSE_EIGEN_CAT(kEigenF32_, GLIMPSE_EIGEN_SUFFIX);
 extern const MatmulKernel GLIMPSE_EIGEN_CAT(kEigenF32F16w_, GLIMPSE_EIGEN_SUFFIX);
 const MatmulKernel GLIMPSE_EIGEN_CAT(kEigenF32_, GLIMPSE_EIGEN_SUFFIX) = {
-    "eigen_f32__" GLIMPSE_EIGEN_STR(GLIMPSE_EIGEN_SUFFIX), GLIMPSE_EIGEN_ISA, DType::f32, -1, MatmulActivations::f32,
-    nullptr, nullptr, nullptr, eigen_scratch_layout, eigen_run, nullptr};
+    .name = "eigen_f32__" GLIMPSE_EIGEN_STR(GLIMPSE_EIGEN_SUFFIX), .isa = GLIMPSE_EIGEN_ISA, .w_type = DType::f32,
+    .priority = KernelPriority::decisions_only, .activations = MatmulActivations::f32,
+    .scratch_bytes = eigen_scratch_layout, .run = eigen_run};
 const MatmulKernel GLIMPSE_EIGEN_CAT(kEigenF32F16w_, GLIMPSE_EIGEN_SUFFIX) = {
-    "eigen_f32_f16w__" GLIMPSE_EIGEN_STR(GLIMPSE_EIGEN_SUFFIX), GLIMPSE_EIGEN_ISA, DType::f16, -1,
-    MatmulActivations::f32, nullptr, eigen_packed_f16, eigen_pack_f16, eigen_scratch_layout, eigen_run, nullptr};
+    .name = "eigen_f32_f16w__" GLIMPSE_EIGEN_STR(GLIMPSE_EIGEN_SUFFIX), .isa = GLIMPSE_EIGEN_ISA,
+    .w_type = DType::f16, .priority = KernelPriority::decisions_only, .activations = MatmulActivations::f32,
+    .packed_bytes = eigen_packed_f16, .pack = eigen_pack_f16, .scratch_bytes = eigen_scratch_layout, .run = eigen_run};
 
 }  // namespace glimpse

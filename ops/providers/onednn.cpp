@@ -656,10 +656,13 @@ std::string onednn_version() {
            " (cpu runtime " + (v->cpu_runtime == DNNL_RUNTIME_OMP ? "omp" : "other") + ", primitives single-threaded)";
 }
 
-#define GLIMPSE_ONEDNN_ENTRY(symbol, name, isa, wt, kind, acts)                                                     \
-    extern const MatmulKernel symbol;                                                                               \
-    const MatmulKernel symbol = {name, isa, wt, -1, acts, supports_any, packed_bytes_k<kind>, pack_k<kind, wt>, \
-                                 scratch_k<kind>, run_for, onednn_available};
+#define GLIMPSE_ONEDNN_ENTRY(symbol, kernel_name, level, wt, kind, acts)                                       \
+    extern const MatmulKernel symbol;                                                                            \
+    const MatmulKernel symbol = {.name = kernel_name, .isa = level, .w_type = wt,                                \
+                                 .priority = KernelPriority::decisions_only, .activations = acts,                \
+                                 .supports = supports_any, .packed_bytes = packed_bytes_k<kind>,                 \
+                                 .pack = pack_k<kind, wt>, .scratch_bytes = scratch_k<kind>, .run = run_for,     \
+                                 .available = onednn_available};
 
 GLIMPSE_ONEDNN_ENTRY(kOnednnF32, "onednn_f32__avx2", Isa::avx2, DType::f32, Kind::f32, MatmulActivations::f32)
 GLIMPSE_ONEDNN_ENTRY(kOnednnF32F16w, "onednn_f32_f16w__avx2", Isa::avx2, DType::f16, Kind::f32, MatmulActivations::f32)

@@ -2,8 +2,8 @@
 // provider tests need to know beyond the MatmulKernel entries themselves.
 //
 // The entries live in ops/providers/{onednn,xnnpack,eigen*}.cpp and are listed in
-// ops/matmul_kernels.inc under GLIMPSE_HAVE_ONEDNN / GLIMPSE_HAVE_XNNPACK /
-// GLIMPSE_HAVE_EIGEN. They have priority -1, so the priority rule alone never picks
+// ops/kernel_registry.cpp under GLIMPSE_HAVE_ONEDNN / GLIMPSE_HAVE_XNNPACK /
+// GLIMPSE_HAVE_EIGEN. They have KernelPriority::decisions_only (-1), so the priority rule alone never picks
 // them over the scalar references: the plan uses a provider only where the decision
 // table (ops/matmul_decisions.inc) names it.
 #pragma once

@@ -304,11 +304,16 @@ std::string xnnpack_describe(const void* packed) {
 
 // XNNPACK is usable on any CPU of either architecture: Isa::scalar.
 extern const MatmulKernel kXnnpackF32, kXnnpackF32F16w;
-const MatmulKernel kXnnpackF32 = {"xnnpack_f32__scalar", Isa::scalar, DType::f32, -1, MatmulActivations::f32,
-                                  nullptr, packed_bytes_x, pack_k<DType::f32>, scratch_x, run_x, xnnpack_available};
-const MatmulKernel kXnnpackF32F16w = {"xnnpack_f32_f16w__scalar", Isa::scalar, DType::f16, -1,
-                                      MatmulActivations::f32, nullptr, packed_bytes_x, pack_k<DType::f16>,
-                                      scratch_x, run_x, xnnpack_available};
+const MatmulKernel kXnnpackF32 = {
+    .name = "xnnpack_f32__scalar", .isa = Isa::scalar, .w_type = DType::f32,
+    .priority = KernelPriority::decisions_only, .activations = MatmulActivations::f32,
+    .packed_bytes = packed_bytes_x, .pack = pack_k<DType::f32>, .scratch_bytes = scratch_x, .run = run_x,
+    .available = xnnpack_available};
+const MatmulKernel kXnnpackF32F16w = {
+    .name = "xnnpack_f32_f16w__scalar", .isa = Isa::scalar, .w_type = DType::f16,
+    .priority = KernelPriority::decisions_only, .activations = MatmulActivations::f32,
+    .packed_bytes = packed_bytes_x, .pack = pack_k<DType::f16>, .scratch_bytes = scratch_x, .run = run_x,
+    .available = xnnpack_available};
 
 }  // namespace glimpse
 

@@ -1,13 +1,17 @@
-// glimpse-bench kernels: every usable registered matmul kernel on the SmolVLM shapes.
+// glimpse-bench kernels: every usable kernel of the registry (ops/kernel_registry.h):
+// matmul kernels on the SmolVLM shapes, the other op families on one case each.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <regex>
 #include <string>
 #include <vector>
 
+#include "ops/kernel_registry.h"
 #include "ops/matmul.h"
+#include "ops/topk.h"
 #include "ops/providers/providers.h"
 #include "quant/quantize.h"
 #include "runtime/aligned_buffer.h"
@@ -67,6 +71,106 @@ std::vector<uint8_t> make_weights(DType t, int64_t N, int64_t K, uint64_t seed) 
         }
     }
     return out;
+}
+
+// One timed case per non-matmul op family (SmolVLM-sized): a family's new variants are
+// benchmarked here without an edit; a new family adds its case. Buffers are sized for
+// the largest case and filled with values in [-1, 1).
+struct OpCase {
+    const char* shape;  // e.g. "T1024xC768"
+    double elements;    // values produced per call (throughput = elements / time)
+    std::function<void(const Kernel&, ThreadPool*)> run;
+};
+
+struct OpBuffers {
+    std::vector<float> a, b, c, y;
+    std::vector<int32_t> pos, idx;
+    uint8_t* scratch = nullptr;
+    std::vector<uint8_t> w16;
+    explicit OpBuffers(int64_t n, int64_t scratch_bytes) : a(n), b(n), c(n), y(n), pos(4096), idx(n) {
+        Lcg rng{7};
+        for (int64_t i = 0; i < n; ++i) a[i] = rng.next(), b[i] = rng.next(), c[i] = rng.next();
+        for (int32_t i = 0; i < 4096; ++i) pos[i] = i;
+        scratch = aligned_buffer_alloc(static_cast<size_t>(scratch_bytes));
+        w16.resize(static_cast<size_t>(n) * 2);
+        for (int64_t i = 0; i < n; ++i) {
+            const uint16_t h = f32_to_f16(a[i]);
+            std::memcpy(&w16[2 * i], &h, 2);
+        }
+    }
+    ~OpBuffers() { aligned_buffer_free(scratch); }
+};
+
+std::vector<OpCase> op_cases(OpFamily op, OpBuffers& m) {
+    const int64_t T = 1024, C = 768;  // SigLIP-B/16 at 512²: 1024 patches of 768
+    switch (op) {
+        case OpFamily::matmul: return {};
+        case OpFamily::layer_norm:
+            return {{"T1024xC768", double(T * C), [&m](const Kernel& k, ThreadPool* p) {
+                         k.fn.layer_norm(m.a.data(), 1024, 768, m.b.data(), m.c.data(), 1e-6f, m.y.data(), p);
+                     }}};
+        case OpFamily::rms_norm:
+            return {{"T1024xC768", double(T * C), [&m](const Kernel& k, ThreadPool* p) {
+                         k.fn.rms_norm(m.a.data(), 1024, 768, m.b.data(), 1e-6f, m.y.data(), p);
+                     }}};
+        case OpFamily::unary:
+            return {{"gelu_tanh_n3145728", 3145728.0, [&m](const Kernel& k, ThreadPool* p) {
+                         k.fn.unary(UnaryOp::gelu_tanh, m.a.data(), 3145728, m.y.data(), p);
+                     }}};
+        case OpFamily::swiglu:
+            return {{"n98304", 98304.0, [&m](const Kernel& k, ThreadPool* p) {
+                         k.fn.swiglu(m.a.data(), m.b.data(), 98304, m.y.data(), p);
+                     }}};
+        case OpFamily::add:
+            return {{"T1024xC768", double(T * C), [&m](const Kernel& k, ThreadPool* p) {
+                         k.fn.add(m.a.data(), m.b.data(), 1024, 768, 1024, m.y.data(), p);
+                     }}};
+        case OpFamily::mul:
+            return {{"T1024xC768", double(T * C), [&m](const Kernel& k, ThreadPool* p) {
+                         k.fn.mul(m.a.data(), m.b.data(), 1024, 768, 1, m.y.data(), p);
+                     }}};
+        case OpFamily::rope:  // SmolLM2-135M: 9 heads of 64, a 256-token prefill
+            return {{"T256xH9xD64", 256.0 * 576, [&m](const Kernel& k, ThreadPool* p) {
+                         k.fn.rope(m.a.data(), m.pos.data(), 256, 9, 64, 64, 100000.0f, m.y.data(), p);
+                     }}};
+        case OpFamily::attention:  // SigLIP-B: 1024 queries over 1024 keys, 12 heads of 64
+            return {{"T1024xS1024xH12xD64", double(T * C), [&m](const Kernel& k, ThreadPool* p) {
+                         AttentionArgs a;
+                         a.q = m.a.data();
+                         a.q_ld = 768;
+                         a.k = m.b.data();
+                         a.v = m.c.data();
+                         a.kv_ld = 768;
+                         a.out = m.y.data();
+                         a.out_ld = 768;
+                         a.T = 1024;
+                         a.S = 1024;
+                         a.n_head = 12;
+                         a.n_head_kv = 12;
+                         a.head_dim = 64;
+                         a.scale = 0.125f;
+                         k.fn.attention(a, reinterpret_cast<float*>(m.scratch), p);
+                     }}};
+        case OpFamily::weights_row:  // an f16 embedding table: 1024 rows of 768
+            return {{"f16_1024x768", double(T * C), [&m](const Kernel& k, ThreadPool*) {
+                         for (int64_t r = 0; r < 1024; ++r) k.fn.weights_row(m.w16.data(), DType::f16, 768, r, m.y.data() + r * 768);
+                     }}};
+        case OpFamily::topk: {  // pruning: keep a quarter of a tile's 1024 patches, or of 4096
+            std::vector<OpCase> cases;
+            for (int64_t n : {int64_t{1024}, int64_t{4096}}) {
+                cases.push_back({n == 1024 ? "n1024_k256" : "n4096_k1024", double(n), [&m, n](const Kernel& k, ThreadPool*) {
+                                     k.fn.topk(m.a.data(), n, n / 4, m.idx.data(), m.scratch);
+                                 }});
+            }
+            return cases;
+        }
+        case OpFamily::gather_rows:  // keep 256 of 1024 rows of 768
+            return {{"T1024xC768_k256", 256.0 * 768, [&m](const Kernel& k, ThreadPool* p) {
+                         for (int32_t i = 0; i < 256; ++i) m.idx[i] = 4 * i + 1;
+                         k.fn.gather_rows(m.a.data(), 768, m.idx.data(), 256, m.y.data(), p);
+                     }}};
+    }
+    return {};
 }
 
 struct Options {
@@ -310,6 +414,55 @@ int cmd_kernels(int argc, char** argv) {
             aligned_buffer_free(xbuf);
             aligned_buffer_free(ybuf);
             aligned_buffer_free(bbuf);
+        }
+    }
+    j.end_array();
+
+    // The other op families, from the same registry.
+    std::fprintf(stderr, "\n%-22s %-26s %10s %12s %s\n", "op case", "kernel", "median ms", "Melem/s", "spread");
+    j.begin_array("op_results");
+    {
+        const int64_t n_max = 3145728;
+        OpBuffers m(n_max, info.threads * attention_scratch_floats(1024) * 4 + topk_scratch_bytes(n_max) + 64);
+        for (const Kernel& k : kernel_registry()) {
+            if (k.op == OpFamily::matmul) continue;
+            const std::string name = k.name;
+            if (!std::regex_search(name, kernel_re)) continue;
+            // The attention reference takes seconds per call (double-precision sums).
+            if (k.op == OpFamily::attention && k.isa == Isa::scalar && !opt.include_ref) continue;
+            if (!isa_usable(k.isa)) {
+                skipped.push_back({name, std::string("needs ") + isa_name(k.isa)});
+                continue;
+            }
+            for (const OpCase& c : op_cases(k.op, m)) {
+                c.run(k, &pool);  // warm-up
+                std::vector<double> samples;
+                double total = 0;
+                while (static_cast<int>(samples.size()) < opt.max_reps) {
+                    const double t0 = now_ms();
+                    c.run(k, &pool);
+                    const double dt = now_ms() - t0;
+                    samples.push_back(dt);
+                    total += dt;
+                    if (static_cast<int>(samples.size()) >= opt.min_reps && total >= opt.min_time_ms) break;
+                }
+                const Stats st = stats_of(samples);
+                j.begin_object();
+                j.value("kernel", name);
+                j.value("op", op_family_name(k.op));
+                j.value("isa", isa_name(k.isa));
+                j.value("priority", static_cast<int64_t>(k.priority));
+                j.value("case", c.shape);
+                j.value("reps", static_cast<int64_t>(st.n));
+                j.value("median_ms", st.median);
+                j.value("min_ms", st.min);
+                j.value("max_ms", st.max);
+                j.value("melem_per_s", c.elements / (st.median * 1e3));
+                j.end_object();
+                std::fprintf(stderr, "%-22s %-26s %10.4f %12.1f %.0f%% (n=%d)\n", c.shape, name.c_str(), st.median,
+                             c.elements / (st.median * 1e3),
+                             st.median > 0 ? 100.0 * (st.max - st.min) / st.median : 0.0, st.n);
+            }
         }
     }
     j.end_array();

@@ -57,6 +57,22 @@ def compare_kernels(a, b, threshold, flt):
         fb = f"{gb:10.1f}" if gb is not None else f"{'-':>10}"
         fr = f"{ratio:7.2f}" if ratio is not None else f"{'new' if ga is None else 'gone':>7}"
         print(f"{k[1]:<24} {k[0]:<30} {fa} {fb} {fr}{mark(ratio, threshold)}")
+    # The other op families (op_results): throughput is 1 / median time.
+    oa = {(r["kernel"], r["case"]): r for r in a.get("op_results", [])}
+    ob = {(r["kernel"], r["case"]): r for r in b.get("op_results", [])}
+    if oa or ob:
+        print(f"\n{'op case':<24} {'kernel':<30} {'base ms':>10} {'new ms':>10} {'ratio':>7}")
+        for k in sorted(set(oa) | set(ob), key=lambda k: (k[1], k[0])):
+            if flt and flt not in k[0] and flt not in k[1]:
+                continue
+            ra, rb = oa.get(k), ob.get(k)
+            ma = ra["median_ms"] if ra else None
+            mb = rb["median_ms"] if rb else None
+            ratio = ma / mb if ma and mb else None
+            fa = f"{ma:10.4f}" if ma is not None else f"{'-':>10}"
+            fb = f"{mb:10.4f}" if mb is not None else f"{'-':>10}"
+            fr = f"{ratio:7.2f}" if ratio is not None else f"{'new' if ma is None else 'gone':>7}"
+            print(f"{k[1]:<24} {k[0]:<30} {fa} {fb} {fr}{mark(ratio, threshold)}")
     sa = {(s["shape"], s["w_type"]): s["kernel"] for s in a.get("selected", [])}
     sb = {(s["shape"], s["w_type"]): s["kernel"] for s in b.get("selected", [])}
     changed = [(k, sa.get(k), sb.get(k)) for k in sorted(set(sa) | set(sb)) if sa.get(k) != sb.get(k)]
