@@ -35,7 +35,7 @@ struct AttentionArgs {
 // Per-thread scratch in floats: one score row of S floats (row kernels: decode,
 // the references), then a fixed region of kAttentionTileFloats for blocked kernels
 // (a query tile, its output accumulator, a block of probabilities and K/V blocks
-// converted from f16; ops/attention_avx512.cpp sizes them for head_dim <= 128 and
+// converted from f16; ops/simd/attention.h sizes them for head_dim <= 128 and
 // uses its row kernel beyond). A pure function of S, so a plan sizes it per node.
 inline constexpr int64_t kAttentionTileFloats = 32768;
 inline int64_t attention_scratch_floats(int64_t S) { return S + kAttentionTileFloats; }

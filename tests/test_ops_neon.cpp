@@ -1,6 +1,7 @@
 // aarch64 hot ops against their scalar references: the q8_0 activation quantizer
 // (against a scalar model of ggml's ARM semantics, exactly, and hand-worked ties),
-// exp, softmax, attention (f32 and f16 KV, GQA, causal) and RMSNorm, with tolerances
+// exp, softmax, attention (f32 and f16 KV, GQA, causal, the column-mean tap) and
+// RMSNorm, with tolerances
 // derived from f32 rounding (u = 2^-24, γ_n = n·u / (1 - n·u)).
 // Compiles to a single informational test case on other architectures.
 #include <doctest/doctest.h>
@@ -147,7 +148,11 @@ TEST_CASE("softmax_row_neon matches softmax_row_ref") {
 
 namespace {
 
-void check_attention(DType kv_type, int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, bool causal, int threads) {
+// With `tap`, also the column-mean tap against attention_ref's: each probability within
+// its row's bound, summed over T rows in f32 (γ_T + 2u); and the attention output and
+// the tap must be the same with and without the tap and for 1 thread and `threads`.
+void check_attention(DType kv_type, int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, bool causal, int threads,
+                     bool tap = false) {
     Rng rng{static_cast<uint64_t>(T * 131 + S * 7 + D + Hq * 3 + causal)};
     const int64_t q_ld = Hq * D + 3, kv_ld = Hkv * D + 5, out_ld = Hq * D + 2;
     std::vector<float> q(T * q_ld), kf(S * kv_ld), vf(S * kv_ld);
@@ -186,6 +191,26 @@ void check_attention(DType kv_type, int64_t T, int64_t S, int64_t Hq, int64_t Hk
     attention_ref(a, scratch.data(), &pool);
     a.out = got.data();
     attention_neon(a, scratch.data(), &pool);
+    std::vector<float> ref_tap(tap ? Hq * S : 0), got_tap(tap ? Hq * S : 0, -7.0f);
+    if (tap) {
+        std::vector<float> ref_with_tap(T * out_ld, -7.0f), got_with_tap(T * out_ld, -7.0f);
+        a.out = ref_with_tap.data();
+        a.col_mean = ref_tap.data();
+        attention_ref(a, scratch.data(), &pool);
+        a.out = got_with_tap.data();
+        a.col_mean = got_tap.data();
+        attention_neon(a, scratch.data(), &pool);
+        CHECK_MESSAGE(std::memcmp(got_with_tap.data(), got.data(), got.size() * 4) == 0, "output changed by the tap");
+        ThreadPool one(1);
+        std::vector<float> one_out(T * out_ld, -7.0f), one_tap(Hq * S, -7.0f);
+        a.out = one_out.data();
+        a.col_mean = one_tap.data();
+        attention_neon(a, scratch.data(), &one);
+        CHECK_MESSAGE(std::memcmp(one_out.data(), got.data(), got.size() * 4) == 0, "output depends on the thread count");
+        CHECK_MESSAGE(std::memcmp(one_tap.data(), got_tap.data(), got_tap.size() * 4) == 0, "tap depends on the thread count");
+        a.col_mean = nullptr;
+    }
+    std::vector<double> head_rel_max(Hq, 0.0);
 
     const int64_t group = Hq / Hkv;
     for (int64_t t = 0; t < T; ++t) {
@@ -211,7 +236,11 @@ void check_attention(DType kv_type, int64_t T, int64_t S, int64_t Hq, int64_t Hk
             for (double& v : p) v /= sum;
             // Scores off by δ move each probability by a factor within e^{±2δ}; softmax's own
             // error (see the softmax test) and the f32 weighted sum γ_n add relatively.
-            const double rel = 2.2 * worst_delta + 2 * std::ldexp(1.0, -22) + 2 * gamma_n(static_cast<double>(n)) + 8 * kU;
+            // The blocked kernel (T >= 8) rescales numerator and denominator once per block
+            // of 64 keys (<= 2u each): 4·⌈n/16⌉u covers it, as in tests/test_op_variants.cpp.
+            const double rel = 2.2 * worst_delta + 2 * std::ldexp(1.0, -22) + 2 * gamma_n(static_cast<double>(n)) +
+                               4 * static_cast<double>((n + 15) / 16) * kU + 8 * kU;
+            head_rel_max[h] = std::max(head_rel_max[h], rel);
             for (int64_t d = 0; d < D; ++d) {
                 double mag = 0;
                 for (int64_t s = 0; s < n; ++s) mag += p[s] * std::fabs(vf[s * kv_ld + hk * D + d]);
@@ -225,6 +254,17 @@ void check_attention(DType kv_type, int64_t T, int64_t S, int64_t Hq, int64_t Hk
             }
         }
         for (int64_t j = Hq * D; j < out_ld; ++j) REQUIRE(got[t * out_ld + j] == -7.0f);
+    }
+    for (int64_t h = 0; h < (tap ? Hq : 0); ++h) {
+        for (int64_t s = 0; s < S; ++s) {
+            const double r = ref_tap[h * S + s], g = got_tap[h * S + s];
+            const double tol = (head_rel_max[h] + gamma_n(static_cast<double>(T)) + 2 * kU) * std::fabs(r) + 1e-30;
+            if (!(std::fabs(g - r) <= tol)) {
+                FAIL_CHECK(std::string(dtype_name(kv_type)) << " T=" << T << " S=" << S << " D=" << D << ": col_mean[" << h << "][" << s
+                                               << "] = " << g << ", reference " << r << ", tolerance " << tol);
+                return;
+            }
+        }
     }
 }
 
@@ -241,6 +281,20 @@ TEST_CASE("attention_neon matches attention_ref") {
         check_attention(kv, 3, 9, 3, 1, 6, false, 2);
         check_attention(kv, 2, 1, 1, 1, 16, false, 1);
         if (!test::emulated()) check_attention(kv, 64, 196, 12, 12, 64, false, 2);
+        // blocked kernel (T >= 8): vision-style, causal prefill, chunked prefill, odd D
+        check_attention(kv, 40, 40, 3, 3, 64, false, 2);
+        check_attention(kv, 19, 19, 2, 1, 72, true, 2);
+        check_attention(kv, 12, 30, 4, 2, 17, true, 3);
+    }
+}
+
+TEST_CASE("attention_neon column-mean tap matches attention_ref's, leaves the output unchanged, any thread count") {
+    for (DType kv : {DType::f32, DType::f16}) {
+        check_attention(kv, 40, 40, 3, 3, 64, false, 3, true);   // blocked, one full and one short block of rows
+        check_attention(kv, 70, 70, 2, 2, 72, false, 2, true);   // blocked, S past one 64-key block
+        check_attention(kv, 3, 50, 2, 1, 64, false, 2, true);    // row kernel (T < 8), GQA
+        check_attention(kv, 10, 20, 2, 2, 136, false, 2, true);  // row kernel (head_dim > 128)
+        check_attention(kv, 9, 9, 3, 1, 6, false, 2, true);      // blocked, tiny odd D
     }
 }
 

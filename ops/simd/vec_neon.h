@@ -1,0 +1,99 @@
+// VecNeon: the vector-traits layer (docs/conventions.md, "SIMD kernels") on 4 f32 lanes
+// of a 128-bit NEON register (aarch64 baseline, any core). Same members and contracts
+// as VecAvx512 (ops/simd/vec_avx512.h). NEON has no masked loads or stores: Mask is a
+// lane vector of all-ones / all-zeros and the tails go through a small stack buffer.
+#pragma once
+
+#include <arm_neon.h>
+
+#include <cstdint>
+
+namespace glimpse::simd {
+
+struct VecNeon {
+    using F = float32x4_t;
+    using D = float64x2_t;
+    using Mask = uint32x4_t;
+    static constexpr int kLanes = 4;
+
+    static F zero() { return vdupq_n_f32(0.0f); }
+    static F set1(float v) { return vdupq_n_f32(v); }
+    static F broadcast(const float* p) { return vld1q_dup_f32(p); }
+    static F load(const float* p) { return vld1q_f32(p); }
+    static F loadu(const float* p) { return vld1q_f32(p); }
+    static void store(float* p, F v) { vst1q_f32(p, v); }
+    static void storeu(float* p, F v) { vst1q_f32(p, v); }
+
+    // lanes [0, n) with n clamped to [0, kLanes]
+    static Mask first_lanes(int64_t n) {
+        const uint32_t m = static_cast<uint32_t>(n < 0 ? 0 : n > 4 ? 4 : n);
+        const uint32_t lanes[4] = {0, 1, 2, 3};
+        return vcltq_u32(vld1q_u32(lanes), vdupq_n_u32(m));
+    }
+    static F load_tail(const float* p, int64_t n) {
+        if (n >= 4) return vld1q_f32(p);
+        float tmp[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        for (int64_t i = 0; i < n; ++i) tmp[i] = p[i];
+        return vld1q_f32(tmp);
+    }
+    static void store_tail(float* p, int64_t n, F v) {
+        if (n >= 4) return vst1q_f32(p, v);
+        float tmp[4];
+        vst1q_f32(tmp, v);
+        for (int64_t i = 0; i < n; ++i) p[i] = tmp[i];
+    }
+
+    // f16 bits -> f32
+    static F load_f16(const uint16_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
+    static F load_f16_aligned(const uint16_t* p) { return load_f16(p); }
+    static F load_f16_tail(const uint16_t* p, int64_t n) {
+        if (n >= 4) return load_f16(p);
+        uint16_t tmp[4] = {0, 0, 0, 0};
+        for (int64_t i = 0; i < n; ++i) tmp[i] = p[i];
+        return load_f16(tmp);
+    }
+
+    static F add(F a, F b) { return vaddq_f32(a, b); }
+    static F sub(F a, F b) { return vsubq_f32(a, b); }
+    static F mul(F a, F b) { return vmulq_f32(a, b); }
+    static F div(F a, F b) { return vdivq_f32(a, b); }
+    static F min(F a, F b) { return vminq_f32(a, b); }
+    static F max(F a, F b) { return vmaxq_f32(a, b); }
+    static F abs(F a) { return vabsq_f32(a); }
+    static F fmadd(F a, F b, F c) { return vfmaq_f32(c, a, b); }
+    static F fnmadd(F a, F b, F c) { return vfmsq_f32(c, a, b); }
+    static F round_nearest(F a) { return vrndnq_f32(a); }
+    // p · 2^n for integral n in [-127, 128], as p · 2^n1 · 2^n2 with n1 = n/2, n2 = n − n1
+    // (both normal powers of two: 2^128 alone is not a float, exp(88.5) = 2^127.7 is)
+    static F mul_pow2(F p, F n) {
+        const int32x4_t ni = vcvtq_s32_f32(n);
+        const int32x4_t n1 = vshrq_n_s32(ni, 1), n2 = vsubq_s32(ni, n1);
+        const int32x4_t bias = vdupq_n_s32(127);
+        const float32x4_t e1 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(n1, bias), 23));
+        const float32x4_t e2 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(n2, bias), 23));
+        return vmulq_f32(vmulq_f32(p, e1), e2);
+    }
+    // (x1, x0, x3, x2)
+    static F swap_pairs(F a) { return vrev64q_f32(a); }
+
+    static Mask ge(F a, F b) { return vcgeq_f32(a, b); }
+    static Mask gt(F a, F b) { return vcgtq_f32(a, b); }
+    static Mask le(F a, F b) { return vcleq_f32(a, b); }
+    static F select(Mask m, F yes, F no) { return vbslq_f32(m, yes, no); }
+    static F zero_unless(Mask m, F v) { return vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(v), m)); }
+
+    static float reduce_add(F v) { return vaddvq_f32(v); }
+    static float reduce_max(F v) { return vmaxvq_f32(v); }
+    // a[0..4) -> lane i = Σ over the lanes of a[i] (pairwise adds)
+    static F reduce_lanes(const F* a) { return vpaddq_f32(vpaddq_f32(a[0], a[1]), vpaddq_f32(a[2], a[3])); }
+
+    // f64 lanes
+    static D zero_d() { return vdupq_n_f64(0.0); }
+    static D lo_to_d(F v) { return vcvt_f64_f32(vget_low_f32(v)); }
+    static D hi_to_d(F v) { return vcvt_high_f64_f32(v); }
+    static D add_d(D a, D b) { return vaddq_f64(a, b); }
+    static D fmadd_d(D a, D b, D c) { return vfmaq_f64(c, a, b); }
+    static double reduce_add_d(D v) { return vaddvq_f64(v); }
+};
+
+}  // namespace glimpse::simd
