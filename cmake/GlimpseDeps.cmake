@@ -1,11 +1,17 @@
 # Third-party dependencies, all from Debian packages:
-#   apt-get install libeigen3-dev libdnnl-dev libxnnpack-dev libstb-dev doctest-dev pkg-config
+#   apt-get install libeigen3-dev libdnnl-dev libxnnpack-dev libstb-dev libjpeg-dev doctest-dev pkg-config
 find_package(Threads REQUIRED)
 find_package(PkgConfig REQUIRED)
 
 # stb_image / stb_image_write: Debian's libstb ships the implementations in libstb.a.
 pkg_check_modules(STB REQUIRED IMPORTED_TARGET stb)
 add_library(glimpse::stb ALIAS PkgConfig::STB)
+
+# libjpeg-turbo (libjpeg-dev -> libjpeg62-turbo-dev): checks a JPEG's entropy-coded data before
+# stb decodes it, because stb 2.27 has undefined behaviour on corrupt Huffman data
+# (runtime/image.cpp, jpeg_entropy_data_problem). Hardened and fuzzed by OSS-Fuzz.
+pkg_check_modules(JPEG REQUIRED IMPORTED_TARGET libjpeg)
+add_library(glimpse::jpeg ALIAS PkgConfig::JPEG)
 
 # Matrix-multiply providers (oneDNN, XNNPACK, Eigen). Each is optional; a missing one
 # turns its provider off with a message instead of failing the configure step.

@@ -103,7 +103,7 @@ set(CPACK_STRIP_FILES ON)
 # cross build it reads the arm64 multiarch packages), plus the -dev packages that the
 # static libraries' users link against.
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-set(GLIMPSE_DEB_DEV_DEPENDS "libstb-dev, pkg-config")
+set(GLIMPSE_DEB_DEV_DEPENDS "libstb-dev, libjpeg-dev, pkg-config")
 if(GLIMPSE_WITH_ONEDNN)
   string(APPEND GLIMPSE_DEB_DEV_DEPENDS ", libdnnl-dev")
 endif()

@@ -127,7 +127,7 @@ Status read_value(Cursor& cur, GgufType type, GgufValue* out, int depth) {
         case GgufType::u32: { uint32_t v = 0; GLIMPSE_RETURN_IF_ERROR(cur.read(&v, "u32 value")); out->as_u64 = v; out->as_i64 = v; break; }
         case GgufType::i32: { int32_t v = 0; GLIMPSE_RETURN_IF_ERROR(cur.read(&v, "i32 value")); out->as_i64 = v; break; }
         case GgufType::u64: {
-            uint64_t v;
+            uint64_t v = 0;
             GLIMPSE_RETURN_IF_ERROR(cur.read(&v, "u64 value"));
             out->as_u64 = v;
             out->as_i64 = v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ? -1 : static_cast<int64_t>(v);
@@ -137,7 +137,7 @@ Status read_value(Cursor& cur, GgufType type, GgufValue* out, int depth) {
         case GgufType::f32: { float v = 0; GLIMPSE_RETURN_IF_ERROR(cur.read(&v, "f32 value")); out->as_f64 = v; break; }
         case GgufType::f64: { double v = 0; GLIMPSE_RETURN_IF_ERROR(cur.read(&v, "f64 value")); out->as_f64 = v; break; }
         case GgufType::boolean: {
-            uint8_t v;
+            uint8_t v = 0;
             GLIMPSE_RETURN_IF_ERROR(cur.read(&v, "bool value"));
             if (v > 1) return cur.fail(("bool value " + std::to_string(v) + " is neither 0 nor 1").c_str());
             out->as_u64 = v;

@@ -6,11 +6,18 @@
 #include <stb_image.h>
 #include <stb_image_write.h>
 
+// libjpeg-turbo (Debian's libjpeg62-turbo-dev): only checks a JPEG's entropy-coded data before
+// stb decodes it (see jpeg_entropy_data_problem). jpeglib.h needs <cstdio> first.
+#include <cstdio>
+#include <jerror.h>
+#include <jpeglib.h>
+
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <csetjmp>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -26,39 +33,6 @@ struct FileCloser {
 struct StbiFree {
     void operator()(stbi_uc* p) const { stbi_image_free(p); }
 };
-
-Result<std::vector<uint8_t>> read_whole_file(const std::string& path, int64_t max_bytes) {
-    // Opened without blocking and checked with fstat before a byte is read: a FIFO would block
-    // the open (and then the read) forever, /dev/zero would stream until the size cap.
-    int64_t size = 0;
-    GLIMPSE_ASSIGN_OR_RETURN(int fd, open_regular_file(path, "an image", &size));
-    struct FdCloser {
-        int fd;
-        ~FdCloser() { ::close(fd); }
-    } closer{fd};
-    if (size > max_bytes) {
-        return Status::error(StatusCode::out_of_range,
-                             "%s: file has %lld bytes, above the image file limit of %lld bytes (%lld MiB)",
-                             path.c_str(), static_cast<long long>(size), static_cast<long long>(max_bytes),
-                             static_cast<long long>(max_bytes >> 20));
-    }
-    // Reads exactly the size fstat gave; a file that shrank meanwhile is read to its new end
-    // (and fails to decode if that cut it), one that grew is read only up to the old size.
-    std::vector<uint8_t> bytes(static_cast<size_t>(size));
-    size_t done = 0;
-    while (done < bytes.size()) {
-        const ssize_t n = ::read(fd, bytes.data() + done, bytes.size() - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            return Status::error(StatusCode::io_error, "%s: read failed after %zu bytes: %s", path.c_str(), done,
-                                 std::strerror(errno));
-        }
-        if (n == 0) break;
-        done += static_cast<size_t>(n);
-    }
-    bytes.resize(done);
-    return bytes;
-}
 
 // Bounds-checked little/big-endian reads inside the TIFF block of an Exif segment.
 struct TiffReader {
@@ -121,12 +95,23 @@ int tiff_ifd0_orientation(const uint8_t* tiff, size_t size) {
 
 namespace {
 
+// Where a JPEG's SOI marker ends: stb (stbi__jpeg_test -> stbi__get_marker) takes any file whose
+// first byte is FF, followed by any number of FF fill bytes and then D8, for a JPEG, and the JPEG
+// standard allows fill bytes before every marker (T.81 B.1.1.2). So `FF FF D8` is a JPEG to stb,
+// and every check made for stb's sake must start where stb does. Returns 0 when not a JPEG.
+size_t jpeg_soi_end(const uint8_t* data, size_t size) {
+    if (data == nullptr || size < 2 || data[0] != 0xFF) return 0;
+    size_t pos = 1;
+    while (pos < size && data[pos] == 0xFF) ++pos;
+    return pos < size && data[pos] == 0xD8 ? pos + 1 : 0;
+}
+
 // Calls visit(marker, payload, payload_size) for each marker segment of a JPEG up to the first
 // scan, stopping early when visit returns true. Every length is checked against `size`.
 template <class Visit>
 void walk_jpeg_header_segments(const uint8_t* data, size_t size, Visit&& visit) {
-    if (data == nullptr || size < 4 || data[0] != 0xFF || data[1] != 0xD8) return;
-    size_t pos = 2;
+    size_t pos = jpeg_soi_end(data, size);
+    if (pos == 0 || size < 4) return;
     while (pos < size) {
         if (data[pos] != 0xFF) return;
         while (pos < size && data[pos] == 0xFF) ++pos;  // fill bytes
@@ -182,13 +167,14 @@ bool sniff_claimed_size(const uint8_t* data, size_t size, int64_t* width, int64_
 // Every valid JPEG passes (the JPEG standard forbids all three). Problems stb reports by itself
 // (bad lengths, unknown markers, truncation) are left to stb. Returns "" or the reason.
 std::string jpeg_unsafe_for_stb(const uint8_t* data, size_t size) {
-    if (size < 4 || data[0] != 0xFF || data[1] != 0xD8) return "";
+    const size_t soi_end = jpeg_soi_end(data, size);
+    if (soi_end == 0 || size < 4) return "";
     auto byte_at = [&](size_t off) -> uint32_t { return off < size ? data[off] : 0; };  // stb reads 0 past EOF
     bool dc_defined[4] = {}, ac_defined[4] = {}, dq_defined[4] = {};
     int comp_id[4] = {}, comp_tq[4] = {}, n_comp = 0;
     bool coded[4] = {};  // a scan sets every coefficient of the component (see the EOI check)
     bool progressive = false;
-    size_t pos = 2;
+    size_t pos = soi_end;
     while (pos < size) {
         // stb skips stray bytes between segments while it looks for the frame header; follow it.
         if (data[pos] != 0xFF) {
@@ -477,12 +463,182 @@ std::string pnm_unsafe_for_stb(const uint8_t* data, size_t size) {
     const int64_t height = get_integer();
     skip_whitespace();
     const int64_t max_value = get_integer();
+    // stb parses each header number into an int with `value * 10 + digit` and no bound: more
+    // digits than an int holds is a signed overflow inside stb (UB; fuzz_image found
+    // "P5555...": tests/data/regressions/image/pnm_header_int_overflow.pgm).
+    if (width > INT_MAX || height > INT_MAX || max_value > INT_MAX) {
+        return str_printf("a header number is above %d (width, height or maximum sample value)", INT_MAX);
+    }
     if (width <= 0 || height <= 0 || width > (int64_t{1} << 24) || height > (int64_t{1} << 24) || max_value > 65535) {
         return "";  // stb or the size checks reject it
     }
-    const uint64_t needed = static_cast<uint64_t>(width * height * channels * (max_value > 255 ? 2 : 1));
+    // A maximum above 255 means 2 bytes per sample. stb 2.27 then reports 16 bits per channel
+    // but converts P5's grey to RGB with its 8-bit routine, into a buffer of 1 byte per sample,
+    // and its 16-to-8 reduction reads that buffer as 2 bytes per sample: a heap over-read
+    // (tests/data/regressions/image/pnm_maxval_677_heap_overread.pgm). glimpse decodes to 8
+    // bits anyway; 16-bit PGM/PPM files are refused (P6 alone would decode, but one rule is
+    // clearer than a format-dependent one and such files are rare outside scientific tools).
+    if (max_value > 255) {
+        return str_printf("maximum sample value %lld needs 16-bit samples, which are not supported (at most 255)",
+                          static_cast<long long>(max_value));
+    }
+    const uint64_t needed = static_cast<uint64_t>(width * height * channels);
     if (size - pos >= needed) return "";
     return str_printf("pixel data ends after %zu of %llu bytes", size - pos, static_cast<unsigned long long>(needed));
+}
+
+// PNG chunk list, as stb 2.27 reads it (stbi__parse_png_file), for two of its defects:
+//   - stb grows its IDAT buffer to hold `offset + chunk length` (to the next power of two)
+//     before it checks that the chunk's bytes exist, so a 153-byte file whose IDAT header
+//     claims 1-2 GB makes it realloc 2 GiB (an OOM kill on a small device);
+//   - a zero-length IDAT before any data computes `NULL + 0` (UB; stb_image.h:5130).
+// Returns the reason for a chunk whose data runs past the end of the file (stb would fail
+// on it later, "outofdata", after the allocation) or an empty IDAT before the first non-empty
+// one (legal in PNG but never written by an encoder with data to write); "" otherwise,
+// including for files that are not PNGs. Stops at IEND like stb; a CRC cut off is left to stb.
+std::string png_unsafe_for_stb(const uint8_t* data, size_t size) {
+    static constexpr uint8_t kPngSignature[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
+    if (size < 8 || std::memcmp(data, kPngSignature, 8) != 0) return "";
+    bool idat_data_seen = false;
+    for (size_t pos = 8; size - pos >= 8;) {  // a chunk: length (4), type (4), data, CRC (4)
+        const uint32_t length = uint32_t{data[pos]} << 24 | uint32_t{data[pos + 1]} << 16 |
+                                uint32_t{data[pos + 2]} << 8 | uint32_t{data[pos + 3]};
+        char type[5] = {};
+        for (int k = 0; k < 4; ++k) {
+            const uint8_t ch = data[pos + 4 + k];
+            type[k] = (ch >= 0x20 && ch < 0x7F) ? static_cast<char>(ch) : '?';
+        }
+        if (length > size - pos - 8) {
+            return str_printf("chunk '%s' at byte %zu declares %u bytes of data, but only %zu remain in the file",
+                              type, pos, length, size - pos - 8);
+        }
+        if (std::memcmp(type, "IDAT", 4) == 0) {
+            if (length == 0 && !idat_data_seen) return str_printf("empty IDAT chunk at byte %zu before any image data", pos);
+            idat_data_seen = true;
+        } else if (std::memcmp(type, "IEND", 4) == 0) {
+            break;
+        }
+        pos += 8 + size_t{length};
+        if (size - pos < 4) break;  // the CRC is missing: stb reads it as 0 and decides
+        pos += 4;
+    }
+    return "";
+}
+
+// stb 2.27's JPEG entropy decoder has undefined behaviour on corrupt Huffman data: when a code
+// matches no table entry, or a marker interrupts the data of an MCU, its bit count goes
+// negative and the next refill shifts by 32 or more (stb_image.h:2065, UBSan "shift exponent
+// 32"; tests/data/regressions/image/jpeg_huffman_shift_exponent_32.jpg). That depends on the
+// entropy-coded data, so no header check can find it. libjpeg-turbo (hardened and fuzzed
+// continuously by OSS-Fuzz) decodes the same data first, at 1/8 scale (only the DC
+// coefficients are transformed, but every Huffman code of every block is parsed, and the
+// output is one small row), and a file is refused when it reports corrupt entropy data:
+// a bad Huffman code, a premature marker or end of file, a wrong restart marker or invalid
+// progression. stb then decodes the pixels, so valid files give exactly llama.cpp's bitmap
+// (libjpeg-turbo's own pixels differ by up to 3 levels: another IDCT rounding and upsampler).
+// Benign warnings (extraneous bytes before a marker, an unknown JFIF revision, a bad ICC
+// segment) are accepted, as stb accepts those files. Returns "" or the reason.
+struct JpegCheckErrors {
+    jpeg_error_mgr mgr;  // first member: libjpeg hands back &mgr as cinfo->err
+    std::jmp_buf jump;
+    char message[JMSG_LENGTH_MAX];
+    bool corrupt;  // a corruption warning was recorded in message
+};
+
+// More scans than this in one file is refused: each scan of a progressive JPEG revisits the whole
+// coefficient array, so a small file of thousands of tiny scans costs quadratic time (in stb as in
+// libjpeg-turbo). Real encoders write at most a few dozen; 500 is libjpeg-turbo's own suggested
+// limit (djpeg -maxscan, TJPARAM_SCANLIMIT).
+constexpr int kJpegMaxScans = 500;
+
+void jpeg_check_error_exit(j_common_ptr cinfo) {
+    // libjpeg's default error_exit calls exit(); this returns to jpeg_entropy_data_problem instead.
+    auto* errors = reinterpret_cast<JpegCheckErrors*>(cinfo->err);
+    (*cinfo->err->format_message)(cinfo, errors->message);
+    std::longjmp(errors->jump, 1);
+}
+
+void jpeg_check_emit_message(j_common_ptr cinfo, int msg_level) {
+    if (msg_level >= 0) return;  // trace output: ignored, never printed
+    auto* errors = reinterpret_cast<JpegCheckErrors*>(cinfo->err);
+    ++errors->mgr.num_warnings;
+    switch (errors->mgr.msg_code) {
+        case JWRN_HUFF_BAD_CODE:
+        case JWRN_HIT_MARKER:
+        case JWRN_JPEG_EOF:
+        case JWRN_MUST_RESYNC:
+        case JWRN_NOT_SEQUENTIAL:
+        case JWRN_BOGUS_PROGRESSION:
+            if (!errors->corrupt) (*cinfo->err->format_message)(cinfo, errors->message);
+            errors->corrupt = true;
+            break;
+        default:
+            break;
+    }
+}
+
+void jpeg_check_progress(j_common_ptr cinfo) {
+    auto* dinfo = reinterpret_cast<j_decompress_ptr>(cinfo);
+    if (dinfo->input_scan_number <= kJpegMaxScans) return;
+    auto* errors = reinterpret_cast<JpegCheckErrors*>(cinfo->err);
+    std::snprintf(errors->message, sizeof errors->message, "more than %d scans", kJpegMaxScans);
+    std::longjmp(errors->jump, 1);
+}
+
+struct JpegCheck {
+    jpeg_decompress_struct cinfo;
+    JpegCheckErrors errors;
+    jpeg_progress_mgr progress;
+};
+
+// The libjpeg calls, with the setjmp that error_exit returns to (false then). Only trivially
+// destructible objects live in this frame (C++ allows a longjmp that skips no destructor), and
+// the libjpeg state is the caller's, not local to this function, so it is well-defined after
+// the longjmp. The caller destroys check->cinfo on both paths (safe also if creating it failed).
+bool run_jpeg_check(JpegCheck* check, const uint8_t* start, size_t length) {
+    if (setjmp(check->errors.jump) != 0) return false;
+    jpeg_decompress_struct& cinfo = check->cinfo;
+    jpeg_create_decompress(&cinfo);  // keeps cinfo.err; can fail (out of memory) only through error_exit
+    cinfo.progress = &check->progress;
+    jpeg_mem_src(&cinfo, start, static_cast<unsigned long>(length));
+    jpeg_read_header(&cinfo, TRUE);
+    // 1/8 scale: an 8x8 block becomes one pixel from its DC coefficient; every block's Huffman
+    // codes are still decoded in full. Only the warnings are wanted, not the pixels.
+    cinfo.scale_num = 1;
+    cinfo.scale_denom = 8;
+    cinfo.dct_method = JDCT_IFAST;
+    cinfo.do_fancy_upsampling = FALSE;
+    jpeg_start_decompress(&cinfo);  // a multi-scan file is read whole here
+    const size_t row_bytes = size_t{cinfo.output_width} * static_cast<size_t>(cinfo.output_components);
+    JSAMPARRAY row = (*cinfo.mem->alloc_sarray)(reinterpret_cast<j_common_ptr>(&cinfo), JPOOL_IMAGE,
+                                                static_cast<JDIMENSION>(row_bytes), 1);
+    while (cinfo.output_scanline < cinfo.output_height && !check->errors.corrupt) jpeg_read_scanlines(&cinfo, row, 1);
+    // No jpeg_finish_decompress: what follows the last scan (a missing EOI, trailing bytes) does
+    // not reach stb's entropy decoder, and stb accepts such files.
+    return true;
+}
+
+std::string jpeg_entropy_data_problem(const uint8_t* data, size_t size) {
+    const size_t soi_end = jpeg_soi_end(data, size);
+    if (soi_end == 0) return "";
+    // libjpeg wants FF D8 at byte 0; stb skipped the fill bytes before it (jpeg_soi_end).
+    const uint8_t* start = data + soi_end - 2;
+    const size_t length = size - (soi_end - 2);
+
+    auto check = std::make_unique<JpegCheck>();  // zeroed: jpeg_destroy_decompress is safe on it
+    check->cinfo.err = jpeg_std_error(&check->errors.mgr);
+    check->errors.mgr.error_exit = jpeg_check_error_exit;
+    check->errors.mgr.emit_message = jpeg_check_emit_message;
+    check->progress.progress_monitor = jpeg_check_progress;
+    const bool finished = run_jpeg_check(check.get(), start, length);
+    jpeg_destroy_decompress(&check->cinfo);
+    if (!finished || check->errors.corrupt) {
+        std::string message = check->errors.message;
+        const std::string redundant = "Corrupt JPEG data: ";  // the caller says "corrupt JPEG"
+        if (message.rfind(redundant, 0) == 0) message.erase(0, redundant.size());
+        return message.empty() ? std::string("rejected by libjpeg-turbo") : message;
+    }
+    return "";
 }
 
 }  // namespace
@@ -545,6 +701,8 @@ Result<ImageU8> image_decode_memory(const uint8_t* data, size_t size, const std:
     GLIMPSE_CHECK_OR_RETURN(unsafe_hdr.empty(), parse_error, "%s: corrupt Radiance HDR: %s", name, unsafe_hdr.c_str());
     const std::string unsafe_pnm = pnm_unsafe_for_stb(data, size);
     GLIMPSE_CHECK_OR_RETURN(unsafe_pnm.empty(), parse_error, "%s: corrupt PGM/PPM: %s", name, unsafe_pnm.c_str());
+    const std::string unsafe_png = png_unsafe_for_stb(data, size);
+    GLIMPSE_CHECK_OR_RETURN(unsafe_png.empty(), parse_error, "%s: corrupt PNG: %s", name, unsafe_png.c_str());
 
     // Header only: dimensions are checked before stb allocates the pixel buffer.
     int64_t claimed_w = 0, claimed_h = 0;
@@ -583,6 +741,11 @@ Result<ImageU8> image_decode_memory(const uint8_t* data, size_t size, const std:
     stbi_set_flip_vertically_on_load_thread(0);
     stbi_convert_iphone_png_to_rgb_thread(0);
 
+    // After the size checks, so that libjpeg-turbo never sees a header above the limits.
+    const std::string bad_entropy_data = jpeg_entropy_data_problem(data, size);
+    GLIMPSE_CHECK_OR_RETURN(bad_entropy_data.empty(), parse_error, "%s: corrupt JPEG: %s (libjpeg-turbo)", name,
+                            bad_entropy_data.c_str());
+
     std::string png_error;
     const std::vector<uint8_t> padded = png_with_full_palette(data, size, &png_error);  // at most size + 768
     GLIMPSE_CHECK_OR_RETURN(png_error.empty(), parse_error, "%s: corrupt PNG: %s", name, png_error.c_str());
@@ -613,7 +776,9 @@ Result<ImageU8> image_decode_memory(const uint8_t* data, size_t size, const std:
 }
 
 Result<ImageU8> image_decode_file(const std::string& path, const ImageDecodeOptions& options) {
-    GLIMPSE_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, read_whole_file(path, kImageMaxFileBytes));
+    // Checked with fstat before a byte is read: a FIFO would block forever, /dev/zero would
+    // stream until the size cap.
+    GLIMPSE_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, read_regular_file(path, "an image", kImageMaxFileBytes));
     return image_decode_memory(bytes.data(), bytes.size(), path, options);
 }
 

@@ -4,7 +4,8 @@
 // Parity with llama.cpp (mtmd_helper_bitmap_init_from_file -> stbi_load_from_memory(..., 3)):
 //   - every format stb_image reads (PNG, JPEG, BMP, GIF first frame, TGA, PSD, PNM, HDR, PIC);
 //   - grey is replicated to R=G=B; an alpha channel is dropped, not composited over anything;
-//   - 16-bit PNGs are reduced to 8 bits by stb (high byte);
+//   - 16-bit PNGs are reduced to 8 bits by stb (high byte); 16-bit PGM/PPM files are refused
+//     (stb 2.27 over-reads its buffer on them);
 //   - no colour management (ICC profiles, gamma chunks are ignored);
 //   - a palette PNG pixel whose index has no palette entry decodes to black (0,0,0), as libpng
 //     decodes it (stb 2.27 would read an uninitialised stack array there; see image.cpp);
@@ -58,10 +59,13 @@ struct ImageDecodeOptions {
 
 // Decodes an image file to 8-bit RGB. Errors (io_error, parse_error, out_of_range) name the path.
 // Every output byte is computed from the file's bytes: inputs on which Debian's stb 2.27 would
-// read memory it never initialised, or never return, are made well-defined first (short PNG
-// palettes) or refused before stb sees them (JPEG tables or components no scan defines, HDR
-// zero-length runs or cut data, PGM/PPM cut short; see image.cpp). Data cut short in the
-// other formats reads as zeros in stb, or fails there.
+// read memory it never initialised, read past a buffer, hit undefined behaviour, allocate for
+// data that is not there, or never return, are made well-defined first (short PNG palettes) or
+// refused before stb sees them (JPEG tables or components no scan defines, JPEG entropy-coded
+// data that libjpeg-turbo finds corrupt or cut short, PNG chunks longer than the file or an
+// empty first IDAT, 16-bit PGM/PPM, HDR zero-length runs or cut data, PGM/PPM cut short; see
+// image.cpp). Data cut short in the other formats reads as zeros in stb, or fails there.
+// Valid JPEGs are still decoded by stb, so their pixels are exactly llama.cpp's.
 Result<ImageU8> image_decode_file(const std::string& path, const ImageDecodeOptions& options = {});
 
 // Same, from bytes in memory. name_for_errors prefixes every error message.

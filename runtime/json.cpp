@@ -1,5 +1,7 @@
 #include "runtime/json.h"
 
+#include "runtime/mapped_file.h"
+
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -237,10 +239,10 @@ Result<JsonValue> json_parse(std::string_view text, const std::string& name) {
 }
 
 Result<JsonValue> json_parse_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return Status::error(StatusCode::io_error, "%s: cannot open", path.c_str());
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    return json_parse(text, path);
+    // Through open_regular_file, not an ifstream: a FIFO given as a scene, case or tokenizer.json
+    // path would block the open forever, and /dev/zero would be read until memory runs out.
+    GLIMPSE_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, read_regular_file(path, "a JSON file", kJsonMaxFileBytes));
+    return json_parse(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), path);
 }
 
 std::string json_quote(std::string_view s) {

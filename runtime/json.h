@@ -53,6 +53,10 @@ private:
 };
 
 Result<JsonValue> json_parse(std::string_view text, const std::string& name_for_errors = "json");
+// The largest JSON file json_parse_file reads: 128 MiB (the largest tokenizer.json files of
+// published models are ~35 MB; scene and golden case files are a few KB).
+inline constexpr int64_t kJsonMaxFileBytes = int64_t{128} << 20;
+// Refuses anything but a regular file (FIFOs, devices) before reading, and files over the cap.
 Result<JsonValue> json_parse_file(const std::string& path);
 
 // "..." with JSON escapes, for writers.

@@ -133,6 +133,34 @@ Result<int> open_regular_file(const std::string& path, const char* what, int64_t
     return fd;
 }
 
+Result<std::vector<uint8_t>> read_regular_file(const std::string& path, const char* what, int64_t max_bytes) {
+    int64_t size = 0;
+    GLIMPSE_ASSIGN_OR_RETURN(int fd, open_regular_file(path, what, &size));
+    struct FdCloser {
+        int fd;
+        ~FdCloser() { ::close(fd); }
+    } closer{fd};
+    if (size > max_bytes) {
+        return Status::error(StatusCode::out_of_range, "%s: file has %lld bytes, above the limit of %lld bytes (%lld MiB) for %s",
+                             path.c_str(), static_cast<long long>(size), static_cast<long long>(max_bytes),
+                             static_cast<long long>(max_bytes >> 20), what);
+    }
+    std::vector<uint8_t> bytes(static_cast<size_t>(size));
+    size_t done = 0;
+    while (done < bytes.size()) {
+        const ssize_t n = ::read(fd, bytes.data() + done, bytes.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            return Status::error(StatusCode::io_error, "%s: read failed after %zu bytes: %s", path.c_str(), done,
+                                 std::strerror(errno));
+        }
+        if (n == 0) break;
+        done += static_cast<size_t>(n);
+    }
+    bytes.resize(done);
+    return bytes;
+}
+
 Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) {
     int64_t size = 0;
     GLIMPSE_ASSIGN_OR_RETURN(int fd, open_regular_file(path, "a model file", &size));

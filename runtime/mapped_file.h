@@ -44,6 +44,12 @@ namespace glimpse {
 // as /dev/zero never end, and directories cannot be read.
 Result<int> open_regular_file(const std::string& path, const char* what, int64_t* size);
 
+// The whole content of the regular file `path` (opened as above, so a FIFO or device is refused
+// without blocking), or an out_of_range error naming `what` when fstat reports more than
+// `max_bytes`. Reads exactly the size fstat gave: a file that shrank meanwhile is read to its
+// new end, one that grew only up to the old size.
+Result<std::vector<uint8_t>> read_regular_file(const std::string& path, const char* what, int64_t max_bytes);
+
 class MappedFile {
 public:
     static Result<std::shared_ptr<MappedFile>> open(const std::string& path);

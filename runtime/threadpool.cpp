@@ -3,6 +3,8 @@
 #include <cerrno>
 #include <chrono>
 #include <climits>
+#include <cstdio>
+#include <cstring>
 
 #if defined(__linux__)
 #include <linux/futex.h>
@@ -66,7 +68,69 @@ inline void futex_wake(std::atomic<uint32_t>& word, int count) {
 
 }  // namespace
 
-int usable_cpu_count() {
+int cgroup_cpu_max_limit(const std::string& text) {
+    // Two decimal integers separated by a space, optional trailing newline; nothing else.
+    size_t pos = 0;
+    auto number = [&](uint64_t* out) {
+        const size_t start = pos;
+        uint64_t v = 0;
+        while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') {
+            if (v > (UINT64_MAX - 9) / 10) return false;
+            v = v * 10 + static_cast<uint64_t>(text[pos++] - '0');
+        }
+        *out = v;
+        return pos > start;
+    };
+    uint64_t quota = 0, period = 0;
+    if (!number(&quota)) return 0;  // "max" (no limit) or garbage
+    if (pos >= text.size() || text[pos] != ' ') return 0;
+    ++pos;
+    if (!number(&period)) return 0;
+    if (pos < text.size() && text[pos] == '\n') ++pos;
+    if (pos != text.size() || quota == 0 || period == 0) return 0;
+    const uint64_t cpus = quota / period + (quota % period != 0 ? 1 : 0);
+    return cpus >= static_cast<uint64_t>(INT_MAX) ? INT_MAX : static_cast<int>(cpus);
+}
+
+namespace {
+
+#if defined(__linux__)
+// The smallest cpu.max limit of this process's cgroup v2 and its ancestors (each level caps its
+// children), 0 when none is set or cgroup v2 is not mounted at /sys/fs/cgroup.
+int cgroup_cpu_limit() {
+    std::string cgroup;  // "/user.slice/..." from the "0::PATH" line of /proc/self/cgroup
+    if (std::FILE* f = std::fopen("/proc/self/cgroup", "re")) {
+        char line[4096];
+        while (std::fgets(line, sizeof line, f)) {
+            if (std::strncmp(line, "0::", 3) == 0) {
+                cgroup = line + 3;
+                while (!cgroup.empty() && (cgroup.back() == '\n' || cgroup.back() == '/')) cgroup.pop_back();
+                break;
+            }
+        }
+        std::fclose(f);
+    }
+    int limit = 0;
+    for (;;) {
+        // Under a cgroup namespace (containers) PATH is relative to the namespace's root, which is
+        // what /sys/fs/cgroup shows there; the root itself has no cpu.max.
+        const std::string file = "/sys/fs/cgroup" + cgroup + "/cpu.max";
+        if (std::FILE* f = std::fopen(file.c_str(), "re")) {
+            char text[128] = {};
+            const size_t n = std::fread(text, 1, sizeof text - 1, f);
+            std::fclose(f);
+            const int here = cgroup_cpu_max_limit(std::string(text, n));
+            if (here > 0 && (limit == 0 || here < limit)) limit = here;
+        }
+        const size_t parent = cgroup.rfind('/');
+        if (cgroup.empty() || parent == std::string::npos) break;
+        cgroup.erase(parent);
+    }
+    return limit;
+}
+#endif
+
+int affinity_cpu_count() {
 #if defined(__linux__)
     // A fixed cpu_set_t holds 1024 CPUs; larger machines need a bigger set (EINVAL).
     for (int cpus = CPU_SETSIZE; cpus <= (1 << 16); cpus *= 2) {
@@ -83,6 +147,17 @@ int usable_cpu_count() {
 #endif
     const unsigned hw = std::thread::hardware_concurrency();
     return hw > 0 && hw < INT_MAX ? static_cast<int>(hw) : 1;
+}
+
+}  // namespace
+
+int usable_cpu_count() {
+    const int cpus = affinity_cpu_count();
+#if defined(__linux__)
+    const int quota = cgroup_cpu_limit();
+    if (quota > 0 && quota < cpus) return quota;
+#endif
+    return cpus;
 }
 
 ThreadPool::ThreadPool(int n_threads)

@@ -21,14 +21,23 @@
 
 #include <atomic>
 #include <cstdint>
+#include <string>
 #include <thread>
 #include <vector>
 
 namespace glimpse {
 
-// CPUs this process may run on (sched_getaffinity on Linux, so taskset and cgroup
-// cpusets count), else std::thread::hardware_concurrency(); at least 1.
+// CPUs this process may run on: the affinity mask (sched_getaffinity on Linux, so taskset
+// and cgroup cpusets count), else std::thread::hardware_concurrency(), and no more than a
+// cgroup v2 CPU quota allows (cpu.max of the process's cgroup and its ancestors: a container
+// started with --cpus=2 on a 64-core host gets 2); at least 1.
 int usable_cpu_count();
+
+// CPUs a cgroup v2 `cpu.max` file allows: "QUOTA PERIOD" (microseconds of CPU time per
+// period) -> ceil(QUOTA / PERIOD), at least 1; 0 for "max ..." (no limit) or text that is not
+// two positive integers (then the quota is ignored rather than guessed).
+//   "max 100000" -> 0, "200000 100000" -> 2, "150000 100000" -> 2, "50000 100000" -> 1.
+int cgroup_cpu_max_limit(const std::string& cpu_max_text);
 
 class ThreadPool {
 public:

@@ -5,7 +5,7 @@
 #
 #   g++-aarch64-linux-gnu   cross compiler (+ the arm64 libc/libstdc++ it links against)
 #   qemu-user               qemu-aarch64, to run the tests (-cpu cortex-a72 / cortex-a76 / max)
-#   arm64 multiarch         libstb-dev:arm64 (image decoding) and the arm64 runtime
+#   arm64 multiarch         libstb-dev:arm64, libjpeg62-turbo-dev:arm64 (image decoding) and the arm64 runtime
 #                           (libc6, libstdc++6) that qemu-aarch64 loads the test programs with
 #   host tools              cmake, ninja, pkg-config, file, dpkg-dev (cpack's .deb generator)
 #   header-only deps        libeigen3-dev, doctest-dev (architecture: all)
@@ -27,7 +27,7 @@ if [ "$(dpkg --print-architecture)" != amd64 ]; then
 fi
 
 host_pkgs=(g++-aarch64-linux-gnu qemu-user cmake ninja-build pkg-config file dpkg-dev libeigen3-dev doctest-dev)
-arm64_pkgs=(libc6:arm64 libstdc++6:arm64 libstb-dev:arm64)
+arm64_pkgs=(libc6:arm64 libstdc++6:arm64 libstb-dev:arm64 libjpeg62-turbo-dev:arm64)
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 

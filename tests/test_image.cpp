@@ -109,25 +109,12 @@ int max_abs_diff_u8(const ImageU8& a, const ImageU8& b) {
     return m;
 }
 
-// A scratch directory removed at the end of the test.
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        path = fs::temp_directory_path() / ("glimpse_test_image_" + std::to_string(::getpid()));
-        fs::create_directories(path);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    std::string file(const std::string& name) const { return (path / name).string(); }
-};
+using test::write_bytes;
 
-void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
-    std::ofstream out(path, std::ios::binary);
-    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-    REQUIRE(out.good());
-}
+// A scratch directory for this binary, removed at the end of the test.
+struct TempDir : test::TempDir {
+    TempDir() : test::TempDir("test_image") {}
+};
 
 // Deterministic pseudo-random bytes (64-bit LCG, high bits).
 struct Lcg {
@@ -1249,7 +1236,7 @@ TEST_CASE("non-regular files are refused before reading, and image files are cap
         auto r = image_decode_file(big);
         REQUIRE_FALSE(r.is_ok());
         CHECK(r.status().code() == StatusCode::out_of_range);
-        CHECK(r.status().message().find("67108865 bytes, above the image file limit of 67108864 bytes (64 MiB)") !=
+        CHECK(r.status().message().find("67108865 bytes, above the limit of 67108864 bytes (64 MiB) for an image") !=
               std::string::npos);
         // Exactly at the limit it is read (and then fails as an image: it is all zeros).
         REQUIRE(::truncate(big.c_str(), off_t{64} << 20) == 0);
@@ -1333,4 +1320,114 @@ TEST_CASE("binary PPM files cut short are rejected; a complete one decodes to it
     REQUIRE_FALSE(r.is_ok());
     CHECK(r.status().code() == StatusCode::parse_error);
     CHECK(r.status().message() == path + ": corrupt PGM/PPM: pixel data ends after 7 of 12 bytes");
+}
+
+TEST_CASE("fuzzer-found inputs (tests/data/regressions/image) give a clear error before stb misbehaves") {
+    // Each file made fuzz_image fail inside Debian's stb 2.27 (tests/fuzz/README.md): a heap
+    // over-read, two kinds of undefined behaviour and a 2 GiB allocation. Each must now be a
+    // parse error that names the file and says what is wrong, decided before stb decodes it.
+    struct Case {
+        const char* file;
+        const char* reason;  // the part of the message that names the defect
+    };
+    const Case cases[] = {
+        // P5 2x1 maxval 677 with its 4 data bytes: stb over-reads its 8-bit RGB buffer as 16-bit.
+        {"pnm_maxval_677_heap_overread.pgm",
+         "corrupt PGM/PPM: maximum sample value 677 needs 16-bit samples, which are not supported (at most 255)"},
+        // FF FF D8: stb skips the fill byte and takes it for a JPEG; its DHT declares > 256 codes.
+        {"jpeg_fill_before_soi_dht_overflow.jpg", "corrupt JPEG: Huffman table with"},
+        // Corrupt Huffman data: stb's bit count goes negative ("shift exponent 32").
+        {"jpeg_huffman_shift_exponent_32.jpg", "corrupt JPEG: premature end of data segment (libjpeg-turbo)"},
+        // An IDAT chunk header claiming ~1-2 GB: stb reallocs 2 GiB before reading it.
+        {"png_idat_length_2gb_realloc.png", "corrupt PNG: chunk '"},
+        // "P5" and 108 digits: stb parses the width into an int, signed overflow (UBSan).
+        {"pnm_header_int_overflow.pgm",
+         "corrupt PGM/PPM: a header number is above 2147483647 (width, height or maximum sample value)"},
+        // A zero-length first IDAT: stb computes NULL + 0.
+        {"png_empty_idat_null_offset.png", "corrupt PNG: empty IDAT chunk at byte 33 before any image data"},
+    };
+    for (const Case& c : cases) {
+        const std::string path = test::source_dir() + "/tests/data/regressions/image/" + c.file;
+        CAPTURE(path);
+        auto r = image_decode_file(path);
+        REQUIRE_FALSE(r.is_ok());
+        CHECK(r.status().code() == StatusCode::parse_error);
+        CHECK_MESSAGE(r.status().message().rfind(path + ": ", 0) == 0, r.status().message());
+        CHECK_MESSAGE(r.status().message().find(c.reason) != std::string::npos, r.status().message());
+    }
+}
+
+TEST_CASE("a JPEG with FF fill bytes before SOI gets the same checks and the same pixels") {
+    // stb decodes `FF FF FF D8 ...` as a JPEG (fill bytes may precede any marker). The golden
+    // JPEG with three fill bytes in front decodes to exactly the golden bitmap, and its header
+    // size is checked against the limits like any JPEG's.
+    const std::string g = test::golden_dir();
+    const std::vector<uint8_t> jpg = test::read_file_bytes(g + "/smolvlm-tiny-f32/chelsea_300x200.jpg");
+    REQUIRE(jpg.size() > 4);
+    std::vector<uint8_t> filled = {0xFF, 0xFF, 0xFF};
+    append(filled, jpg);
+    auto plain = image_decode_memory(jpg.data(), jpg.size(), "plain.jpg");
+    auto padded = image_decode_memory(filled.data(), filled.size(), "filled.jpg");
+    REQUIRE_MESSAGE(plain.is_ok(), plain.status().to_string());
+    REQUIRE_MESSAGE(padded.is_ok(), padded.status().to_string());
+    CHECK(max_abs_diff_u8(*plain, *padded) == 0);
+    ImageDecodeOptions small;
+    small.max_side = 100;  // the header says 300x200
+    auto capped = image_decode_memory(filled.data(), filled.size(), "filled.jpg", small);
+    REQUIRE_FALSE(capped.is_ok());
+    CHECK(capped.status().code() == StatusCode::out_of_range);
+    CHECK(capped.status().message().find("claims 300x200 pixels") != std::string::npos);
+}
+
+TEST_CASE("JPEGs with corrupt entropy-coded data are refused; complete ones keep stb's exact pixels") {
+    // The golden JPEG's scan data cut in half (then EOI): libjpeg-turbo reports the premature
+    // end, so stb never decodes it. Garbage Huffman bits in the middle of the scan: a bad code.
+    const std::string g = test::golden_dir();
+    const std::vector<uint8_t> jpg = test::read_file_bytes(g + "/smolvlm-tiny-f32/chelsea_300x200.jpg");
+    const size_t sos = find_jpeg_marker(jpg, 0xDA);
+    REQUIRE(sos != std::string::npos);
+    const size_t scan_start = sos + 2 + (size_t{jpg[sos + 2]} << 8 | jpg[sos + 3]);
+    REQUIRE(scan_start + 100 < jpg.size());
+
+    std::vector<uint8_t> cut(jpg.begin(), jpg.begin() + static_cast<std::ptrdiff_t>((scan_start + jpg.size()) / 2));
+    append(cut, std::vector<uint8_t>{0xFF, 0xD9});
+    auto a = image_decode_memory(cut.data(), cut.size(), "cut.jpg");
+    REQUIRE_FALSE(a.is_ok());
+    CHECK(a.status().code() == StatusCode::parse_error);
+    CHECK_MESSAGE(a.status().message() ==
+                      "cut.jpg: corrupt JPEG: premature end of data segment (libjpeg-turbo)",
+                  a.status().message());
+
+    // Extraneous bytes after the scan (before EOI) are a warning libjpeg-turbo tolerates, and so
+    // does stb: the file still decodes, to the same pixels.
+    std::vector<uint8_t> trailing(jpg.begin(), jpg.end() - 2);
+    append(trailing, std::vector<uint8_t>{0x00, 0x00, 0x00, 0xFF, 0xD9});
+    auto b = image_decode_memory(trailing.data(), trailing.size(), "trailing.jpg");
+    auto ref = image_decode_memory(jpg.data(), jpg.size(), "ref.jpg");
+    REQUIRE_MESSAGE(b.is_ok(), b.status().to_string());
+    REQUIRE(ref.is_ok());
+    CHECK(max_abs_diff_u8(*b, *ref) == 0);
+}
+
+TEST_CASE("PNG chunks are checked against the file's length before stb allocates for them") {
+    // A valid PNG whose IDAT length field is raised far past the end of the file: stb would
+    // realloc for the claimed length first. The error names the chunk and both sizes.
+    ImageU8 img = solid(4, 3, 10, 20, 30);
+    TempDir dir;
+    const std::string path = dir.file("ok.png");
+    REQUIRE(image_write_png(path, img).is_ok());
+    std::vector<uint8_t> png = test::read_file_bytes(path);
+    size_t idat = 8;
+    while (idat + 8 <= png.size() && std::memcmp(png.data() + idat + 4, "IDAT", 4) != 0) {
+        idat += 12 + (size_t{png[idat]} << 24 | size_t{png[idat + 1]} << 16 | size_t{png[idat + 2]} << 8 | png[idat + 3]);
+    }
+    REQUIRE(idat + 8 <= png.size());
+    png[idat] = 0x7F;  // length 0x7F.. (about 2 GB)
+    auto r = image_decode_memory(png.data(), png.size(), "huge_idat.png");
+    REQUIRE_FALSE(r.is_ok());
+    CHECK(r.status().code() == StatusCode::parse_error);
+    const std::string expected = str_printf("huge_idat.png: corrupt PNG: chunk 'IDAT' at byte %zu declares %u bytes of data, but only %zu remain in the file",
+                                            idat, 0x7F000000u | (uint32_t{png[idat + 1]} << 16 | uint32_t{png[idat + 2]} << 8 | png[idat + 3]),
+                                            png.size() - idat - 8);
+    CHECK(r.status().message() == expected);
 }

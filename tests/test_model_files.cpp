@@ -11,8 +11,10 @@
 #include "runtime/gguf.h"
 #include "runtime/gguf_writer.h"
 #include "runtime/graph.h"
+#include "runtime/json.h"
 #include "runtime/threadpool.h"
 #include "test_util.h"
+#include "tools/quantize/quantize_gguf.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -33,24 +35,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        path = fs::temp_directory_path() / ("glimpse_test_model_files_" + std::to_string(::getpid()));
-        fs::create_directories(path);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    std::string file(const std::string& name) const { return (path / name).string(); }
-};
+using test::write_bytes;
 
-void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-    REQUIRE(out.good());
-}
+// A scratch directory for this binary, removed at the end of the test.
+struct TempDir : test::TempDir {
+    TempDir() : test::TempDir("test_model_files") {}
+};
 
 std::string golden(const std::string& rel) { return test::golden_dir() + "/" + rel; }
 const char* kText = "smolvlm-tiny-f32/tiny-smolvlm-text-f32.gguf";
@@ -196,6 +186,31 @@ TEST_CASE("GGUF opening refuses FIFOs, devices and directories without blocking 
     CHECK(TextDecoder::load("/dev/zero").status().message().find("character device") != std::string::npos);
 }
 
+TEST_CASE("JSON files (tokenizer.json, scenes, golden cases) refuse FIFOs and devices without blocking") {
+    // json_parse_file read through an ifstream: a FIFO with no writer blocked the open forever
+    // (the child's alarm ends it), /dev/zero was read until memory ran out.
+    TempDir tmp;
+    const std::string fifo = tmp.file("tokenizer.json");
+    REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+    const int status = run_in_child(10, [&] {
+        return expect_io_error(json_parse_file(fifo).status(),
+                               fifo + ": is a FIFO (named pipe); a JSON file must be a regular file") |
+               expect_io_error(json_parse_file("/dev/zero").status(),
+                               "/dev/zero: is a character device; a JSON file must be a regular file");
+    });
+    CHECK_MESSAGE((WIFEXITED(status) && WEXITSTATUS(status) == 0), describe(status));
+    // A regular file still parses; a missing one is an io_error naming it.
+    const std::string ok = tmp.file("ok.json");
+    write_bytes(ok, {'{', '"', 'a', '"', ':', '1', '}'});
+    auto r = json_parse_file(ok);
+    REQUIRE_MESSAGE(r.is_ok(), r.status().to_string());
+    CHECK((*r)["a"].as_int() == 1);
+    auto missing = json_parse_file(tmp.file("missing.json"));
+    REQUIRE_FALSE(missing.is_ok());
+    CHECK(missing.status().code() == StatusCode::io_error);
+    CHECK(missing.status().message().rfind(tmp.file("missing.json") + ": cannot open", 0) == 0);
+}
+
 TEST_CASE("a model truncated while mapped ends with an io_error naming it, never SIGBUS") {
     TempDir tmp;
     const std::string path = tmp.file("text.gguf");
@@ -272,6 +287,49 @@ TEST_CASE("a model truncated while mapped ends with an io_error naming it, never
         });
         CHECK_MESSAGE((WIFEXITED(status) && WEXITSTATUS(status) == 0), describe(status));
     }
+}
+
+TEST_CASE("quantize refuses to write an output from an input truncated while it was read") {
+    // The input is cut to its header after the first tensor is written (the per-tensor log
+    // line is the hook): the remaining tensors read zero pages (or, under qemu, garbage-free
+    // zeros too), so the output must not be committed and the error names the input.
+    TempDir tmp;
+    const std::string in_path = tmp.file("in.gguf"), out_path = tmp.file("out.gguf");
+    write_bytes(in_path, test::read_file_bytes(golden(kText)));
+    uint64_t data_offset = 0;
+    {
+        auto f = GgufFile::open(in_path);
+        REQUIRE(f.is_ok());
+        data_offset = (*f)->data_offset();
+        REQUIRE((*f)->tensors().size() > 2);
+    }
+    const int status = run_in_child(60, [&] {
+        tools::QuantizeOptions opt;
+        opt.input_path = in_path;
+        opt.output_path = out_path;
+        opt.type = "q8_0";
+        opt.threads = 1;
+        bool cut = false;
+        opt.log = [&](const std::string&) {
+            if (!cut) cut = ::truncate(in_path.c_str(), static_cast<off_t>(data_offset)) == 0;
+        };
+        const Status s = tools::quantize_gguf(opt);
+        if (!cut) return 5;
+        if (fs::exists(out_path)) return 6;  // a partial output was committed
+        return expect_io_error(s, in_path + ": the file was");
+    });
+    CHECK_MESSAGE((WIFEXITED(status) && WEXITSTATUS(status) == 0), describe(status));
+
+    // The same conversion of an intact input succeeds (the hook alone does not fail it).
+    write_bytes(in_path, test::read_file_bytes(golden(kText)));
+    tools::QuantizeOptions opt;
+    opt.input_path = in_path;
+    opt.output_path = out_path;
+    opt.type = "q8_0";
+    opt.log = [](const std::string&) {};
+    const Status ok = tools::quantize_gguf(opt);
+    CHECK_MESSAGE(ok.is_ok(), ok.to_string());
+    CHECK(fs::exists(out_path));
 }
 
 TEST_CASE("a model rewritten in place is reported; one replaced by rename keeps working") {

@@ -135,6 +135,32 @@ TEST_CASE("providers compiled in are available and pack into the library's own s
     }
 }
 
+TEST_CASE("the allocation counter sees C and C++ allocations made on pool workers") {
+    // The "no allocations in run()" check below is only as good as the counter: in every build
+    // (operator new + malloc replaced; under ASan a malloc hook that skips only ASan's own
+    // thread start), an allocation on a worker thread or through the C allocator must count.
+    ThreadPool pool(3);
+    pool.parallel_for(64, [](int64_t, int64_t, int) {});  // workers started
+    const long before = g_allocations.load();
+    std::atomic<int> chunks{0};
+    pool.parallel_for(64, [&](int64_t begin, int64_t end, int) {
+        for (int64_t i = begin; i < end; ++i) {
+            // Through a volatile sink, or the compiler may elide the new/delete and malloc/free pairs.
+            static void* volatile sink;
+            int* boxed = new int(static_cast<int>(i));
+            sink = boxed;
+            delete boxed;
+            void* raw = std::malloc(16);
+            sink = raw;
+            std::free(raw);
+        }
+        chunks.fetch_add(1);
+    });
+    const long counted = g_allocations.load() - before;
+    CHECK(chunks.load() >= 1);
+    CHECK(counted >= 2 * 64);
+}
+
 TEST_CASE("one packing serves every M and thread count, without allocating in run()") {
     // (M_max, K, N) shapes: an encoder-like GEMM and a decoder-like projection.
     struct Shape {
@@ -192,8 +218,15 @@ TEST_CASE("one packing serves every M and thread count, without allocating in ru
                     a.y = y.data();
                     std::fill(y.begin(), y.end(), -7.0f);
                     const long before = g_allocations.load();
+#if defined(GLIMPSE_TEST_ASAN)
+                    static const bool trace = std::getenv("GLIMPSE_TRACE_ALLOCATIONS") != nullptr;
+                    g_trace_allocations.store(trace);
+#endif
                     k->run(a, &pool);
                     const long allocs = g_allocations.load() - before;
+#if defined(GLIMPSE_TEST_ASAN)
+                    g_trace_allocations.store(false);
+#endif
                     if (matmul_provider_allocates_in_run(*k)) {
                         // oneDNN: a few per primitive execute; at most ~11 executes per part here.
                         CHECK(allocs <= 64 * threads);

@@ -5,9 +5,12 @@
 // fixed blocks are bit-identical to a serial loop for every thread count.
 #include <doctest/doctest.h>
 
+#include <climits>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <climits>
 #include <cmath>
 #include <condition_variable>
 #include <cstdlib>
@@ -122,6 +125,32 @@ TEST_CASE("usable_cpu_count: at least 1, at most the machine, and follows the af
     }).join();
     CHECK(seen_in_thread == 1);
 #endif
+}
+
+TEST_CASE("cgroup v2 cpu.max: ceil(quota / period) CPUs, no limit for 'max' or malformed text") {
+    // The format of cgroup v2's cpu.max (Documentation/admin-guide/cgroup-v2.rst): "$MAX $PERIOD",
+    // $MAX being "max" for no limit; the CPU count a quota allows is quota/period, rounded up.
+    CHECK(cgroup_cpu_max_limit("max 100000\n") == 0);
+    CHECK(cgroup_cpu_max_limit("max 100000") == 0);
+    CHECK(cgroup_cpu_max_limit("200000 100000\n") == 2);   // docker --cpus=2
+    CHECK(cgroup_cpu_max_limit("150000 100000\n") == 2);   // --cpus=1.5: two threads can use it
+    CHECK(cgroup_cpu_max_limit("100000 100000\n") == 1);
+    CHECK(cgroup_cpu_max_limit("50000 100000\n") == 1);    // half a CPU still runs one thread
+    CHECK(cgroup_cpu_max_limit("1 100000\n") == 1);
+    CHECK(cgroup_cpu_max_limit("6400000 100000\n") == 64);
+    CHECK(cgroup_cpu_max_limit("25000 10000\n") == 3);
+    // Malformed: ignored (0), never a crash or a wrapped value.
+    CHECK(cgroup_cpu_max_limit("") == 0);
+    CHECK(cgroup_cpu_max_limit("\n") == 0);
+    CHECK(cgroup_cpu_max_limit("200000") == 0);
+    CHECK(cgroup_cpu_max_limit("200000 0\n") == 0);
+    CHECK(cgroup_cpu_max_limit("0 100000\n") == 0);
+    CHECK(cgroup_cpu_max_limit("-200000 100000") == 0);
+    CHECK(cgroup_cpu_max_limit("200000  100000") == 0);
+    CHECK(cgroup_cpu_max_limit("200000 100000 7") == 0);
+    CHECK(cgroup_cpu_max_limit("99999999999999999999999 1") == 0);  // overflows uint64: ignored
+    CHECK(cgroup_cpu_max_limit("18446744073709551615 1") == 0);       // above the parser's bound
+    CHECK(cgroup_cpu_max_limit("9000000000000 1") == INT_MAX);        // clamped, not wrapped
 }
 
 TEST_CASE("parallel_for visits every index exactly once for many (n, threads, grain)") {

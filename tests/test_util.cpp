@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -29,6 +31,25 @@ std::vector<uint8_t> read_file_bytes(const std::string& path) {
         return {};
     }
     return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    out.close();
+    if (!out) FAIL("cannot write " << bytes.size() << " bytes to " << path);
+}
+
+TempDir::TempDir(const std::string& tag) {
+    path = std::filesystem::temp_directory_path() / ("glimpse_" + tag + "_" + std::to_string(::getpid()));
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);  // left over from a crashed run with the same pid
+    std::filesystem::create_directories(path);
+}
+
+TempDir::~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
 }
 
 std::vector<float> read_f32_file(const std::string& path) {

@@ -328,6 +328,12 @@ int cmd_inspect(int argc, char** argv) {
     std::fprintf(stdout, "memory: weights %.1f MiB (%.1f MiB in the files), vision activations %.1f MiB, "
                          "text activations %.1f MiB, KV cache %.1f MiB, total %.1f MiB (plus preprocessed tiles)\n",
                  mib(m.weights), mib(m.file_weights), mib(m.vision_arena), mib(m.text_arena), mib(m.kv_cache), mib(m.total()));
+    // The metadata printed above was read from the mappings: a file truncated or rewritten in
+    // place meanwhile (its zero-filled pages) makes the report wrong, so it fails like caption.
+    for (const GgufFile* f : {&(*vlm)->text().file(), &(*vlm)->vision().file()}) {
+        const Status intact = f->mapping()->check_intact();
+        if (!intact.is_ok()) return fail(intact.message());
+    }
     return finish_stdout(0);
 }
 

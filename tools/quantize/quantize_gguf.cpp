@@ -653,6 +653,9 @@ Status quantize_gguf(const QuantizeOptions& opt) {
         }
     }
     const uint64_t file_size = out.written();
+    // Every input tensor was read from the mapping: if the input was truncated or rewritten in
+    // place meanwhile, some of what was written is zeros, so the output is not committed.
+    GLIMPSE_RETURN_IF_ERROR(in.mapping()->check_intact().with_context("quantize: reading input"));
     GLIMPSE_RETURN_IF_ERROR(out.commit());
     if (opt.log) {
         char line[512];
