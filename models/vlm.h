@@ -18,6 +18,7 @@
 #include "models/tokenizer.h"
 #include "models/vision_encoder.h"
 #include "runtime/image.h"
+#include "runtime/pruning_plan.h"
 #include "runtime/threadpool.h"
 
 namespace glimpse {
@@ -26,6 +27,9 @@ struct VlmConfig {
     int n_threads = 0;                  // 0: the CPUs this process may use (usable_cpu_count())
     DType kv_type = DType::f16;         // KV-cache storage (llama.cpp's default is f16)
     std::string chat_template;          // --chat-template: a built-in name or template text; empty = the model's
+    // Visual-token pruning (docs/pruning.md). Checked against the model in load(): a method the
+    // model cannot run, or one not wired yet, is refused there, before any work. Empty = none.
+    std::optional<PruningPlan> pruning;
 };
 
 // A tokenized prompt: token ids with -1 where image embeddings go, and for each
@@ -37,12 +41,14 @@ struct VlmPrompt {
         int image = 0;                  // which input image
         int chunk = 0;                  // which chunk of that image (tile, overview)
         int64_t pos = 0;                // first prompt position
-        int64_t n_tokens = 0;
+        int64_t n_tokens = 0;           // image positions in the prompt (kept by the pruning plan)
+        int64_t n_tokens_in = 0;        // visual tokens the encoder produces for the chunk
     };
     std::vector<Chunk> chunks;
     std::vector<PreprocessedImage> images;
     int64_t n_positions() const { return static_cast<int64_t>(ids.size()); }
-    int64_t n_image_tokens() const;
+    int64_t n_image_tokens() const;     // image positions (after pruning)
+    int64_t n_image_tokens_in() const;  // visual tokens before pruning
 };
 
 struct SamplingParams {
@@ -56,6 +62,7 @@ struct SamplingParams {
 struct GenerationStats {
     double preprocess_ms = 0, encode_ms = 0, prefill_ms = 0, decode_ms = 0;
     int64_t n_prompt = 0, n_image_tokens = 0, n_image_chunks = 0, n_generated = 0;
+    int64_t n_image_tokens_in = 0;  // visual tokens before pruning (n_image_tokens: kept)
     bool stopped_at_eog = false;
     bool stopped_by_caller = false;  // the text callback returned false
 };
@@ -119,14 +126,37 @@ public:
     // without running them (glimpse inspect, budgets).
     Status prepare(int64_t n_prompt, int n_predict);
 
-    // Image embeddings of every chunk of `prompt`, (n_image_tokens, n_embd) in prompt order.
+    // Image embeddings of every chunk of `prompt`, (n_image_tokens, n_embd) in prompt order:
+    // with a pruning plan only each chunk's kept rows, in raster order.
     Result<std::vector<float>> encode_images(const VlmPrompt& prompt, GenerationStats* stats);
+
+    // The pruning stage this model runs (nullptr: none).
+    const PruneStage* pruning_stage() const { return prune_ ? &*prune_ : nullptr; }
+    // The PruningModelShape of one preprocessed image (tiles, overview, [CLS], layers).
+    PruningModelShape pruning_shape(const PreprocessedImage& image) const;
+    // How the wired methods choose (each chunk on its own, with the plan's per-chunk count):
+    //   random:        prune_random_ref(T, k, SplitMix64{seed ^ (image*4096 + chunk) * 0x9e3779b97f4a7c15}.next());
+    //   uniform:       prune_uniform_grid_ref(side, side, k);
+    //   divprune:      divprune_ref over S = U U^T, U the chunk's projected rows L2-normalised (in
+    //                  double, stored as float), dot products accumulated in double;
+    //   fastervlm:     topk of prune_scores_from_tap_ref over the [CLS] attention tap at `layer`;
+    //   attn-received: the same over the column-mean (attention received) tap.
+    // Per chunk of the last encode_images() call (prompt order): the kept token indices,
+    // ascending raster indices into the chunk's side x side token grid.
+    const std::vector<std::vector<int32_t>>& last_kept() const { return last_kept_; }
+    // Visual tokens per chunk side (SmolVLM 8, LLaVA-1.5 24).
+    int visual_tokens_per_side() const { return tokens_side_; }
 
 private:
     Vlm() = default;
     Status ensure_vision_plan();
     Status check_pair(const std::string& text_path, const std::string& mmproj_path) const;
     Status ensure_text_plan(int64_t max_rows, int64_t context);
+    Status setup_pruning(const PruningPlan& plan);
+    // Kept counts of an image's chunks (chunk order) under the plan; all tokens without one.
+    Result<std::vector<int64_t>> chunk_keep_counts(const PreprocessedImage& image) const;
+    // Picks `k` of the chunk's tokens from its embeddings (prune_embd_) and the plan's taps.
+    Status select_tokens(int64_t k, uint64_t chunk_seed, int32_t* kept);
 
     VlmConfig config_;
     std::unique_ptr<ThreadPool> pool_;
@@ -140,6 +170,19 @@ private:
     std::vector<int32_t> generated_;
     std::vector<float> prefill_logits_;
     int64_t image_buffer_bytes_ = 0;
+
+    // Pruning (after the projector). Scratch sized in load() for one chunk of T tokens, so
+    // encoding a pruned image allocates nothing beyond what encode already does.
+    std::optional<PruneStage> prune_;
+    int prune_tap_layer_ = -1;  // fastervlm / attn-received: the encoder block the score is read at
+    int tokens_side_ = 0;
+    std::vector<float> prune_embd_;     // (T, n_embd): one chunk's projected rows
+    std::vector<float> prune_unit_;     // (T, n_embd): the same, L2-normalised (divprune)
+    std::vector<float> prune_sim_;      // (T, T) cosine similarity (divprune)
+    std::vector<float> prune_scores_;   // (T) token scores (tap methods)
+    std::vector<int32_t> prune_kept_;   // (T)
+    std::vector<uint8_t> prune_scratch_;  // the method's / topk's scratch (+64 bytes to align it to 64)
+    std::vector<std::vector<int32_t>> last_kept_;
 };
 
 // Picks the next token from logits:(n_vocab) (greedy when temperature <= 0).
