@@ -41,6 +41,10 @@ struct EvalReport {
     double caption_text_accuracy = 0;        // quoted text equals the scene's text (scenes with text)
     double caption_background_accuracy = 0;  // "on a <background> background"
     double seconds = 0;
+    // Visual tokens over every scene's image: made by the encoder, and kept by the pruning plan
+    // (equal without one); pruning names the plan's stage ("" without one).
+    int64_t visual_tokens_in = 0, visual_tokens_kept = 0;
+    std::string pruning;
     std::vector<Sample> samples;
 };
 
