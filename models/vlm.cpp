@@ -101,12 +101,13 @@ Result<std::unique_ptr<Vlm>> Vlm::load(const std::string& text_path, const std::
 namespace {
 
 // The after_projector methods encode_images runs (docs/pruning.md lists the rest as to come).
-enum class WiredMethod { random, uniform, divprune, fastervlm, attn_received };
+enum class WiredMethod { random, uniform, divprune, dart, fastervlm, attn_received };
 
 std::optional<WiredMethod> wired_method(std::string_view name) {
     if (name == "random") return WiredMethod::random;
     if (name == "uniform") return WiredMethod::uniform;
     if (name == "divprune") return WiredMethod::divprune;
+    if (name == "dart") return WiredMethod::dart;
     if (name == "fastervlm") return WiredMethod::fastervlm;
     if (name == "attn-received") return WiredMethod::attn_received;
     return std::nullopt;
@@ -169,7 +170,7 @@ Status Vlm::setup_pruning(const PruningPlan& plan) {
     const std::optional<WiredMethod> m = wired_method(st.method);
     GLIMPSE_CHECK_OR_RETURN(m.has_value(), unsupported,
                             "pruning plan: method %s is not wired into the model yet; wired: random, uniform, "
-                            "divprune, fastervlm, attn-received",
+                            "divprune, dart, fastervlm, attn-received",
                             st.method.c_str());
     if (*m == WiredMethod::fastervlm || *m == WiredMethod::attn_received) {
         const int layer = static_cast<int>(st.number("layer"));
@@ -180,14 +181,14 @@ Status Vlm::setup_pruning(const PruningPlan& plan) {
     const int64_t T = static_cast<int64_t>(tokens_side_) * tokens_side_;
     const int64_t n_embd = text_->hparams().n_embd;
     prune_embd_.assign(static_cast<size_t>(T * n_embd), 0.0f);
-    if (*m == WiredMethod::divprune) {
+    if (*m == WiredMethod::divprune || *m == WiredMethod::dart) {
         prune_unit_.assign(static_cast<size_t>(T * n_embd), 0.0f);
         prune_sim_.assign(static_cast<size_t>(T * T), 0.0f);
     }
     prune_scores_.assign(static_cast<size_t>(T), 0.0f);
     prune_kept_.assign(static_cast<size_t>(T), 0);
     const size_t scratch = std::max({static_cast<size_t>(topk_scratch_bytes(T)), prune_random_scratch_bytes(T),
-                                     divprune_scratch_bytes(T)});
+                                     divprune_scratch_bytes(T), dart_scratch_bytes(T)});
     prune_scratch_.assign(scratch + 64, 0);
     return Status::ok();
 }
@@ -434,6 +435,34 @@ Result<std::vector<float>> Vlm::encode_images(const VlmPrompt& prompt, Generatio
     return out;
 }
 
+// S = U U^T (T, T) of the chunk's projected rows prune_embd_ (T, n_embd), U the rows over their
+// L2 norms (in double, stored as float); dot products accumulated in double.
+void Vlm::cosine_similarity_of_rows() {
+    const int64_t T = static_cast<int64_t>(tokens_side_) * tokens_side_;
+    const int64_t n_embd = text_->hparams().n_embd;
+    // Cosine similarity of the projected rows: L2-normalise (T, n_embd), then S = U U^T (T, T).
+    for (int64_t i = 0; i < T; ++i) {
+        const float* x = prune_embd_.data() + i * n_embd;
+        double ss = 0;
+        for (int64_t j = 0; j < n_embd; ++j) ss += static_cast<double>(x[j]) * x[j];
+        const double norm = std::sqrt(ss);
+        float* u = prune_unit_.data() + i * n_embd;
+        for (int64_t j = 0; j < n_embd; ++j) u[j] = norm > 0 ? static_cast<float>(x[j] / norm) : 0.0f;
+    }
+    pool_->parallel_for(T, [&](int64_t i0, int64_t i1, int) {
+        for (int64_t i = i0; i < i1; ++i) {
+            const float* a = prune_unit_.data() + i * n_embd;
+            for (int64_t j = 0; j < T; ++j) {
+                const float* b = prune_unit_.data() + j * n_embd;
+                // Accumulated in double: the picks then depend on the rows, not on a summation order.
+                double dot = 0;
+                for (int64_t e = 0; e < n_embd; ++e) dot += static_cast<double>(a[e]) * b[e];
+                prune_sim_[static_cast<size_t>(i * T + j)] = static_cast<float>(dot);
+            }
+        }
+    });
+}
+
 Status Vlm::select_tokens(int64_t k, uint64_t chunk_seed, int32_t* kept) {
     const int64_t side = tokens_side_;
     const int64_t T = side * side;
@@ -447,29 +476,22 @@ Status Vlm::select_tokens(int64_t k, uint64_t chunk_seed, int32_t* kept) {
         }
         case WiredMethod::uniform:
             return prune_uniform_grid_ref(side, side, k, kept);
-        case WiredMethod::divprune: {
-            // Cosine similarity of the projected rows: L2-normalise (T, n_embd), then S = U U^T (T, T).
-            for (int64_t i = 0; i < T; ++i) {
-                const float* x = prune_embd_.data() + i * n_embd;
-                double ss = 0;
-                for (int64_t j = 0; j < n_embd; ++j) ss += static_cast<double>(x[j]) * x[j];
-                const double norm = std::sqrt(ss);
-                float* u = prune_unit_.data() + i * n_embd;
-                for (int64_t j = 0; j < n_embd; ++j) u[j] = norm > 0 ? static_cast<float>(x[j] / norm) : 0.0f;
+        case WiredMethod::divprune:
+        case WiredMethod::dart: {
+            cosine_similarity_of_rows();
+            if (*wired_method(prune_->method) == WiredMethod::divprune) {
+                return divprune_ref(prune_sim_.data(), T, k, kept, nullptr, scratch);
             }
-            pool_->parallel_for(T, [&](int64_t i0, int64_t i1, int) {
-                for (int64_t i = i0; i < i1; ++i) {
-                    const float* a = prune_unit_.data() + i * n_embd;
-                    for (int64_t j = 0; j < T; ++j) {
-                        const float* b = prune_unit_.data() + j * n_embd;
-                        // Accumulated in double: the picks then depend on the rows, not on a summation order.
-                        double dot = 0;
-                        for (int64_t e = 0; e < n_embd; ++e) dot += static_cast<double>(a[e]) * b[e];
-                        prune_sim_[static_cast<size_t>(i * T + j)] = static_cast<float>(dot);
-                    }
-                }
-            });
-            return divprune_ref(prune_sim_.data(), T, k, kept, nullptr, scratch);
+            // DART after the projector: pivots by the L1 norm of the projected rows (the official
+            // code takes the L1 norm of the key rows inside the language model, which does not
+            // exist here yet); at most k pivots when a chunk keeps fewer than the plan's pivots.
+            for (int64_t i = 0; i < T; ++i) {
+                double l1 = 0;
+                for (int64_t e = 0; e < n_embd; ++e) l1 += std::fabs(static_cast<double>(prune_embd_[i * n_embd + e]));
+                prune_scores_[static_cast<size_t>(i)] = static_cast<float>(l1);
+            }
+            const int64_t pivots = std::min<int64_t>(k, static_cast<int64_t>(prune_->number("pivots")));
+            return dart_ref(prune_sim_.data(), prune_scores_.data(), T, k, pivots, kept, scratch);
         }
         case WiredMethod::fastervlm:
         case WiredMethod::attn_received: {

@@ -139,6 +139,8 @@ public:
     //   uniform:       prune_uniform_grid_ref(side, side, k);
     //   divprune:      divprune_ref over S = U U^T, U the chunk's projected rows L2-normalised (in
     //                  double, stored as float), dot products accumulated in double;
+    //   dart:          dart_ref over the same S, pivot score = L1 norm of each projected row,
+    //                  min(k, pivots) pivots;
     //   fastervlm:     topk of prune_scores_from_tap_ref over the [CLS] attention tap at `layer`;
     //   attn-received: the same over the column-mean (attention received) tap.
     // Per chunk of the last encode_images() call (prompt order): the kept token indices,
@@ -157,6 +159,7 @@ private:
     Result<std::vector<int64_t>> chunk_keep_counts(const PreprocessedImage& image) const;
     // Picks `k` of the chunk's tokens from its embeddings (prune_embd_) and the plan's taps.
     Status select_tokens(int64_t k, uint64_t chunk_seed, int32_t* kept);
+    void cosine_similarity_of_rows();  // prune_embd_ -> prune_sim_
 
     VlmConfig config_;
     std::unique_ptr<ThreadPool> pool_;
@@ -178,7 +181,7 @@ private:
     int tokens_side_ = 0;
     std::vector<float> prune_embd_;     // (T, n_embd): one chunk's projected rows
     std::vector<float> prune_unit_;     // (T, n_embd): the same, L2-normalised (divprune)
-    std::vector<float> prune_sim_;      // (T, T) cosine similarity (divprune)
+    std::vector<float> prune_sim_;      // (T, T) cosine similarity (divprune, dart)
     std::vector<float> prune_scores_;   // (T) token scores (tap methods)
     std::vector<int32_t> prune_kept_;   // (T)
     std::vector<uint8_t> prune_scratch_;  // the method's / topk's scratch (+64 bytes to align it to 64)

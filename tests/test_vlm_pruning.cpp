@@ -69,7 +69,7 @@ std::vector<int32_t> reference_kept(const std::string& method, const std::vector
     } else if (method == "random") {
         std::vector<uint8_t> scratch(prune_random_scratch_bytes(T));
         REQUIRE(prune_random_ref(T, k, SplitMix64{seed}.next(), kept.data(), scratch.data()).is_ok());
-    } else if (method == "divprune") {
+    } else if (method == "divprune" || method == "dart") {
         // Cosine similarity from its definition: rows over their L2 norms, dot products.
         std::vector<float> unit(rows.size());
         for (int64_t i = 0; i < T; ++i) {
@@ -85,8 +85,20 @@ std::vector<int32_t> reference_kept(const std::string& method, const std::vector
                 sim[i * T + j] = static_cast<float>(d);
             }
         }
-        std::vector<uint8_t> scratch(divprune_scratch_bytes(T));
-        REQUIRE(divprune_ref(sim.data(), T, k, kept.data(), nullptr, scratch.data()).is_ok());
+        if (method == "divprune") {
+            std::vector<uint8_t> scratch(divprune_scratch_bytes(T));
+            REQUIRE(divprune_ref(sim.data(), T, k, kept.data(), nullptr, scratch.data()).is_ok());
+        } else {
+            // DART's pivot score after the projector: the L1 norm of each row; the plan's 4 pivots.
+            std::vector<float> l1(static_cast<size_t>(T));
+            for (int64_t i = 0; i < T; ++i) {
+                double a = 0;
+                for (int64_t e = 0; e < n_embd; ++e) a += std::fabs(static_cast<double>(rows[i * n_embd + e]));
+                l1[i] = static_cast<float>(a);
+            }
+            std::vector<uint8_t> scratch(dart_scratch_bytes(T));
+            REQUIRE(dart_ref(sim.data(), l1.data(), T, k, std::min<int64_t>(k, 4), kept.data(), scratch.data()).is_ok());
+        }
     } else {
         const int64_t ps = vh.image_size / vh.patch_size;
         const int64_t n_pos = vh.n_patches() + (vh.projector == ProjectorType::mlp ? 1 : 0);
@@ -207,8 +219,8 @@ TEST_CASE("a pruned prompt has each chunk's kept count of image positions, re-co
 
 TEST_CASE("each wired method keeps the indices its scalar reference picks from the same encoder output") {
     if (!have_bundled()) return;
-    for (const char* m : {"random", "uniform", "divprune", "attn-received"}) check_method(kSmol, m);
-    for (const char* m : {"random", "uniform", "divprune", "fastervlm"}) check_method(kLlava, m);
+    for (const char* m : {"random", "uniform", "divprune", "dart", "attn-received"}) check_method(kSmol, m);
+    for (const char* m : {"random", "uniform", "divprune", "dart", "fastervlm"}) check_method(kLlava, m);
 }
 
 TEST_CASE("keep 1.0 answers byte for byte as no pruning") {

@@ -79,8 +79,8 @@ void add_model_options(ArgParser& a) {
     a.option("--chat-template", "NAME", "chat template name or text, overriding the model's (e.g. vicuna for LLaVA)");
     a.option("--kv-type", "TYPE", "KV cache storage: f16 or f32", "f16");
     a.option("--prune", "METHOD",
-             "prune visual tokens after the projector (docs/pruning.md): random, uniform, divprune, fastervlm "
-             "([CLS] encoders: LLaVA), attn-received; needs --keep");
+             "prune visual tokens after the projector (docs/pruning.md): random, uniform, divprune, dart, "
+             "fastervlm ([CLS] encoders: LLaVA), attn-received; needs --keep");
     a.option("--keep", "F", "with --prune: keep this fraction in (0, 1] of each image's visual tokens, or a count > 1");
     a.option("--plan", "FILE", "a pruning plan file (JSON, docs/pruning.md); instead of --prune/--keep");
 }
