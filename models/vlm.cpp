@@ -541,6 +541,21 @@ Status Vlm::generate(const VlmPrompt& prompt, int n_predict, const SamplingParam
     float* x = plan.f32(text_plan_.embeddings);
     int32_t* pos = static_cast<int32_t*>(plan.data(text_plan_.positions));
 
+    // Original position ids: each kept row at chunk start (as unpruned) + its raster index; the
+    // kept indices are those of the encode that made image_embd (the last encode_images).
+    const bool original = config_.original_positions && prompt.n_image_tokens() != prompt.n_image_tokens_in();
+    if (original) {
+        GLIMPSE_CHECK_OR_RETURN(last_kept_.size() == prompt.chunks.size(), invalid_argument,
+                                "original position ids need the kept rows of this prompt's images: encode them with "
+                                "encode_images(prompt) first");
+        for (size_t ci = 0; ci < prompt.chunks.size(); ++ci) {
+            GLIMPSE_CHECK_OR_RETURN(static_cast<int64_t>(last_kept_[ci].size()) == prompt.chunks[ci].n_tokens,
+                                    invalid_argument, "chunk %zu: %zu kept rows recorded, the prompt has %lld", ci,
+                                    last_kept_[ci].size(), static_cast<long long>(prompt.chunks[ci].n_tokens));
+        }
+    }
+    int64_t shift = 0;  // positions dropped before the current one (original ids)
+    size_t chunk_index = 0;
     auto t0 = std::chrono::steady_clock::now();
     int64_t image_row = 0;
     for (int64_t i = 0; i < n_prompt; ++i) {
@@ -554,9 +569,26 @@ Status Vlm::generate(const VlmPrompt& prompt, int n_predict, const SamplingParam
             ++image_row;
         }
         pos[i] = static_cast<int32_t>(i);
+        if (original) {
+            while (chunk_index < prompt.chunks.size() &&
+                   prompt.chunks[chunk_index].pos + prompt.chunks[chunk_index].n_tokens <= i) {
+                shift += prompt.chunks[chunk_index].n_tokens_in - prompt.chunks[chunk_index].n_tokens;
+                ++chunk_index;
+            }
+            const bool in_chunk = chunk_index < prompt.chunks.size() && i >= prompt.chunks[chunk_index].pos;
+            if (in_chunk) {
+                const VlmPrompt::Chunk& c = prompt.chunks[chunk_index];
+                pos[i] = static_cast<int32_t>(c.pos + shift + last_kept_[chunk_index][static_cast<size_t>(i - c.pos)]);
+            } else {
+                pos[i] = static_cast<int32_t>(i + shift);
+            }
+        }
     }
+    // Where the answer's positions start: after the prompt as it was unpruned.
+    const int64_t answer_pos0 = original ? n_prompt + (prompt.n_image_tokens_in() - prompt.n_image_tokens()) : n_prompt;
     GLIMPSE_ASSIGN_OR_RETURN(const float* logits, text_->forward(text_plan_, n_prompt, 0, pool_.get()));
     prefill_logits_.assign(logits, logits + th.n_vocab);
+    prefill_positions_.assign(pos, pos + n_prompt);
     st.prefill_ms += ms_since(t0);
 
     generated_.clear();
@@ -584,7 +616,7 @@ Status Vlm::generate(const VlmPrompt& prompt, int n_predict, const SamplingParam
         if (step + 1 == n_predict) break;  // no logits needed after the last token
         const int64_t p = n_prompt + step;
         text_->embed_token(tok, x);
-        pos[0] = static_cast<int32_t>(p);
+        pos[0] = static_cast<int32_t>(answer_pos0 + step);
         GLIMPSE_ASSIGN_OR_RETURN(logits, text_->forward(text_plan_, 1, p, pool_.get()));
     }
     const std::string tail = stream.flush();

@@ -228,9 +228,14 @@ TEST_CASE("keep 1.0 answers byte for byte as no pruning") {
     const ImageU8 image = scene_image(1000001);
     struct Case { const char* stem; const char* method; };
     for (Case c : {Case{kSmol, "attn-received"}, Case{kSmol, "divprune"}, Case{kLlava, "fastervlm"}, Case{kLlava, "random"}}) {
-        INFO(c.stem << " " << c.method);
+      for (bool original : {false, true}) {
+        INFO(c.stem << " " << c.method << (original ? " original ids" : " compact ids"));
         auto plain = load(c.stem, std::nullopt);
-        auto pruned = load(c.stem, shorthand(c.method, 1.0));
+        VlmConfig cfg;
+        cfg.n_threads = test::emulated() ? 1 : 2;
+        cfg.pruning = shorthand(c.method, 1.0);
+        cfg.original_positions = original;
+        auto pruned = Vlm::load(bundled(c.stem, "text"), bundled(c.stem, "mmproj"), cfg);
         REQUIRE((plain.is_ok() && pruned.is_ok()));
         SamplingParams greedy;
         greedy.temperature = 0;
@@ -248,6 +253,7 @@ TEST_CASE("keep 1.0 answers byte for byte as no pruning") {
         const auto& lb = (*pruned)->last_prefill_logits();
         REQUIRE(la.size() == lb.size());
         CHECK(std::memcmp(la.data(), lb.data(), la.size() * sizeof(float)) == 0);
+      }
     }
 }
 
@@ -273,4 +279,49 @@ TEST_CASE("a plan the model cannot run is refused at load, naming what is wrong"
     auto none = load(kSmol, PruningPlan{});
     REQUIRE(none.is_ok());
     CHECK((*none)->pruning_stage() == nullptr);
+}
+
+TEST_CASE("original position ids: every kept row and text token at its unpruned position") {
+    if (!have_bundled()) return;
+    const ImageU8 image = scene_image(1000003);
+    for (const char* stem : {kSmol, kLlava}) {
+        INFO(stem);
+        auto plain = load(stem, std::nullopt);
+        VlmConfig cfg;
+        cfg.n_threads = test::emulated() ? 1 : 2;
+        cfg.pruning = shorthand("divprune", 0.25);
+        cfg.original_positions = true;
+        auto pruned = Vlm::load(bundled(stem, "text"), bundled(stem, "mmproj"), cfg);
+        REQUIRE((plain.is_ok() && pruned.is_ok()));
+        auto a = (*plain)->build_prompt("How many circles?", {image});
+        auto b = (*pruned)->build_prompt("How many circles?", {image});
+        REQUIRE((a.is_ok() && b.is_ok()));
+        SamplingParams greedy;
+        greedy.temperature = 0;
+        REQUIRE((*pruned)->generate(*b, 1, greedy, nullptr, nullptr).is_ok());
+        const std::vector<int32_t>& pos = (*pruned)->last_prefill_positions();
+        REQUIRE(static_cast<int64_t>(pos.size()) == b->n_positions());
+        // The oracle: the unpruned prompt. Its text positions in order, and its chunks' starts.
+        std::vector<int32_t> text_pos;
+        for (size_t i = 0; i < a->ids.size(); ++i) if (a->ids[i] >= 0) text_pos.push_back(static_cast<int32_t>(i));
+        size_t t = 0;
+        for (size_t i = 0; i < b->ids.size(); ++i) {
+            if (b->ids[i] >= 0) CHECK(pos[i] == text_pos.at(t++));
+        }
+        CHECK(t == text_pos.size());
+        for (size_t ci = 0; ci < b->chunks.size(); ++ci) {
+            const VlmPrompt::Chunk& c = b->chunks[ci];
+            const std::vector<int32_t>& kept = (*pruned)->last_kept()[ci];
+            REQUIRE(static_cast<int64_t>(kept.size()) == c.n_tokens);
+            for (int64_t r = 0; r < c.n_tokens; ++r) {
+                CHECK(pos[static_cast<size_t>(c.pos + r)] == a->chunks[ci].pos + kept[static_cast<size_t>(r)]);
+            }
+        }
+        // Compact ids (the default) are 0..n-1.
+        auto compact = load(stem, shorthand("divprune", 0.25));
+        REQUIRE(compact.is_ok());
+        REQUIRE((*compact)->generate(*b, 1, greedy, nullptr, nullptr).is_ok());
+        const std::vector<int32_t>& cpos = (*compact)->last_prefill_positions();
+        for (size_t i = 0; i < cpos.size(); ++i) CHECK(cpos[i] == static_cast<int32_t>(i));
+    }
 }

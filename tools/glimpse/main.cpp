@@ -83,6 +83,9 @@ void add_model_options(ArgParser& a) {
              "fastervlm ([CLS] encoders: LLaVA), attn-received; needs --keep");
     a.option("--keep", "F", "with --prune: keep this fraction in (0, 1] of each image's visual tokens, or a count > 1");
     a.option("--plan", "FILE", "a pruning plan file (JSON, docs/pruning.md); instead of --prune/--keep");
+    a.option("--prune-positions", "IDS",
+             "position ids of the kept image rows: compact (renumbered, the prompt is shorter) or original (as "
+             "unpruned)", "compact");
 }
 
 // The model options, checked before anything is loaded (usage errors exit 2).
@@ -113,6 +116,12 @@ Result<VlmConfig> model_config(const ArgParser& a) {
     if (a.has("--prune") != a.has("--keep")) {
         return Status::error(StatusCode::invalid_argument, "--prune METHOD and --keep F go together (see --help)");
     }
+    const std::string ids = a.get("--prune-positions");
+    if (ids != "compact" && ids != "original") {
+        return Status::error(StatusCode::invalid_argument, "--prune-positions must be compact or original, not '%s'",
+                             ids.c_str());
+    }
+    cfg.original_positions = ids == "original";
     if (a.has("--plan")) {
         GLIMPSE_ASSIGN_OR_RETURN(PruningPlan plan, pruning_plan_read_file(a.get("--plan")));
         cfg.pruning = std::move(plan);
