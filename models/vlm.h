@@ -137,6 +137,8 @@ public:
     // with a pruning plan only each chunk's kept rows, in raster order.
     Result<std::vector<float>> encode_images(const VlmPrompt& prompt, GenerationStats* stats);
 
+    // Whether kept image rows keep their unpruned position ids (VlmConfig::original_positions).
+    bool original_positions() const { return config_.original_positions; }
     // The pruning stage this model runs (nullptr: none).
     const PruneStage* pruning_stage() const { return prune_ ? &*prune_ : nullptr; }
     // The PruningModelShape of one preprocessed image (tiles, overview, [CLS], layers).

@@ -189,6 +189,7 @@ Result<EvalReport> run_eval(Vlm& vlm, const EvalOptions& opt) {
         if (ps->keep_count > 0) std::snprintf(desc, sizeof desc, "%s keep_count %lld", ps->method.c_str(), static_cast<long long>(ps->keep_count));
         else std::snprintf(desc, sizeof desc, "%s keep %g", ps->method.c_str(), ps->keep_fraction);
         r.pruning = desc;
+        if (vlm.original_positions()) r.pruning += " original ids";
     }
     std::map<std::string, KindCount> kinds;
     int64_t tp = 0, fp = 0, fn = 0;
@@ -252,6 +253,8 @@ Result<EvalReport> run_eval(Vlm& vlm, const EvalOptions& opt) {
             }
             if (opt.keep_samples) r.samples.push_back({scene.seed, qa.kind, qa.question, qa.answer, answer});
         }
+        r.prefill_ms += st.prefill_ms;
+        r.prefills += 1 + static_cast<int64_t>(scene.qa.size());
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         progress(tty, i + 1, n_scenes, secs);
     }
@@ -275,6 +278,7 @@ Result<EvalReport> run_eval(Vlm& vlm, const EvalOptions& opt) {
     r.caption_text_accuracy = text_total ? static_cast<double>(text_ok) / static_cast<double>(text_total) : 0;
     r.caption_background_accuracy = r.captions ? static_cast<double>(bg_ok) / static_cast<double>(r.captions) : 0;
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    r.kv_cache_bytes = vlm.memory().kv_cache;
     return r;
 }
 
@@ -324,7 +328,9 @@ std::string eval_report_json(const EvalReport& r, const std::string& model_label
       << r.caption_object_precision << ", \"object_recall\": " << r.caption_object_recall
       << ", \"text_accuracy\": " << r.caption_text_accuracy << ", \"background_accuracy\": "
       << r.caption_background_accuracy << "}, \"visual_tokens\": {\"in\": " << r.visual_tokens_in
-      << ", \"kept\": " << r.visual_tokens_kept << "}, \"pruning\": " << json_quote(r.pruning);
+      << ", \"kept\": " << r.visual_tokens_kept << "}, \"pruning\": " << json_quote(r.pruning)
+      << ", \"prefill\": {\"ms\": " << r.prefill_ms << ", \"prompts\": " << r.prefills
+      << "}, \"kv_cache_bytes\": " << r.kv_cache_bytes;
     if (!r.samples.empty()) {
         o << ", \"samples\": [";
         for (size_t i = 0; i < r.samples.size(); ++i) {

@@ -45,6 +45,12 @@ struct EvalReport {
     // (equal without one); pruning names the plan's stage ("" without one).
     int64_t visual_tokens_in = 0, visual_tokens_kept = 0;
     std::string pruning;
+    // Prefill time over every prompt (caption and questions), and the KV cache the last plan
+    // holds at the end (planned bytes, sized for the longest prompt); for the pruning tables, not a
+    // benchmark (docs/benchmarks.md).
+    double prefill_ms = 0;
+    int64_t prefills = 0;
+    int64_t kv_cache_bytes = 0;
     std::vector<Sample> samples;
 };
 
