@@ -394,7 +394,9 @@ Result<std::vector<float>> Vlm::encode_images(const VlmPrompt& prompt, Generatio
     GLIMPSE_RETURN_IF_ERROR(ensure_vision_plan());
     const int64_t n_embd = text_->hparams().n_embd;
     std::vector<float> out(static_cast<size_t>(prompt.n_image_tokens() * n_embd));
-    last_kept_.assign(prompt.chunks.size(), {});
+    // Reused between calls: the lists keep their capacity, so a repeat encode allocates only `out`.
+    last_kept_.resize(prompt.chunks.size());
+    for (std::vector<int32_t>& k : last_kept_) k.clear();
     auto t0 = std::chrono::steady_clock::now();
     int64_t row = 0;
     for (size_t ci = 0; ci < prompt.chunks.size(); ++ci) {
