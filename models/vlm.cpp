@@ -1,6 +1,10 @@
 #include "models/vlm.h"
 
 #include "models/limits.h"
+#include "models/pruning_layout.h"
+#include "ops/kernel_registry.h"
+#include "ops/prune_select.h"
+#include "ops/topk.h"
 
 #include <algorithm>
 #include <chrono>
@@ -51,6 +55,12 @@ int64_t VlmPrompt::n_image_tokens() const {
     return n;
 }
 
+int64_t VlmPrompt::n_image_tokens_in() const {
+    int64_t n = 0;
+    for (const Chunk& c : chunks) n += c.n_tokens_in;
+    return n;
+}
+
 Result<std::unique_ptr<Vlm>> Vlm::load(const std::string& text_path, const std::string& mmproj_path,
                                        const VlmConfig& config) {
     std::unique_ptr<Vlm> m(new Vlm());
@@ -83,8 +93,122 @@ Result<std::unique_ptr<Vlm>> Vlm::load(const std::string& text_path, const std::
                             "%s: the vocabulary has %d tokens but token_embd.weight only %lld rows", text_path.c_str(),
                             m->tokenizer_->n_vocab(), static_cast<long long>(th.n_vocab));
     GLIMPSE_RETURN_IF_ERROR(m->check_pair(text_path, mmproj_path));
+    GLIMPSE_ASSIGN_OR_RETURN(m->tokens_side_, ::glimpse::visual_tokens_per_side(vh));
+    if (config.pruning) GLIMPSE_RETURN_IF_ERROR(m->setup_pruning(*config.pruning));
     return m;
 }
+
+namespace {
+
+// The after_projector methods encode_images runs (docs/pruning.md lists the rest as to come).
+enum class WiredMethod { random, uniform, divprune, dart, fastervlm, attn_received };
+
+std::optional<WiredMethod> wired_method(std::string_view name) {
+    if (name == "random") return WiredMethod::random;
+    if (name == "uniform") return WiredMethod::uniform;
+    if (name == "divprune") return WiredMethod::divprune;
+    if (name == "dart") return WiredMethod::dart;
+    if (name == "fastervlm") return WiredMethod::fastervlm;
+    if (name == "attn-received") return WiredMethod::attn_received;
+    return std::nullopt;
+}
+
+void* align64(std::vector<uint8_t>& v) {
+    const uintptr_t p = reinterpret_cast<uintptr_t>(v.data());
+    return v.data() + ((64 - p % 64) % 64);
+}
+
+}  // namespace
+
+PruningModelShape Vlm::pruning_shape(const PreprocessedImage& image) const {
+    const VisionHparams& vh = vision_->hparams();
+    PruningModelShape shape;
+    shape.tokens_per_tile = tokens_side_ * tokens_side_;
+    shape.pixel_shuffle = vh.projector == ProjectorType::idefics3 ? static_cast<int>(vh.scale_factor) : 1;
+    shape.encoder_has_cls = vh.projector == ProjectorType::mlp && vh.has_class_embedding;
+    shape.encoder_layers = static_cast<int>(vh.n_layer);
+    shape.encoder_layers_run = static_cast<int>(vh.n_layer_used > 0 ? vh.n_layer_used : vh.n_layer);
+    shape.decoder_layers = static_cast<int>(text_->hparams().n_layer);
+    shape.n_tiles = image.has_overview ? image.grid_rows * image.grid_cols : 1;
+    shape.has_overview = image.has_overview;
+    return shape;
+}
+
+// Refuses, before any work, what this model cannot run: the plan's own checks, then a fit
+// against the largest image the preprocessing makes (so [CLS] methods on SigLIP, layers the
+// encoder does not run, methods not wired yet are named here, not at the first image).
+Status Vlm::setup_pruning(const PruningPlan& plan) {
+    GLIMPSE_RETURN_IF_ERROR(pruning_plan_check(plan, "pruning plan"));
+    if (plan.stages.empty()) return Status::ok();
+    GLIMPSE_CHECK_OR_RETURN(plan.stages.size() == 1, unsupported,
+                            "pruning plan: %zu stages; this glimpse runs one after_projector stage (multi-stage plans "
+                            "come with decoder-layer pruning, issue 24)",
+                            plan.stages.size());
+    const PruneStage& st = plan.stages[0];
+    GLIMPSE_CHECK_OR_RETURN(st.site == PruneSite::after_projector, unsupported,
+                            "pruning plan: stages[0] prunes at %s; only after_projector stages run yet",
+                            prune_site_name(st.site));
+    GLIMPSE_CHECK_OR_RETURN(st.tile_split == TileSplit::equal, unsupported,
+                            "pruning plan: stages[0].tiles.split overview_scores (HiRED) is not wired yet; use equal");
+    // Levers of the calibration issue (25) that nothing reads yet: refused rather than ignored.
+    GLIMPSE_CHECK_OR_RETURN(plan.kv_cache_type == "f16", unsupported,
+                            "pruning plan: kv_cache.type %s is not wired yet (issue 25); the KV cache type is "
+                            "--kv-type / VlmConfig::kv_type",
+                            plan.kv_cache_type.c_str());
+    GLIMPSE_CHECK_OR_RETURN(plan.max_tiles == 0, unsupported, "pruning plan: max_tiles is not wired yet (issue 25)");
+    // Fit against the largest image: the most tiles the preprocessing can make.
+    const VisionHparams& vh = vision_->hparams();
+    PreprocessedImage largest;
+    largest.has_overview = vh.projector == ProjectorType::idefics3;
+    if (largest.has_overview) {
+        const int64_t side = std::max<int64_t>(1, (vh.preproc_image_size + vh.image_size - 1) / vh.image_size);
+        largest.grid_rows = largest.grid_cols = static_cast<int>(side);
+    }
+    GLIMPSE_ASSIGN_OR_RETURN(std::vector<FittedPruneStage> fitted,
+                             pruning_plan_fit(plan, pruning_shape(largest), "pruning plan"));
+    (void)fitted;
+    const std::optional<WiredMethod> m = wired_method(st.method);
+    GLIMPSE_CHECK_OR_RETURN(m.has_value(), unsupported,
+                            "pruning plan: method %s is not wired into the model yet; wired: random, uniform, "
+                            "divprune, dart, fastervlm, attn-received",
+                            st.method.c_str());
+    if (*m == WiredMethod::fastervlm || *m == WiredMethod::attn_received) {
+        const int layer = static_cast<int>(st.number("layer"));
+        prune_tap_layer_ = layer < 0 ? static_cast<int>(vh.n_layer) + layer : layer;
+    }
+    prune_ = st;
+
+    const int64_t T = static_cast<int64_t>(tokens_side_) * tokens_side_;
+    const int64_t n_embd = text_->hparams().n_embd;
+    prune_embd_.assign(static_cast<size_t>(T * n_embd), 0.0f);
+    if (*m == WiredMethod::divprune || *m == WiredMethod::dart) {
+        prune_unit_.assign(static_cast<size_t>(T * n_embd), 0.0f);
+        prune_sim_.assign(static_cast<size_t>(T * T), 0.0f);
+    }
+    prune_scores_.assign(static_cast<size_t>(T), 0.0f);
+    prune_kept_.assign(static_cast<size_t>(T), 0);
+    const size_t scratch = std::max({static_cast<size_t>(topk_scratch_bytes(T)), prune_random_scratch_bytes(T),
+                                     divprune_scratch_bytes(T), dart_scratch_bytes(T)});
+    prune_scratch_.assign(scratch + 64, 0);
+    return Status::ok();
+}
+
+Result<std::vector<int64_t>> Vlm::chunk_keep_counts(const PreprocessedImage& image) const {
+    const int64_t T = static_cast<int64_t>(tokens_side_) * tokens_side_;
+    std::vector<int64_t> counts(static_cast<size_t>(image.n_chunks), T);
+    if (!prune_) return counts;
+    PruningPlan one;
+    one.stages = {*prune_};
+    GLIMPSE_ASSIGN_OR_RETURN(std::vector<FittedPruneStage> fitted,
+                             pruning_plan_fit(one, pruning_shape(image), "pruning plan"));
+    // The image's budget shared over its chunks in proportion to their tokens (equal split).
+    std::vector<int32_t> tokens(counts.size(), static_cast<int32_t>(T)), keep(counts.size());
+    GLIMPSE_RETURN_IF_ERROR(split_keep_budget_equal(tokens.data(), static_cast<int64_t>(tokens.size()),
+                                                    fitted[0].keep, keep.data()));
+    for (size_t i = 0; i < counts.size(); ++i) counts[i] = keep[i];
+    return counts;
+}
+
 
 // A text model and an mmproj of the same width can still come from different model families;
 // their embeddings then mean nothing to each other and the answer is garbage. The two families
@@ -182,12 +306,14 @@ Result<VlmPrompt> Vlm::build_prompt(std::string_view user_text, std::vector<Prep
         p.ids.push_back(id);
         return Status::ok();
     };
+    std::vector<int64_t> keep;  // kept tokens per chunk of the current image
     auto add_chunk = [&](int image, int chunk) {
         VlmPrompt::Chunk c;
         c.image = image;
         c.chunk = chunk;
         c.pos = static_cast<int64_t>(p.ids.size());
-        c.n_tokens = vh.n_tokens_per_chunk();
+        c.n_tokens_in = vh.n_tokens_per_chunk();
+        c.n_tokens = keep[static_cast<size_t>(chunk)];
         p.chunks.push_back(c);
         p.ids.insert(p.ids.end(), static_cast<size_t>(c.n_tokens), -1);
     };
@@ -202,6 +328,7 @@ Result<VlmPrompt> Vlm::build_prompt(std::string_view user_text, std::vector<Prep
         add_text(rest.substr(0, at));
         rest = rest.substr(at + kMediaMarker.size());
         PreprocessedImage& pre = images[i];
+        GLIMPSE_ASSIGN_OR_RETURN(keep, chunk_keep_counts(pre));
         if (vh.projector == ProjectorType::idefics3) {
             // Tiles row-major, each after "<fake_token_around_image><row_R_col_C>", a "\n"
             // token after every row but the last, then "\n\n" <fake_token_around_image>
@@ -236,7 +363,13 @@ Result<VlmPrompt> Vlm::build_prompt(std::string_view user_text, std::vector<Prep
 
 Status Vlm::ensure_vision_plan() {
     if (vision_plan_.plan) return Status::ok();
-    GLIMPSE_ASSIGN_OR_RETURN(vision_plan_, vision_->compile(pool_->n_threads()));
+    VisionTaps taps;
+    if (prune_tap_layer_ >= 0) {
+        taps.layers = {prune_tap_layer_};
+        taps.cls_attention = prune_->method == "fastervlm";
+        taps.column_mean = prune_->method == "attn-received";
+    }
+    GLIMPSE_ASSIGN_OR_RETURN(vision_plan_, vision_->compile(pool_->n_threads(), taps));
     // Packing copied the weights the kernels read; the file's pages are no longer needed
     // resident (those still read directly fault back in on use).
     vision_->file().mapping()->release_resident_pages();
@@ -261,11 +394,40 @@ Result<std::vector<float>> Vlm::encode_images(const VlmPrompt& prompt, Generatio
     GLIMPSE_RETURN_IF_ERROR(ensure_vision_plan());
     const int64_t n_embd = text_->hparams().n_embd;
     std::vector<float> out(static_cast<size_t>(prompt.n_image_tokens() * n_embd));
+    // Reused between calls: the lists keep their capacity, so a repeat encode allocates only `out`.
+    last_kept_.resize(prompt.chunks.size());
+    for (std::vector<int32_t>& k : last_kept_) k.clear();
     auto t0 = std::chrono::steady_clock::now();
     int64_t row = 0;
-    for (const VlmPrompt::Chunk& c : prompt.chunks) {
+    for (size_t ci = 0; ci < prompt.chunks.size(); ++ci) {
+        const VlmPrompt::Chunk& c = prompt.chunks[ci];
         const PreprocessedImage& img = prompt.images[static_cast<size_t>(c.image)];
-        GLIMPSE_RETURN_IF_ERROR(vision_->encode(vision_plan_, img.chunk(c.chunk), out.data() + row * n_embd, pool_.get()));
+        std::vector<int32_t>& kept = last_kept_[ci];
+        GLIMPSE_CHECK_OR_RETURN(c.n_tokens >= 0 && c.n_tokens <= c.n_tokens_in &&
+                                    c.n_tokens_in == vision_->hparams().n_tokens_per_chunk(),
+                                invalid_argument, "prompt chunk %zu: %lld of %lld tokens kept; the encoder makes %lld",
+                                ci, static_cast<long long>(c.n_tokens), static_cast<long long>(c.n_tokens_in),
+                                static_cast<long long>(vision_->hparams().n_tokens_per_chunk()));
+        if (c.n_tokens == 0) continue;  // the plan gave this chunk nothing: no need to encode it
+        if (c.n_tokens == c.n_tokens_in) {
+            // Everything kept: encoded in place, exactly the unpruned path.
+            GLIMPSE_RETURN_IF_ERROR(
+                vision_->encode(vision_plan_, img.chunk(c.chunk), out.data() + row * n_embd, pool_.get()));
+            kept.resize(static_cast<size_t>(c.n_tokens));
+            for (int64_t t = 0; t < c.n_tokens; ++t) kept[static_cast<size_t>(t)] = static_cast<int32_t>(t);
+        } else {
+            GLIMPSE_CHECK_OR_RETURN(prune_.has_value(), invalid_argument,
+                                    "prompt chunk %zu keeps %lld of %lld tokens but this model has no pruning plan",
+                                    ci, static_cast<long long>(c.n_tokens), static_cast<long long>(c.n_tokens_in));
+            GLIMPSE_RETURN_IF_ERROR(vision_->encode(vision_plan_, img.chunk(c.chunk), prune_embd_.data(), pool_.get()));
+            // Each chunk draws its own stream (random): image and chunk mixed into the seed.
+            const uint64_t chunk_seed = static_cast<uint64_t>(c.image) * 4096u + static_cast<uint64_t>(c.chunk);
+            GLIMPSE_RETURN_IF_ERROR(select_tokens(c.n_tokens, chunk_seed, prune_kept_.data()));
+            select_kernel(OpFamily::gather_rows)
+                ->fn.gather_rows(prune_embd_.data(), n_embd, prune_kept_.data(), c.n_tokens, out.data() + row * n_embd,
+                                 pool_.get());
+            kept.assign(prune_kept_.begin(), prune_kept_.begin() + c.n_tokens);
+        }
         row += c.n_tokens;
     }
     if (stats) {
@@ -273,6 +435,82 @@ Result<std::vector<float>> Vlm::encode_images(const VlmPrompt& prompt, Generatio
         stats->n_image_chunks += static_cast<int64_t>(prompt.chunks.size());
     }
     return out;
+}
+
+// S = U U^T (T, T) of the chunk's projected rows prune_embd_ (T, n_embd), U the rows over their
+// L2 norms (in double, stored as float); dot products accumulated in double.
+void Vlm::cosine_similarity_of_rows() {
+    const int64_t T = static_cast<int64_t>(tokens_side_) * tokens_side_;
+    const int64_t n_embd = text_->hparams().n_embd;
+    // Cosine similarity of the projected rows: L2-normalise (T, n_embd), then S = U U^T (T, T).
+    for (int64_t i = 0; i < T; ++i) {
+        const float* x = prune_embd_.data() + i * n_embd;
+        double ss = 0;
+        for (int64_t j = 0; j < n_embd; ++j) ss += static_cast<double>(x[j]) * x[j];
+        const double norm = std::sqrt(ss);
+        float* u = prune_unit_.data() + i * n_embd;
+        for (int64_t j = 0; j < n_embd; ++j) u[j] = norm > 0 ? static_cast<float>(x[j] / norm) : 0.0f;
+    }
+    pool_->parallel_for(T, [&](int64_t i0, int64_t i1, int) {
+        for (int64_t i = i0; i < i1; ++i) {
+            const float* a = prune_unit_.data() + i * n_embd;
+            for (int64_t j = 0; j < T; ++j) {
+                const float* b = prune_unit_.data() + j * n_embd;
+                // Accumulated in double: the picks then depend on the rows, not on a summation order.
+                double dot = 0;
+                for (int64_t e = 0; e < n_embd; ++e) dot += static_cast<double>(a[e]) * b[e];
+                prune_sim_[static_cast<size_t>(i * T + j)] = static_cast<float>(dot);
+            }
+        }
+    });
+}
+
+Status Vlm::select_tokens(int64_t k, uint64_t chunk_seed, int32_t* kept) {
+    const int64_t side = tokens_side_;
+    const int64_t T = side * side;
+    const int64_t n_embd = text_->hparams().n_embd;
+    void* scratch = align64(prune_scratch_);
+    switch (*wired_method(prune_->method)) {
+        case WiredMethod::random: {
+            // SplitMix64 of the plan's seed and the chunk: a different, reproducible draw per chunk.
+            SplitMix64 mix{static_cast<uint64_t>(prune_->number("seed")) ^ (chunk_seed * 0x9e3779b97f4a7c15ull)};
+            return prune_random_ref(T, k, mix.next(), kept, scratch);
+        }
+        case WiredMethod::uniform:
+            return prune_uniform_grid_ref(side, side, k, kept);
+        case WiredMethod::divprune:
+        case WiredMethod::dart: {
+            cosine_similarity_of_rows();
+            if (*wired_method(prune_->method) == WiredMethod::divprune) {
+                return divprune_ref(prune_sim_.data(), T, k, kept, nullptr, scratch);
+            }
+            // DART after the projector: pivots by the L1 norm of the projected rows (the official
+            // code takes the L1 norm of the key rows inside the language model, which does not
+            // exist here yet); at most k pivots when a chunk keeps fewer than the plan's pivots.
+            for (int64_t i = 0; i < T; ++i) {
+                double l1 = 0;
+                for (int64_t e = 0; e < n_embd; ++e) l1 += std::fabs(static_cast<double>(prune_embd_[i * n_embd + e]));
+                prune_scores_[static_cast<size_t>(i)] = static_cast<float>(l1);
+            }
+            const int64_t pivots = std::min<int64_t>(k, static_cast<int64_t>(prune_->number("pivots")));
+            return dart_ref(prune_sim_.data(), prune_scores_.data(), T, k, pivots, kept, scratch);
+        }
+        case WiredMethod::fastervlm:
+        case WiredMethod::attn_received: {
+            const VisionHparams& vh = vision_->hparams();
+            const VisionTapValues& tap = vision_plan_.taps.at(0);
+            const bool cls = *wired_method(prune_->method) == WiredMethod::fastervlm;
+            const float* data = vision_plan_.tap_data(cls ? tap.cls_attention : tap.column_mean);
+            const int64_t patches_side = vh.image_size / vh.patch_size;
+            const int64_t n_pos = vh.n_patches() + (vh.projector == ProjectorType::mlp && vh.has_class_embedding ? 1 : 0);
+            const int64_t s = vh.projector == ProjectorType::idefics3 ? vh.scale_factor : 1;
+            GLIMPSE_RETURN_IF_ERROR(
+                prune_scores_from_tap_ref(data, vh.n_head, n_pos, patches_side, patches_side, s, prune_scores_.data()));
+            select_kernel(OpFamily::topk)->fn.topk(prune_scores_.data(), T, k, kept, scratch);
+            return Status::ok();
+        }
+    }
+    return Status::error(StatusCode::internal, "pruning: unhandled method %s", prune_->method.c_str());
 }
 
 Status Vlm::generate(const VlmPrompt& prompt, int n_predict, const SamplingParams& sampling,
@@ -287,6 +525,7 @@ Status Vlm::generate(const VlmPrompt& prompt, int n_predict, const SamplingParam
     GLIMPSE_RETURN_IF_ERROR(check_context(n_prompt, n_predict));
     st.n_prompt = n_prompt;
     st.n_image_tokens = prompt.n_image_tokens();
+    st.n_image_tokens_in = prompt.n_image_tokens_in();
 
     std::vector<float> own_embd;
     if (!cached_embd) {
@@ -304,6 +543,21 @@ Status Vlm::generate(const VlmPrompt& prompt, int n_predict, const SamplingParam
     float* x = plan.f32(text_plan_.embeddings);
     int32_t* pos = static_cast<int32_t*>(plan.data(text_plan_.positions));
 
+    // Original position ids: each kept row at chunk start (as unpruned) + its raster index; the
+    // kept indices are those of the encode that made image_embd (the last encode_images).
+    const bool original = config_.original_positions && prompt.n_image_tokens() != prompt.n_image_tokens_in();
+    if (original) {
+        GLIMPSE_CHECK_OR_RETURN(last_kept_.size() == prompt.chunks.size(), invalid_argument,
+                                "original position ids need the kept rows of this prompt's images: encode them with "
+                                "encode_images(prompt) first");
+        for (size_t ci = 0; ci < prompt.chunks.size(); ++ci) {
+            GLIMPSE_CHECK_OR_RETURN(static_cast<int64_t>(last_kept_[ci].size()) == prompt.chunks[ci].n_tokens,
+                                    invalid_argument, "chunk %zu: %zu kept rows recorded, the prompt has %lld", ci,
+                                    last_kept_[ci].size(), static_cast<long long>(prompt.chunks[ci].n_tokens));
+        }
+    }
+    int64_t shift = 0;  // positions dropped before the current one (original ids)
+    size_t chunk_index = 0;
     auto t0 = std::chrono::steady_clock::now();
     int64_t image_row = 0;
     for (int64_t i = 0; i < n_prompt; ++i) {
@@ -317,9 +571,26 @@ Status Vlm::generate(const VlmPrompt& prompt, int n_predict, const SamplingParam
             ++image_row;
         }
         pos[i] = static_cast<int32_t>(i);
+        if (original) {
+            while (chunk_index < prompt.chunks.size() &&
+                   prompt.chunks[chunk_index].pos + prompt.chunks[chunk_index].n_tokens <= i) {
+                shift += prompt.chunks[chunk_index].n_tokens_in - prompt.chunks[chunk_index].n_tokens;
+                ++chunk_index;
+            }
+            const bool in_chunk = chunk_index < prompt.chunks.size() && i >= prompt.chunks[chunk_index].pos;
+            if (in_chunk) {
+                const VlmPrompt::Chunk& c = prompt.chunks[chunk_index];
+                pos[i] = static_cast<int32_t>(c.pos + shift + last_kept_[chunk_index][static_cast<size_t>(i - c.pos)]);
+            } else {
+                pos[i] = static_cast<int32_t>(i + shift);
+            }
+        }
     }
+    // Where the answer's positions start: after the prompt as it was unpruned.
+    const int64_t answer_pos0 = original ? n_prompt + (prompt.n_image_tokens_in() - prompt.n_image_tokens()) : n_prompt;
     GLIMPSE_ASSIGN_OR_RETURN(const float* logits, text_->forward(text_plan_, n_prompt, 0, pool_.get()));
     prefill_logits_.assign(logits, logits + th.n_vocab);
+    prefill_positions_.assign(pos, pos + n_prompt);
     st.prefill_ms += ms_since(t0);
 
     generated_.clear();
@@ -347,7 +618,7 @@ Status Vlm::generate(const VlmPrompt& prompt, int n_predict, const SamplingParam
         if (step + 1 == n_predict) break;  // no logits needed after the last token
         const int64_t p = n_prompt + step;
         text_->embed_token(tok, x);
-        pos[0] = static_cast<int32_t>(p);
+        pos[0] = static_cast<int32_t>(answer_pos0 + step);
         GLIMPSE_ASSIGN_OR_RETURN(logits, text_->forward(text_plan_, 1, p, pool_.get()));
     }
     const std::string tail = stream.flush();

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/image.h"
 #include "test_util.h"
 
 extern char** environ;
@@ -297,4 +298,44 @@ TEST_CASE("inspect shows control characters in metadata escaped, not raw") {
     CHECK_FALSE(contains(r.out, "\x1b"));
     CHECK_FALSE(contains(r.out, "\x07"));
     CHECK(contains(r.out, "\\x1b]0;pwned\\x07\\x0afake"));
+}
+
+TEST_CASE("--prune/--keep/--plan: usage errors exit 2, a method the model cannot run exits 1 before any work") {
+    if (test::emulated()) return;
+    const Run alone = run_glimpse(caption_args({"--prune", "uniform"}));
+    CHECK(alone.exit_code == 2);
+    CHECK(contains(alone.err, "--keep"));
+    const Run both = run_glimpse(caption_args({"--prune", "uniform", "--keep", "0.5", "--plan", "/nonexistent.json"}));
+    CHECK(both.exit_code == 2);
+    CHECK(contains(both.err, "--plan"));
+    const Run zero = run_glimpse(caption_args({"--prune", "uniform", "--keep", "0"}));
+    CHECK(zero.exit_code == 2);
+    CHECK(contains(zero.err, "keep"));
+    const Run missing = run_glimpse(caption_args({"--plan", "/nonexistent.json"}));
+    CHECK(missing.exit_code == 2);
+    CHECK(contains(missing.err, "/nonexistent.json"));
+    // The tiny SmolVLM's SigLIP has no [CLS] token.
+    const Run cls = run_glimpse(caption_args({"--prune", "fastervlm", "--keep", "0.5"}));
+    CHECK(cls.exit_code == 1);
+    CHECK(contains(cls.err, "[CLS]"));
+    CHECK(cls.out.empty());
+}
+
+TEST_CASE("caption --keep-map writes a PNG of the image's size or wider; inspect shows the kept tokens") {
+    if (test::emulated()) return;
+    const std::string map = (scratch_dir() / "keep.png").string();
+    const Run r = run_glimpse(caption_args({"--prune", "uniform", "--keep", "0.25", "--keep-map", map}));
+    CHECK_MESSAGE(r.exit_code == 0, r.err);
+    auto picture = image_decode_file(map);
+    REQUIRE_MESSAGE(picture.is_ok(), picture.status().message());
+    auto input = image_decode_file(kImage);
+    REQUIRE(input.is_ok());
+    CHECK(picture->height >= input->height);
+    CHECK(picture->width > input->width);  // the overview sits to the right of the main view
+    CHECK(contains(r.err, "kept of"));
+    const Run two = run_glimpse(caption_args({"--image", kImage, "--keep-map", map}));
+    CHECK(two.exit_code == 2);
+    const Run ins = run_glimpse({"inspect", "-m", kText, "--mmproj", kMmproj, "--prune", "uniform", "--keep", "0.25"});
+    CHECK_MESSAGE(ins.exit_code == 0, ins.err);
+    CHECK(contains(ins.out, "pruning: uniform after the projector, keeping"));
 }

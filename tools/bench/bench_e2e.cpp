@@ -77,6 +77,9 @@ int cmd_e2e(int argc, char** argv) {
     a.option("-p,--prompt", "TEXT", "prompt", "Describe this image.");
     a.option("-n,--n-predict", "N", "tokens to generate", "32");
     a.option("--kv-type", "TYPE", "KV cache type: f16 or f32", "f16");
+    a.option("--prune", "METHOD", "prune visual tokens after the projector (docs/pruning.md), with --keep");
+    a.option("--keep", "F", "with --prune: fraction in (0, 1] of the image's visual tokens kept, or a count > 1");
+    a.option("--plan", "FILE", "a pruning plan file instead of --prune/--keep (compact position ids)");
     a.flag("--no-bandwidth", "skip the memory bandwidth measurement (and the decode bound)");
     RunInfo info;
     if (const std::optional<int> exit_code = parse_command_line(a, argc, argv, "glimpse-bench e2e", &info)) {
@@ -95,6 +98,19 @@ int cmd_e2e(int argc, char** argv) {
     if (kv == "f16") cfg.kv_type = DType::f16;
     else if (kv == "f32") cfg.kv_type = DType::f32;
     else return fail("--kv-type must be f16 or f32", 2);
+    if (a.has("--plan") && (a.has("--prune") || a.has("--keep"))) return fail("--plan and --prune/--keep: give one", 2);
+    if (a.has("--prune") != a.has("--keep")) return fail("--prune METHOD and --keep F go together", 2);
+    if (a.has("--plan")) {
+        auto plan = pruning_plan_read_file(a.get("--plan"));
+        if (!plan.is_ok()) return fail(plan.status().message(), 2);
+        cfg.pruning = std::move(*plan);
+    } else if (a.has("--prune")) {
+        double keep = 0;
+        if (!a.get_float("--keep", &keep, &err)) return fail(err, 2);
+        auto plan = pruning_plan_from_shorthand(a.get("--prune"), keep);
+        if (!plan.is_ok()) return fail(plan.status().message(), 2);
+        cfg.pruning = std::move(*plan);
+    }
 
     Bandwidth bw;
     if (!a.has("--no-bandwidth")) {
@@ -194,6 +210,12 @@ int cmd_e2e(int argc, char** argv) {
     j.begin_object("prompt");
     j.value("positions", prompt.n_positions());
     j.value("image_tokens", prompt.n_image_tokens());
+    j.value("image_tokens_in", prompt.n_image_tokens_in());
+    if (const PruneStage* ps = vlm.pruning_stage()) {
+        j.value("pruning", ps->method);
+    } else {
+        j.null("pruning");
+    }
     j.value("chunks", static_cast<int64_t>(prompt.chunks.size()));
     j.end_object();
     j.begin_object("timings_ms");

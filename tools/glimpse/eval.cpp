@@ -184,6 +184,13 @@ Result<EvalReport> run_eval(Vlm& vlm, const EvalOptions& opt) {
                                 static_cast<unsigned long long>(opt.seed_end));
     }
     EvalReport r;
+    if (const PruneStage* ps = vlm.pruning_stage()) {
+        char desc[160];
+        if (ps->keep_count > 0) std::snprintf(desc, sizeof desc, "%s keep_count %lld", ps->method.c_str(), static_cast<long long>(ps->keep_count));
+        else std::snprintf(desc, sizeof desc, "%s keep %g", ps->method.c_str(), ps->keep_fraction);
+        r.pruning = desc;
+        if (vlm.original_positions()) r.pruning += " original ids";
+    }
     std::map<std::string, KindCount> kinds;
     int64_t tp = 0, fp = 0, fn = 0;
     int64_t cap_matched = 0, cap_gt = 0, cap_pred = 0, text_ok = 0, text_total = 0, bg_ok = 0;
@@ -208,6 +215,8 @@ Result<EvalReport> run_eval(Vlm& vlm, const EvalOptions& opt) {
                                  vlm.build_prompt(opt.caption_prompt, std::vector<PreprocessedImage>{pre}));
         GenerationStats st;
         GLIMPSE_ASSIGN_OR_RETURN(std::vector<float> embd, vlm.encode_images(cap_prompt, &st));
+        r.visual_tokens_in += cap_prompt.n_image_tokens_in();
+        r.visual_tokens_kept += cap_prompt.n_image_tokens();
         std::string caption;
         GLIMPSE_RETURN_IF_ERROR(vlm.generate(cap_prompt, opt.caption_tokens, greedy,
                                              [&](std::string_view b) { caption += b; return true; }, &st, &embd));
@@ -244,6 +253,8 @@ Result<EvalReport> run_eval(Vlm& vlm, const EvalOptions& opt) {
             }
             if (opt.keep_samples) r.samples.push_back({scene.seed, qa.kind, qa.question, qa.answer, answer});
         }
+        r.prefill_ms += st.prefill_ms;
+        r.prefills += 1 + static_cast<int64_t>(scene.qa.size());
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         progress(tty, i + 1, n_scenes, secs);
     }
@@ -267,6 +278,7 @@ Result<EvalReport> run_eval(Vlm& vlm, const EvalOptions& opt) {
     r.caption_text_accuracy = text_total ? static_cast<double>(text_ok) / static_cast<double>(text_total) : 0;
     r.caption_background_accuracy = r.captions ? static_cast<double>(bg_ok) / static_cast<double>(r.captions) : 0;
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    r.kv_cache_bytes = vlm.memory().kv_cache;
     return r;
 }
 
@@ -278,8 +290,10 @@ std::string eval_caption_background(std::string_view caption) { return backgroun
 std::string eval_report_text(const EvalReport& r) {
     std::ostringstream o;
     char line[256];
-    std::snprintf(line, sizeof line, "scenes %lld, questions %lld, %.1f s\n", static_cast<long long>(r.scenes),
-                  static_cast<long long>(r.questions), r.seconds);
+    std::snprintf(line, sizeof line, "scenes %lld, questions %lld, %.1f s, visual tokens kept %lld of %lld%s%s\n",
+                  static_cast<long long>(r.scenes), static_cast<long long>(r.questions), r.seconds,
+                  static_cast<long long>(r.visual_tokens_kept), static_cast<long long>(r.visual_tokens_in),
+                  r.pruning.empty() ? "" : " by ", r.pruning.c_str());
     o << line;
     for (const EvalReport::Kind& k : r.per_kind) {
         std::snprintf(line, sizeof line, "  %-9s %6.2f %%  (%lld / %lld)\n", k.name.c_str(),
@@ -313,7 +327,10 @@ std::string eval_report_json(const EvalReport& r, const std::string& model_label
       << ", \"recall\": " << r.yes_no_recall << ", \"f1\": " << r.yes_no_f1 << "}, \"caption\": {\"object_precision\": "
       << r.caption_object_precision << ", \"object_recall\": " << r.caption_object_recall
       << ", \"text_accuracy\": " << r.caption_text_accuracy << ", \"background_accuracy\": "
-      << r.caption_background_accuracy << "}";
+      << r.caption_background_accuracy << "}, \"visual_tokens\": {\"in\": " << r.visual_tokens_in
+      << ", \"kept\": " << r.visual_tokens_kept << "}, \"pruning\": " << json_quote(r.pruning)
+      << ", \"prefill\": {\"ms\": " << r.prefill_ms << ", \"prompts\": " << r.prefills
+      << "}, \"kv_cache_bytes\": " << r.kv_cache_bytes;
     if (!r.samples.empty()) {
         o << ", \"samples\": [";
         for (size_t i = 0; i < r.samples.size(); ++i) {

@@ -41,6 +41,16 @@ struct EvalReport {
     double caption_text_accuracy = 0;        // quoted text equals the scene's text (scenes with text)
     double caption_background_accuracy = 0;  // "on a <background> background"
     double seconds = 0;
+    // Visual tokens over every scene's image: made by the encoder, and kept by the pruning plan
+    // (equal without one); pruning names the plan's stage ("" without one).
+    int64_t visual_tokens_in = 0, visual_tokens_kept = 0;
+    std::string pruning;
+    // Prefill time over every prompt (caption and questions), and the KV cache the last plan
+    // holds at the end (planned bytes, sized for the longest prompt); for the pruning tables, not a
+    // benchmark (docs/benchmarks.md).
+    double prefill_ms = 0;
+    int64_t prefills = 0;
+    int64_t kv_cache_bytes = 0;
     std::vector<Sample> samples;
 };
 

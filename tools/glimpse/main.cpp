@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "models/keep_map.h"
 #include "models/limits.h"
 #include "models/vlm.h"
 #include "runtime/image.h"
@@ -77,6 +78,14 @@ void add_model_options(ArgParser& a) {
     a.option("-t,--threads", "N", "threads, 1..1024; more than the CPUs this process may use are clamped (default: those CPUs)");
     a.option("--chat-template", "NAME", "chat template name or text, overriding the model's (e.g. vicuna for LLaVA)");
     a.option("--kv-type", "TYPE", "KV cache storage: f16 or f32", "f16");
+    a.option("--prune", "METHOD",
+             "prune visual tokens after the projector (docs/pruning.md): random, uniform, divprune, dart, "
+             "fastervlm ([CLS] encoders: LLaVA), attn-received; needs --keep");
+    a.option("--keep", "F", "with --prune: keep this fraction in (0, 1] of each image's visual tokens, or a count > 1");
+    a.option("--plan", "FILE", "a pruning plan file (JSON, docs/pruning.md); instead of --prune/--keep");
+    a.option("--prune-positions", "IDS",
+             "position ids of the kept image rows: compact (renumbered, the prompt is shorter) or original (as "
+             "unpruned)", "compact");
 }
 
 // The model options, checked before anything is loaded (usage errors exit 2).
@@ -101,6 +110,27 @@ Result<VlmConfig> model_config(const ArgParser& a) {
     if (kv == "f16") cfg.kv_type = DType::f16;
     else if (kv == "f32") cfg.kv_type = DType::f32;
     else return Status::error(StatusCode::invalid_argument, "--kv-type must be f16 or f32, not '%s'", kv.c_str());
+    if (a.has("--plan") && (a.has("--prune") || a.has("--keep"))) {
+        return Status::error(StatusCode::invalid_argument, "--plan FILE and --prune/--keep are alternatives; give one");
+    }
+    if (a.has("--prune") != a.has("--keep")) {
+        return Status::error(StatusCode::invalid_argument, "--prune METHOD and --keep F go together (see --help)");
+    }
+    const std::string ids = a.get("--prune-positions");
+    if (ids != "compact" && ids != "original") {
+        return Status::error(StatusCode::invalid_argument, "--prune-positions must be compact or original, not '%s'",
+                             ids.c_str());
+    }
+    cfg.original_positions = ids == "original";
+    if (a.has("--plan")) {
+        GLIMPSE_ASSIGN_OR_RETURN(PruningPlan plan, pruning_plan_read_file(a.get("--plan")));
+        cfg.pruning = std::move(plan);
+    } else if (a.has("--prune")) {
+        double keep = 0;
+        if (!a.get_float("--keep", &keep, &err)) return Status(StatusCode::invalid_argument, err);
+        GLIMPSE_ASSIGN_OR_RETURN(PruningPlan plan, pruning_plan_from_shorthand(a.get("--prune"), keep));
+        cfg.pruning = std::move(plan);
+    }
     return cfg;
 }
 
@@ -120,6 +150,29 @@ void print_memory(const VlmMemory& m) {
                  mib(m.total()));
 }
 
+// The keep map of the last encode (models/keep_map.h): the chunks' kept tokens drawn over the image.
+Status write_keep_map(const Vlm& vlm, const ImageU8& image, const std::string& path) {
+    const VisionHparams& vh = vlm.vision().hparams();
+    const int side = vlm.visual_tokens_per_side();
+    std::vector<std::vector<int32_t>> kept = vlm.last_kept();
+    KeepMapViews views;
+    if (vh.projector == ProjectorType::idefics3) {
+        Idefics3Params p;
+        p.tile_size = static_cast<int>(vh.image_size);
+        p.longest_edge = static_cast<int>(vh.preproc_image_size);
+        GLIMPSE_ASSIGN_OR_RETURN(Idefics3Geometry g, idefics3_geometry(image.width, image.height, p));
+        GLIMPSE_ASSIGN_OR_RETURN(views, keep_map_views_idefics3(g, side, std::move(kept)));
+    } else {
+        LlavaParams p;
+        p.image_size = static_cast<int>(vh.image_size);
+        GLIMPSE_ASSIGN_OR_RETURN(LlavaGeometry g, llava_geometry(image.width, image.height, p));
+        GLIMPSE_CHECK_OR_RETURN(kept.size() == 1, internal, "keep map: %zu chunks for a LLaVA image", kept.size());
+        GLIMPSE_ASSIGN_OR_RETURN(views, keep_map_views_llava(g, side, std::move(kept[0])));
+    }
+    GLIMPSE_ASSIGN_OR_RETURN(ImageU8 picture, keep_map_render(image, views));
+    return image_write_png(path, picture);
+}
+
 int cmd_caption(int argc, char** argv) {
     ArgParser a("glimpse caption", "-m TEXT.gguf --mmproj MMPROJ.gguf --image IMG [options]",
                 "Describes an image (or answers a question about it) and streams the answer to stdout.\n"
@@ -135,6 +188,7 @@ int cmd_caption(int argc, char** argv) {
     a.option("--top-p", "P", "top-p sampling", "0.95");
     a.option("--min-p", "P", "min-p sampling", "0.05");
     a.option("--seed", "N", "random seed for sampling (default: random)");
+    a.option("--keep-map", "PNG", "with one --image: write it with the visual tokens the pruning dropped dimmed");
     std::string err;
     if (!a.parse(argc, argv, &err)) return usage_error(err);
     if (a.has("--help")) {
@@ -144,6 +198,9 @@ int cmd_caption(int argc, char** argv) {
     if (!a.positional().empty()) return usage_error("unexpected argument '" + a.positional()[0] + "' (see --help)");
     const std::vector<std::string> image_paths = a.get_all("--image");
     if (image_paths.empty()) return usage_error("--image FILE is required (see --help)");
+    if (a.has("--keep-map") && image_paths.size() != 1) {
+        return usage_error("--keep-map draws one image; give exactly one --image");
+    }
     if (static_cast<int64_t>(image_paths.size()) > limits::kMaxImagesPerPrompt) {
         return usage_error(std::to_string(image_paths.size()) + " --image flags; one prompt takes at most " +
                            std::to_string(limits::kMaxImagesPerPrompt) + " images");
@@ -209,12 +266,16 @@ int cmd_caption(int argc, char** argv) {
     if (st.stopped_by_caller || !write_stdout("\n")) {
         return fail(std::string("cannot write the answer to stdout: ") + std::strerror(write_errno ? write_errno : errno));
     }
+    if (a.has("--keep-map")) {
+        Status km = write_keep_map(**vlm, images[0], a.get("--keep-map"));
+        if (!km.is_ok()) return fail(km.message());
+    }
 
     std::fprintf(stderr, "\nload: %.1f ms | image decode + preprocess: %.1f ms (%zu image(s), %lld chunks)\n", load_ms,
                  preprocess_ms, images.size(), static_cast<long long>(st.n_image_chunks));
-    std::fprintf(stderr, "image encode: %.1f ms (%.1f ms per chunk, %lld image tokens)\n", st.encode_ms,
+    std::fprintf(stderr, "image encode: %.1f ms (%.1f ms per chunk, %lld image tokens kept of %lld)\n", st.encode_ms,
                  st.n_image_chunks ? st.encode_ms / static_cast<double>(st.n_image_chunks) : 0.0,
-                 static_cast<long long>(st.n_image_tokens));
+                 static_cast<long long>(st.n_image_tokens), static_cast<long long>(st.n_image_tokens_in));
     std::fprintf(stderr, "prefill: %.1f ms for %lld tokens (%.1f tokens/s)\n", st.prefill_ms,
                  static_cast<long long>(st.n_prompt),
                  st.prefill_ms > 0 ? 1000.0 * static_cast<double>(st.n_prompt) / st.prefill_ms : 0.0);
@@ -321,6 +382,10 @@ int cmd_inspect(int argc, char** argv) {
     }
     Status s = (*vlm)->prepare(prompt->n_positions(), static_cast<int>(n_predict));
     if (!s.is_ok()) return fail(s.message());
+    if (const PruneStage* ps = (*vlm)->pruning_stage()) {
+        std::fprintf(stdout, "pruning: %s after the projector, keeping %lld of %lld visual tokens\n", ps->method.c_str(),
+                     static_cast<long long>(prompt->n_image_tokens()), static_cast<long long>(prompt->n_image_tokens_in()));
+    }
     std::fprintf(stdout, "plan for a %dx%d image: %zu chunks, %lld image tokens, %lld prompt positions, %lld new tokens\n",
                  img.width, img.height, prompt->chunks.size(), static_cast<long long>(prompt->n_image_tokens()),
                  static_cast<long long>(prompt->n_positions()), static_cast<long long>(n_predict));

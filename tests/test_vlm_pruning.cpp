@@ -1,0 +1,327 @@
+// Visual-token pruning after the projector, end to end on the bundled models (models/bundled):
+// the pruned prompt's shape and positions, each wired method's kept indices against its scalar
+// reference (ops/prune_select.h, ops/topk.h) run on the same encoder output, keep 1.0 against no
+// plan byte for byte, and the refusals of what a model cannot run.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+
+#include "models/vlm.h"
+#include "ops/prune_select.h"
+#include "ops/topk.h"
+#include "test_util.h"
+#include "tools/scenes/scene.h"
+
+using namespace glimpse;
+
+namespace {
+
+std::string bundled(const std::string& stem, const char* part) {
+    return test::source_dir() + "/models/bundled/" + stem + "-" + part + ".gguf";
+}
+constexpr const char* kSmol = "scenes-smolvlm-f16";
+constexpr const char* kLlava = "scenes-llava-f16";
+
+bool have_bundled() { return std::filesystem::exists(bundled(kSmol, "text")) && std::filesystem::exists(bundled(kLlava, "text")); }
+
+Result<std::unique_ptr<Vlm>> load(const char* stem, std::optional<PruningPlan> plan) {
+    VlmConfig cfg;
+    cfg.n_threads = test::emulated() ? 1 : 2;
+    cfg.pruning = std::move(plan);
+    return Vlm::load(bundled(stem, "text"), bundled(stem, "mmproj"), cfg);
+}
+
+PruningPlan shorthand(const char* method, double keep) {
+    auto p = pruning_plan_from_shorthand(method, keep);
+    REQUIRE_MESSAGE(p.is_ok(), p.status().message());
+    return *p;
+}
+
+// A held-out scene of the bundled preset (wide enough for SmolVLM to tile it).
+ImageU8 scene_image(uint64_t seed) {
+    auto preset = scenes::scene_preset("bundled");
+    REQUIRE(preset.is_ok());
+    const scenes::Scene scene = scenes::scene_generate(seed, *preset);
+    ImageU8 img;
+    img.width = scene.image.width;
+    img.height = scene.image.height;
+    img.rgb = scene.image.rgb;
+    return img;
+}
+
+// keep = floor(f * n + 0.5) split over equal chunks: floors, then the leftover units to the
+// first chunks (equal fractional parts: lower index wins) -- docs/pruning.md's rounding.
+std::vector<int64_t> expected_split(int64_t n_chunks, int64_t per_chunk, double f) {
+    const int64_t total = static_cast<int64_t>(std::floor(f * static_cast<double>(n_chunks * per_chunk) + 0.5));
+    std::vector<int64_t> k(static_cast<size_t>(n_chunks), total / n_chunks);
+    for (int64_t i = 0; i < total % n_chunks; ++i) k[static_cast<size_t>(i)] += 1;
+    return k;
+}
+
+std::vector<int32_t> reference_kept(const std::string& method, const std::vector<float>& rows, int64_t T,
+                                    int64_t n_embd, int64_t side, int64_t k, uint64_t seed, const float* tap,
+                                    const VisionHparams& vh) {
+    std::vector<int32_t> kept(static_cast<size_t>(k));
+    if (method == "uniform") {
+        REQUIRE(prune_uniform_grid_ref(side, side, k, kept.data()).is_ok());
+    } else if (method == "random") {
+        std::vector<uint8_t> scratch(prune_random_scratch_bytes(T));
+        REQUIRE(prune_random_ref(T, k, SplitMix64{seed}.next(), kept.data(), scratch.data()).is_ok());
+    } else if (method == "divprune" || method == "dart") {
+        // Cosine similarity from its definition: rows over their L2 norms, dot products.
+        std::vector<float> unit(rows.size());
+        for (int64_t i = 0; i < T; ++i) {
+            double ss = 0;
+            for (int64_t e = 0; e < n_embd; ++e) ss += static_cast<double>(rows[i * n_embd + e]) * rows[i * n_embd + e];
+            for (int64_t e = 0; e < n_embd; ++e) unit[i * n_embd + e] = static_cast<float>(rows[i * n_embd + e] / std::sqrt(ss));
+        }
+        std::vector<float> sim(static_cast<size_t>(T * T));
+        for (int64_t i = 0; i < T; ++i) {
+            for (int64_t j = 0; j < T; ++j) {
+                double d = 0;
+                for (int64_t e = 0; e < n_embd; ++e) d += static_cast<double>(unit[i * n_embd + e]) * unit[j * n_embd + e];
+                sim[i * T + j] = static_cast<float>(d);
+            }
+        }
+        if (method == "divprune") {
+            std::vector<uint8_t> scratch(divprune_scratch_bytes(T));
+            REQUIRE(divprune_ref(sim.data(), T, k, kept.data(), nullptr, scratch.data()).is_ok());
+        } else {
+            // DART's pivot score after the projector: the L1 norm of each row; the plan's 4 pivots.
+            std::vector<float> l1(static_cast<size_t>(T));
+            for (int64_t i = 0; i < T; ++i) {
+                double a = 0;
+                for (int64_t e = 0; e < n_embd; ++e) a += std::fabs(static_cast<double>(rows[i * n_embd + e]));
+                l1[i] = static_cast<float>(a);
+            }
+            std::vector<uint8_t> scratch(dart_scratch_bytes(T));
+            REQUIRE(dart_ref(sim.data(), l1.data(), T, k, std::min<int64_t>(k, 4), kept.data(), scratch.data()).is_ok());
+        }
+    } else {
+        const int64_t ps = vh.image_size / vh.patch_size;
+        const int64_t n_pos = vh.n_patches() + (vh.projector == ProjectorType::mlp ? 1 : 0);
+        const int64_t s = vh.projector == ProjectorType::idefics3 ? vh.scale_factor : 1;
+        std::vector<float> scores(static_cast<size_t>(T));
+        REQUIRE(prune_scores_from_tap_ref(tap, vh.n_head, n_pos, ps, ps, s, scores.data()).is_ok());
+        std::vector<uint8_t> scratch(static_cast<size_t>(topk_scratch_bytes(T)) + 64);
+        topk_ref(scores.data(), T, k, kept.data(),
+                 scratch.data() + (64 - reinterpret_cast<uintptr_t>(scratch.data()) % 64) % 64);
+    }
+    return kept;
+}
+
+// Runs `method` at keep 0.25 and checks every chunk's kept indices against the reference on the
+// unpruned encoder's rows (and taps), and the pruned rows against those rows.
+void check_method(const char* stem, const char* method) {
+    INFO(stem << " " << method);
+    const ImageU8 image = scene_image(1000003);
+    auto plain = load(stem, std::nullopt);
+    REQUIRE_MESSAGE(plain.is_ok(), plain.status().message());
+    auto pruned = load(stem, shorthand(method, 0.25));
+    REQUIRE_MESSAGE(pruned.is_ok(), pruned.status().message());
+    auto p_full = (*plain)->build_prompt("Describe this image.", {image});
+    auto p_cut = (*pruned)->build_prompt("Describe this image.", {image});
+    REQUIRE((p_full.is_ok() && p_cut.is_ok()));
+    auto full = (*plain)->encode_images(*p_full, nullptr);
+    auto cut = (*pruned)->encode_images(*p_cut, nullptr);
+    REQUIRE((full.is_ok() && cut.is_ok()));
+
+    const VisionHparams& vh = (*plain)->vision().hparams();
+    const int64_t n_embd = (*plain)->text().hparams().n_embd;
+    const int64_t side = (*plain)->visual_tokens_per_side(), T = side * side;
+    // The taps come from a separate encoder plan over the same file (the reference's input).
+    auto enc = VisionEncoder::load(bundled(stem, "mmproj"));
+    REQUIRE(enc.is_ok());
+    const PruneStage& st = *(*pruned)->pruning_stage();
+    VisionTaps taps;
+    const bool tap_method = std::string(method) == "fastervlm" || std::string(method) == "attn-received";
+    if (tap_method) {
+        const int layer = static_cast<int>(st.number("layer"));
+        taps.layers = {layer < 0 ? static_cast<int>(vh.n_layer) + layer : layer};
+        taps.cls_attention = std::string(method) == "fastervlm";
+        taps.column_mean = !taps.cls_attention;
+    }
+    auto plan = (*enc)->compile(1, taps);
+    REQUIRE(plan.is_ok());
+    ThreadPool pool(1);
+    std::vector<float> rows(static_cast<size_t>(T * n_embd));
+
+    const auto& kept = (*pruned)->last_kept();
+    REQUIRE(kept.size() == p_cut->chunks.size());
+    int64_t row_full = 0, row_cut = 0;
+    bool any_non_uniform = false;
+    for (size_t ci = 0; ci < p_cut->chunks.size(); ++ci) {
+        const VlmPrompt::Chunk& c = p_cut->chunks[ci];
+        CAPTURE(ci);
+        const float* tap = nullptr;
+        if (tap_method) {
+            REQUIRE((*enc)->encode(*plan, p_cut->images[0].chunk(c.chunk), rows.data(), &pool).is_ok());
+            const VisionTapValues& tv = plan->taps.at(0);
+            tap = plan->tap_data(taps.cls_attention ? tv.cls_attention : tv.column_mean);
+        }
+        std::vector<float> chunk_rows(full->begin() + row_full * n_embd, full->begin() + (row_full + T) * n_embd);
+        const uint64_t seed = (std::string(method) == "random" ? static_cast<uint64_t>(st.number("seed")) : 0u) ^
+                              ((static_cast<uint64_t>(c.image) * 4096u + static_cast<uint64_t>(c.chunk)) * 0x9e3779b97f4a7c15ull);
+        const std::vector<int32_t> want = reference_kept(method, chunk_rows, T, n_embd, side, c.n_tokens, seed, tap, vh);
+        CHECK(kept[ci] == want);
+        std::vector<int32_t> grid(static_cast<size_t>(c.n_tokens));
+        REQUIRE(prune_uniform_grid_ref(side, side, c.n_tokens, grid.data()).is_ok());
+        any_non_uniform |= kept[ci] != grid;
+        // The prompt's rows are exactly the unpruned encoder's kept rows, in raster order.
+        for (int64_t t = 0; t < c.n_tokens; ++t) {
+            CHECK(std::memcmp(cut->data() + (row_cut + t) * n_embd, chunk_rows.data() + kept[ci][t] * n_embd,
+                              static_cast<size_t>(n_embd) * sizeof(float)) == 0);
+        }
+        row_full += T;
+        row_cut += c.n_tokens;
+    }
+    if (std::string(method) != "uniform") CHECK(any_non_uniform);  // the method chose, not a grid by accident
+}
+
+}  // namespace
+
+TEST_CASE("a pruned prompt has each chunk's kept count of image positions, re-compacted") {
+    if (!have_bundled()) return;
+    const ImageU8 image = scene_image(1000003);
+    for (const char* stem : {kSmol, kLlava}) {
+        INFO(stem);
+        auto plain = load(stem, std::nullopt);
+        auto pruned = load(stem, shorthand("uniform", 0.3));
+        REQUIRE((plain.is_ok() && pruned.is_ok()));
+        auto a = (*plain)->build_prompt("How many circles?", {image});
+        auto b = (*pruned)->build_prompt("How many circles?", {image});
+        REQUIRE((a.is_ok() && b.is_ok()));
+        REQUIRE(a->chunks.size() == b->chunks.size());
+        const int64_t T = a->chunks[0].n_tokens;
+        const std::vector<int64_t> want = expected_split(static_cast<int64_t>(a->chunks.size()), T, 0.3);
+        int64_t dropped = 0;
+        for (size_t i = 0; i < a->chunks.size(); ++i) {
+            CHECK(b->chunks[i].n_tokens_in == T);
+            CHECK(b->chunks[i].n_tokens == want[i]);
+            CHECK(b->chunks[i].pos == a->chunks[i].pos - dropped);  // earlier chunks' dropped tokens close up
+            dropped += T - want[i];
+        }
+        CHECK(b->n_positions() == a->n_positions() - dropped);
+        CHECK(b->n_image_tokens_in() == a->n_image_tokens());
+        // The text tokens are the same, in the same order; image positions sit where the chunks say.
+        std::vector<int32_t> text_a, text_b;
+        for (int32_t id : a->ids) if (id >= 0) text_a.push_back(id);
+        for (int32_t id : b->ids) if (id >= 0) text_b.push_back(id);
+        CHECK(text_a == text_b);
+        for (const VlmPrompt::Chunk& c : b->chunks) {
+            for (int64_t p = c.pos; p < c.pos + c.n_tokens; ++p) CHECK(b->ids[static_cast<size_t>(p)] == -1);
+            if (c.pos > 0) CHECK(b->ids[static_cast<size_t>(c.pos - 1)] >= 0);
+        }
+    }
+}
+
+TEST_CASE("each wired method keeps the indices its scalar reference picks from the same encoder output") {
+    if (!have_bundled()) return;
+    for (const char* m : {"random", "uniform", "divprune", "dart", "attn-received"}) check_method(kSmol, m);
+    for (const char* m : {"random", "uniform", "divprune", "dart", "fastervlm"}) check_method(kLlava, m);
+}
+
+TEST_CASE("keep 1.0 answers byte for byte as no pruning") {
+    if (!have_bundled()) return;
+    const ImageU8 image = scene_image(1000001);
+    struct Case { const char* stem; const char* method; };
+    for (Case c : {Case{kSmol, "attn-received"}, Case{kSmol, "divprune"}, Case{kLlava, "fastervlm"}, Case{kLlava, "random"}}) {
+      for (bool original : {false, true}) {
+        INFO(c.stem << " " << c.method << (original ? " original ids" : " compact ids"));
+        auto plain = load(c.stem, std::nullopt);
+        VlmConfig cfg;
+        cfg.n_threads = test::emulated() ? 1 : 2;
+        cfg.pruning = shorthand(c.method, 1.0);
+        cfg.original_positions = original;
+        auto pruned = Vlm::load(bundled(c.stem, "text"), bundled(c.stem, "mmproj"), cfg);
+        REQUIRE((plain.is_ok() && pruned.is_ok()));
+        SamplingParams greedy;
+        greedy.temperature = 0;
+        std::string ta, tb;
+        auto pa = (*plain)->build_prompt("Describe this image.", {image});
+        auto pb = (*pruned)->build_prompt("Describe this image.", {image});
+        REQUIRE((pa.is_ok() && pb.is_ok()));
+        CHECK(pa->ids == pb->ids);
+        REQUIRE((*plain)->generate(*pa, 24, greedy, [&](std::string_view s) { ta += s; return true; }, nullptr).is_ok());
+        REQUIRE((*pruned)->generate(*pb, 24, greedy, [&](std::string_view s) { tb += s; return true; }, nullptr).is_ok());
+        CHECK(!ta.empty());
+        CHECK(ta == tb);
+        CHECK((*plain)->last_generated() == (*pruned)->last_generated());
+        const auto& la = (*plain)->last_prefill_logits();
+        const auto& lb = (*pruned)->last_prefill_logits();
+        REQUIRE(la.size() == lb.size());
+        CHECK(std::memcmp(la.data(), lb.data(), la.size() * sizeof(float)) == 0);
+      }
+    }
+}
+
+TEST_CASE("a plan the model cannot run is refused at load, naming what is wrong") {
+    if (!have_bundled()) return;
+    auto refused = [](const char* stem, const PruningPlan& plan, const char* needle) {
+        auto vlm = load(stem, plan);
+        REQUIRE_FALSE(vlm.is_ok());
+        INFO(vlm.status().message());
+        CHECK(vlm.status().message().find(needle) != std::string::npos);
+    };
+    refused(kSmol, shorthand("fastervlm", 0.5), "[CLS]");      // SigLIP has no [CLS]
+    refused(kSmol, shorthand("cdpruner", 0.5), "not wired");    // a method not wired yet
+    refused(kLlava, shorthand("visionzip", 0.5), "not wired");
+    refused(kLlava, shorthand("uniform", 100000), "100000");   // more tokens than there are
+    PruningPlan split = shorthand("uniform", 0.5);
+    split.stages[0].tile_split = TileSplit::overview_scores;
+    refused(kSmol, split, "overview_scores");
+    PruningPlan kv = shorthand("uniform", 0.5);
+    kv.kv_cache_type = "q8_0";
+    refused(kSmol, kv, "kv_cache");
+    // An empty plan is no pruning.
+    auto none = load(kSmol, PruningPlan{});
+    REQUIRE(none.is_ok());
+    CHECK((*none)->pruning_stage() == nullptr);
+}
+
+TEST_CASE("original position ids: every kept row and text token at its unpruned position") {
+    if (!have_bundled()) return;
+    const ImageU8 image = scene_image(1000003);
+    for (const char* stem : {kSmol, kLlava}) {
+        INFO(stem);
+        auto plain = load(stem, std::nullopt);
+        VlmConfig cfg;
+        cfg.n_threads = test::emulated() ? 1 : 2;
+        cfg.pruning = shorthand("divprune", 0.25);
+        cfg.original_positions = true;
+        auto pruned = Vlm::load(bundled(stem, "text"), bundled(stem, "mmproj"), cfg);
+        REQUIRE((plain.is_ok() && pruned.is_ok()));
+        auto a = (*plain)->build_prompt("How many circles?", {image});
+        auto b = (*pruned)->build_prompt("How many circles?", {image});
+        REQUIRE((a.is_ok() && b.is_ok()));
+        SamplingParams greedy;
+        greedy.temperature = 0;
+        REQUIRE((*pruned)->generate(*b, 1, greedy, nullptr, nullptr).is_ok());
+        const std::vector<int32_t>& pos = (*pruned)->last_prefill_positions();
+        REQUIRE(static_cast<int64_t>(pos.size()) == b->n_positions());
+        // The oracle: the unpruned prompt. Its text positions in order, and its chunks' starts.
+        std::vector<int32_t> text_pos;
+        for (size_t i = 0; i < a->ids.size(); ++i) if (a->ids[i] >= 0) text_pos.push_back(static_cast<int32_t>(i));
+        size_t t = 0;
+        for (size_t i = 0; i < b->ids.size(); ++i) {
+            if (b->ids[i] >= 0) CHECK(pos[i] == text_pos.at(t++));
+        }
+        CHECK(t == text_pos.size());
+        for (size_t ci = 0; ci < b->chunks.size(); ++ci) {
+            const VlmPrompt::Chunk& c = b->chunks[ci];
+            const std::vector<int32_t>& kept = (*pruned)->last_kept()[ci];
+            REQUIRE(static_cast<int64_t>(kept.size()) == c.n_tokens);
+            for (int64_t r = 0; r < c.n_tokens; ++r) {
+                CHECK(pos[static_cast<size_t>(c.pos + r)] == a->chunks[ci].pos + kept[static_cast<size_t>(r)]);
+            }
+        }
+        // Compact ids (the default) are 0..n-1.
+        auto compact = load(stem, shorthand("divprune", 0.25));
+        REQUIRE(compact.is_ok());
+        REQUIRE((*compact)->generate(*b, 1, greedy, nullptr, nullptr).is_ok());
+        const std::vector<int32_t>& cpos = (*compact)->last_prefill_positions();
+        for (size_t i = 0; i < cpos.size(); ++i) CHECK(cpos[i] == static_cast<int32_t>(i));
+    }
+}

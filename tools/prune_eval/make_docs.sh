@@ -1,0 +1,10 @@
+#!/bin/sh
+# Regenerates docs/bench/pruning-bundled.json, docs/bench/pruning-bundled.svg and prints the
+# docs/pruning.md table from the grids' JSON lines (see run_grid.sh; original-id runs add
+# --prune-positions original to each eval).
+#   make_docs.sh SMOL_COMPACT.jsonl SMOL_ORIGINAL.jsonl LLAVA_COMPACT.jsonl LLAVA_ORIGINAL.jsonl
+set -eu
+d=$(dirname "$0")
+python3 "$d/table.py" docs/bench/pruning-bundled.json \
+  "scenes-smolvlm-f16=$1,original:$2" "scenes-llava-f16=$3,original:$4"
+python3 "$d/plot.py" docs/bench/pruning-bundled.json docs/bench/pruning-bundled.svg

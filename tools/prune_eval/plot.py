@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""SVG plot of pruning accuracy against the share of visual tokens kept (no dependencies).
+
+  plot.py pruning.json out.svg     (pruning.json: table.py's combined JSON)
+
+One panel per model; one line per method; the unpruned accuracy as a dashed line.
+"""
+import json
+import sys
+
+COLORS = ["#888888", "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+W, H, PAD = 420, 300, 48
+
+
+def panel(x0, label, runs, methods):
+    out = []
+    px = lambda f: x0 + PAD + f * (W - 2 * PAD)
+    py = lambda a: 20 + (H - PAD - 20) * (1 - a)
+    out.append('<text x="%d" y="14" font-size="13">%s</text>' % (x0 + PAD, label))
+    out.append('<rect x="%d" y="20" width="%d" height="%d" fill="none" stroke="#000"/>' % (px(0), W - 2 * PAD, H - PAD - 20))
+    for t in (0, 0.25, 0.5, 0.75, 1.0):
+        out.append('<text x="%d" y="%d" font-size="10" text-anchor="end">%d%%</text>' % (px(0) - 4, py(t) + 3, t * 100))
+        out.append('<text x="%d" y="%d" font-size="10" text-anchor="middle">%g</text>' % (px(t), H - PAD + 14, t))
+    out.append('<text x="%d" y="%d" font-size="11" text-anchor="middle">share of visual tokens kept</text>' % (px(0.5), H - 12))
+    base = next(r for r in runs if not r["pruning"])["overall"]
+    out.append('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#000" stroke-dasharray="4 3"/>' % (px(0), px(1), py(base), py(base)))
+    for i, m in enumerate(methods):
+        pts = sorted((r["visual_tokens"]["kept"] / r["visual_tokens"]["in"], r["overall"]) for r in runs
+                     if r["pruning"] and r["pruning"].split(" keep ")[0] + " (%s ids)" % r.get("positions", "compact") == m)
+        if not pts:
+            continue
+        c = COLORS[i % len(COLORS)]
+        out.append('<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>' % (
+            c, " ".join("%.1f,%.1f" % (px(f), py(a)) for f, a in pts)))
+        out.append('<text x="%d" y="%d" font-size="11" fill="%s">%s</text>' % (px(0.62), py(0.42) + 13 * i, c, m))
+    return out
+
+
+def main():
+    data = json.load(open(sys.argv[1]))
+    methods = []
+    for runs in data.values():
+        for r in runs:
+            m = r["pruning"].split(" keep ")[0]
+            if m:
+                m += " (%s ids)" % r.get("positions", "compact")
+            if m and m not in methods:
+                methods.append(m)
+    parts = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif">' % (W * len(data), H),
+             '<rect width="100%" height="100%" fill="#fff"/>']
+    for k, (label, runs) in enumerate(data.items()):
+        parts += panel(k * W, label + ": overall accuracy (dashed: unpruned)", runs, methods)
+    parts.append("</svg>")
+    open(sys.argv[2], "w").write("\n".join(parts) + "\n")
+
+
+if __name__ == "__main__":
+    main()
