@@ -26,10 +26,11 @@ constexpr const char* kLlava = "scenes-llava-f16";
 
 bool have_bundled() { return std::filesystem::exists(bundled(kSmol, "text")) && std::filesystem::exists(bundled(kLlava, "text")); }
 
-Result<std::unique_ptr<Vlm>> load(const char* stem, std::optional<PruningPlan> plan) {
+Result<std::unique_ptr<Vlm>> load(const char* stem, std::optional<PruningPlan> plan, bool original_positions = true) {
     VlmConfig cfg;
     cfg.n_threads = test::emulated() ? 1 : 2;
     cfg.pruning = std::move(plan);
+    cfg.original_positions = original_positions;
     return Vlm::load(bundled(stem, "text"), bundled(stem, "mmproj"), cfg);
 }
 
@@ -183,7 +184,7 @@ void check_method(const char* stem, const char* method) {
 }  // namespace
 
 TEST_CASE("a pruned prompt has each chunk's kept count of image positions, re-compacted") {
-    if (!have_bundled()) return;
+    REQUIRE_MESSAGE(have_bundled(), "the bundled models are part of the repository (models/bundled/)");
     const ImageU8 image = scene_image(1000003);
     for (const char* stem : {kSmol, kLlava}) {
         INFO(stem);
@@ -218,13 +219,13 @@ TEST_CASE("a pruned prompt has each chunk's kept count of image positions, re-co
 }
 
 TEST_CASE("each wired method keeps the indices its scalar reference picks from the same encoder output") {
-    if (!have_bundled()) return;
+    REQUIRE_MESSAGE(have_bundled(), "the bundled models are part of the repository (models/bundled/)");
     for (const char* m : {"random", "uniform", "divprune", "dart", "attn-received"}) check_method(kSmol, m);
     for (const char* m : {"random", "uniform", "divprune", "dart", "fastervlm"}) check_method(kLlava, m);
 }
 
 TEST_CASE("keep 1.0 answers byte for byte as no pruning") {
-    if (!have_bundled()) return;
+    REQUIRE_MESSAGE(have_bundled(), "the bundled models are part of the repository (models/bundled/)");
     const ImageU8 image = scene_image(1000001);
     struct Case { const char* stem; const char* method; };
     for (Case c : {Case{kSmol, "attn-received"}, Case{kSmol, "divprune"}, Case{kLlava, "fastervlm"}, Case{kLlava, "random"}}) {
@@ -258,7 +259,7 @@ TEST_CASE("keep 1.0 answers byte for byte as no pruning") {
 }
 
 TEST_CASE("a plan the model cannot run is refused at load, naming what is wrong") {
-    if (!have_bundled()) return;
+    REQUIRE_MESSAGE(have_bundled(), "the bundled models are part of the repository (models/bundled/)");
     auto refused = [](const char* stem, const PruningPlan& plan, const char* needle) {
         auto vlm = load(stem, plan);
         REQUIRE_FALSE(vlm.is_ok());
@@ -282,15 +283,14 @@ TEST_CASE("a plan the model cannot run is refused at load, naming what is wrong"
 }
 
 TEST_CASE("original position ids: every kept row and text token at its unpruned position") {
-    if (!have_bundled()) return;
+    REQUIRE_MESSAGE(have_bundled(), "the bundled models are part of the repository (models/bundled/)");
     const ImageU8 image = scene_image(1000003);
     for (const char* stem : {kSmol, kLlava}) {
         INFO(stem);
         auto plain = load(stem, std::nullopt);
-        VlmConfig cfg;
+        VlmConfig cfg;  // original ids are the default
         cfg.n_threads = test::emulated() ? 1 : 2;
         cfg.pruning = shorthand("divprune", 0.25);
-        cfg.original_positions = true;
         auto pruned = Vlm::load(bundled(stem, "text"), bundled(stem, "mmproj"), cfg);
         REQUIRE((plain.is_ok() && pruned.is_ok()));
         auto a = (*plain)->build_prompt("How many circles?", {image});
@@ -317,8 +317,8 @@ TEST_CASE("original position ids: every kept row and text token at its unpruned 
                 CHECK(pos[static_cast<size_t>(c.pos + r)] == a->chunks[ci].pos + kept[static_cast<size_t>(r)]);
             }
         }
-        // Compact ids (the default) are 0..n-1.
-        auto compact = load(stem, shorthand("divprune", 0.25));
+        // Compact ids (--prune-positions compact) are 0..n-1.
+        auto compact = load(stem, shorthand("divprune", 0.25), /*original_positions=*/false);
         REQUIRE(compact.is_ok());
         REQUIRE((*compact)->generate(*b, 1, greedy, nullptr, nullptr).is_ok());
         const std::vector<int32_t>& cpos = (*compact)->last_prefill_positions();

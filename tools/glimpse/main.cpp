@@ -84,8 +84,8 @@ void add_model_options(ArgParser& a) {
     a.option("--keep", "F", "with --prune: keep this fraction in (0, 1] of each image's visual tokens, or a count > 1");
     a.option("--plan", "FILE", "a pruning plan file (JSON, docs/pruning.md); instead of --prune/--keep");
     a.option("--prune-positions", "IDS",
-             "position ids of the kept image rows: compact (renumbered, the prompt is shorter) or original (as "
-             "unpruned)", "compact");
+             "position ids of the kept image rows: original (as unpruned; keeps where each token was) or "
+             "compact (renumbered 0..n-1; loses position questions, docs/pruning.md)", "original");
 }
 
 // The model options, checked before anything is loaded (usage errors exit 2).
