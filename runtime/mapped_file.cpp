@@ -141,7 +141,8 @@ Result<std::vector<uint8_t>> read_regular_file(const std::string& path, const ch
         ~FdCloser() { ::close(fd); }
     } closer{fd};
     if (size > max_bytes) {
-        return Status::error(StatusCode::out_of_range, "%s: file has %lld bytes, above the limit of %lld bytes (%lld MiB) for %s",
+        return Status::error(StatusCode::out_of_range, "%s: file has %lld bytes, above the limit of %lld bytes (%lld MiB) for %s "
+                             "(it is read whole into memory, so it may be at most that size)",
                              path.c_str(), static_cast<long long>(size), static_cast<long long>(max_bytes),
                              static_cast<long long>(max_bytes >> 20), what);
     }

@@ -1,8 +1,6 @@
 // Pruning plan reader, checker, fitter and writer (schema: docs/pruning.md).
 #include "runtime/pruning_plan.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
 #include <set>
@@ -560,27 +558,10 @@ Result<PruningPlan> pruning_plan_parse(std::string_view text, const std::string&
 }
 
 Result<PruningPlan> pruning_plan_read_file(const std::string& path) {
-    int64_t size = 0;
-    GLIMPSE_ASSIGN_OR_RETURN(int fd, open_regular_file(path, "a pruning plan", &size));
-    if (size > kPruningPlanMaxFileBytes) {
-        ::close(fd);
-        return Status::error(StatusCode::out_of_range, "%s: %lld bytes; a pruning plan is at most %lld bytes",
-                             path.c_str(), static_cast<long long>(size),
-                             static_cast<long long>(kPruningPlanMaxFileBytes));
-    }
-    std::string text(static_cast<size_t>(size), '\0');
-    size_t got = 0;
-    while (got < text.size()) {
-        const ssize_t n = ::read(fd, text.data() + got, text.size() - got);
-        if (n <= 0) {
-            ::close(fd);
-            return Status::error(StatusCode::io_error, "%s: read failed after %zu of %lld bytes", path.c_str(), got,
-                                 static_cast<long long>(size));
-        }
-        got += static_cast<size_t>(n);
-    }
-    ::close(fd);
-    return pruning_plan_parse(text, path);
+    // read_regular_file refuses FIFOs, devices and directories before opening, and files above the cap.
+    GLIMPSE_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes,
+                             read_regular_file(path, "a pruning plan", kPruningPlanMaxFileBytes));
+    return pruning_plan_parse(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), path);
 }
 
 Result<PruningPlan> pruning_plan_from_shorthand(std::string_view method, double keep) {
