@@ -92,7 +92,7 @@ set(CPACK_PACKAGE_VENDOR "glimpse")
 set(CPACK_PACKAGE_CONTACT "glimpse maintainers <maintainers@example.invalid>")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "Small vision-language models on edge CPUs: glimpse CLI, library, headers")
 set(CPACK_PACKAGE_DESCRIPTION
-    "glimpse runs small vision-language models (SmolVLM, LLaVA-style GGUF pairs) on CPUs. One binary per architecture picks its kernels at run time: NEON / dotprod / i8mm on aarch64 (Raspberry Pi 4 and 5, Jetson Orin), AVX2 / AVX-512 / AMX on x86-64. Includes the static libraries, headers, pkg-config and CMake package files.")
+    "glimpse runs small vision-language models (SmolVLM, LLaVA-style GGUF pairs) on CPUs. One binary per architecture picks its kernels at run time: NEON / dotprod / i8mm on aarch64 (Raspberry Pi 4 and 5, Jetson Orin), AVX2 / AVX-512 / AMX on x86-64. Includes the static libraries, headers, pkg-config and CMake package files, and the C interface as a shared library (libglimpse.so, glimpse.h).")
 set(CPACK_PACKAGING_INSTALL_PREFIX "/usr")
 set(CPACK_DEBIAN_PACKAGE_ARCHITECTURE "${GLIMPSE_DEB_ARCH}")
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
@@ -114,4 +114,17 @@ if(GLIMPSE_WITH_EIGEN)
   string(APPEND GLIMPSE_DEB_DEV_DEPENDS ", libeigen3-dev")
 endif()
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "${GLIMPSE_DEB_DEV_DEPENDS}")
+# ---- The C interface: libglimpse.so (SONAME libglimpse.so.MAJOR.MINOR), include/glimpse.h,
+# pkg-config glimpse-c, CMake target glimpse::glimpse_c, and the examples as documentation ----
+install(TARGETS glimpse_shared EXPORT glimpseTargets
+        LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT dev)
+install(FILES "${PROJECT_SOURCE_DIR}/include/glimpse.h" DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT dev)
+configure_file("${PROJECT_SOURCE_DIR}/cmake/glimpse-c.pc.in" "${PROJECT_BINARY_DIR}/glimpse-c.pc" @ONLY)
+install(FILES "${PROJECT_BINARY_DIR}/glimpse-c.pc" DESTINATION "${CMAKE_INSTALL_LIBDIR}/pkgconfig" COMPONENT dev)
+install(FILES "${PROJECT_SOURCE_DIR}/examples/caption.c" "${PROJECT_SOURCE_DIR}/examples/caption.py"
+        DESTINATION "${CMAKE_INSTALL_DATAROOTDIR}/doc/glimpse-vlm/examples" COMPONENT dev)
+# A shlibs file, so packages built against libglimpse.so depend on this one; CPack adds the
+# ldconfig calls for a library in the multiarch directory itself.
+set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
+
 include(CPack)
