@@ -5,13 +5,19 @@
 //
 // stdout carries only the generated text; timings and memory go to stderr.
 #include <sys/resource.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <csignal>
 
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -20,6 +26,7 @@
 #include "models/limits.h"
 #include "models/vlm.h"
 #include "runtime/image.h"
+#include "runtime/json.h"
 #include "targets/cpu_features.h"
 #include "tools/common/args.h"
 #include "tools/glimpse/eval.h"
@@ -173,6 +180,237 @@ Status write_keep_map(const Vlm& vlm, const ImageU8& image, const std::string& p
     return image_write_png(path, picture);
 }
 
+// ---- caption --json and caption --each (batch) ----
+
+// A JSON string of arbitrary bytes: invalid UTF-8 (a file name in another encoding, an answer cut
+// inside a character) becomes U+FFFD, so every line a script reads is valid JSON.
+std::string json_text(std::string_view bytes) {
+    std::string valid;
+    valid.reserve(bytes.size());
+    size_t i = 0;
+    while (i < bytes.size()) {
+        const unsigned char c = static_cast<unsigned char>(bytes[i]);
+        size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+        bool ok = len > 0 && i + len <= bytes.size();
+        for (size_t k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(bytes[i + k]) & 0xc0) == 0x80;
+        if (ok && len > 1) {
+            // Overlong forms, UTF-16 surrogates and code points past U+10FFFF are not UTF-8 either.
+            uint32_t cp = c & (0x7f >> len);
+            for (size_t k = 1; k < len; ++k) cp = (cp << 6) | (static_cast<unsigned char>(bytes[i + k]) & 0x3f);
+            static constexpr uint32_t kMinForLength[5] = {0, 0, 0x80, 0x800, 0x10000};
+            ok = cp >= kMinForLength[len] && cp <= 0x10ffff && !(cp >= 0xd800 && cp <= 0xdfff);
+        }
+        if (ok) {
+            valid.append(bytes.substr(i, len));
+            i += len;
+        } else {
+            valid += "\xef\xbf\xbd";  // U+FFFD
+            i += 1;
+        }
+    }
+    return json_quote(valid);
+}
+
+std::string json_number(double v) { return str_printf("%.3f", v); }
+
+// Token counts and the stage timings of one answer, as JSON members (without braces).
+std::string generation_json_members(const GenerationStats& st, double preprocess_ms) {
+    return str_printf("\"n_prompt_tokens\": %lld, \"n_image_tokens\": %lld, \"n_image_tokens_in\": %lld, "
+                      "\"n_image_chunks\": %lld, \"n_generated\": %lld, \"stopped_at_eog\": %s, "
+                      "\"timings_ms\": {\"preprocess\": %s, \"encode\": %s, \"prefill\": %s, \"decode\": %s}",
+                      static_cast<long long>(st.n_prompt), static_cast<long long>(st.n_image_tokens),
+                      static_cast<long long>(st.n_image_tokens_in), static_cast<long long>(st.n_image_chunks),
+                      static_cast<long long>(st.n_generated), st.stopped_at_eog ? "true" : "false",
+                      json_number(preprocess_ms).c_str(), json_number(st.encode_ms).c_str(),
+                      json_number(st.prefill_ms).c_str(), json_number(st.decode_ms).c_str());
+}
+
+std::string memory_json(const VlmMemory& m) {
+    return str_printf("{\"weights\": %lld, \"packed_weights\": %lld, \"vision_arena\": %lld, \"text_arena\": %lld, "
+                      "\"kv_cache\": %lld, \"image_buffers\": %lld, \"total\": %lld, \"peak_rss\": %lld}",
+                      static_cast<long long>(m.weights), static_cast<long long>(m.packed_weights),
+                      static_cast<long long>(m.vision_arena), static_cast<long long>(m.text_arena),
+                      static_cast<long long>(m.kv_cache), static_cast<long long>(m.image_buffers),
+                      static_cast<long long>(m.total()), static_cast<long long>(peak_rss_bytes()));
+}
+
+// File names --each takes from a directory: what image_decode_file reads, by extension.
+bool has_image_extension(const std::filesystem::path& p) {
+    std::string ext = p.extension().string();
+    for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (const char* known : {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tga", ".psd", ".hdr", ".pic", ".pnm",
+                              ".ppm", ".pgm"}) {
+        if (ext == known) return true;
+    }
+    return false;
+}
+
+// --each DIR: the directory's image files (by extension, not recursive), sorted by name, so the
+// order of the lines does not depend on the file system. --each LIST: one path per line (blank
+// lines and lines starting with # skipped); "-" reads the list from stdin.
+Result<std::vector<std::string>> batch_image_list(const std::string& spec) {
+    namespace fs = std::filesystem;
+    std::vector<std::string> paths;
+    std::error_code ec;
+    if (spec != "-" && fs::is_directory(spec, ec)) {
+        fs::directory_iterator it(spec, ec), end;
+        GLIMPSE_CHECK_OR_RETURN(!ec, io_error, "--each %s: cannot list the directory: %s", spec.c_str(),
+                                ec.message().c_str());
+        for (; it != end; it.increment(ec)) {
+            if (ec) break;
+            if (!has_image_extension(it->path())) continue;
+            std::error_code type_ec;
+            if (it->is_directory(type_ec)) continue;
+            paths.push_back(it->path().string());
+        }
+        GLIMPSE_CHECK_OR_RETURN(!ec, io_error, "--each %s: cannot list the directory: %s", spec.c_str(),
+                                ec.message().c_str());
+        std::sort(paths.begin(), paths.end());
+        GLIMPSE_CHECK_OR_RETURN(!paths.empty(), invalid_argument,
+                                "--each %s: no image files in the directory (.png, .jpg, .jpeg, .bmp, .gif, .tga, "
+                                ".psd, .hdr, .pic, .pnm, .ppm, .pgm)",
+                                spec.c_str());
+        return paths;
+    }
+    std::ifstream file;
+    if (spec != "-") {
+        GLIMPSE_CHECK_OR_RETURN(fs::is_regular_file(spec, ec), io_error,
+                                "--each %s: not a directory or a readable list file", spec.c_str());
+        file.open(spec);
+        GLIMPSE_CHECK_OR_RETURN(file.is_open(), io_error, "--each %s: cannot open the list: %s", spec.c_str(),
+                                std::strerror(errno));
+    }
+    std::istream& in = spec == "-" ? std::cin : file;
+    std::string line;
+    while (std::getline(in, line)) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (line.empty() || line[0] == '#') continue;
+        paths.push_back(line);
+    }
+    GLIMPSE_CHECK_OR_RETURN(!in.bad(), io_error, "--each %s: reading the list failed", spec.c_str());
+    GLIMPSE_CHECK_OR_RETURN(!paths.empty(), invalid_argument, "--each %s: the list names no images", spec.c_str());
+    return paths;
+}
+
+// The progress bar of --each, on stderr, only when stderr is a terminal: redirected to a file
+// or a CI log, carriage returns would just pile up as noise.
+class ProgressBar {
+public:
+    explicit ProgressBar(size_t total)
+        : total_(total), enabled_(isatty(STDERR_FILENO) == 1), start_(std::chrono::steady_clock::now()) {}
+    void update(size_t done, size_t failed) {
+        if (!enabled_) return;
+        constexpr int kWidth = 30;
+        const int filled = total_ ? static_cast<int>(kWidth * done / total_) : kWidth;
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+        const double rate = s > 0 ? static_cast<double>(done) / s : 0;
+        std::string bar(static_cast<size_t>(filled), '#');
+        bar.resize(kWidth, '.');
+        std::fprintf(stderr, "\r[%s] %zu/%zu images, %zu failed, %.2f images/s", bar.c_str(), done, total_, failed,
+                     rate);
+        if (rate > 0 && done < total_) std::fprintf(stderr, ", %.0f s left  ", static_cast<double>(total_ - done) / rate);
+        else std::fputs("          ", stderr);
+        std::fflush(stderr);
+    }
+    // Clears the bar's line before anything else is printed on stderr.
+    void clear() {
+        if (enabled_) std::fputs("\r\033[K", stderr);
+    }
+
+private:
+    size_t total_;
+    bool enabled_;
+    std::chrono::steady_clock::time_point start_;
+};
+
+struct CaptionSettings {
+    std::string prompt;
+    int64_t n_predict = 256;
+    SamplingParams sampling;
+    bool random_seed = false;  // no --seed: a fresh seed per answer, as separate runs would have
+};
+
+// glimpse caption --each: every image captioned on its own by the one loaded model, one JSON line
+// per image on stdout ({"image", "caption", "ms"}; with --json the token counts and timings too). An
+// image that cannot be decoded or does not fit the context gets {"image", "error"} and a message on
+// stderr, and the run goes on; the exit status is 1 if any failed.
+int run_each(Vlm& vlm, const std::vector<std::string>& paths, const CaptionSettings& settings, bool json_details) {
+    std::signal(SIGPIPE, SIG_IGN);
+    ProgressBar progress(paths.size());
+    const auto run_start = std::chrono::steady_clock::now();
+    size_t failed = 0, done = 0;
+    bool told_cut = false;
+    std::random_device entropy;
+    for (const std::string& path : paths) {
+        const auto t0 = std::chrono::steady_clock::now();
+        std::string line;
+        Status status;
+        auto image = image_decode_file(path);
+        if (!image.is_ok()) status = image.status();
+        Result<VlmPrompt> prompt = Status::ok();
+        if (status.is_ok()) {
+            prompt = vlm.build_prompt(settings.prompt, std::vector<ImageU8>{*image});
+            if (!prompt.is_ok()) status = prompt.status();
+        }
+        int64_t n_predict = settings.n_predict;
+        if (status.is_ok()) {
+            const int64_t n_ctx = vlm.context_length();
+            if (prompt->n_positions() > n_ctx) {
+                status = vlm.check_context(prompt->n_positions(), 0);
+            } else if (prompt->n_positions() + n_predict > n_ctx) {
+                n_predict = n_ctx - prompt->n_positions();
+                if (!told_cut) {
+                    progress.clear();
+                    std::fprintf(stderr, "glimpse: -n %lld does not fit the context after %s's prompt; generating at "
+                                         "most %lld tokens (said once)\n",
+                                 static_cast<long long>(settings.n_predict), path.c_str(),
+                                 static_cast<long long>(n_predict));
+                    told_cut = true;
+                }
+            }
+        }
+        const double preprocess_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        std::string answer;
+        GenerationStats st;
+        if (status.is_ok()) {
+            SamplingParams sp = settings.sampling;
+            if (settings.random_seed) sp.seed = entropy();
+            status = vlm.generate(*prompt, static_cast<int>(n_predict), sp,
+                                  [&](std::string_view bytes) {
+                                      answer.append(bytes);
+                                      return true;
+                                  },
+                                  &st);
+        }
+        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        ++done;
+        if (status.is_ok()) {
+            line = "{\"image\": " + json_text(path) + ", \"caption\": " + json_text(answer) + ", \"ms\": " +
+                   json_number(ms);
+            if (json_details) line += ", " + generation_json_members(st, preprocess_ms);
+            line += "}\n";
+        } else {
+            ++failed;
+            progress.clear();
+            std::fprintf(stderr, "glimpse: %s\n", status.message().c_str());
+            line = "{\"image\": " + json_text(path) + ", \"error\": " + json_text(status.message()) + "}\n";
+        }
+        if (!write_stdout(line)) {
+            progress.clear();
+            return fail(std::string("cannot write the results to stdout: ") + std::strerror(errno));
+        }
+        progress.update(done, failed);
+    }
+    progress.clear();
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
+    std::fprintf(stderr, "glimpse: captioned %zu of %zu images in %.1f s (%.2f images/s), %zu failed; threads %d; "
+                         "peak RSS %.1f MiB\n",
+                 done - failed, paths.size(), s, s > 0 ? static_cast<double>(done) / s : 0.0, failed, vlm.n_threads(),
+                 mib(peak_rss_bytes()));
+    print_memory(vlm.memory());
+    return finish_stdout(failed == 0 ? 0 : kExitFailure);
+}
+
 int cmd_caption(int argc, char** argv) {
     ArgParser a("glimpse caption", "-m TEXT.gguf --mmproj MMPROJ.gguf --image IMG [options]",
                 "Describes an image (or answers a question about it) and streams the answer to stdout.\n"
@@ -189,6 +427,13 @@ int cmd_caption(int argc, char** argv) {
     a.option("--min-p", "P", "min-p sampling", "0.05");
     a.option("--seed", "N", "random seed for sampling (default: random)");
     a.option("--keep-map", "PNG", "with one --image: write it with the visual tokens the pruning dropped dimmed");
+    a.option("--each", "DIR|LIST",
+             "instead of --image: caption each image of DIR (or each path in the file LIST, one per line; - reads "
+             "stdin) on its own with one loaded model. One JSON line per image on stdout: {\"image\", \"caption\", "
+             "\"ms\"}, or {\"image\", \"error\"} for one that fails (the run goes on; exit status 1 at the end); "
+             "a progress bar on stderr when it is a terminal");
+    a.flag("--json", "print the answer as one JSON object with token counts, timings and memory (with --each: "
+                     "token counts and timings on every line)");
     std::string err;
     if (!a.parse(argc, argv, &err)) return usage_error(err);
     if (a.has("--help")) {
@@ -197,7 +442,11 @@ int cmd_caption(int argc, char** argv) {
     }
     if (!a.positional().empty()) return usage_error("unexpected argument '" + a.positional()[0] + "' (see --help)");
     const std::vector<std::string> image_paths = a.get_all("--image");
-    if (image_paths.empty()) return usage_error("--image FILE is required (see --help)");
+    const bool each = a.has("--each");
+    if (each && (!image_paths.empty() || a.has("--keep-map"))) {
+        return usage_error("--each captions the images it lists one by one; it does not take --image or --keep-map");
+    }
+    if (image_paths.empty() && !each) return usage_error("--image FILE (or --each DIR|LIST) is required (see --help)");
     if (a.has("--keep-map") && image_paths.size() != 1) {
         return usage_error("--keep-map draws one image; give exactly one --image");
     }
@@ -218,10 +467,28 @@ int cmd_caption(int argc, char** argv) {
     }
     auto cfg = model_config(a);
     if (!cfg.is_ok()) return usage_error(cfg.status().message());
+    std::vector<std::string> each_paths;
+    if (each) {
+        auto listed = batch_image_list(a.get("--each"));  // before the model loads: an empty list is an early error
+        if (!listed.is_ok()) return fail(listed.status().message());
+        each_paths = std::move(*listed);
+    }
 
     double load_ms = 0;
     auto vlm = load_model(a, *cfg, &load_ms);
     if (!vlm.is_ok()) return fail(vlm.status().message());
+    if (each) {
+        CaptionSettings settings;
+        settings.prompt = a.get("--prompt");
+        settings.n_predict = n_predict;
+        settings.sampling.temperature = static_cast<float>(temp);
+        settings.sampling.top_k = static_cast<int>(top_k);
+        settings.sampling.top_p = static_cast<float>(top_p);
+        settings.sampling.min_p = static_cast<float>(min_p);
+        settings.sampling.seed = seed >= 0 ? static_cast<uint64_t>(seed) : 0;
+        settings.random_seed = seed < 0;
+        return run_each(**vlm, each_paths, settings, a.has("--json"));
+    }
 
     auto t0 = std::chrono::steady_clock::now();
     std::vector<ImageU8> images;
@@ -255,15 +522,35 @@ int cmd_caption(int argc, char** argv) {
     // A closed pipe must end the run with an error, not kill it silently or be ignored.
     std::signal(SIGPIPE, SIG_IGN);
     int write_errno = 0;
+    const bool json = a.has("--json");
+    std::string answer;  // --json: the answer is printed inside the object, after generation
     Status s = (*vlm)->generate(*prompt, static_cast<int>(n_predict), sp,
                                 [&](std::string_view bytes) {
+                                    if (json) {
+                                        answer.append(bytes);
+                                        return true;
+                                    }
                                     if (write_stdout(bytes)) return true;
                                     write_errno = errno;
                                     return false;
                                 },
                                 &st);
     if (!s.is_ok()) return fail(s.message());
-    if (st.stopped_by_caller || !write_stdout("\n")) {
+    if (json) {
+        std::string images = "[";
+        for (size_t i = 0; i < image_paths.size(); ++i) images += (i ? ", " : "") + json_text(image_paths[i]);
+        images += "]";
+        const double total_ms = preprocess_ms + st.encode_ms + st.prefill_ms + st.decode_ms;
+        const std::string object = "{\"images\": " + images + ", \"prompt\": " + json_text(a.get("--prompt")) +
+                                   ", \"answer\": " + json_text(answer) + ", \"ms\": " + json_number(total_ms) +
+                                   ", \"load_ms\": " + json_number(load_ms) + ", " +
+                                   generation_json_members(st, preprocess_ms) +
+                                   str_printf(", \"threads\": %d, \"memory_bytes\": ", (*vlm)->n_threads()) +
+                                   memory_json((*vlm)->memory()) + "}\n";
+        if (!write_stdout(object)) {
+            return fail(std::string("cannot write the answer to stdout: ") + std::strerror(errno));
+        }
+    } else if (st.stopped_by_caller || !write_stdout("\n")) {
         return fail(std::string("cannot write the answer to stdout: ") + std::strerror(write_errno ? write_errno : errno));
     }
     if (a.has("--keep-map")) {
