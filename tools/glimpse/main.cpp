@@ -1,6 +1,7 @@
 // glimpse: caption images with a small vision-language model on the CPU.
 //
 //   glimpse caption -m TEXT.gguf --mmproj MMPROJ.gguf --image IMG [-p PROMPT] [-n N] ...
+//   glimpse caption -m TEXT.gguf --mmproj MMPROJ.gguf --each DIR|LIST [...]   (JSON lines, one per image)
 //   glimpse inspect -m TEXT.gguf --mmproj MMPROJ.gguf [--image IMG]
 //
 // stdout carries only the generated text; timings and memory go to stderr.
