@@ -119,13 +119,11 @@ Result<VlmConfig> config_from_options(const glimpse_model_options& o) {
                             "n_threads %d is out of range [0, 1024] (0: the usable CPUs)", o.n_threads);
     const int cpus = usable_cpu_count();
     cfg.n_threads = o.n_threads == 0 ? cpus : std::min(o.n_threads, cpus);  // as the CLI clamps -t
-    switch (o.kv_type) {
-        case GLIMPSE_KV_F16: cfg.kv_type = DType::f16; break;
-        case GLIMPSE_KV_F32: cfg.kv_type = DType::f32; break;
-        default:
-            return Status::error(StatusCode::invalid_argument, "kv_type %d is neither GLIMPSE_KV_F16 nor GLIMPSE_KV_F32",
-                                 static_cast<int>(o.kv_type));
-    }
+    // An int32_t field, not the enum type: a C caller may store any int there, and loading an
+    // out-of-range value as the C++ enum would be undefined behaviour.
+    if (o.kv_type == GLIMPSE_KV_F16) cfg.kv_type = DType::f16;
+    else if (o.kv_type == GLIMPSE_KV_F32) cfg.kv_type = DType::f32;
+    else return Status::error(StatusCode::invalid_argument, "kv_type %d is neither GLIMPSE_KV_F16 nor GLIMPSE_KV_F32", o.kv_type);
     if (o.chat_template) cfg.chat_template = o.chat_template;
     GLIMPSE_CHECK_OR_RETURN(!(o.pruning_plan_file && o.prune_method), invalid_argument,
                             "pruning_plan_file and prune_method are alternatives; set one");
@@ -206,8 +204,8 @@ extern "C" {
 
 const char* glimpse_version(void) { return GLIMPSE_C_VERSION_STRING; }
 
-const char* glimpse_status_name(glimpse_status status) {
-    if (static_cast<int>(status) < GLIMPSE_OK || static_cast<int>(status) > GLIMPSE_INTERNAL) return "unknown";
+const char* glimpse_status_name(int status) {
+    if (status < GLIMPSE_OK || status > GLIMPSE_INTERNAL) return "unknown";
     return status_code_name(static_cast<StatusCode>(status));
 }
 

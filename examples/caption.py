@@ -17,7 +17,7 @@ import sys
 
 
 class ModelOptions(ctypes.Structure):
-    _fields_ = [("n_threads", ctypes.c_int32), ("kv_type", ctypes.c_int),
+    _fields_ = [("n_threads", ctypes.c_int32), ("kv_type", ctypes.c_int32),
                 ("chat_template", ctypes.c_char_p), ("pruning_plan_file", ctypes.c_char_p),
                 ("prune_method", ctypes.c_char_p), ("prune_keep", ctypes.c_double),
                 ("compact_positions", ctypes.c_int32)]

@@ -83,7 +83,7 @@ typedef struct glimpse_model glimpse_model;
 
 typedef struct glimpse_model_options {
     int32_t n_threads;              /* 0: the CPUs this process may use; 1..1024, clamped to them */
-    glimpse_kv_type kv_type;        /* KV-cache storage; default GLIMPSE_KV_F16 */
+    int32_t kv_type;                /* a glimpse_kv_type: KV-cache storage; default GLIMPSE_KV_F16 */
     const char* chat_template;      /* a built-in name or template text; NULL: the model's own */
     /* Visual-token pruning (docs/pruning.md): either a plan file, or a method with a keep
      * fraction in (0, 1] (or a count > 1); NULL: no pruning. Not both. */
@@ -139,8 +139,9 @@ typedef struct glimpse_memory {
 
 /* "0.1.0": the library's version (compare GLIMPSE_VERSION_* of the header you compiled with). */
 GLIMPSE_API const char* glimpse_version(void);
-/* "ok", "invalid_argument", ...; "unknown" for a value that is no glimpse_status. */
-GLIMPSE_API const char* glimpse_status_name(glimpse_status status);
+/* "ok", "invalid_argument", ... for a glimpse_status; "unknown" for any other value (an int, so that
+ * any value a caller holds can be passed). */
+GLIMPSE_API const char* glimpse_status_name(int status);
 /* The message of the last glimpse call on this thread that returned a status: "" after a
  * success. Valid until the next such call on this thread. Never NULL. */
 GLIMPSE_API const char* glimpse_last_error(void);
