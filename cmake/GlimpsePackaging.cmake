@@ -123,6 +123,20 @@ configure_file("${PROJECT_SOURCE_DIR}/cmake/glimpse-c.pc.in" "${PROJECT_BINARY_D
 install(FILES "${PROJECT_BINARY_DIR}/glimpse-c.pc" DESTINATION "${CMAKE_INSTALL_LIBDIR}/pkgconfig" COMPONENT dev)
 install(FILES "${PROJECT_SOURCE_DIR}/examples/caption.c" "${PROJECT_SOURCE_DIR}/examples/caption.py"
         DESTINATION "${CMAKE_INSTALL_DATAROOTDIR}/doc/glimpse-vlm/examples" COMPONENT dev)
+# The installed C interface as its users meet it (tests/install/check_c_package.cmake): a staged
+# install, examples/caption.c compiled with `pkg-config glimpse-c`, its answer against the CLI's.
+# Not in cross builds (the staged program is the target's) or sanitizer builds (an instrumented
+# library needs an instrumented program).
+if(GLIMPSE_BUILD_TESTS AND TARGET glimpse_cli AND PKG_CONFIG_EXECUTABLE AND NOT CMAKE_CROSSCOMPILING
+   AND NOT GLIMPSE_SANITIZE AND NOT GLIMPSE_FUZZ)
+  add_test(NAME install_c_package
+           COMMAND ${CMAKE_COMMAND} -DBUILD_DIR=${PROJECT_BINARY_DIR} -DSOURCE_DIR=${PROJECT_SOURCE_DIR}
+                   -DSTAGE=${PROJECT_BINARY_DIR}/install-check-stage -DC_COMPILER=${CMAKE_C_COMPILER}
+                   -DPKG_CONFIG=${PKG_CONFIG_EXECUTABLE} -DCLI=$<TARGET_FILE:glimpse_cli> -DLIBDIR=${CMAKE_INSTALL_LIBDIR}
+                   -P ${PROJECT_SOURCE_DIR}/tests/install/check_c_package.cmake)
+  set_tests_properties(install_c_package PROPERTIES TIMEOUT 300)
+endif()
+
 # A shlibs file, so packages built against libglimpse.so depend on this one; CPack adds the
 # ldconfig calls for a library in the multiarch directory itself.
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
