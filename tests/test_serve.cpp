@@ -8,6 +8,12 @@
 
 #include <httplib.h>
 
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
@@ -27,6 +33,8 @@
 using namespace glimpse;
 using namespace glimpse::serve;
 using nlohmann::json;
+
+extern char** environ;
 
 namespace {
 
@@ -426,4 +434,45 @@ TEST_CASE("serve: request parsing helpers") {
     CHECK(r->image_files[0] == test::read_file_bytes(kImage));
     CHECK(r->max_tokens == 7);
     CHECK(r->sampling.seed == 9);
+}
+
+TEST_CASE("serve: the glimpse serve command prints its port, answers, and stops cleanly on SIGTERM") {
+    int out[2];
+    REQUIRE(pipe(out) == 0);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    posix_spawn_file_actions_addclose(&fa, out[0]);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    std::vector<std::string> args = {GLIMPSE_CLI_BINARY, "serve", "-m", kText, "--mmproj", kMmproj, "--port", "0",
+                                     "-t", "1", "--alias", "cli-test"};
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t pid = 0;
+    REQUIRE(posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ) == 0);
+    posix_spawn_file_actions_destroy(&fa);
+    close(out[1]);
+    // First stdout line: "glimpse serve: listening on http://127.0.0.1:PORT (...)".
+    std::string line;
+    char ch = 0;
+    while (read(out[0], &ch, 1) == 1 && ch != '\n') line += ch;
+    close(out[0]);
+    const std::string marker = "http://127.0.0.1:";
+    const size_t at = line.find(marker);
+    REQUIRE_MESSAGE(at != std::string::npos, line);
+    const int port = std::atoi(line.c_str() + at + marker.size());
+    REQUIRE(port > 0);
+    httplib::Client c("127.0.0.1", port);
+    c.set_read_timeout(std::chrono::seconds(120));
+    auto models = c.Get("/v1/models");
+    REQUIRE(models);
+    CHECK(json::parse(models->body)["data"][0]["id"] == "cli-test");
+    CHECK(answer_of(c.Post("/v1/chat/completions", chat_body(png_data_uri(), kPrompt).dump(), "application/json")) ==
+          cli_caption(kPrompt));
+    REQUIRE(kill(pid, SIGTERM) == 0);
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
 }
