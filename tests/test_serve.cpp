@@ -100,8 +100,9 @@ std::string cli_caption(const std::string& prompt) {
 }
 
 // The answer of a separately loaded Vlm for kImage decoded from its file.
-std::string vlm_answer(Vlm& vlm, const std::string& prompt, float temperature, uint64_t seed, int max_tokens) {
-    auto image = image_decode_file(kImage);
+std::string vlm_answer(Vlm& vlm, const std::string& prompt, float temperature, uint64_t seed, int max_tokens,
+                       const std::string& image_path = kImage) {
+    auto image = image_decode_file(image_path);
     REQUIRE(image.is_ok());
     auto p = vlm.build_prompt(prompt, {*image});
     REQUIRE(p.is_ok());
@@ -273,6 +274,15 @@ TEST_CASE("serve: a chat completion equals the CLI's caption; streamed chunks ad
     CHECK(streamed_tokens == completion_tokens);
 }
 
+TEST_CASE("serve: a JPEG data URI is answered as the decoded file is") {
+    const std::string jpeg = test::golden_dir() + "/smolvlm-tiny-f32/chelsea_300x200.jpg";
+    const std::string expected = vlm_answer(*load_vlm(), kPrompt, 0, 0, 32, jpeg);
+    TestServer s(1, 1);
+    CHECK(answer_of(s.post(chat_body("data:image/jpeg;base64," + base64(test::read_file_bytes(jpeg)), kPrompt,
+                                     {{"max_tokens", 32}})
+                               .dump())) == expected);
+}
+
 TEST_CASE("serve: bad requests get 400 with a message naming the problem") {
     TestServer s(1, 2);
     const std::string png = png_data_uri();
@@ -326,6 +336,17 @@ TEST_CASE("serve: a body over --max-body gets 413") {
     auto [status, message] = refusal(s.post(chat_body("data:image/png;base64," + std::string(8000, 'A'), kPrompt).dump()));
     CHECK(status == 413);
     CHECK(contains(message, "4096"));
+    // The same body sent chunked (no Content-Length, so httplib does not cap it): also 413.
+    const std::string big = chat_body("data:image/png;base64," + std::string(8000, 'A'), kPrompt).dump();
+    auto chunked = s.client().Post(
+        "/v1/chat/completions",
+        [&big](size_t, httplib::DataSink& sink) {
+            for (size_t at = 0; at < big.size(); at += 1000) sink.write(big.data() + at, std::min<size_t>(1000, big.size() - at));
+            sink.done();
+            return true;
+        },
+        "application/json");
+    CHECK(refusal(chunked).first == 413);
     // A request within the limit is still served.
     auto small = s.post(json{{"messages", json::array({{{"role", "user"}, {"content", "Hello"}}})}, {"max_tokens", 4}}.dump());
     REQUIRE(small);

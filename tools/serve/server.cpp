@@ -153,8 +153,35 @@ void ChatServer::install_routes() {
                         "application/json");
     });
 
-    http.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
+    http.Post("/v1/chat/completions", [this](const httplib::Request&, httplib::Response& res,
+                                             const httplib::ContentReader& read_content) {
         const auto t0 = std::chrono::steady_clock::now();
+        // The body is read here, not by httplib: httplib 0.11 caps a body with a Content-Length
+        // (set_payload_max_length, 413 before this handler runs) but reads a chunked one whole.
+        // Past the limit the rest is read and dropped (up to kMaxDrainBytes), so a client that
+        // writes its whole body before reading gets the 413 instead of a reset connection.
+        constexpr size_t kMaxDrainBytes = size_t{64} << 20;
+        std::string request_body;
+        bool over_limit = false;
+        size_t dropped = 0;
+        const bool read = read_content([&](const char* data, size_t n) {
+            if (!over_limit && request_body.size() + n > static_cast<size_t>(options_.max_body_bytes)) {
+                over_limit = true;
+                request_body = std::string();
+            }
+            if (!over_limit) {
+                request_body.append(data, n);
+                return true;
+            }
+            dropped += n;
+            return dropped <= kMaxDrainBytes;
+        });
+        if (over_limit || res.status == 413) {
+            res.set_header("Connection", "close");
+            return send_error(res, 413, str_printf("request body over this server's limit of %lld bytes (--max-body)",
+                                                   static_cast<long long>(options_.max_body_bytes)));
+        }
+        if (!read) return send_error(res, 400, "the request body could not be read (cut short?)");
         const int limit = static_cast<int>(all_slots_.size()) + options_.queue;
         std::shared_ptr<Admission> admission = Admission::try_admit(in_flight_, limit);
         if (!admission) {
@@ -164,7 +191,8 @@ void ChatServer::install_routes() {
                                   all_slots_.size(), options_.queue));
             return;
         }
-        auto parsed = parse_chat_request(req.body);
+        auto parsed = parse_chat_request(request_body);
+        request_body = std::string();  // the images are in the request now
         if (!parsed.is_ok()) return send_error(res, 400, parsed.status().message());
         ChatRequest request = std::move(*parsed);
         if (request.pruning && plan_text(*request.pruning) != plan_text(options_.pruning)) {
@@ -314,8 +342,7 @@ void ChatServer::install_routes() {
     });
     if (options_.log_requests) {
         http.set_logger([](const httplib::Request& req, const httplib::Response& res) {
-            std::fprintf(stderr, "glimpse serve: %s %s -> %d (%zu bytes in, %zu out)\n", req.method.c_str(),
-                         req.path.c_str(), res.status, req.body.size(), res.body.size());
+            std::fprintf(stderr, "glimpse serve: %s %s -> %d\n", req.method.c_str(), req.path.c_str(), res.status);
         });
     }
 }
