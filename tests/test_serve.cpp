@@ -8,8 +8,11 @@
 
 #include <httplib.h>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -272,6 +275,44 @@ TEST_CASE("serve: a chat completion equals the CLI's caption; streamed chunks ad
     CHECK(streamed == expected);
     CHECK(finish == "stop");
     CHECK(streamed_tokens == completion_tokens);
+}
+
+TEST_CASE("serve: clients that hang up mid-request give their slot back") {
+    const std::string expected = vlm_answer(*load_vlm(), kPrompt, 0, 0, 256);
+    // Queue 1: the next request may arrive before the server has even read the abandoned one.
+    TestServer s(1, 1);
+    for (const bool stream : {true, false}) {
+        for (const bool send_whole_body : {true, false}) {
+            CAPTURE(stream);
+            CAPTURE(send_whole_body);
+            const std::string body = chat_body(png_data_uri(), kPrompt, {{"stream", stream}}).dump();
+            const std::string head = "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                                     "application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n";
+            const std::string sent = head + (send_whole_body ? body : body.substr(0, body.size() / 2));
+            const int fd = socket(AF_INET, SOCK_STREAM, 0);
+            REQUIRE(fd >= 0);
+            sockaddr_in addr{};
+            addr.sin_family = AF_INET;
+            addr.sin_port = htons(static_cast<uint16_t>(s.port));
+            addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+            REQUIRE(send(fd, sent.data(), sent.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(sent.size()));
+            close(fd);  // gone before the answer (or before the end of the body)
+            // The abandoned request ends and frees the slot and its admission (a leak would keep
+            // requests_in_flight above 0, and the next request would wait for the slot forever).
+            auto c = s.client();
+            bool idle = false;
+            for (int i = 0; i < 30000 && !idle; ++i) {
+                auto h = c.Get("/health");
+                REQUIRE(h);
+                const json hj = json::parse(h->body);
+                idle = hj["requests_in_flight"] == 0 && hj["slots_idle"] == 1;
+                if (!idle) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            }
+            REQUIRE(idle);
+            CHECK(answer_of(s.post(chat_body(png_data_uri(), kPrompt).dump())) == expected);
+        }
+    }
 }
 
 TEST_CASE("serve: a JPEG data URI is answered as the decoded file is") {
