@@ -47,14 +47,15 @@ const std::string kMmproj = kBundled + "/scenes-smolvlm-f16-mmproj.gguf";
 const std::string kImage = kBundled + "/samples/1000000.png";
 const std::string kPrompt = "Describe this image.";
 
-VlmConfig one_thread_config() {
+VlmConfig one_thread_config(std::optional<PruningPlan> pruning = std::nullopt) {
     VlmConfig cfg;
     cfg.n_threads = 1;  // the CLI oracle runs with -t 1 too
+    cfg.pruning = std::move(pruning);
     return cfg;
 }
 
-std::unique_ptr<Vlm> load_vlm() {
-    auto vlm = Vlm::load(kText, kMmproj, one_thread_config());
+std::unique_ptr<Vlm> load_vlm(std::optional<PruningPlan> pruning = std::nullopt) {
+    auto vlm = Vlm::load(kText, kMmproj, one_thread_config(pruning));
     REQUIRE_MESSAGE(vlm.is_ok(), vlm.status().message());
     return std::move(*vlm);
 }
@@ -86,9 +87,9 @@ json chat_body(const std::string& url, const std::string& text, json extra = jso
 }
 
 // The answer of `glimpse caption` (the CLI binary built beside the tests) for kImage.
-std::string cli_caption(const std::string& prompt) {
+std::string cli_caption(const std::string& prompt, const std::string& extra_flags = "") {
     const std::string cmd = std::string(GLIMPSE_CLI_BINARY) + " caption -t 1 --temp 0 -m '" + kText + "' --mmproj '" +
-                            kMmproj + "' --image '" + kImage + "' -p '" + prompt + "' 2>/dev/null";
+                            kMmproj + "' --image '" + kImage + "' -p '" + prompt + "' " + extra_flags + " 2>/dev/null";
     FILE* p = popen(cmd.c_str(), "r");
     REQUIRE(p != nullptr);
     std::string out;
@@ -123,10 +124,12 @@ struct TestServer {
     std::thread thread;
     int port = 0;
 
-    TestServer(int slots, int queue, int64_t max_body = int64_t{32} << 20, std::function<void()> on_slot_taken = {}) {
+    TestServer(int slots, int queue, int64_t max_body = int64_t{32} << 20, std::function<void()> on_slot_taken = {},
+               std::optional<PruningPlan> pruning = std::nullopt) {
         std::vector<std::unique_ptr<Vlm>> models;
-        for (int i = 0; i < slots; ++i) models.push_back(load_vlm());
+        for (int i = 0; i < slots; ++i) models.push_back(load_vlm(pruning));
         ServeOptions o;
+        o.pruning = pruning;
         o.port = 0;
         o.queue = queue;
         o.max_body_bytes = max_body;
@@ -313,6 +316,27 @@ TEST_CASE("serve: clients that hang up mid-request give their slot back") {
             CHECK(answer_of(s.post(chat_body(png_data_uri(), kPrompt).dump())) == expected);
         }
     }
+}
+
+TEST_CASE("serve: a server started with a pruning plan answers as the CLI with that plan; other plans are refused") {
+    const std::string expected = cli_caption(kPrompt, "--prune divprune --keep 0.5");
+    REQUIRE(expected != cli_caption(kPrompt));  // the plan changes this answer, so the check below sees it
+    auto plan = pruning_plan_from_shorthand("divprune", 0.5);
+    REQUIRE(plan.is_ok());
+    TestServer s(1, 1, int64_t{32} << 20, {}, *plan);
+    const std::string png = png_data_uri();
+    CHECK(answer_of(s.post(chat_body(png, kPrompt).dump())) == expected);
+    // Naming the server's own plan is accepted; another keep, or none, is refused.
+    CHECK(answer_of(s.post(chat_body(png, kPrompt, {{"glimpse", {{"prune", "divprune"}, {"keep", 0.5}}}}).dump())) == expected);
+    for (const json& other : {json{{"prune", "divprune"}, {"keep", 0.25}}, json{{"prune", "none"}}}) {
+        CAPTURE(other.dump());
+        auto [status, message] = refusal(s.post(chat_body(png, kPrompt, {{"glimpse", other}}).dump()));
+        CHECK(status == 400);
+        CHECK(contains(message, "cannot change it"));
+    }
+    auto models = s.client().Get("/v1/models");
+    REQUIRE(models);
+    CHECK(json::parse(models->body)["data"][0]["meta"]["pruning"].is_object());
 }
 
 TEST_CASE("serve: a JPEG data URI is answered as the decoded file is") {
