@@ -14,7 +14,7 @@ SUDO  ?= $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 DEB_PACKAGES = build-essential cmake ninja-build pkg-config \
                libeigen3-dev libdnnl-dev ocl-icd-opencl-dev libxnnpack-dev libstb-dev libjpeg-dev doctest-dev \
-               python3
+               libcpp-httplib-dev nlohmann-json3-dev python3
 
 # The SmolVLM-layout model trained in this project (docs/models.md), int8 text weights, on a
 # held-out scene; the scene generator's caption of it is printed after the model's.

@@ -15,6 +15,10 @@
 # the amd64 one (both ship a different /usr/include/oneapi/dnnl/dnnl_config.h), and
 # libxnnpack-dev is not Multi-Arch: same (installing :arm64 would remove :amd64).
 #
+# Nor are libcpp-httplib-dev:arm64 and its OpenSSL, zlib and brotli -dev packages: the cross
+# builds leave `glimpse serve` out (tools/serve/CMakeLists.txt, docs/serve.md); a native build on
+# the board (`make deps`) has it.
+#
 # Needs root (or sudo). Usage: targets/setup-cross.sh
 set -euo pipefail
 

@@ -32,6 +32,7 @@
 #include "tools/common/args.h"
 #include "tools/glimpse/eval.h"
 #include "tools/quantize/quantize_command.h"
+#include "tools/serve/serve_command.h"
 
 using namespace glimpse;
 using namespace glimpse::tools;
@@ -791,7 +792,8 @@ void usage() {
         "  caption   describe an image or answer a question about it\n"
         "  inspect   print a model pair's metadata and memory plan\n"
         "  eval      measure a model's accuracy on procedural scenes\n"
-        "  quantize  write a GGUF with quantized weights (q8_0, q4_0, q4_k, ...), as llama-quantize does\n\n"
+        "  quantize  write a GGUF with quantized weights (q8_0, q4_0, q4_k, ...), as llama-quantize does\n"
+        "  serve     answer OpenAI-style chat requests with images over HTTP (docs/serve.md)\n\n"
         "Run 'glimpse COMMAND --help' for a command's options.\n"
         "Environment: GLIMPSE_MAX_ISA=scalar|avx2|avx512|amx|neon|dotprod|i8mm caps the kernels' instruction set.\n",
         stdout);
@@ -812,5 +814,6 @@ int main(int argc, char** argv) {
     if (cmd == "inspect") return cmd_inspect(argc - 2, argv + 2);
     if (cmd == "eval") return cmd_eval(argc - 2, argv + 2);
     if (cmd == "quantize") return quantize_command("glimpse quantize", argc - 2, argv + 2);
-    return fail("unknown command '" + cmd + "' (caption, inspect, eval, quantize; see --help)", 2);
+    if (cmd == "serve") return serve::serve_command(argc - 2, argv + 2, {add_model_options, model_config});
+    return fail("unknown command '" + cmd + "' (caption, inspect, eval, quantize, serve; see --help)", 2);
 }
