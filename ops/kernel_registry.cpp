@@ -136,6 +136,8 @@ std::vector<Kernel> build_registry() {
          .fn = {.rms_norm = rms_norm_neon}},
         {.name = "attention__neon", .op = OpFamily::attention, .isa = Isa::neon, .priority = P::simd_narrow,
          .fn = {.attention = attention_neon}},
+        {.name = "topk__neon", .op = OpFamily::topk, .isa = Isa::neon, .priority = P::simd_narrow,
+         .fn = {.topk = topk_neon}},
 #endif
 #if defined(__x86_64__)
         {.name = "layer_norm__avx2", .op = OpFamily::layer_norm, .isa = Isa::avx2, .priority = P::simd,
@@ -170,6 +172,8 @@ std::vector<Kernel> build_registry() {
          .fn = {.rope = rope_avx512}},
         {.name = "attention__avx512", .op = OpFamily::attention, .isa = Isa::avx512, .priority = P::simd_wide,
          .fn = {.attention = attention_avx512}},
+        {.name = "topk__avx2", .op = OpFamily::topk, .isa = Isa::avx2, .priority = P::simd,
+         .fn = {.topk = topk_avx2}},
         {.name = "topk__avx512", .op = OpFamily::topk, .isa = Isa::avx512, .priority = P::simd_wide,
          .fn = {.topk = topk_avx512}},
 #endif

@@ -87,6 +87,37 @@ struct VecNeon {
     // a[0..4) -> lane i = Σ over the lanes of a[i] (pairwise adds)
     static F reduce_lanes(const F* a) { return vpaddq_f32(vpaddq_f32(a[0], a[1]), vpaddq_f32(a[2], a[3])); }
 
+    // u32 lanes (top-k keys, ops/simd/topk.h); MaskU is a lane vector of all-ones / all-zeros
+    using U = uint32x4_t;
+    using MaskU = uint32x4_t;
+    static MaskU first_lanes_u(int64_t n) { return first_lanes(n); }
+    static U set1_u(uint32_t v) { return vdupq_n_u32(v); }
+    static U float_bits_tail(const float* p, int64_t n) { return vreinterpretq_u32_f32(load_tail(p, n)); }
+    static U load_u_tail(const uint32_t* p, int64_t n) {
+        if (n >= 4) return vld1q_u32(p);
+        uint32_t tmp[4] = {0, 0, 0, 0};
+        for (int64_t i = 0; i < n; ++i) tmp[i] = p[i];
+        return vld1q_u32(tmp);
+    }
+    static void store_u_tail(uint32_t* p, int64_t n, U v) {
+        if (n >= 4) return vst1q_u32(p, v);
+        uint32_t tmp[4];
+        vst1q_u32(tmp, v);
+        for (int64_t i = 0; i < n; ++i) p[i] = tmp[i];
+    }
+    static U and_u(U a, U b) { return vandq_u32(a, b); }
+    static U or_u(U a, U b) { return vorrq_u32(a, b); }
+    static U xor_u(U a, U b) { return veorq_u32(a, b); }
+    static U sign_fill(U a) { return vreinterpretq_u32_s32(vshrq_n_s32(vreinterpretq_s32_u32(a), 31)); }
+    static MaskU eq_u(U a, U b) { return vceqq_u32(a, b); }
+    static MaskU gt_u(U a, U b) { return vcgtq_u32(a, b); }
+    static MaskU and_mask(MaskU a, MaskU b) { return vandq_u32(a, b); }
+    static U zero_where(MaskU m, U v) { return vbicq_u32(v, m); }
+    static unsigned mask_bits(MaskU m) {  // bit i = lane i
+        const uint32_t weights[4] = {1, 2, 4, 8};
+        return vaddvq_u32(vandq_u32(m, vld1q_u32(weights)));
+    }
+
     // f64 lanes
     static D zero_d() { return vdupq_n_f64(0.0); }
     static D lo_to_d(F v) { return vcvt_f64_f32(vget_low_f32(v)); }
