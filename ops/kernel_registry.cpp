@@ -132,6 +132,8 @@ std::vector<Kernel> build_registry() {
         {.name = "gather_rows__ref", .op = OpFamily::gather_rows, .isa = Isa::scalar, .priority = P::reference,
          .fn = {.gather_rows = gather_rows_ref}},
 #if defined(__aarch64__)
+        {.name = "layer_norm__neon", .op = OpFamily::layer_norm, .isa = Isa::neon, .priority = P::simd_narrow,
+         .fn = {.layer_norm = layer_norm_neon}},
         {.name = "rms_norm__neon", .op = OpFamily::rms_norm, .isa = Isa::neon, .priority = P::simd_narrow,
          .fn = {.rms_norm = rms_norm_neon}},
         {.name = "attention__neon", .op = OpFamily::attention, .isa = Isa::neon, .priority = P::simd_narrow,

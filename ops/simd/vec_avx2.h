@@ -159,6 +159,10 @@ struct VecAvx2 {
     static U zero_where(MaskU m, U v) { return _mm256_andnot_si256(m, v); }
     static unsigned mask_bits(MaskU m) { return static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(m))); }
 
+    // f32 <-> f16 bits of one scalar (round to nearest even), for block scales
+    static uint16_t f16_bits(float x) { return static_cast<uint16_t>(_cvtss_sh(x, 0)); }
+    static float from_f16_bits(uint16_t h) { return _cvtsh_ss(h); }
+
     // f64 lanes (statistics of the norms)
     static D zero_d() { return _mm256_setzero_pd(); }
     static D lo_to_d(F v) { return _mm256_cvtps_pd(_mm256_castps256_ps128(v)); }

@@ -140,6 +140,10 @@ struct VecAvx512 {
         return __builtin_popcount(m);
     }
 
+    // f32 <-> f16 bits of one scalar (round to nearest even), for block scales
+    static uint16_t f16_bits(float x) { return static_cast<uint16_t>(_cvtss_sh(x, 0)); }
+    static float from_f16_bits(uint16_t h) { return _cvtsh_ss(h); }
+
     // f64 lanes (statistics of the norms)
     static D zero_d() { return _mm512_setzero_pd(); }
     static D lo_to_d(F v) { return _mm512_cvtps_pd(_mm512_castps512_ps256(v)); }

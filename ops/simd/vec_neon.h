@@ -87,6 +87,20 @@ struct VecNeon {
     // a[0..4) -> lane i = Σ over the lanes of a[i] (pairwise adds)
     static F reduce_lanes(const F* a) { return vpaddq_f32(vpaddq_f32(a[0], a[1]), vpaddq_f32(a[2], a[3])); }
 
+    // int32 lanes (activation quantization)
+    using I = int32x4_t;
+    static I round_to_i32(F a) { return vcvtnq_s32_f32(a); }  // to nearest, ties to even
+    static I add_i(I a, I b) { return vaddq_s32(a, b); }
+    static int32_t reduce_add_i(I v) { return vaddvq_s32(v); }
+    // 32 int32 in 8 vectors -> 32 int8 (saturating narrows 32 -> 16 -> 8), in order
+    static void store_32_as_i8(int8_t* q, const I* v) {
+        for (int j = 0; j < 8; j += 2) vst1_s8(q + 4 * j, vqmovn_s16(vcombine_s16(vqmovn_s32(v[j]), vqmovn_s32(v[j + 1]))));
+    }
+
+    // f32 <-> f16 bits of one scalar (round to nearest even), for block scales
+    static uint16_t f16_bits(float x) { return vget_lane_u16(vreinterpret_u16_f16(vcvt_f16_f32(vdupq_n_f32(x))), 0); }
+    static float from_f16_bits(uint16_t h) { return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h))), 0); }
+
     // u32 lanes (top-k keys, ops/simd/topk.h); MaskU is a lane vector of all-ones / all-zeros
     using U = uint32x4_t;
     using MaskU = uint32x4_t;
