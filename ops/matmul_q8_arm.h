@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "ops/matmul.h"
 #include "quant/formats.h"
@@ -25,6 +26,8 @@ struct Q4Group {  // 4 rows x 32 values of q4_0 (nibbles XOR 8), bytes in the ke
     uint8_t qs[2 * kQK];
 };
 static_assert(sizeof(Q8Group) == 136 && sizeof(Q4Group) == 72, "packed group sizes");
+template <bool kQ4>
+using Group = std::conditional_t<kQ4, Q4Group, Q8Group>;
 
 template <class Group>
 int64_t packed_bytes(int64_t N, int64_t K) {

@@ -109,31 +109,23 @@ template <bool kQ4>
 void run_q(const MatmulArgs& a, ThreadPool* pool) {
     BlockQ8_0* xq = static_cast<BlockQ8_0*>(a.scratch);
     q8_rows::quantize_rows(a, xq, pool, quantize_row_q8_0_neon);
-    auto body = [&](int64_t g0, int64_t g1, int) {
-        for (int64_t g = g0; g < g1; ++g) {
-            q8_rows::for_row_tiles<4>(a.M, [&]<int MR>(int64_t m) { tile<kQ4, MR>(a, xq, m, g); });
-        }
-    };
-    const int64_t groups = (a.N + 3) / 4;
-    if (pool) pool->parallel_for(groups, body);
-    else body(0, groups, 0);
+    q8_rows::for_each_index((a.N + 3) / 4, pool, [&](int64_t g) {
+        q8_rows::for_row_tiles<4>(a.M, [&]<int MR>(int64_t m) { tile<kQ4, MR>(a, xq, m, g); });
+    });
 }
 
-void run_q8_0(const MatmulArgs& a, ThreadPool* pool) { run_q<false>(a, pool); }
-void run_q4_0(const MatmulArgs& a, ThreadPool* pool) { run_q<true>(a, pool); }
+template <bool kQ4>
+constexpr MatmulKernel kernel(const char* name) {
+    return {.name = name, .isa = Isa::dotprod, .w_type = kQ4 ? DType::q4_0 : DType::q8_0,
+            .priority = KernelPriority::simd, .activations = MatmulActivations::q8_0,
+            .supports = q8_rows::supports_whole_blocks, .packed_bytes = q8_arm::packed_bytes<q8_arm::Group<kQ4>>,
+            .pack = kQ4 ? pack_q4 : pack_q8, .scratch_bytes = q8_rows::scratch_q8_0, .run = run_q<kQ4>};
+}
 
 }  // namespace
 }  // namespace arm_dotprod
 
-extern const MatmulKernel kMatmulQ8_0Q8_0Dotprod = {
-    .name = "q8_0_q8_0_4x4__dotprod", .isa = Isa::dotprod, .w_type = DType::q8_0, .priority = KernelPriority::simd,
-    .activations = MatmulActivations::q8_0, .supports = q8_rows::supports_whole_blocks,
-    .packed_bytes = q8_arm::packed_bytes<q8_arm::Q8Group>, .pack = arm_dotprod::pack_q8,
-    .scratch_bytes = q8_rows::scratch_q8_0, .run = arm_dotprod::run_q8_0};
-extern const MatmulKernel kMatmulQ4_0Q8_0Dotprod = {
-    .name = "q4_0_q8_0_4x4__dotprod", .isa = Isa::dotprod, .w_type = DType::q4_0, .priority = KernelPriority::simd,
-    .activations = MatmulActivations::q8_0, .supports = q8_rows::supports_whole_blocks,
-    .packed_bytes = q8_arm::packed_bytes<q8_arm::Q4Group>, .pack = arm_dotprod::pack_q4,
-    .scratch_bytes = q8_rows::scratch_q8_0, .run = arm_dotprod::run_q4_0};
+extern const MatmulKernel kMatmulQ8_0Q8_0Dotprod = arm_dotprod::kernel<false>("q8_0_q8_0_4x4__dotprod");
+extern const MatmulKernel kMatmulQ4_0Q8_0Dotprod = arm_dotprod::kernel<true>("q4_0_q8_0_4x4__dotprod");
 
 }  // namespace glimpse

@@ -128,33 +128,25 @@ void run_q(const MatmulArgs& a, ThreadPool* pool) {
     if (pool && pairs > 1) pool->parallel_for(pairs, quantize);
     else quantize(0, pairs, 0);
 
-    auto body = [&](int64_t g0, int64_t g1, int) {
-        for (int64_t g = g0; g < g1; ++g) {
-            int64_t p = 0;
-            for (; p + 2 <= pairs; p += 2) tile<kQ4, 2>(a, xp, p, g);
-            if (p < pairs) tile<kQ4, 1>(a, xp, p, g);
-        }
-    };
-    const int64_t groups = (a.N + 3) / 4;
-    if (pool) pool->parallel_for(groups, body);
-    else body(0, groups, 0);
+    q8_rows::for_each_index((a.N + 3) / 4, pool, [&](int64_t g) {
+        int64_t p = 0;
+        for (; p + 2 <= pairs; p += 2) tile<kQ4, 2>(a, xp, p, g);
+        if (p < pairs) tile<kQ4, 1>(a, xp, p, g);
+    });
 }
 
-void run_q8_0(const MatmulArgs& a, ThreadPool* pool) { run_q<false>(a, pool); }
-void run_q4_0(const MatmulArgs& a, ThreadPool* pool) { run_q<true>(a, pool); }
+template <bool kQ4>
+constexpr MatmulKernel kernel(const char* name) {
+    return {.name = name, .isa = Isa::i8mm, .w_type = kQ4 ? DType::q4_0 : DType::q8_0,
+            .priority = KernelPriority::simd_wide, .activations = MatmulActivations::q8_0,
+            .supports = q8_rows::supports_whole_blocks, .packed_bytes = q8_arm::packed_bytes<q8_arm::Group<kQ4>>,
+            .pack = kQ4 ? pack_q4 : pack_q8, .scratch_bytes = scratch_pairs, .run = run_q<kQ4>};
+}
 
 }  // namespace
 }  // namespace arm_i8mm
 
-extern const MatmulKernel kMatmulQ8_0Q8_0I8mm = {
-    .name = "q8_0_q8_0_4x8__i8mm", .isa = Isa::i8mm, .w_type = DType::q8_0, .priority = KernelPriority::simd_wide,
-    .activations = MatmulActivations::q8_0, .supports = q8_rows::supports_whole_blocks,
-    .packed_bytes = q8_arm::packed_bytes<q8_arm::Q8Group>, .pack = arm_i8mm::pack_q8,
-    .scratch_bytes = arm_i8mm::scratch_pairs, .run = arm_i8mm::run_q8_0};
-extern const MatmulKernel kMatmulQ4_0Q8_0I8mm = {
-    .name = "q4_0_q8_0_4x8__i8mm", .isa = Isa::i8mm, .w_type = DType::q4_0, .priority = KernelPriority::simd_wide,
-    .activations = MatmulActivations::q8_0, .supports = q8_rows::supports_whole_blocks,
-    .packed_bytes = q8_arm::packed_bytes<q8_arm::Q4Group>, .pack = arm_i8mm::pack_q4,
-    .scratch_bytes = arm_i8mm::scratch_pairs, .run = arm_i8mm::run_q4_0};
+extern const MatmulKernel kMatmulQ8_0Q8_0I8mm = arm_i8mm::kernel<false>("q8_0_q8_0_4x8__i8mm");
+extern const MatmulKernel kMatmulQ4_0Q8_0I8mm = arm_i8mm::kernel<true>("q4_0_q8_0_4x8__i8mm");
 
 }  // namespace glimpse

@@ -73,13 +73,9 @@ template <bool kQ4>
 void run_q(const MatmulArgs& a, ThreadPool* pool) {
     BlockQ8_0* xq = static_cast<BlockQ8_0*>(a.scratch);
     q8_rows::quantize_rows(a, xq, pool, quantize_row_q8_0_neon);
-    auto body = [&](int64_t n0, int64_t n1, int) {
-        for (int64_t n = n0; n < n1; ++n) {
-            q8_rows::for_row_tiles<4>(a.M, [&]<int MR>(int64_t m) { row_tile<kQ4, MR>(a, xq, m, n); });
-        }
-    };
-    if (pool) pool->parallel_for(a.N, body);
-    else body(0, a.N, 0);
+    q8_rows::for_each_index(a.N, pool, [&](int64_t n) {
+        q8_rows::for_row_tiles<4>(a.M, [&]<int MR>(int64_t m) { row_tile<kQ4, MR>(a, xq, m, n); });
+    });
 }
 
 void run_q8_0(const MatmulArgs& a, ThreadPool* pool) { run_q<false>(a, pool); }

@@ -34,6 +34,16 @@ void quantize_rows(const MatmulArgs& a, BlockQ8_0* xq, ThreadPool* pool, Quantiz
     else body(0, a.M, 0);
 }
 
+// fn(i) for every i in [0, count), the range split over the pool.
+template <class Fn>
+void for_each_index(int64_t count, ThreadPool* pool, Fn fn) {
+    auto range = [&](int64_t i0, int64_t i1, int) {
+        for (int64_t i = i0; i < i1; ++i) fn(i);
+    };
+    if (pool) pool->parallel_for(count, range);
+    else range(0, count, 0);
+}
+
 // The tail of for_row_tiles: one tile of `left` rows (0 <= left <= R) at row m.
 template <int R, class Tile>
 void tail_tile(int64_t left, int64_t m, Tile& tile) {
