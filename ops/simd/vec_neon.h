@@ -30,28 +30,28 @@ struct VecNeon {
         const uint32_t lanes[4] = {0, 1, 2, 3};
         return vcltq_u32(vld1q_u32(lanes), vdupq_n_u32(m));
     }
-    static F load_tail(const float* p, int64_t n) {
-        if (n >= 4) return vld1q_f32(p);
-        float tmp[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    // The first min(n, 4) elements of p through a zeroed 4-element stack buffer.
+    template <class T, class Load>
+    static auto load_first(const T* p, int64_t n, Load load) {
+        if (n >= 4) return load(p);
+        T tmp[4] = {};
         for (int64_t i = 0; i < n; ++i) tmp[i] = p[i];
-        return vld1q_f32(tmp);
+        return load(tmp);
     }
-    static void store_tail(float* p, int64_t n, F v) {
-        if (n >= 4) return vst1q_f32(p, v);
-        float tmp[4];
-        vst1q_f32(tmp, v);
+    template <class T, class Vec, class Store>
+    static void store_first(T* p, int64_t n, Vec v, Store store) {
+        if (n >= 4) return store(p, v);
+        T tmp[4];
+        store(tmp, v);
         for (int64_t i = 0; i < n; ++i) p[i] = tmp[i];
     }
+    static F load_tail(const float* p, int64_t n) { return load_first(p, n, [](const float* q) { return vld1q_f32(q); }); }
+    static void store_tail(float* p, int64_t n, F v) { store_first(p, n, v, [](float* q, F w) { vst1q_f32(q, w); }); }
 
     // f16 bits -> f32
     static F load_f16(const uint16_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
     static F load_f16_aligned(const uint16_t* p) { return load_f16(p); }
-    static F load_f16_tail(const uint16_t* p, int64_t n) {
-        if (n >= 4) return load_f16(p);
-        uint16_t tmp[4] = {0, 0, 0, 0};
-        for (int64_t i = 0; i < n; ++i) tmp[i] = p[i];
-        return load_f16(tmp);
-    }
+    static F load_f16_tail(const uint16_t* p, int64_t n) { return load_first(p, n, load_f16); }
 
     static F add(F a, F b) { return vaddq_f32(a, b); }
     static F sub(F a, F b) { return vsubq_f32(a, b); }
@@ -108,16 +108,10 @@ struct VecNeon {
     static U set1_u(uint32_t v) { return vdupq_n_u32(v); }
     static U float_bits_tail(const float* p, int64_t n) { return vreinterpretq_u32_f32(load_tail(p, n)); }
     static U load_u_tail(const uint32_t* p, int64_t n) {
-        if (n >= 4) return vld1q_u32(p);
-        uint32_t tmp[4] = {0, 0, 0, 0};
-        for (int64_t i = 0; i < n; ++i) tmp[i] = p[i];
-        return vld1q_u32(tmp);
+        return load_first(p, n, [](const uint32_t* q) { return vld1q_u32(q); });
     }
     static void store_u_tail(uint32_t* p, int64_t n, U v) {
-        if (n >= 4) return vst1q_u32(p, v);
-        uint32_t tmp[4];
-        vst1q_u32(tmp, v);
-        for (int64_t i = 0; i < n; ++i) p[i] = tmp[i];
+        store_first(p, n, v, [](uint32_t* q, U w) { vst1q_u32(q, w); });
     }
     static U and_u(U a, U b) { return vandq_u32(a, b); }
     static U or_u(U a, U b) { return vorrq_u32(a, b); }
