@@ -15,10 +15,10 @@ namespace glimpse::q8_rows {
 namespace {
 
 // K must be whole 32-value blocks.
-bool supports_whole_blocks(int64_t, int64_t K, int64_t) { return K % kQK == 0; }
+inline bool supports_whole_blocks(int64_t, int64_t K, int64_t) { return K % kQK == 0; }
 
 // Scratch for x:(M_max,K) quantized to q8_0 blocks, one row after another.
-int64_t scratch_q8_0(int64_t M_max, int64_t K, int64_t, int) {
+inline int64_t scratch_q8_0(int64_t M_max, int64_t K, int64_t, int) {
     return M_max * (K / kQK) * static_cast<int64_t>(sizeof(BlockQ8_0));
 }
 
