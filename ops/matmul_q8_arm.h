@@ -55,8 +55,8 @@ void pack_groups(const void* w, int64_t N, int64_t K, void* out, Place place) {
     }
 }
 
-// The 4 rows' f16 scales as f32; q4 groups' carry the 1/16 that the nibble split's
-// factor 16 needs (exact: a power of two).
+// The 4 rows' f16 scales as f32; for q4 groups times 1/16, which undoes the factor 16
+// of split_q4 (exact: a power of two).
 template <bool kQ4>
 float32x4_t group_scales(const uint16_t* d) {
     const float32x4_t s = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(d)));
