@@ -132,10 +132,14 @@ std::vector<Kernel> build_registry() {
         {.name = "gather_rows__ref", .op = OpFamily::gather_rows, .isa = Isa::scalar, .priority = P::reference,
          .fn = {.gather_rows = gather_rows_ref}},
 #if defined(__aarch64__)
+        {.name = "layer_norm__neon", .op = OpFamily::layer_norm, .isa = Isa::neon, .priority = P::simd_narrow,
+         .fn = {.layer_norm = layer_norm_neon}},
         {.name = "rms_norm__neon", .op = OpFamily::rms_norm, .isa = Isa::neon, .priority = P::simd_narrow,
          .fn = {.rms_norm = rms_norm_neon}},
         {.name = "attention__neon", .op = OpFamily::attention, .isa = Isa::neon, .priority = P::simd_narrow,
          .fn = {.attention = attention_neon}},
+        {.name = "topk__neon", .op = OpFamily::topk, .isa = Isa::neon, .priority = P::simd_narrow,
+         .fn = {.topk = topk_neon}},
 #endif
 #if defined(__x86_64__)
         {.name = "layer_norm__avx2", .op = OpFamily::layer_norm, .isa = Isa::avx2, .priority = P::simd,
@@ -170,6 +174,8 @@ std::vector<Kernel> build_registry() {
          .fn = {.rope = rope_avx512}},
         {.name = "attention__avx512", .op = OpFamily::attention, .isa = Isa::avx512, .priority = P::simd_wide,
          .fn = {.attention = attention_avx512}},
+        {.name = "topk__avx2", .op = OpFamily::topk, .isa = Isa::avx2, .priority = P::simd,
+         .fn = {.topk = topk_avx2}},
         {.name = "topk__avx512", .op = OpFamily::topk, .isa = Isa::avx512, .priority = P::simd_wide,
          .fn = {.topk = topk_avx512}},
 #endif

@@ -42,6 +42,7 @@
 
 #include <cstring>
 
+#include "ops/amx_tiles.h"
 #include "ops/matmul.h"
 #include "runtime/aligned_buffer.h"
 #include "runtime/fp16.h"
@@ -53,21 +54,17 @@ enum class Mode { f16_exact, f16_as_bf16, bf16 };
 
 constexpr int64_t kPanel = 32;
 
-struct alignas(64) TileConfig {
-    uint8_t palette = 1;
-    uint8_t start_row = 0;
-    uint8_t reserved[14] = {};
-    uint16_t colsb[16] = {};
-    uint8_t rows[16] = {};
-};
-
+// Every tile 16 rows x 64 bytes: C tmm0-3 (16 x 16 f32), A tmm4-5 and B tmm6-7 (16 x 32 bf16).
 inline void configure_tiles() {
-    TileConfig cfg;
-    for (int t = 0; t < 8; ++t) {
-        cfg.colsb[t] = 64;
-        cfg.rows[t] = 16;
-    }
-    _tile_loadconfig(&cfg);
+    amx::configure_tiles({{16, 64}, {16, 64}, {16, 64}, {16, 64}, {16, 64}, {16, 64}, {16, 64}, {16, 64}});
+}
+
+// C tmm0-3 (2x2 tiles) += A (tmm4, tmm5) · B (tmm6, tmm7)
+inline void multiply_2x2() {
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
 }
 
 // f32 -> bf16 bits, round to nearest even (as runtime/fp16.h and ggml; no NaN inputs here).
@@ -212,28 +209,19 @@ inline void block(const Geometry& g, const uint16_t* a_hi, const uint16_t* a_lo,
         _tile_loadd(5, ah + next + ak, 64);
         _tile_loadd(6, bh, 64);
         _tile_loadd(7, bh + 512, 64);
-        _tile_dpbf16ps(0, 4, 6);
-        _tile_dpbf16ps(1, 4, 7);
-        _tile_dpbf16ps(2, 5, 6);
-        _tile_dpbf16ps(3, 5, 7);
+        multiply_2x2();
         if constexpr (mode == Mode::f16_exact) {
             // xl·wh
             _tile_loadd(4, al + ak, 64);
             _tile_loadd(5, al + next + ak, 64);
-            _tile_dpbf16ps(0, 4, 6);
-            _tile_dpbf16ps(1, 4, 7);
-            _tile_dpbf16ps(2, 5, 6);
-            _tile_dpbf16ps(3, 5, 7);
+            multiply_2x2();
             // xh·wl
             const uint16_t* bl = b_lo + (k / 32) * 1024;
             _tile_loadd(4, ah + ak, 64);
             _tile_loadd(5, ah + next + ak, 64);
             _tile_loadd(6, bl, 64);
             _tile_loadd(7, bl + 512, 64);
-            _tile_dpbf16ps(0, 4, 6);
-            _tile_dpbf16ps(1, 4, 7);
-            _tile_dpbf16ps(2, 5, 6);
-            _tile_dpbf16ps(3, 5, 7);
+            multiply_2x2();
         }
     }
     _tile_stored(0, c_rows, 128);

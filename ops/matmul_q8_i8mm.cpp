@@ -24,6 +24,8 @@
 #include <cstring>
 
 #include "ops/matmul.h"
+#include "ops/matmul_q8_arm.h"
+#include "ops/matmul_q8_rows.h"
 #include "ops/quantize_activations_neon.h"
 #include "quant/formats.h"
 
@@ -31,64 +33,30 @@ namespace glimpse {
 namespace arm_i8mm {
 namespace {
 
-struct Q8Group {
-    uint16_t d[4];
-    int8_t qs[4 * kQK];
-};
-struct Q4Group {
-    uint16_t d[4];
-    uint8_t qs[2 * kQK];
-};
-static_assert(sizeof(Q8Group) == 136 && sizeof(Q4Group) == 72, "packed group sizes");
-
-bool supports_q(int64_t, int64_t K, int64_t) { return K % kQK == 0; }
+using q8_arm::Q4Group;
+using q8_arm::Q8Group;
 
 int64_t scratch_pairs(int64_t M_max, int64_t K, int64_t, int) {
     return (M_max + 1) / 2 * (K / kQK) * static_cast<int64_t>(sizeof(BlockQ8_0x2));
 }
 
-template <class Group>
-int64_t packed_bytes(int64_t N, int64_t K) {
-    return (N + 3) / 4 * (K / kQK) * static_cast<int64_t>(sizeof(Group));
-}
-
-// Byte offset of chunk c of row r (0..3) in a group's qs, chunks of `chunk_stride` bytes.
+// Byte offset of 8-byte chunk c of row r (0..3) in a group's qs: rows (0,1) then (2,3)
+// per chunk, so one 16-byte load is a 2x8 SMMLA operand.
 inline int interleaved(int c, int r) { return 32 * c + 16 * (r / 2) + 8 * (r % 2); }
 
 void pack_q8(const void* w, int64_t N, int64_t K, void* out) {
-    const int64_t nb = K / kQK;
-    const BlockQ8_0* src = static_cast<const BlockQ8_0*>(w);
-    Q8Group* dst = static_cast<Q8Group*>(out);
-    for (int64_t g = 0; g < (N + 3) / 4; ++g) {
-        for (int64_t b = 0; b < nb; ++b) {
-            Q8Group& o = dst[g * nb + b];
-            std::memset(&o, 0, sizeof(o));
-            for (int r = 0; r < 4 && g * 4 + r < N; ++r) {
-                const BlockQ8_0& s = src[(g * 4 + r) * nb + b];
-                o.d[r] = s.d;
-                for (int c = 0; c < 4; ++c) std::memcpy(o.qs + interleaved(c, r), s.qs + 8 * c, 8);
-            }
-        }
-    }
+    q8_arm::pack_groups<Q8Group, BlockQ8_0>(w, N, K, out, [](Q8Group& o, const BlockQ8_0& s, int r) {
+        for (int c = 0; c < 4; ++c) std::memcpy(o.qs + interleaved(c, r), s.qs + 8 * c, 8);
+    });
 }
 
+// Bytes 8c..8c+7 of row r in chunk c (c = 0, 1), nibbles XOR 8 (see the top of the file).
 void pack_q4(const void* w, int64_t N, int64_t K, void* out) {
-    const int64_t nb = K / kQK;
-    const BlockQ4_0* src = static_cast<const BlockQ4_0*>(w);
-    Q4Group* dst = static_cast<Q4Group*>(out);
-    for (int64_t g = 0; g < (N + 3) / 4; ++g) {
-        for (int64_t b = 0; b < nb; ++b) {
-            Q4Group& o = dst[g * nb + b];
-            std::memset(&o, 0, sizeof(o));
-            for (int r = 0; r < 4 && g * 4 + r < N; ++r) {
-                const BlockQ4_0& s = src[(g * 4 + r) * nb + b];
-                o.d[r] = s.d;
-                for (int c = 0; c < 2; ++c) {
-                    for (int i = 0; i < 8; ++i) o.qs[interleaved(c, r) + i] = s.qs[8 * c + i] ^ 0x88;
-                }
-            }
+    q8_arm::pack_groups<Q4Group, BlockQ4_0>(w, N, K, out, [](Q4Group& o, const BlockQ4_0& s, int r) {
+        for (int c = 0; c < 2; ++c) {
+            for (int i = 0; i < 8; ++i) o.qs[interleaved(c, r) + i] = s.qs[8 * c + i] ^ 0x88;
         }
-    }
+    });
 }
 
 // Row pairs [p, p+P) x group g. xp: the pairs' blocks, (pairs, nb).
@@ -99,27 +67,24 @@ void tile(const MatmulArgs& a, const BlockQ8_0x2* xp, int64_t p, int64_t g) {
     for (int i = 0; i < P; ++i) acc01[i] = acc23[i] = vdupq_n_f32(0.0f);
     for (int64_t b = 0; b < nb; ++b) {
         int8x16_t w01[4], w23[4];  // chunk c (k = 8c..8c+7) of rows (0,1) and (2,3)
-        float32x4_t dw;
+        const uint16_t* scales;
         if constexpr (kQ4) {
             const Q4Group& q = static_cast<const Q4Group*>(a.packed)[g * nb + b];
             const int8_t* qs = reinterpret_cast<const int8_t*>(q.qs);
-            const int8x16_t hi_mask = vdupq_n_s8(static_cast<int8_t>(0xf0));
-            for (int c = 0; c < 2; ++c) {
-                const int8x16_t v01 = vld1q_s8(qs + 32 * c), v23 = vld1q_s8(qs + 32 * c + 16);
-                w01[c] = vshlq_n_s8(v01, 4);
-                w23[c] = vshlq_n_s8(v23, 4);
-                w01[c + 2] = vandq_s8(v01, hi_mask);
-                w23[c + 2] = vandq_s8(v23, hi_mask);
+            scales = q.d;
+            for (int c = 0; c < 2; ++c) {  // k = 8c.. (low nibbles) and 16+8c.. (high nibbles)
+                q8_arm::split_q4(vld1q_s8(qs + 32 * c), &w01[c], &w01[c + 2]);
+                q8_arm::split_q4(vld1q_s8(qs + 32 * c + 16), &w23[c], &w23[c + 2]);
             }
-            dw = vmulq_n_f32(vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(q.d))), 1.0f / 16);
         } else {
             const Q8Group& q = static_cast<const Q8Group*>(a.packed)[g * nb + b];
+            scales = q.d;
             for (int c = 0; c < 4; ++c) {
                 w01[c] = vld1q_s8(q.qs + 32 * c);
                 w23[c] = vld1q_s8(q.qs + 32 * c + 16);
             }
-            dw = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(q.d)));
         }
+        const float32x4_t dw = q8_arm::group_scales<kQ4>(scales);
         const float32x4_t dw01 = vcombine_f32(vget_low_f32(dw), vget_low_f32(dw));    // [dw0 dw1 dw0 dw1]
         const float32x4_t dw23 = vcombine_f32(vget_high_f32(dw), vget_high_f32(dw));  // [dw2 dw3 dw2 dw3]
         for (int i = 0; i < P; ++i) {
@@ -136,22 +101,14 @@ void tile(const MatmulArgs& a, const BlockQ8_0x2* xp, int64_t p, int64_t g) {
         }
     }
     const int64_t n = g * 4;
-    const bool full = n + 4 <= a.N;
-    const float32x4_t bias = (a.bias && full) ? vld1q_f32(a.bias + n) : vdupq_n_f32(0.0f);
+    const float32x4_t bias = q8_arm::group_bias(a, n);
     for (int i = 0; i < P; ++i) {
         const float32x4_t row[2] = {vcombine_f32(vget_low_f32(acc01[i]), vget_low_f32(acc23[i])),
                                     vcombine_f32(vget_high_f32(acc01[i]), vget_high_f32(acc23[i]))};
         for (int h = 0; h < 2; ++h) {
             const int64_t m = 2 * (p + i) + h;
             if (m >= a.M) break;
-            float* yr = a.y + m * a.ldy + n;
-            if (full) {
-                vst1q_f32(yr, vaddq_f32(row[h], bias));
-            } else {
-                float out[4];
-                vst1q_f32(out, row[h]);
-                for (int j = 0; n + j < a.N; ++j) yr[j] = out[j] + (a.bias ? a.bias[n + j] : 0.0f);
-            }
+            q8_arm::store_4_columns(a, m, n, row[h], bias);
         }
     }
 }
@@ -171,33 +128,25 @@ void run_q(const MatmulArgs& a, ThreadPool* pool) {
     if (pool && pairs > 1) pool->parallel_for(pairs, quantize);
     else quantize(0, pairs, 0);
 
-    auto body = [&](int64_t g0, int64_t g1, int) {
-        for (int64_t g = g0; g < g1; ++g) {
-            int64_t p = 0;
-            for (; p + 2 <= pairs; p += 2) tile<kQ4, 2>(a, xp, p, g);
-            if (p < pairs) tile<kQ4, 1>(a, xp, p, g);
-        }
-    };
-    const int64_t groups = (a.N + 3) / 4;
-    if (pool) pool->parallel_for(groups, body);
-    else body(0, groups, 0);
+    q8_rows::for_each_index((a.N + 3) / 4, pool, [&](int64_t g) {
+        int64_t p = 0;
+        for (; p + 2 <= pairs; p += 2) tile<kQ4, 2>(a, xp, p, g);
+        if (p < pairs) tile<kQ4, 1>(a, xp, p, g);
+    });
 }
 
-void run_q8_0(const MatmulArgs& a, ThreadPool* pool) { run_q<false>(a, pool); }
-void run_q4_0(const MatmulArgs& a, ThreadPool* pool) { run_q<true>(a, pool); }
+template <bool kQ4>
+constexpr MatmulKernel kernel(const char* name) {
+    return {.name = name, .isa = Isa::i8mm, .w_type = kQ4 ? DType::q4_0 : DType::q8_0,
+            .priority = KernelPriority::simd_wide, .activations = MatmulActivations::q8_0,
+            .supports = q8_rows::supports_whole_blocks, .packed_bytes = q8_arm::packed_bytes<q8_arm::Group<kQ4>>,
+            .pack = kQ4 ? pack_q4 : pack_q8, .scratch_bytes = scratch_pairs, .run = run_q<kQ4>};
+}
 
 }  // namespace
 }  // namespace arm_i8mm
 
-extern const MatmulKernel kMatmulQ8_0Q8_0I8mm = {
-    .name = "q8_0_q8_0_4x8__i8mm", .isa = Isa::i8mm, .w_type = DType::q8_0, .priority = KernelPriority::simd_wide,
-    .activations = MatmulActivations::q8_0, .supports = arm_i8mm::supports_q,
-    .packed_bytes = arm_i8mm::packed_bytes<arm_i8mm::Q8Group>, .pack = arm_i8mm::pack_q8,
-    .scratch_bytes = arm_i8mm::scratch_pairs, .run = arm_i8mm::run_q8_0};
-extern const MatmulKernel kMatmulQ4_0Q8_0I8mm = {
-    .name = "q4_0_q8_0_4x8__i8mm", .isa = Isa::i8mm, .w_type = DType::q4_0, .priority = KernelPriority::simd_wide,
-    .activations = MatmulActivations::q8_0, .supports = arm_i8mm::supports_q,
-    .packed_bytes = arm_i8mm::packed_bytes<arm_i8mm::Q4Group>, .pack = arm_i8mm::pack_q4,
-    .scratch_bytes = arm_i8mm::scratch_pairs, .run = arm_i8mm::run_q4_0};
+extern const MatmulKernel kMatmulQ8_0Q8_0I8mm = arm_i8mm::kernel<false>("q8_0_q8_0_4x8__i8mm");
+extern const MatmulKernel kMatmulQ4_0Q8_0I8mm = arm_i8mm::kernel<true>("q4_0_q8_0_4x8__i8mm");
 
 }  // namespace glimpse

@@ -15,18 +15,13 @@
 #include <algorithm>
 
 #include "ops/matmul.h"
+#include "ops/matmul_q8_rows.h"
 #include "ops/quantize_activations_neon.h"
 #include "quant/formats.h"
 #include "runtime/fp16.h"
 
 namespace glimpse {
 namespace {
-
-bool supports_q(int64_t, int64_t K, int64_t) { return K % kQK == 0; }
-
-int64_t scratch_q8(int64_t M_max, int64_t K, int64_t, int) {
-    return M_max * (K / kQK) * static_cast<int64_t>(sizeof(BlockQ8_0));
-}
 
 // Σ_k w_k·x_k over 32 int8 values held as two 16-byte halves.
 inline int32x4_t dot32(int8x16_t w0, int8x16_t w1, const int8_t* x) {
@@ -76,28 +71,11 @@ void row_tile(const MatmulArgs& a, const BlockQ8_0* xq, int64_t m, int64_t n) {
 
 template <bool kQ4>
 void run_q(const MatmulArgs& a, ThreadPool* pool) {
-    const int64_t nb = a.K / kQK;
     BlockQ8_0* xq = static_cast<BlockQ8_0*>(a.scratch);
-    auto quantize = [&](int64_t m0, int64_t m1, int) {
-        for (int64_t m = m0; m < m1; ++m) quantize_row_q8_0_neon(a.x + m * a.ldx, a.K, xq + m * nb);
-    };
-    if (pool && a.M > 1) pool->parallel_for(a.M, quantize);
-    else quantize(0, a.M, 0);
-
-    auto body = [&](int64_t n0, int64_t n1, int) {
-        for (int64_t n = n0; n < n1; ++n) {
-            int64_t m = 0;
-            for (; m + 4 <= a.M; m += 4) row_tile<kQ4, 4>(a, xq, m, n);
-            switch (a.M - m) {
-                case 3: row_tile<kQ4, 3>(a, xq, m, n); break;
-                case 2: row_tile<kQ4, 2>(a, xq, m, n); break;
-                case 1: row_tile<kQ4, 1>(a, xq, m, n); break;
-                default: break;
-            }
-        }
-    };
-    if (pool) pool->parallel_for(a.N, body);
-    else body(0, a.N, 0);
+    q8_rows::quantize_rows(a, xq, pool, quantize_row_q8_0_neon);
+    q8_rows::for_each_index(a.N, pool, [&](int64_t n) {
+        q8_rows::for_row_tiles<4>(a.M, [&]<int MR>(int64_t m) { row_tile<kQ4, MR>(a, xq, m, n); });
+    });
 }
 
 void run_q8_0(const MatmulArgs& a, ThreadPool* pool) { run_q<false>(a, pool); }
@@ -107,9 +85,11 @@ void run_q4_0(const MatmulArgs& a, ThreadPool* pool) { run_q<true>(a, pool); }
 
 extern const MatmulKernel kMatmulQ8_0Q8_0Neon = {
     .name = "q8_0_q8_0__neon", .isa = Isa::neon, .w_type = DType::q8_0, .priority = KernelPriority::simd_narrow,
-    .activations = MatmulActivations::q8_0, .supports = supports_q, .scratch_bytes = scratch_q8, .run = run_q8_0};
+    .activations = MatmulActivations::q8_0, .supports = q8_rows::supports_whole_blocks,
+    .scratch_bytes = q8_rows::scratch_q8_0, .run = run_q8_0};
 extern const MatmulKernel kMatmulQ4_0Q8_0Neon = {
     .name = "q4_0_q8_0__neon", .isa = Isa::neon, .w_type = DType::q4_0, .priority = KernelPriority::simd_narrow,
-    .activations = MatmulActivations::q8_0, .supports = supports_q, .scratch_bytes = scratch_q8, .run = run_q4_0};
+    .activations = MatmulActivations::q8_0, .supports = q8_rows::supports_whole_blocks,
+    .scratch_bytes = q8_rows::scratch_q8_0, .run = run_q4_0};
 
 }  // namespace glimpse

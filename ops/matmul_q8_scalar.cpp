@@ -17,18 +17,13 @@
 #include <cstring>
 
 #include "ops/matmul.h"
+#include "ops/matmul_q8_rows.h"
 #include "ops/quantize_activations.h"
 #include "quant/formats.h"
 #include "runtime/fp16.h"
 
 namespace glimpse {
 namespace {
-
-int64_t q8_scratch_bytes(int64_t M_max, int64_t K, int64_t, int) {
-    return M_max * (K / kQK) * static_cast<int64_t>(sizeof(BlockQ8_0));
-}
-
-bool q_supports(int64_t, int64_t K, int64_t) { return K % kQK == 0; }
 
 inline int32_t dot_block(const BlockQ8_0& w, const BlockQ8_0& x) {
     int32_t s = 0;
@@ -49,9 +44,6 @@ template <class WBlock>
 void run_q_scalar(const MatmulArgs& a, ThreadPool* pool) {
     const int64_t nb = a.K / kQK;
     BlockQ8_0* xq = static_cast<BlockQ8_0*>(a.scratch);
-    auto quantize = [&](int64_t m0, int64_t m1, int) {
-        for (int64_t m = m0; m < m1; ++m) quantize_row_q8_0(a.x + m * a.ldx, a.K, xq + m * nb);
-    };
     auto multiply = [&](int64_t n0, int64_t n1, int) {
         const WBlock* w = static_cast<const WBlock*>(a.w);
         for (int64_t n = n0; n < n1; ++n) {
@@ -67,13 +59,9 @@ void run_q_scalar(const MatmulArgs& a, ThreadPool* pool) {
             }
         }
     };
-    if (pool) {
-        pool->parallel_for(a.M, quantize);
-        pool->parallel_for(a.N, multiply);
-    } else {
-        quantize(0, a.M, 0);
-        multiply(0, a.N, 0);
-    }
+    q8_rows::quantize_rows(a, xq, pool, quantize_row_q8_0);
+    if (pool) pool->parallel_for(a.N, multiply);
+    else multiply(0, a.N, 0);
 }
 
 }  // namespace
@@ -81,11 +69,13 @@ void run_q_scalar(const MatmulArgs& a, ThreadPool* pool) {
 // Priority 1: above the f32-activation references, so a scalar-only run gets ggml's numbers.
 extern const MatmulKernel q8_0_q8_0__scalar = {
     .name = "q8_0_q8_0__scalar", .isa = Isa::scalar, .w_type = DType::q8_0, .priority = KernelPriority::scalar,
-    .activations = MatmulActivations::q8_0, .supports = q_supports, .scratch_bytes = q8_scratch_bytes,
+    .activations = MatmulActivations::q8_0, .supports = q8_rows::supports_whole_blocks,
+    .scratch_bytes = q8_rows::scratch_q8_0,
     .run = run_q_scalar<BlockQ8_0>};
 extern const MatmulKernel q4_0_q8_0__scalar = {
     .name = "q4_0_q8_0__scalar", .isa = Isa::scalar, .w_type = DType::q4_0, .priority = KernelPriority::scalar,
-    .activations = MatmulActivations::q8_0, .supports = q_supports, .scratch_bytes = q8_scratch_bytes,
+    .activations = MatmulActivations::q8_0, .supports = q8_rows::supports_whole_blocks,
+    .scratch_bytes = q8_rows::scratch_q8_0,
     .run = run_q_scalar<BlockQ4_0>};
 
 }  // namespace glimpse

@@ -27,6 +27,7 @@
 
 #include <cstring>
 
+#include "ops/amx_tiles.h"
 #include "ops/matmul.h"
 #include "ops/matmul_quant_x86.h"
 
@@ -40,30 +41,9 @@ namespace {
 constexpr int R = 16;
 constexpr int64_t kAmxRows = 16;  // fewer rows: the VNNI kernel
 
-struct alignas(64) TileConfig {
-    uint8_t palette = 1;
-    uint8_t start_row = 0;
-    uint8_t reserved[14] = {};
-    uint16_t colsb[16] = {};
-    uint8_t rows[16] = {};
-};
-
 // tmm0-3: C (16 × 16 int32); tmm4-5: A (16 rows × 32 bytes); tmm6-7: B (8 rows × 64 bytes).
 inline void configure_tiles() {
-    TileConfig cfg;
-    for (int t = 0; t < 4; ++t) {
-        cfg.rows[t] = 16;
-        cfg.colsb[t] = 64;
-    }
-    for (int t = 4; t < 6; ++t) {
-        cfg.rows[t] = 16;
-        cfg.colsb[t] = 32;
-    }
-    for (int t = 6; t < 8; ++t) {
-        cfg.rows[t] = 8;
-        cfg.colsb[t] = 64;
-    }
-    _tile_loadconfig(&cfg);
+    amx::configure_tiles({{16, 64}, {16, 64}, {16, 64}, {16, 64}, {16, 32}, {16, 32}, {8, 64}, {8, 64}});
 }
 
 inline int64_t pad16(int64_t m) { return (m + 15) / 16 * 16; }

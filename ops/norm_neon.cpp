@@ -1,40 +1,19 @@
+// NEON layer_norm and rms_norm (same contracts as ops/norm.h; y may alias x): the
+// width-generic algorithms of ops/simd/norm.h on 4 lanes (statistics in f64 lanes).
 #include "ops/norm_neon.h"
 
-#include <arm_neon.h>
-
-#include <cmath>
+#include "ops/simd/vec_neon.h"
+#include "ops/simd/norm.h"
 
 namespace glimpse {
 
+void layer_norm_neon(const float* x, int64_t T, int64_t C, const float* gamma, const float* beta, float eps, float* y,
+                     ThreadPool* pool) {
+    simd::Norm<simd::VecNeon>::layer_norm(x, T, C, gamma, beta, eps, y, pool);
+}
+
 void rms_norm_neon(const float* x, int64_t T, int64_t C, const float* gamma, float eps, float* y, ThreadPool* pool) {
-    auto body = [&](int64_t t0, int64_t t1, int) {
-        for (int64_t t = t0; t < t1; ++t) {
-            const float* xr = x + t * C;
-            float* yr = y + t * C;
-            float32x4_t s0 = vdupq_n_f32(0.0f), s1 = vdupq_n_f32(0.0f);
-            int64_t c = 0;
-            for (; c + 8 <= C; c += 8) {
-                const float32x4_t a = vld1q_f32(xr + c), b = vld1q_f32(xr + c + 4);
-                s0 = vfmaq_f32(s0, a, a);
-                s1 = vfmaq_f32(s1, b, b);
-            }
-            float sum2 = vaddvq_f32(vaddq_f32(s0, s1));
-            for (; c < C; ++c) sum2 += xr[c] * xr[c];
-            const float scale = 1.0f / std::sqrt(sum2 / static_cast<float>(C) + eps);
-            c = 0;
-            if (gamma) {
-                for (; c + 4 <= C; c += 4) {
-                    vst1q_f32(yr + c, vmulq_f32(vmulq_n_f32(vld1q_f32(xr + c), scale), vld1q_f32(gamma + c)));
-                }
-                for (; c < C; ++c) yr[c] = xr[c] * scale * gamma[c];
-            } else {
-                for (; c + 4 <= C; c += 4) vst1q_f32(yr + c, vmulq_n_f32(vld1q_f32(xr + c), scale));
-                for (; c < C; ++c) yr[c] = xr[c] * scale;
-            }
-        }
-    };
-    if (pool) pool->parallel_for(T, body);
-    else body(0, T, 0);
+    simd::Norm<simd::VecNeon>::rms_norm(x, T, C, gamma, eps, y, pool);
 }
 
 }  // namespace glimpse

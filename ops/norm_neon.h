@@ -1,5 +1,6 @@
-// NEON RMS normalisation (aarch64, any core). Same contract as rms_norm_ref
-// (ops/norm.h); the sum of squares is accumulated in f32 lanes instead of double.
+// NEON layer_norm and rms_norm (aarch64, any core): ops/simd/norm.h on 4 lanes. Same
+// contracts as layer_norm_ref / rms_norm_ref (ops/norm.h); the statistics are
+// accumulated in f64 lanes, as the references do.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +11,9 @@
 
 namespace glimpse {
 
+// x:(T,C) -> y:(T,C) = (x - mean) / sqrt(var + eps) * gamma + beta; gamma, beta may be null.
+void layer_norm_neon(const float* x, int64_t T, int64_t C, const float* gamma, const float* beta, float eps, float* y,
+                     ThreadPool* pool);
 // x:(T,C) -> y:(T,C) = x / sqrt(mean(x²) + eps) * gamma; gamma may be null; y may alias x.
 void rms_norm_neon(const float* x, int64_t T, int64_t C, const float* gamma, float eps, float* y, ThreadPool* pool);
 

@@ -12,7 +12,7 @@
 // Kernels are partial selections, never a full sort: the reference uses
 // std::nth_element with that order on floats; SIMD variants map scores to
 // order-preserving unsigned keys and find the k-th largest by radix histograms
-// (ops/topk_avx512.cpp). k is fixed when a plan is compiled (static shapes); only
+// (ops/simd/topk.h, one source for AVX2, AVX-512 and NEON). k is fixed when a plan is compiled (static shapes); only
 // which rows survive is decided at run time.
 #pragma once
 
@@ -34,9 +34,13 @@ inline uint32_t topk_key(uint32_t float_bits) {
     return (float_bits & 0x80000000u) ? ~float_bits : (float_bits | 0x80000000u);
 }
 
+// The radix select of ops/simd/topk.h, per ISA (ops/topk_<isa>.cpp).
 #if defined(__x86_64__)
-// ops/topk_avx512.cpp: key transform, histogram threshold, compress-store compaction.
+void topk_avx2(const float* scores, int64_t n, int64_t k, int32_t* indices, void* scratch);
 void topk_avx512(const float* scores, int64_t n, int64_t k, int32_t* indices, void* scratch);
+#endif
+#if defined(__aarch64__)
+void topk_neon(const float* scores, int64_t n, int64_t k, int32_t* indices, void* scratch);
 #endif
 
 }  // namespace glimpse

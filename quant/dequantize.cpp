@@ -8,11 +8,7 @@
 #include "runtime/status.h"
 
 // Results must equal ggml's to the bit: no a*b+c fusion.
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
+#include "quant/no_fp_contract.h"
 
 namespace glimpse {
 namespace {
@@ -261,14 +257,11 @@ GLIMPSE_BLOCK_ROW_READER(q5_k, kQKK)
 GLIMPSE_BLOCK_ROW_READER(q6_k, kQKK)
 #undef GLIMPSE_BLOCK_ROW_READER
 
-bool dequantize_supported(DType type) {
-    const TypeTraits* t = type_traits(type);
-    return t && t->to_f32;
-}
+bool dequantize_supported(DType type) { return type_traits_with(type, &TypeTraits::to_f32) != nullptr; }
 
 void dequantize_row(DType type, const void* blocks, float* out, int64_t n) {
-    const TypeTraits* t = type_traits(type);
-    GLIMPSE_ASSERT(t && t->to_f32 && "dequantize_row: unsupported type");
+    const TypeTraits* t = type_traits_with(type, &TypeTraits::to_f32);
+    GLIMPSE_ASSERT(t && "dequantize_row: unsupported type");
     GLIMPSE_ASSERT(n >= 0 && n % t->info.block_size == 0);
     t->to_f32(blocks, out, n);
 }

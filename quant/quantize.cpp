@@ -12,11 +12,7 @@
 
 // Bit-exactness with ggml requires every product to be rounded before it is
 // added: no a*b+c fusion in this file.
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
+#include "quant/no_fp_contract.h"
 
 namespace glimpse {
 namespace {
@@ -445,14 +441,11 @@ void quantize_row_bf16(const float* x, void* out, int64_t n) {
     }
 }
 
-bool quantize_supported(DType type) {
-    const TypeTraits* t = type_traits(type);
-    return t && t->from_f32;
-}
+bool quantize_supported(DType type) { return type_traits_with(type, &TypeTraits::from_f32) != nullptr; }
 
 void quantize_row(DType type, const float* x, void* out, int64_t n) {
-    const TypeTraits* t = type_traits(type);
-    GLIMPSE_ASSERT(t && t->from_f32 && "quantize_row: unsupported type");
+    const TypeTraits* t = type_traits_with(type, &TypeTraits::from_f32);
+    GLIMPSE_ASSERT(t && "quantize_row: unsupported type");
     GLIMPSE_ASSERT(n >= 0 && n % t->info.block_size == 0);
     t->from_f32(x, out, n);
 }

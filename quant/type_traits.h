@@ -26,4 +26,12 @@ struct TypeTraits {
 const TypeTraits* type_traits(DType type);
 const TypeTraits* type_traits_of_id(uint32_t ggml_type_id);
 
+// The traits of `type` when it has the row converter `converter` (&TypeTraits::to_f32
+// or &TypeTraits::from_f32), else nullptr.
+template <class Converter>
+const TypeTraits* type_traits_with(DType type, Converter TypeTraits::*converter) {
+    const TypeTraits* t = type_traits(type);
+    return t && t->*converter ? t : nullptr;
+}
+
 }  // namespace glimpse

@@ -1,10 +1,9 @@
 // Width-generic q8_0 activation quantization: the arithmetic of
-// ops/quantize_activations.h (ggml-cpu x86), one 32-block per 32 / L vectors, written
-// once against a vector-traits type V (ops/simd/vec_*.h) and instantiated by
-// ops/quantize_activations_avx2.cpp and quantize_activations_avx512.cpp.
+// ops/quantize_activations.h (ggml-cpu x86) or of ops/quantize_activations_neon.h
+// (ggml-cpu ARM), one 32-block per 32 / L vectors, written once against a
+// vector-traits type V (ops/simd/vec_*.h) and instantiated by
+// ops/quantize_activations_avx2.cpp, _avx512.cpp and _neon.cpp.
 #pragma once
-
-#include <immintrin.h>
 
 #include <cstdint>
 
@@ -15,7 +14,12 @@ GLIMPSE_SIMD_EXACT_BEGIN
 namespace glimpse::simd {
 namespace {
 
-template <class V>
+// The inverse scale each value is multiplied by: ggml-cpu's x86 code takes 127/amax,
+// its ARM code 1/d with d = amax/127. The two can differ in the last bit, which moves
+// a quant by one step only within an ulp of a tie (ops/quantize_activations_neon.h).
+enum class Q8Inverse { x86_127_over_amax, arm_one_over_d };
+
+template <class V, Q8Inverse kInverse = Q8Inverse::x86_127_over_amax>
 struct QuantizeQ8 {
     using F = typename V::F;
     using I = typename V::I;
@@ -30,7 +34,9 @@ struct QuantizeQ8 {
         for (int i = 1; i < kVecs; ++i) a = V::max(a, V::abs(v[i]));
         const float amax = V::reduce_max(a);
         const float d = amax / 127.0f;
-        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        float id;
+        if constexpr (kInverse == Q8Inverse::x86_127_over_amax) id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        else id = d != 0.0f ? 1.0f / d : 0.0f;
         const F mul = V::set1(id);
         // round to nearest even, then exact conversion (values are integers in [-127, 127])
         I iv[kVecs];
@@ -41,7 +47,7 @@ struct QuantizeQ8 {
             *sum = V::reduce_add_i(s);
         }
         V::store_32_as_i8(q, iv);
-        return static_cast<uint16_t>(_cvtss_sh(d, 0));
+        return V::f16_bits(d);
     }
 
     // x:(K) -> K/32 blocks
@@ -56,7 +62,7 @@ struct QuantizeQ8 {
             int8_t* q = out.qs(m);
             float* d = out.d(m);
             int32_t* s = out.sum(m);
-            for (int64_t b = 0; b < nb; ++b) d[b] = _cvtsh_ss(block(x + m * ldx + b * 32, q + b * 32, s + b));
+            for (int64_t b = 0; b < nb; ++b) d[b] = V::from_f16_bits(block(x + m * ldx + b * 32, q + b * 32, s + b));
         }
     }
 };

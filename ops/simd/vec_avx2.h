@@ -131,6 +131,38 @@ struct VecAvx2 {
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), p);
     }
 
+    // u32 lanes (top-k keys, ops/simd/topk.h); MaskU is a lane vector of all-ones / all-zeros
+    using U = __m256i;
+    using MaskU = __m256i;
+    static MaskU first_lanes_u(int64_t n) { return lane_mask_i(n); }
+    static U set1_u(uint32_t v) { return _mm256_set1_epi32(static_cast<int>(v)); }
+    static U float_bits_tail(const float* p, int64_t n) { return _mm256_castps_si256(load_tail(p, n)); }
+    static U load_u_tail(const uint32_t* p, int64_t n) {
+        const int* q = reinterpret_cast<const int*>(p);
+        return n >= 8 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)) : _mm256_maskload_epi32(q, lane_mask_i(n));
+    }
+    static void store_u_tail(uint32_t* p, int64_t n, U v) {
+        if (n >= 8) _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v);
+        else _mm256_maskstore_epi32(reinterpret_cast<int*>(p), lane_mask_i(n), v);
+    }
+    static U and_u(U a, U b) { return _mm256_and_si256(a, b); }
+    static U or_u(U a, U b) { return _mm256_or_si256(a, b); }
+    static U xor_u(U a, U b) { return _mm256_xor_si256(a, b); }
+    static U sign_fill(U a) { return _mm256_srai_epi32(a, 31); }  // each lane: its sign bit 32 times
+    static MaskU eq_u(U a, U b) { return _mm256_cmpeq_epi32(a, b); }
+    // unsigned a > b: AVX2 compares signed only, so both are offset by 2^31 first
+    static MaskU gt_u(U a, U b) {
+        const __m256i bias = _mm256_set1_epi32(static_cast<int>(0x80000000u));
+        return _mm256_cmpgt_epi32(_mm256_xor_si256(a, bias), _mm256_xor_si256(b, bias));
+    }
+    static MaskU and_mask(MaskU a, MaskU b) { return _mm256_and_si256(a, b); }
+    static U zero_where(MaskU m, U v) { return _mm256_andnot_si256(m, v); }
+    static unsigned mask_bits(MaskU m) { return static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(m))); }
+
+    // f32 <-> f16 bits of one scalar (round to nearest even), for block scales
+    static uint16_t f16_bits(float x) { return static_cast<uint16_t>(_cvtss_sh(x, 0)); }
+    static float from_f16_bits(uint16_t h) { return _cvtsh_ss(h); }
+
     // f64 lanes (statistics of the norms)
     static D zero_d() { return _mm256_setzero_pd(); }
     static D lo_to_d(F v) { return _mm256_cvtps_pd(_mm256_castps256_ps128(v)); }

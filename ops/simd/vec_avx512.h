@@ -112,6 +112,38 @@ struct VecAvx512 {
         _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16), _mm512_cvtsepi32_epi8(v[1]));
     }
 
+    // u32 lanes (top-k keys, ops/simd/topk.h); MaskU is a lane predicate
+    using U = __m512i;
+    using MaskU = __mmask16;
+    static MaskU first_lanes_u(int64_t n) { return first_lanes(n); }
+    static U set1_u(uint32_t v) { return _mm512_set1_epi32(static_cast<int>(v)); }
+    static U float_bits_tail(const float* p, int64_t n) { return _mm512_castps_si512(load_tail(p, n)); }
+    static U load_u_tail(const uint32_t* p, int64_t n) { return _mm512_maskz_loadu_epi32(first_lanes(n), p); }
+    static void store_u_tail(uint32_t* p, int64_t n, U v) { _mm512_mask_storeu_epi32(p, first_lanes(n), v); }
+    static U and_u(U a, U b) { return _mm512_and_si512(a, b); }
+    static U or_u(U a, U b) { return _mm512_or_si512(a, b); }
+    static U xor_u(U a, U b) { return _mm512_xor_si512(a, b); }
+    static U sign_fill(U a) { return _mm512_srai_epi32(a, 31); }  // each lane: its sign bit 32 times
+    static U top_byte(U a) { return _mm512_srli_epi32(a, 24); }
+    static MaskU eq_u(U a, U b) { return _mm512_cmpeq_epi32_mask(a, b); }
+    static MaskU gt_u(U a, U b) { return _mm512_cmpgt_epu32_mask(a, b); }  // unsigned
+    static MaskU and_mask(MaskU a, MaskU b) { return a & b; }
+    static U zero_where(MaskU m, U v) { return _mm512_maskz_mov_epi32(static_cast<MaskU>(~m), v); }
+    static unsigned mask_bits(MaskU m) { return m; }  // bit i = lane i
+    static MaskU mask_from_bits(unsigned bits) { return static_cast<MaskU>(bits); }
+    static U iota_u(uint32_t base) {  // base + lane index
+        return _mm512_add_epi32(set1_u(base), _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    }
+    // the lanes of m, packed in lane order at out; returns how many
+    static int64_t compress_store_u(uint32_t* out, MaskU m, U v) {
+        _mm512_mask_compressstoreu_epi32(out, m, v);
+        return __builtin_popcount(m);
+    }
+
+    // f32 <-> f16 bits of one scalar (round to nearest even), for block scales
+    static uint16_t f16_bits(float x) { return static_cast<uint16_t>(_cvtss_sh(x, 0)); }
+    static float from_f16_bits(uint16_t h) { return _cvtsh_ss(h); }
+
     // f64 lanes (statistics of the norms)
     static D zero_d() { return _mm512_setzero_pd(); }
     static D lo_to_d(F v) { return _mm512_cvtps_pd(_mm512_castps512_ps256(v)); }

@@ -30,28 +30,28 @@ struct VecNeon {
         const uint32_t lanes[4] = {0, 1, 2, 3};
         return vcltq_u32(vld1q_u32(lanes), vdupq_n_u32(m));
     }
-    static F load_tail(const float* p, int64_t n) {
-        if (n >= 4) return vld1q_f32(p);
-        float tmp[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    // The first min(n, 4) elements of p through a zeroed 4-element stack buffer.
+    template <class T, class Load>
+    static auto load_first(const T* p, int64_t n, Load load) {
+        if (n >= 4) return load(p);
+        T tmp[4] = {};
         for (int64_t i = 0; i < n; ++i) tmp[i] = p[i];
-        return vld1q_f32(tmp);
+        return load(tmp);
     }
-    static void store_tail(float* p, int64_t n, F v) {
-        if (n >= 4) return vst1q_f32(p, v);
-        float tmp[4];
-        vst1q_f32(tmp, v);
+    template <class T, class Vec, class Store>
+    static void store_first(T* p, int64_t n, Vec v, Store store) {
+        if (n >= 4) return store(p, v);
+        T tmp[4];
+        store(tmp, v);
         for (int64_t i = 0; i < n; ++i) p[i] = tmp[i];
     }
+    static F load_tail(const float* p, int64_t n) { return load_first(p, n, [](const float* q) { return vld1q_f32(q); }); }
+    static void store_tail(float* p, int64_t n, F v) { store_first(p, n, v, [](float* q, F w) { vst1q_f32(q, w); }); }
 
     // f16 bits -> f32
     static F load_f16(const uint16_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
     static F load_f16_aligned(const uint16_t* p) { return load_f16(p); }
-    static F load_f16_tail(const uint16_t* p, int64_t n) {
-        if (n >= 4) return load_f16(p);
-        uint16_t tmp[4] = {0, 0, 0, 0};
-        for (int64_t i = 0; i < n; ++i) tmp[i] = p[i];
-        return load_f16(tmp);
-    }
+    static F load_f16_tail(const uint16_t* p, int64_t n) { return load_first(p, n, load_f16); }
 
     static F add(F a, F b) { return vaddq_f32(a, b); }
     static F sub(F a, F b) { return vsubq_f32(a, b); }
@@ -86,6 +86,45 @@ struct VecNeon {
     static float reduce_max(F v) { return vmaxvq_f32(v); }
     // a[0..4) -> lane i = Σ over the lanes of a[i] (pairwise adds)
     static F reduce_lanes(const F* a) { return vpaddq_f32(vpaddq_f32(a[0], a[1]), vpaddq_f32(a[2], a[3])); }
+
+    // int32 lanes (activation quantization)
+    using I = int32x4_t;
+    static I round_to_i32(F a) { return vcvtnq_s32_f32(a); }  // to nearest, ties to even
+    static I add_i(I a, I b) { return vaddq_s32(a, b); }
+    static int32_t reduce_add_i(I v) { return vaddvq_s32(v); }
+    // 32 int32 in 8 vectors -> 32 int8 (saturating narrows 32 -> 16 -> 8), in order
+    static void store_32_as_i8(int8_t* q, const I* v) {
+        for (int j = 0; j < 8; j += 2) vst1_s8(q + 4 * j, vqmovn_s16(vcombine_s16(vqmovn_s32(v[j]), vqmovn_s32(v[j + 1]))));
+    }
+
+    // f32 <-> f16 bits of one scalar (round to nearest even), for block scales
+    static uint16_t f16_bits(float x) { return vget_lane_u16(vreinterpret_u16_f16(vcvt_f16_f32(vdupq_n_f32(x))), 0); }
+    static float from_f16_bits(uint16_t h) { return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h))), 0); }
+
+    // u32 lanes (top-k keys, ops/simd/topk.h); MaskU is a lane vector of all-ones / all-zeros
+    using U = uint32x4_t;
+    using MaskU = uint32x4_t;
+    static MaskU first_lanes_u(int64_t n) { return first_lanes(n); }
+    static U set1_u(uint32_t v) { return vdupq_n_u32(v); }
+    static U float_bits_tail(const float* p, int64_t n) { return vreinterpretq_u32_f32(load_tail(p, n)); }
+    static U load_u_tail(const uint32_t* p, int64_t n) {
+        return load_first(p, n, [](const uint32_t* q) { return vld1q_u32(q); });
+    }
+    static void store_u_tail(uint32_t* p, int64_t n, U v) {
+        store_first(p, n, v, [](uint32_t* q, U w) { vst1q_u32(q, w); });
+    }
+    static U and_u(U a, U b) { return vandq_u32(a, b); }
+    static U or_u(U a, U b) { return vorrq_u32(a, b); }
+    static U xor_u(U a, U b) { return veorq_u32(a, b); }
+    static U sign_fill(U a) { return vreinterpretq_u32_s32(vshrq_n_s32(vreinterpretq_s32_u32(a), 31)); }
+    static MaskU eq_u(U a, U b) { return vceqq_u32(a, b); }
+    static MaskU gt_u(U a, U b) { return vcgtq_u32(a, b); }
+    static MaskU and_mask(MaskU a, MaskU b) { return vandq_u32(a, b); }
+    static U zero_where(MaskU m, U v) { return vbicq_u32(v, m); }
+    static unsigned mask_bits(MaskU m) {  // bit i = lane i
+        const uint32_t weights[4] = {1, 2, 4, 8};
+        return vaddvq_u32(vandq_u32(m, vld1q_u32(weights)));
+    }
 
     // f64 lanes
     static D zero_d() { return vdupq_n_f64(0.0); }
