@@ -92,9 +92,15 @@ struct PruneScore {
         run_rows(pool, n, m * C, [&](int64_t i0, int64_t i1, int) {
             for (int64_t i = i0; i < i1; ++i) {
                 const float* ai = ua + i * C;
-                int64_t j = 0;
+                // Self-similarity is symmetric: row i computes j >= i and mirrors them (the f64
+                // products commute and are summed in the same order, so sim[j][i] is the value
+                // row j would compute). Rows own disjoint elements: (j, i) for j > i only row i's.
+                int64_t j = self ? i : 0;
                 for (; j + 4 <= m; j += 4) dots<4>(ai, ub, j, C, sim + i * m);
                 for (; j < m; ++j) dots<1>(ai, ub, j, C, sim + i * m);
+                if (self) {
+                    for (int64_t jj = i + 1; jj < m; ++jj) sim[jj * m + i] = sim[i * m + jj];
+                }
             }
         });
     }
