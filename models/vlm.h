@@ -152,12 +152,19 @@ public:
     // How the wired methods choose (each chunk on its own, with the plan's per-chunk count):
     //   random:        prune_random_ref(T, k, SplitMix64{seed ^ (image*4096 + chunk) * 0x9e3779b97f4a7c15}.next());
     //   uniform:       prune_uniform_grid_ref(side, side, k);
-    //   divprune:      divprune_ref over S = U U^T, U the chunk's projected rows L2-normalised (in
-    //                  double, stored as float), dot products accumulated in double;
+    //   divprune:      divprune_ref over S = the registered cosine_similarity op over the chunk's
+    //                  projected rows (ops/prune_score.h: f64-accumulated dots of L2-normalised rows);
     //   dart:          dart_ref over the same S, pivot score = L1 norm of each projected row,
     //                  min(k, pivots) pivots;
-    //   fastervlm:     topk of prune_scores_from_tap_ref over the [CLS] attention tap at `layer`;
-    //   attn-received: the same over the column-mean (attention received) tap.
+    //   cdpruner:      cdpruner_ref over the same S and cdpruner_relevance_ref of the cosine op
+    //                  between the projected rows and the prompt's instruction_ids' token embeddings;
+    //   fastervlm:     topk of the tap_scores op over the [CLS] attention tap at `layer`;
+    //   attn-received: the same over the column-mean (attention received) tap;
+    //   vtc-cls:       the same over the [CLS] taps of blocks start_layer .. L-2, summed;
+    //   visionzip:     visionzip_ref's contract with the ops: dominant = topk of the tap scores at
+    //                  `layer` ([CLS] or received, per `score`), contextual targets at a stride,
+    //                  the rest merged into the most cosine-similar target (projected rows) by the
+    //                  merge_rows op; the target's row becomes row + mean of its merged rows.
     // Per chunk of the last encode_images() call (prompt order): the kept token indices,
     // ascending raster indices into the chunk's side x side token grid.
     const std::vector<std::vector<int32_t>>& last_kept() const { return last_kept_; }
