@@ -94,6 +94,10 @@ int cmd_e2e(int argc, char** argv) {
     if (n_predict < 0 || n_predict > 100000) return fail("--n-predict must be 0..100000", 2);
     VlmConfig cfg;
     cfg.n_threads = info.threads;
+    // Compact position ids (--plan's help says so): chunks are encoded one at a time below, so the
+    // whole prompt's kept rows, which original ids need, are not there; prefill time does not
+    // depend on the ids.
+    cfg.original_positions = false;
     const std::string kv = a.get("--kv-type");
     if (kv == "f16") cfg.kv_type = DType::f16;
     else if (kv == "f32") cfg.kv_type = DType::f32;
