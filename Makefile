@@ -48,6 +48,7 @@ test-isa: build
 	  echo "== GLIMPSE_MAX_ISA=$$isa"; \
 	  GLIMPSE_MAX_ISA=$$isa $(BUILD)/tests/test_matmul_kernels || exit 1; \
 	  GLIMPSE_MAX_ISA=$$isa $(BUILD)/tests/test_op_variants || exit 1; \
+	  GLIMPSE_MAX_ISA=$$isa $(BUILD)/tests/test_prune_score || exit 1; \
 	  GLIMPSE_MAX_ISA=$$isa $(BUILD)/tests/test_cpu_features || exit 1; \
 	done
 
@@ -78,7 +79,7 @@ test-asan:
 # libFuzzer targets (tests/fuzz/), built with clang, ASan and UBSan into build-fuzz/.
 # fuzz-smoke: each target FUZZ_SMOKE_TIME seconds (CI); fuzz: FUZZ_TIME seconds each.
 FUZZ_BUILD ?= build-fuzz
-FUZZ_TARGETS ?= gguf image chat_template json tokenizer
+FUZZ_TARGETS ?= gguf image chat_template json tokenizer pruning_plan
 FUZZ_SMOKE_TIME ?= 30
 FUZZ_TIME ?= 600
 # clang and libFuzzer's runtime (libclang-rt-dev is only a Recommends of clang on Debian 12,

@@ -3,6 +3,7 @@
 #include "models/limits.h"
 #include "models/pruning_layout.h"
 #include "ops/kernel_registry.h"
+#include "ops/prune_score.h"
 #include "ops/prune_select.h"
 #include "ops/topk.h"
 
@@ -101,7 +102,7 @@ Result<std::unique_ptr<Vlm>> Vlm::load(const std::string& text_path, const std::
 namespace {
 
 // The after_projector methods encode_images runs (docs/pruning.md lists the rest as to come).
-enum class WiredMethod { random, uniform, divprune, dart, fastervlm, attn_received };
+enum class WiredMethod { random, uniform, divprune, dart, fastervlm, attn_received, vtc_cls, visionzip, cdpruner };
 
 std::optional<WiredMethod> wired_method(std::string_view name) {
     if (name == "random") return WiredMethod::random;
@@ -110,6 +111,9 @@ std::optional<WiredMethod> wired_method(std::string_view name) {
     if (name == "dart") return WiredMethod::dart;
     if (name == "fastervlm") return WiredMethod::fastervlm;
     if (name == "attn-received") return WiredMethod::attn_received;
+    if (name == "vtc-cls") return WiredMethod::vtc_cls;
+    if (name == "visionzip") return WiredMethod::visionzip;
+    if (name == "cdpruner") return WiredMethod::cdpruner;
     return std::nullopt;
 }
 
@@ -170,26 +174,66 @@ Status Vlm::setup_pruning(const PruningPlan& plan) {
     const std::optional<WiredMethod> m = wired_method(st.method);
     GLIMPSE_CHECK_OR_RETURN(m.has_value(), unsupported,
                             "pruning plan: method %s is not wired into the model yet; wired: random, uniform, "
-                            "divprune, dart, fastervlm, attn-received",
+                            "divprune, dart, fastervlm, attn-received, vtc-cls, visionzip, cdpruner",
                             st.method.c_str());
-    if (*m == WiredMethod::fastervlm || *m == WiredMethod::attn_received) {
+    const bool encoder_cls = vh.projector == ProjectorType::mlp && vh.has_class_embedding;
+    if (*m == WiredMethod::fastervlm || *m == WiredMethod::attn_received || *m == WiredMethod::visionzip) {
         const int layer = static_cast<int>(st.number("layer"));
         prune_tap_layer_ = layer < 0 ? static_cast<int>(vh.n_layer) + layer : layer;
+        prune_tap_layers_ = {prune_tap_layer_};
+        prune_tap_cls_ = *m == WiredMethod::fastervlm ||
+                         (*m == WiredMethod::visionzip && (st.text("score") == "cls" ||
+                                                           (st.text("score") == "auto" && encoder_cls)));
+    } else if (*m == WiredMethod::vtc_cls) {
+        // VTC-CLS: attentions[start_layer:-1], the [CLS] row of blocks start_layer .. L-2
+        // (pruning_plan_fit has checked the range and that the encoder has [CLS]).
+        const int start = static_cast<int>(st.number("start_layer"));
+        const int first = start < 0 ? static_cast<int>(vh.n_layer) + start : start;
+        prune_tap_layers_.clear();
+        for (int l = first; l <= static_cast<int>(vh.n_layer) - 2; ++l) prune_tap_layers_.push_back(l);
+        GLIMPSE_CHECK_OR_RETURN(!prune_tap_layers_.empty() &&
+                                    prune_tap_layers_.back() < (vh.n_layer_used > 0 ? vh.n_layer_used : vh.n_layer),
+                                unsupported,
+                                "pruning plan: stages[0].args.start_layer %d: vtc-cls sums the [CLS] attention of "
+                                "blocks %d..%lld, and this encoder runs blocks 0..%lld",
+                                start, first, static_cast<long long>(vh.n_layer - 2),
+                                static_cast<long long>((vh.n_layer_used > 0 ? vh.n_layer_used : vh.n_layer) - 1));
+        prune_tap_layer_ = prune_tap_layers_.front();
+        prune_tap_cls_ = true;
     }
     prune_ = st;
 
     const int64_t T = static_cast<int64_t>(tokens_side_) * tokens_side_;
     const int64_t n_embd = text_->hparams().n_embd;
     prune_embd_.assign(static_cast<size_t>(T * n_embd), 0.0f);
-    if (*m == WiredMethod::divprune || *m == WiredMethod::dart) {
+    if (*m == WiredMethod::divprune || *m == WiredMethod::dart || *m == WiredMethod::cdpruner ||
+        *m == WiredMethod::visionzip) {
+        // cosine_similarity's scratch: the unit rows (cdpruner: grown per prompt for the instruction's).
         prune_unit_.assign(static_cast<size_t>(T * n_embd), 0.0f);
         prune_sim_.assign(static_cast<size_t>(T * T), 0.0f);
     }
+    if (*m == WiredMethod::cdpruner) prune_relevance_.assign(static_cast<size_t>(T), 0.0f);
+    if (*m == WiredMethod::visionzip) {
+        prune_assign_.assign(static_cast<size_t>(T), -1);
+        prune_merge_rows_.assign(static_cast<size_t>(T), -1);
+        prune_merged_.assign(static_cast<size_t>(T * n_embd), 0.0f);
+    }
     prune_scores_.assign(static_cast<size_t>(T), 0.0f);
     prune_kept_.assign(static_cast<size_t>(T), 0);
-    const size_t scratch = std::max({static_cast<size_t>(topk_scratch_bytes(T)), prune_random_scratch_bytes(T),
-                                     divprune_scratch_bytes(T), dart_scratch_bytes(T)});
+    const int64_t patches_side = vh.image_size / vh.patch_size;
+    const int64_t shuffle = vh.projector == ProjectorType::idefics3 ? vh.scale_factor : 1;
+    const size_t scratch = std::max({static_cast<size_t>(topk_scratch_bytes(T)) + static_cast<size_t>(T) * 4,
+                                     prune_random_scratch_bytes(T), divprune_scratch_bytes(T), dart_scratch_bytes(T),
+                                     cdpruner_scratch_bytes(T, T), tap_scores_scratch_bytes(patches_side, shuffle)});
     prune_scratch_.assign(scratch + 64, 0);
+    // The tap_scores kernel takes its grid on trust: the encoder's patch grid must pool into the
+    // language model's token grid.
+    GLIMPSE_CHECK_OR_RETURN(prune_tap_layers_.empty() || (patches_side % shuffle == 0 && patches_side / shuffle == tokens_side_),
+                            unsupported,
+                            "pruning plan: %s scores %lld x %lld encoder patches in %lld x %lld blocks, which do not "
+                            "make the %d x %d visual tokens of a chunk",
+                            st.method.c_str(), static_cast<long long>(patches_side), static_cast<long long>(patches_side),
+                            static_cast<long long>(shuffle), static_cast<long long>(shuffle), tokens_side_, tokens_side_);
     return Status::ok();
 }
 
@@ -291,6 +335,13 @@ Result<VlmPrompt> Vlm::build_prompt(std::string_view user_text, std::vector<Prep
                                 "the prompt has %zu media markers but %zu images were given", markers, images.size());
     }
     p.rendered = template_->format_user_turn(user);
+    if (prune_ && prune_->method == "cdpruner") {
+        std::string instruction(user_text);
+        for (size_t at; (at = instruction.find(kMediaMarker)) != std::string::npos;) {
+            instruction.erase(at, std::string_view(kMediaMarker).size());
+        }
+        p.instruction_ids = tokenizer_->encode(instruction, /*add_special=*/false, /*parse_special=*/false);
+    }
 
     const VisionHparams& vh = vision_->hparams();
     auto add_text = [&](std::string_view text) {
@@ -364,10 +415,10 @@ Result<VlmPrompt> Vlm::build_prompt(std::string_view user_text, std::vector<Prep
 Status Vlm::ensure_vision_plan() {
     if (vision_plan_.plan) return Status::ok();
     VisionTaps taps;
-    if (prune_tap_layer_ >= 0) {
-        taps.layers = {prune_tap_layer_};
-        taps.cls_attention = prune_->method == "fastervlm";
-        taps.column_mean = prune_->method == "attn-received";
+    if (!prune_tap_layers_.empty()) {
+        taps.layers = prune_tap_layers_;
+        taps.cls_attention = prune_tap_cls_;
+        taps.column_mean = !prune_tap_cls_;
     }
     GLIMPSE_ASSIGN_OR_RETURN(vision_plan_, vision_->compile(pool_->n_threads(), taps));
     // Packing copied the weights the kernels read; the file's pages are no longer needed
@@ -398,6 +449,8 @@ Result<std::vector<float>> Vlm::encode_images(const VlmPrompt& prompt, Generatio
     last_kept_.resize(prompt.chunks.size());
     for (std::vector<int32_t>& k : last_kept_) k.clear();
     auto t0 = std::chrono::steady_clock::now();
+    if (prune_ && prune_->method == "cdpruner") embed_instruction(prompt);
+    double prune_ms = 0;
     int64_t row = 0;
     for (size_t ci = 0; ci < prompt.chunks.size(); ++ci) {
         const VlmPrompt::Chunk& c = prompt.chunks[ci];
@@ -420,49 +473,131 @@ Result<std::vector<float>> Vlm::encode_images(const VlmPrompt& prompt, Generatio
                                     "prompt chunk %zu keeps %lld of %lld tokens but this model has no pruning plan",
                                     ci, static_cast<long long>(c.n_tokens), static_cast<long long>(c.n_tokens_in));
             GLIMPSE_RETURN_IF_ERROR(vision_->encode(vision_plan_, img.chunk(c.chunk), prune_embd_.data(), pool_.get()));
+            const auto t_select = std::chrono::steady_clock::now();
             // Each chunk draws its own stream (random): image and chunk mixed into the seed.
             const uint64_t chunk_seed = static_cast<uint64_t>(c.image) * 4096u + static_cast<uint64_t>(c.chunk);
             GLIMPSE_RETURN_IF_ERROR(select_tokens(c.n_tokens, chunk_seed, prune_kept_.data()));
             select_kernel(OpFamily::gather_rows)
                 ->fn.gather_rows(prune_embd_.data(), n_embd, prune_kept_.data(), c.n_tokens, out.data() + row * n_embd,
                                  pool_.get());
+            if (prune_->method == "visionzip") apply_visionzip_merge(c.n_tokens, out.data() + row * n_embd);
+            prune_ms += ms_since(t_select);
             kept.assign(prune_kept_.begin(), prune_kept_.begin() + c.n_tokens);
         }
         row += c.n_tokens;
     }
     if (stats) {
         stats->encode_ms += ms_since(t0);
+        stats->prune_ms += prune_ms;
         stats->n_image_chunks += static_cast<int64_t>(prompt.chunks.size());
     }
     return out;
 }
 
 // S = U U^T (T, T) of the chunk's projected rows prune_embd_ (T, n_embd), U the rows over their
-// L2 norms (in double, stored as float); dot products accumulated in double.
+// L2 norms: the registered cosine_similarity op (ops/prune_score.h: f64-accumulated dots).
 void Vlm::cosine_similarity_of_rows() {
     const int64_t T = static_cast<int64_t>(tokens_side_) * tokens_side_;
     const int64_t n_embd = text_->hparams().n_embd;
-    // Cosine similarity of the projected rows: L2-normalise (T, n_embd), then S = U U^T (T, T).
-    for (int64_t i = 0; i < T; ++i) {
-        const float* x = prune_embd_.data() + i * n_embd;
-        double ss = 0;
-        for (int64_t j = 0; j < n_embd; ++j) ss += static_cast<double>(x[j]) * x[j];
-        const double norm = std::sqrt(ss);
-        float* u = prune_unit_.data() + i * n_embd;
-        for (int64_t j = 0; j < n_embd; ++j) u[j] = norm > 0 ? static_cast<float>(x[j] / norm) : 0.0f;
+    select_kernel(OpFamily::cosine_similarity)
+        ->fn.cosine_similarity(prune_embd_.data(), T, prune_embd_.data(), T, n_embd, prune_sim_.data(),
+                               prune_unit_.data(), pool_.get());
+}
+
+// prune_scores_:(T) from the encoder taps of the last encode: the head and pixel-shuffle-block
+// mean of each tapped block's [CLS] row or received-attention row, summed over the tapped blocks
+// (one block for every method but vtc-cls).
+void Vlm::tap_scores_of_chunk() {
+    const VisionHparams& vh = vision_->hparams();
+    const int64_t patches_side = vh.image_size / vh.patch_size;
+    const int64_t n_pos = vh.n_patches() + (vh.projector == ProjectorType::mlp && vh.has_class_embedding ? 1 : 0);
+    const int64_t s = vh.projector == ProjectorType::idefics3 ? vh.scale_factor : 1;
+    const TapScoresFn tap_scores = select_kernel(OpFamily::tap_scores)->fn.tap_scores;
+    for (size_t i = 0; i < vision_plan_.taps.size(); ++i) {
+        const VisionTapValues& tap = vision_plan_.taps[i];
+        const float* data = vision_plan_.tap_data(prune_tap_cls_ ? tap.cls_attention : tap.column_mean);
+        tap_scores(data, vh.n_head, n_pos, patches_side, patches_side, s, /*accumulate=*/i > 0, prune_scores_.data(),
+                   align64(prune_scratch_));
     }
-    pool_->parallel_for(T, [&](int64_t i0, int64_t i1, int) {
-        for (int64_t i = i0; i < i1; ++i) {
-            const float* a = prune_unit_.data() + i * n_embd;
-            for (int64_t j = 0; j < T; ++j) {
-                const float* b = prune_unit_.data() + j * n_embd;
-                // Accumulated in double: the picks then depend on the rows, not on a summation order.
-                double dot = 0;
-                for (int64_t e = 0; e < n_embd; ++e) dot += static_cast<double>(a[e]) * b[e];
-                prune_sim_[static_cast<size_t>(i * T + j)] = static_cast<float>(dot);
-            }
+}
+
+// The instruction's token embedding rows (P, n_embd); the cosine op's scratch grows to hold the
+// unit rows of the T visual and P instruction rows. Grows only: a later prompt no longer than the
+// longest so far allocates nothing.
+void Vlm::embed_instruction(const VlmPrompt& prompt) {
+    const int64_t n_embd = text_->hparams().n_embd;
+    const int64_t T = static_cast<int64_t>(tokens_side_) * tokens_side_;
+    const int64_t P = static_cast<int64_t>(prompt.instruction_ids.size());
+    prune_text_rows_.resize(static_cast<size_t>(P * n_embd));
+    for (int64_t t = 0; t < P; ++t) text_->embed_token(prompt.instruction_ids[static_cast<size_t>(t)], prune_text_rows_.data() + t * n_embd);
+    prune_text_sim_.resize(static_cast<size_t>(T * P));
+    if (prune_unit_.size() < static_cast<size_t>((T + P) * n_embd)) prune_unit_.resize(static_cast<size_t>((T + P) * n_embd));
+}
+
+// VisionZip after the projector (visionzip_ref's contract, ops/prune_select.h), with the
+// registered ops: dominant = the topk of the tap scores; contextual targets at an even stride over
+// the other tokens in raster order; every other non-dominant token is assigned to the target of
+// highest cosine similarity (first target on ties; the official metric is the encoder's head-mean
+// keys at the tap layer; here the projected rows, as DivPrune uses: the keys are not kept); the
+// merge_rows op averages each target's tokens, apply_visionzip_merge adds that to the target's row.
+Status Vlm::select_visionzip(int64_t k, int32_t* kept) {
+    const int64_t T = static_cast<int64_t>(tokens_side_) * tokens_side_;
+    const int64_t n_embd = text_->hparams().n_embd;
+    const double share = prune_->number("contextual_share");
+    const int64_t n_ctx = std::min<int64_t>(k - 1, static_cast<int64_t>(std::floor(share * static_cast<double>(k) + 0.5)));
+    const int64_t n_dom = k - n_ctx;
+    tap_scores_of_chunk();
+    select_kernel(OpFamily::topk)->fn.topk(prune_scores_.data(), T, n_dom, kept, align64(prune_scratch_));
+    int32_t* assign = prune_assign_.data();
+    std::fill(prune_assign_.begin(), prune_assign_.end(), -1);
+    for (int64_t d = 0; d < n_dom; ++d) assign[kept[d]] = -2;  // dominant: not merged
+    std::fill(prune_merge_rows_.begin(), prune_merge_rows_.end(), -1);
+    if (n_ctx > 0) {
+        cosine_similarity_of_rows();
+        // Targets: others[t * step], step = max(1, m / n_ctx) over the m = T - n_dom others.
+        const int64_t m = T - n_dom, step = std::max<int64_t>(1, m / n_ctx);
+        int32_t* targets = kept + n_dom;  // written in ascending order
+        for (int64_t i = 0, other = 0, t = 0; i < T && t < n_ctx; ++i) {
+            if (assign[i] == -2) continue;
+            if (other == t * step) targets[t++] = static_cast<int32_t>(i);
+            ++other;
         }
-    });
+        for (int64_t t = 0; t < n_ctx; ++t) assign[targets[t]] = -3;  // targets: not merged into another
+        for (int64_t i = 0; i < T; ++i) {
+            if (assign[i] != -1) continue;
+            int32_t best = 0;
+            float best_sim = prune_sim_[static_cast<size_t>(i * T + targets[0])];
+            for (int64_t t = 1; t < n_ctx; ++t) {
+                const float v = prune_sim_[static_cast<size_t>(i * T + targets[t])];
+                if (v > best_sim || (std::isnan(best_sim) && !std::isnan(v))) best = static_cast<int32_t>(t), best_sim = v;
+            }
+            assign[i] = best;
+        }
+        for (int64_t i = 0; i < T; ++i) {
+            if (assign[i] < 0) assign[i] = -1;
+        }
+        select_kernel(OpFamily::merge_rows)
+            ->fn.merge_rows(prune_embd_.data(), T, n_embd, assign, nullptr, n_ctx, prune_merged_.data(), nullptr,
+                            pool_.get());
+        // Per kept row (raster order): its contextual slot, or -1 for a dominant token.
+        for (int64_t t = 0; t < n_ctx; ++t) assign[targets[t]] = -10 - static_cast<int32_t>(t);
+        std::sort(kept, kept + k);
+        for (int64_t r = 0; r < k; ++r) {
+            const int32_t a = assign[kept[r]];
+            prune_merge_rows_[static_cast<size_t>(r)] = a <= -10 ? -10 - a : -1;
+        }
+    }
+    return Status::ok();
+}
+
+void Vlm::apply_visionzip_merge(int64_t k, float* rows) {
+    const int64_t n_embd = text_->hparams().n_embd;
+    const BinaryFn add = select_kernel(OpFamily::add)->fn.add;
+    for (int64_t r = 0; r < k; ++r) {
+        const int32_t slot = prune_merge_rows_[static_cast<size_t>(r)];
+        // merged[t] = hidden[target_t] + mean(hidden of the tokens assigned to t); an empty slot adds 0.
+        if (slot >= 0) add(rows + r * n_embd, prune_merged_.data() + slot * n_embd, 1, n_embd, 1, rows + r * n_embd, nullptr);
+    }
 }
 
 Status Vlm::select_tokens(int64_t k, uint64_t chunk_seed, int32_t* kept) {
@@ -495,20 +630,30 @@ Status Vlm::select_tokens(int64_t k, uint64_t chunk_seed, int32_t* kept) {
             const int64_t pivots = std::min<int64_t>(k, static_cast<int64_t>(prune_->number("pivots")));
             return dart_ref(prune_sim_.data(), prune_scores_.data(), T, k, pivots, kept, scratch);
         }
+        case WiredMethod::cdpruner: {
+            cosine_similarity_of_rows();
+            // Relevance: the visual rows against the instruction's token embeddings (the same op,
+            // b = the P instruction rows), reduced as the official LLaVA code does. No instruction
+            // tokens: every relevance 1 (plain DPP diversity).
+            const int64_t P = static_cast<int64_t>(prune_text_rows_.size()) / n_embd;
+            if (P > 0) {
+                select_kernel(OpFamily::cosine_similarity)
+                    ->fn.cosine_similarity(prune_embd_.data(), T, prune_text_rows_.data(), P, n_embd,
+                                           prune_text_sim_.data(), prune_unit_.data(), pool_.get());
+                GLIMPSE_RETURN_IF_ERROR(cdpruner_relevance_ref(prune_text_sim_.data(), T, P, prune_relevance_.data()));
+            } else {
+                std::fill(prune_relevance_.begin(), prune_relevance_.end(), 1.0f);
+            }
+            return cdpruner_ref(prune_sim_.data(), prune_relevance_.data(), T, k, kept, nullptr, scratch);
+        }
+        case WiredMethod::visionzip:
+            return select_visionzip(k, kept);
         case WiredMethod::fastervlm:
-        case WiredMethod::attn_received: {
-            const VisionHparams& vh = vision_->hparams();
-            const VisionTapValues& tap = vision_plan_.taps.at(0);
-            const bool cls = *wired_method(prune_->method) == WiredMethod::fastervlm;
-            const float* data = vision_plan_.tap_data(cls ? tap.cls_attention : tap.column_mean);
-            const int64_t patches_side = vh.image_size / vh.patch_size;
-            const int64_t n_pos = vh.n_patches() + (vh.projector == ProjectorType::mlp && vh.has_class_embedding ? 1 : 0);
-            const int64_t s = vh.projector == ProjectorType::idefics3 ? vh.scale_factor : 1;
-            GLIMPSE_RETURN_IF_ERROR(
-                prune_scores_from_tap_ref(data, vh.n_head, n_pos, patches_side, patches_side, s, prune_scores_.data()));
+        case WiredMethod::attn_received:
+        case WiredMethod::vtc_cls:
+            tap_scores_of_chunk();
             select_kernel(OpFamily::topk)->fn.topk(prune_scores_.data(), T, k, kept, scratch);
             return Status::ok();
-        }
     }
     return Status::error(StatusCode::internal, "pruning: unhandled method %s", prune_->method.c_str());
 }

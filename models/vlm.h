@@ -53,6 +53,9 @@ struct VlmPrompt {
     };
     std::vector<Chunk> chunks;
     std::vector<PreprocessedImage> images;
+    // The user's text tokenized on its own (media markers removed, no specials): the instruction
+    // CDPruner scores the visual rows against.
+    std::vector<int32_t> instruction_ids;
     int64_t n_positions() const { return static_cast<int64_t>(ids.size()); }
     int64_t n_image_tokens() const;     // image positions (after pruning)
     int64_t n_image_tokens_in() const;  // visual tokens before pruning
@@ -70,6 +73,7 @@ struct GenerationStats {
     double preprocess_ms = 0, encode_ms = 0, prefill_ms = 0, decode_ms = 0;
     int64_t n_prompt = 0, n_image_tokens = 0, n_image_chunks = 0, n_generated = 0;
     int64_t n_image_tokens_in = 0;  // visual tokens before pruning (n_image_tokens: kept)
+    double prune_ms = 0;  // of encode_ms: the pruning stage's scores, selection, gather and merge
     bool stopped_at_eog = false;
     bool stopped_by_caller = false;  // the text callback returned false
 };
@@ -148,12 +152,19 @@ public:
     // How the wired methods choose (each chunk on its own, with the plan's per-chunk count):
     //   random:        prune_random_ref(T, k, SplitMix64{seed ^ (image*4096 + chunk) * 0x9e3779b97f4a7c15}.next());
     //   uniform:       prune_uniform_grid_ref(side, side, k);
-    //   divprune:      divprune_ref over S = U U^T, U the chunk's projected rows L2-normalised (in
-    //                  double, stored as float), dot products accumulated in double;
+    //   divprune:      divprune_ref over S = the registered cosine_similarity op over the chunk's
+    //                  projected rows (ops/prune_score.h: f64-accumulated dots of L2-normalised rows);
     //   dart:          dart_ref over the same S, pivot score = L1 norm of each projected row,
     //                  min(k, pivots) pivots;
-    //   fastervlm:     topk of prune_scores_from_tap_ref over the [CLS] attention tap at `layer`;
-    //   attn-received: the same over the column-mean (attention received) tap.
+    //   cdpruner:      cdpruner_ref over the same S and cdpruner_relevance_ref of the cosine op
+    //                  between the projected rows and the prompt's instruction_ids' token embeddings;
+    //   fastervlm:     topk of the tap_scores op over the [CLS] attention tap at `layer`;
+    //   attn-received: the same over the column-mean (attention received) tap;
+    //   vtc-cls:       the same over the [CLS] taps of blocks start_layer .. L-2, summed;
+    //   visionzip:     visionzip_ref's contract with the ops: dominant = topk of the tap scores at
+    //                  `layer` ([CLS] or received, per `score`), contextual targets at a stride,
+    //                  the rest merged into the most cosine-similar target (projected rows) by the
+    //                  merge_rows op; the target's row becomes row + mean of its merged rows.
     // Per chunk of the last encode_images() call (prompt order): the kept token indices,
     // ascending raster indices into the chunk's side x side token grid.
     const std::vector<std::vector<int32_t>>& last_kept() const { return last_kept_; }
@@ -170,7 +181,17 @@ private:
     Result<std::vector<int64_t>> chunk_keep_counts(const PreprocessedImage& image) const;
     // Picks `k` of the chunk's tokens from its embeddings (prune_embd_) and the plan's taps.
     Status select_tokens(int64_t k, uint64_t chunk_seed, int32_t* kept);
-    void cosine_similarity_of_rows();  // prune_embd_ -> prune_sim_
+    void cosine_similarity_of_rows();  // prune_embd_ -> prune_sim_ (registered cosine_similarity op)
+    // Scores of the chunk's tokens from the encoder taps (registered tap_scores op): one layer, or
+    // VTC-CLS's sum over layers -> prune_scores_.
+    void tap_scores_of_chunk();
+    // CDPruner's instruction embeddings of `prompt` -> prune_text_rows_ (token embedding rows).
+    void embed_instruction(const VlmPrompt& prompt);
+    // VisionZip: dominant + contextual picks of one chunk -> kept:(k) ascending, and the merge of
+    // the other tokens into the contextual ones (prune_merged_, prune_merge_rows_).
+    Status select_visionzip(int64_t k, int32_t* kept);
+    // VisionZip: adds each contextual token's merged mean to its gathered row; rows:(k, n_embd).
+    void apply_visionzip_merge(int64_t k, float* rows);
 
     VlmConfig config_;
     std::unique_ptr<ThreadPool> pool_;
@@ -189,7 +210,9 @@ private:
     // Pruning (after the projector). Scratch sized in load() for one chunk of T tokens, so
     // encoding a pruned image allocates nothing beyond what encode already does.
     std::optional<PruneStage> prune_;
-    int prune_tap_layer_ = -1;  // fastervlm / attn-received: the encoder block the score is read at
+    int prune_tap_layer_ = -1;  // fastervlm / attn-received / visionzip: the encoder block the score is read at
+    std::vector<int> prune_tap_layers_;  // every tapped block (vtc-cls: start_layer .. L-2), ascending
+    bool prune_tap_cls_ = false;         // the taps read the [CLS] row (else the attention received)
     int tokens_side_ = 0;
     std::vector<float> prune_embd_;     // (T, n_embd): one chunk's projected rows
     std::vector<float> prune_unit_;     // (T, n_embd): the same, L2-normalised (divprune)
@@ -197,6 +220,12 @@ private:
     std::vector<float> prune_scores_;   // (T) token scores (tap methods)
     std::vector<int32_t> prune_kept_;   // (T)
     std::vector<uint8_t> prune_scratch_;  // the method's / topk's scratch (+64 bytes to align it to 64)
+    std::vector<float> prune_text_rows_;  // (P, n_embd) cdpruner: the instruction's token embeddings
+    std::vector<float> prune_text_sim_;   // (T, P) cdpruner: visual-instruction cosines
+    std::vector<float> prune_relevance_;  // (T) cdpruner
+    std::vector<int32_t> prune_assign_;   // (T) visionzip: contextual slot of each token, -1 none
+    std::vector<int32_t> prune_merge_rows_;  // (k) visionzip: per kept row, its contextual slot or -1
+    std::vector<float> prune_merged_;     // (T, n_embd) visionzip: merged means per contextual slot
     std::vector<std::vector<int32_t>> last_kept_;
 };
 

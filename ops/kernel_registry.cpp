@@ -11,6 +11,7 @@
 #include "ops/gather.h"
 #include "ops/matmul.h"
 #include "ops/norm.h"
+#include "ops/prune_score.h"
 #include "ops/rope.h"
 #include "ops/topk.h"
 #include "ops/unary.h"
@@ -131,6 +132,12 @@ std::vector<Kernel> build_registry() {
          .fn = {.topk = topk_ref}},
         {.name = "gather_rows__ref", .op = OpFamily::gather_rows, .isa = Isa::scalar, .priority = P::reference,
          .fn = {.gather_rows = gather_rows_ref}},
+        {.name = "cosine_similarity__ref", .op = OpFamily::cosine_similarity, .isa = Isa::scalar,
+         .priority = P::reference, .fn = {.cosine_similarity = cosine_similarity_ref}},
+        {.name = "tap_scores__ref", .op = OpFamily::tap_scores, .isa = Isa::scalar, .priority = P::reference,
+         .fn = {.tap_scores = tap_scores_ref}},
+        {.name = "merge_rows__ref", .op = OpFamily::merge_rows, .isa = Isa::scalar, .priority = P::reference,
+         .fn = {.merge_rows = merge_rows_ref}},
 #if defined(__aarch64__)
         {.name = "layer_norm__neon", .op = OpFamily::layer_norm, .isa = Isa::neon, .priority = P::simd_narrow,
          .fn = {.layer_norm = layer_norm_neon}},
@@ -140,6 +147,12 @@ std::vector<Kernel> build_registry() {
          .fn = {.attention = attention_neon}},
         {.name = "topk__neon", .op = OpFamily::topk, .isa = Isa::neon, .priority = P::simd_narrow,
          .fn = {.topk = topk_neon}},
+        {.name = "cosine_similarity__neon", .op = OpFamily::cosine_similarity, .isa = Isa::neon,
+         .priority = P::simd_narrow, .fn = {.cosine_similarity = cosine_similarity_neon}},
+        {.name = "tap_scores__neon", .op = OpFamily::tap_scores, .isa = Isa::neon, .priority = P::simd_narrow,
+         .fn = {.tap_scores = tap_scores_neon}},
+        {.name = "merge_rows__neon", .op = OpFamily::merge_rows, .isa = Isa::neon, .priority = P::simd_narrow,
+         .fn = {.merge_rows = merge_rows_neon}},
 #endif
 #if defined(__x86_64__)
         {.name = "layer_norm__avx2", .op = OpFamily::layer_norm, .isa = Isa::avx2, .priority = P::simd,
@@ -178,6 +191,18 @@ std::vector<Kernel> build_registry() {
          .fn = {.topk = topk_avx2}},
         {.name = "topk__avx512", .op = OpFamily::topk, .isa = Isa::avx512, .priority = P::simd_wide,
          .fn = {.topk = topk_avx512}},
+        {.name = "cosine_similarity__avx2", .op = OpFamily::cosine_similarity, .isa = Isa::avx2, .priority = P::simd,
+         .fn = {.cosine_similarity = cosine_similarity_avx2}},
+        {.name = "tap_scores__avx2", .op = OpFamily::tap_scores, .isa = Isa::avx2, .priority = P::simd,
+         .fn = {.tap_scores = tap_scores_avx2}},
+        {.name = "merge_rows__avx2", .op = OpFamily::merge_rows, .isa = Isa::avx2, .priority = P::simd,
+         .fn = {.merge_rows = merge_rows_avx2}},
+        {.name = "cosine_similarity__avx512", .op = OpFamily::cosine_similarity, .isa = Isa::avx512,
+         .priority = P::simd_wide, .fn = {.cosine_similarity = cosine_similarity_avx512}},
+        {.name = "tap_scores__avx512", .op = OpFamily::tap_scores, .isa = Isa::avx512, .priority = P::simd_wide,
+         .fn = {.tap_scores = tap_scores_avx512}},
+        {.name = "merge_rows__avx512", .op = OpFamily::merge_rows, .isa = Isa::avx512, .priority = P::simd_wide,
+         .fn = {.merge_rows = merge_rows_avx512}},
 #endif
     };
     // Matmul: the references, then every kernel of the lists above.
@@ -204,6 +229,9 @@ const char* op_family_name(OpFamily op) {
         case OpFamily::weights_row: return "weights_row";
         case OpFamily::topk: return "topk";
         case OpFamily::gather_rows: return "gather_rows";
+        case OpFamily::cosine_similarity: return "cosine_similarity";
+        case OpFamily::tap_scores: return "tap_scores";
+        case OpFamily::merge_rows: return "merge_rows";
     }
     return "?";
 }

@@ -56,6 +56,9 @@ enum class OpFamily : uint8_t {
     weights_row,
     topk,
     gather_rows,
+    cosine_similarity,
+    tap_scores,
+    merge_rows,
 };
 const char* op_family_name(OpFamily op);
 
@@ -86,6 +89,16 @@ using WeightsRowFn = bool (*)(const void* w, DType type, int64_t n, int64_t row,
 using TopkFn = void (*)(const float* scores, int64_t n, int64_t k, int32_t* indices, void* scratch);
 // x:(T,C), idx:(k) i32 in [0,T) -> y:(k,C) = the rows idx names (ops/gather.h)
 using GatherRowsFn = void (*)(const float* x, int64_t C, const int32_t* idx, int64_t k, float* y, ThreadPool* pool);
+// Pruning scores and merge (ops/prune_score.h gives the exact definitions and scratch sizes):
+// a:(n,C), b:(m,C) -> sim:(n,m) cosine similarity of the rows (b == a: self-similarity)
+using CosineSimilarityFn = void (*)(const float* a, int64_t n, const float* b, int64_t m, int64_t C, float* sim,
+                                    void* scratch, ThreadPool* pool);
+// tap:(n_head, n_pos) over an h x w patch grid -> scores:((h/s)*(w/s)), mean over heads and s x s blocks
+using TapScoresFn = void (*)(const float* tap, int64_t n_head, int64_t n_pos, int64_t h, int64_t w, int64_t s,
+                             bool accumulate, float* scores, void* scratch);
+// x:(n,C), assign:(n) in [-1,k), weight:(n) or null -> y:(k,C) weighted mean per slot, sizes:(k) or null
+using MergeRowsFn = void (*)(const float* x, int64_t n, int64_t C, const int32_t* assign, const float* weight,
+                             int64_t k, float* y, float* sizes_out, ThreadPool* pool);
 
 // The entry's function, named by its family.
 union KernelFn {
@@ -101,6 +114,9 @@ union KernelFn {
     WeightsRowFn weights_row;
     TopkFn topk;
     GatherRowsFn gather_rows;
+    CosineSimilarityFn cosine_similarity;
+    TapScoresFn tap_scores;
+    MergeRowsFn merge_rows;
 };
 
 struct Kernel {

@@ -37,7 +37,9 @@ constexpr double kLayerLo = -1024, kLayerHi = 1023;
 
 const std::vector<MethodSpec>& method_table() {
     static const std::vector<MethodSpec> table = {
-        {"random", true, false, false, {{"seed", ArgKind::integer, 0, 9007199254740992.0, 0, nullptr}}},
+        // Seeds (and budget_bytes) stop below 2^53: a larger JSON integer may already have been
+        // rounded to a neighbouring double by the reader, so it would run a different seed silently.
+        {"random", true, false, false, {{"seed", ArgKind::integer, 0, 9007199254740991.0, 0, nullptr}}},
         {"uniform", true, false, false, {}},
         // FasterVLM: [CLS] attention at the feature layer (mm_vision_select_layer = -2), mean over heads.
         {"fastervlm", true, false, true, {{"layer", ArgKind::integer, kLayerLo, kLayerHi, -2, nullptr}}},
@@ -148,9 +150,38 @@ public:
         return static_cast<int64_t>(x);
     }
 
+    // Strings are names and descriptions: they end up in messages and in written plans, so a NUL
+    // (which would cut them short) or bytes that are not UTF-8 (not JSON text) are refused.
     Result<std::string> string(const JsonValue& v, const std::string& path) const {
         if (!v.is_string()) return error(StatusCode::parse_error, path, "must be a string");
-        return v.as_string();
+        const std::string& s = v.as_string();
+        if (s.find('\0') != std::string::npos) return error(StatusCode::parse_error, path, "contains a NUL character");
+        if (!is_utf8(s)) return error(StatusCode::parse_error, path, "is not valid UTF-8");
+        return s;
+    }
+
+    // Well-formed UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF.
+    static bool is_utf8(std::string_view s) {
+        size_t i = 0;
+        while (i < s.size()) {
+            const unsigned char c = static_cast<unsigned char>(s[i]);
+            int len = 0;
+            uint32_t cp = 0, min = 0;
+            if (c < 0x80) { ++i; continue; }
+            if ((c & 0xe0) == 0xc0) len = 2, cp = c & 0x1f, min = 0x80;
+            else if ((c & 0xf0) == 0xe0) len = 3, cp = c & 0x0f, min = 0x800;
+            else if ((c & 0xf8) == 0xf0) len = 4, cp = c & 0x07, min = 0x10000;
+            else return false;
+            if (i + static_cast<size_t>(len) > s.size()) return false;
+            for (int k = 1; k < len; ++k) {
+                const unsigned char cc = static_cast<unsigned char>(s[i + static_cast<size_t>(k)]);
+                if ((cc & 0xc0) != 0x80) return false;
+                cp = (cp << 6) | (cc & 0x3f);
+            }
+            if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+            i += static_cast<size_t>(len);
+        }
+        return true;
     }
 
     Result<bool> boolean(const JsonValue& v, const std::string& path) const {
@@ -288,7 +319,7 @@ Result<PruningCalibration> parse_calibration(const Reader& r, const JsonValue& v
         v, path, {"budget_bytes", "image_size", "prompt_tokens", "answer_tokens", "set", "loss", "search"}));
     PruningCalibration c;
     if (const JsonValue* x = v.find("budget_bytes")) {
-        GLIMPSE_ASSIGN_OR_RETURN(c.budget_bytes, r.integer(*x, path + ".budget_bytes", 1, 9007199254740992.0));
+        GLIMPSE_ASSIGN_OR_RETURN(c.budget_bytes, r.integer(*x, path + ".budget_bytes", 1, 9007199254740991.0));
     }
     if (const JsonValue* x = v.find("image_size")) {
         if (!x->is_array() || x->size() != 2) {

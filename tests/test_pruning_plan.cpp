@@ -441,3 +441,69 @@ TEST_CASE("pruning plan: every truncation and byte change of a good plan is read
         }
     }
 }
+
+// Hostile documents (the fuzz seeds of tests/fuzz/corpus/pruning_plan/ as doctest cases): each is
+// refused with a message that starts with the file's name and names what is wrong, or, where the
+// value is legal, read exactly. Never a crash, a hang or a silent rounding.
+TEST_CASE("pruning plan: hostile documents are refused clearly") {
+    auto refused_with = [](const std::string& text, std::initializer_list<const char*> needles) {
+        auto r = pruning_plan_parse(text, "plan.json");
+        REQUIRE_MESSAGE(!r.is_ok(), "accepted: " << text.substr(0, 200));
+        const std::string msg = r.status().message();
+        CHECK_MESSAGE(msg.rfind("plan.json", 0) == 0, msg);
+        for (const char* n : needles) CHECK_MESSAGE(msg.find(n) != std::string::npos, "'" << n << "' not in: " << msg);
+    };
+    const std::string head = R"({"format": "glimpse.pruning-plan", "version": 1, )";
+    auto stage = [](const std::string& body) { return plan_with_stages(body); };
+    // Deep nesting inside args: refused by the JSON reader's depth limit or as an unknown argument.
+    std::string deep = std::string(100000, '[') + std::string(100000, ']');
+    refused_with(stage(R"({"at": "after_projector", "method": "random", "keep": 0.5, "args": {"seed": )" + deep + "}}"), {});
+    refused_with(stage(R"({"at": "after_projector", "method": "random", "keep": 0.5, "args": {"x": )" +
+                       std::string(300, '{') + std::string(300, '}') + "}}"),
+                 {});
+    // Duplicate keys, at the top, in a stage and in args.
+    refused_with(stage(R"({"at": "after_projector", "method": "random", "keep": 0.5, "keep": 0.25})"), {"'keep' appears twice"});
+    refused_with(stage(R"({"at": "after_projector", "method": "random", "keep": 0.5, "args": {"seed": 1, "seed": 2}})"),
+                 {"args.seed", "appears twice"});
+    refused_with(head + R"("stages": [], "stages": []})", {"'stages' appears twice"});
+    // Numbers at the edges: a subnormal keep rounds to 0 tokens; counts, versions and layers far
+    // out of range; a seed above 2^53 that a double cannot hold exactly.
+    {
+        // A subnormal keep is a fraction in (0, 1], so the document reads; fitting refuses it:
+        // it rounds to 0 tokens of any model.
+        auto tiny = pruning_plan_parse(stage(R"({"at": "after_projector", "method": "divprune", "keep": 1e-320})"), "plan.json");
+        REQUIRE(tiny.is_ok());
+        auto fit = pruning_plan_fit(*tiny, smolvlm_2x2(), "plan.json");
+        REQUIRE(!fit.is_ok());
+        CHECK_MESSAGE(fit.status().message().find("stages[0].keep") != std::string::npos, fit.status().message());
+    }
+    refused_with(stage(R"({"at": "after_projector", "method": "divprune", "keep_count": 1e300})"), {"stages[0].keep_count"});
+    refused_with(R"({"format": "glimpse.pruning-plan", "version": 1e27, "stages": []})", {"version"});
+    refused_with(stage(R"({"at": "decoder_layer", "layer": -2147483649, "method": "fastv", "keep": 0.5})"),
+                 {"stages[0].layer"});
+    refused_with(stage(R"({"at": "decoder_layer", "layer": 2147483648, "method": "fastv", "keep": 0.5})"),
+                 {"stages[0].layer"});
+    refused_with(stage(R"({"at": "after_projector", "method": "random", "keep": 0.5, "args": {"seed": 9007199254740993}})"),
+                 {"stages[0].args.seed"});
+    refused_with(stage(R"({"at": "after_projector", "method": "visionzip", "keep": 0.5, "args": {"layer": -2147483649}})"),
+                 {"stages[0].args.layer"});
+    // 257 stages: more than a plan may hold.
+    std::string many;
+    for (int i = 0; i < 257; ++i) many += std::string(i ? "," : "") + R"({"at": "decoder_layer", "layer": )" + std::to_string(i) + R"(, "method": "fastv", "keep": 0.5})";
+    refused_with(stage(many), {"stages"});
+    // A NUL inside the method name, and bytes that are not UTF-8.
+    refused_with(stage(R"({"at": "after_projector", "method": "div\u0000prune", "keep": 0.5})"), {"stages[0].method", "NUL"});
+    refused_with(stage("{\"at\": \"after_projector\", \"method\": \"div\xff\xfeprune\", \"keep\": 0.5}"),
+                 {"stages[0].method", "UTF-8"});
+    refused_with(head + "\"model\": \"\xc3\x28\", \"stages\": []}", {"model", "UTF-8"});
+    refused_with(head + "\"model\": \"\xed\xa0\x80\", \"stages\": []}", {"model", "UTF-8"});  // a surrogate
+    CHECK(pruning_plan_parse(head + "\"model\": \"SmolVLM \xe2\x80\x94 256M \xf0\x9f\x90\xb1\", \"stages\": []}", "plan.json").is_ok());
+    // calibration.image_size of the wrong shape or values.
+    refused_with(head + R"("stages": [], "calibration": {"image_size": [0, -1]}})", {"calibration.image_size"});
+    refused_with(head + R"("stages": [], "calibration": {"image_size": "1024x768"}})", {"calibration.image_size"});
+    refused_with(head + R"("stages": [], "calibration": {"image_size": [1024, 768, 3]}})", {"calibration.image_size"});
+    refused_with(head + R"("stages": [], "calibration": {"image_size": [1e300, 768]}})", {"calibration.image_size"});
+    // A truncated calibration object.
+    refused_with(head + R"("stages": [], "calibration": {"budget_bytes": 1000, "loss": {"mean_kl": 0.)", {});
+    refused_with(head + R"("stages": [], "calibration": {"set": {"kind": "scenes", "count": )", {});
+}

@@ -1,14 +1,21 @@
 // Visual-token pruning after the projector, end to end on the bundled models (models/bundled):
 // the pruned prompt's shape and positions, each wired method's kept indices against its scalar
 // reference (ops/prune_select.h, ops/topk.h) run on the same encoder output, keep 1.0 against no
-// plan byte for byte, and the refusals of what a model cannot run.
+// plan byte for byte, and the refusals of what a model cannot run. The selection's inputs come
+// from the score ops (ops/prune_score.h): tap scores from tap_scores_ref (its variants are
+// bit-identical to it, tests/test_prune_score.cpp); cosine similarities from the kernel the model
+// selects (held within 2 ulp of cosine_similarity_ref there), so a 1-ulp near-tie cannot make this
+// test depend on the ISA level.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 
 #include "models/vlm.h"
+#include "ops/kernel_registry.h"
+#include "ops/prune_score.h"
 #include "ops/prune_select.h"
 #include "ops/topk.h"
 #include "test_util.h"
@@ -61,32 +68,48 @@ std::vector<int64_t> expected_split(int64_t n_chunks, int64_t per_chunk, double 
     return k;
 }
 
+// The similarity the model's selection reads: the selected cosine_similarity kernel over a and b.
+std::vector<float> cosine(const std::vector<float>& a, int64_t n, const std::vector<float>& b, int64_t m, int64_t C) {
+    std::vector<float> sim(static_cast<size_t>(n * m));
+    std::vector<uint8_t> scratch(cosine_similarity_scratch_bytes(n, m, C) + 64);
+    void* aligned = scratch.data() + (64 - reinterpret_cast<uintptr_t>(scratch.data()) % 64) % 64;
+    select_kernel(OpFamily::cosine_similarity)->fn.cosine_similarity(a.data(), n, b.data(), m, C, sim.data(), aligned, nullptr);
+    return sim;
+}
+
+// Per-token scores of the taps (one per tapped block, summed), by the tap_scores reference.
+std::vector<float> tap_scores(const std::vector<const float*>& taps, const VisionHparams& vh, int64_t T) {
+    const int64_t ps = vh.image_size / vh.patch_size;
+    const int64_t n_pos = vh.n_patches() + (vh.projector == ProjectorType::mlp ? 1 : 0);
+    const int64_t s = vh.projector == ProjectorType::idefics3 ? vh.scale_factor : 1;
+    std::vector<float> scores(static_cast<size_t>(T));
+    std::vector<uint8_t> scratch(tap_scores_scratch_bytes(ps, s));
+    for (size_t i = 0; i < taps.size(); ++i) tap_scores_ref(taps[i], vh.n_head, n_pos, ps, ps, s, i > 0, scores.data(), scratch.data());
+    return scores;
+}
+
 std::vector<int32_t> reference_kept(const std::string& method, const std::vector<float>& rows, int64_t T,
-                                    int64_t n_embd, int64_t side, int64_t k, uint64_t seed, const float* tap,
-                                    const VisionHparams& vh) {
+                                    int64_t n_embd, int64_t side, int64_t k, uint64_t seed,
+                                    const std::vector<const float*>& taps, const VisionHparams& vh,
+                                    const std::vector<float>& instruction_rows) {
     std::vector<int32_t> kept(static_cast<size_t>(k));
     if (method == "uniform") {
         REQUIRE(prune_uniform_grid_ref(side, side, k, kept.data()).is_ok());
     } else if (method == "random") {
         std::vector<uint8_t> scratch(prune_random_scratch_bytes(T));
         REQUIRE(prune_random_ref(T, k, SplitMix64{seed}.next(), kept.data(), scratch.data()).is_ok());
-    } else if (method == "divprune" || method == "dart") {
-        // Cosine similarity from its definition: rows over their L2 norms, dot products.
-        std::vector<float> unit(rows.size());
-        for (int64_t i = 0; i < T; ++i) {
-            double ss = 0;
-            for (int64_t e = 0; e < n_embd; ++e) ss += static_cast<double>(rows[i * n_embd + e]) * rows[i * n_embd + e];
-            for (int64_t e = 0; e < n_embd; ++e) unit[i * n_embd + e] = static_cast<float>(rows[i * n_embd + e] / std::sqrt(ss));
-        }
-        std::vector<float> sim(static_cast<size_t>(T * T));
-        for (int64_t i = 0; i < T; ++i) {
-            for (int64_t j = 0; j < T; ++j) {
-                double d = 0;
-                for (int64_t e = 0; e < n_embd; ++e) d += static_cast<double>(unit[i * n_embd + e]) * unit[j * n_embd + e];
-                sim[i * T + j] = static_cast<float>(d);
-            }
-        }
-        if (method == "divprune") {
+    } else if (method == "divprune" || method == "dart" || method == "cdpruner") {
+        const std::vector<float> sim = cosine(rows, T, rows, T, n_embd);
+        if (method == "cdpruner") {
+            // Relevance: the visual rows against the instruction's token embeddings.
+            const int64_t P = static_cast<int64_t>(instruction_rows.size()) / n_embd;
+            REQUIRE(P > 0);
+            const std::vector<float> text_sim = cosine(rows, T, instruction_rows, P, n_embd);
+            std::vector<float> relevance(static_cast<size_t>(T));
+            REQUIRE(cdpruner_relevance_ref(text_sim.data(), T, P, relevance.data()).is_ok());
+            std::vector<uint8_t> scratch(cdpruner_scratch_bytes(T, k));
+            REQUIRE(cdpruner_ref(sim.data(), relevance.data(), T, k, kept.data(), nullptr, scratch.data()).is_ok());
+        } else if (method == "divprune") {
             std::vector<uint8_t> scratch(divprune_scratch_bytes(T));
             REQUIRE(divprune_ref(sim.data(), T, k, kept.data(), nullptr, scratch.data()).is_ok());
         } else {
@@ -101,11 +124,7 @@ std::vector<int32_t> reference_kept(const std::string& method, const std::vector
             REQUIRE(dart_ref(sim.data(), l1.data(), T, k, std::min<int64_t>(k, 4), kept.data(), scratch.data()).is_ok());
         }
     } else {
-        const int64_t ps = vh.image_size / vh.patch_size;
-        const int64_t n_pos = vh.n_patches() + (vh.projector == ProjectorType::mlp ? 1 : 0);
-        const int64_t s = vh.projector == ProjectorType::idefics3 ? vh.scale_factor : 1;
-        std::vector<float> scores(static_cast<size_t>(T));
-        REQUIRE(prune_scores_from_tap_ref(tap, vh.n_head, n_pos, ps, ps, s, scores.data()).is_ok());
+        const std::vector<float> scores = tap_scores(taps, vh, T);
         std::vector<uint8_t> scratch(static_cast<size_t>(topk_scratch_bytes(T)) + 64);
         topk_ref(scores.data(), T, k, kept.data(),
                  scratch.data() + (64 - reinterpret_cast<uintptr_t>(scratch.data()) % 64) % 64);
@@ -137,13 +156,25 @@ void check_method(const char* stem, const char* method) {
     REQUIRE(enc.is_ok());
     const PruneStage& st = *(*pruned)->pruning_stage();
     VisionTaps taps;
-    const bool tap_method = std::string(method) == "fastervlm" || std::string(method) == "attn-received";
-    if (tap_method) {
+    const std::string name = method;
+    const bool encoder_cls = vh.projector == ProjectorType::mlp;
+    const bool tap_method = name == "fastervlm" || name == "attn-received" || name == "visionzip" || name == "vtc-cls";
+    if (name == "vtc-cls") {
+        // VTC-CLS: the [CLS] rows of blocks start_layer .. L-2 (the plan's default start 0).
+        for (int l = static_cast<int>(st.number("start_layer")); l <= static_cast<int>(vh.n_layer) - 2; ++l) taps.layers.push_back(l);
+        taps.cls_attention = true;
+    } else if (tap_method) {
         const int layer = static_cast<int>(st.number("layer"));
         taps.layers = {layer < 0 ? static_cast<int>(vh.n_layer) + layer : layer};
-        taps.cls_attention = std::string(method) == "fastervlm";
+        taps.cls_attention = name == "fastervlm" || (name == "visionzip" && encoder_cls);
         taps.column_mean = !taps.cls_attention;
     }
+    // CDPruner's instruction: its token embedding rows.
+    std::vector<float> instruction_rows(p_cut->instruction_ids.size() * static_cast<size_t>(n_embd));
+    for (size_t t = 0; t < p_cut->instruction_ids.size(); ++t) {
+        (*plain)->text().embed_token(p_cut->instruction_ids[t], instruction_rows.data() + t * n_embd);
+    }
+    if (name == "cdpruner") CHECK(!p_cut->instruction_ids.empty());
     auto plan = (*enc)->compile(1, taps);
     REQUIRE(plan.is_ok());
     ThreadPool pool(1);
@@ -156,16 +187,49 @@ void check_method(const char* stem, const char* method) {
     for (size_t ci = 0; ci < p_cut->chunks.size(); ++ci) {
         const VlmPrompt::Chunk& c = p_cut->chunks[ci];
         CAPTURE(ci);
-        const float* tap = nullptr;
+        std::vector<const float*> tap;
         if (tap_method) {
             REQUIRE((*enc)->encode(*plan, p_cut->images[0].chunk(c.chunk), rows.data(), &pool).is_ok());
-            const VisionTapValues& tv = plan->taps.at(0);
-            tap = plan->tap_data(taps.cls_attention ? tv.cls_attention : tv.column_mean);
+            REQUIRE(plan->taps.size() == taps.layers.size());
+            for (const VisionTapValues& tv : plan->taps) tap.push_back(plan->tap_data(taps.cls_attention ? tv.cls_attention : tv.column_mean));
         }
         std::vector<float> chunk_rows(full->begin() + row_full * n_embd, full->begin() + (row_full + T) * n_embd);
         const uint64_t seed = (std::string(method) == "random" ? static_cast<uint64_t>(st.number("seed")) : 0u) ^
                               ((static_cast<uint64_t>(c.image) * 4096u + static_cast<uint64_t>(c.chunk)) * 0x9e3779b97f4a7c15ull);
-        const std::vector<int32_t> want = reference_kept(method, chunk_rows, T, n_embd, side, c.n_tokens, seed, tap, vh);
+        if (name == "visionzip") {
+            // visionzip_ref on the same scores, with the projected rows as metric and hidden rows:
+            // the kept set is its dominant + contextual targets; each target's row is its merge.
+            const std::vector<float> scores = tap_scores(tap, vh, T);
+            const int64_t n_ctx = std::min<int64_t>(c.n_tokens - 1, static_cast<int64_t>(std::floor(st.number("contextual_share") * c.n_tokens + 0.5)));
+            const int64_t n_dom = c.n_tokens - n_ctx;
+            std::vector<int32_t> dominant(static_cast<size_t>(n_dom)), targets(static_cast<size_t>(n_ctx) + 1);
+            std::vector<float> merged(static_cast<size_t>((n_ctx + 1) * n_embd));
+            std::vector<uint8_t> scratch(visionzip_scratch_bytes(T, n_embd, n_ctx + 1));
+            REQUIRE(visionzip_ref(scores.data(), chunk_rows.data(), n_embd, chunk_rows.data(), n_embd, T, n_dom, n_ctx,
+                                  dominant.data(), targets.data(), merged.data(), scratch.data()).is_ok());
+            std::vector<int32_t> want = dominant;
+            want.insert(want.end(), targets.begin(), targets.begin() + n_ctx);
+            std::sort(want.begin(), want.end());
+            CHECK(kept[ci] == want);
+            any_non_uniform = true;
+            for (int64_t t = 0; t < c.n_tokens && kept[ci] == want; ++t) {
+                const int32_t idx = kept[ci][t];
+                const auto at = std::find(targets.begin(), targets.begin() + n_ctx, idx);
+                const float* expect = at == targets.begin() + n_ctx ? chunk_rows.data() + idx * n_embd
+                                                                    : merged.data() + (at - targets.begin()) * n_embd;
+                double worst = 0, scale = 0;
+                for (int64_t e = 0; e < n_embd; ++e) {
+                    worst = std::max(worst, std::fabs(static_cast<double>(cut->data()[(row_cut + t) * n_embd + e]) - expect[e]));
+                    scale = std::max(scale, std::fabs(static_cast<double>(expect[e])));
+                }
+                CHECK(worst <= 1e-5 * std::max(1.0, scale));  // f32 means in another order
+            }
+            row_full += T;
+            row_cut += c.n_tokens;
+            continue;
+        }
+        const std::vector<int32_t> want =
+            reference_kept(method, chunk_rows, T, n_embd, side, c.n_tokens, seed, tap, vh, instruction_rows);
         CHECK(kept[ci] == want);
         std::vector<int32_t> grid(static_cast<size_t>(c.n_tokens));
         REQUIRE(prune_uniform_grid_ref(side, side, c.n_tokens, grid.data()).is_ok());
@@ -220,8 +284,21 @@ TEST_CASE("a pruned prompt has each chunk's kept count of image positions, re-co
 
 TEST_CASE("each wired method keeps the indices its scalar reference picks from the same encoder output") {
     REQUIRE_MESSAGE(have_bundled(), "the bundled models are part of the repository (models/bundled/)");
-    for (const char* m : {"random", "uniform", "divprune", "dart", "attn-received"}) check_method(kSmol, m);
-    for (const char* m : {"random", "uniform", "divprune", "dart", "fastervlm"}) check_method(kLlava, m);
+    if (test::emulated()) {
+        // Under qemu every check costs minutes (three full encodes of the image); the score ops'
+        // NEON variants are held to their references by test_prune_score, so the emulated run
+        // checks one method per op path: similarity + merge (visionzip: taps too), similarity +
+        // relevance (cdpruner), layer-summed [CLS] taps (vtc-cls), similarity alone (divprune).
+        check_method(kSmol, "divprune");
+        check_method(kSmol, "visionzip");
+        check_method(kLlava, "cdpruner");
+        check_method(kLlava, "vtc-cls");
+        return;
+    }
+    for (const char* m : {"random", "uniform", "divprune", "dart", "attn-received", "cdpruner", "visionzip"}) check_method(kSmol, m);
+    for (const char* m : {"random", "uniform", "divprune", "dart", "fastervlm", "cdpruner", "visionzip", "vtc-cls"}) {
+        check_method(kLlava, m);
+    }
 }
 
 TEST_CASE("keep 1.0 answers byte for byte as no pruning") {
@@ -267,8 +344,15 @@ TEST_CASE("a plan the model cannot run is refused at load, naming what is wrong"
         CHECK(vlm.status().message().find(needle) != std::string::npos);
     };
     refused(kSmol, shorthand("fastervlm", 0.5), "[CLS]");      // SigLIP has no [CLS]
-    refused(kSmol, shorthand("cdpruner", 0.5), "not wired");    // a method not wired yet
-    refused(kLlava, shorthand("visionzip", 0.5), "not wired");
+    refused(kSmol, shorthand("vtc-cls", 0.5), "[CLS]");        // VTC-CLS needs [CLS] too
+    PruningPlan zip_cls = shorthand("visionzip", 0.5);         // VisionZip told to use [CLS] on SigLIP
+    for (PruneArg& a : zip_cls.stages[0].args) {
+        if (a.name == "score") a.text = "cls";
+    }
+    refused(kSmol, zip_cls, "[CLS]");
+    PruningPlan decoder = shorthand("uniform", 0.5);           // a site that does not run yet
+    decoder.stages[0].site = PruneSite::encoder_layer;
+    refused(kSmol, decoder, "encoder_layer");
     refused(kLlava, shorthand("uniform", 100000), "100000");   // more tokens than there are
     PruningPlan split = shorthand("uniform", 0.5);
     split.stages[0].tile_split = TileSplit::overview_scores;

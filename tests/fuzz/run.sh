@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs libFuzzer targets for a bounded time each (used by `make fuzz-smoke` and `make fuzz`).
 #   tests/fuzz/run.sh BUILD_DIR SECONDS TARGET...
-# TARGET is a name without the fuzz_ prefix (gguf, image, chat_template, json, tokenizer).
+# TARGET is a name without the fuzz_ prefix (gguf, image, chat_template, json, tokenizer, pruning_plan).
 # Each target starts from its seed corpus (tests/fuzz/corpus/<target>) plus the inputs earlier
 # runs found (tests/data/regressions/<target>, read only); new
 # interesting inputs go to BUILD_DIR/fuzz-corpus/<target>, crashes, leaks, timeouts (10 s) and

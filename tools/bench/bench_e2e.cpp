@@ -94,6 +94,10 @@ int cmd_e2e(int argc, char** argv) {
     if (n_predict < 0 || n_predict > 100000) return fail("--n-predict must be 0..100000", 2);
     VlmConfig cfg;
     cfg.n_threads = info.threads;
+    // Compact position ids (--plan's help says so): chunks are encoded one at a time below, so the
+    // whole prompt's kept rows, which original ids need, are not there; prefill time does not
+    // depend on the ids.
+    cfg.original_positions = false;
     const std::string kv = a.get("--kv-type");
     if (kv == "f16") cfg.kv_type = DType::f16;
     else if (kv == "f32") cfg.kv_type = DType::f32;
@@ -140,6 +144,7 @@ int cmd_e2e(int argc, char** argv) {
     std::vector<double> chunk_ms;
     std::vector<float> embeddings;
     double compile_vision_ms = 0;
+    GenerationStats encode_stats;  // prune_ms: the pruning stage's share of the timed encodes
     for (size_t c = 0; c < prompt.chunks.size(); ++c) {
         VlmPrompt one = prompt;
         one.chunks = {prompt.chunks[c]};
@@ -151,7 +156,7 @@ int cmd_e2e(int argc, char** argv) {
             compile_vision_ms = now_ms() - t0;
         }
         t0 = now_ms();
-        auto e = vlm.encode_images(one, nullptr);
+        auto e = vlm.encode_images(one, &encode_stats);
         if (!e.is_ok()) return fail(e.status().message());
         chunk_ms.push_back(now_ms() - t0);
         embeddings.insert(embeddings.end(), e->begin(), e->end());
@@ -230,6 +235,8 @@ int cmd_e2e(int argc, char** argv) {
     j.end_object();
     j.begin_object("encode");
     j.value("chunks", static_cast<int64_t>(chunk_ms.size()));
+    // Of the timed encodes: the pruning stage's scores, selection, gather and merge, all chunks.
+    j.value("prune_ms", encode_stats.prune_ms);
     j.begin_array("per_chunk_ms");
     for (double v : chunk_ms) j.value("", v);
     j.end_array();

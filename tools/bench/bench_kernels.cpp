@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "ops/kernel_registry.h"
+#include "ops/prune_score.h"
 #include "ops/matmul.h"
 #include "ops/topk.h"
 #include "ops/providers/providers.h"
@@ -168,6 +169,28 @@ std::vector<OpCase> op_cases(OpFamily op, OpBuffers& m) {
             return {{"T1024xC768_k256", 256.0 * 768, [&m](const Kernel& k, ThreadPool* p) {
                          for (int32_t i = 0; i < 256; ++i) m.idx[i] = 4 * i + 1;
                          k.fn.gather_rows(m.a.data(), 768, m.idx.data(), 256, m.y.data(), p);
+                     }}};
+        case OpFamily::cosine_similarity: {  // pruning: one SmolVLM chunk (64 x 576), a LLaVA view (576 x 1024 rows)
+            std::vector<OpCase> cases;
+            cases.push_back({"n64xC576_self", 64.0 * 64, [&m](const Kernel& k, ThreadPool* p) {
+                                 k.fn.cosine_similarity(m.a.data(), 64, m.a.data(), 64, 576, m.y.data(), m.scratch, p);
+                             }});
+            cases.push_back({"n576xC1024_self", 576.0 * 576, [&m](const Kernel& k, ThreadPool* p) {
+                                 k.fn.cosine_similarity(m.a.data(), 576, m.a.data(), 576, 1024, m.y.data(), m.scratch, p);
+                             }});
+            cases.push_back({"n64xm32xC576_text", 64.0 * 32, [&m](const Kernel& k, ThreadPool* p) {
+                                 k.fn.cosine_similarity(m.a.data(), 64, m.b.data(), 32, 576, m.y.data(), m.scratch, p);
+                             }});
+            return cases;
+        }
+        case OpFamily::tap_scores:  // SigLIP at 512²: 12 heads over 32 x 32 patches, 4 x 4 blocks
+            return {{"H12x32x32_s4", 64.0, [&m](const Kernel& k, ThreadPool*) {
+                         k.fn.tap_scores(m.a.data(), 12, 1024, 32, 32, 4, false, m.y.data(), m.scratch);
+                     }}};
+        case OpFamily::merge_rows:  // VisionZip-like: 576 rows of 1024 into 64 slots
+            return {{"n576xC1024_k64", 64.0 * 1024, [&m](const Kernel& k, ThreadPool* p) {
+                         for (int32_t i = 0; i < 576; ++i) m.idx[i] = i % 9 == 0 ? -1 : i % 64;
+                         k.fn.merge_rows(m.a.data(), 576, 1024, m.idx.data(), nullptr, 64, m.y.data(), nullptr, p);
                      }}};
     }
     return {};
@@ -414,7 +437,8 @@ int cmd_kernels(int argc, char** argv) {
     j.begin_array("op_results");
     {
         const int64_t n_max = 3145728;
-        OpBuffers m(n_max, info.threads * attention_scratch_floats(1024) * 4 + topk_scratch_bytes(n_max) + 64);
+        OpBuffers m(n_max, info.threads * attention_scratch_floats(1024) * 4 + topk_scratch_bytes(n_max) +
+                                static_cast<int64_t>(cosine_similarity_scratch_bytes(576, 576, 1024)) + 64);
         for (const Kernel& k : kernel_registry()) {
             if (k.op == OpFamily::matmul) continue;
             const std::string name = k.name;

@@ -3,13 +3,15 @@
 
   plot.py pruning.json out.svg     (pruning.json: table.py's combined JSON)
 
-One panel per model; one line per method; the unpruned accuracy as a dashed line.
+One panel per model; one colour per method: solid lines original position ids (the default),
+dotted lines compact ids; the unpruned accuracy as a dashed black line.
 """
 import json
 import sys
 
-COLORS = ["#888888", "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
-W, H, PAD = 420, 300, 48
+COLORS = ["#888888", "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
+          "#bcbd22", "#000080"]
+W, H, PAD = 460, 340, 48
 
 
 def panel(x0, label, runs, methods):
@@ -24,15 +26,22 @@ def panel(x0, label, runs, methods):
     out.append('<text x="%d" y="%d" font-size="11" text-anchor="middle">share of visual tokens kept</text>' % (px(0.5), H - 12))
     base = next(r for r in runs if not r["pruning"])["overall"]
     out.append('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#000" stroke-dasharray="4 3"/>' % (px(0), px(1), py(base), py(base)))
+    present = [m for m in methods if any(r["pruning"] and r["pruning"].split(" keep ")[0] == m for r in runs)]
     for i, m in enumerate(methods):
-        pts = sorted((r["visual_tokens"]["kept"] / r["visual_tokens"]["in"], r["overall"]) for r in runs
-                     if r["pruning"] and r["pruning"].split(" keep ")[0] + " (%s ids)" % r.get("positions", "compact") == m)
-        if not pts:
-            continue
         c = COLORS[i % len(COLORS)]
-        out.append('<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>' % (
-            c, " ".join("%.1f,%.1f" % (px(f), py(a)) for f, a in pts)))
-        out.append('<text x="%d" y="%d" font-size="11" fill="%s">%s</text>' % (px(0.62), py(0.42) + 13 * i, c, m))
+        for positions, dash in (("original", ""), ("compact", ' stroke-dasharray="1 3"')):
+            pts = sorted((r["visual_tokens"]["kept"] / r["visual_tokens"]["in"], r["overall"]) for r in runs
+                         if r["pruning"] and r["pruning"].split(" keep ")[0] == m and r.get("positions", "compact") == positions)
+            if not pts:
+                continue
+            pts.append((1.0, base))  # keep 1.0 is the unpruned run, byte for byte
+            pts.sort()
+            out.append('<polyline fill="none" stroke="%s" stroke-width="2"%s points="%s"/>' % (
+                c, dash, " ".join("%.1f,%.1f" % (px(f), py(a)) for f, a in pts)))
+        if m in present:
+            out.append('<text x="%d" y="%d" font-size="11" fill="%s">%s</text>' % (
+                px(0.66), py(0.5) + 13 * present.index(m), c, m))
+    out.append('<text x="%d" y="%d" font-size="10">solid: original ids; dotted: compact</text>' % (px(0.3), py(0.5) - 8))
     return out
 
 
@@ -42,8 +51,6 @@ def main():
     for runs in data.values():
         for r in runs:
             m = r["pruning"].split(" keep ")[0]
-            if m:
-                m += " (%s ids)" % r.get("positions", "compact")
             if m and m not in methods:
                 methods.append(m)
     parts = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif">' % (W * len(data), H),

@@ -25,13 +25,27 @@ def main():
             positions, _, file = part.rpartition(":")
             for line in open(file):
                 if line.strip():
-                    r = json.loads(line)
-                    r["positions"] = positions or "compact"
-                    runs.append(r)
+                    runs.append(normalise(json.loads(line), positions or "compact"))
         combined[label] = runs
     with open(out_path, "w") as f:
         json.dump(combined, f, indent=1)
         f.write("\n")
+    print_table(combined)
+
+
+def normalise(r, positions):
+    """Newer evals say their ids in the label ("divprune keep 0.5 original ids"): move that to
+    r["positions"], so every run's label is "METHOD keep F"."""
+    r["positions"] = positions
+    for ids in ("original", "compact"):
+        suffix = " %s ids" % ids
+        if r.get("pruning", "").endswith(suffix):
+            r["pruning"] = r["pruning"][: -len(suffix)]
+            r["positions"] = ids
+    return r
+
+
+def print_table(combined):
     print("| model | method | ids | keep | tokens kept / in | overall | of unpruned | " + " | ".join(KINDS) + " |")
     print("|---|---|---|---:|---:|---:|---:|" + "---:|" * len(KINDS))
     for label, runs in combined.items():

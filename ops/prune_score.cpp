@@ -1,0 +1,104 @@
+// Scalar references of the pruning score and merge ops (ops/prune_score.h): the definitions
+// written out literally, the oracle of every variant.
+#include "ops/prune_score.h"
+
+#include <cmath>
+#include <cstring>
+
+namespace glimpse {
+
+namespace {
+
+// Rows in [i0, i1) of x:(rows,C) -> u = x * fl32(1 / ||x||), the norm's square summed in f64.
+void unit_rows_ref(const float* x, int64_t i0, int64_t i1, int64_t C, float* u) {
+    for (int64_t i = i0; i < i1; ++i) {
+        const float* xi = x + i * C;
+        double ss = 0;
+        for (int64_t c = 0; c < C; ++c) ss += static_cast<double>(xi[c]) * static_cast<double>(xi[c]);
+        const float inv = ss > 0 ? static_cast<float>(1.0 / std::sqrt(ss)) : (ss == 0 ? 0.0f : ss);
+        for (int64_t c = 0; c < C; ++c) u[i * C + c] = xi[c] * inv;
+    }
+}
+
+void run_rows(ThreadPool* pool, int64_t n, int64_t work_per_row, const auto& body) {
+    if (pool && n * work_per_row >= (int64_t{1} << 15)) pool->parallel_for(n, body);
+    else body(0, n, 0);
+}
+
+}  // namespace
+
+size_t cosine_similarity_scratch_bytes(int64_t n, int64_t m, int64_t C) {
+    return static_cast<size_t>((n + m) * C) * sizeof(float);
+}
+
+void cosine_similarity_ref(const float* a, int64_t n, const float* b, int64_t m, int64_t C, float* sim, void* scratch,
+                           ThreadPool* pool) {
+    float* ua = static_cast<float*>(scratch);
+    const bool self = a == b && n == m;
+    float* ub = self ? ua : ua + n * C;
+    run_rows(pool, n, C, [&](int64_t i0, int64_t i1, int) { unit_rows_ref(a, i0, i1, C, ua); });
+    if (!self) run_rows(pool, m, C, [&](int64_t i0, int64_t i1, int) { unit_rows_ref(b, i0, i1, C, ub); });
+    run_rows(pool, n, m * C, [&](int64_t i0, int64_t i1, int) {
+        for (int64_t i = i0; i < i1; ++i) {
+            for (int64_t j = 0; j < m; ++j) {
+                double dot = 0;
+                for (int64_t c = 0; c < C; ++c) dot += static_cast<double>(ua[i * C + c]) * static_cast<double>(ub[j * C + c]);
+                sim[i * m + j] = static_cast<float>(dot);
+            }
+        }
+    });
+}
+
+size_t tap_scores_scratch_bytes(int64_t w, int64_t s) {
+    return static_cast<size_t>(w + (s > 0 ? w / s : 0)) * sizeof(double);
+}
+
+void tap_scores_ref(const float* tap, int64_t n_head, int64_t n_pos, int64_t h, int64_t w, int64_t s, bool accumulate,
+                    float* scores, void* scratch) {
+    double* head_sum = static_cast<double*>(scratch);  // (w): one patch row summed over heads
+    double* block = head_sum + w;                      // (w/s): one row of blocks
+    const int64_t bw = w / s;
+    const double denom = static_cast<double>(n_head) * static_cast<double>(s) * static_cast<double>(s);
+    for (int64_t by = 0; by < h / s; ++by) {
+        for (int64_t bx = 0; bx < bw; ++bx) block[bx] = 0;
+        for (int64_t i = 0; i < s; ++i) {
+            const int64_t py = by * s + i;
+            for (int64_t x = 0; x < w; ++x) {
+                double sum = 0;
+                for (int64_t head = 0; head < n_head; ++head) sum += static_cast<double>(tap[head * n_pos + py * w + x]);
+                head_sum[x] = sum;
+            }
+            for (int64_t bx = 0; bx < bw; ++bx) {
+                for (int64_t j = 0; j < s; ++j) block[bx] += head_sum[bx * s + j];
+            }
+        }
+        for (int64_t bx = 0; bx < bw; ++bx) {
+            float& out = scores[by * bw + bx];
+            const double v = block[bx] / denom;
+            out = accumulate ? static_cast<float>(static_cast<double>(out) + v) : static_cast<float>(v);
+        }
+    }
+}
+
+void merge_rows_ref(const float* x, int64_t n, int64_t C, const int32_t* assign, const float* weight, int64_t k,
+                    float* y, float* sizes_out, ThreadPool* pool) {
+    run_rows(pool, k, n + C, [&](int64_t t0, int64_t t1, int) {
+        for (int64_t t = t0; t < t1; ++t) {
+            float* yt = y + t * C;
+            std::memset(yt, 0, static_cast<size_t>(C) * sizeof(float));
+            float wsum = 0;
+            for (int64_t i = 0; i < n; ++i) {
+                if (assign[i] != t) continue;
+                const float wi = weight ? weight[i] : 1.0f;
+                wsum += wi;
+                for (int64_t c = 0; c < C; ++c) yt[c] += wi * x[i * C + c];
+            }
+            if (wsum != 0) {
+                for (int64_t c = 0; c < C; ++c) yt[c] = yt[c] / wsum;
+            }
+            if (sizes_out) sizes_out[t] = wsum;
+        }
+    });
+}
+
+}  // namespace glimpse
