@@ -24,6 +24,7 @@
 #include "tools/common/args.h"
 #include "tools/glimpse/eval.h"
 #include "tools/quantize/quantize_command.h"
+#include "tools/tune/tune.h"
 
 using namespace glimpse;
 using namespace glimpse::tools;
@@ -83,6 +84,7 @@ void add_model_options(ArgParser& a) {
              "fastervlm ([CLS] encoders: LLaVA), attn-received; needs --keep");
     a.option("--keep", "F", "with --prune: keep this fraction in (0, 1] of each image's visual tokens, or a count > 1");
     a.option("--plan", "FILE", "a pruning plan file (JSON, docs/pruning.md); instead of --prune/--keep");
+    a.option("--decisions", "FILE", "matmul kernel decisions from `glimpse tune` (default: this machine's cached file if any; none: built-in)");
     a.option("--prune-positions", "IDS",
              "position ids of the kept image rows: original (as unpruned; keeps where each token was) or "
              "compact (renumbered 0..n-1; loses position questions, docs/pruning.md)", "original");
@@ -135,6 +137,7 @@ Result<VlmConfig> model_config(const ArgParser& a) {
 }
 
 Result<std::unique_ptr<Vlm>> load_model(const ArgParser& a, const VlmConfig& cfg, double* load_ms) {
+    GLIMPSE_RETURN_IF_ERROR(use_matmul_decisions(a.get("--decisions"), [](const std::string& m) { std::fprintf(stderr, "glimpse: %s\n", m.c_str()); }));
     auto t0 = std::chrono::steady_clock::now();
     auto vlm = Vlm::load(a.get("--model"), a.get("--mmproj"), cfg);
     *load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -503,7 +506,8 @@ void usage() {
         "  caption   describe an image or answer a question about it\n"
         "  inspect   print a model pair's metadata and memory plan\n"
         "  eval      measure a model's accuracy on procedural scenes\n"
-        "  quantize  write a GGUF with quantized weights (q8_0, q4_0, q4_k, ...), as llama-quantize does\n\n"
+        "  quantize  write a GGUF with quantized weights (q8_0, q4_0, q4_k, ...), as llama-quantize does\n"
+        "  tune      time the matmul kernels on a model's shapes on this CPU and save the fastest\n\n"
         "Run 'glimpse COMMAND --help' for a command's options.\n"
         "Environment: GLIMPSE_MAX_ISA=scalar|avx2|avx512|amx|neon|dotprod|i8mm caps the kernels' instruction set.\n",
         stdout);
@@ -524,5 +528,6 @@ int main(int argc, char** argv) {
     if (cmd == "inspect") return cmd_inspect(argc - 2, argv + 2);
     if (cmd == "eval") return cmd_eval(argc - 2, argv + 2);
     if (cmd == "quantize") return quantize_command("glimpse quantize", argc - 2, argv + 2);
-    return fail("unknown command '" + cmd + "' (caption, inspect, eval, quantize; see --help)", 2);
+    if (cmd == "tune") return tune_command("glimpse tune", argc - 2, argv + 2);
+    return fail("unknown command '" + cmd + "' (caption, inspect, eval, quantize, tune; see --help)", 2);
 }
