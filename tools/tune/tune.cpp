@@ -204,7 +204,10 @@ int tune_command(const std::string& program, int argc, char** argv) {
         std::vector<const MatmulKernel*> candidates;
         for (const MatmulKernel* k : matmul_kernels()) {
             if (k->w_type != g.w_type || !isa_usable(k->isa) || (k->available && !k->available())) continue;
-            if (k->priority == KernelPriority::reference) continue;  // double-precision oracles: never fast
+            // Double-precision oracles are never fast; portable scalar kernels only where the
+            // priority choice is one (their timing rounds would take minutes on encoder shapes).
+            if (k->priority == KernelPriority::reference) continue;
+            if (k->priority == KernelPriority::scalar && prio->priority > KernelPriority::scalar) continue;
             bool all = true;
             for (const TuneShape* s : g.shapes) all = all && (!k->supports || k->supports(s->M, s->K, s->N));
             if (!all) continue;
