@@ -76,10 +76,14 @@ struct MatmulKernel {
 const std::vector<const MatmulKernel*>& matmul_kernels();
 const MatmulKernel* find_matmul_kernel(const char* name);
 
-// The kernel for a linear node: among kernels for w_type whose ISA is usable at
-// the active level, that support the shape and are available, the one with the
+// The kernel for a linear node: a decision measured on this machine (`glimpse tune`,
+// ops/matmul_decision_file.h), then ops/matmul_decisions.inc, else among kernels for
+// w_type whose ISA is usable at the active level, that support the shape and are available, the one with the
 // highest priority (ties: later in the list). nullptr if none (unsupported type).
 const MatmulKernel* select_matmul_kernel(DType w_type, int64_t M_max, int64_t K, int64_t N);
+// The priority rule alone (no decisions): what select_matmul_kernel falls back to, and
+// what a decision's numerics policy is judged against (ops/matmul_decision_file.h).
+const MatmulKernel* priority_matmul_kernel(DType w_type, int64_t M_max, int64_t K, int64_t N);
 
 // Reference: every output is a double-precision sum over k in order, rounded
 // once to f32 — the oracle that faster variants are tested against. Reads any

@@ -5,6 +5,7 @@
 
 #include "ops/kernel_registry.h"
 #include "ops/matmul.h"
+#include "ops/matmul_decision_file.h"
 
 namespace glimpse {
 
@@ -24,6 +25,17 @@ const MatmulKernel* find_matmul_kernel(const char* name) {
     return nullptr;
 }
 
+const MatmulKernel* priority_matmul_kernel(DType w_type, int64_t M_max, int64_t K, int64_t N) {
+    const MatmulKernel* best = nullptr;
+    for (const MatmulKernel* k : matmul_kernels()) {
+        if (k->w_type != w_type || !isa_usable(k->isa)) continue;
+        if (k->supports && !k->supports(M_max, K, N)) continue;
+        if (k->available && !k->available()) continue;
+        if (!best || k->priority >= best->priority) best = k;
+    }
+    return best;
+}
+
 // Measured choices (ops/matmul_decisions.inc, from tools/bench; see docs/benchmarks.md)
 // come before the priority rule: the first entry for this weight type, shape class
 // and exactly the active ISA level whose kernel is usable for the shape wins.
@@ -33,18 +45,7 @@ const MatmulKernel* find_matmul_kernel(const char* name) {
 // =fast all of them, =off none.
 namespace {
 
-enum class MatmulShapeClass { tiny, decode, small, large };
-enum class MatmulPolicy { exact, fast };
-
-// decode: one row; small: up to 127 rows (connector, short prompts); large: encoder
-// tiles and prefill. tiny (K·N < 2^16: test and toy models) is never decided.
-MatmulShapeClass matmul_shape_class(int64_t M_max, int64_t K, int64_t N) {
-    if (K * N < (int64_t{1} << 16)) return MatmulShapeClass::tiny;
-    if (M_max <= 1) return MatmulShapeClass::decode;
-    return M_max < 128 ? MatmulShapeClass::small : MatmulShapeClass::large;
-}
-
-struct MatmulDecision {
+struct BuiltinMatmulDecision {
     DType w_type;
     MatmulShapeClass shape;
     Isa isa;
@@ -52,7 +53,7 @@ struct MatmulDecision {
     MatmulPolicy policy;
 };
 
-const MatmulDecision kMatmulDecisions[] = {
+const BuiltinMatmulDecision kMatmulDecisions[] = {
 #define GLIMPSE_MATMUL_DECISION(type, shape, isa, kernel, policy) \
     {DType::type, MatmulShapeClass::shape, Isa::isa, kernel, MatmulPolicy::policy},
 #include "ops/matmul_decisions.inc"
@@ -70,7 +71,20 @@ const MatmulKernel* decided_matmul_kernel(DType w_type, int64_t M_max, int64_t K
     if (mode == 0) return nullptr;
     const MatmulShapeClass shape = matmul_shape_class(M_max, K, N);
     if (shape == MatmulShapeClass::tiny) return nullptr;
-    for (const MatmulDecision& d : kMatmulDecisions) {
+    auto usable = [&](const MatmulKernel* k) {
+        return k && k->w_type == w_type && isa_usable(k->isa) && (!k->supports || k->supports(M_max, K, N)) &&
+               (!k->available || k->available());
+    };
+    // Measured on this machine (`glimpse tune`, ops/matmul_decision_file.h) first. Its policy
+    // is derived here from the kernels, not taken from the file.
+    std::string measured;
+    MatmulPolicy file_policy = MatmulPolicy::exact;
+    if (installed_matmul_decision(w_type, shape, &measured, &file_policy)) {
+        const MatmulKernel* k = find_matmul_kernel(measured.c_str());
+        const MatmulKernel* prio = priority_matmul_kernel(w_type, M_max, K, N);
+        if (usable(k) && prio && (mode == 2 || matmul_policy_of(*k, *prio) == MatmulPolicy::exact)) return k;
+    }
+    for (const BuiltinMatmulDecision& d : kMatmulDecisions) {
         if (!d.kernel || d.w_type != w_type || d.shape != shape || d.isa != active_isa()) continue;
         if (mode == 1 && d.policy != MatmulPolicy::exact) continue;
         const MatmulKernel* k = find_matmul_kernel(d.kernel);
@@ -86,14 +100,7 @@ const MatmulKernel* decided_matmul_kernel(DType w_type, int64_t M_max, int64_t K
 
 const MatmulKernel* select_matmul_kernel(DType w_type, int64_t M_max, int64_t K, int64_t N) {
     if (const MatmulKernel* k = decided_matmul_kernel(w_type, M_max, K, N)) return k;
-    const MatmulKernel* best = nullptr;
-    for (const MatmulKernel* k : matmul_kernels()) {
-        if (k->w_type != w_type || !isa_usable(k->isa)) continue;
-        if (k->supports && !k->supports(M_max, K, N)) continue;
-        if (k->available && !k->available()) continue;
-        if (!best || k->priority >= best->priority) best = k;
-    }
-    return best;
+    return priority_matmul_kernel(w_type, M_max, K, N);
 }
 
 }  // namespace glimpse

@@ -409,3 +409,79 @@ TEST_CASE("every matmul kernel gives identical outputs for any thread count") {
     }
     MESSAGE("checked " << checked << " kernel/shape pairs");
 }
+
+// Kernels declaring MatmulActivations::f16 promise ggml's f16-weight numerics: x rounded to
+// f16 (nearest even), then f16·f16 products summed in f32. Oracle: matmul_ref (double sums)
+// on x rounded to f16 by runtime/fp16.h's bit-exact conversion, which is independent of the
+// kernels' F16C/AMX code. Tolerance: f32 accumulation only, 1e-5·S (S = Σ|x̃_k·w_k| + |bias|);
+// products of two f16 values are exact in f32, so only the summation order differs.
+// The activations sit 0.4 ulp above f16 values, so a kernel that skipped or misrounded the
+// f16 step is off by ~2.6e-4·S: the test also checks that the unrounded result is outside
+// the tolerance for these inputs.
+TEST_CASE("f16-activation kernels round x to f16 as ggml does") {
+    struct Shape { int64_t M, K, N; };
+    int compared = 0;
+    for (const MatmulKernel* k : matmul_kernels()) {
+        if (k->activations != MatmulActivations::f16 || k->w_type != DType::f16) continue;
+        if (!isa_usable(k->isa) || (k->available && !k->available())) continue;
+        for (Shape s : {Shape{1, 768, 40}, Shape{7, 288, 17}, Shape{100, 1536, 33}}) {
+            if (k->supports && !k->supports(s.M, s.K, s.N)) continue;
+            Rng rng{static_cast<uint64_t>(s.M * 131 + s.K * 3 + s.N)};
+            std::vector<float> x(static_cast<size_t>(s.M * s.K)), xr(x.size()), bias(static_cast<size_t>(s.N));
+            // x = an f16 value in [0.5, 1) plus 0.4 of its ulp (2^-11), one sign per row: the f16
+            // rounding moves every term the same way (by ~2.6e-4 of it), 25× the tolerance
+            for (size_t i = 0; i < x.size(); ++i) {
+                const float sign = (i / static_cast<size_t>(s.K)) % 2 ? -1.0f : 1.0f;
+                const float h = round_to_f16(rng.uniform(0.5f, 0.999f));
+                x[i] = sign * (h + 0.4f * std::ldexp(1.0f, -11));
+                xr[i] = round_to_f16(x[i]);
+            }
+            for (float& v : bias) v = rng.uniform(-1, 1);
+            std::vector<uint8_t> w = make_weights(DType::f16, s.N, s.K, rng);
+            for (size_t i = 0; i < w.size(); i += 2) w[i + 1] &= 0x7f;  // all weights >= 0: no cancellation either
+            MatmulArgs a;
+            a.ldx = s.K; a.M = s.M; a.K = s.K; a.N = s.N; a.w = w.data(); a.w_type = DType::f16;
+            a.bias = bias.data(); a.ldy = s.N;
+            std::vector<float> want(static_cast<size_t>(s.M * s.N)), unrounded(want.size()), got(want.size());
+            a.x = xr.data(); a.y = want.data();
+            matmul_ref(a, nullptr);
+            a.x = x.data(); a.y = unrounded.data();
+            matmul_ref(a, nullptr);
+            uint8_t* packed = nullptr;
+            if (k->pack) {
+                packed = aligned_buffer_alloc(static_cast<size_t>(k->packed_bytes(s.N, s.K)));
+                k->pack(w.data(), s.N, s.K, packed);
+            }
+            uint8_t* scratch =
+                k->scratch_bytes ? aligned_buffer_alloc(static_cast<size_t>(k->scratch_bytes(s.M, s.K, s.N, 2)) + 64) : nullptr;
+            a.x = x.data(); a.y = got.data(); a.packed = packed; a.scratch = scratch;
+            ThreadPool pool(2);
+            k->run(a, &pool);
+            aligned_buffer_free(packed);
+            aligned_buffer_free(scratch);
+            std::vector<float> wrow(static_cast<size_t>(s.K));
+            int discriminating = 0;
+            for (int64_t n = 0; n < s.N; ++n) {
+                weights_row_to_f32(w.data(), DType::f16, s.K, n, wrow.data());
+                for (int64_t m = 0; m < s.M; ++m) {
+                    double mag = std::fabs(bias[n]);
+                    for (int64_t kk = 0; kk < s.K; ++kk) mag += std::fabs(static_cast<double>(xr[m * s.K + kk]) * wrow[kk]);
+                    const double tol = 1e-5 * mag;
+                    const size_t i = static_cast<size_t>(m * s.N + n);
+                    if (std::fabs(static_cast<double>(unrounded[i]) - want[i]) > tol) ++discriminating;
+                    REQUIRE_MESSAGE(std::fabs(static_cast<double>(got[i]) - want[i]) <= tol,
+                                    k->name << " M=" << s.M << " K=" << s.K << " N=" << s.N << " y[" << m << "][" << n
+                                            << "] = " << got[i] << ", f16-rounded oracle " << want[i]
+                                            << ", unrounded " << unrounded[i]);
+                }
+            }
+            // most outputs tell the rounded and the unrounded product apart at this tolerance
+            CHECK_MESSAGE(discriminating * 2 > s.M * s.N, "inputs do not discriminate: " << discriminating);
+            ++compared;
+        }
+    }
+    MESSAGE("compared " << compared << " kernel/shape pairs with the f16-rounded oracle");
+#if defined(__x86_64__)
+    if (isa_usable(Isa::avx2)) CHECK(compared >= 3);
+#endif
+}

@@ -33,6 +33,7 @@
 #include "tools/glimpse/eval.h"
 #include "tools/quantize/quantize_command.h"
 #include "tools/serve/serve_command.h"
+#include "tools/tune/tune.h"
 
 using namespace glimpse;
 using namespace glimpse::tools;
@@ -92,6 +93,7 @@ void add_model_options(ArgParser& a) {
              "fastervlm ([CLS] encoders: LLaVA), attn-received; needs --keep");
     a.option("--keep", "F", "with --prune: keep this fraction in (0, 1] of each image's visual tokens, or a count > 1");
     a.option("--plan", "FILE", "a pruning plan file (JSON, docs/pruning.md); instead of --prune/--keep");
+    a.option("--decisions", "FILE", "matmul kernel decisions from `glimpse tune` (default: this machine's cached file if any; none: built-in)");
     a.option("--prune-positions", "IDS",
              "position ids of the kept image rows: original (as unpruned; keeps where each token was) or "
              "compact (renumbered 0..n-1; loses position questions, docs/pruning.md)", "original");
@@ -143,7 +145,21 @@ Result<VlmConfig> model_config(const ArgParser& a) {
     return cfg;
 }
 
+// Installs the matmul kernel decisions --decisions names (or this machine's cached file) before
+// any model is loaded; every command that loads a model goes through here or serve_model_config.
+Status apply_matmul_decisions(const ArgParser& a) {
+    return use_matmul_decisions(a.get("--decisions"),
+                                [](const std::string& m) { std::fprintf(stderr, "glimpse: %s\n", m.c_str()); });
+}
+
+// serve reads its model options through this, so --decisions holds there as it does for caption.
+Result<VlmConfig> serve_model_config(const ArgParser& a) {
+    GLIMPSE_RETURN_IF_ERROR(apply_matmul_decisions(a));
+    return model_config(a);
+}
+
 Result<std::unique_ptr<Vlm>> load_model(const ArgParser& a, const VlmConfig& cfg, double* load_ms) {
+    GLIMPSE_RETURN_IF_ERROR(apply_matmul_decisions(a));
     auto t0 = std::chrono::steady_clock::now();
     auto vlm = Vlm::load(a.get("--model"), a.get("--mmproj"), cfg);
     *load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -793,7 +809,8 @@ void usage() {
         "  inspect   print a model pair's metadata and memory plan\n"
         "  eval      measure a model's accuracy on procedural scenes\n"
         "  quantize  write a GGUF with quantized weights (q8_0, q4_0, q4_k, ...), as llama-quantize does\n"
-        "  serve     answer OpenAI-style chat requests with images over HTTP (docs/serve.md)\n\n"
+        "  serve     answer OpenAI-style chat requests with images over HTTP (docs/serve.md)\n"
+        "  tune      time the matmul kernels on a model's shapes on this CPU and save the fastest\n\n"
         "Run 'glimpse COMMAND --help' for a command's options.\n"
         "Environment: GLIMPSE_MAX_ISA=scalar|avx2|avx512|amx|neon|dotprod|i8mm caps the kernels' instruction set.\n",
         stdout);
@@ -814,6 +831,7 @@ int main(int argc, char** argv) {
     if (cmd == "inspect") return cmd_inspect(argc - 2, argv + 2);
     if (cmd == "eval") return cmd_eval(argc - 2, argv + 2);
     if (cmd == "quantize") return quantize_command("glimpse quantize", argc - 2, argv + 2);
-    if (cmd == "serve") return serve::serve_command(argc - 2, argv + 2, {add_model_options, model_config});
-    return fail("unknown command '" + cmd + "' (caption, inspect, eval, quantize, serve; see --help)", 2);
+    if (cmd == "serve") return serve::serve_command(argc - 2, argv + 2, {add_model_options, serve_model_config});
+    if (cmd == "tune") return tune_command("glimpse tune", argc - 2, argv + 2);
+    return fail("unknown command '" + cmd + "' (caption, inspect, eval, quantize, serve, tune; see --help)", 2);
 }
