@@ -13,6 +13,7 @@
 #include "ops/norm.h"
 #include "ops/rope.h"
 #include "ops/topk.h"
+#include "ops/query_key_score.h"
 #include "ops/unary.h"
 #include "ops/weights.h"
 
@@ -131,7 +132,11 @@ std::vector<Kernel> build_registry() {
          .fn = {.topk = topk_ref}},
         {.name = "gather_rows__ref", .op = OpFamily::gather_rows, .isa = Isa::scalar, .priority = P::reference,
          .fn = {.gather_rows = gather_rows_ref}},
+        {.name = "query_key_score__ref", .op = OpFamily::query_key_score, .isa = Isa::scalar, .priority = P::reference,
+         .fn = {.query_key_score = query_key_score_ref}},
 #if defined(__aarch64__)
+        {.name = "query_key_score__neon", .op = OpFamily::query_key_score, .isa = Isa::neon,
+         .priority = P::simd_narrow, .fn = {.query_key_score = query_key_score_neon}},
         {.name = "rms_norm__neon", .op = OpFamily::rms_norm, .isa = Isa::neon, .priority = P::simd_narrow,
          .fn = {.rms_norm = rms_norm_neon}},
         {.name = "attention__neon", .op = OpFamily::attention, .isa = Isa::neon, .priority = P::simd_narrow,
@@ -172,6 +177,10 @@ std::vector<Kernel> build_registry() {
          .fn = {.attention = attention_avx512}},
         {.name = "topk__avx512", .op = OpFamily::topk, .isa = Isa::avx512, .priority = P::simd_wide,
          .fn = {.topk = topk_avx512}},
+        {.name = "query_key_score__avx2", .op = OpFamily::query_key_score, .isa = Isa::avx2, .priority = P::simd,
+         .fn = {.query_key_score = query_key_score_avx2}},
+        {.name = "query_key_score__avx512", .op = OpFamily::query_key_score, .isa = Isa::avx512,
+         .priority = P::simd_wide, .fn = {.query_key_score = query_key_score_avx512}},
 #endif
     };
     // Matmul: the references, then every kernel of the lists above.
@@ -198,6 +207,7 @@ const char* op_family_name(OpFamily op) {
         case OpFamily::weights_row: return "weights_row";
         case OpFamily::topk: return "topk";
         case OpFamily::gather_rows: return "gather_rows";
+        case OpFamily::query_key_score: return "query_key_score";
     }
     return "?";
 }

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "ops/attention.h"
+#include "ops/query_key_score.h"
 #include "ops/unary.h"
 #include "runtime/dtype.h"
 #include "runtime/threadpool.h"
@@ -56,6 +57,7 @@ enum class OpFamily : uint8_t {
     weights_row,
     topk,
     gather_rows,
+    query_key_score,
 };
 const char* op_family_name(OpFamily op);
 
@@ -86,6 +88,9 @@ using WeightsRowFn = bool (*)(const void* w, DType type, int64_t n, int64_t row,
 using TopkFn = void (*)(const float* scores, int64_t n, int64_t k, int32_t* indices, void* scratch);
 // x:(T,C), idx:(k) i32 in [0,T) -> y:(k,C) = the rows idx names (ops/gather.h)
 using GatherRowsFn = void (*)(const float* x, int64_t C, const int32_t* idx, int64_t k, float* y, ThreadPool* pool);
+// q:(R,Hq·D), k:(S,Hkv·D) -> out:(S): the raters' attention over the keys, reduced over heads
+// (ops/query_key_score.h); scratch: query_key_score_scratch_floats floats.
+using QueryKeyScoreFn = void (*)(const QueryKeyScoreArgs& args, float* scratch, ThreadPool* pool);
 
 // The entry's function, named by its family.
 union KernelFn {
@@ -101,6 +106,7 @@ union KernelFn {
     WeightsRowFn weights_row;
     TopkFn topk;
     GatherRowsFn gather_rows;
+    QueryKeyScoreFn query_key_score;
 };
 
 struct Kernel {
