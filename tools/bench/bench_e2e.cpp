@@ -161,7 +161,7 @@ int cmd_e2e(int argc, char** argv) {
 
     // Plans for this prompt (compiling and packing the decoder is load work, not prefill).
     t0 = now_ms();
-    if (Status s = vlm.prepare(prompt.n_positions(), static_cast<int>(n_predict)); !s.is_ok()) return fail(s.message());
+    if (Status s = vlm.prepare(prompt, static_cast<int>(n_predict)); !s.is_ok()) return fail(s.message());
     const double compile_text_ms = now_ms() - t0;
 
     SamplingParams sp;
