@@ -672,14 +672,17 @@ VlmMemory Vlm::memory() const {
         m.kv_cache = r.kv_cache_bytes;
     }
     if (decoder_pruning_ && !decoder_stages_.empty()) {
-        // The segments share the decoder's weight cache; each reports the weights it reads
-        // (the next-layer q/k a scoring boundary recomputes are counted twice: a few MiB).
+        // The segments share the decoder's weight cache (each report gives the whole cache:
+        // counted once, from the last segment compiled); in-place and file weights are per
+        // segment (a scoring boundary's next-layer q/k weights are counted twice).
         for (const DecoderSegment& seg : decoder_pruning_->plan().segments) {
             const MemoryReport& r = seg.plan->memory();
-            m.weights += r.packed_bytes + r.in_place_weight_bytes;
-            m.packed_weights += r.packed_bytes;
+            m.weights += r.in_place_weight_bytes;
             m.file_weights += r.weight_bytes;
         }
+        const MemoryReport& last = decoder_pruning_->plan().segments.back().plan->memory();
+        m.weights += last.packed_bytes;
+        m.packed_weights += last.packed_bytes;
         m.text_arena = decoder_pruning_->arena_bytes();
         m.kv_cache = decoder_pruning_->kv_cache_bytes();
     }

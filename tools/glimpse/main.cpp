@@ -391,10 +391,12 @@ int cmd_inspect(int argc, char** argv) {
                          static_cast<long long>(dp->steps()[i].keep));
         }
         const int64_t unpruned = (*vlm)->unpruned_kv_bytes(prompt->n_positions() + n_predict);
-        std::fprintf(stdout, "decoder pruning: %.1f visual tokens per decoder layer on average (of %lld); KV cache "
-                             "%.2f MiB instead of %.2f MiB (%.1f %% saved)\n",
+        std::fprintf(stdout, "decoder pruning: %.1f visual tokens per decoder layer on average (the image has %lld, "
+                             "%lld enter the language model); KV cache %.2f MiB instead of %.2f MiB without the "
+                             "decoder stages (%.1f %% saved)\n",
                      static_cast<double>(dp->visual_rows_layer_sum()) / static_cast<double>(layers),
-                     static_cast<long long>(prompt->n_image_tokens()), mib(dp->kv_cache_bytes()), mib(unpruned),
+                     static_cast<long long>(prompt->n_image_tokens_in()), static_cast<long long>(prompt->n_image_tokens()),
+                     mib(dp->kv_cache_bytes()), mib(unpruned),
                      100.0 * (1.0 - static_cast<double>(dp->kv_cache_bytes()) / static_cast<double>(unpruned)));
     }
     if (const PruneStage* ps = (*vlm)->pruning_stage()) {
