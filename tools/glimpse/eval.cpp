@@ -196,6 +196,9 @@ Result<EvalReport> run_eval(Vlm& vlm, const EvalOptions& opt) {
         if (ds.keep_count > 0) std::snprintf(desc, sizeof desc, "%s@L%d keep_count %lld", ds.method.c_str(), ds.layer, static_cast<long long>(ds.keep_count));
         else std::snprintf(desc, sizeof desc, "%s@L%d keep %g", ds.method.c_str(), ds.layer, ds.keep_fraction);
         r.pruning += (r.pruning.empty() ? "" : " + ") + std::string(desc);
+        for (const PruneArg& a : ds.args) {
+            if (a.name == "positions") r.pruning += " " + a.text + " ids";
+        }
     }
     std::map<std::string, KindCount> kinds;
     int64_t tp = 0, fp = 0, fn = 0;
