@@ -22,13 +22,18 @@ dec() {  # dec LAYER METHOD KEEP [ARGS_JSON]
 post='{"at": "after_projector", "method": "divprune", "keep": 0.5}'
 plan fastv-L0-0.5 "$(dec 0 fastv 0.5)"
 plan fastv-L0-0.25 "$(dec 0 fastv 0.25)"
+plan fastv-L1-0.25 "$(dec 1 fastv 0.25)"
 plan pyramiddrop "$(dec 0 pyramiddrop 0.5), $(dec 1 pyramiddrop 0.25), $(dec 2 pyramiddrop 0.125)"
 plan pyramiddrop-original "$(dec 0 pyramiddrop 0.5 '{"positions": "original"}'), $(dec 1 pyramiddrop 0.25 '{"positions": "original"}'), $(dec 2 pyramiddrop 0.125 '{"positions": "original"}')"
 plan divprune-fastv "$post, $(dec 0 fastv 0.1667)"
 plan divprune-pyramiddrop "$post, $(dec 0 pyramiddrop 0.25), $(dec 1 pyramiddrop 0.125), $(dec 2 pyramiddrop 0.125)"
 plan divprune-pyramiddrop-original "$post, $(dec 0 pyramiddrop 0.25 '{"positions": "original"}'), $(dec 1 pyramiddrop 0.125 '{"positions": "original"}'), $(dec 2 pyramiddrop 0.125 '{"positions": "original"}')"
+# Later decoder stages after a smaller post-projector stage (the SmolVLM layout needs them):
+plan divprune-late-pyramiddrop '{"at": "after_projector", "method": "divprune", "keep": 0.34}, '"$(dec 1 pyramiddrop 0.16 '{"positions": "original"}')"
+plan divprune-L2-pyramiddrop '{"at": "after_projector", "method": "divprune", "keep": 0.28}, '"$(dec 2 pyramiddrop 0.16 '{"positions": "original"}')"
 # Runs in priority order (the stacks at an average of 25 % first); RUNS="..." picks some.
 runs=${RUNS:-"divprune-pyramiddrop-original divprune-pyramiddrop divprune-fastv fastv-L0-0.25 pyramiddrop \
+  divprune-late-pyramiddrop divprune-L2-pyramiddrop fastv-L1-0.25 \
   random-0.4375 random-0.46875 pyramiddrop-original fastv-L0-0.5 random-0.625 none"}
 for r in $runs; do
   case $r in
