@@ -91,10 +91,36 @@ void TextDecoder::embed_token(int32_t id, float* dst) const {
     weights_row_to_f32(token_embd_data_, token_embd_->type, hparams_.n_embd, id, dst);
 }
 
-Result<Graph> TextDecoder::build_graph(DecoderPlan* io, int64_t max_rows) {
+ValueId TextDecoder::add_layer(Graph& g, GgufWeights& w, ValueId x, ValueId positions, int il, ValueId* q_out,
+                           ValueId* k_out) const {
     const TextHparams& h = hparams_;
     const int64_t C = h.n_embd, D = h.head_dim, F = h.n_ff;
     const int64_t q_dim = h.n_head * D, kv_dim = h.n_head_kv * D;
+    const float kq_scale = 1.0f / std::sqrt(static_cast<float>(D));
+    const std::string p = "blk." + std::to_string(il) + ".";
+    ValueId cur = g.rms_norm(x, w.vector(p + "attn_norm.weight", C), h.rms_eps);
+    ValueId q = g.linear(cur, w.matrix(p + "attn_q.weight", q_dim, C), w.optional_vector(p + "attn_q.bias", q_dim));
+    ValueId k = g.linear(cur, w.matrix(p + "attn_k.weight", kv_dim, C), w.optional_vector(p + "attn_k.bias", kv_dim));
+    ValueId v = g.linear(cur, w.matrix(p + "attn_v.weight", kv_dim, C), w.optional_vector(p + "attn_v.bias", kv_dim));
+    q = g.rope(q, positions, h.n_head, D, h.n_rot, h.rope_base);
+    k = g.rope(k, positions, h.n_head_kv, D, h.n_rot, h.rope_base);
+    if (q_out) *q_out = q;
+    if (k_out) *k_out = k;
+    cur = g.attention_kv(q, k, v, h.n_head, h.n_head_kv, D, kq_scale, il);
+    cur = g.linear(cur, w.matrix(p + "attn_output.weight", C, q_dim), w.optional_vector(p + "attn_output.bias", C));
+    x = g.add(cur, x);
+
+    cur = g.rms_norm(x, w.vector(p + "ffn_norm.weight", C), h.rms_eps);
+    ValueId gate = g.linear(cur, w.matrix(p + "ffn_gate.weight", F, C));
+    ValueId up = g.linear(cur, w.matrix(p + "ffn_up.weight", F, C));
+    cur = g.linear(g.swiglu(gate, up), w.matrix(p + "ffn_down.weight", C, F));
+    x = g.add(cur, x);
+    return x;
+}
+
+Result<Graph> TextDecoder::build_graph(DecoderPlan* io, int64_t max_rows) {
+    const TextHparams& h = hparams_;
+    const int64_t C = h.n_embd;
     Graph g;
     GgufWeights w(*file_, g, owned_);
 
@@ -102,25 +128,7 @@ Result<Graph> TextDecoder::build_graph(DecoderPlan* io, int64_t max_rows) {
     io->embeddings = g.input("embeddings", DType::f32, Shape::of({max_rows, C}), /*dynamic_rows=*/true);
     io->positions = g.input("positions", DType::i32, Shape::of({max_rows}), /*dynamic_rows=*/true);
     ValueId x = io->embeddings;
-    const float kq_scale = 1.0f / std::sqrt(static_cast<float>(D));
-    for (int il = 0; il < h.n_layer; ++il) {
-        const std::string p = "blk." + std::to_string(il) + ".";
-        ValueId cur = g.rms_norm(x, w.vector(p + "attn_norm.weight", C), h.rms_eps);
-        ValueId q = g.linear(cur, w.matrix(p + "attn_q.weight", q_dim, C), w.optional_vector(p + "attn_q.bias", q_dim));
-        ValueId k = g.linear(cur, w.matrix(p + "attn_k.weight", kv_dim, C), w.optional_vector(p + "attn_k.bias", kv_dim));
-        ValueId v = g.linear(cur, w.matrix(p + "attn_v.weight", kv_dim, C), w.optional_vector(p + "attn_v.bias", kv_dim));
-        q = g.rope(q, io->positions, h.n_head, D, h.n_rot, h.rope_base);
-        k = g.rope(k, io->positions, h.n_head_kv, D, h.n_rot, h.rope_base);
-        cur = g.attention_kv(q, k, v, h.n_head, h.n_head_kv, D, kq_scale, il);
-        cur = g.linear(cur, w.matrix(p + "attn_output.weight", C, q_dim), w.optional_vector(p + "attn_output.bias", C));
-        x = g.add(cur, x);
-
-        cur = g.rms_norm(x, w.vector(p + "ffn_norm.weight", C), h.rms_eps);
-        ValueId gate = g.linear(cur, w.matrix(p + "ffn_gate.weight", F, C));
-        ValueId up = g.linear(cur, w.matrix(p + "ffn_up.weight", F, C));
-        cur = g.linear(g.swiglu(gate, up), w.matrix(p + "ffn_down.weight", C, F));
-        x = g.add(cur, x);
-    }
+    for (int il = 0; il < h.n_layer; ++il) x = add_layer(g, w, x, io->positions, il);
     // Only the last row's logits are needed (prefill and decode both sample from it).
     x = g.rms_norm(g.last_row(x), w.vector("output_norm.weight", C), h.rms_eps);
     const std::string out_name = h.tied_embeddings ? "token_embd.weight" : "output.weight";
@@ -163,6 +171,91 @@ Result<const float*> TextDecoder::forward(DecoderPlan& dp, int64_t n_rows, int64
     // from a file truncated or rewritten meanwhile are not returned (runtime/mapped_file.h).
     GLIMPSE_RETURN_IF_ERROR(file_->mapping()->check_intact());
     return static_cast<const float*>(dp.plan->f32(dp.logits));
+}
+
+Result<Graph> TextDecoder::build_segment_graph(DecoderSegment* io, const SegmentSpec& spec, bool last) {
+    const TextHparams& h = hparams_;
+    const int64_t C = h.n_embd, D = h.head_dim;
+    Graph g;
+    GgufWeights w(*file_, g, owned_);
+    // x:(T, C) the hidden state entering the segment, pos:(T) its positions; T <= max_rows.
+    io->embeddings = g.input("hidden_in", DType::f32, Shape::of({spec.max_rows, C}), /*dynamic_rows=*/true);
+    io->positions = g.input("positions", DType::i32, Shape::of({spec.max_rows}), /*dynamic_rows=*/true);
+    ValueId x = io->embeddings;
+    ValueId q_last = kNoValue, k_last = kNoValue;
+    for (int il = io->first_layer; il < io->end_layer; ++il) x = add_layer(g, w, x, io->positions, il, &q_last, &k_last);
+    if (last) {
+        x = g.rms_norm(g.last_row(x), w.vector("output_norm.weight", C), h.rms_eps);
+        const std::string out_name = h.tied_embeddings ? "token_embd.weight" : "output.weight";
+        io->logits = g.linear(x, w.matrix(out_name, h.n_vocab, C));
+        g.mark_output(io->logits);
+    } else {
+        io->hidden = x;
+        g.mark_output(x);
+        if (spec.score_layer == PruneScoreLayer::own_last) {
+            io->score_q = q_last;
+            io->score_k = k_last;
+        } else {
+            // The next layer's normed q/k with RoPE, as that layer will compute them for the
+            // rows it keeps: q:(T, Hq·D), k:(T, Hkv·D).
+            const std::string p = "blk." + std::to_string(io->end_layer) + ".";
+            ValueId cur = g.rms_norm(x, w.vector(p + "attn_norm.weight", C), h.rms_eps);
+            ValueId q = g.linear(cur, w.matrix(p + "attn_q.weight", h.n_head * D, C),
+                                 w.optional_vector(p + "attn_q.bias", h.n_head * D));
+            ValueId k = g.linear(cur, w.matrix(p + "attn_k.weight", h.n_head_kv * D, C),
+                                 w.optional_vector(p + "attn_k.bias", h.n_head_kv * D));
+            io->score_q = g.rope(q, io->positions, h.n_head, D, h.n_rot, h.rope_base);
+            io->score_k = g.rope(k, io->positions, h.n_head_kv, D, h.n_rot, h.rope_base);
+        }
+        g.mark_output(io->score_q);
+        g.mark_output(io->score_k);
+    }
+    GLIMPSE_RETURN_IF_ERROR(w.status());
+    GLIMPSE_RETURN_IF_ERROR(g.status().with_context(file_->path()));
+    return g;
+}
+
+Result<SegmentedDecoderPlan> TextDecoder::compile_segments(const std::vector<SegmentSpec>& specs, DType kv_type,
+                                                           int n_threads) {
+    const int n_layer = static_cast<int>(hparams_.n_layer);
+    GLIMPSE_CHECK_OR_RETURN(!specs.empty() && specs.back().end_layer == n_layer, invalid_argument,
+                            "segmented decoder plan: the last segment must end at layer %d", n_layer);
+    std::vector<int64_t> capacity(static_cast<size_t>(n_layer), 0);
+    int first = 0;
+    for (size_t s = 0; s < specs.size(); ++s) {
+        const SegmentSpec& sp = specs[s];
+        GLIMPSE_CHECK_OR_RETURN(sp.end_layer > first && sp.end_layer <= n_layer, invalid_argument,
+                                "segmented decoder plan: segment %zu ends at layer %d, after layer %d and at most %d",
+                                s, sp.end_layer, first, n_layer);
+        GLIMPSE_CHECK_OR_RETURN(sp.max_rows >= 1 && sp.kv_capacity >= sp.max_rows, invalid_argument,
+                                "segmented decoder plan: segment %zu has %lld rows per pass over %lld KV slots", s,
+                                static_cast<long long>(sp.max_rows), static_cast<long long>(sp.kv_capacity));
+        for (int il = first; il < sp.end_layer; ++il) capacity[static_cast<size_t>(il)] = sp.kv_capacity;
+        first = sp.end_layer;
+    }
+    SegmentedDecoderPlan out;
+    GLIMPSE_ASSIGN_OR_RETURN(out.kv_cache,
+                             KvCache::create(capacity, hparams_.n_head_kv * hparams_.head_dim, kv_type));
+    packed_.set_packed_source_hook(
+        [mapping = file_->mapping()](const void* w, size_t n) { mapping->release_resident_range(w, n); });
+    first = 0;
+    for (size_t s = 0; s < specs.size(); ++s) {
+        DecoderSegment seg;
+        seg.first_layer = first;
+        seg.end_layer = specs[s].end_layer;
+        seg.max_rows = specs[s].max_rows;
+        seg.kv_capacity = specs[s].kv_capacity;
+        GLIMPSE_ASSIGN_OR_RETURN(Graph g, build_segment_graph(&seg, specs[s], s + 1 == specs.size()));
+        PlanOptions opts;
+        opts.n_threads = n_threads;
+        opts.kv_cache = out.kv_cache.get();
+        opts.weight_cache = &packed_;
+        GLIMPSE_ASSIGN_OR_RETURN(seg.plan, Plan::compile(std::move(g), opts));
+        first = seg.end_layer;
+        out.segments.push_back(std::move(seg));
+    }
+    GLIMPSE_RETURN_IF_ERROR(file_->mapping()->check_intact());  // packing read the weights
+    return out;
 }
 
 }  // namespace glimpse

@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "models/gguf_weights.h"
 #include "runtime/gguf.h"
@@ -43,6 +44,40 @@ struct DecoderPlan {
     int64_t context = 0;            // KV-cache slots
 };
 
+// The decoder cut into segments at visual-token prune points (issue 24, models/decoder_pruning.h):
+// segment s runs layers [first_layer, end_layer) over at most max_rows rows, and its layers'
+// KV cache holds kv_capacity slots (the rows the segment keeps plus the answer). All segments
+// share one KvCache whose per-layer capacities follow the keep table.
+struct DecoderSegment {
+    std::unique_ptr<Plan> plan;
+    int first_layer = 0, end_layer = 0;
+    int64_t max_rows = 0;
+    int64_t kv_capacity = 0;
+    ValueId embeddings = kNoValue;  // input (rows, n_embd) f32: the hidden state entering first_layer
+    ValueId positions = kNoValue;   // input (rows) i32: this segment's RoPE position ids
+    ValueId hidden = kNoValue;      // output (rows, n_embd) f32 leaving end_layer - 1 (all but the last segment)
+    ValueId score_q = kNoValue;     // output (rows, n_head·head_dim): the scoring layer's q after RoPE
+    ValueId score_k = kNoValue;     // output (rows, n_head_kv·head_dim): its k after RoPE
+    ValueId logits = kNoValue;      // output (1, n_vocab): the last segment's last-row logits
+};
+
+// Where a segment boundary takes its score: the q/k of the segment's own last layer (FastV:
+// the attention of layer K-1 decides what layer K sees), or of the next layer, recomputed
+// from its input RMSNorm and q/k projections (PyramidDrop's pdrop_rank_drop).
+enum class PruneScoreLayer : uint8_t { own_last, next };
+
+struct SegmentSpec {
+    int end_layer = 0;  // the segment runs up to (not including) this layer; the last ends at n_layer
+    int64_t max_rows = 0;
+    int64_t kv_capacity = 0;
+    PruneScoreLayer score_layer = PruneScoreLayer::next;  // ignored for the last segment
+};
+
+struct SegmentedDecoderPlan {
+    std::unique_ptr<KvCache> kv_cache;
+    std::vector<DecoderSegment> segments;
+};
+
 class TextDecoder {
 public:
     static Result<std::unique_ptr<TextDecoder>> load(const std::string& path);
@@ -62,9 +97,17 @@ public:
     // Returns the logits of the last row (owned by the plan).
     Result<const float*> forward(DecoderPlan& plan, int64_t n_rows, int64_t pos0, ThreadPool* pool) const;
 
+    // Plans for the segments of a pruned decoder (one KvCache, per-layer capacities from the
+    // specs). Specs in layer order; the last ends at n_layer.
+    Result<SegmentedDecoderPlan> compile_segments(const std::vector<SegmentSpec>& specs, DType kv_type, int n_threads);
+
 private:
     TextDecoder() = default;
     Result<Graph> build_graph(DecoderPlan* io, int64_t max_rows);
+    Result<Graph> build_segment_graph(DecoderSegment* io, const SegmentSpec& spec, bool last);
+    // One decoder block: x:(T, C) -> (T, C); q_out/k_out (optional) receive its q and k after RoPE.
+    ValueId add_layer(Graph& g, GgufWeights& w, ValueId x, ValueId positions, int il, ValueId* q_out = nullptr,
+                      ValueId* k_out = nullptr) const;
 
     std::unique_ptr<GgufFile> file_;
     TextHparams hparams_;

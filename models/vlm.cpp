@@ -141,7 +141,11 @@ PruningModelShape Vlm::pruning_shape(const PreprocessedImage& image) const {
 // Refuses, before any work, what this model cannot run: the plan's own checks, then a fit
 // against the largest image the preprocessing makes (so [CLS] methods on SigLIP, layers the
 // encoder does not run, methods not wired yet are named here, not at the first image).
-Status Vlm::setup_pruning(const PruningPlan& plan) {
+Status Vlm::setup_pruning(const PruningPlan& full_plan) {
+    // Decoder-layer stages are planned per prompt (setup_decoder_pruning); the rest below.
+    GLIMPSE_RETURN_IF_ERROR(setup_decoder_pruning(full_plan));
+    PruningPlan plan = full_plan;
+    std::erase_if(plan.stages, [](const PruneStage& st) { return st.site == PruneSite::decoder_layer; });
     GLIMPSE_RETURN_IF_ERROR(pruning_plan_check(plan, "pruning plan"));
     if (plan.stages.empty()) return Status::ok();
     GLIMPSE_CHECK_OR_RETURN(plan.stages.size() == 1, unsupported,
@@ -683,10 +687,18 @@ Status Vlm::generate(const VlmPrompt& prompt, int n_predict, const SamplingParam
     image_buffer_bytes_ = static_cast<int64_t>(image_embd.size() * sizeof(float));
     for (const PreprocessedImage& img : prompt.images) image_buffer_bytes_ += static_cast<int64_t>(img.data.size() * 4);
 
-    GLIMPSE_RETURN_IF_ERROR(ensure_text_plan(n_prompt, n_prompt + std::max(n_predict, 1)));
-    Plan& plan = *text_plan_.plan;
-    float* x = plan.f32(text_plan_.embeddings);
-    int32_t* pos = static_cast<int32_t*>(plan.data(text_plan_.positions));
+    float* x = nullptr;
+    int32_t* pos = nullptr;
+    if (!decoder_stages_.empty()) {  // decoder-layer pruning: a segmented decoder (models/decoder_pruning.h)
+        GLIMPSE_RETURN_IF_ERROR(ensure_decoder_pruning(prompt, n_predict));
+        x = decoder_pruning_->embeddings();
+        pos = decoder_pruning_->positions();
+    } else {
+        GLIMPSE_RETURN_IF_ERROR(ensure_text_plan(n_prompt, n_prompt + std::max(n_predict, 1)));
+        Plan& plan = *text_plan_.plan;
+        x = plan.f32(text_plan_.embeddings);
+        pos = static_cast<int32_t*>(plan.data(text_plan_.positions));
+    }
 
     // Original position ids: each kept row at chunk start (as unpruned) + its raster index; the
     // kept indices are those of the encode that made image_embd (the last encode_images).
@@ -733,7 +745,17 @@ Status Vlm::generate(const VlmPrompt& prompt, int n_predict, const SamplingParam
     }
     // Where the answer's positions start: after the prompt as it was unpruned.
     const int64_t answer_pos0 = original ? n_prompt + (prompt.n_image_tokens_in() - prompt.n_image_tokens()) : n_prompt;
-    GLIMPSE_ASSIGN_OR_RETURN(const float* logits, text_->forward(text_plan_, n_prompt, 0, pool_.get()));
+    const float* logits = nullptr;
+    st.decoder_layers = th.n_layer;
+    if (decoder_pruning_ && !decoder_stages_.empty()) {
+        for (int64_t i = 0; i < n_prompt; ++i) decoder_is_visual_[static_cast<size_t>(i)] = prompt.ids[static_cast<size_t>(i)] < 0;
+        GLIMPSE_ASSIGN_OR_RETURN(logits, decoder_pruning_->prefill(n_prompt, decoder_is_visual_.data(), pool_.get()));
+        GLIMPSE_RETURN_IF_ERROR(text_->file().mapping()->check_intact());
+        st.visual_rows_layer_sum = decoder_pruning_->visual_rows_layer_sum();
+    } else {
+        GLIMPSE_ASSIGN_OR_RETURN(logits, text_->forward(text_plan_, n_prompt, 0, pool_.get()));
+        st.visual_rows_layer_sum = prompt.n_image_tokens() * th.n_layer;
+    }
     prefill_logits_.assign(logits, logits + th.n_vocab);
     prefill_positions_.assign(pos, pos + n_prompt);
     st.prefill_ms += ms_since(t0);
@@ -764,7 +786,12 @@ Status Vlm::generate(const VlmPrompt& prompt, int n_predict, const SamplingParam
         const int64_t p = n_prompt + step;
         text_->embed_token(tok, x);
         pos[0] = static_cast<int32_t>(answer_pos0 + step);
-        GLIMPSE_ASSIGN_OR_RETURN(logits, text_->forward(text_plan_, 1, p, pool_.get()));
+        if (decoder_pruning_ && !decoder_stages_.empty()) {
+            GLIMPSE_ASSIGN_OR_RETURN(logits, decoder_pruning_->decode(pos[0], step, pool_.get()));
+            GLIMPSE_RETURN_IF_ERROR(text_->file().mapping()->check_intact());
+        } else {
+            GLIMPSE_ASSIGN_OR_RETURN(logits, text_->forward(text_plan_, 1, p, pool_.get()));
+        }
     }
     const std::string tail = stream.flush();
     if (on_text && !tail.empty() && !st.stopped_by_caller && !on_text(tail)) st.stopped_by_caller = true;
@@ -788,6 +815,21 @@ VlmMemory Vlm::memory() const {
         m.file_weights += r.weight_bytes;
         m.text_arena = r.arena_bytes + r.scratch_bytes;
         m.kv_cache = r.kv_cache_bytes;
+    }
+    if (decoder_pruning_ && !decoder_stages_.empty()) {
+        // The segments share the decoder's weight cache (each report gives the whole cache:
+        // counted once, from the last segment compiled); in-place and file weights are per
+        // segment (a scoring boundary's next-layer q/k weights are counted twice).
+        for (const DecoderSegment& seg : decoder_pruning_->plan().segments) {
+            const MemoryReport& r = seg.plan->memory();
+            m.weights += r.in_place_weight_bytes;
+            m.file_weights += r.weight_bytes;
+        }
+        const MemoryReport& last = decoder_pruning_->plan().segments.back().plan->memory();
+        m.weights += last.packed_bytes;
+        m.packed_weights += last.packed_bytes;
+        m.text_arena = decoder_pruning_->arena_bytes();
+        m.kv_cache = decoder_pruning_->kv_cache_bytes();
     }
     m.image_buffers = image_buffer_bytes_;
     return m;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "models/chat_template.h"
+#include "models/decoder_pruning.h"
 #include "models/image_preprocess.h"
 #include "models/text_decoder.h"
 #include "models/tokenizer.h"
@@ -74,6 +75,9 @@ struct GenerationStats {
     int64_t n_prompt = 0, n_image_tokens = 0, n_image_chunks = 0, n_generated = 0;
     int64_t n_image_tokens_in = 0;  // visual tokens before pruning (n_image_tokens: kept)
     double prune_ms = 0;  // of encode_ms: the pruning stage's scores, selection, gather and merge
+    // Visual rows each decoder layer processed in the prefill, summed over layers, and the
+    // layers (their ratio is the average visual tokens per decoder layer, issue 24).
+    int64_t visual_rows_layer_sum = 0, decoder_layers = 0;
     bool stopped_at_eog = false;
     bool stopped_by_caller = false;  // the text callback returned false
 };
@@ -138,6 +142,15 @@ public:
     // Plans for a prompt of n_prompt positions and n_predict new tokens,
     // without running them (glimpse inspect, budgets).
     Status prepare(int64_t n_prompt, int n_predict);
+    // The same for this prompt: with decoder-layer pruning stages the plans depend on its
+    // visual rows (glimpse inspect, glimpse-bench e2e).
+    Status prepare(const VlmPrompt& prompt, int n_predict);
+    // The decoder-layer pruning of the last generate()/prepare() (nullptr: none in the plan).
+    const DecoderPruning* decoder_pruning() const { return decoder_pruning_.get(); }
+    // The plan's decoder-layer stages (empty: none).
+    const std::vector<PruneStage>& decoder_stages() const { return decoder_stages_; }
+    // KV-cache bytes the same prompt would take without decoder-layer pruning.
+    int64_t unpruned_kv_bytes(int64_t n_positions) const;
 
     // Image embeddings of every chunk of `prompt`, (n_image_tokens, n_embd) in prompt order:
     // with a pruning plan only each chunk's kept rows, in raster order.
@@ -177,6 +190,10 @@ private:
     Status check_pair(const std::string& text_path, const std::string& mmproj_path) const;
     Status ensure_text_plan(int64_t max_rows, int64_t context);
     Status setup_pruning(const PruningPlan& plan);
+    // Decoder-layer stages (issue 24, models/decoder_pruning.h): checked in load(), planned per prompt.
+    Status setup_decoder_pruning(const PruningPlan& plan);
+    Result<std::vector<DecoderPruneStep>> decoder_steps_for(const VlmPrompt& prompt) const;
+    Status ensure_decoder_pruning(const VlmPrompt& prompt, int64_t n_predict);
     // Kept counts of an image's chunks (chunk order) under the plan; all tokens without one.
     Result<std::vector<int64_t>> chunk_keep_counts(const PreprocessedImage& image) const;
     // Picks `k` of the chunk's tokens from its embeddings (prune_embd_) and the plan's taps.
@@ -227,6 +244,12 @@ private:
     std::vector<int32_t> prune_merge_rows_;  // (k) visionzip: per kept row, its contextual slot or -1
     std::vector<float> prune_merged_;     // (T, n_embd) visionzip: merged means per contextual slot
     std::vector<std::vector<int32_t>> last_kept_;
+
+    // Decoder-layer pruning (issue 24).
+    std::optional<PruningPlan> full_plan_;        // the whole plan (after_projector + decoder stages)
+    std::vector<PruneStage> decoder_stages_;      // its decoder_layer stages
+    std::unique_ptr<DecoderPruning> decoder_pruning_;
+    std::vector<uint8_t> decoder_is_visual_;      // (prompt rows) sized with the plan
 };
 
 // Picks the next token from logits:(n_vocab) (greedy when temperature <= 0).

@@ -14,6 +14,7 @@
 #include "ops/prune_score.h"
 #include "ops/rope.h"
 #include "ops/topk.h"
+#include "ops/query_key_score.h"
 #include "ops/unary.h"
 #include "ops/weights.h"
 
@@ -139,9 +140,13 @@ std::vector<Kernel> build_registry() {
          .fn = {.tap_scores = tap_scores_ref}},
         {.name = "merge_rows__ref", .op = OpFamily::merge_rows, .isa = Isa::scalar, .priority = P::reference,
          .fn = {.merge_rows = merge_rows_ref}},
+        {.name = "query_key_score__ref", .op = OpFamily::query_key_score, .isa = Isa::scalar, .priority = P::reference,
+         .fn = {.query_key_score = query_key_score_ref}},
 #if defined(__aarch64__)
         {.name = "layer_norm__neon", .op = OpFamily::layer_norm, .isa = Isa::neon, .priority = P::simd_narrow,
          .fn = {.layer_norm = layer_norm_neon}},
+        {.name = "query_key_score__neon", .op = OpFamily::query_key_score, .isa = Isa::neon,
+         .priority = P::simd_narrow, .fn = {.query_key_score = query_key_score_neon}},
         {.name = "rms_norm__neon", .op = OpFamily::rms_norm, .isa = Isa::neon, .priority = P::simd_narrow,
          .fn = {.rms_norm = rms_norm_neon}},
         {.name = "attention__neon", .op = OpFamily::attention, .isa = Isa::neon, .priority = P::simd_narrow,
@@ -204,6 +209,10 @@ std::vector<Kernel> build_registry() {
          .fn = {.tap_scores = tap_scores_avx512}},
         {.name = "merge_rows__avx512", .op = OpFamily::merge_rows, .isa = Isa::avx512, .priority = P::simd_wide,
          .fn = {.merge_rows = merge_rows_avx512}},
+        {.name = "query_key_score__avx2", .op = OpFamily::query_key_score, .isa = Isa::avx2, .priority = P::simd,
+         .fn = {.query_key_score = query_key_score_avx2}},
+        {.name = "query_key_score__avx512", .op = OpFamily::query_key_score, .isa = Isa::avx512,
+         .priority = P::simd_wide, .fn = {.query_key_score = query_key_score_avx512}},
 #endif
     };
     // Matmul: the references, then every kernel of the lists above.
@@ -233,6 +242,7 @@ const char* op_family_name(OpFamily op) {
         case OpFamily::cosine_similarity: return "cosine_similarity";
         case OpFamily::tap_scores: return "tap_scores";
         case OpFamily::merge_rows: return "merge_rows";
+        case OpFamily::query_key_score: return "query_key_score";
     }
     return "?";
 }

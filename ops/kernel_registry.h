@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "ops/attention.h"
+#include "ops/query_key_score.h"
 #include "ops/unary.h"
 #include "runtime/dtype.h"
 #include "runtime/threadpool.h"
@@ -59,6 +60,7 @@ enum class OpFamily : uint8_t {
     cosine_similarity,
     tap_scores,
     merge_rows,
+    query_key_score,
 };
 const char* op_family_name(OpFamily op);
 
@@ -99,6 +101,9 @@ using TapScoresFn = void (*)(const float* tap, int64_t n_head, int64_t n_pos, in
 // x:(n,C), assign:(n) in [-1,k), weight:(n) or null -> y:(k,C) weighted mean per slot, sizes:(k) or null
 using MergeRowsFn = void (*)(const float* x, int64_t n, int64_t C, const int32_t* assign, const float* weight,
                              int64_t k, float* y, float* sizes_out, ThreadPool* pool);
+// q:(R,Hq·D), k:(S,Hkv·D) -> out:(S): the raters' attention over the keys, reduced over heads
+// (ops/query_key_score.h); scratch: query_key_score_scratch_floats floats.
+using QueryKeyScoreFn = void (*)(const QueryKeyScoreArgs& args, float* scratch, ThreadPool* pool);
 
 // The entry's function, named by its family.
 union KernelFn {
@@ -117,6 +122,7 @@ union KernelFn {
     CosineSimilarityFn cosine_similarity;
     TapScoresFn tap_scores;
     MergeRowsFn merge_rows;
+    QueryKeyScoreFn query_key_score;
 };
 
 struct Kernel {

@@ -61,8 +61,17 @@ const std::vector<MethodSpec>& method_table() {
         // DART: pivots by key L1 norm, then the tokens least similar to each pivot.
         {"dart", true, false, false, {{"pivots", ArgKind::integer, 1, 1024, 4, nullptr}}},
         // In the language model (issue 24).
-        {"fastv", false, true, false, {{"debias", ArgKind::boolean, 0, 1, 0, nullptr}}},
-        {"pyramiddrop", false, true, false, {{"debias", ArgKind::boolean, 0, 1, 0, nullptr}}},
+        // positions: FastV keeps the survivors' position ids, PyramidDrop renumbers them (the default first).
+        {"fastv",
+         false,
+         true,
+         false,
+         {{"debias", ArgKind::boolean, 0, 1, 0, nullptr}, {"positions", ArgKind::choice, 0, 0, 0, "original|compact"}}},
+        {"pyramiddrop",
+         false,
+         true,
+         false,
+         {{"debias", ArgKind::boolean, 0, 1, 0, nullptr}, {"positions", ArgKind::choice, 0, 0, 0, "compact|original"}}},
         {"sparsevlm",
          false,
          true,

@@ -192,6 +192,22 @@ std::vector<OpCase> op_cases(OpFamily op, OpBuffers& m) {
                          for (int32_t i = 0; i < 576; ++i) m.idx[i] = i % 9 == 0 ? -1 : i % 64;
                          k.fn.merge_rows(m.a.data(), 576, 1024, m.idx.data(), nullptr, 64, m.y.data(), nullptr, p);
                      }}};
+        case OpFamily::query_key_score:  // SmolVLM-256M decoder: last prompt row over 893 keys, 9 heads (3 kv) of 64
+            return {{"R1xS893xH9xD64", 893.0 * 9, [&m](const Kernel& k, ThreadPool* p) {
+                         QueryKeyScoreArgs a;
+                         a.q = m.a.data();
+                         a.q_ld = 576;
+                         a.n_raters = 1;
+                         a.k = m.b.data();
+                         a.k_ld = 192;
+                         a.n_keys = 893;
+                         a.n_head = 9;
+                         a.n_head_kv = 3;
+                         a.head_dim = 64;
+                         a.scale = 0.125f;
+                         a.out = m.y.data();
+                         k.fn.query_key_score(a, reinterpret_cast<float*>(m.scratch), p);
+                     }}};
     }
     return {};
 }

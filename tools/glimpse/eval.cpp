@@ -191,6 +191,15 @@ Result<EvalReport> run_eval(Vlm& vlm, const EvalOptions& opt) {
         r.pruning = desc;
         if (vlm.original_positions()) r.pruning += " original ids";
     }
+    for (const PruneStage& ds : vlm.decoder_stages()) {  // decoder-layer stages (issue 24)
+        char desc[160];
+        if (ds.keep_count > 0) std::snprintf(desc, sizeof desc, "%s@L%d keep_count %lld", ds.method.c_str(), ds.layer, static_cast<long long>(ds.keep_count));
+        else std::snprintf(desc, sizeof desc, "%s@L%d keep %g", ds.method.c_str(), ds.layer, ds.keep_fraction);
+        r.pruning += (r.pruning.empty() ? "" : " + ") + std::string(desc);
+        for (const PruneArg& a : ds.args) {
+            if (a.name == "positions") r.pruning += " " + a.text + " ids";
+        }
+    }
     std::map<std::string, KindCount> kinds;
     int64_t tp = 0, fp = 0, fn = 0;
     int64_t cap_matched = 0, cap_gt = 0, cap_pred = 0, text_ok = 0, text_total = 0, bg_ok = 0;
@@ -220,6 +229,10 @@ Result<EvalReport> run_eval(Vlm& vlm, const EvalOptions& opt) {
         std::string caption;
         GLIMPSE_RETURN_IF_ERROR(vlm.generate(cap_prompt, opt.caption_tokens, greedy,
                                              [&](std::string_view b) { caption += b; return true; }, &st, &embd));
+        if (st.decoder_layers > 0) {
+            r.visual_tokens_per_layer +=
+                static_cast<double>(st.visual_rows_layer_sum) / static_cast<double>(st.decoder_layers);
+        }
         const std::multiset<std::string> got = caption_objects(caption);
         std::vector<std::string> common;
         std::set_intersection(scene.objects.begin(), scene.objects.end(), got.begin(), got.end(),
@@ -290,10 +303,11 @@ std::string eval_caption_background(std::string_view caption) { return backgroun
 std::string eval_report_text(const EvalReport& r) {
     std::ostringstream o;
     char line[256];
-    std::snprintf(line, sizeof line, "scenes %lld, questions %lld, %.1f s, visual tokens kept %lld of %lld%s%s\n",
+    std::snprintf(line, sizeof line,
+                  "scenes %lld, questions %lld, %.1f s, visual tokens kept %lld of %lld, %.0f per decoder layer%s%s\n",
                   static_cast<long long>(r.scenes), static_cast<long long>(r.questions), r.seconds,
                   static_cast<long long>(r.visual_tokens_kept), static_cast<long long>(r.visual_tokens_in),
-                  r.pruning.empty() ? "" : " by ", r.pruning.c_str());
+                  r.visual_tokens_per_layer, r.pruning.empty() ? "" : " by ", r.pruning.c_str());
     o << line;
     for (const EvalReport::Kind& k : r.per_kind) {
         std::snprintf(line, sizeof line, "  %-9s %6.2f %%  (%lld / %lld)\n", k.name.c_str(),
@@ -328,7 +342,8 @@ std::string eval_report_json(const EvalReport& r, const std::string& model_label
       << r.caption_object_precision << ", \"object_recall\": " << r.caption_object_recall
       << ", \"text_accuracy\": " << r.caption_text_accuracy << ", \"background_accuracy\": "
       << r.caption_background_accuracy << "}, \"visual_tokens\": {\"in\": " << r.visual_tokens_in
-      << ", \"kept\": " << r.visual_tokens_kept << "}, \"pruning\": " << json_quote(r.pruning)
+      << ", \"kept\": " << r.visual_tokens_kept << ", \"per_decoder_layer\": " << r.visual_tokens_per_layer
+      << "}, \"pruning\": " << json_quote(r.pruning)
       << ", \"prefill\": {\"ms\": " << r.prefill_ms << ", \"prompts\": " << r.prefills
       << "}, \"kv_cache_bytes\": " << r.kv_cache_bytes;
     if (!r.samples.empty()) {

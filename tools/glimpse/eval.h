@@ -44,6 +44,9 @@ struct EvalReport {
     // Visual tokens over every scene's image: made by the encoder, and kept by the pruning plan
     // (equal without one); pruning names the plan's stage ("" without one).
     int64_t visual_tokens_in = 0, visual_tokens_kept = 0;
+    // Visual tokens each decoder layer processes, averaged over layers and summed over scenes (the
+    // caption prompt's prefill): the budget decoder-layer pruning spends (issue 24).
+    double visual_tokens_per_layer = 0;
     std::string pruning;
     // Prefill time over every prompt (caption and questions), and the KV cache the last plan
     // holds at the end (planned bytes, sized for the longest prompt); for the pruning tables, not a

@@ -685,8 +685,25 @@ int cmd_inspect(int argc, char** argv) {
                      static_cast<long long>(prompt->n_positions()), static_cast<long long>(n_ctx - prompt->n_positions()));
         n_predict = n_ctx - prompt->n_positions();
     }
-    Status s = (*vlm)->prepare(prompt->n_positions(), static_cast<int>(n_predict));
+    Status s = (*vlm)->prepare(*prompt, static_cast<int>(n_predict));
     if (!s.is_ok()) return fail(s.message());
+    if (const DecoderPruning* dp = (*vlm)->decoder_pruning()) {
+        // Decoder-layer stages (issue 24): visual rows per layer and the KV cache they save.
+        const int64_t layers = (*vlm)->text().hparams().n_layer;
+        for (size_t i = 0; i < dp->steps().size(); ++i) {
+            std::fprintf(stdout, "pruning: %s after decoder layer %d, keeping %lld of the visual tokens\n",
+                         (*vlm)->decoder_stages()[i].method.c_str(), dp->steps()[i].layer,
+                         static_cast<long long>(dp->steps()[i].keep));
+        }
+        const int64_t unpruned = (*vlm)->unpruned_kv_bytes(prompt->n_positions() + n_predict);
+        std::fprintf(stdout, "decoder pruning: %.1f visual tokens per decoder layer on average (the image has %lld, "
+                             "%lld enter the language model); KV cache %.2f MiB instead of %.2f MiB without the "
+                             "decoder stages (%.1f %% saved)\n",
+                     static_cast<double>(dp->visual_rows_layer_sum()) / static_cast<double>(layers),
+                     static_cast<long long>(prompt->n_image_tokens_in()), static_cast<long long>(prompt->n_image_tokens()),
+                     mib(dp->kv_cache_bytes()), mib(unpruned),
+                     100.0 * (1.0 - static_cast<double>(dp->kv_cache_bytes()) / static_cast<double>(unpruned)));
+    }
     if (const PruneStage* ps = (*vlm)->pruning_stage()) {
         std::fprintf(stdout, "pruning: %s after the projector, keeping %lld of %lld visual tokens\n", ps->method.c_str(),
                      static_cast<long long>(prompt->n_image_tokens()), static_cast<long long>(prompt->n_image_tokens_in()));

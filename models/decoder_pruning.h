@@ -1,0 +1,122 @@
+// Visual-token pruning inside the language model (issue 24): FastV and PyramidDrop.
+//
+// The decoder is cut after each pruning layer into segments (TextDecoder::compile_segments).
+// A prefill runs segment 0 over every prompt row; at each boundary the attention the
+// prompt's last row (the rater) pays every row is scored without materialising attention
+// (registered query_key_score kernel over the boundary's q/k after RoPE, mean over heads),
+// the `keep` best visual rows and every text row survive (registered topk, ascending, so
+// rows stay in prompt order), and their hidden states are gathered (registered gather_rows)
+// into the next segment. Each segment's layers hold only the rows it keeps in their KV cache
+// (per-layer capacities fixed when the plan is made), and a decode step runs every segment
+// on its one row at its own slot and position.
+//
+// Position ids: `original` keeps each surviving row's position of the segment before (FastV),
+// `compact` renumbers the survivors 0..n-1 (PyramidDrop's arange) and shifts the answer's
+// positions down by the rows dropped.
+//
+// Counts are plan-time: a DecoderPruning is made for a prompt shape (rows, visual rows, answer
+// length); prefill and decode allocate nothing.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "models/text_decoder.h"
+#include "ops/kernel_registry.h"
+#include "runtime/pruning_plan.h"
+
+namespace glimpse {
+
+// One decoder stage resolved for a prompt.
+struct DecoderPruneStep {
+    int layer = 0;     // prune after this layer, in [0, n_layer - 2]
+    int64_t keep = 0;  // visual rows of the prompt that continue past it
+    PruneScoreLayer score_layer = PruneScoreLayer::next;
+    HeadReduce reduce = HeadReduce::mean;
+    bool compact_positions = false;
+};
+
+// How a decoder-stage method of a pruning plan scores and numbers (docs/pruning.md):
+//   fastv:       the attention of layer K-1 = the stage's `layer` (own_last), mean over heads,
+//                original positions (FastV's fastv_forward);
+//   pyramiddrop: the next layer's normed q/k with RoPE (next), mean over heads, compact
+//                positions (PyramidDrop's pdrop_rank_drop).
+// `positions` (original|compact) in the stage's args overrides the method's numbering. Refuses
+// methods and arguments not wired (sparsevlm, feather, debias) with a message naming them.
+Result<DecoderPruneStep> decoder_prune_step(const PruneStage& stage, int layer, int64_t keep,
+                                            const std::string& where);
+
+// The shape a DecoderPruning is made for.
+struct DecoderPruneShape {
+    int64_t prompt_rows = 0;  // prefill rows at most (a prefill may have fewer, with as many visual rows)
+    int64_t visual_rows = 0;  // of which visual (before the first decoder stage)
+    int64_t answer_rows = 1;  // decode steps the KV cache must hold
+    bool operator==(const DecoderPruneShape&) const = default;
+};
+
+class DecoderPruning {
+public:
+    static Result<std::unique_ptr<DecoderPruning>> create(TextDecoder& decoder, std::vector<DecoderPruneStep> steps,
+                                                          const DecoderPruneShape& shape, DType kv_type,
+                                                          int n_threads);
+
+    const DecoderPruneShape& shape() const { return shape_; }
+    const std::vector<DecoderPruneStep>& steps() const { return steps_; }
+
+    // Segment 0's inputs: the prompt's embeddings (prompt_rows, n_embd) and positions.
+    float* embeddings() const;
+    int32_t* positions() const;
+
+    // Whether a prompt of n_rows rows (visual of them) and n_answer answer tokens fits this plan
+    // with these steps.
+    bool fits(int64_t n_rows, int64_t visual, int64_t n_answer, const std::vector<DecoderPruneStep>& steps) const;
+    // Prefill: rows [0, n_rows) of embeddings()/positions(), n_rows <= shape().prompt_rows;
+    // is_visual:(n_rows) marks the visual rows (exactly shape().visual_rows of them). The last
+    // row rates. Returns the last row's logits (owned by the plan).
+    Result<const float*> prefill(int64_t n_rows, const uint8_t* is_visual, ThreadPool* pool);
+    // One answer token: its embedding in embeddings() row 0, `position` as segment 0 numbers
+    // it; step counts from 0 after the prefill.
+    Result<const float*> decode(int32_t position, int64_t step, ThreadPool* pool);
+
+    // After a prefill: for each stage, the prompt rows (indices into the prefill's rows) that
+    // continue past it, ascending; and the positions each segment ran its rows at.
+    const std::vector<std::vector<int32_t>>& kept_rows() const { return kept_rows_; }
+    const std::vector<std::vector<int32_t>>& segment_positions() const { return segment_positions_; }
+
+    // Visual rows each decoder layer sees, summed over layers (divide by n_layer for the average).
+    int64_t visual_rows_layer_sum() const;
+    // Planned bytes: KV cache (per-layer capacities), activations + scratch of every segment,
+    // the weights the segment plans hold.
+    int64_t kv_cache_bytes() const;
+    int64_t arena_bytes() const;
+    const SegmentedDecoderPlan& plan() const { return plan_; }
+
+private:
+    DecoderPruning() = default;
+    const TextDecoder* decoder_ = nullptr;
+    std::vector<DecoderPruneStep> steps_;
+    DecoderPruneShape shape_;
+    SegmentedDecoderPlan plan_;
+    std::vector<int64_t> rows_;         // rows per segment in the last prefill
+    std::vector<int64_t> visual_rows_;  // visual rows per segment
+    std::vector<int32_t> position_shift_;  // segment 0 position - this segment's, for answer rows
+    const Kernel* score_kernel_ = nullptr;
+    const Kernel* topk_kernel_ = nullptr;
+    const Kernel* gather_kernel_ = nullptr;
+    // Scratch sized in create():
+    std::vector<float> score_scratch_;      // query_key_score probabilities (n_head, rows)
+    std::vector<float> row_scores_;         // (rows) score of every row
+    std::vector<float> visual_scores_;      // (visual rows)
+    std::vector<int32_t> visual_index_;     // (visual rows): which row each visual score is
+    std::vector<int32_t> selected_;         // (keep) topk output
+    std::vector<uint8_t> topk_scratch_;     // + 64 bytes to align
+    std::vector<uint8_t> is_visual_;        // (rows) of the current segment
+    std::vector<uint8_t> is_visual_next_;
+    std::vector<int32_t> survivors_;        // (rows) indices into the current segment's rows
+    std::vector<std::vector<int32_t>> kept_rows_;
+    std::vector<std::vector<int32_t>> segment_positions_;
+};
+
+}  // namespace glimpse

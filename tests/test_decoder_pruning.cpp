@@ -1,0 +1,402 @@
+// Visual-token pruning inside the language model (issue 24, models/decoder_pruning.h) on the
+// bundled models (models/bundled, 4 decoder layers):
+// - the rows FastV and PyramidDrop keep equal an oracle computed here from the unpruned
+//   decoder's own q/k (captured after RoPE with a node observer), a double-precision softmax
+//   of the last row's attention, the mean over heads and a full sort;
+// - a stage that keeps every visual row gives the unpruned decoder's logits bit for bit, in the
+//   prefill and in decode steps (slots and positions of every segment);
+// - the KV cache's per-layer capacities follow the keep table; prefill and decode allocate nothing;
+// - bad plans are refused in Vlm::load with messages naming what is wrong;
+// - Vlm: a keep-1.0 decoder stage gives the unpruned answer ids.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "alloc_counter.h"  // g_allocations: operator new calls
+#include "models/decoder_pruning.h"
+#include "models/text_decoder.h"
+#include "models/vlm.h"
+#include "runtime/pruning_plan.h"
+#include "test_util.h"
+#include "tools/scenes/scene.h"
+
+using namespace glimpse;
+
+namespace {
+
+std::string bundled(const std::string& stem, const char* part) {
+    return test::source_dir() + "/models/bundled/" + stem + "-" + part + ".gguf";
+}
+constexpr const char* kSmol = "scenes-smolvlm-f16";
+constexpr const char* kLlava = "scenes-llava-f16";
+
+// A prompt of T rows: token embeddings of pseudo-random ids; rows [v0, v0 + nv) are "visual".
+struct Prompt {
+    int64_t T = 0, v0 = 0, nv = 0;
+    std::vector<float> x;
+    std::vector<int32_t> pos;
+    std::vector<uint8_t> is_visual;
+};
+
+Prompt make_prompt(const TextDecoder& dec, int64_t T, int64_t v0, int64_t nv, uint64_t seed) {
+    Prompt p;
+    p.T = T, p.v0 = v0, p.nv = nv;
+    const int64_t C = dec.hparams().n_embd;
+    p.x.resize(static_cast<size_t>(T * C));
+    test::Rng rng{seed};
+    for (int64_t i = 0; i < T; ++i) {
+        dec.embed_token(rng.integer(0, static_cast<int32_t>(dec.hparams().n_vocab) - 1), p.x.data() + i * C);
+    }
+    p.pos.resize(static_cast<size_t>(T));
+    std::iota(p.pos.begin(), p.pos.end(), 0);
+    p.is_visual.assign(static_cast<size_t>(T), 0);
+    for (int64_t i = v0; i < v0 + nv; ++i) p.is_visual[static_cast<size_t>(i)] = 1;
+    return p;
+}
+
+// Every rope output of an unpruned prefill, in node order (layer l: q = 2l, k = 2l + 1).
+struct RopeCapture {
+    std::vector<std::vector<float>> values;
+    std::vector<int64_t> cols;
+};
+
+void capture_rope(void* user, const Plan& plan, int node_index) {
+    const Node& node = plan.graph().nodes()[static_cast<size_t>(node_index)];
+    if (node.op != OpKind::rope) return;
+    auto* cap = static_cast<RopeCapture*>(user);
+    const int64_t rows = plan.rows(node.output), cols = plan.graph().value(node.output).shape.cols();
+    const float* d = plan.f32(node.output);
+    cap->values.emplace_back(d, d + rows * cols);
+    cap->cols.push_back(cols);
+}
+
+// The oracle: visual rows kept after a stage scored by q/k (T rows), the last row rating; in
+// prompt order, with the k-th best score returned for the near-tie allowance.
+std::vector<int32_t> oracle_keep(const std::vector<float>& q, const std::vector<float>& k, const TextHparams& h,
+                                 const std::vector<int32_t>& rows, const std::vector<uint8_t>& visual, int64_t keep,
+                                 std::vector<double>* score_out) {
+    const int64_t T = static_cast<int64_t>(rows.size()), D = h.head_dim, Hq = h.n_head, Hkv = h.n_head_kv;
+    std::vector<double> score(static_cast<size_t>(T), 0.0);
+    for (int64_t hd = 0; hd < Hq; ++hd) {
+        const int64_t kvh = hd / (Hq / Hkv);
+        std::vector<double> logit(static_cast<size_t>(T));
+        double mx = -INFINITY;
+        for (int64_t s = 0; s < T; ++s) {
+            double dot = 0;
+            for (int64_t d = 0; d < D; ++d) {
+                dot += static_cast<double>(q[static_cast<size_t>((T - 1) * Hq * D + hd * D + d)]) *
+                       k[static_cast<size_t>(s * Hkv * D + kvh * D + d)];
+            }
+            logit[static_cast<size_t>(s)] = dot / std::sqrt(static_cast<double>(D));
+            mx = std::max(mx, logit[static_cast<size_t>(s)]);
+        }
+        double sum = 0;
+        for (double& l : logit) sum += (l = std::exp(l - mx));
+        for (int64_t s = 0; s < T; ++s) score[static_cast<size_t>(s)] += logit[static_cast<size_t>(s)] / sum / Hq;
+    }
+    std::vector<int32_t> vis;
+    for (int64_t s = 0; s < T; ++s) {
+        if (visual[static_cast<size_t>(rows[static_cast<size_t>(s)])]) vis.push_back(static_cast<int32_t>(s));
+    }
+    std::stable_sort(vis.begin(), vis.end(), [&](int32_t a, int32_t b) { return score[a] > score[b]; });
+    vis.resize(static_cast<size_t>(keep));
+    std::vector<int32_t> kept;
+    for (int64_t s = 0; s < T; ++s) {
+        const bool is_vis = visual[static_cast<size_t>(rows[static_cast<size_t>(s)])];
+        if (!is_vis || std::find(vis.begin(), vis.end(), s) != vis.end()) kept.push_back(rows[static_cast<size_t>(s)]);
+    }
+    *score_out = score;
+    return kept;
+}
+
+std::unique_ptr<TextDecoder> load_text(const char* stem) {
+    auto dec = TextDecoder::load(bundled(stem, "text"));
+    REQUIRE_MESSAGE(dec.is_ok(), dec.status().message());
+    return std::move(*dec);
+}
+
+}  // namespace
+
+TEST_CASE("decoder pruning: fastv and pyramiddrop keep the rows the oracle picks from the unpruned q/k") {
+    for (const char* stem : {kSmol, kLlava}) {
+        std::unique_ptr<TextDecoder> dec = load_text(stem);
+        const TextHparams& h = dec->hparams();
+        REQUIRE(h.n_layer == 4);
+        const Prompt p = make_prompt(*dec, 61, 7, 48, 11);
+        // Unpruned prefill with the q/k of every layer captured (f32 KV cache, one thread).
+        auto plain = dec->compile(p.T, p.T + 1, DType::f32, 1);
+        REQUIRE(plain.is_ok());
+        std::memcpy(plain->plan->f32(plain->embeddings), p.x.data(), p.x.size() * 4);
+        std::memcpy(plain->plan->data(plain->positions), p.pos.data(), p.pos.size() * 4);
+        RopeCapture cap;
+        RunArgs args;
+        args.n_rows = p.T;
+        REQUIRE(plain->plan->run(args, nullptr, capture_rope, &cap).is_ok());
+        REQUIRE(cap.values.size() == static_cast<size_t>(2 * h.n_layer));
+
+        for (int which = 0; which < 2; ++which) {
+            // fastv after layer 1 scores with layer 1's own q/k; pyramiddrop after layer 0 with
+            // layer 1's (the next layer's), recomputed at the boundary: both are layer 1's q/k of
+            // the unpruned run, since layers 0..1 saw every row.
+            DecoderPruneStep step;
+            step.layer = which == 0 ? 1 : 0;
+            step.keep = 12;
+            step.score_layer = which == 0 ? PruneScoreLayer::own_last : PruneScoreLayer::next;
+            step.compact_positions = which == 1;
+            INFO(stem << (which == 0 ? " fastv" : " pyramiddrop"));
+            DecoderPruneShape shape{p.T, p.nv, 4};
+            auto dp = DecoderPruning::create(*dec, {step}, shape, DType::f32, 1);
+            REQUIRE_MESSAGE(dp.is_ok(), dp.status().message());
+            std::memcpy((*dp)->embeddings(), p.x.data(), p.x.size() * 4);
+            std::memcpy((*dp)->positions(), p.pos.data(), p.pos.size() * 4);
+            REQUIRE((*dp)->prefill(p.T, p.is_visual.data(), nullptr).is_ok());
+
+            std::vector<int32_t> all(static_cast<size_t>(p.T));
+            std::iota(all.begin(), all.end(), 0);
+            std::vector<double> score;
+            const std::vector<int32_t> want =
+                oracle_keep(cap.values[2], cap.values[3], h, all, p.is_visual, step.keep, &score);
+            const std::vector<int32_t>& got = (*dp)->kept_rows()[0];
+            REQUIRE(got.size() == want.size());
+            // Rows may differ only where the oracle's scores tie within float rounding.
+            std::vector<double> vis_scores;
+            for (int64_t s = p.v0; s < p.v0 + p.nv; ++s) vis_scores.push_back(score[static_cast<size_t>(s)]);
+            std::sort(vis_scores.rbegin(), vis_scores.rend());
+            const double kth = vis_scores[static_cast<size_t>(step.keep - 1)];
+            for (size_t i = 0; i < got.size(); ++i) {
+                if (got[i] != want[i]) {
+                    CHECK(std::abs(score[static_cast<size_t>(got[i])] - kth) <= 1e-5 * kth);
+                }
+            }
+            CHECK(std::is_sorted(got.begin(), got.end()));
+            CHECK(got.back() == p.T - 1);  // the rater (a text row) survives
+            // Positions of the second segment: fastv keeps the rows' ids, pyramiddrop renumbers.
+            const std::vector<int32_t>& pos1 = (*dp)->segment_positions()[1];
+            REQUIRE(pos1.size() == got.size());
+            for (size_t i = 0; i < got.size(); ++i) CHECK(pos1[i] == (which == 0 ? got[i] : static_cast<int32_t>(i)));
+            // The KV cache: layers up to the stage hold every row, later ones only the kept.
+            const KvCache& kv = *(*dp)->plan().kv_cache;
+            for (int l = 0; l < h.n_layer; ++l) {
+                CHECK(kv.capacity(l) == (l <= step.layer ? p.T : p.T - (p.nv - step.keep)) + 4);
+            }
+            // Average visual rows per layer: nv on layers <= the stage, keep after it.
+            CHECK((*dp)->visual_rows_layer_sum() == p.nv * (step.layer + 1) + step.keep * (h.n_layer - 1 - step.layer));
+        }
+    }
+}
+
+TEST_CASE("decoder pruning: a stage keeping every visual row is the unpruned decoder, prefill and decode") {
+    for (const char* stem : {kSmol, kLlava}) {
+        std::unique_ptr<TextDecoder> dec = load_text(stem);
+        const TextHparams& h = dec->hparams();
+        const Prompt p = make_prompt(*dec, 40, 3, 30, 5);
+        const int n_steps = 3;
+        ThreadPool pool(2);
+        auto plain = dec->compile(p.T, p.T + n_steps, DType::f16, 2);
+        REQUIRE(plain.is_ok());
+        std::memcpy(plain->plan->f32(plain->embeddings), p.x.data(), p.x.size() * 4);
+        std::memcpy(plain->plan->data(plain->positions), p.pos.data(), p.pos.size() * 4);
+        auto l0 = dec->forward(*plain, p.T, 0, &pool);
+        REQUIRE(l0.is_ok());
+        std::vector<std::vector<float>> want{std::vector<float>(*l0, *l0 + h.n_vocab)};
+        for (int s = 0; s < n_steps; ++s) {
+            dec->embed_token(100 + s, plain->plan->f32(plain->embeddings));
+            static_cast<int32_t*>(plain->plan->data(plain->positions))[0] = static_cast<int32_t>(p.T + s);
+            auto l = dec->forward(*plain, 1, p.T + s, &pool);
+            REQUIRE(l.is_ok());
+            want.emplace_back(*l, *l + h.n_vocab);
+        }
+        for (bool compact : {false, true}) {
+            for (PruneScoreLayer score : {PruneScoreLayer::own_last, PruneScoreLayer::next}) {
+                std::vector<DecoderPruneStep> steps(2);
+                steps[0].layer = 0, steps[0].keep = p.nv, steps[0].score_layer = score, steps[0].compact_positions = compact;
+                steps[1].layer = 2, steps[1].keep = p.nv, steps[1].score_layer = score, steps[1].compact_positions = compact;
+                auto dp = DecoderPruning::create(*dec, steps, DecoderPruneShape{p.T, p.nv, n_steps}, DType::f16, 2);
+                REQUIRE(dp.is_ok());
+                std::memcpy((*dp)->embeddings(), p.x.data(), p.x.size() * 4);
+                std::memcpy((*dp)->positions(), p.pos.data(), p.pos.size() * 4);
+                const long before = g_allocations.load();
+                auto l = (*dp)->prefill(p.T, p.is_visual.data(), &pool);
+                CHECK(g_allocations.load() == before);  // prefill allocates nothing
+                REQUIRE(l.is_ok());
+                CHECK(std::memcmp(*l, want[0].data(), want[0].size() * 4) == 0);
+                for (int s = 0; s < n_steps; ++s) {
+                    dec->embed_token(100 + s, (*dp)->embeddings());
+                    const long b = g_allocations.load();
+                    auto ls = (*dp)->decode(static_cast<int32_t>(p.T + s), s, &pool);
+                    CHECK(g_allocations.load() == b);  // decode allocates nothing
+                    REQUIRE(ls.is_ok());
+                    CHECK_MESSAGE(std::memcmp(*ls, want[static_cast<size_t>(s + 1)].data(), want[0].size() * 4) == 0,
+                                  stem << " step " << s << " compact " << compact);
+                }
+                // The plan holds n_steps answer rows: one more is refused, not written past the cache.
+                CHECK(!(*dp)->decode(static_cast<int32_t>(p.T + n_steps), n_steps, &pool).is_ok());
+            }
+        }
+    }
+}
+
+TEST_CASE("decoder pruning: after a real drop, decode continues at the right positions and slots") {
+    // fastv after layer 0 keeping 6 of 30 visual rows. Layer 0 holds all T prompt rows, so the
+    // first answer token goes to its slot T; layers 1..3 hold T - 24, so it goes to slot T - 24
+    // there. Its position: T everywhere with original ids; T - 24 after the stage with compact
+    // ids (PyramidDrop's shift by the rows dropped).
+    std::unique_ptr<TextDecoder> dec = load_text(kSmol);
+    const Prompt p = make_prompt(*dec, 40, 3, 30, 9);
+    for (bool compact : {false, true}) {
+        DecoderPruneStep st;
+        st.layer = 0, st.keep = 6, st.score_layer = PruneScoreLayer::own_last, st.compact_positions = compact;
+        auto dp = DecoderPruning::create(*dec, {st}, DecoderPruneShape{p.T, p.nv, 2}, DType::f32, 1);
+        REQUIRE(dp.is_ok());
+        std::memcpy((*dp)->embeddings(), p.x.data(), p.x.size() * 4);
+        std::memcpy((*dp)->positions(), p.pos.data(), p.pos.size() * 4);
+        REQUIRE((*dp)->prefill(p.T, p.is_visual.data(), nullptr).is_ok());
+        const int64_t kept_rows = p.T - 24;
+        REQUIRE((*dp)->kept_rows()[0].size() == static_cast<size_t>(kept_rows));
+        const KvCache& kv = *(*dp)->plan().kv_cache;
+        const int64_t row = kv.row_elems();
+        // Slot kept_rows of layer 1 is empty before the decode step (a fresh f32 cache is zero).
+        const float* k1 = static_cast<const float*>(kv.k(1));
+        std::vector<float> before(k1 + kept_rows * row, k1 + (kept_rows + 1) * row);
+        dec->embed_token(42, (*dp)->embeddings());
+        REQUIRE((*dp)->decode(static_cast<int32_t>(p.T), 0, nullptr).is_ok());
+        // The decode step's position in segment 1 is read back from its positions input.
+        const DecoderSegment& seg1 = (*dp)->plan().segments[1];
+        const int32_t pos1 = static_cast<const int32_t*>(seg1.plan->data(seg1.positions))[0];
+        CHECK(pos1 == (compact ? static_cast<int32_t>(kept_rows) : static_cast<int32_t>(p.T)));
+        const float* k0 = static_cast<const float*>(kv.k(0));
+        bool wrote0 = false, wrote1 = false;
+        for (int64_t e = 0; e < row; ++e) {
+            wrote0 |= k0[p.T * row + e] != 0.0f;
+            wrote1 |= k1[kept_rows * row + e] != before[static_cast<size_t>(e)];
+        }
+        CHECK(wrote0);  // layer 0 holds every prompt row: the answer goes to slot T
+        CHECK(wrote1);  // layer 1 holds the kept rows: the answer goes to slot T - 24
+    }
+}
+
+namespace {
+
+Result<std::unique_ptr<Vlm>> load_vlm(const char* stem, const std::string& plan_json) {
+    VlmConfig cfg;
+    cfg.n_threads = test::emulated() ? 1 : 2;
+    if (!plan_json.empty()) {
+        auto plan = pruning_plan_parse(plan_json, "plan.json");
+        if (!plan.is_ok()) return plan.status();
+        cfg.pruning = *plan;
+    }
+    return Vlm::load(bundled(stem, "text"), bundled(stem, "mmproj"), cfg);
+}
+
+std::string plan_of(const std::string& stages) {
+    return R"({"format": "glimpse.pruning-plan", "version": 1, "stages": [)" + stages + "]}";
+}
+
+ImageU8 scene_image(uint64_t seed) {
+    auto preset = scenes::scene_preset("bundled");
+    REQUIRE(preset.is_ok());
+    const scenes::Scene scene = scenes::scene_generate(seed, *preset);
+    ImageU8 img;
+    img.width = scene.image.width;
+    img.height = scene.image.height;
+    img.rgb = scene.image.rgb;
+    return img;
+}
+
+}  // namespace
+
+TEST_CASE("decoder pruning plans: what does not fit the model is refused in load with a clear message") {
+    struct Bad {
+        const char* stages;
+        const char* says;
+    } bad[] = {
+        // a layer the 4-layer language model does not have (pruning after the last saves nothing)
+        {R"({"at": "decoder_layer", "layer": 3, "method": "fastv", "keep": 0.5})", "the language model has 4 layers"},
+        // a table made for a 32-layer model (PyramidDrop's layers 8, 16, 24)
+        {R"({"at": "decoder_layer", "layer": 8, "method": "pyramiddrop", "keep": 0.5},
+            {"at": "decoder_layer", "layer": 16, "method": "pyramiddrop", "keep": 0.25})",
+         "decoder layer 8"},
+        // keep counts growing with depth
+        {R"({"at": "decoder_layer", "layer": 0, "method": "pyramiddrop", "keep": 0.25},
+            {"at": "decoder_layer", "layer": 1, "method": "pyramiddrop", "keep": 0.5})",
+         "above the"},
+        // a decoder stage keeping more than the after_projector stage left
+        {R"({"at": "after_projector", "method": "divprune", "keep": 0.25},
+            {"at": "decoder_layer", "layer": 0, "method": "fastv", "keep": 0.5})",
+         "above the"},
+        // not built yet: said so, not silently ignored
+        {R"({"at": "decoder_layer", "layer": 0, "method": "sparsevlm", "keep": 0.5})", "not wired"},
+        {R"({"at": "decoder_layer", "layer": 0, "method": "fastv", "keep": 0.5, "args": {"debias": true}})",
+         "debias"},
+    };
+    for (const Bad& b : bad) {
+        INFO(b.stages);
+        auto vlm = load_vlm(kSmol, plan_of(b.stages));
+        REQUIRE(!vlm.is_ok());
+        CHECK_MESSAGE(vlm.status().message().find(b.says) != std::string::npos, vlm.status().message());
+    }
+    // A known method at the wrong site is refused by the plan reader.
+    auto p = pruning_plan_parse(plan_of(R"({"at": "after_projector", "method": "fastv", "keep": 0.5})"), "plan.json");
+    REQUIRE(!p.is_ok());
+    CHECK(p.status().message().find("cannot run at after_projector") != std::string::npos);
+    auto q = pruning_plan_parse(
+        plan_of(R"({"at": "decoder_layer", "layer": 0, "method": "fastv", "keep": 0.5, "args": {"positions": "x"}})"),
+        "plan.json");
+    CHECK(!q.is_ok());
+}
+
+TEST_CASE("decoder pruning in the VLM: keep 1.0 answers as unpruned; a stack runs and shrinks the KV cache") {
+    for (const char* stem : {kSmol, kLlava}) {
+        INFO(stem);
+        auto base = load_vlm(stem, "");
+        REQUIRE_MESSAGE(base.is_ok(), base.status().message());
+        auto keep1 = load_vlm(stem, plan_of(R"({"at": "decoder_layer", "layer": 0, "method": "fastv", "keep": 1.0},
+                                             {"at": "decoder_layer", "layer": 1, "method": "pyramiddrop", "keep": 1.0})"));
+        REQUIRE_MESSAGE(keep1.is_ok(), keep1.status().message());
+        auto stack = load_vlm(stem, plan_of(R"({"at": "after_projector", "method": "divprune", "keep": 0.5},
+                                             {"at": "decoder_layer", "layer": 0, "method": "pyramiddrop", "keep": 0.25},
+                                             {"at": "decoder_layer", "layer": 1, "method": "pyramiddrop", "keep": 0.125})"));
+        REQUIRE_MESSAGE(stack.is_ok(), stack.status().message());
+        SamplingParams greedy;
+        greedy.temperature = 0;
+        for (uint64_t seed : {1000000ull, 1000001ull}) {
+            const ImageU8 img = scene_image(seed);
+            auto run = [&](Vlm& vlm) {
+                auto prompt = vlm.build_prompt("Where is the red circle?", std::vector<ImageU8>{img});
+                REQUIRE(prompt.is_ok());
+                GenerationStats st;
+                REQUIRE(vlm.generate(*prompt, 6, greedy, nullptr, &st).is_ok());
+                return std::make_pair(vlm.last_generated(), st);
+            };
+            const auto [ids0, st0] = run(**base);
+            const auto [ids1, st1] = run(**keep1);
+            CHECK(ids0 == ids1);
+            CHECK((*keep1)->last_prefill_logits() == (*base)->last_prefill_logits());
+            CHECK(st1.visual_rows_layer_sum == st0.visual_rows_layer_sum);
+            const auto [ids2, st2] = run(**stack);
+            CHECK(!ids2.empty());
+            // Visual rows per layer: divprune's half (rounded half up) on layer 0, then 1/4 of the
+            // image's tokens on layer 1 and 1/8 on layers 2 and 3.
+            const int64_t n = st0.n_image_tokens;
+            const int64_t half = static_cast<int64_t>(std::floor(0.5 * n + 0.5));
+            const int64_t quarter = static_cast<int64_t>(std::floor(0.25 * n + 0.5));
+            const int64_t eighth = static_cast<int64_t>(std::floor(0.125 * n + 0.5));
+            CHECK(st2.visual_rows_layer_sum == half + quarter + 2 * eighth);
+            // KV: the unpruned prompt minus the rows each layer drops, plus the 6 answer rows.
+            const int64_t row_bytes = 2 * (*stack)->text().hparams().n_head_kv * (*stack)->text().hparams().head_dim;
+            const int64_t P = st2.n_prompt;
+            int64_t want = 0;
+            for (int64_t rows : {P, P - (half - quarter), P - (half - eighth), P - (half - eighth)}) {
+                want += 2 * (((rows + 6) * row_bytes + 63) / 64 * 64);
+            }
+            CHECK((*stack)->memory().kv_cache == want);
+            CHECK((*stack)->memory().kv_cache < (*stack)->unpruned_kv_bytes(P + 6));
+        }
+    }
+}
