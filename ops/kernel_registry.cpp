@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "ops/attention.h"
+#include "ops/attention_kvq.h"
 #include "ops/gather.h"
 #include "ops/matmul.h"
 #include "ops/norm.h"
@@ -174,6 +175,19 @@ std::vector<Kernel> build_registry() {
          .fn = {.topk = topk_avx512}},
 #endif
     };
+    // Attention over a q8_0 / q4_0 KV cache (ops/attention_kvq.h): reference first.
+    v.push_back({.name = "attention_kvq__ref", .op = OpFamily::attention_kvq, .isa = Isa::scalar,
+                 .priority = P::reference, .fn = {.attention_kvq = attention_kvq_ref}});
+#if defined(__aarch64__)
+    v.push_back({.name = "attention_kvq__neon", .op = OpFamily::attention_kvq, .isa = Isa::neon,
+                 .priority = P::simd_narrow, .fn = {.attention_kvq = attention_kvq_neon}});
+#endif
+#if defined(__x86_64__)
+    v.push_back({.name = "attention_kvq__avx2", .op = OpFamily::attention_kvq, .isa = Isa::avx2,
+                 .priority = P::simd, .fn = {.attention_kvq = attention_kvq_avx2}});
+    v.push_back({.name = "attention_kvq__avx512", .op = OpFamily::attention_kvq, .isa = Isa::avx512,
+                 .priority = P::simd_wide, .fn = {.attention_kvq = attention_kvq_avx512}});
+#endif
     // Matmul: the references, then every kernel of the lists above.
     for (const MatmulKernel& k : kMatmulReferences) v.push_back(matmul_entry(k));
 #define GLIMPSE_MATMUL_ENTRY(symbol) v.push_back(matmul_entry(symbol));
@@ -198,6 +212,7 @@ const char* op_family_name(OpFamily op) {
         case OpFamily::weights_row: return "weights_row";
         case OpFamily::topk: return "topk";
         case OpFamily::gather_rows: return "gather_rows";
+        case OpFamily::attention_kvq: return "attention_kvq";
     }
     return "?";
 }

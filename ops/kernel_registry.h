@@ -56,6 +56,7 @@ enum class OpFamily : uint8_t {
     weights_row,
     topk,
     gather_rows,
+    attention_kvq,  // attention over a q8_0 / q4_0 KV cache (ops/attention_kvq.h)
 };
 const char* op_family_name(OpFamily op);
 
@@ -101,6 +102,7 @@ union KernelFn {
     WeightsRowFn weights_row;
     TopkFn topk;
     GatherRowsFn gather_rows;
+    AttentionFn attention_kvq;  // AttentionArgs::kv_type q8_0 or q4_0
 };
 
 struct Kernel {

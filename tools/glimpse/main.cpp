@@ -77,7 +77,8 @@ void add_model_options(ArgParser& a) {
     a.option("--mmproj", "FILE", "vision projector GGUF (idefics3 or mlp) matching the text model");
     a.option("-t,--threads", "N", "threads, 1..1024; more than the CPUs this process may use are clamped (default: those CPUs)");
     a.option("--chat-template", "NAME", "chat template name or text, overriding the model's (e.g. vicuna for LLaVA)");
-    a.option("--kv-type", "TYPE", "KV cache storage: f16 or f32", "f16");
+    a.option("--kv-type", "TYPE", "KV cache storage: f16, f32, q8_0 or q4_0 (GGUF blocks of 32 along the head dimension; "
+             "docs/kv-cache.md)", "f16");
     a.option("--prune", "METHOD",
              "prune visual tokens after the projector (docs/pruning.md): random, uniform, divprune, dart, "
              "fastervlm ([CLS] encoders: LLaVA), attn-received; needs --keep");
@@ -109,7 +110,9 @@ Result<VlmConfig> model_config(const ArgParser& a) {
     const std::string kv = a.get("--kv-type");
     if (kv == "f16") cfg.kv_type = DType::f16;
     else if (kv == "f32") cfg.kv_type = DType::f32;
-    else return Status::error(StatusCode::invalid_argument, "--kv-type must be f16 or f32, not '%s'", kv.c_str());
+    else if (kv == "q8_0") cfg.kv_type = DType::q8_0;
+    else if (kv == "q4_0") cfg.kv_type = DType::q4_0;
+    else return Status::error(StatusCode::invalid_argument, "--kv-type must be f16, f32, q8_0 or q4_0, not '%s'", kv.c_str());
     if (a.has("--plan") && (a.has("--prune") || a.has("--keep"))) {
         return Status::error(StatusCode::invalid_argument, "--plan FILE and --prune/--keep are alternatives; give one");
     }
