@@ -166,7 +166,7 @@ TEST_CASE("kernel registry: every family starts with its reference; names are un
     std::vector<std::string> names;
     for (OpFamily op : {OpFamily::matmul, OpFamily::layer_norm, OpFamily::rms_norm, OpFamily::unary, OpFamily::swiglu,
                         OpFamily::add, OpFamily::mul, OpFamily::rope, OpFamily::attention, OpFamily::weights_row,
-                        OpFamily::topk, OpFamily::gather_rows}) {
+                        OpFamily::topk, OpFamily::gather_rows, OpFamily::attention_kvq}) {
         const std::vector<const Kernel*> list = kernels_of(op);
         REQUIRE_MESSAGE(!list.empty(), op_family_name(op));
         CHECK_MESSAGE(list[0]->isa == Isa::scalar, op_family_name(op));
