@@ -24,9 +24,9 @@ bool attention_kvq_type(DType type);
 
 // Per-thread scratch in floats of every kernel of the family: a score row of S floats
 // (the reference) and the blocked kernels' tiles for head_dim D (keys per block 64,
-// query rows per item 16): K and V tiles (64, D), outputs (16, D), scores, row state.
+// query slots per item 16): K and V tiles (64, D), outputs (16, D), scores, slot state.
 inline constexpr int64_t kAttentionKvqKeysPerBlock = 64;
-inline constexpr int64_t kAttentionKvqRowsPerItem = 16;
+inline constexpr int64_t kAttentionKvqRowsPerItem = 16;  // (query row, head) slots per work item
 inline int64_t attention_kvq_scratch_floats(int64_t S, int64_t head_dim) {
     return S + 16 + (2 * kAttentionKvqKeysPerBlock + kAttentionKvqRowsPerItem) * head_dim +
            kAttentionKvqKeysPerBlock + 2 * kAttentionKvqRowsPerItem + 32;

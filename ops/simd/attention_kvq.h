@@ -3,12 +3,13 @@
 // ops/attention_kvq_avx2.cpp (8 lanes), attention_kvq_avx512.cpp (16), attention_kvq_neon.cpp
 // (4). L = V::kLanes below; D = head_dim, a multiple of 32, hence of L.
 //
-// One work item is (query head h, block of up to R = 16 query rows); decode (T = 1) has
-// one row per item, prefill up to 16, so the dequantization of a K/V block is shared by
-// the item's rows. Flash-style, with an online softmax per row:
-//   for each block of B = 64 keys [kb, kb+nk) the item's rows see:
-//     Kc, Vc:(nk, D) f32     = the blocks of head h/group dequantized (d·q, ggml's product)
-//     for each row r (keys it sees: nr <= nk, causal):
+// One work item is (KV head, up to R = 16 query slots), a slot being a (query row, query
+// head) pair reading that KV head, rows major: decode (T = 1) has the group's heads in one
+// item, prefill up to 16 of them, so the dequantization of a K/V block is shared by every
+// query that reads it. Flash-style, with an online softmax per slot:
+//   for each block of B = 64 keys [kb, kb+nk) the item's slots see:
+//     Kc, Vc:(nk, D) f32     = the item's KV head, dequantized (d·q, ggml's product)
+//     for each slot r (keys its row sees: nr <= nk, causal):
 //       p:(nr) = scale · Kc · q_r      (L keys at a time: D/L fmadds each, reduced L-to-1)
 //       m' = max(m_r, max p), p = exp(p − m'), l_r = l_r·e^{m_r−m'} + Σ p
 //       O_r:(D) = O_r·e^{m_r−m'} + Vcᵀ · p   (up to 4 vectors of columns per pass over Vc)
@@ -43,7 +44,7 @@ struct AttentionKvq {
     using F = typename V::F;
     static constexpr int L = V::kLanes;
     static constexpr int64_t kB = kAttentionKvqKeysPerBlock;  // keys per block
-    static constexpr int64_t kR = kAttentionKvqRowsPerItem;   // query rows per item
+    static constexpr int64_t kR = kAttentionKvqRowsPerItem;   // query slots per item
     static constexpr int kPvVectors = 4;                       // output vectors per pass over Vc
 
     struct Tiles {
@@ -183,14 +184,15 @@ struct AttentionKvq {
         }
     }
 
-    // Output rows [t0, t0+nt) of head h.
-    static void attend_item(const AttentionArgs& a, const Tiles& tl, int64_t h, int64_t t0, int64_t nt) {
-        const int64_t D = a.head_dim;
-        const int64_t hk = h / (a.n_head / a.n_head_kv);
+    // Query slots [slot0, slot0+ns) of kv head hk; slot i is (row i / group, head
+    // hk·group + i % group), so the heads sharing K/V share its dequantized blocks.
+    static void attend_item(const AttentionArgs& a, const Tiles& tl, int64_t hk, int64_t slot0, int64_t ns) {
+        const int64_t D = a.head_dim, group = a.n_head / a.n_head_kv;
+        auto row_of = [&](int64_t r) { return (slot0 + r) / group; };
         auto keys_of_row = [&](int64_t t) { return a.causal ? std::min<int64_t>(a.S, a.causal_offset + t + 1) : a.S; };
-        const int64_t n_keys = keys_of_row(t0 + nt - 1);  // the last row sees the most
-        std::fill(tl.o, tl.o + nt * D, 0.0f);
-        for (int64_t r = 0; r < nt; ++r) {
+        const int64_t n_keys = keys_of_row(row_of(ns - 1));  // the last slot's row sees the most
+        std::fill(tl.o, tl.o + ns * D, 0.0f);
+        for (int64_t r = 0; r < ns; ++r) {
             tl.m[r] = -FLT_MAX;
             tl.l[r] = 0.0f;
         }
@@ -198,10 +200,11 @@ struct AttentionKvq {
             const int64_t nk = std::min<int64_t>(kB, n_keys - kb);
             dequantize_rows(a.k, a.kv_type, a.kv_ld, hk, kb, nk, D, tl.kc);
             dequantize_rows(a.v, a.kv_type, a.kv_ld, hk, kb, nk, D, tl.vc);
-            for (int64_t r = 0; r < nt; ++r) {
-                const int64_t nr = std::min<int64_t>(nk, keys_of_row(t0 + r) - kb);
+            for (int64_t r = 0; r < ns; ++r) {
+                const int64_t t = row_of(r), h = hk * group + (slot0 + r) % group;
+                const int64_t nr = std::min<int64_t>(nk, keys_of_row(t) - kb);
                 if (nr <= 0) continue;
-                scores(a.q + (t0 + r) * a.q_ld + h * D, tl.kc, nr, D, a.scale, tl.p);
+                scores(a.q + t * a.q_ld + h * D, tl.kc, nr, D, a.scale, tl.p);
                 const float m_new = std::max(tl.m[r], max_of(tl.p, nr));
                 const float alpha = std::exp(tl.m[r] - m_new);
                 tl.m[r] = m_new;
@@ -209,8 +212,9 @@ struct AttentionKvq {
                 weighted_sum(tl.p, nr, tl.vc, D, alpha, tl.o + r * D);
             }
         }
-        for (int64_t r = 0; r < nt; ++r) {
-            float* orow = a.out + (t0 + r) * a.out_ld + h * D;
+        for (int64_t r = 0; r < ns; ++r) {
+            const int64_t t = row_of(r), h = hk * group + (slot0 + r) % group;
+            float* orow = a.out + t * a.out_ld + h * D;
             if (tl.l[r] == 0.0f) {  // a row that sees no key
                 std::fill(orow, orow + D, 0.0f);
                 continue;
@@ -222,20 +226,21 @@ struct AttentionKvq {
 
     static void run(const AttentionArgs& a, float* scratch, ThreadPool* pool) {
         const int64_t stride = attention_kvq_scratch_floats(a.S, a.head_dim);
-        const int64_t n_blocks = (a.T + kR - 1) / kR;
-        // Items in block order 0, n-1, 1, n-2, ... (heads innermost): with a causal mask
-        // block b costs ~b+1, so any contiguous range of items has a balanced cost.
+        const int64_t slots = a.T * (a.n_head / a.n_head_kv);  // per kv head
+        const int64_t n_chunks = (slots + kR - 1) / kR;
+        // Items in chunk order 0, n-1, 1, n-2, ... (kv heads innermost): with a causal mask
+        // chunk c costs ~c+1, so any contiguous range of items has a balanced cost.
         auto body = [&](int64_t i0, int64_t i1, int thread) {
             const Tiles tl = tiles(scratch + thread * stride, a.S, a.head_dim);
             for (int64_t i = i0; i < i1; ++i) {
-                const int64_t h = i % a.n_head, z = i / a.n_head;
-                const int64_t b = (z & 1) ? n_blocks - 1 - z / 2 : z / 2;
-                const int64_t t0 = b * kR;
-                attend_item(a, tl, h, t0, std::min<int64_t>(kR, a.T - t0));
+                const int64_t hk = i % a.n_head_kv, z = i / a.n_head_kv;
+                const int64_t c = (z & 1) ? n_chunks - 1 - z / 2 : z / 2;
+                const int64_t slot0 = c * kR;
+                attend_item(a, tl, hk, slot0, std::min<int64_t>(kR, slots - slot0));
             }
         };
-        if (pool) pool->parallel_for(n_blocks * a.n_head, body);
-        else body(0, n_blocks * a.n_head, 0);
+        if (pool) pool->parallel_for(n_chunks * a.n_head_kv, body);
+        else body(0, n_chunks * a.n_head_kv, 0);
     }
 };
 
