@@ -47,6 +47,7 @@ test-isa: build
 	  echo "== GLIMPSE_MAX_ISA=$$isa"; \
 	  GLIMPSE_MAX_ISA=$$isa $(BUILD)/tests/test_matmul_kernels || exit 1; \
 	  GLIMPSE_MAX_ISA=$$isa $(BUILD)/tests/test_op_variants || exit 1; \
+	  GLIMPSE_MAX_ISA=$$isa $(BUILD)/tests/test_attention_kvq || exit 1; \
 	  GLIMPSE_MAX_ISA=$$isa $(BUILD)/tests/test_cpu_features || exit 1; \
 	done
 
