@@ -50,6 +50,7 @@ test-isa: build
 	  GLIMPSE_MAX_ISA=$$isa $(BUILD)/tests/test_op_variants || exit 1; \
 	  GLIMPSE_MAX_ISA=$$isa $(BUILD)/tests/test_prune_score || exit 1; \
 	  GLIMPSE_MAX_ISA=$$isa $(BUILD)/tests/test_query_key_score || exit 1; \
+	  GLIMPSE_MAX_ISA=$$isa $(BUILD)/tests/test_attention_kvq || exit 1; \
 	  GLIMPSE_MAX_ISA=$$isa $(BUILD)/tests/test_cpu_features || exit 1; \
 	done
 

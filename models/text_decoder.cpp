@@ -139,10 +139,24 @@ Result<Graph> TextDecoder::build_graph(DecoderPlan* io, int64_t max_rows) {
     return g;
 }
 
+Status TextDecoder::check_kv_type(DType kv_type) const {
+    GLIMPSE_CHECK_OR_RETURN(kv_cache_type_supported(kv_type), invalid_argument,
+                            "KV cache type %s is not one of f16, f32, q8_0, q4_0", dtype_name(kv_type));
+    // q8_0 / q4_0 blocks run along the head dimension (ops/attention_kvq.h): whole blocks per head.
+    const int64_t block = dtype_info(kv_type).block_size;
+    GLIMPSE_CHECK_OR_RETURN(hparams_.head_dim % block == 0, unsupported,
+                            "%s: a %s KV cache stores blocks of %lld values along the head dimension, and this "
+                            "model's head_dim %lld is not a multiple of %lld; use --kv-type f16 or f32",
+                            file_->path().c_str(), dtype_name(kv_type), static_cast<long long>(block),
+                            static_cast<long long>(hparams_.head_dim), static_cast<long long>(block));
+    return Status::ok();
+}
+
 Result<DecoderPlan> TextDecoder::compile(int64_t max_rows, int64_t context, DType kv_type, int n_threads) {
     GLIMPSE_CHECK_OR_RETURN(max_rows >= 1 && context >= max_rows, invalid_argument,
                             "decoder plan: %lld rows per pass over a context of %lld slots",
                             static_cast<long long>(max_rows), static_cast<long long>(context));
+    GLIMPSE_RETURN_IF_ERROR(check_kv_type(kv_type));
     DecoderPlan dp;
     dp.max_rows = max_rows;
     dp.context = context;

@@ -89,6 +89,10 @@ public:
     // Token embedding row `id` (0 <= id < n_vocab) into dst:(n_embd).
     void embed_token(int32_t id, float* dst) const;
 
+    // Whether this model can keep its KV cache as kv_type (f16, f32; q8_0 and q4_0 need
+    // head_dim a multiple of 32): ok, or an error saying why not.
+    Status check_kv_type(DType kv_type) const;
+
     // A plan for passes of up to max_rows tokens over a cache of `context` slots.
     Result<DecoderPlan> compile(int64_t max_rows, int64_t context, DType kv_type, int n_threads);
 

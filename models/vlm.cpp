@@ -94,6 +94,7 @@ Result<std::unique_ptr<Vlm>> Vlm::load(const std::string& text_path, const std::
                             "%s: the vocabulary has %d tokens but token_embd.weight only %lld rows", text_path.c_str(),
                             m->tokenizer_->n_vocab(), static_cast<long long>(th.n_vocab));
     GLIMPSE_RETURN_IF_ERROR(m->check_pair(text_path, mmproj_path));
+    GLIMPSE_RETURN_IF_ERROR(m->text_->check_kv_type(config.kv_type));  // before any work
     GLIMPSE_ASSIGN_OR_RETURN(m->tokens_side_, ::glimpse::visual_tokens_per_side(vh));
     if (config.pruning) GLIMPSE_RETURN_IF_ERROR(m->setup_pruning(*config.pruning));
     return m;

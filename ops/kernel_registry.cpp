@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "ops/attention.h"
+#include "ops/attention_kvq.h"
 #include "ops/gather.h"
 #include "ops/matmul.h"
 #include "ops/norm.h"
@@ -215,6 +216,19 @@ std::vector<Kernel> build_registry() {
          .priority = P::simd_wide, .fn = {.query_key_score = query_key_score_avx512}},
 #endif
     };
+    // Attention over a q8_0 / q4_0 KV cache (ops/attention_kvq.h): reference first.
+    v.push_back({.name = "attention_kvq__ref", .op = OpFamily::attention_kvq, .isa = Isa::scalar,
+                 .priority = P::reference, .fn = {.attention_kvq = attention_kvq_ref}});
+#if defined(__aarch64__)
+    v.push_back({.name = "attention_kvq__neon", .op = OpFamily::attention_kvq, .isa = Isa::neon,
+                 .priority = P::simd_narrow, .fn = {.attention_kvq = attention_kvq_neon}});
+#endif
+#if defined(__x86_64__)
+    v.push_back({.name = "attention_kvq__avx2", .op = OpFamily::attention_kvq, .isa = Isa::avx2,
+                 .priority = P::simd, .fn = {.attention_kvq = attention_kvq_avx2}});
+    v.push_back({.name = "attention_kvq__avx512", .op = OpFamily::attention_kvq, .isa = Isa::avx512,
+                 .priority = P::simd_wide, .fn = {.attention_kvq = attention_kvq_avx512}});
+#endif
     // Matmul: the references, then every kernel of the lists above.
     for (const MatmulKernel& k : kMatmulReferences) v.push_back(matmul_entry(k));
 #define GLIMPSE_MATMUL_ENTRY(symbol) v.push_back(matmul_entry(symbol));
@@ -243,6 +257,7 @@ const char* op_family_name(OpFamily op) {
         case OpFamily::tap_scores: return "tap_scores";
         case OpFamily::merge_rows: return "merge_rows";
         case OpFamily::query_key_score: return "query_key_score";
+        case OpFamily::attention_kvq: return "attention_kvq";
     }
     return "?";
 }

@@ -61,6 +61,7 @@ enum class OpFamily : uint8_t {
     tap_scores,
     merge_rows,
     query_key_score,
+    attention_kvq,  // attention over a q8_0 / q4_0 KV cache (ops/attention_kvq.h)
 };
 const char* op_family_name(OpFamily op);
 
@@ -123,6 +124,7 @@ union KernelFn {
     TapScoresFn tap_scores;
     MergeRowsFn merge_rows;
     QueryKeyScoreFn query_key_score;
+    AttentionFn attention_kvq;  // AttentionArgs::kv_type q8_0 or q4_0
 };
 
 struct Kernel {

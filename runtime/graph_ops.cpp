@@ -3,11 +3,13 @@
 #include <cstring>
 
 #include "ops/attention.h"
+#include "ops/attention_kvq.h"
 #include "ops/gather.h"
 #include "ops/matmul.h"
 #include "ops/topk.h"
 #include "ops/vision.h"
 #include "ops/weights.h"
+#include "quant/formats.h"
 
 namespace glimpse {
 
@@ -131,6 +133,17 @@ Status compile_attention_kv(OpCompileContext& c) {
         return c.fail("KV cache rows hold " + std::to_string(kv->row_elems()) + " elements, the layer needs " +
                       std::to_string(p.n_head_kv * p.head_dim));
     }
+    if (attention_kvq_type(kv->type())) {
+        // A block-quantized cache is read by the attention_kvq family (ops/attention_kvq.h).
+        if (p.head_dim % kQK != 0) {
+            return c.fail(std::string("a ") + dtype_name(kv->type()) + " KV cache needs head_dim a multiple of " +
+                          std::to_string(kQK) + " (blocks along the head dimension); this layer's is " +
+                          std::to_string(p.head_dim));
+        }
+        c.node.kernel = select_kernel(OpFamily::attention_kvq);
+        c.node.scratch_bytes = c.threads * attention_kvq_scratch_floats(kv->capacity(p.layer), p.head_dim) * 4;
+        return Status::ok();
+    }
     c.node.scratch_bytes = c.threads * attention_scratch_floats(kv->capacity(p.layer)) * 4;
     return Status::ok();
 }
@@ -172,6 +185,7 @@ void run_attention_kv(const OpRunContext& c) {
     a.scale = p.scale;
     a.causal = true;
     a.causal_offset = c.args.pos0;
+    if (attention_kvq_type(a.kv_type)) return c.node.kernel->fn.attention_kvq(a, c.scratch, c.pool);
     c.node.kernel->fn.attention(a, c.scratch, c.pool);
 }
 

@@ -1,5 +1,7 @@
 // The decoder's KV cache: per layer, K and V rows of n_head_kv·head_dim
-// elements in f16 (llama.cpp's default) or f32, preallocated once.
+// elements in f16 (llama.cpp's default), f32, or GGUF q8_0 / q4_0 blocks of 32
+// values along the row (--kv-type; the attention_kvq kernels, ops/attention_kvq.h,
+// read them), preallocated once.
 //
 // Each layer has its own capacity in slots, so a plan that drops visual tokens
 // between layers can give later layers a smaller cache.
@@ -13,6 +15,12 @@
 #include "runtime/status.h"
 
 namespace glimpse {
+
+// f16, f32, q8_0, q4_0.
+bool kv_cache_type_supported(DType type);
+// Bytes of one stored K or V row of row_elems values (a multiple of the block size):
+// q8_0 34 per 32 values, q4_0 18 per 32, f16 2 per value, f32 4.
+int64_t kv_cache_row_bytes(DType type, int64_t row_elems);
 
 class KvCache {
 public:
@@ -28,7 +36,8 @@ public:
     void* v(int layer) const { return layers_[layer].v; }
     int64_t bytes() const { return bytes_; }
 
-    // Stores rows x:(T, row_elems) f32 into slots [slot0, slot0+T) of `layer`'s K or V.
+    // Stores rows x:(T, row_elems) f32 into slots [slot0, slot0+T) of `layer`'s K or V
+    // (quantized types: each row quantized as ggml's reference quantizer does).
     void store(int layer, bool value_side, int64_t slot0, const float* x, int64_t T, int64_t x_ld);
 
 private:
@@ -38,6 +47,7 @@ private:
         void* v = nullptr;
     };
     KvCache() = default;
+    void store_quantized(void* base, int64_t slot0, const float* x, int64_t T, int64_t x_ld);
     std::vector<Layer> layers_;
     int64_t row_elems_ = 0;
     DType type_ = DType::f16;

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "runtime/image.h"
+#include "runtime/json.h"
 #include "test_util.h"
 
 extern char** environ;
@@ -338,4 +339,77 @@ TEST_CASE("caption --keep-map writes a PNG of the image's size or wider; inspect
     const Run ins = run_glimpse({"inspect", "-m", kText, "--mmproj", kMmproj, "--prune", "uniform", "--keep", "0.25"});
     CHECK_MESSAGE(ins.exit_code == 0, ins.err);
     CHECK(contains(ins.out, "pruning: uniform after the projector, keeping"));
+}
+
+TEST_CASE("--kv-type: an unknown type is a usage error; q8_0 on a head_dim that is not a multiple of 32 is refused "
+          "at load") {
+    if (test::emulated()) return;
+    const Run bad = run_glimpse(caption_args({"--kv-type", "q5_0"}));
+    CHECK(bad.exit_code == 2);
+    CHECK(contains(bad.err, "--kv-type"));
+    CHECK(bad.out.empty());
+    // The tiny SmolVLM has head_dim 16.
+    for (const char* type : {"q8_0", "q4_0"}) {
+        const Run r = run_glimpse(caption_args({"--kv-type", type}));
+        INFO(r.err);
+        CHECK(r.exit_code == 1);
+        CHECK(contains(r.err, "head_dim 16 is not a multiple of 32"));
+        CHECK(r.out.empty());
+    }
+}
+
+TEST_CASE("inspect --json: the memory plan by part; total is their sum, kv_cache the formula of --kv-type") {
+    if (test::emulated()) return;
+    // The bundled SmolVLM layout: 4 decoder layers, 2 KV heads of 64 (docs/models.md).
+    const std::string dir = test::source_dir() + "/models/bundled";
+    const std::string text = dir + "/scenes-smolvlm-f16-text.gguf", mmproj = dir + "/scenes-smolvlm-f16-mmproj.gguf";
+    const std::string plan_path = (scratch_dir() / "uniform-half.json").string();
+    std::ofstream(plan_path) << R"({"format": "glimpse.pruning-plan", "version": 1,
+        "stages": [{"at": "after_projector", "method": "uniform", "keep": 0.5}]})";
+    struct Want {
+        const char* type;
+        int64_t bytes_per_row;  // 128 values: f16 2 each, q8_0 4 blocks of 34, q4_0 4 of 18
+    };
+    for (bool with_plan : {false, true}) {
+        int64_t total_f16 = 0;
+        for (const Want& w : {Want{"f16", 256}, Want{"f32", 512}, Want{"q8_0", 136}, Want{"q4_0", 72}}) {
+            std::vector<std::string> args = {"inspect", "-m", text, "--mmproj", mmproj, "--kv-type", w.type, "--json",
+                                             "-n", "100"};
+            if (with_plan) args.insert(args.end(), {"--plan", plan_path});
+            const Run r = run_glimpse(args);
+            INFO(w.type << (with_plan ? " with --plan" : "") << ": " << r.err << r.out);
+            REQUIRE(r.exit_code == 0);
+            auto doc = json_parse(r.out);
+            REQUIRE_MESSAGE(doc.is_ok(), doc.status().message());
+            const JsonValue* bytes = doc->find("bytes");
+            REQUIRE(bytes != nullptr);
+            auto part = [&](const char* name) {
+                const JsonValue* v = bytes->find(name);
+                REQUIRE_MESSAGE(v != nullptr, name);
+                CHECK(v->as_int() >= 0);
+                return v->as_int();
+            };
+            const int64_t weights = part("weights"), kv = part("kv_cache"), act = part("activations"),
+                          images = part("image_buffers"), total = part("total");
+            CHECK(total == weights + kv + act + images);
+            CHECK(weights > 0);
+            CHECK(act > 0);
+            CHECK(images > 0);
+            CHECK(doc->find("kv_type")->as_string() == w.type);
+            const int64_t positions = doc->find("prompt_positions")->as_int();
+            CHECK(doc->find("n_predict")->as_int() == 100);
+            // K and V of each of the 4 layers: prompt + 100 slots, each 64-byte aligned.
+            const int64_t slots = positions + 100;
+            CHECK(kv == 4 * 2 * ((slots * w.bytes_per_row + 63) / 64 * 64));
+            const int64_t image_tokens = doc->find("image")->find("tokens")->as_int();
+            CHECK(image_tokens == (with_plan ? 40 : 80));  // 2×2 tiles + overview of 16 tokens
+            CHECK(doc->find("plan")->is_null() == !with_plan);
+            if (std::string(w.type) == "f16") total_f16 = total;
+            if (std::string(w.type) == "q8_0") CHECK(total < total_f16);
+        }
+    }
+    // --json prints nothing but the JSON: a bad flag is still a usage error.
+    const Run bad = run_glimpse({"inspect", "-m", text, "--mmproj", mmproj, "--json", "--kv-type", "int4"});
+    CHECK(bad.exit_code == 2);
+    CHECK(bad.out.empty());
 }

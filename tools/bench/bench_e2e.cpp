@@ -76,7 +76,7 @@ int cmd_e2e(int argc, char** argv) {
     a.option("--image", "FILE", "image (JPEG, PNG, ...)");
     a.option("-p,--prompt", "TEXT", "prompt", "Describe this image.");
     a.option("-n,--n-predict", "N", "tokens to generate", "32");
-    a.option("--kv-type", "TYPE", "KV cache type: f16 or f32", "f16");
+    a.option("--kv-type", "TYPE", "KV cache type: f16, f32, q8_0 or q4_0", "f16");
     a.option("--prune", "METHOD", "prune visual tokens after the projector (docs/pruning.md), with --keep");
     a.option("--keep", "F", "with --prune: fraction in (0, 1] of the image's visual tokens kept, or a count > 1");
     a.option("--plan", "FILE", "a pruning plan file instead of --prune/--keep (compact position ids)");
@@ -101,7 +101,9 @@ int cmd_e2e(int argc, char** argv) {
     const std::string kv = a.get("--kv-type");
     if (kv == "f16") cfg.kv_type = DType::f16;
     else if (kv == "f32") cfg.kv_type = DType::f32;
-    else return fail("--kv-type must be f16 or f32", 2);
+    else if (kv == "q8_0") cfg.kv_type = DType::q8_0;
+    else if (kv == "q4_0") cfg.kv_type = DType::q4_0;
+    else return fail("--kv-type must be f16, f32, q8_0 or q4_0", 2);
     if (a.has("--plan") && (a.has("--prune") || a.has("--keep"))) return fail("--plan and --prune/--keep: give one", 2);
     if (a.has("--prune") != a.has("--keep")) return fail("--prune METHOD and --keep F go together", 2);
     // Chunks are encoded one at a time below, so the kept rows of the whole image that original

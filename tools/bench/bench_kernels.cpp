@@ -5,10 +5,12 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <regex>
 #include <string>
 #include <vector>
 
+#include "ops/attention_kvq.h"
 #include "ops/kernel_registry.h"
 #include "ops/prune_score.h"
 #include "ops/matmul.h"
@@ -161,6 +163,46 @@ std::vector<OpCase> op_cases(OpFamily op, OpBuffers& m) {
             for (int64_t n : {int64_t{1024}, int64_t{4096}}) {
                 cases.push_back({n == 1024 ? "n1024_k256" : "n4096_k1024", double(n), [&m, n](const Kernel& k, ThreadPool*) {
                                      k.fn.topk(m.a.data(), n, n / 4, m.idx.data(), m.scratch);
+                                 }});
+            }
+            return cases;
+        }
+        case OpFamily::attention_kvq: {
+            // SmolVLM-256M's decoder (9 heads / 3 KV heads of 64) over a quantized KV cache:
+            // decode at 4,096 tokens (q8_0, q4_0) and a 512-token causal prefill (q8_0).
+            std::vector<OpCase> cases;
+            struct Kvq {
+                const char* shape;
+                DType type;
+                int64_t T, S;
+            };
+            for (const Kvq& c : {Kvq{"decode_S4096xH9/3xD64_q8_0", DType::q8_0, 1, 4096},
+                                 Kvq{"decode_S4096xH9/3xD64_q4_0", DType::q4_0, 1, 4096},
+                                 Kvq{"prefill_T512xH9/3xD64_q8_0", DType::q8_0, 512, 512}}) {
+                const int64_t kv_ld = 192, row_bytes = dtype_row_bytes(c.type, kv_ld);
+                auto kv = std::make_shared<std::vector<uint8_t>>(2 * c.S * row_bytes);
+                for (int64_t s = 0; s < 2 * c.S; ++s) {
+                    quantize_row(c.type, m.a.data() + s * kv_ld, kv->data() + s * row_bytes, kv_ld);
+                }
+                cases.push_back({c.shape, double(c.T * 576), [&m, c, kv, row_bytes](const Kernel& k, ThreadPool* p) {
+                                     AttentionArgs a;
+                                     a.q = m.b.data();
+                                     a.q_ld = 576;
+                                     a.k = kv->data();
+                                     a.v = kv->data() + c.S * row_bytes;
+                                     a.kv_ld = 192;
+                                     a.kv_type = c.type;
+                                     a.out = m.y.data();
+                                     a.out_ld = 576;
+                                     a.T = c.T;
+                                     a.S = c.S;
+                                     a.n_head = 9;
+                                     a.n_head_kv = 3;
+                                     a.head_dim = 64;
+                                     a.scale = 0.125f;
+                                     a.causal = true;
+                                     a.causal_offset = c.S - c.T;
+                                     k.fn.attention_kvq(a, reinterpret_cast<float*>(m.scratch), p);
                                  }});
             }
             return cases;
@@ -453,14 +495,18 @@ int cmd_kernels(int argc, char** argv) {
     j.begin_array("op_results");
     {
         const int64_t n_max = 3145728;
-        OpBuffers m(n_max, info.threads * attention_scratch_floats(1024) * 4 + topk_scratch_bytes(n_max) +
-                                static_cast<int64_t>(cosine_similarity_scratch_bytes(576, 576, 1024)) + 64);
+        OpBuffers m(n_max, info.threads * std::max(attention_scratch_floats(1024), attention_kvq_scratch_floats(4096, 64)) * 4 +
+                               topk_scratch_bytes(n_max) +
+                               static_cast<int64_t>(cosine_similarity_scratch_bytes(576, 576, 1024)) + 64);
         for (const Kernel& k : kernel_registry()) {
             if (k.op == OpFamily::matmul) continue;
             const std::string name = k.name;
             if (!std::regex_search(name, kernel_re)) continue;
             // The attention reference takes seconds per call (double-precision sums).
-            if (k.op == OpFamily::attention && k.isa == Isa::scalar && !opt.include_ref) continue;
+            if ((k.op == OpFamily::attention || k.op == OpFamily::attention_kvq) && k.isa == Isa::scalar &&
+                !opt.include_ref) {
+                continue;
+            }
             if (!isa_usable(k.isa)) {
                 skipped.push_back({name, std::string("needs ") + isa_name(k.isa)});
                 continue;

@@ -87,7 +87,8 @@ void add_model_options(ArgParser& a) {
     a.option("--mmproj", "FILE", "vision projector GGUF (idefics3 or mlp) matching the text model");
     a.option("-t,--threads", "N", "threads, 1..1024; more than the CPUs this process may use are clamped (default: those CPUs)");
     a.option("--chat-template", "NAME", "chat template name or text, overriding the model's (e.g. vicuna for LLaVA)");
-    a.option("--kv-type", "TYPE", "KV cache storage: f16 or f32", "f16");
+    a.option("--kv-type", "TYPE", "KV cache storage: f16, f32, q8_0 or q4_0 (GGUF blocks of 32 along the head dimension; "
+             "docs/kv-cache.md)", "f16");
     a.option("--prune", "METHOD",
              "prune visual tokens after the projector (docs/pruning.md): random, uniform, divprune, dart, "
              "fastervlm ([CLS] encoders: LLaVA), attn-received; needs --keep");
@@ -120,7 +121,9 @@ Result<VlmConfig> model_config(const ArgParser& a) {
     const std::string kv = a.get("--kv-type");
     if (kv == "f16") cfg.kv_type = DType::f16;
     else if (kv == "f32") cfg.kv_type = DType::f32;
-    else return Status::error(StatusCode::invalid_argument, "--kv-type must be f16 or f32, not '%s'", kv.c_str());
+    else if (kv == "q8_0") cfg.kv_type = DType::q8_0;
+    else if (kv == "q4_0") cfg.kv_type = DType::q4_0;
+    else return Status::error(StatusCode::invalid_argument, "--kv-type must be f16, f32, q8_0 or q4_0, not '%s'", kv.c_str());
     if (a.has("--plan") && (a.has("--prune") || a.has("--keep"))) {
         return Status::error(StatusCode::invalid_argument, "--plan FILE and --prune/--keep are alternatives; give one");
     }
@@ -625,6 +628,34 @@ void print_metadata(const GgufFile& f) {
     }
 }
 
+// inspect --json: the memory plan of Vlm::memory() by part, with what it was planned for.
+// image_buffers is what caption will hold for this prompt (preprocessed tiles + the image
+// embeddings, as Vlm::generate counts them), which memory() only knows after an encode.
+std::string memory_plan_json(const Vlm& vlm, const ArgParser& a, const VlmPrompt& prompt, const ImageU8& img,
+                             int64_t n_predict) {
+    const TextHparams& th = vlm.text().hparams();
+    VlmMemory m = vlm.memory();
+    m.image_buffers = prompt.n_image_tokens() * th.n_embd * 4;
+    for (const PreprocessedImage& p : prompt.images) m.image_buffers += static_cast<int64_t>(p.data.size() * 4);
+    auto num = [](int64_t v) { return std::to_string(v); };
+    std::string o = "{\n  \"format\": \"glimpse.memory-plan\",\n  \"version\": 1,\n";
+    o += "  \"text_model\": " + json_quote(a.get("--model")) + ",\n  \"mmproj\": " + json_quote(a.get("--mmproj")) + ",\n";
+    o += "  \"plan\": " + (a.has("--plan") ? json_quote(a.get("--plan")) : std::string("null")) + ",\n";
+    o += "  \"kv_type\": " + json_quote(a.get("--kv-type")) + ",\n";
+    o += "  \"image\": {\"width\": " + num(img.width) + ", \"height\": " + num(img.height) + ", \"chunks\": " +
+         num(static_cast<int64_t>(prompt.chunks.size())) + ", \"tokens\": " + num(prompt.n_image_tokens()) +
+         ", \"tokens_before_pruning\": " + num(prompt.n_image_tokens_in()) + "},\n";
+    o += "  \"prompt_positions\": " + num(prompt.n_positions()) + ",\n  \"n_predict\": " + num(n_predict) + ",\n";
+    // The decoder plan's KV slots (Vlm::prepare): prompt + max(n_predict, 1), in every layer.
+    o += "  \"kv_cache_layout\": {\"layers\": " + num(th.n_layer) + ", \"slots\": " +
+         num(prompt.n_positions() + std::max<int64_t>(n_predict, 1)) + ", \"row_values\": " +
+         num(th.n_head_kv * th.head_dim) + "},\n";
+    o += "  \"bytes\": {\"weights\": " + num(m.weights) + ", \"kv_cache\": " + num(m.kv_cache) +
+         ", \"activations\": " + num(m.vision_arena + m.text_arena) + ", \"image_buffers\": " + num(m.image_buffers) +
+         ", \"total\": " + num(m.total()) + "}\n}\n";
+    return o;
+}
+
 int cmd_inspect(int argc, char** argv) {
     ArgParser a("glimpse inspect", "-m TEXT.gguf --mmproj MMPROJ.gguf [--image IMG] [-p PROMPT] [-n N]",
                 "Prints both files' metadata, the model's dimensions, and the memory plan for captioning an image\n"
@@ -633,6 +664,8 @@ int cmd_inspect(int argc, char** argv) {
     a.option("--image", "FILE", "plan for this image's size (default: a 1024x768 image)");
     a.option("-p,--prompt", "TEXT", "prompt to plan for", kDefaultPrompt);
     a.option("-n,--n-predict", "N", "tokens to plan for; cut to what the context leaves", "256");
+    a.flag("--json", "print only the memory plan, as JSON on stdout (bytes by part: weights, kv_cache, "
+                     "activations, image_buffers, total; docs/kv-cache.md)");
     std::string err;
     if (!a.parse(argc, argv, &err)) return usage_error(err);
     if (a.has("--help")) {
@@ -647,23 +680,28 @@ int cmd_inspect(int argc, char** argv) {
     double load_ms = 0;
     auto vlm = load_model(a, *cfg, &load_ms);
     if (!vlm.is_ok()) return fail(vlm.status().message());
-    print_metadata((*vlm)->text().file());
-    print_metadata((*vlm)->vision().file());
+    const bool json = a.has("--json");
+    if (!json) {
+        print_metadata((*vlm)->text().file());
+        print_metadata((*vlm)->vision().file());
+    }
 
     const TextHparams& th = (*vlm)->text().hparams();
     const VisionHparams& vh = (*vlm)->vision().hparams();
-    std::fprintf(stdout, "\ntext: llama, %lld layers, width %lld, %lld heads / %lld KV heads, FFN %lld, vocab %lld, %s\n",
-                 static_cast<long long>(th.n_layer), static_cast<long long>(th.n_embd),
-                 static_cast<long long>(th.n_head), static_cast<long long>(th.n_head_kv),
-                 static_cast<long long>(th.n_ff), static_cast<long long>(th.n_vocab),
-                 th.tied_embeddings ? "tied embeddings" : "separate output");
-    std::fprintf(stdout, "vision: %s, %lldpx chunks, patch %lld, %lld layers (%lld run), width %lld, %lld tokens/chunk\n",
-                 vh.projector == ProjectorType::idefics3 ? "idefics3 (SigLIP)" : "mlp (CLIP)",
-                 static_cast<long long>(vh.image_size), static_cast<long long>(vh.patch_size),
-                 static_cast<long long>(vh.n_layer), static_cast<long long>(vh.n_layer_used),
-                 static_cast<long long>(vh.n_embd), static_cast<long long>(vh.n_tokens_per_chunk()));
-    std::fprintf(stdout, "chat template: %s, context %lld positions\n", (*vlm)->chat_template().name().c_str(),
-                 static_cast<long long>((*vlm)->context_length()));
+    if (!json) {
+        std::fprintf(stdout, "\ntext: llama, %lld layers, width %lld, %lld heads / %lld KV heads, FFN %lld, vocab %lld, %s\n",
+                     static_cast<long long>(th.n_layer), static_cast<long long>(th.n_embd),
+                     static_cast<long long>(th.n_head), static_cast<long long>(th.n_head_kv),
+                     static_cast<long long>(th.n_ff), static_cast<long long>(th.n_vocab),
+                     th.tied_embeddings ? "tied embeddings" : "separate output");
+        std::fprintf(stdout, "vision: %s, %lldpx chunks, patch %lld, %lld layers (%lld run), width %lld, %lld tokens/chunk\n",
+                     vh.projector == ProjectorType::idefics3 ? "idefics3 (SigLIP)" : "mlp (CLIP)",
+                     static_cast<long long>(vh.image_size), static_cast<long long>(vh.patch_size),
+                     static_cast<long long>(vh.n_layer), static_cast<long long>(vh.n_layer_used),
+                     static_cast<long long>(vh.n_embd), static_cast<long long>(vh.n_tokens_per_chunk()));
+        std::fprintf(stdout, "chat template: %s, context %lld positions\n", (*vlm)->chat_template().name().c_str(),
+                     static_cast<long long>((*vlm)->context_length()));
+    }
 
     ImageU8 img;
     if (a.has("--image")) {
@@ -687,6 +725,15 @@ int cmd_inspect(int argc, char** argv) {
     }
     Status s = (*vlm)->prepare(*prompt, static_cast<int>(n_predict));
     if (!s.is_ok()) return fail(s.message());
+    if (json) {
+        for (const GgufFile* f : {&(*vlm)->text().file(), &(*vlm)->vision().file()}) {
+            const Status intact = f->mapping()->check_intact();
+            if (!intact.is_ok()) return fail(intact.message());
+        }
+        const std::string text = memory_plan_json(**vlm, a, *prompt, img, n_predict);
+        if (!write_stdout(text)) return fail(std::string("cannot write the answer to stdout: ") + std::strerror(errno));
+        return finish_stdout(0);
+    }
     if (const DecoderPruning* dp = (*vlm)->decoder_pruning()) {
         // Decoder-layer stages (issue 24): visual rows per layer and the KV cache they save.
         const int64_t layers = (*vlm)->text().hparams().n_layer;
