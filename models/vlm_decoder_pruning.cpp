@@ -5,6 +5,7 @@
 
 #include "models/vlm.h"
 #include "runtime/aligned_buffer.h"
+#include "runtime/kv_cache.h"
 
 namespace glimpse {
 namespace {
@@ -103,8 +104,7 @@ int64_t Vlm::unpruned_kv_bytes(int64_t n_positions) const {
     // Every layer holds every position, K and V, each layer's block rounded to the alignment
     // as KvCache::create does.
     const TextHparams& h = text_->hparams();
-    const int64_t elem = config_.kv_type == DType::f16 ? 2 : 4;
-    const int64_t block = n_positions * h.n_head_kv * h.head_dim * elem;
+    const int64_t block = n_positions * kv_cache_row_bytes(config_.kv_type, h.n_head_kv * h.head_dim);
     return h.n_layer * 2 * align_up(block, static_cast<int64_t>(kBufferAlignment));
 }
 
