@@ -154,44 +154,11 @@ int record_piece(const char* bytes, size_t n, void* user) {
 
 // ---- running the examples as programs ----
 
-struct Run {
-    int exit_code = -1;
-    std::string out, err;
-};
-
-std::string slurp(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
+using Run = test::ProcessRun;
 
 Run run_program(std::vector<std::string> argv_s, const std::vector<std::string>& env_extra,
                 const test::TempDir& dir) {
-    const std::string out_path = dir.file("stdout"), err_path = dir.file("stderr");
-    std::vector<char*> argv;
-    for (std::string& s : argv_s) argv.push_back(s.data());
-    argv.push_back(nullptr);
-    std::vector<std::string> env_s;
-    for (char** e = environ; *e; ++e) env_s.emplace_back(*e);
-    env_s.insert(env_s.end(), env_extra.begin(), env_extra.end());
-    std::vector<char*> envp;
-    for (std::string& s : env_s) envp.push_back(s.data());
-    envp.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid = 0;
-    const int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
-    posix_spawn_file_actions_destroy(&fa);
-    REQUIRE_MESSAGE(rc == 0, "cannot start " << argv_s[0] << ": " << std::strerror(rc));
-    int status = 0;
-    REQUIRE(waitpid(pid, &status, 0) == pid);
-    Run r;
-    if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
-    r.out = slurp(out_path);
-    r.err = slurp(err_path);
-    return r;
+    return test::run_process(std::move(argv_s), dir, env_extra);
 }
 
 // Under ASan (make test-asan) libglimpse.so is instrumented; a Python interpreter that loads it

@@ -28,46 +28,14 @@ using namespace glimpse;
 
 namespace {
 
-struct Run {
-    int exit_code = -1;
-    std::string out, err;
-};
+using Run = test::ProcessRun;
 
-std::string slurp(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
+// The CLI of this build, at the machine's own ISA level whatever cap the test runner has (as
+// test_cli does).
 Run run_glimpse(const std::vector<std::string>& args, const test::TempDir& dir) {
-    const std::string out_path = dir.file("stdout"), err_path = dir.file("stderr");
-    std::vector<std::string> argv_s = {GLIMPSE_CLI_BINARY};
-    argv_s.insert(argv_s.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (std::string& s : argv_s) argv.push_back(s.data());
-    argv.push_back(nullptr);
-    std::vector<std::string> env_s;
-    for (char** e = environ; *e; ++e) {
-        if (std::strncmp(*e, "GLIMPSE_MAX_ISA=", 16) != 0) env_s.emplace_back(*e);
-    }
-    std::vector<char*> envp;
-    for (std::string& s : env_s) envp.push_back(s.data());
-    envp.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid = 0;
-    const int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
-    posix_spawn_file_actions_destroy(&fa);
-    REQUIRE_MESSAGE(rc == 0, "cannot start " << argv_s[0]);
-    int status = 0;
-    REQUIRE(waitpid(pid, &status, 0) == pid);
-    Run r;
-    if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
-    r.out = slurp(out_path);
-    r.err = slurp(err_path);
-    return r;
+    std::vector<std::string> argv = {GLIMPSE_CLI_BINARY};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return test::run_process(std::move(argv), dir, {}, {"GLIMPSE_MAX_ISA"});
 }
 
 const std::string kBundled = test::source_dir() + "/models/bundled";

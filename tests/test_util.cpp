@@ -2,6 +2,9 @@
 
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -153,6 +156,45 @@ ErrorStats compare(const float* got, const float* ref, size_t n) {
     s.rms = sum_r2 > 0 ? std::sqrt(sum_d2 / sum_r2) : std::sqrt(sum_d2);
     s.cosine = (sum_r2 > 0 && sum_g2 > 0) ? dot / std::sqrt(sum_r2 * sum_g2) : 0;
     return s;
+}
+
+
+ProcessRun run_process(std::vector<std::string> argv_s, const TempDir& dir, const std::vector<std::string>& extra_env,
+                       const std::vector<std::string>& drop_env) {
+    const std::string out_path = dir.file("stdout"), err_path = dir.file("stderr");
+    std::vector<char*> argv;
+    for (std::string& s : argv_s) argv.push_back(s.data());
+    argv.push_back(nullptr);
+    std::vector<std::string> env_s;
+    for (char** e = environ; *e; ++e) {
+        const std::string_view var(*e);
+        bool dropped = false;
+        for (const std::string& name : drop_env) {
+            dropped = dropped || (var.size() > name.size() && var.substr(0, name.size()) == name && var[name.size()] == '=');
+        }
+        if (!dropped) env_s.emplace_back(var);
+    }
+    env_s.insert(env_s.end(), extra_env.begin(), extra_env.end());
+    std::vector<char*> envp;
+    for (std::string& s : env_s) envp.push_back(s.data());
+    envp.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_t pid = 0;
+    const int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&fa);
+    REQUIRE_MESSAGE(rc == 0, "cannot start " << argv_s[0] << ": " << std::strerror(rc));
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    ProcessRun r;
+    if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
+    const std::vector<uint8_t> out = read_file_bytes(out_path), err = read_file_bytes(err_path);
+    r.out.assign(out.begin(), out.end());
+    r.err.assign(err.begin(), err.end());
+    return r;
 }
 
 }  // namespace glimpse::test

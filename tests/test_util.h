@@ -65,6 +65,18 @@ struct TempDir {
     std::string file(const std::string& name) const { return (path / name).string(); }
 };
 
+// A child process's exit code (-1 when a signal ended it) and what it wrote.
+struct ProcessRun {
+    int exit_code = -1;
+    std::string out, err;
+};
+
+// Runs argv[0] (a path) with stdin from /dev/null and stdout/stderr captured through files in
+// `dir`; its environment is this process's without the variables named in `drop_env`, plus
+// `extra_env` ("NAME=value"). Fails the current test if the program cannot be started.
+ProcessRun run_process(std::vector<std::string> argv, const TempDir& dir, const std::vector<std::string>& extra_env = {},
+                       const std::vector<std::string>& drop_env = {});
+
 // Deterministic test inputs: a 64-bit LCG (Knuth's MMIX constants), 24 bits per float.
 // Aggregate, seeded as Rng{seed}; the sequence is part of what tests with fixed seeds check.
 struct Rng {
