@@ -60,9 +60,12 @@ QEMU_CPU=cortex-a72 qemu-aarch64 "$cli" --help > /dev/null
 echo "== glimpse --help runs under qemu-aarch64 -cpu cortex-a72"
 
 # The first CPU runs the whole suite; the others skip the tests whose code has no ISA-specific
-# path (scene generator, image decode/resize, tokenizer, JSON, Status): their results cannot
-# depend on the CPU, and under qemu they cost about a minute of CPU per run.
-ISA_FREE_TESTS='^(test_scenes|test_image|test_tokenizer|test_json|test_status)$'
+# path (scene generator, image decode/resize, tokenizer, JSON, Status, pruning-plan parsing):
+# their results cannot depend on the CPU, and under qemu they cost about a minute of CPU per run.
+# test_mmproj_quantize also runs once: it is an accuracy check of a quantized file (4 minutes
+# under qemu), and the Q8_0 kernels it goes through are held to their reference on every CPU
+# by test_matmul_kernels.
+ISA_FREE_TESTS='^(test_scenes|test_image|test_tokenizer|test_json|test_status|test_pruning_plan|test_mmproj_quantize)$'
 status=0
 summary=""
 first=1
