@@ -106,9 +106,6 @@ int cmd_e2e(int argc, char** argv) {
     else return fail("--kv-type must be f16, f32, q8_0 or q4_0", 2);
     if (a.has("--plan") && (a.has("--prune") || a.has("--keep"))) return fail("--plan and --prune/--keep: give one", 2);
     if (a.has("--prune") != a.has("--keep")) return fail("--prune METHOD and --keep F go together", 2);
-    // Chunks are encoded one at a time below, so the kept rows of the whole image that original
-    // position ids need are not recorded: a plan runs with compact ids here (as --help says).
-    if (a.has("--plan") || a.has("--prune")) cfg.original_positions = false;
     if (a.has("--plan")) {
         auto plan = pruning_plan_read_file(a.get("--plan"));
         if (!plan.is_ok()) return fail(plan.status().message(), 2);
