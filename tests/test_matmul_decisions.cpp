@@ -14,17 +14,11 @@
 
 #include "ops/matmul.h"
 #include "ops/matmul_decision_file.h"
+#include "test_util.h"
 
 using namespace glimpse;
 
 namespace {
-
-std::string temp_dir() {
-    char tmpl[] = "/tmp/glimpse-test-decisions-XXXXXX";
-    const char* d = mkdtemp(tmpl);
-    REQUIRE(d != nullptr);
-    return d;
-}
 
 void write_text(const std::string& path, const std::string& text) {
     std::ofstream f(path, std::ios::binary);
@@ -87,7 +81,8 @@ TEST_CASE("a decision file round-trips through its JSON and applies on the machi
     CHECK(back->decisions[0].runner_up_ms == doctest::Approx(99.25));
     CHECK(check_matmul_decisions_apply_here(*back).is_ok());
 
-    const std::string dir = temp_dir();
+    const test::TempDir scratch("decisions1");
+    const std::string dir = scratch.path.string();
     const std::string path = dir + "/sub/dir/d.json";  // parents are created
     REQUIRE(write_matmul_decisions(path, f).is_ok());
     Result<MatmulDecisionFile> read = read_matmul_decisions(path);
@@ -200,7 +195,8 @@ TEST_CASE("decision files of another CPU, feature set, build or level do not app
     }
 #endif
     // the file on disk: read_matmul_decisions says which file and why
-    const std::string dir = temp_dir();
+    const test::TempDir scratch("decisions2");
+    const std::string dir = scratch.path.string();
     const std::string path = dir + "/foreign.json";
     f = file_with("f16_ref");
     f.cpu_model = "Some Other CPU";
@@ -213,7 +209,8 @@ TEST_CASE("decision files of another CPU, feature set, build or level do not app
 }
 
 TEST_CASE("use_matmul_decisions: explicit files must be valid, the default file falls back with a message") {
-    const std::string dir = temp_dir();
+    const test::TempDir scratch("decisions3");
+    const std::string dir = scratch.path.string();
     const char* old_xdg = std::getenv("XDG_CACHE_HOME");
     const std::string saved = old_xdg ? old_xdg : "";
     setenv("XDG_CACHE_HOME", dir.c_str(), 1);
