@@ -58,6 +58,8 @@ fi
 # The CLI starts on the oldest board.
 QEMU_CPU=cortex-a72 qemu-aarch64 "$cli" --help > /dev/null
 echo "== glimpse --help runs under qemu-aarch64 -cpu cortex-a72"
+# The instruction-count proxy for ARM speed (docs/benchmarks.md) counts a loop of known length.
+python3 tools/qemu_icount/encode_icount.py --self-test
 
 # The first CPU runs the whole suite; the others skip the tests whose code has no ISA-specific
 # path (scene generator, image decode/resize, tokenizer, JSON, Status, pruning-plan parsing):

@@ -156,11 +156,15 @@ int cmd_e2e(int argc, char** argv) {
             auto warm = vlm.encode_images(one, nullptr);
             if (!warm.is_ok()) return fail(warm.status().message());
             compile_vision_ms = now_ms() - t0;
+            std::fprintf(stderr, "warm-up: vision plan compiled and chunk 1 encoded once in %.0f ms\n", compile_vision_ms);
         }
         t0 = now_ms();
         auto e = vlm.encode_images(one, &encode_stats);
         if (!e.is_ok()) return fail(e.status().message());
         chunk_ms.push_back(now_ms() - t0);
+        // One line per chunk as it ends: progress on slow boards, and the marks that
+        // tools/qemu_icount/encode_icount.py counts instructions between.
+        std::fprintf(stderr, "encoded chunk %zu/%zu in %.1f ms\n", c + 1, prompt.chunks.size(), chunk_ms.back());
         embeddings.insert(embeddings.end(), e->begin(), e->end());
     }
     double encode_total = 0;
