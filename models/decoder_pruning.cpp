@@ -52,7 +52,7 @@ Result<DecoderPruneStep> decoder_prune_step(const PruneStage& stage, int layer, 
 
 Result<std::unique_ptr<DecoderPruning>> DecoderPruning::create(TextDecoder& decoder, std::vector<DecoderPruneStep> steps,
                                                                const DecoderPruneShape& shape, DType kv_type,
-                                                               int n_threads) {
+                                                               int n_threads, SegmentArenas arenas) {
     const TextHparams& h = decoder.hparams();
     const int n_layer = static_cast<int>(h.n_layer);
     GLIMPSE_CHECK_OR_RETURN(!steps.empty(), invalid_argument, "decoder pruning: no stages");
@@ -95,7 +95,7 @@ Result<std::unique_ptr<DecoderPruning>> DecoderPruning::create(TextDecoder& deco
     d->visual_rows_.push_back(visual);
     d->rows_.assign(specs.size(), 0);
     d->steps_ = std::move(steps);
-    GLIMPSE_ASSIGN_OR_RETURN(d->plan_, decoder.compile_segments(specs, kv_type, n_threads));
+    GLIMPSE_ASSIGN_OR_RETURN(d->plan_, decoder.compile_segments(specs, kv_type, n_threads, arenas));
 
     d->score_kernel_ = select_kernel(OpFamily::query_key_score);
     d->topk_kernel_ = select_kernel(OpFamily::topk);
@@ -268,12 +268,23 @@ int64_t DecoderPruning::visual_rows_layer_sum() const {
 int64_t DecoderPruning::kv_cache_bytes() const { return plan_.kv_cache ? plan_.kv_cache->bytes() : 0; }
 
 int64_t DecoderPruning::arena_bytes() const {
-    int64_t sum = 0;
+    int64_t sum = boundary_scratch_bytes();
+    if (plan_.buffer) return sum + plan_.shared_bytes();
     for (const DecoderSegment& seg : plan_.segments) {
         const MemoryReport& r = seg.plan->memory();
         sum += r.arena_bytes + r.scratch_bytes;
     }
     return sum;
+}
+
+int64_t DecoderPruning::boundary_scratch_bytes() const {
+    int64_t bytes = static_cast<int64_t>((score_scratch_.size() + row_scores_.size() + visual_scores_.size()) *
+                                         sizeof(float)) +
+                    static_cast<int64_t>((visual_index_.size() + selected_.size() + survivors_.size()) * sizeof(int32_t)) +
+                    static_cast<int64_t>(topk_scratch_.size() + is_visual_.size() + is_visual_next_.size());
+    for (const auto& k : kept_rows_) bytes += static_cast<int64_t>(k.capacity() * sizeof(int32_t));
+    for (const auto& p : segment_positions_) bytes += static_cast<int64_t>(p.capacity() * sizeof(int32_t));
+    return bytes;
 }
 
 }  // namespace glimpse

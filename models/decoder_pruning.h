@@ -60,7 +60,8 @@ class DecoderPruning {
 public:
     static Result<std::unique_ptr<DecoderPruning>> create(TextDecoder& decoder, std::vector<DecoderPruneStep> steps,
                                                           const DecoderPruneShape& shape, DType kv_type,
-                                                          int n_threads);
+                                                          int n_threads,
+                                                          SegmentArenas arenas = SegmentArenas::shared);
 
     const DecoderPruneShape& shape() const { return shape_; }
     const std::vector<DecoderPruneStep>& steps() const { return steps_; }
@@ -87,10 +88,14 @@ public:
 
     // Visual rows each decoder layer sees, summed over layers (divide by n_layer for the average).
     int64_t visual_rows_layer_sum() const;
-    // Planned bytes: KV cache (per-layer capacities), activations + scratch of every segment,
-    // the weights the segment plans hold.
+    // Planned bytes: KV cache (per-layer capacities); activations + scratch: the segments' one
+    // shared buffer (SegmentedDecoderPlan::shared_bytes), or with SegmentArenas::per_segment
+    // the sum of every segment's arena and scratch, plus boundary_scratch_bytes(): what the
+    // boundaries keep between segments outside the plans (scores, topk scratch, survivors, kept
+    // rows and positions; sized in create()).
     int64_t kv_cache_bytes() const;
     int64_t arena_bytes() const;
+    int64_t boundary_scratch_bytes() const;
     const SegmentedDecoderPlan& plan() const { return plan_; }
 
 private:
