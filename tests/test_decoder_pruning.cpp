@@ -484,3 +484,63 @@ TEST_CASE("decoder pruning in the VLM: keep 1.0 answers as unpruned; a stack run
         }
     }
 }
+
+TEST_CASE("decoder pruning shorthand: --prune fastv|pyramiddrop --keep F at the paper's layers scaled by depth") {
+    // The layers of docs/pruning.md's table, worked by hand: FastV prunes after layer K-1 = 1 of
+    // 32, PyramidDrop after layers 7, 15, 23 (layer_list 8, 16, 24); scaled as round(L·r/32) - 1.
+    struct Case {
+        const char* method;
+        double keep;
+        int n_layer;
+        std::vector<int> layers;
+        std::vector<double> fractions;
+    } cases[] = {
+        {"fastv", 0.25, 4, {0}, {0.25}},                     // round(0.25) - 1 < 0: layer 0
+        {"fastv", 0.5, 30, {1}, {0.5}},                      // round(1.875) - 1
+        {"fastv", 0.5, 32, {1}, {0.5}},                      // the paper's own
+        {"pyramiddrop", 0.5, 4, {0, 1, 2}, {0.5, 0.25, 0.125}},
+        {"pyramiddrop", 0.5, 30, {7, 14, 22}, {0.5, 0.25, 0.125}},  // 7.5 -> 8, 15, 22.5 -> 23
+        {"pyramiddrop", 0.5, 32, {7, 15, 23}, {0.5, 0.25, 0.125}},
+        {"pyramiddrop", 1.0, 4, {0, 1, 2}, {1.0, 1.0, 1.0}},
+    };
+    for (const Case& c : cases) {
+        INFO(c.method << " L=" << c.n_layer);
+        auto plan = decoder_shorthand_plan(c.method, c.keep, c.n_layer, "");
+        REQUIRE_MESSAGE(plan.is_ok(), plan.status().message());
+        REQUIRE(plan->stages.size() == c.layers.size());
+        for (size_t i = 0; i < c.layers.size(); ++i) {
+            const PruneStage& st = plan->stages[i];
+            CHECK(st.site == PruneSite::decoder_layer);
+            CHECK(st.method == c.method);
+            CHECK(st.layer == c.layers[i]);
+            CHECK(st.keep_fraction == c.fractions[i]);
+        }
+    }
+    // A count for fastv; a positions override reaches every stage.
+    auto counted = decoder_shorthand_plan("fastv", 12, 4, "");
+    REQUIRE(counted.is_ok());
+    CHECK(counted->stages[0].keep_count == 12);
+    auto original = decoder_shorthand_plan("pyramiddrop", 0.5, 4, "original");
+    REQUIRE(original.is_ok());
+    for (const PruneStage& st : original->stages) CHECK(st.text("positions") == "original");
+    // Refused, each with what is wrong.
+    struct Bad {
+        const char* method;
+        double keep;
+        int n_layer;
+        const char* says;
+    } bad[] = {
+        {"pyramiddrop", 0.5, 3, "too few"},     // layers 0, 1, 1: not distinct
+        {"fastv", 0.5, 1, "too few"},           // no layer before the last
+        {"pyramiddrop", 8, 30, "fraction each"},  // counts per stage need a plan file
+        {"fastv", 2.5, 30, "whole number"},
+        {"fastv", 0, 30, "(0, 1]"},
+        {"divprune", 0.5, 30, "fastv, pyramiddrop"},
+    };
+    for (const Bad& b : bad) {
+        INFO(b.method << " " << b.keep << " L=" << b.n_layer);
+        auto plan = decoder_shorthand_plan(b.method, b.keep, b.n_layer, "");
+        REQUIRE(!plan.is_ok());
+        CHECK_MESSAGE(plan.status().message().find(b.says) != std::string::npos, plan.status().message());
+    }
+}
