@@ -23,6 +23,67 @@ void* align64(std::vector<uint8_t>& v) {
 
 }  // namespace
 
+bool is_decoder_shorthand_method(std::string_view method) { return method == "fastv" || method == "pyramiddrop"; }
+
+Result<PruningPlan> decoder_shorthand_plan(std::string_view method, double keep, int n_layer,
+                                           const std::string& positions) {
+    const std::string name = "--prune " + std::string(method);
+    GLIMPSE_CHECK_OR_RETURN(is_decoder_shorthand_method(method), invalid_argument,
+                            "%s: not a language-model method with a shorthand (fastv, pyramiddrop)", name.c_str());
+    GLIMPSE_CHECK_OR_RETURN(positions.empty() || positions == "original" || positions == "compact", invalid_argument,
+                            "%s: position ids must be original or compact, not '%s'", name.c_str(), positions.c_str());
+    GLIMPSE_CHECK_OR_RETURN(std::isfinite(keep) && keep > 0, invalid_argument,
+                            "%s --keep %g: must be a fraction in (0, 1]%s", name.c_str(), keep,
+                            method == "fastv" ? " or a token count" : "");
+    // The paper's layers for 32 layers, scaled: fastv prunes after layer K - 1 = 1, PyramidDrop
+    // after layers 7, 15, 23 (its layer_list 8, 16, 24).
+    auto scaled = [&](int paper_layer) {
+        return std::max(0, static_cast<int>(std::lround(static_cast<double>(n_layer) * paper_layer / 32.0)) - 1);
+    };
+    std::vector<int> layers;
+    std::vector<double> fractions;
+    int64_t count = 0;
+    if (method == "fastv") {
+        layers = {scaled(2)};
+        if (keep <= 1) {
+            fractions = {keep};
+        } else {
+            GLIMPSE_CHECK_OR_RETURN(keep == std::floor(keep) && keep <= 1e9, invalid_argument,
+                                    "%s --keep %g: above 1 it is a token count, which must be a whole number",
+                                    name.c_str(), keep);
+            count = static_cast<int64_t>(keep);
+        }
+    } else {
+        GLIMPSE_CHECK_OR_RETURN(keep <= 1, invalid_argument,
+                                "%s --keep %g: PyramidDrop's --keep is the fraction each of its three stages keeps of "
+                                "what enters it, in (0, 1] (0.5 keeps 1/2, 1/4, 1/8); for counts per stage use a "
+                                "plan file (--plan)",
+                                name.c_str(), keep);
+        layers = {scaled(8), scaled(16), scaled(24)};
+        fractions = {keep, keep * keep, keep * keep * keep};
+    }
+    for (size_t i = 0; i < layers.size(); ++i) {
+        GLIMPSE_CHECK_OR_RETURN((i == 0 || layers[i] > layers[i - 1]) && layers[i] <= n_layer - 2, invalid_argument,
+                                "%s: the language model has %d layers, too few for the method's %zu stage(s) at "
+                                "distinct layers before the last (scaled from the paper's 32); give the layers in a "
+                                "plan file (--plan)",
+                                name.c_str(), n_layer, layers.size());
+    }
+    // Written as a plan document and read back, so the shorthand gets exactly the checks and
+    // argument defaults of a plan file.
+    std::string json = R"({"format": "glimpse.pruning-plan", "version": 1, "stages": [)";
+    for (size_t i = 0; i < layers.size(); ++i) {
+        json += str_printf(R"(%s{"at": "decoder_layer", "layer": %d, "method": "%s", )", i ? ", " : "", layers[i],
+                           std::string(method).c_str());
+        json += count > 0 ? str_printf(R"("keep_count": %lld)", static_cast<long long>(count))
+                          : str_printf(R"("keep": %.17g)", fractions[i]);
+        if (!positions.empty()) json += R"(, "args": {"positions": ")" + positions + "\"}";
+        json += "}";
+    }
+    json += "]}";
+    return pruning_plan_parse(json, name);
+}
+
 Result<DecoderPruneStep> decoder_prune_step(const PruneStage& stage, int layer, int64_t keep, const std::string& where) {
     DecoderPruneStep step;
     step.layer = layer;
@@ -52,7 +113,7 @@ Result<DecoderPruneStep> decoder_prune_step(const PruneStage& stage, int layer, 
 
 Result<std::unique_ptr<DecoderPruning>> DecoderPruning::create(TextDecoder& decoder, std::vector<DecoderPruneStep> steps,
                                                                const DecoderPruneShape& shape, DType kv_type,
-                                                               int n_threads) {
+                                                               int n_threads, SegmentArenas arenas) {
     const TextHparams& h = decoder.hparams();
     const int n_layer = static_cast<int>(h.n_layer);
     GLIMPSE_CHECK_OR_RETURN(!steps.empty(), invalid_argument, "decoder pruning: no stages");
@@ -95,7 +156,7 @@ Result<std::unique_ptr<DecoderPruning>> DecoderPruning::create(TextDecoder& deco
     d->visual_rows_.push_back(visual);
     d->rows_.assign(specs.size(), 0);
     d->steps_ = std::move(steps);
-    GLIMPSE_ASSIGN_OR_RETURN(d->plan_, decoder.compile_segments(specs, kv_type, n_threads));
+    GLIMPSE_ASSIGN_OR_RETURN(d->plan_, decoder.compile_segments(specs, kv_type, n_threads, arenas));
 
     d->score_kernel_ = select_kernel(OpFamily::query_key_score);
     d->topk_kernel_ = select_kernel(OpFamily::topk);
@@ -268,12 +329,23 @@ int64_t DecoderPruning::visual_rows_layer_sum() const {
 int64_t DecoderPruning::kv_cache_bytes() const { return plan_.kv_cache ? plan_.kv_cache->bytes() : 0; }
 
 int64_t DecoderPruning::arena_bytes() const {
-    int64_t sum = 0;
+    int64_t sum = boundary_scratch_bytes();
+    if (plan_.buffer) return sum + plan_.shared_bytes();
     for (const DecoderSegment& seg : plan_.segments) {
         const MemoryReport& r = seg.plan->memory();
         sum += r.arena_bytes + r.scratch_bytes;
     }
     return sum;
+}
+
+int64_t DecoderPruning::boundary_scratch_bytes() const {
+    int64_t bytes = static_cast<int64_t>((score_scratch_.size() + row_scores_.size() + visual_scores_.size()) *
+                                         sizeof(float)) +
+                    static_cast<int64_t>((visual_index_.size() + selected_.size() + survivors_.size()) * sizeof(int32_t)) +
+                    static_cast<int64_t>(topk_scratch_.size() + is_visual_.size() + is_visual_next_.size());
+    for (const auto& k : kept_rows_) bytes += static_cast<int64_t>(k.capacity() * sizeof(int32_t));
+    for (const auto& p : segment_positions_) bytes += static_cast<int64_t>(p.capacity() * sizeof(int32_t));
+    return bytes;
 }
 
 }  // namespace glimpse

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "models/text_decoder.h"
@@ -48,6 +49,23 @@ struct DecoderPruneStep {
 Result<DecoderPruneStep> decoder_prune_step(const PruneStage& stage, int layer, int64_t keep,
                                             const std::string& where);
 
+// Whether `--prune METHOD` names a method that runs inside the language model (fastv,
+// pyramiddrop): its shorthand needs the model's depth (decoder_shorthand_plan).
+bool is_decoder_shorthand_method(std::string_view method);
+
+// `--prune fastv|pyramiddrop --keep F` without a plan file: the stages the method's paper
+// places in a 32-layer model, scaled to a language model of n_layer layers (docs/pruning.md,
+// "Layer choices scaled by depth"; round half away from zero):
+//   fastv:       after layer max(0, round(L·2/32) − 1), keeping F of the visual tokens (a
+//                fraction in (0, 1] or a whole count > 1);
+//   pyramiddrop: after layers round(L·r/32) − 1 for r = 8, 16, 24, keeping F, F², F³ (each
+//                stage keeps the fraction F of what enters it; the paper's λ = 0.5).
+// `positions` (original|compact; empty = the method's own numbering) goes into every stage.
+// Refused with a message: another method, a non-finite or non-positive F, pyramiddrop with a
+// count, a model too shallow for the method's layers to be distinct and before the last.
+Result<PruningPlan> decoder_shorthand_plan(std::string_view method, double keep, int n_layer,
+                                           const std::string& positions);
+
 // The shape a DecoderPruning is made for.
 struct DecoderPruneShape {
     int64_t prompt_rows = 0;  // prefill rows at most (a prefill may have fewer, with as many visual rows)
@@ -60,7 +78,8 @@ class DecoderPruning {
 public:
     static Result<std::unique_ptr<DecoderPruning>> create(TextDecoder& decoder, std::vector<DecoderPruneStep> steps,
                                                           const DecoderPruneShape& shape, DType kv_type,
-                                                          int n_threads);
+                                                          int n_threads,
+                                                          SegmentArenas arenas = SegmentArenas::shared);
 
     const DecoderPruneShape& shape() const { return shape_; }
     const std::vector<DecoderPruneStep>& steps() const { return steps_; }
@@ -87,10 +106,16 @@ public:
 
     // Visual rows each decoder layer sees, summed over layers (divide by n_layer for the average).
     int64_t visual_rows_layer_sum() const;
-    // Planned bytes: KV cache (per-layer capacities), activations + scratch of every segment,
-    // the weights the segment plans hold.
+    // Visual rows the last decoder layers see (after every stage).
+    int64_t final_visual_rows() const { return visual_rows_.back(); }
+    // Planned bytes: KV cache (per-layer capacities); activations + scratch: the segments' one
+    // shared buffer (SegmentedDecoderPlan::shared_bytes), or with SegmentArenas::per_segment
+    // the sum of every segment's arena and scratch, plus boundary_scratch_bytes(): what the
+    // boundaries keep between segments outside the plans (scores, topk scratch, survivors, kept
+    // rows and positions; sized in create()).
     int64_t kv_cache_bytes() const;
     int64_t arena_bytes() const;
+    int64_t boundary_scratch_bytes() const;
     const SegmentedDecoderPlan& plan() const { return plan_; }
 
 private:

@@ -2,6 +2,7 @@
 
 #include "models/limits.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "ops/weights.h"
@@ -229,8 +230,40 @@ Result<Graph> TextDecoder::build_segment_graph(DecoderSegment* io, const Segment
     return g;
 }
 
+namespace {
+
+// Plans and allocates the one buffer of a SegmentArenas::shared plan (layout: text_decoder.h)
+// and binds every segment into it.
+Status bind_shared_buffer(SegmentedDecoderPlan& sp) {
+    const int64_t hidden_in = sp.segments.front().plan->graph().value(sp.segments.front().embeddings).nbytes;
+    sp.carried_bytes = hidden_in;
+    for (const DecoderSegment& seg : sp.segments) {
+        const MemoryReport& m = seg.plan->memory();
+        sp.carried_bytes += seg.plan->graph().value(seg.positions).nbytes;
+        sp.activation_bytes = std::max(sp.activation_bytes, m.arena_bytes);
+        sp.scratch_bytes = std::max(sp.scratch_bytes, m.scratch_bytes);
+    }
+    sp.buffer.reset(aligned_buffer_alloc(static_cast<size_t>(sp.shared_bytes())));
+    GLIMPSE_CHECK_OR_RETURN(sp.buffer, resource_exhausted,
+                            "segmented decoder plan: cannot allocate its %lld-byte activation buffer",
+                            static_cast<long long>(sp.shared_bytes()));
+    uint8_t* base = sp.buffer.get();
+    uint8_t* positions = base + hidden_in;
+    uint8_t* activations = base + sp.carried_bytes;
+    for (DecoderSegment& seg : sp.segments) {
+        // Every segment's input is the one hidden_in buffer; its positions its own.
+        GLIMPSE_RETURN_IF_ERROR(seg.plan->bind_value(seg.embeddings, base));
+        GLIMPSE_RETURN_IF_ERROR(seg.plan->bind_value(seg.positions, positions));
+        positions += seg.plan->graph().value(seg.positions).nbytes;
+        seg.plan->bind_memory(activations, activations + sp.activation_bytes);
+    }
+    return Status::ok();
+}
+
+}  // namespace
+
 Result<SegmentedDecoderPlan> TextDecoder::compile_segments(const std::vector<SegmentSpec>& specs, DType kv_type,
-                                                           int n_threads) {
+                                                           int n_threads, SegmentArenas arenas) {
     const int n_layer = static_cast<int>(hparams_.n_layer);
     GLIMPSE_CHECK_OR_RETURN(!specs.empty() && specs.back().end_layer == n_layer, invalid_argument,
                             "segmented decoder plan: the last segment must end at layer %d", n_layer);
@@ -264,11 +297,16 @@ Result<SegmentedDecoderPlan> TextDecoder::compile_segments(const std::vector<Seg
         opts.n_threads = n_threads;
         opts.kv_cache = out.kv_cache.get();
         opts.weight_cache = &packed_;
+        if (arenas == SegmentArenas::shared) {
+            opts.external_memory = true;
+            opts.external_values = {seg.embeddings, seg.positions};  // the carried region
+        }
         GLIMPSE_ASSIGN_OR_RETURN(seg.plan, Plan::compile(std::move(g), opts));
         first = seg.end_layer;
         out.segments.push_back(std::move(seg));
     }
     GLIMPSE_RETURN_IF_ERROR(file_->mapping()->check_intact());  // packing read the weights
+    if (arenas == SegmentArenas::shared) GLIMPSE_RETURN_IF_ERROR(bind_shared_buffer(out));
     return out;
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "models/gguf_weights.h"
+#include "runtime/aligned_buffer.h"
 #include "runtime/gguf.h"
 #include "runtime/graph.h"
 #include "runtime/kv_cache.h"
@@ -73,9 +74,31 @@ struct SegmentSpec {
     PruneScoreLayer score_layer = PruneScoreLayer::next;  // ignored for the last segment
 };
 
+// How the segments hold their activations. shared (the default): the segments run one after
+// another, so they run in one buffer (SegmentedDecoderPlan::buffer). per_segment: each segment
+// plan allocates its own arena and scratch, as before the buffer was shared; kept as the
+// reference the shared layout is tested against (tests/test_decoder_pruning.cpp).
+enum class SegmentArenas : uint8_t { shared, per_segment };
+
 struct SegmentedDecoderPlan {
     std::unique_ptr<KvCache> kv_cache;
     std::vector<DecoderSegment> segments;
+    // SegmentArenas::shared: the one buffer of every segment, planned before it is allocated:
+    //   [carried: hidden_in (segment 0's max_rows, n_embd) f32 | positions of segment 0 (its
+    //    max_rows) i32 | of segment 1 | ...][activations: max over segments of their arena]
+    //   [scratch: max over segments of their scratch]
+    // The carried region is what crosses a boundary and so must not alias any segment's
+    // activations: hidden_in is every segment's input (one buffer: a segment's input is dead
+    // once it has run, and the boundary gathers the next input into it from the finished
+    // segment's output, which lies in the activation region); each segment keeps its own
+    // positions (segment 0's are the prompt's, read back after the prefill; tiny). The
+    // activation region holds one segment's values at a time, including its outputs (hidden
+    // state, score q/k, logits), which stay valid until the next segment runs.
+    std::unique_ptr<uint8_t, void (*)(uint8_t*)> buffer{nullptr, aligned_buffer_free};
+    int64_t carried_bytes = 0;     // hidden_in + every segment's positions, each 64-byte aligned
+    int64_t activation_bytes = 0;  // max over segments of Plan::memory().arena_bytes
+    int64_t scratch_bytes = 0;     // max over segments of Plan::memory().scratch_bytes
+    int64_t shared_bytes() const { return carried_bytes + activation_bytes + scratch_bytes; }
 };
 
 class TextDecoder {
@@ -103,7 +126,8 @@ public:
 
     // Plans for the segments of a pruned decoder (one KvCache, per-layer capacities from the
     // specs). Specs in layer order; the last ends at n_layer.
-    Result<SegmentedDecoderPlan> compile_segments(const std::vector<SegmentSpec>& specs, DType kv_type, int n_threads);
+    Result<SegmentedDecoderPlan> compile_segments(const std::vector<SegmentSpec>& specs, DType kv_type, int n_threads,
+                                                  SegmentArenas arenas = SegmentArenas::shared);
 
 private:
     TextDecoder() = default;

@@ -362,23 +362,59 @@ Result<std::unique_ptr<Plan>> Plan::compile(Graph graph, const PlanOptions& opti
     plan->graph_ = std::move(graph);
     plan->options_ = options;
     if (plan->options_.n_threads < 1) plan->options_.n_threads = 1;
+    const size_t n_values = plan->graph_.values_.size();
+    plan->is_external_.assign(n_values, false);
+    plan->external_data_.assign(n_values, nullptr);
+    for (ValueId v : plan->options_.external_values) {
+        GLIMPSE_CHECK_OR_RETURN(v >= 0 && static_cast<size_t>(v) < n_values, invalid_argument,
+                                "plan options: external value id %d is not a value of the graph (%zu values)", v,
+                                n_values);
+        GLIMPSE_CHECK_OR_RETURN(plan->graph_.values_[v].kind != ValueKind::constant, invalid_argument,
+                                "plan options: external value '%s' is a constant; only inputs and activations can be "
+                                "placed by the caller",
+                                plan->graph_.values_[v].name.c_str());
+        plan->is_external_[v] = true;
+    }
     GLIMPSE_RETURN_IF_ERROR(plan->check_and_choose_kernels());
     plan->plan_memory();
-    plan->arena_ = aligned_buffer_alloc(static_cast<size_t>(plan->memory_.arena_bytes));
-    GLIMPSE_CHECK_OR_RETURN(plan->memory_.arena_bytes == 0 || plan->arena_, resource_exhausted,
-                            "cannot allocate the %lld-byte activation arena",
-                            static_cast<long long>(plan->memory_.arena_bytes));
-    plan->scratch_ = reinterpret_cast<float*>(aligned_buffer_alloc(static_cast<size_t>(plan->memory_.scratch_bytes)));
-    GLIMPSE_CHECK_OR_RETURN(plan->memory_.scratch_bytes == 0 || plan->scratch_, resource_exhausted,
-                            "cannot allocate %lld bytes of scratch", static_cast<long long>(plan->memory_.scratch_bytes));
+    if (plan->options_.external_memory) {
+        plan->owns_memory_ = false;  // bind_memory() gives the arena and scratch
+    } else {
+        plan->arena_ = aligned_buffer_alloc(static_cast<size_t>(plan->memory_.arena_bytes));
+        GLIMPSE_CHECK_OR_RETURN(plan->memory_.arena_bytes == 0 || plan->arena_, resource_exhausted,
+                                "cannot allocate the %lld-byte activation arena",
+                                static_cast<long long>(plan->memory_.arena_bytes));
+        plan->scratch_ =
+            reinterpret_cast<float*>(aligned_buffer_alloc(static_cast<size_t>(plan->memory_.scratch_bytes)));
+        GLIMPSE_CHECK_OR_RETURN(plan->memory_.scratch_bytes == 0 || plan->scratch_, resource_exhausted,
+                                "cannot allocate %lld bytes of scratch",
+                                static_cast<long long>(plan->memory_.scratch_bytes));
+    }
     plan->live_rows_.resize(plan->graph_.values_.size());
     for (size_t i = 0; i < plan->live_rows_.size(); ++i) plan->live_rows_[i] = plan->graph_.values_[i].shape.rows();
     return plan;
 }
 
 Plan::~Plan() {
+    if (!owns_memory_) return;
     aligned_buffer_free(arena_);
     aligned_buffer_free(reinterpret_cast<uint8_t*>(scratch_));
+}
+
+void Plan::bind_memory(void* arena, void* scratch) {
+    GLIMPSE_ASSERT(!owns_memory_);  // only plans compiled with PlanOptions::external_memory
+    arena_ = static_cast<uint8_t*>(arena);
+    scratch_ = static_cast<float*>(scratch);
+}
+
+Status Plan::bind_value(ValueId v, void* data) {
+    GLIMPSE_CHECK_OR_RETURN(v >= 0 && static_cast<size_t>(v) < is_external_.size() && is_external_[v],
+                            invalid_argument, "bind_value: value %d is not one of the plan's external values", v);
+    GLIMPSE_CHECK_OR_RETURN(data && reinterpret_cast<uintptr_t>(data) % kBufferAlignment == 0, invalid_argument,
+                            "bind_value: '%s' needs a %zu-byte aligned buffer", graph_.values_[v].name.c_str(),
+                            kBufferAlignment);
+    external_data_[v] = data;
+    return Status::ok();
 }
 
 Status Plan::check_and_choose_kernels() {
@@ -435,6 +471,10 @@ void Plan::plan_memory() {
             continue;
         }
         x.nbytes = align_up(x.shape.numel() * elem_bytes(x.dtype), kBufferAlignment);
+        if (is_external_[v]) {  // placed by the caller (bind_value)
+            memory_.external_value_bytes += x.nbytes;
+            continue;
+        }
         // Inputs and outputs live for the whole run, so nothing is ever placed on
         // top of them: the caller writes inputs before run() and reads outputs after.
         Interval it;
@@ -515,6 +555,7 @@ const void* PackedWeightCache::get(const MatmulKernel& kernel, const void* w, in
 void* Plan::data(ValueId v) const {
     const Value& x = graph_.values_[v];
     if (x.kind == ValueKind::constant) return const_cast<void*>(x.data);
+    if (is_external_[v]) return external_data_[v];
     return arena_ + x.arena_offset;
 }
 
@@ -524,6 +565,16 @@ Status Plan::run(const RunArgs& args, ThreadPool* pool, NodeObserver observer, v
         return Status::error(StatusCode::invalid_argument,
                              "run: a pool of %d threads, but the plan's scratch was sized for %d", pool->n_threads(),
                              options_.n_threads);
+    }
+    if (!owns_memory_ && ((memory_.arena_bytes > 0 && !arena_) || (memory_.scratch_bytes > 0 && !scratch_))) {
+        return Status::error(StatusCode::invalid_argument,
+                             "run: the plan was compiled for caller-owned memory and bind_memory() has not given it");
+    }
+    for (size_t v = 0; v < values.size(); ++v) {
+        if (is_external_[v] && !external_data_[v]) {
+            return Status::error(StatusCode::invalid_argument, "run: external value '%s' was never bound",
+                                 values[v].name.c_str());
+        }
     }
     // Resolve live rows of every value first, so a pass that cannot fit (too many
     // rows, KV cache full) fails before any node has run.

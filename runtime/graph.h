@@ -202,6 +202,15 @@ struct PlanOptions {
     int n_threads = 1;                          // used only to size per-thread scratch
     KvCache* kv_cache = nullptr;                // required by attention_kv nodes
     PackedWeightCache* weight_cache = nullptr;  // where repacked weights live (default: the plan's own)
+    // Memory owned by the caller, for plans that never run at the same time and so can share
+    // one buffer (a segmented decoder's segments): compile() plans the arena and the scratch
+    // (memory().arena_bytes, memory().scratch_bytes) but allocates neither, and bind_memory()
+    // must give them before the first run().
+    bool external_memory = false;
+    // Values the caller places itself with bind_value() (inputs or outputs that must survive
+    // the plan's own activations, such as what one segment hands the next): not planned into
+    // the arena, counted in memory().external_value_bytes. Every one must be bound before run().
+    std::vector<ValueId> external_values;
 };
 
 struct MemoryReport {
@@ -213,6 +222,7 @@ struct MemoryReport {
     int64_t naive_bytes = 0;     // what the activations would take without reuse
     int64_t scratch_bytes = 0;   // largest per-node scratch (all threads)
     int64_t kv_cache_bytes = 0;  // the bound KV cache
+    int64_t external_value_bytes = 0;  // PlanOptions::external_values, held by the caller (not in total())
     int64_t total() const { return arena_bytes + scratch_bytes + kv_cache_bytes + weight_bytes; }
 };
 
@@ -242,6 +252,14 @@ public:
     // Called after each node with its index (debugging, dumps of intermediates).
     using NodeObserver = void (*)(void* user, const Plan& plan, int node_index);
 
+    // PlanOptions::external_memory: the arena (at least memory().arena_bytes) and scratch (at
+    // least memory().scratch_bytes) this plan runs in, both kBufferAlignment-aligned; the caller
+    // keeps them alive and may hand the same bytes to other plans that never run concurrently.
+    void bind_memory(void* arena, void* scratch);
+    // A value of PlanOptions::external_values: where it lives (kBufferAlignment-aligned, at
+    // least its shape's bytes). Its contents are the caller's between runs.
+    Status bind_value(ValueId v, void* data);
+
     // Executes every node in order. Allocates nothing.
     Status run(const RunArgs& args, ThreadPool* pool, NodeObserver observer = nullptr, void* observer_user = nullptr);
 
@@ -256,6 +274,9 @@ private:
     MemoryReport memory_;
     uint8_t* arena_ = nullptr;
     float* scratch_ = nullptr;
+    bool owns_memory_ = true;               // false with PlanOptions::external_memory
+    std::vector<void*> external_data_;      // per value: where an external value was bound, else nullptr
+    std::vector<bool> is_external_;         // per value: listed in PlanOptions::external_values
     std::vector<int64_t> live_rows_;
 };
 

@@ -242,6 +242,90 @@ TEST_CASE("decoder pruning: a stage keeping every visual row is the unpruned dec
     }
 }
 
+TEST_CASE("decoder pruning: the segments share one buffer of the planned size, with the per-segment arenas' results") {
+    // pyramiddrop after layer 0 (keep 20 of 48, compact ids) then fastv after layer 2 (keep 8,
+    // original ids): three segments of 61, 33 and 21 rows. The reference is the same plan with
+    // one arena per segment (SegmentArenas::per_segment, the layout before sharing): kept rows,
+    // prefill logits and three decode steps' logits must be the same bytes.
+    for (const char* stem : {kSmol, kLlava}) {
+        INFO(stem);
+        std::unique_ptr<TextDecoder> dec = load_text(stem);
+        const TextHparams& h = dec->hparams();
+        const Prompt p = make_prompt(*dec, 61, 7, 48, 23);
+        const int n_steps = 3;
+        std::vector<DecoderPruneStep> steps(2);
+        steps[0].layer = 0, steps[0].keep = 20, steps[0].score_layer = PruneScoreLayer::next;
+        steps[0].compact_positions = true;
+        steps[1].layer = 2, steps[1].keep = 8, steps[1].score_layer = PruneScoreLayer::own_last;
+        ThreadPool pool(2);
+        struct Run {
+            std::vector<std::vector<int32_t>> kept;
+            std::vector<std::vector<float>> logits;
+        };
+        auto run = [&](DecoderPruning& dp) {
+            Run r;
+            std::memcpy(dp.embeddings(), p.x.data(), p.x.size() * 4);
+            std::memcpy(dp.positions(), p.pos.data(), p.pos.size() * 4);
+            auto l = dp.prefill(p.T, p.is_visual.data(), &pool);
+            REQUIRE(l.is_ok());
+            r.kept = dp.kept_rows();
+            r.logits.emplace_back(*l, *l + h.n_vocab);
+            for (int s = 0; s < n_steps; ++s) {
+                dec->embed_token(200 + s, dp.embeddings());
+                auto ls = dp.decode(static_cast<int32_t>(p.T + s), s, &pool);
+                REQUIRE(ls.is_ok());
+                r.logits.emplace_back(*ls, *ls + h.n_vocab);
+            }
+            return r;
+        };
+        const DecoderPruneShape shape{p.T, p.nv, n_steps};
+        auto separate = DecoderPruning::create(*dec, steps, shape, DType::f16, 2, SegmentArenas::per_segment);
+        auto shared = DecoderPruning::create(*dec, steps, shape, DType::f16, 2, SegmentArenas::shared);
+        REQUIRE((separate.is_ok() && shared.is_ok()));
+        const Run want = run(**separate);
+        const Run got = run(**shared);
+        CHECK(got.kept == want.kept);
+        REQUIRE(got.logits.size() == want.logits.size());
+        for (size_t i = 0; i < got.logits.size(); ++i) {
+            CHECK_MESSAGE(std::memcmp(got.logits[i].data(), want.logits[i].data(), got.logits[i].size() * 4) == 0,
+                          "pass " << i);
+        }
+
+        // The buffer: what crosses a boundary (one hidden-state input of the largest segment's
+        // rows, each segment's positions), then the largest segment's own arena and scratch.
+        const SegmentedDecoderPlan& sp = (*shared)->plan();
+        REQUIRE(sp.segments.size() == 3);
+        const int64_t rows[3] = {p.T, p.T - (p.nv - 20), p.T - (p.nv - 8)};
+        int64_t carried = align_up(p.T * h.n_embd * 4, 64);
+        int64_t arena = 0, scratch = 0, separate_sum = 0;
+        for (size_t s = 0; s < 3; ++s) {
+            carried += align_up(rows[s] * 4, 64);
+            arena = std::max(arena, sp.segments[s].plan->memory().arena_bytes);
+            scratch = std::max(scratch, sp.segments[s].plan->memory().scratch_bytes);
+            const MemoryReport& own = (*separate)->plan().segments[s].plan->memory();
+            separate_sum += own.arena_bytes + own.scratch_bytes;
+            CHECK(sp.segments[s].max_rows == rows[s]);
+        }
+        CHECK(sp.carried_bytes == carried);
+        CHECK(sp.activation_bytes == arena);
+        CHECK(sp.scratch_bytes == scratch);
+        CHECK((*shared)->arena_bytes() == carried + arena + scratch + (*shared)->boundary_scratch_bytes());
+        CHECK((*shared)->arena_bytes() < separate_sum);  // the regression the sharing removes
+        // Every segment's values lie in the one buffer: inputs in the carried region (one
+        // hidden-state buffer for all, positions apart), the rest in the activation region.
+        const uint8_t* base = sp.buffer.get();
+        for (size_t s = 0; s < 3; ++s) {
+            const DecoderSegment& seg = sp.segments[s];
+            CHECK(seg.plan->data(seg.embeddings) == base);
+            const auto* pos = static_cast<const uint8_t*>(seg.plan->data(seg.positions));
+            CHECK((pos >= base + align_up(p.T * h.n_embd * 4, 64) && pos + rows[s] * 4 <= base + carried));
+            const ValueId out = s + 1 < 3 ? seg.hidden : seg.logits;
+            const auto* o = static_cast<const uint8_t*>(seg.plan->data(out));
+            CHECK((o >= base + carried && o < base + carried + arena));
+        }
+    }
+}
+
 TEST_CASE("decoder pruning: after a real drop, decode continues at the right positions and slots") {
     // fastv after layer 0 keeping 6 of 30 visual rows. Layer 0 holds all T prompt rows, so the
     // first answer token goes to its slot T; layers 1..3 hold T - 24, so it goes to slot T - 24
@@ -398,5 +482,65 @@ TEST_CASE("decoder pruning in the VLM: keep 1.0 answers as unpruned; a stack run
             CHECK((*stack)->memory().kv_cache == want);
             CHECK((*stack)->memory().kv_cache < (*stack)->unpruned_kv_bytes(P + 6));
         }
+    }
+}
+
+TEST_CASE("decoder pruning shorthand: --prune fastv|pyramiddrop --keep F at the paper's layers scaled by depth") {
+    // The layers of docs/pruning.md's table, worked by hand: FastV prunes after layer K-1 = 1 of
+    // 32, PyramidDrop after layers 7, 15, 23 (layer_list 8, 16, 24); scaled as round(L·r/32) - 1.
+    struct Case {
+        const char* method;
+        double keep;
+        int n_layer;
+        std::vector<int> layers;
+        std::vector<double> fractions;
+    } cases[] = {
+        {"fastv", 0.25, 4, {0}, {0.25}},                     // round(0.25) - 1 < 0: layer 0
+        {"fastv", 0.5, 30, {1}, {0.5}},                      // round(1.875) - 1
+        {"fastv", 0.5, 32, {1}, {0.5}},                      // the paper's own
+        {"pyramiddrop", 0.5, 4, {0, 1, 2}, {0.5, 0.25, 0.125}},
+        {"pyramiddrop", 0.5, 30, {7, 14, 22}, {0.5, 0.25, 0.125}},  // 7.5 -> 8, 15, 22.5 -> 23
+        {"pyramiddrop", 0.5, 32, {7, 15, 23}, {0.5, 0.25, 0.125}},
+        {"pyramiddrop", 1.0, 4, {0, 1, 2}, {1.0, 1.0, 1.0}},
+    };
+    for (const Case& c : cases) {
+        INFO(c.method << " L=" << c.n_layer);
+        auto plan = decoder_shorthand_plan(c.method, c.keep, c.n_layer, "");
+        REQUIRE_MESSAGE(plan.is_ok(), plan.status().message());
+        REQUIRE(plan->stages.size() == c.layers.size());
+        for (size_t i = 0; i < c.layers.size(); ++i) {
+            const PruneStage& st = plan->stages[i];
+            CHECK(st.site == PruneSite::decoder_layer);
+            CHECK(st.method == c.method);
+            CHECK(st.layer == c.layers[i]);
+            CHECK(st.keep_fraction == c.fractions[i]);
+        }
+    }
+    // A count for fastv; a positions override reaches every stage.
+    auto counted = decoder_shorthand_plan("fastv", 12, 4, "");
+    REQUIRE(counted.is_ok());
+    CHECK(counted->stages[0].keep_count == 12);
+    auto original = decoder_shorthand_plan("pyramiddrop", 0.5, 4, "original");
+    REQUIRE(original.is_ok());
+    for (const PruneStage& st : original->stages) CHECK(st.text("positions") == "original");
+    // Refused, each with what is wrong.
+    struct Bad {
+        const char* method;
+        double keep;
+        int n_layer;
+        const char* says;
+    } bad[] = {
+        {"pyramiddrop", 0.5, 3, "too few"},     // layers 0, 1, 1: not distinct
+        {"fastv", 0.5, 1, "too few"},           // no layer before the last
+        {"pyramiddrop", 8, 30, "fraction each"},  // counts per stage need a plan file
+        {"fastv", 2.5, 30, "whole number"},
+        {"fastv", 0, 30, "(0, 1]"},
+        {"divprune", 0.5, 30, "fastv, pyramiddrop"},
+    };
+    for (const Bad& b : bad) {
+        INFO(b.method << " " << b.keep << " L=" << b.n_layer);
+        auto plan = decoder_shorthand_plan(b.method, b.keep, b.n_layer, "");
+        REQUIRE(!plan.is_ok());
+        CHECK_MESSAGE(plan.status().message().find(b.says) != std::string::npos, plan.status().message());
     }
 }

@@ -11,6 +11,7 @@
 
 #include "ops/matmul.h"
 #include "ops/norm.h"
+#include "runtime/aligned_buffer.h"
 #include "runtime/graph.h"
 #include "test_util.h"
 
@@ -129,6 +130,64 @@ TEST_CASE("memory plan: values alive at the same time never share bytes; inputs/
     CHECK(plan.memory().kv_cache_bytes == (*kv)->bytes());
     CHECK(plan.memory().weight_bytes > 0);
     CHECK(plan.memory().scratch_bytes >= 64 * 4);
+}
+
+TEST_CASE("caller-owned memory: plans sharing one arena run one after another as with their own") {
+    // Two plans of the same graph (each with its own KV cache) bound to one arena and one
+    // scratch, their inputs placed by the caller: each run gives the own-arena plan's output.
+    const int64_t T = 12, C = 32;
+    const std::vector<float> x = random_vec(T * C, 5);
+    auto run_into = [&](Plan& plan, const TinyDecoder& d) {
+        std::copy(x.begin(), x.end(), plan.f32(d.x));
+        int32_t* pos = static_cast<int32_t*>(plan.data(d.pos));
+        for (int t = 0; t < T; ++t) pos[t] = t;
+        REQUIRE(plan.run(RunArgs{}, nullptr).is_ok());
+        return std::vector<float>(plan.f32(d.out), plan.f32(d.out) + T * C);
+    };
+    TinyDecoder own_d(T, C, 4, 2);
+    auto own_kv = KvCache::create({32}, 16, DType::f32);
+    REQUIRE(own_kv.is_ok());
+    PlanOptions own_opts;
+    own_opts.kv_cache = own_kv->get();
+    auto own = Plan::compile(std::move(own_d.g), own_opts);
+    REQUIRE(own.is_ok());
+    const std::vector<float> want = run_into(**own, own_d);
+
+    TinyDecoder da(T, C, 4, 2), db(T, C, 4, 2);
+    auto kva = KvCache::create({32}, 16, DType::f32), kvb = KvCache::create({32}, 16, DType::f32);
+    REQUIRE((kva.is_ok() && kvb.is_ok()));
+    PlanOptions oa, ob;
+    oa.kv_cache = kva->get();
+    ob.kv_cache = kvb->get();
+    oa.external_memory = ob.external_memory = true;
+    oa.external_values = {da.x, da.pos};
+    ob.external_values = {db.x, db.pos};
+    auto a = Plan::compile(std::move(da.g), oa);
+    auto b = Plan::compile(std::move(db.g), ob);
+    REQUIRE((a.is_ok() && b.is_ok()));
+    // The caller's values are not in the arena: the input bytes, 64-byte aligned.
+    CHECK((*a)->memory().external_value_bytes == align_up(T * C * 4, 64) + align_up(T * 4, 64));
+    // Not bound yet: an error, not a crash.
+    Status unbound = (*a)->run(RunArgs{}, nullptr);
+    REQUIRE(!unbound.is_ok());
+    CHECK(unbound.message().find("bind") != std::string::npos);
+    CHECK(!(*a)->bind_value(da.out, nullptr).is_ok());  // not an external value
+
+    const int64_t arena = std::max((*a)->memory().arena_bytes, (*b)->memory().arena_bytes);
+    const int64_t scratch = std::max((*a)->memory().scratch_bytes, (*b)->memory().scratch_bytes);
+    std::vector<uint8_t*> owned;
+    for (int64_t n : {arena, scratch, align_up(T * C * 4, 64), align_up(T * 4, 64)}) {
+        owned.push_back(aligned_buffer_alloc(static_cast<size_t>(n)));
+    }
+    for (auto [plan, d] : {std::pair{a->get(), &da}, std::pair{b->get(), &db}}) {
+        plan->bind_memory(owned[0], owned[1]);
+        REQUIRE(plan->bind_value(d->x, owned[2]).is_ok());
+        REQUIRE(plan->bind_value(d->pos, owned[3]).is_ok());
+    }
+    CHECK(run_into(**a, da) == want);
+    CHECK(run_into(**b, db) == want);  // overwrote a's activations: a's next run does not mind
+    CHECK(run_into(**a, da) == want);  // the same slots [0, T) of its cache rewritten
+    for (uint8_t* p : owned) aligned_buffer_free(p);
 }
 
 TEST_CASE("run: zero heap allocations, identical output for 1 and 3 threads") {

@@ -91,8 +91,10 @@ void add_model_options(ArgParser& a) {
              "docs/kv-cache.md)", "f16");
     a.option("--prune", "METHOD",
              "prune visual tokens after the projector (docs/pruning.md): random, uniform, divprune, dart, "
-             "fastervlm ([CLS] encoders: LLaVA), attn-received; needs --keep");
-    a.option("--keep", "F", "with --prune: keep this fraction in (0, 1] of each image's visual tokens, or a count > 1");
+             "fastervlm ([CLS] encoders: LLaVA), attn-received; or inside the language model, at the paper's layers "
+             "scaled to its depth: fastv, pyramiddrop; needs --keep");
+    a.option("--keep", "F", "with --prune: keep this fraction in (0, 1] of each image's visual tokens, or a count > 1; "
+             "pyramiddrop: the fraction each of its 3 stages keeps of what enters it (0.5: 1/2, 1/4, 1/8)");
     a.option("--plan", "FILE", "a pruning plan file (JSON, docs/pruning.md); instead of --prune/--keep");
     a.option("--decisions", "FILE", "matmul kernel decisions from `glimpse tune` (default: this machine's cached file if any; none: built-in)");
     a.option("--prune-positions", "IDS",
@@ -142,8 +144,18 @@ Result<VlmConfig> model_config(const ArgParser& a) {
     } else if (a.has("--prune")) {
         double keep = 0;
         if (!a.get_float("--keep", &keep, &err)) return Status(StatusCode::invalid_argument, err);
-        GLIMPSE_ASSIGN_OR_RETURN(PruningPlan plan, pruning_plan_from_shorthand(a.get("--prune"), keep));
-        cfg.pruning = std::move(plan);
+        if (is_decoder_shorthand_method(a.get("--prune"))) {
+            // Inside the language model: the default layers follow its depth (docs/pruning.md).
+            GLIMPSE_ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> text, GgufFile::open(a.get("--model")));
+            GLIMPSE_ASSIGN_OR_RETURN(TextHparams th, text_hparams_from_gguf(*text));
+            GLIMPSE_ASSIGN_OR_RETURN(PruningPlan plan,
+                                     decoder_shorthand_plan(a.get("--prune"), keep, static_cast<int>(th.n_layer),
+                                                            a.has("--prune-positions") ? ids : ""));
+            cfg.pruning = std::move(plan);
+        } else {
+            GLIMPSE_ASSIGN_OR_RETURN(PruningPlan plan, pruning_plan_from_shorthand(a.get("--prune"), keep));
+            cfg.pruning = std::move(plan);
+        }
     }
     return cfg;
 }
@@ -628,6 +640,21 @@ void print_metadata(const GgufFile& f) {
     }
 }
 
+// Visual tokens the language model spends on a prompt: each decoder layer's, averaged over the
+// layers, and the last layer's (decoder stages shrink both; without them both are the tokens
+// that enter the language model).
+struct DecoderVisualTokens {
+    double per_layer = 0;
+    int64_t last_layer = 0;
+};
+DecoderVisualTokens decoder_visual_tokens(const Vlm& vlm, const VlmPrompt& prompt) {
+    if (const DecoderPruning* dp = vlm.decoder_pruning()) {
+        return {static_cast<double>(dp->visual_rows_layer_sum()) / static_cast<double>(vlm.text().hparams().n_layer),
+                dp->final_visual_rows()};
+    }
+    return {static_cast<double>(prompt.n_image_tokens()), prompt.n_image_tokens()};
+}
+
 // inspect --json: the memory plan of Vlm::memory() by part, with what it was planned for.
 // image_buffers is what caption will hold for this prompt (preprocessed tiles + the image
 // embeddings, as Vlm::generate counts them), which memory() only knows after an encode.
@@ -644,7 +671,10 @@ std::string memory_plan_json(const Vlm& vlm, const ArgParser& a, const VlmPrompt
     o += "  \"kv_type\": " + json_quote(a.get("--kv-type")) + ",\n";
     o += "  \"image\": {\"width\": " + num(img.width) + ", \"height\": " + num(img.height) + ", \"chunks\": " +
          num(static_cast<int64_t>(prompt.chunks.size())) + ", \"tokens\": " + num(prompt.n_image_tokens()) +
-         ", \"tokens_before_pruning\": " + num(prompt.n_image_tokens_in()) + "},\n";
+         ", \"tokens_before_pruning\": " + num(prompt.n_image_tokens_in());
+    const DecoderVisualTokens spent = decoder_visual_tokens(vlm, prompt);
+    o += ", \"tokens_per_decoder_layer\": " + str_printf("%.2f", spent.per_layer) +
+         ", \"tokens_last_decoder_layer\": " + num(spent.last_layer) + "},\n";
     o += "  \"prompt_positions\": " + num(prompt.n_positions()) + ",\n  \"n_predict\": " + num(n_predict) + ",\n";
     // The decoder plan's KV slots (Vlm::prepare): prompt + max(n_predict, 1), in every layer.
     o += "  \"kv_cache_layout\": {\"layers\": " + num(th.n_layer) + ", \"slots\": " +
@@ -758,6 +788,11 @@ int cmd_inspect(int argc, char** argv) {
     std::fprintf(stdout, "plan for a %dx%d image: %zu chunks, %lld image tokens, %lld prompt positions, %lld new tokens\n",
                  img.width, img.height, prompt->chunks.size(), static_cast<long long>(prompt->n_image_tokens()),
                  static_cast<long long>(prompt->n_positions()), static_cast<long long>(n_predict));
+    const DecoderVisualTokens spent = decoder_visual_tokens(**vlm, *prompt);
+    std::fprintf(stdout, "visual tokens per decoder layer: %.1f on average, %lld in the last layer (of %lld before "
+                         "pruning)\n",
+                 spent.per_layer, static_cast<long long>(spent.last_layer),
+                 static_cast<long long>(prompt->n_image_tokens_in()));
     VlmMemory m = (*vlm)->memory();
     std::fprintf(stdout, "memory: weights %.1f MiB (%.1f MiB in the files), vision activations %.1f MiB, "
                          "text activations %.1f MiB, KV cache %.1f MiB, total %.1f MiB (plus preprocessed tiles)\n",
