@@ -164,6 +164,7 @@ Result<std::unique_ptr<Calibrator>> Calibrator::create(CalibrationSettings setti
     GLIMPSE_ASSIGN_OR_RETURN(std::unique_ptr<Vlm> vlm, Vlm::load(c->settings_.text_path, c->settings_.mmproj_path, cfg));
     c->n_decoder_layers_ = static_cast<int>(vlm->text().hparams().n_layer);
     c->n_vocab_ = vlm->text().hparams().n_vocab;
+    c->model_name_ = vlm->model_name();
     if (!c->settings_.decoder_levers) c->settings_.decoder_layers.clear();
     else if (c->settings_.decoder_layers.empty()) c->settings_.decoder_layers = calibration_decoder_layers(c->n_decoder_layers_);
     for (int l : c->settings_.decoder_layers) {

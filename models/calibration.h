@@ -136,6 +136,7 @@ public:
 
     const CalibrationSettings& settings() const { return settings_; }
     int decoder_layer_count() const { return n_decoder_layers_; }
+    const std::string& model_name() const { return model_name_; }  // Vlm::model_name() of the text model
     size_t sample_count() const { return samples_.size(); }
     // Text tokens of the planned prompt (its positions minus its image tokens; known after the first plan).
     int64_t plan_prompt_text_tokens() const { return plan_prompt_text_tokens_; }
@@ -158,6 +159,7 @@ private:
     std::vector<bool> cache_has_loss_;
     int64_t evaluations_ = 0;
     int64_t plan_prompt_text_tokens_ = 0;
+    std::string model_name_;
 };
 
 }  // namespace glimpse

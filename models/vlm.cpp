@@ -117,7 +117,21 @@ Result<std::unique_ptr<Vlm>> Vlm::load(const std::string& text_path, const std::
     GLIMPSE_RETURN_IF_ERROR(m->text_->check_kv_type(m->config_.kv_type));  // before any work
     GLIMPSE_ASSIGN_OR_RETURN(m->tokens_side_, ::glimpse::visual_tokens_per_side(vh));
     if (config.pruning) GLIMPSE_RETURN_IF_ERROR(m->setup_pruning(*config.pruning));
+    // A plan glimpse calibrate made records the model it measured (its budget and loss hold only
+    // for that model); hand-written plans name a model for information only (docs/pruning.md).
+    if (config.pruning && config.pruning->calibration && !config.pruning->model.empty()) {
+        const std::string here = m->model_name();
+        GLIMPSE_CHECK_OR_RETURN(config.pruning->model == here, invalid_argument,
+                                "pruning plan: calibrated for the model '%s', but %s is '%s'; calibrate again for this "
+                                "model (glimpse calibrate)",
+                                config.pruning->model.c_str(), text_path.c_str(), here.c_str());
+    }
     return m;
+}
+
+std::string Vlm::model_name() const {
+    auto name = text_->file().get_string_or("general.name", "");
+    return name.is_ok() ? std::string(*name) : std::string();
 }
 
 namespace {

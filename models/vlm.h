@@ -105,6 +105,8 @@ public:
     const VisionEncoder& vision() const { return *vision_; }
     int n_threads() const { return pool_->n_threads(); }
     DType kv_type() const { return config_.kv_type; }  // the KV-cache type in use (--kv-type or the plan's)
+    // The text model's general.name ("" if the file has none): what a calibrated plan records as `model`.
+    std::string model_name() const;
 
     // The prompt for `user_text` and images, as llama-mtmd-cli builds it: one
     // media marker per image is prepended unless the text already contains

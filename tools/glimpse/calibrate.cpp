@@ -41,7 +41,6 @@ class ProgressLine {
 public:
     ProgressLine() : tty_(isatty(fileno(stderr)) != 0) {}
     void operator()(const CalibrationProgress& p) {
-        const bool phase_changed = p.what.substr(0, 6) != last_.substr(0, 6);
         if (tty_) {
             const int width = 30;
             const int filled = static_cast<int>(std::lround(width * std::clamp(p.fraction, 0.0, 1.0)));
@@ -51,20 +50,21 @@ public:
                          100 * p.fraction, p.seconds, p.fraction > 0 ? std::to_string(std::lround(eta)).append(" s").c_str() : "?",
                          p.what.substr(0, 60).c_str());
             if (p.fraction >= 1.0) std::fputc('\n', stderr);
-        } else if (phase_changed || p.fraction >= 1.0 || p.what != last_) {
-            // Not a terminal: one line per step (teacher: at the end only).
-            if (p.what != "unpruned answers" || p.fraction >= 1.0) {
+        } else {
+            // Not a terminal: one line per search step (and one when the unpruned answers are done).
+            const std::string step = p.what.substr(0, p.what.find(':'));
+            if ((p.what == "unpruned answers" && p.fraction >= 1.0) || (p.what != "unpruned answers" && step != last_step_)) {
+                last_step_ = step;
                 std::fprintf(stderr, "glimpse calibrate: %5.1f s  %3.0f%%  %s (%lld candidates measured)\n", p.seconds,
                              100 * p.fraction, p.what.c_str(), static_cast<long long>(p.evaluations));
             }
         }
         std::fflush(stderr);
-        last_ = p.what;
     }
 
 private:
     bool tty_;
-    std::string last_;
+    std::string last_step_;
 };
 
 constexpr long kMaxImageSide = 16384;
@@ -339,7 +339,7 @@ int calibrate_command(const std::string& program, int argc, char** argv) {
     // The plan with what calibration recorded.
     auto plan = calibration_plan(chosen.config, cal.settings());
     if (!plan.is_ok()) return fail(plan.status().message());
-    plan->model = std::filesystem::path(settings.text_path).filename().string();
+    plan->model = cal.model_name();
     PruningCalibration rec;
     rec.budget_bytes = *budget;
     rec.image_width = cal.settings().image_width;

@@ -731,6 +731,20 @@ int cmd_inspect(int argc, char** argv) {
     }
     Status s = (*vlm)->prepare(*prompt, static_cast<int>(n_predict));
     if (!s.is_ok()) return fail(s.message());
+    if (cfg->pruning && cfg->pruning->calibration) {
+        // A calibrated plan's budget holds for its geometry and lengths only (docs/calibration.md).
+        const PruningCalibration& c = *cfg->pruning->calibration;
+        std::fprintf(json ? stderr : stdout,
+                     "plan calibrated (%s) for a %dx%d image, %lld prompt tokens, %lld answer tokens: budget %.2f MiB\n",
+                     c.search.c_str(), c.image_width, c.image_height, static_cast<long long>(c.prompt_tokens),
+                     static_cast<long long>(c.answer_tokens), mib(c.budget_bytes));
+        if (img.width > c.image_width || img.height > c.image_height || n_predict > c.answer_tokens) {
+            std::fprintf(stderr, "glimpse: warning: planning for a %dx%d image and %lld new tokens, beyond the plan's "
+                                 "calibrated %dx%d and %lld: its memory budget does not cover this\n",
+                         img.width, img.height, static_cast<long long>(n_predict), c.image_width, c.image_height,
+                         static_cast<long long>(c.answer_tokens));
+        }
+    }
     if (json) {
         for (const GgufFile* f : {&(*vlm)->text().file(), &(*vlm)->vision().file()}) {
             const Status intact = f->mapping()->check_intact();
