@@ -154,7 +154,10 @@ Result<std::unique_ptr<Calibrator>> Calibrator::create(CalibrationSettings setti
                             "calibration: answer tokens %d out of [1, 4096]", settings.answer_tokens);
     GLIMPSE_CHECK_OR_RETURN(settings.image_width >= 1 && settings.image_height >= 1, invalid_argument,
                             "calibration: image size %dx%d", settings.image_width, settings.image_height);
-    GLIMPSE_CHECK_OR_RETURN(settings.process_overhead >= 0, invalid_argument, "calibration: negative process overhead");
+    GLIMPSE_CHECK_OR_RETURN(settings.process_overhead >= 0 && settings.overhead_weight_share >= 0 &&
+                                settings.overhead_weight_share <= 10,
+                            invalid_argument, "calibration: process overhead %lld bytes + %g x weights out of range",
+                            static_cast<long long>(settings.process_overhead), settings.overhead_weight_share);
     std::unique_ptr<Calibrator> c(new Calibrator());
     c->settings_ = std::move(settings);
     c->samples_ = std::move(samples);
@@ -304,7 +307,9 @@ Result<CalibrationPoint> Calibrator::plan_memory(const CalibrationConfig& config
     CalibrationPoint p;
     p.config = config;
     GLIMPSE_ASSIGN_OR_RETURN(p.memory, planned_memory(*vlm));
-    p.total = p.memory.total() + settings_.process_overhead;
+    p.overhead = settings_.process_overhead +
+                 static_cast<int64_t>(std::ceil(settings_.overhead_weight_share * static_cast<double>(p.memory.weights)));
+    p.total = p.memory.total() + p.overhead;
     cache_.emplace_back(k, p);
     cache_has_loss_.push_back(false);
     return p;
@@ -320,7 +325,9 @@ Result<CalibrationPoint> Calibrator::evaluate(const CalibrationConfig& config) {
     CalibrationPoint p;
     p.config = config;
     GLIMPSE_ASSIGN_OR_RETURN(p.memory, planned_memory(*vlm));
-    p.total = p.memory.total() + settings_.process_overhead;
+    p.overhead = settings_.process_overhead +
+                 static_cast<int64_t>(std::ceil(settings_.overhead_weight_share * static_cast<double>(p.memory.weights)));
+    p.total = p.memory.total() + p.overhead;
     GLIMPSE_ASSIGN_OR_RETURN(p.loss, measure_loss(*vlm));
     ++evaluations_;
     for (size_t i = 0; i < cache_.size(); ++i) {
@@ -374,7 +381,7 @@ Result<std::vector<CalibrationPoint>> Calibrator::search(int64_t budget, const C
                              settings_.image_height, settings_.answer_tokens, static_cast<long long>(minimum.total),
                              format_mib(minimum.total).c_str(), format_mib(m.weights).c_str(),
                              format_mib(m.vision_arena + m.text_arena).c_str(), format_mib(m.kv_cache).c_str(),
-                             format_mib(m.image_buffers).c_str(), format_mib(settings_.process_overhead).c_str());
+                             format_mib(m.image_buffers).c_str(), format_mib(minimum.overhead).c_str());
     }
     GLIMPSE_RETURN_IF_ERROR(run_teacher([&](const CalibrationProgress& p) {
         if (progress) progress(p);

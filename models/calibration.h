@@ -79,7 +79,11 @@ struct CalibrationSettings {
     bool decoder_levers = true;             // pyramiddrop stages after decoder_layers
     std::vector<int> decoder_layers;        // empty: chosen from the depth (calibration_decoder_layers)
     bool kv_levers = true;                  // f16 -> q8_0 -> q4_0
-    int64_t process_overhead = 0;           // bytes added to every planned total (see docs/calibration.md)
+    // What the planner does not see (code, libraries, allocator slack, file pages in flight), added to
+    // every planned total: process_overhead + overhead_weight_share x planned weights (measured in
+    // docs/calibration.md: the part beyond the fixed one grows with the model).
+    int64_t process_overhead = 0;
+    double overhead_weight_share = 0;
 };
 
 // The layers after which decoder stages may prune: L/4, L/2, 3L/4 rounded, minus one (PyramidDrop's
@@ -98,7 +102,8 @@ struct CalibrationLoss {
 struct CalibrationPoint {
     CalibrationConfig config;
     VlmMemory memory;      // the planner's bytes by part, image buffers included
-    int64_t total = 0;     // memory.total() + process overhead
+    int64_t overhead = 0;  // the process overhead added (CalibrationSettings)
+    int64_t total = 0;     // memory.total() + overhead
     CalibrationLoss loss;
     std::string step;      // the lever step that led here ("start", "projector keep 0.5", ...)
 };
