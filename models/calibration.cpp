@@ -298,29 +298,15 @@ Result<CalibrationLoss> Calibrator::measure_loss(Vlm& vlm) const {
     return loss;
 }
 
-Result<CalibrationPoint> Calibrator::plan_memory(const CalibrationConfig& config) {
-    const std::string k = key(config);
-    for (const auto& [ck, p] : cache_) {
-        if (ck == k) return p;
-    }
-    GLIMPSE_ASSIGN_OR_RETURN(std::unique_ptr<Vlm> vlm, load(config));
-    CalibrationPoint p;
-    p.config = config;
-    GLIMPSE_ASSIGN_OR_RETURN(p.memory, planned_memory(*vlm));
-    p.overhead = settings_.process_overhead +
-                 static_cast<int64_t>(std::ceil(settings_.overhead_weight_share * static_cast<double>(p.memory.weights)));
-    p.total = p.memory.total() + p.overhead;
-    cache_.emplace_back(k, p);
-    cache_has_loss_.push_back(false);
-    return p;
-}
+Result<CalibrationPoint> Calibrator::plan_memory(const CalibrationConfig& config) { return point_of(config, false); }
 
-Result<CalibrationPoint> Calibrator::evaluate(const CalibrationConfig& config) {
-    GLIMPSE_RETURN_IF_ERROR(run_teacher());
+Result<CalibrationPoint> Calibrator::evaluate(const CalibrationConfig& config) { return point_of(config, true); }
+
+Result<CalibrationPoint> Calibrator::point_of(const CalibrationConfig& config, bool with_loss) {
     const std::string k = key(config);
-    for (size_t i = 0; i < cache_.size(); ++i) {
-        if (cache_[i].first == k && cache_has_loss_[i]) return cache_[i].second;
-    }
+    auto cached = cache_.find(k);
+    if (cached != cache_.end() && (cached->second.has_loss || !with_loss)) return cached->second.point;
+    if (with_loss) GLIMPSE_RETURN_IF_ERROR(run_teacher());
     GLIMPSE_ASSIGN_OR_RETURN(std::unique_ptr<Vlm> vlm, load(config));
     CalibrationPoint p;
     p.config = config;
@@ -328,17 +314,11 @@ Result<CalibrationPoint> Calibrator::evaluate(const CalibrationConfig& config) {
     p.overhead = settings_.process_overhead +
                  static_cast<int64_t>(std::ceil(settings_.overhead_weight_share * static_cast<double>(p.memory.weights)));
     p.total = p.memory.total() + p.overhead;
-    GLIMPSE_ASSIGN_OR_RETURN(p.loss, measure_loss(*vlm));
-    ++evaluations_;
-    for (size_t i = 0; i < cache_.size(); ++i) {
-        if (cache_[i].first == k) {
-            cache_[i].second = p;
-            cache_has_loss_[i] = true;
-            return p;
-        }
+    if (with_loss) {
+        GLIMPSE_ASSIGN_OR_RETURN(p.loss, measure_loss(*vlm));
+        ++evaluations_;
     }
-    cache_.emplace_back(k, p);
-    cache_has_loss_.push_back(true);
+    cache_[k] = {p, with_loss};
     return p;
 }
 

@@ -28,6 +28,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -160,8 +161,13 @@ private:
     std::vector<CalibrationTeacher> teachers_;
     int n_decoder_layers_ = 0;
     int64_t n_vocab_ = 0;
-    std::vector<std::pair<std::string, CalibrationPoint>> cache_;  // key -> point (loss set when evaluated)
-    std::vector<bool> cache_has_loss_;
+    // Planned memory, and the loss when measured, of one configuration (cached by key()).
+    Result<CalibrationPoint> point_of(const CalibrationConfig& config, bool with_loss);
+    struct CachedPoint {
+        CalibrationPoint point;
+        bool has_loss = false;
+    };
+    std::map<std::string, CachedPoint> cache_;
     int64_t evaluations_ = 0;
     int64_t plan_prompt_text_tokens_ = 0;
     std::string model_name_;
