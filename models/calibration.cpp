@@ -43,6 +43,15 @@ std::optional<double> next_keep(double keep) {
     return std::nullopt;
 }
 
+// The next larger keep of kCalibrationKeeps above `keep` (nullopt at 1).
+std::optional<double> previous_keep(double keep) {
+    std::optional<double> up;
+    for (double k : kCalibrationKeeps) {
+        if (k > keep + 1e-12) up = k;
+    }
+    return up;
+}
+
 constexpr int kKvLevels = static_cast<int>(sizeof(kCalibrationKvTypes) / sizeof(kCalibrationKvTypes[0]));
 
 }  // namespace
@@ -348,6 +357,32 @@ std::vector<std::pair<std::string, CalibrationConfig>> Calibrator::neighbours(co
     return out;
 }
 
+std::vector<std::pair<std::string, CalibrationConfig>> Calibrator::undo_neighbours(const CalibrationConfig& c) const {
+    std::vector<std::pair<std::string, CalibrationConfig>> out;
+    CalibrationConfig base = c;
+    base.decoder_keep = effective_decoder_keeps(c);
+    const std::string here = key(base);
+    if (std::optional<double> k = previous_keep(base.projector_keep)) {
+        CalibrationConfig n = base;
+        n.projector_keep = *k;
+        out.emplace_back(str_printf("undo: %s keep %.4g", settings_.projector_method.c_str(), *k), n);
+    }
+    for (size_t i = 0; i < base.decoder_keep.size(); ++i) {
+        if (std::optional<double> k = previous_keep(base.decoder_keep[i])) {
+            CalibrationConfig n = base;
+            n.decoder_keep[i] = *k;
+            if (key(n) == here) continue;  // clamped by an earlier stage: no change
+            out.emplace_back(str_printf("undo: decoder layer %d keep %.4g", settings_.decoder_layers[i], *k), n);
+        }
+    }
+    if (base.kv_level > 0) {
+        CalibrationConfig n = base;
+        n.kv_level -= 1;
+        out.emplace_back(str_printf("undo: KV cache %s", kCalibrationKvTypes[n.kv_level]), n);
+    }
+    return out;
+}
+
 Result<std::vector<CalibrationPoint>> Calibrator::search(int64_t budget, const CalibrationProgressFn& progress) {
     const auto t0 = std::chrono::steady_clock::now();
     GLIMPSE_ASSIGN_OR_RETURN(CalibrationPoint minimum, plan_memory(smallest()));
@@ -404,6 +439,26 @@ Result<std::vector<CalibrationPoint>> Calibrator::search(int64_t budget, const C
         }
         current = *best;
         path.push_back(current);
+    }
+    // Greedy never revisits a step: a cheap early step (a KV precision) may be worth undoing once a
+    // later one (a keep) has made room. Undo single steps while one still fits and lowers the loss.
+    for (bool improved = true; improved;) {
+        improved = false;
+        std::optional<CalibrationPoint> best;
+        for (const auto& [label, cfg] : undo_neighbours(current.config)) {
+            if (progress) {
+                progress({1.0, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), evaluations_,
+                          str_printf("refine: trying %s", label.c_str())});
+            }
+            GLIMPSE_ASSIGN_OR_RETURN(CalibrationPoint p, evaluate(cfg));
+            p.step = label;
+            if (p.total <= budget && p.loss.mean_kl < (best ? best->loss.mean_kl : current.loss.mean_kl)) best = p;
+        }
+        if (best) {
+            current = *best;
+            path.push_back(current);
+            improved = true;
+        }
     }
     if (progress) {
         progress({1.0, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), evaluations_,

@@ -16,9 +16,11 @@
 // `glimpse inspect --json` reports), plus a stated process overhead (code, libraries, allocator
 // slack) so that the measured peak RSS stays within the budget.
 //
-// Search (calibrate_search): greedy by marginal loss per byte. It starts from the unpruned
+// Search (Calibrator::search): greedy by marginal loss per byte. It starts from the unpruned
 // configuration and, while the planned total is over the budget, takes the one lever step with the
-// least added mean KL per byte saved. Levers: the after-projector keep (one method), the keep after
+// least added mean KL per byte saved; then it undoes single steps (one lever one notch back) while
+// one still fits the budget and lowers the loss (a cheap early step, e.g. a KV precision, may no
+// longer be needed once a later keep step made room). Levers: the after-projector keep (one method), the keep after
 // each of a few decoder layers (pyramiddrop stages: a per-layer keep table), and the KV-cache type
 // (f16 -> q8_0 -> q4_0). Why greedy rather than FitPrune's binary search on a threshold: the levers
 // here are of different kinds (token counts at several sites and a storage precision), and their
@@ -136,7 +138,7 @@ public:
     CalibrationConfig smallest() const;
 
     // Greedy search (above) for a planned total <= budget. The path starts at the unpruned point
-    // and ends at the chosen one. A budget below the smallest configuration's total is refused
+    // and ends at the chosen one (its last points may be "undo:" steps of the refinement). A budget below the smallest configuration's total is refused
     // with that minimum (and the weights') in the message.
     Result<std::vector<CalibrationPoint>> search(int64_t budget, const CalibrationProgressFn& progress = nullptr);
 
@@ -154,6 +156,8 @@ private:
     Result<CalibrationLoss> measure_loss(Vlm& vlm) const;
     // The configurations one lever step away, with a label each.
     std::vector<std::pair<std::string, CalibrationConfig>> neighbours(const CalibrationConfig& c) const;
+    // The configurations one lever step back up (larger keep, more precise KV).
+    std::vector<std::pair<std::string, CalibrationConfig>> undo_neighbours(const CalibrationConfig& c) const;
     std::string key(const CalibrationConfig& c) const;
 
     CalibrationSettings settings_;
