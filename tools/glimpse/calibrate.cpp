@@ -24,12 +24,12 @@ namespace glimpse::tools {
 namespace {
 
 // Peak RSS of a caption run minus its planned total (docs/calibration.md): 14.4-15.1 MiB on the
-// bundled models (8 MiB of weights), 41.4 MiB on the SmolVLM-256M layout (316 MiB of weights):
-// a fixed part (the binary, libraries, thread stacks, allocator) and a part that grows with the
-// model. 16 MiB + 10 % of the planned weights covers both; added to every planned total so that
-// the measured peak RSS stays within the budget.
+// bundled models (8 MiB of weights); 41.4 MiB (unpruned) to 57 MiB (divprune 0.25 + q8_0) on the
+// SmolVLM-256M layout (316 MiB of weights), whose peak RSS barely moves with the plan (it is set
+// while the weights are repacked at load, not by the arenas). 16 MiB + 20 % of the planned weights
+// covers every measurement; added to every planned total so that the peak RSS stays within budget.
 constexpr const char* kDefaultProcessOverhead = "16MiB";
-constexpr const char* kDefaultOverheadWeightShare = "0.1";
+constexpr const char* kDefaultOverheadWeightShare = "0.2";
 
 double mib(int64_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); }
 
