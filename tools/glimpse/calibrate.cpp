@@ -192,7 +192,8 @@ int calibrate_command(const std::string& program, int argc, char** argv) {
                 "(no labels: agreement of greedy answers and the KL divergence of the next-token distributions at\n"
                 "the answer positions). Search: greedy, the lever step with the least added KL per byte saved until\n"
                 "the planned total (weights + activations + KV cache + image buffers + process overhead, for one\n"
-                "image of --image-size, the longest prompt and -n answer tokens) fits. docs/calibration.md.");
+                "image of --image-size, the longest prompt and -n answer tokens) fits, then single steps undone\n"
+                "while one still fits and lowers the loss. The plan holds for that geometry and -t. docs/calibration.md.");
     a.option("-m,--model", "FILE", "text model GGUF");
     a.option("--mmproj", "FILE", "vision projector GGUF matching the text model");
     a.option("-t,--threads", "N", "threads, 1..1024 (default: the CPUs this process may use)");
@@ -258,6 +259,9 @@ int calibrate_command(const std::string& program, int argc, char** argv) {
     for (const std::string& m : split_list(a.get("--methods"))) {
         if (m == "pyramiddrop") settings.decoder_levers = true;
         else if (m == "kv") settings.kv_levers = true;
+        else if (m == "fastv" || m == "sparsevlm" || m == "feather") {
+            return fail("--methods: " + m + " prunes inside the decoder; the decoder lever is pyramiddrop", 2);
+        }
         else if (std::find(names.begin(), names.end(), m) == names.end()) {
             return fail("--methods: unknown lever '" + m + "' (an after-projector method, pyramiddrop or kv)", 2);
         } else if (settings.projector_method.empty()) {
