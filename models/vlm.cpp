@@ -62,6 +62,23 @@ int64_t VlmPrompt::n_image_tokens_in() const {
     return n;
 }
 
+Result<DType> kv_type_of_plan(const PruningPlan& plan, DType configured) {
+    if (plan.kv_cache_type == "f16") return configured;  // absent in the file, or f16: the caller's choice
+    GLIMPSE_CHECK_OR_RETURN(plan.kv_cache_type != "mixed", unsupported,
+                            "pruning plan: kv_cache.type mixed (int8 for the most-attended tokens, int4 for the rest) "
+                            "is not built yet; use q8_0 or q4_0");
+    DType planned = DType::f16;
+    if (plan.kv_cache_type == "q8_0") planned = DType::q8_0;
+    else if (plan.kv_cache_type == "q4_0") planned = DType::q4_0;
+    else return Status::error(StatusCode::invalid_argument, "pruning plan: unknown kv_cache.type '%s'", plan.kv_cache_type.c_str());
+    // f16 is VlmConfig's default: only a different explicit choice conflicts with the plan.
+    GLIMPSE_CHECK_OR_RETURN(configured == DType::f16 || configured == planned, invalid_argument,
+                            "pruning plan: kv_cache.type %s conflicts with the KV cache type %s asked for (--kv-type); "
+                            "give one of them",
+                            plan.kv_cache_type.c_str(), dtype_name(configured));
+    return planned;
+}
+
 Result<std::unique_ptr<Vlm>> Vlm::load(const std::string& text_path, const std::string& mmproj_path,
                                        const VlmConfig& config) {
     std::unique_ptr<Vlm> m(new Vlm());
@@ -94,10 +111,27 @@ Result<std::unique_ptr<Vlm>> Vlm::load(const std::string& text_path, const std::
                             "%s: the vocabulary has %d tokens but token_embd.weight only %lld rows", text_path.c_str(),
                             m->tokenizer_->n_vocab(), static_cast<long long>(th.n_vocab));
     GLIMPSE_RETURN_IF_ERROR(m->check_pair(text_path, mmproj_path));
-    GLIMPSE_RETURN_IF_ERROR(m->text_->check_kv_type(config.kv_type));  // before any work
+    if (config.pruning) {
+        GLIMPSE_ASSIGN_OR_RETURN(m->config_.kv_type, kv_type_of_plan(*config.pruning, config.kv_type));
+    }
+    GLIMPSE_RETURN_IF_ERROR(m->text_->check_kv_type(m->config_.kv_type));  // before any work
     GLIMPSE_ASSIGN_OR_RETURN(m->tokens_side_, ::glimpse::visual_tokens_per_side(vh));
     if (config.pruning) GLIMPSE_RETURN_IF_ERROR(m->setup_pruning(*config.pruning));
+    // A plan glimpse calibrate made records the model it measured (its budget and loss hold only
+    // for that model); hand-written plans name a model for information only (docs/pruning.md).
+    if (config.pruning && config.pruning->calibration && !config.pruning->model.empty()) {
+        const std::string here = m->model_name();
+        GLIMPSE_CHECK_OR_RETURN(config.pruning->model == here, invalid_argument,
+                                "pruning plan: calibrated for the model '%s', but %s is '%s'; calibrate again for this "
+                                "model (glimpse calibrate)",
+                                config.pruning->model.c_str(), text_path.c_str(), here.c_str());
+    }
     return m;
+}
+
+std::string Vlm::model_name() const {
+    auto name = text_->file().get_string_or("general.name", "");
+    return name.is_ok() ? std::string(*name) : std::string();
 }
 
 namespace {
@@ -160,10 +194,6 @@ Status Vlm::setup_pruning(const PruningPlan& full_plan) {
     GLIMPSE_CHECK_OR_RETURN(st.tile_split == TileSplit::equal, unsupported,
                             "pruning plan: stages[0].tiles.split overview_scores (HiRED) is not wired yet; use equal");
     // Levers of the calibration issue (25) that nothing reads yet: refused rather than ignored.
-    GLIMPSE_CHECK_OR_RETURN(plan.kv_cache_type == "f16", unsupported,
-                            "pruning plan: kv_cache.type %s is not wired yet (issue 25); the KV cache type is "
-                            "--kv-type / VlmConfig::kv_type",
-                            plan.kv_cache_type.c_str());
     GLIMPSE_CHECK_OR_RETURN(plan.max_tiles == 0, unsupported, "pruning plan: max_tiles is not wired yet (issue 25)");
     // Fit against the largest image: the most tiles the preprocessing can make.
     const VisionHparams& vh = vision_->hparams();
@@ -767,15 +797,23 @@ Status Vlm::generate(const VlmPrompt& prompt, int n_predict, const SamplingParam
     uint64_t rng = sampling.seed;
     t0 = std::chrono::steady_clock::now();
     for (int step = 0; step < n_predict; ++step) {
-        const int32_t tok = sample_token(logits, th.n_vocab, sampling, &rng, &scratch);
-        if (tokenizer_->is_eog(tok)) {
-            st.stopped_at_eog = true;
-            break;
-        }
-        generated_.push_back(tok);
-        if (!antiprompt_.empty() && ends_with_tokens(generated_, antiprompt_)) {
-            st.stopped_at_eog = true;
-            break;
+        int32_t tok = 0;
+        if (forced_answer_) {  // teacher forcing (score_answer): report the distribution, feed the given token
+            (*forced_logits_)(step, logits);
+            if (static_cast<size_t>(step) == forced_answer_->size()) break;
+            tok = (*forced_answer_)[static_cast<size_t>(step)];
+            generated_.push_back(tok);
+        } else {
+            tok = sample_token(logits, th.n_vocab, sampling, &rng, &scratch);
+            if (tokenizer_->is_eog(tok)) {
+                st.stopped_at_eog = true;
+                break;
+            }
+            generated_.push_back(tok);
+            if (!antiprompt_.empty() && ends_with_tokens(generated_, antiprompt_)) {
+                st.stopped_at_eog = true;
+                break;
+            }
         }
         const std::string bytes = stream.push(tok);
         st.n_generated += 1;
@@ -798,6 +836,23 @@ Status Vlm::generate(const VlmPrompt& prompt, int n_predict, const SamplingParam
     if (on_text && !tail.empty() && !st.stopped_by_caller && !on_text(tail)) st.stopped_by_caller = true;
     st.decode_ms += ms_since(t0);
     return Status::ok();
+}
+
+Status Vlm::score_answer(const VlmPrompt& prompt, const std::vector<int32_t>& answer, const LogitsCallback& on_logits,
+                         const std::vector<float>* image_embeddings) {
+    const int32_t n_vocab = static_cast<int32_t>(text_->hparams().n_vocab);
+    for (size_t i = 0; i < answer.size(); ++i) {
+        GLIMPSE_CHECK_OR_RETURN(answer[i] >= 0 && answer[i] < n_vocab, out_of_range,
+                                "score_answer: answer token %zu is %d, outside the vocabulary of %d", i, answer[i], n_vocab);
+    }
+    forced_answer_ = &answer;
+    forced_logits_ = &on_logits;
+    SamplingParams greedy;
+    greedy.temperature = 0;
+    Status s = generate(prompt, static_cast<int>(answer.size()) + 1, greedy, nullptr, nullptr, image_embeddings);
+    forced_answer_ = nullptr;
+    forced_logits_ = nullptr;
+    return s;
 }
 
 VlmMemory Vlm::memory() const {

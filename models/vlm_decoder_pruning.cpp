@@ -34,10 +34,7 @@ Status Vlm::setup_decoder_pruning(const PruningPlan& plan) {
     // names layers this one lacks), counts that do not grow with depth, then what is wired.
     GLIMPSE_ASSIGN_OR_RETURN(std::vector<FittedPruneStage> fitted,
                              pruning_plan_fit(plan, pruning_shape(largest_image(vision_->hparams())), "pruning plan"));
-    GLIMPSE_CHECK_OR_RETURN(plan.kv_cache_type == "f16", unsupported,
-                            "pruning plan: kv_cache.type %s is not wired yet (issue 25); the KV cache type is "
-                            "--kv-type / VlmConfig::kv_type",
-                            plan.kv_cache_type.c_str());
+    // kv_cache.type is resolved in Vlm::load (kv_type_of_plan) into config_.kv_type.
     size_t di = 0;
     for (size_t i = 0; i < fitted.size(); ++i) {
         if (fitted[i].stage.site != PruneSite::decoder_layer) continue;

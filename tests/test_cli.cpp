@@ -413,3 +413,59 @@ TEST_CASE("inspect --json: the memory plan by part; total is their sum, kv_cache
     CHECK(bad.exit_code == 2);
     CHECK(bad.out.empty());
 }
+
+TEST_CASE("calibrate: bad sizes exit 2, an impossible budget exits 1 naming the minimum, a plan is written and runs") {
+    if (test::emulated()) return;
+    const std::string dir = test::source_dir() + "/models/bundled";
+    const std::vector<std::string> model = {"-m", dir + "/scenes-smolvlm-f16-text.gguf", "--mmproj",
+                                            dir + "/scenes-smolvlm-f16-mmproj.gguf"};
+    const std::string plan_path = (scratch_dir() / "calibrated.json").string();
+    const std::string svg_path = (scratch_dir() / "calibrated.svg").string();
+    auto calibrate = [&](const std::string& budget) {
+        std::vector<std::string> args = {"calibrate"};
+        args.insert(args.end(), model.begin(), model.end());
+        for (const char* a : {"--scenes", "1001000:1001002", "--preset", "bundled", "--questions-per-scene", "1", "-n", "2"}) {
+            args.emplace_back(a);
+        }
+        for (const std::string& a : {std::string("--memory-budget"), budget, std::string("-o"), plan_path,
+                                     std::string("--plot"), svg_path}) {
+            args.push_back(a);
+        }
+        return run_glimpse(args);
+    };
+    const Run garbage = calibrate("12 bananas");
+    CHECK(garbage.exit_code == 2);
+    CHECK(contains(garbage.err, "12 bananas"));
+    const Run tiny = calibrate("1MiB");
+    CHECK(tiny.exit_code == 1);
+    CHECK(contains(tiny.err, "below the smallest plan"));
+    CHECK(contains(tiny.err, "weights"));
+    CHECK_FALSE(fs::exists(plan_path));
+    // A budget the unpruned model fits: the plan prunes nothing and records the budget.
+    const Run ok = calibrate("1GiB");
+    REQUIRE(ok.exit_code == 0);
+    CHECK(contains(ok.out, "unpruned"));
+    const std::string plan = slurp(plan_path);
+    CHECK(contains(plan, "\"budget_bytes\": 1073741824"));
+    CHECK(contains(plan, "\"model\": \"glimpse scenes smolvlm text\""));
+    CHECK(contains(slurp(svg_path), "<svg"));
+    std::vector<std::string> inspect = {"inspect"};
+    inspect.insert(inspect.end(), model.begin(), model.end());
+    inspect.insert(inspect.end(), {"--plan", plan_path, "-n", "2"});
+    const Run shown = run_glimpse(inspect);
+    CHECK(shown.exit_code == 0);
+    CHECK(contains(shown.out, "plan calibrated (greedy)"));
+    // Another model refuses it; a plan's kv_cache.type against another --kv-type is a usage error.
+    const Run other = run_glimpse({"inspect", "-m", dir + "/scenes-llava-f16-text.gguf", "--mmproj",
+                                   dir + "/scenes-llava-f16-mmproj.gguf", "--plan", plan_path});
+    CHECK(other.exit_code == 1);
+    CHECK(contains(other.err, "calibrate again"));
+    const std::string q4_path = (scratch_dir() / "q4.json").string();
+    std::ofstream(q4_path) << R"({"format": "glimpse.pruning-plan", "version": 1, "stages": [], "kv_cache": {"type": "q4_0"}})";
+    std::vector<std::string> conflict = inspect;
+    conflict[conflict.size() - 3] = q4_path;
+    conflict.insert(conflict.end(), {"--kv-type", "q8_0"});
+    const Run clash = run_glimpse(conflict);
+    CHECK(clash.exit_code == 2);
+    CHECK(contains(clash.err, "conflicts"));
+}

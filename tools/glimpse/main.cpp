@@ -30,6 +30,7 @@
 #include "runtime/json.h"
 #include "targets/cpu_features.h"
 #include "tools/common/args.h"
+#include "tools/glimpse/calibrate.h"
 #include "tools/glimpse/eval.h"
 #include "tools/quantize/quantize_command.h"
 #include "tools/serve/serve_command.h"
@@ -140,6 +141,11 @@ Result<VlmConfig> model_config(const ArgParser& a) {
     cfg.original_positions = ids == "original";
     if (a.has("--plan")) {
         GLIMPSE_ASSIGN_OR_RETURN(PruningPlan plan, pruning_plan_read_file(a.get("--plan")));
+        // The plan's kv_cache.type is used unless --kv-type names another (f16 given explicitly too).
+        if (a.has("--kv-type") && plan.kv_cache_type != "f16" && plan.kv_cache_type != kv) {
+            return Status::error(StatusCode::invalid_argument, "%s: kv_cache.type %s conflicts with --kv-type %s; give one of them",
+                                 a.get("--plan").c_str(), plan.kv_cache_type.c_str(), kv.c_str());
+        }
         cfg.pruning = std::move(plan);
     } else if (a.has("--prune")) {
         double keep = 0;
@@ -668,7 +674,7 @@ std::string memory_plan_json(const Vlm& vlm, const ArgParser& a, const VlmPrompt
     std::string o = "{\n  \"format\": \"glimpse.memory-plan\",\n  \"version\": 1,\n";
     o += "  \"text_model\": " + json_quote(a.get("--model")) + ",\n  \"mmproj\": " + json_quote(a.get("--mmproj")) + ",\n";
     o += "  \"plan\": " + (a.has("--plan") ? json_quote(a.get("--plan")) : std::string("null")) + ",\n";
-    o += "  \"kv_type\": " + json_quote(a.get("--kv-type")) + ",\n";
+    o += "  \"kv_type\": " + json_quote(dtype_name(vlm.kv_type())) + ",\n";
     o += "  \"image\": {\"width\": " + num(img.width) + ", \"height\": " + num(img.height) + ", \"chunks\": " +
          num(static_cast<int64_t>(prompt.chunks.size())) + ", \"tokens\": " + num(prompt.n_image_tokens()) +
          ", \"tokens_before_pruning\": " + num(prompt.n_image_tokens_in());
@@ -755,6 +761,20 @@ int cmd_inspect(int argc, char** argv) {
     }
     Status s = (*vlm)->prepare(*prompt, static_cast<int>(n_predict));
     if (!s.is_ok()) return fail(s.message());
+    if (cfg->pruning && cfg->pruning->calibration) {
+        // A calibrated plan's budget holds for its geometry and lengths only (docs/calibration.md).
+        const PruningCalibration& c = *cfg->pruning->calibration;
+        std::fprintf(json ? stderr : stdout,
+                     "plan calibrated (%s) for a %dx%d image, %lld prompt tokens, %lld answer tokens: budget %.2f MiB\n",
+                     c.search.c_str(), c.image_width, c.image_height, static_cast<long long>(c.prompt_tokens),
+                     static_cast<long long>(c.answer_tokens), mib(c.budget_bytes));
+        if (img.width > c.image_width || img.height > c.image_height || n_predict > c.answer_tokens) {
+            std::fprintf(stderr, "glimpse: warning: planning for a %dx%d image and %lld new tokens, beyond the plan's "
+                                 "calibrated %dx%d and %lld: its memory budget does not cover this\n",
+                         img.width, img.height, static_cast<long long>(n_predict), c.image_width, c.image_height,
+                         static_cast<long long>(c.answer_tokens));
+        }
+    }
     if (json) {
         for (const GgufFile* f : {&(*vlm)->text().file(), &(*vlm)->vision().file()}) {
             const Status intact = f->mapping()->check_intact();
@@ -909,7 +929,8 @@ void usage() {
         "  eval      measure a model's accuracy on procedural scenes\n"
         "  quantize  write a GGUF with quantized weights (q8_0, q4_0, q4_k, ...), as llama-quantize does\n"
         "  serve     answer OpenAI-style chat requests with images over HTTP (docs/serve.md)\n"
-        "  tune      time the matmul kernels on a model's shapes on this CPU and save the fastest\n\n"
+        "  tune      time the matmul kernels on a model's shapes on this CPU and save the fastest\n"
+        "  calibrate find the pruning plan that fits a memory budget with the least measured loss\n\n"
         "Run 'glimpse COMMAND --help' for a command's options.\n"
         "Environment: GLIMPSE_MAX_ISA=scalar|avx2|avx512|amx|neon|dotprod|i8mm caps the kernels' instruction set.\n",
         stdout);
@@ -932,5 +953,6 @@ int main(int argc, char** argv) {
     if (cmd == "quantize") return quantize_command("glimpse quantize", argc - 2, argv + 2);
     if (cmd == "serve") return serve::serve_command(argc - 2, argv + 2, {add_model_options, serve_model_config});
     if (cmd == "tune") return tune_command("glimpse tune", argc - 2, argv + 2);
-    return fail("unknown command '" + cmd + "' (caption, inspect, eval, quantize, serve, tune; see --help)", 2);
+    if (cmd == "calibrate") return calibrate_command("glimpse calibrate", argc - 2, argv + 2);
+    return fail("unknown command '" + cmd + "' (caption, inspect, eval, quantize, serve, tune, calibrate; see --help)", 2);
 }

@@ -1,0 +1,266 @@
+// Calibration (issue 25, models/calibration.h) on the bundled SmolVLM model: memory sizes, the
+// plan's kv_cache.type, teacher forcing, the budget search and the plan it writes. Oracles: the
+// arithmetic of units, a KV cache configured with --kv-type instead of the plan, KL(p || p) = 0,
+// the planner re-run on the written plan, and the loss recomputed here from raw logits.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "models/calibration.h"
+#include "models/vlm.h"
+#include "test_util.h"
+#include "tools/scenes/scene.h"
+
+using namespace glimpse;
+
+namespace {
+
+std::string bundled(const char* part) { return test::source_dir() + "/models/bundled/scenes-smolvlm-f16-" + part + ".gguf"; }
+
+VlmConfig base_config() {
+    VlmConfig cfg;
+    cfg.n_threads = test::emulated() ? 1 : 2;
+    return cfg;
+}
+
+// Held-out-range scenes are not used: calibration seeds sit between training and held-out.
+std::vector<CalibrationSample> scene_samples(uint64_t from, uint64_t to) {
+    auto preset = scenes::scene_preset("bundled");
+    REQUIRE(preset.is_ok());
+    std::vector<CalibrationSample> out;
+    for (uint64_t seed = from; seed < to; ++seed) {
+        scenes::Scene s = scenes::scene_generate(seed, *preset);
+        ImageU8 img;
+        img.width = s.image.width;
+        img.height = s.image.height;
+        img.rgb = s.image.rgb;
+        out.push_back({img, s.qa.at(0).question});
+    }
+    return out;
+}
+
+CalibrationSettings settings_for(const std::vector<CalibrationSample>& samples) {
+    CalibrationSettings s;
+    s.text_path = bundled("text");
+    s.mmproj_path = bundled("mmproj");
+    s.base = base_config();
+    s.answer_tokens = 4;
+    for (const CalibrationSample& x : samples) {
+        s.image_width = std::max(s.image_width, x.image.width);
+        s.image_height = std::max(s.image_height, x.image.height);
+        if (x.prompt.size() > s.plan_prompt.size()) s.plan_prompt = x.prompt;
+    }
+    s.decoder_levers = false;  // divprune + KV keep the test fast; decoder stages are tested in test_decoder_pruning
+    s.process_overhead = 1 << 20;
+    return s;
+}
+
+// log-softmax in double of logits:(n).
+std::vector<double> log_softmax_of(const float* logits, int64_t n) {
+    double mx = logits[0];
+    for (int64_t v = 1; v < n; ++v) mx = std::max(mx, static_cast<double>(logits[v]));
+    double sum = 0;
+    for (int64_t v = 0; v < n; ++v) sum += std::exp(logits[v] - mx);
+    std::vector<double> out(static_cast<size_t>(n));
+    for (int64_t v = 0; v < n; ++v) out[static_cast<size_t>(v)] = logits[v] - mx - std::log(sum);
+    return out;
+}
+
+// Mean KL(unpruned || plan) at the answer positions, computed here from raw logits: the unpruned
+// model generates greedily (n tokens); both are then run token by token on that answer.
+double mean_kl_of(const PruningPlan& plan, const std::vector<CalibrationSample>& samples, int n) {
+    auto ref = Vlm::load(bundled("text"), bundled("mmproj"), base_config());
+    VlmConfig cfg = base_config();
+    cfg.pruning = plan;
+    auto cand = Vlm::load(bundled("text"), bundled("mmproj"), cfg);
+    REQUIRE((ref.is_ok() && cand.is_ok()));
+    SamplingParams greedy;
+    greedy.temperature = 0;
+    double sum = 0;
+    int64_t count = 0;
+    for (const CalibrationSample& s : samples) {
+        auto pr = (*ref)->build_prompt(s.prompt, {s.image});
+        auto pc = (*cand)->build_prompt(s.prompt, {s.image});
+        REQUIRE((pr.is_ok() && pc.is_ok()));
+        GenerationStats st;
+        REQUIRE((*ref)->generate(*pr, n, greedy, nullptr, &st).is_ok());
+        const std::vector<int32_t> answer = (*ref)->last_generated();
+        const int64_t positions = static_cast<int64_t>(answer.size()) + (st.stopped_at_eog ? 1 : 0);
+        std::vector<std::vector<double>> p(static_cast<size_t>(positions));
+        REQUIRE((*ref)->score_answer(*pr, answer, [&](int64_t step, const float* logits) {
+            if (step < positions) p[static_cast<size_t>(step)] = log_softmax_of(logits, (*ref)->text().hparams().n_vocab);
+        }).is_ok());
+        REQUIRE((*cand)->score_answer(*pc, answer, [&](int64_t step, const float* logits) {
+            if (step >= positions) return;
+            const std::vector<double> q = log_softmax_of(logits, (*cand)->text().hparams().n_vocab);
+            double kl = 0;
+            for (size_t v = 0; v < q.size(); ++v) kl += std::exp(p[step][v]) * (p[step][v] - q[v]);
+            sum += kl;
+            ++count;
+        }).is_ok());
+    }
+    return count ? sum / static_cast<double>(count) : 0;
+}
+
+// The planned total of a plan for the settings' geometry, through the Vlm API (as inspect --json).
+int64_t planned_total(const PruningPlan& plan, const CalibrationSettings& s) {
+    VlmConfig cfg = base_config();
+    cfg.pruning = plan;
+    auto vlm = Vlm::load(s.text_path, s.mmproj_path, cfg);
+    REQUIRE(vlm.is_ok());
+    ImageU8 img;
+    img.width = s.image_width;
+    img.height = s.image_height;
+    img.rgb.assign(static_cast<size_t>(img.width) * img.height * 3, 7);
+    auto prompt = (*vlm)->build_prompt(s.plan_prompt, {img});
+    REQUIRE(prompt.is_ok());
+    REQUIRE((*vlm)->prepare(*prompt, s.answer_tokens).is_ok());
+    VlmMemory m = (*vlm)->memory();
+    m.image_buffers = prompt->n_image_tokens() * (*vlm)->text().hparams().n_embd * 4;
+    for (const PreprocessedImage& p : prompt->images) m.image_buffers += static_cast<int64_t>(p.data.size() * 4);
+    return m.total() + s.process_overhead;
+}
+
+}  // namespace
+
+TEST_CASE("memory sizes: units, fractions, and garbage refused") {
+    auto ok = [](const char* text, int64_t want) {
+        auto r = parse_memory_size(text);
+        INFO(text);
+        REQUIRE(r.is_ok());
+        CHECK(*r == want);
+    };
+    ok("300MiB", 300LL * 1024 * 1024);
+    ok("1.5GiB", 3LL * 512 * 1024 * 1024);
+    ok("300000000", 300000000);
+    ok("300 MB", 300000000);
+    ok("64k", 65536);
+    ok("2G", 2LL << 30);
+    ok("0.5KiB", 512);
+    for (const char* bad : {"", "MiB", "abc", "-5MiB", "1.5", "12XB", "0", "0MiB", "1e9", "1..5GiB", "5 MiB x",
+                            "99999999999TiB"}) {
+        INFO(bad);
+        auto r = parse_memory_size(bad);
+        REQUIRE_FALSE(r.is_ok());
+        CHECK(r.status().message().find("memory size") != std::string::npos);
+    }
+}
+
+TEST_CASE("a plan's kv_cache.type q8_0/q4_0 runs as --kv-type does; mixed and conflicts are refused") {
+    PruningPlan plan;
+    CHECK(*kv_type_of_plan(plan, DType::q8_0) == DType::q8_0);  // the plan says nothing (f16): --kv-type stands
+    plan.kv_cache_type = "q4_0";
+    CHECK(*kv_type_of_plan(plan, DType::f16) == DType::q4_0);
+    CHECK(*kv_type_of_plan(plan, DType::q4_0) == DType::q4_0);
+    auto conflict = kv_type_of_plan(plan, DType::q8_0);
+    REQUIRE_FALSE(conflict.is_ok());
+    CHECK(conflict.status().message().find("conflicts") != std::string::npos);
+    plan.kv_cache_type = "mixed";
+    auto mixed = kv_type_of_plan(plan, DType::f16);
+    REQUIRE_FALSE(mixed.is_ok());
+    CHECK(mixed.status().message().find("not built") != std::string::npos);
+
+    // End to end: the plan's q8_0 gives the KV bytes and the answer of --kv-type q8_0 without a plan.
+    const std::vector<CalibrationSample> s = scene_samples(1001000, 1001001);
+    for (const char* type : {"q8_0", "q4_0"}) {
+        INFO(type);
+        PruningPlan p;
+        p.kv_cache_type = type;
+        VlmConfig a = base_config(), b = base_config();
+        a.pruning = p;
+        b.kv_type = std::string(type) == "q8_0" ? DType::q8_0 : DType::q4_0;
+        auto va = Vlm::load(bundled("text"), bundled("mmproj"), a);
+        auto vb = Vlm::load(bundled("text"), bundled("mmproj"), b);
+        REQUIRE((va.is_ok() && vb.is_ok()));
+        CHECK((*va)->kv_type() == b.kv_type);
+        SamplingParams greedy;
+        greedy.temperature = 0;
+        auto pa = (*va)->build_prompt(s[0].prompt, {s[0].image});
+        auto pb = (*vb)->build_prompt(s[0].prompt, {s[0].image});
+        REQUIRE((pa.is_ok() && pb.is_ok()));
+        REQUIRE((*va)->generate(*pa, 4, greedy, nullptr, nullptr).is_ok());
+        REQUIRE((*vb)->generate(*pb, 4, greedy, nullptr, nullptr).is_ok());
+        CHECK((*va)->memory().kv_cache == (*vb)->memory().kv_cache);
+        CHECK((*va)->last_generated() == (*vb)->last_generated());
+    }
+}
+
+TEST_CASE("calibration: the unpruned configuration has zero loss, an impossible budget names the minimum") {
+    // The search is ISA-free logic over model runs whose kernels are tested per ISA elsewhere; under
+    // qemu its ~40 model runs would cost minutes of the CI budget for no ARM-specific coverage.
+    if (test::emulated()) return;
+    std::vector<CalibrationSample> samples = scene_samples(1001000, 1001003);
+    const CalibrationSettings settings = settings_for(samples);
+    auto cal = Calibrator::create(settings, samples);
+    REQUIRE(cal.is_ok());
+    auto unpruned = (*cal)->evaluate((*cal)->unpruned());
+    REQUIRE(unpruned.is_ok());
+    // KL(p || p) = 0, up to the teacher's log-probabilities being stored as f32 (|log p| x 2^-24 each).
+    CHECK(std::abs(unpruned->loss.mean_kl) < 1e-6);
+    CHECK(unpruned->loss.agreement == 1.0);
+    CHECK(unpruned->loss.positions >= 3);
+
+    // The minimum the message names is the smallest configuration's total, recomputed here.
+    auto smallest_plan = calibration_plan((*cal)->smallest(), (*cal)->settings());
+    REQUIRE(smallest_plan.is_ok());
+    const int64_t minimum = planned_total(*smallest_plan, (*cal)->settings());
+    CHECK(minimum < unpruned->total);
+    auto refused = (*cal)->search(minimum - 1);
+    REQUIRE_FALSE(refused.is_ok());
+    INFO(refused.status().message());
+    CHECK(refused.status().message().find("below the smallest plan") != std::string::npos);
+    CHECK(refused.status().message().find(std::to_string(minimum) + " bytes") != std::string::npos);
+}
+
+TEST_CASE("calibration: the chosen plan fits, beats a fixed ratio at the same bytes, and re-reads and runs") {
+    // The search is ISA-free logic over model runs whose kernels are tested per ISA elsewhere; under
+    // qemu its ~40 model runs would cost minutes of the CI budget for no ARM-specific coverage.
+    if (test::emulated()) return;
+    std::vector<CalibrationSample> samples = scene_samples(1001000, 1001004);
+    const CalibrationSettings settings = settings_for(samples);
+    auto cal = Calibrator::create(settings, samples);
+    REQUIRE(cal.is_ok());
+    auto unpruned = (*cal)->plan_memory((*cal)->unpruned());
+    REQUIRE(unpruned.is_ok());
+
+    // The fixed alternative: divprune at keep 0.5 with the default f16 KV cache; its planned
+    // total is the budget the search gets.
+    auto fixed = pruning_plan_from_shorthand("divprune", 0.5);
+    REQUIRE(fixed.is_ok());
+    const int64_t budget = planned_total(*fixed, settings);
+    REQUIRE(budget < unpruned->total);
+    auto path = (*cal)->search(budget);
+    REQUIRE(path.is_ok());
+    const CalibrationPoint& chosen = path->back();
+    CHECK(path->front().step == "unpruned");
+    CHECK(chosen.total <= budget);
+
+    // Independent of the calibrator: the written plan, read back, planned again and scored here.
+    auto plan = calibration_plan(chosen.config, (*cal)->settings());
+    REQUIRE(plan.is_ok());
+    PruningCalibration rec;
+    rec.budget_bytes = budget;
+    rec.image_width = settings.image_width;
+    rec.image_height = settings.image_height;
+    rec.answer_tokens = settings.answer_tokens;
+    rec.set_kind = "scenes";
+    rec.set_description = "scenes 1001000:1001004, preset bundled";
+    rec.set_count = 4;
+    rec.mean_kl = chosen.loss.mean_kl;
+    rec.answer_agreement = chosen.loss.agreement;
+    rec.search = "greedy";
+    plan->calibration = rec;
+    auto reread = pruning_plan_parse(pruning_plan_to_json(*plan), "plan.json");
+    REQUIRE(reread.is_ok());
+    REQUIRE(reread->calibration.has_value());
+    CHECK(reread->calibration->budget_bytes == budget);
+    CHECK(reread->calibration->image_width == settings.image_width);
+    CHECK(reread->kv_cache_type == plan->kv_cache_type);
+    CHECK(planned_total(*reread, settings) <= budget);
+    const double kl_chosen = mean_kl_of(*reread, samples, settings.answer_tokens);
+    const double kl_fixed = mean_kl_of(*fixed, samples, settings.answer_tokens);
+    INFO("chosen " << kl_chosen << " fixed " << kl_fixed);
+    CHECK(kl_chosen == doctest::Approx(chosen.loss.mean_kl).epsilon(1e-6).scale(1e-9));
+    CHECK(kl_chosen <= kl_fixed + 1e-12);
+}
