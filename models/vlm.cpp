@@ -97,6 +97,11 @@ Result<std::unique_ptr<Vlm>> Vlm::load(const std::string& text_path, const std::
     GLIMPSE_RETURN_IF_ERROR(m->text_->check_kv_type(config.kv_type));  // before any work
     GLIMPSE_ASSIGN_OR_RETURN(m->tokens_side_, ::glimpse::visual_tokens_per_side(vh));
     if (config.pruning) GLIMPSE_RETURN_IF_ERROR(m->setup_pruning(*config.pruning));
+    GLIMPSE_ASSIGN_OR_RETURN(m->vision_merge_, vision_merge_schedule(vh, config.encoder_merge));
+    GLIMPSE_CHECK_OR_RETURN(!m->vision_merge_.any() || m->prune_tap_layers_.empty(), unsupported,
+                            "--merge: token merging inside the encoder does not combine with a pruning method that "
+                            "reads the encoder's attention (%s)",
+                            m->prune_ ? m->prune_->method.c_str() : "taps");
     return m;
 }
 
@@ -425,7 +430,7 @@ Status Vlm::ensure_vision_plan() {
         taps.cls_attention = prune_tap_cls_;
         taps.column_mean = !prune_tap_cls_;
     }
-    GLIMPSE_ASSIGN_OR_RETURN(vision_plan_, vision_->compile(pool_->n_threads(), taps));
+    GLIMPSE_ASSIGN_OR_RETURN(vision_plan_, vision_->compile(pool_->n_threads(), taps, vision_merge_));
     // Packing copied the weights the kernels read; the file's pages are no longer needed
     // resident (those still read directly fault back in on use).
     vision_->file().mapping()->release_resident_pages();

@@ -38,6 +38,9 @@ struct VlmConfig {
     // renumbering erases where a token was, and position questions on the bundled models drop
     // from ~97 % to 20-31 % correct with it (docs/pruning.md).
     bool original_positions = true;
+    // Token merging inside the vision encoder (ToMe, `--prune tome --merge R`): R as
+    // vision_merge_schedule (models/vision_encoder.h) reads it; 0 = none. Checked in load().
+    double encoder_merge = 0;
 };
 
 // A tokenized prompt: token ids with -1 where image embeddings go, and for each
@@ -218,6 +221,7 @@ private:
     std::optional<ChatTemplate> template_;
     std::vector<int32_t> antiprompt_;
     VisionPlan vision_plan_;
+    VisionMerge vision_merge_;  // VlmConfig::encoder_merge as a per-block schedule
     DecoderPlan text_plan_;
     std::vector<int32_t> generated_;
     std::vector<float> prefill_logits_;

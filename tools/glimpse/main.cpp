@@ -91,9 +91,14 @@ void add_model_options(ArgParser& a) {
              "docs/kv-cache.md)", "f16");
     a.option("--prune", "METHOD",
              "prune visual tokens after the projector (docs/pruning.md): random, uniform, divprune, dart, "
-             "fastervlm ([CLS] encoders: LLaVA), attn-received; needs --keep");
+             "fastervlm ([CLS] encoders: LLaVA), attn-received; needs --keep. tome: merge tokens inside the "
+             "encoder instead, needs --merge");
     a.option("--keep", "F", "with --prune: keep this fraction in (0, 1] of each image's visual tokens, or a count > 1");
     a.option("--plan", "FILE", "a pruning plan file (JSON, docs/pruning.md); instead of --prune/--keep");
+    a.option("--merge", "R",
+             "with --prune tome: merge tokens inside the vision encoder (ToMe, docs/pruning.md). A fraction in "
+             "(0, 1): that share fewer encoder tokens after the last block, the same count merged in every block; "
+             "a whole number >= 1: tokens merged per block. The projector still sees every patch");
     a.option("--decisions", "FILE", "matmul kernel decisions from `glimpse tune` (default: this machine's cached file if any; none: built-in)");
     a.option("--prune-positions", "IDS",
              "position ids of the kept image rows: original (as unpruned; keeps where each token was) or "
@@ -127,7 +132,19 @@ Result<VlmConfig> model_config(const ArgParser& a) {
     if (a.has("--plan") && (a.has("--prune") || a.has("--keep"))) {
         return Status::error(StatusCode::invalid_argument, "--plan FILE and --prune/--keep are alternatives; give one");
     }
-    if (a.has("--prune") != a.has("--keep")) {
+    const bool tome = a.get("--prune") == "tome";
+    if (tome || a.has("--merge")) {
+        if (!tome) return Status::error(StatusCode::invalid_argument, "--merge R goes with --prune tome (see --help)");
+        if (!a.has("--merge") || a.has("--keep")) {
+            return Status::error(StatusCode::invalid_argument,
+                                 "--prune tome takes --merge R (tokens merged inside the encoder), not --keep");
+        }
+        if (!a.get_float("--merge", &cfg.encoder_merge, &err)) return Status(StatusCode::invalid_argument, err);
+        if (!(cfg.encoder_merge >= 0)) {
+            return Status::error(StatusCode::invalid_argument, "--merge %g: must be 0 or more", cfg.encoder_merge);
+        }
+    }
+    if (!tome && a.has("--prune") != a.has("--keep")) {
         return Status::error(StatusCode::invalid_argument, "--prune METHOD and --keep F go together (see --help)");
     }
     const std::string ids = a.get("--prune-positions");
@@ -139,7 +156,7 @@ Result<VlmConfig> model_config(const ArgParser& a) {
     if (a.has("--plan")) {
         GLIMPSE_ASSIGN_OR_RETURN(PruningPlan plan, pruning_plan_read_file(a.get("--plan")));
         cfg.pruning = std::move(plan);
-    } else if (a.has("--prune")) {
+    } else if (a.has("--prune") && !tome) {
         double keep = 0;
         if (!a.get_float("--keep", &keep, &err)) return Status(StatusCode::invalid_argument, err);
         GLIMPSE_ASSIGN_OR_RETURN(PruningPlan plan, pruning_plan_from_shorthand(a.get("--prune"), keep));
