@@ -163,6 +163,9 @@ public:
     bool original_positions() const { return config_.original_positions; }
     // The pruning stage this model runs (nullptr: none).
     const PruneStage* pruning_stage() const { return prune_ ? &*prune_ : nullptr; }
+    // The encoder's token-merging schedule (VlmConfig::encoder_merge; none: all 0).
+    const VisionMerge& vision_merge() const { return vision_merge_; }
+    double encoder_merge() const { return config_.encoder_merge; }
     // The PruningModelShape of one preprocessed image (tiles, overview, [CLS], layers).
     PruningModelShape pruning_shape(const PreprocessedImage& image) const;
     // How the wired methods choose (each chunk on its own, with the plan's per-chunk count):
