@@ -294,6 +294,18 @@ void check_encoder_merging(const std::string& mmproj) {
     std::memcpy(got.data(), plan->plan->f32(plan->embeddings), got.size() * 4);
     for (float v : got) REQUIRE(std::isfinite(v));
 
+    // Proportional attention: every block after the first merging one reads the key sizes.
+    int64_t first_merge = -1, biased = 0, attentions = 0;
+    for (int64_t l = 0; l < h.n_layer_used && first_merge < 0; ++l) first_merge = half->merge_per_layer[l] > 0 ? l : -1;
+    for (const Node& n : plan->plan->graph().nodes()) {
+        if (n.op != OpKind::attention) continue;
+        ++attentions;
+        biased += n.inputs.size() > 3 && n.inputs[3] != kNoValue;
+    }
+    REQUIRE(first_merge >= 0);
+    CHECK(attentions == h.n_layer_used);
+    CHECK(biased == h.n_layer_used - 1 - first_merge);
+
     const std::vector<int64_t> counts = vision_merge_token_counts(h, *half);
     REQUIRE(mc.assigns.size() == mc.sizes.size());
     int64_t n_merges = 0;
