@@ -1,6 +1,7 @@
 #include "models/vision_encoder.h"
 
 #include "models/limits.h"
+#include "ops/tome.h"
 
 #include <cmath>
 #include <cstring>
@@ -126,6 +127,45 @@ Result<VisionHparams> vision_hparams_from_gguf(const GgufFile& f) {
     return h;
 }
 
+std::vector<int64_t> vision_merge_token_counts(const VisionHparams& h, const VisionMerge& merge) {
+    std::vector<int64_t> counts = {h.n_patches() + (h.has_class_embedding ? 1 : 0)};
+    for (int64_t l = 0; l < h.n_layer_used; ++l) {
+        const int r = l < static_cast<int64_t>(merge.merge_per_layer.size()) ? merge.merge_per_layer[l] : 0;
+        counts.push_back(counts.back() - r);
+    }
+    return counts;
+}
+
+Result<VisionMerge> vision_merge_schedule(const VisionHparams& h, double merge) {
+    GLIMPSE_CHECK_OR_RETURN(std::isfinite(merge) && merge >= 0, invalid_argument,
+                            "--merge %g: must be 0, a fraction in (0, 1) or a whole number of tokens per block", merge);
+    const int64_t L = h.n_layer_used, N = h.n_patches();
+    VisionMerge m;
+    m.merge_per_layer.assign(static_cast<size_t>(L), 0);
+    if (merge == 0) return m;
+    if (merge < 1) {
+        const int64_t total = static_cast<int64_t>(std::floor(merge * static_cast<double>(N) + 0.5));
+        for (int64_t l = 0; l < L; ++l) m.merge_per_layer[l] = static_cast<int>(total / L + (l < total % L ? 1 : 0));
+    } else {
+        GLIMPSE_CHECK_OR_RETURN(merge == std::floor(merge) && merge <= N, invalid_argument,
+                                "--merge %g: at 1 or above it is tokens merged per block, a whole number up to %lld",
+                                merge, static_cast<long long>(N));
+        for (int64_t l = 0; l < L; ++l) m.merge_per_layer[l] = static_cast<int>(merge);
+    }
+    const int64_t cls = h.has_class_embedding ? 1 : 0;
+    const std::vector<int64_t> counts = vision_merge_token_counts(h, m);
+    for (int64_t l = 0; l < L; ++l) {
+        const int64_t T = counts[l];
+        const int64_t max_r = tome_max_merge(T, cls ? T - 1 : -1);
+        GLIMPSE_CHECK_OR_RETURN(m.merge_per_layer[l] <= max_r, invalid_argument,
+                                "--merge %g: block %lld would merge %d of its %lld tokens; at most %lld (half, [CLS] "
+                                "kept)",
+                                merge, static_cast<long long>(l), m.merge_per_layer[l], static_cast<long long>(T),
+                                static_cast<long long>(max_r));
+    }
+    return m;
+}
+
 Result<std::unique_ptr<VisionEncoder>> VisionEncoder::load(const std::string& mmproj_path) {
     GLIMPSE_ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, GgufFile::open(mmproj_path));
     return from_file(std::move(file));
@@ -147,8 +187,17 @@ Result<std::unique_ptr<VisionEncoder>> VisionEncoder::from_file(std::unique_ptr<
 // One ViT block, shared by SigLIP and CLIP, x:(N,C) -> (N,C):
 //   x = x + attn(ln1(x));  x = x + ffn(ln2(x))
 // With `tap` set, the block also records its attention taps (see VisionTaps).
+// With merge_r > 0 (ToMe), merge_r tokens are merged after the attention: *sizes (kNoValue = all
+// 1) gives the attention's key sizes and receives the merged sizes, *assign the merge's map.
+// cls_row < 0: no [CLS] (nothing protected).
+struct BlockMerge {
+    int64_t r = 0;
+    ValueId* sizes = nullptr;
+    ValueId assign = kNoValue;
+};
+
 static ValueId vit_block(Graph& g, GgufWeights& w, const VisionHparams& h, int il, ValueId x, VisionTapValues* tap,
-                         const VisionTaps& taps, int64_t cls_row) {
+                         const VisionTaps& taps, int64_t cls_row, BlockMerge* merge) {
     const std::string p = "v.blk." + std::to_string(il) + ".";
     const int64_t C = h.n_embd, F = h.n_ff, D = C / h.n_head;
     ValueId cur = g.layer_norm(x, w.vector(p + "ln1.weight", C), w.vector(p + "ln1.bias", C), h.eps);
@@ -157,9 +206,16 @@ static ValueId vit_block(Graph& g, GgufWeights& w, const VisionHparams& h, int i
     ValueId v = g.linear(cur, w.matrix(p + "attn_v.weight", C, C), w.optional_vector(p + "attn_v.bias", C));
     const float scale = 1.0f / std::sqrt(static_cast<float>(D));
     if (tap && taps.cls_attention) tap->cls_attention = g.attention_row(q, k, cls_row, h.n_head, h.n_head, D, scale);
-    cur = g.attention(q, k, v, h.n_head, h.n_head, D, scale, tap && taps.column_mean ? &tap->column_mean : nullptr);
+    const ValueId key_sizes = merge && merge->sizes ? *merge->sizes : kNoValue;
+    cur = g.attention(q, k, v, h.n_head, h.n_head, D, scale, tap && taps.column_mean ? &tap->column_mean : nullptr,
+                      key_sizes);
     cur = g.linear(cur, w.matrix(p + "attn_out.weight", C, C), w.optional_vector(p + "attn_out.bias", C));
     x = g.add(cur, x);
+    if (merge && merge->r > 0) {
+        // ToMe: match on this block's keys (averaged over heads inside tome_match), merge x.
+        merge->assign = g.tome_match(k, h.n_head, D, merge->r, cls_row);
+        x = g.tome_merge(x, merge->assign, *merge->sizes, merge->sizes);
+    }
 
     cur = g.layer_norm(x, w.vector(p + "ln2.weight", C), w.vector(p + "ln2.bias", C), h.eps);
     // The legacy LLaVA converter stores HF fc1 as ffn_down and fc2 as ffn_up; like
@@ -173,7 +229,7 @@ static ValueId vit_block(Graph& g, GgufWeights& w, const VisionHparams& h, int i
     return g.add(cur, x);
 }
 
-Result<Graph> VisionEncoder::build_graph(VisionPlan* io, const VisionTaps& taps) {
+Result<Graph> VisionEncoder::build_graph(VisionPlan* io, const VisionTaps& taps, const VisionMerge& merge) {
     const VisionHparams& h = hparams_;
     Graph g;
     GgufWeights w(*file_, g, owned_);
@@ -199,6 +255,14 @@ Result<Graph> VisionEncoder::build_graph(VisionPlan* io, const VisionTaps& taps)
     }
     GLIMPSE_CHECK_OR_RETURN(!taps.cls_attention || h.has_class_embedding, invalid_argument,
                             "%s: this encoder has no [CLS] token; use the column-mean tap instead", file_->path().c_str());
+    const bool merging = merge.any();
+    GLIMPSE_CHECK_OR_RETURN(!merging || taps.layers.empty(), unsupported,
+                            "%s: attention taps and token merging together are not supported", file_->path().c_str());
+    GLIMPSE_CHECK_OR_RETURN(merge.merge_per_layer.size() <= static_cast<size_t>(h.n_layer_used), invalid_argument,
+                            "token merging: %zu per-block counts for an encoder running %lld blocks",
+                            merge.merge_per_layer.size(), static_cast<long long>(h.n_layer_used));
+    ValueId sizes = kNoValue;     // (T) tokens each row stands for, after the first merge
+    std::vector<ValueId> assigns;  // every merge's map, first to last
     io->taps.clear();
     for (int layer : taps.layers) {
         GLIMPSE_CHECK_OR_RETURN(layer >= 0 && layer < h.n_layer_used, invalid_argument,
@@ -214,7 +278,13 @@ Result<Graph> VisionEncoder::build_graph(VisionPlan* io, const VisionTaps& taps)
                 break;
             }
         }
-        x = vit_block(g, w, h, il, x, tap, taps, /*cls_row=*/N);
+        BlockMerge bm;
+        bm.r = il < static_cast<int>(merge.merge_per_layer.size()) ? merge.merge_per_layer[il] : 0;
+        bm.sizes = &sizes;
+        // [CLS] is the last row, and merging keeps the kept rows in order, so it stays last.
+        const int64_t cls_row = h.has_class_embedding ? g.value(x).shape.rows() - 1 : -1;
+        x = vit_block(g, w, h, il, x, tap, taps, merging ? cls_row : N, merging ? &bm : nullptr);
+        if (bm.assign != kNoValue) assigns.push_back(bm.assign);
         if (tap) {
             if (tap->cls_attention != kNoValue) g.mark_output(tap->cls_attention);
             if (tap->column_mean != kNoValue) g.mark_output(tap->column_mean);
@@ -226,6 +296,9 @@ Result<Graph> VisionEncoder::build_graph(VisionPlan* io, const VisionTaps& taps)
     if (w.has("v.post_ln.weight")) {
         x = g.layer_norm(x, w.vector("v.post_ln.weight", C), w.vector("v.post_ln.bias", C), h.eps);
     }
+    // Merged tokens back on the full grid (each row copied to every token it absorbed), so the
+    // projector sees the layout it was trained on. After the row-wise post-LayerNorm: fewer rows.
+    if (!assigns.empty()) x = g.tome_restore(x, assigns);
     if (h.projector == ProjectorType::idefics3) {
         const int64_t s = h.scale_factor;
         x = g.pixel_shuffle(x, grid, grid, s);
@@ -246,9 +319,9 @@ Result<Graph> VisionEncoder::build_graph(VisionPlan* io, const VisionTaps& taps)
     return g;
 }
 
-Result<VisionPlan> VisionEncoder::compile(int n_threads, const VisionTaps& taps) {
+Result<VisionPlan> VisionEncoder::compile(int n_threads, const VisionTaps& taps, const VisionMerge& merge) {
     VisionPlan vp;
-    GLIMPSE_ASSIGN_OR_RETURN(Graph g, build_graph(&vp, taps));
+    GLIMPSE_ASSIGN_OR_RETURN(Graph g, build_graph(&vp, taps, merge));
     PlanOptions opts;
     opts.n_threads = n_threads;
     // Packed weights replace the file's copy in memory (see PackedWeightCache).

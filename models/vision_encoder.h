@@ -65,6 +65,33 @@ struct VisionTapValues {
     ValueId column_mean = kNoValue;    // (n_head, n_pos)
 };
 
+// Token merging inside the encoder (ToMe, ops/tome.h): merge_per_layer[l] tokens are merged
+// in block l, between its attention and its MLP (empty, or all 0: no merging, the same graph
+// as without). Token counts are fixed when the plan is compiled; which tokens merge is decided
+// per image. Blocks after the first merge use proportional attention (+log size per key);
+// before the projector, merged tokens are copied back to every patch they absorbed, so the
+// connector sees the full grid. [CLS] is never merged.
+struct VisionMerge {
+    std::vector<int> merge_per_layer;
+    bool any() const {
+        for (int r : merge_per_layer) {
+            if (r > 0) return true;
+        }
+        return false;
+    }
+};
+
+// `--merge R` as a per-block schedule over the n_layer_used blocks of an encoder:
+//   R = 0:              no merging;
+//   0 < R < 1:          a fraction: round(R · patches) fewer tokens after the last block, spread
+//                       as a constant r over every block (the first blocks take the remainder);
+//   R >= 1 (integer):   r = R tokens merged in every block (ToMe's constant schedule).
+// Refuses a schedule that merges more than a block can (half of its tokens, [CLS] excluded).
+Result<VisionMerge> vision_merge_schedule(const VisionHparams& h, double merge);
+
+// Tokens entering each block and leaving the last one under `merge` ((n_layer_used + 1) counts).
+std::vector<int64_t> vision_merge_token_counts(const VisionHparams& h, const VisionMerge& merge);
+
 // What a compiled encoder plan exposes.
 struct VisionPlan {
     std::unique_ptr<Plan> plan;
@@ -85,14 +112,14 @@ public:
 
     // Builds and compiles the encoder graph for one chunk of image_size², with
     // optional attention taps.
-    Result<VisionPlan> compile(int n_threads, const VisionTaps& taps = {});
+    Result<VisionPlan> compile(int n_threads, const VisionTaps& taps = {}, const VisionMerge& merge = {});
 
     // pixels:(3,S,S) -> out:(n_tokens, n_embd_out), with a compiled plan.
     Status encode(VisionPlan& plan, const float* pixels, float* out, ThreadPool* pool) const;
 
 private:
     VisionEncoder() = default;
-    Result<Graph> build_graph(VisionPlan* io, const VisionTaps& taps);
+    Result<Graph> build_graph(VisionPlan* io, const VisionTaps& taps, const VisionMerge& merge = {});
 
     std::unique_ptr<GgufFile> file_;
     VisionHparams hparams_;

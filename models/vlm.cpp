@@ -126,6 +126,11 @@ Result<std::unique_ptr<Vlm>> Vlm::load(const std::string& text_path, const std::
                                 "model (glimpse calibrate)",
                                 config.pruning->model.c_str(), text_path.c_str(), here.c_str());
     }
+    GLIMPSE_ASSIGN_OR_RETURN(m->vision_merge_, vision_merge_schedule(vh, config.encoder_merge));
+    GLIMPSE_CHECK_OR_RETURN(!m->vision_merge_.any() || m->prune_tap_layers_.empty(), unsupported,
+                            "--merge: token merging inside the encoder does not combine with a pruning method that "
+                            "reads the encoder's attention (%s)",
+                            m->prune_ ? m->prune_->method.c_str() : "taps");
     return m;
 }
 
@@ -455,7 +460,7 @@ Status Vlm::ensure_vision_plan() {
         taps.cls_attention = prune_tap_cls_;
         taps.column_mean = !prune_tap_cls_;
     }
-    GLIMPSE_ASSIGN_OR_RETURN(vision_plan_, vision_->compile(pool_->n_threads(), taps));
+    GLIMPSE_ASSIGN_OR_RETURN(vision_plan_, vision_->compile(pool_->n_threads(), taps, vision_merge_));
     // Packing copied the weights the kernels read; the file's pages are no longer needed
     // resident (those still read directly fault back in on use).
     vision_->file().mapping()->release_resident_pages();

@@ -38,6 +38,9 @@ struct VlmConfig {
     // renumbering erases where a token was, and position questions on the bundled models drop
     // from ~97 % to 20-31 % correct with it (docs/pruning.md).
     bool original_positions = true;
+    // Token merging inside the vision encoder (ToMe, `--prune tome --merge R`): R as
+    // vision_merge_schedule (models/vision_encoder.h) reads it; 0 = none. Checked in load().
+    double encoder_merge = 0;
 };
 
 // A tokenized prompt: token ids with -1 where image embeddings go, and for each
@@ -171,6 +174,9 @@ public:
     bool original_positions() const { return config_.original_positions; }
     // The pruning stage this model runs (nullptr: none).
     const PruneStage* pruning_stage() const { return prune_ ? &*prune_ : nullptr; }
+    // The encoder's token-merging schedule (VlmConfig::encoder_merge; none: all 0).
+    const VisionMerge& vision_merge() const { return vision_merge_; }
+    double encoder_merge() const { return config_.encoder_merge; }
     // The PruningModelShape of one preprocessed image (tiles, overview, [CLS], layers).
     PruningModelShape pruning_shape(const PreprocessedImage& image) const;
     // How the wired methods choose (each chunk on its own, with the plan's per-chunk count):
@@ -229,6 +235,7 @@ private:
     std::optional<ChatTemplate> template_;
     std::vector<int32_t> antiprompt_;
     VisionPlan vision_plan_;
+    VisionMerge vision_merge_;  // VlmConfig::encoder_merge as a per-block schedule
     DecoderPlan text_plan_;
     std::vector<int32_t> generated_;
     std::vector<float> prefill_logits_;

@@ -41,6 +41,7 @@ void attention_ref(const AttentionArgs& a, float* scratch, ThreadPool* pool) {
             const int64_t kbase = s * a.kv_ld + hk * D;
             for (int64_t d = 0; d < D; ++d) dot += static_cast<double>(qr[d]) * kv_at(a.k, a.kv_type, kbase + d);
             scores[s] = static_cast<float>(dot) * a.scale;
+            if (a.key_bias) scores[s] += a.key_bias[s];
         }
         softmax_row_ref(scores, n_keys);
         if (tap) {

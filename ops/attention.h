@@ -30,6 +30,11 @@ struct AttentionArgs {
     // averaged over the T queries — the pruning signal of encoders without [CLS].
     // Accumulated while attending, so it costs no second pass and no T×S matrix.
     float* col_mean = nullptr;
+    // Optional (S): added to the scaled logit of key s in every query row and head, before
+    // the softmax: logit[t][s] = scale · q_t·k_s + key_bias[s]. ToMe's proportional attention
+    // passes log(size_s), so a key that stands for n merged tokens weighs as n of them.
+    // Null: the logits are exactly those of the unbiased kernel (same code path).
+    const float* key_bias = nullptr;
 };
 
 // Per-thread scratch in floats: one score row of S floats (row kernels: decode,

@@ -4,6 +4,7 @@
 #include <cstdarg>
 #include <cstring>
 
+#include "ops/tome.h"
 #include "ops/weights.h"
 #include "runtime/aligned_buffer.h"
 #include "runtime/graph_ops.h"
@@ -194,7 +195,7 @@ ValueId Graph::rope(ValueId x, ValueId positions, int64_t n_head, int64_t head_d
 }
 
 ValueId Graph::attention(ValueId q, ValueId k, ValueId v, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
-                         float scale, ValueId* col_mean) {
+                         float scale, ValueId* col_mean, ValueId key_sizes) {
     if (!check(valid(q) && valid(k) && valid(v), "attention: invalid operand")) return kNoValue;
     const Value &Q = values_[q], &K = values_[k], &V = values_[v];
     check(n_head > 0 && n_head_kv > 0 && n_head % n_head_kv == 0, "attention: %lld heads over %lld kv heads",
@@ -212,7 +213,16 @@ ValueId Graph::attention(ValueId q, ValueId k, ValueId v, int64_t n_head, int64_
     p.scale = scale;
     const int64_t S = K.shape.rows();
     const bool keys_dynamic = K.dynamic_rows;
-    ValueId out = add_node(OpKind::attention, {q, k, v}, mat(Q.shape.rows(), Q.shape.cols()), Q.dynamic_rows, p);
+    std::vector<ValueId> inputs = {q, k, v};
+    if (key_sizes != kNoValue) {
+        if (!check(valid(key_sizes), "attention: invalid key sizes")) return kNoValue;
+        const Value& Z = values_[key_sizes];
+        check(Z.dtype == DType::f32 && !Z.dynamic_rows && !K.dynamic_rows && Z.shape.numel() == K.shape.rows(),
+              "attention: key sizes %s must be f32 with one entry per key of %s (fixed rows)",
+              describe(key_sizes).c_str(), describe(k).c_str());
+        inputs.push_back(key_sizes);
+    }
+    ValueId out = add_node(OpKind::attention, std::move(inputs), mat(Q.shape.rows(), Q.shape.cols()), Q.dynamic_rows, p);
     if (col_mean) {
         *col_mean = kNoValue;
         if (!check(!keys_dynamic, "attention: the column-mean tap needs a fixed number of keys")) return out;
@@ -351,6 +361,72 @@ ValueId Graph::gather_rows(ValueId x, ValueId idx) {
           "gather_rows: idx %s must be a graph input or a topk over the %lld rows of x %s", describe(idx).c_str(),
           static_cast<long long>(X.shape.rows()), describe(x).c_str());
     return add_node(OpKind::gather_rows, {x, idx}, mat(I.shape.rows(), X.shape.cols()), false);
+}
+
+ValueId Graph::tome_match(ValueId keys, int64_t n_head, int64_t head_dim, int64_t r, int64_t protected_row) {
+    if (!check(valid(keys), "tome_match: invalid keys")) return kNoValue;
+    const Value& K = values_[keys];
+    const int64_t T = K.shape.rows();
+    check(K.dtype == DType::f32 && !K.dynamic_rows && n_head >= 1 && head_dim >= 1 &&
+              K.shape.cols() == n_head * head_dim,
+          "tome_match: keys %s must be f32 with fixed rows, %lld heads of %lld", describe(keys).c_str(),
+          static_cast<long long>(n_head), static_cast<long long>(head_dim));
+    check(protected_row >= -1 && protected_row < T, "tome_match: protected row %lld outside [-1, %lld)",
+          static_cast<long long>(protected_row), static_cast<long long>(T));
+    const int64_t max_r = tome_max_merge(T, protected_row);
+    check(r >= 0 && r <= max_r, "tome_match: r = %lld outside [0, %lld] for %lld tokens", static_cast<long long>(r),
+          static_cast<long long>(max_r), static_cast<long long>(T));
+    NodeParams p;
+    p.n_head = n_head;
+    p.head_dim = head_dim;
+    p.count = r;
+    p.start = protected_row;
+    return add_node(OpKind::tome_match, {keys}, Shape::of({T}), false, p, DType::i32);
+}
+
+ValueId Graph::tome_merge(ValueId x, ValueId assign, ValueId sizes, ValueId* sizes_out) {
+    if (!check(valid(x) && valid(assign) && sizes_out, "tome_merge: invalid operand")) return kNoValue;
+    const Value &X = values_[x], &A = values_[assign];
+    const int64_t T = X.shape.rows();
+    const bool from_match = A.producer >= 0 && nodes_[A.producer].op == OpKind::tome_match;
+    check(X.dtype == DType::f32 && !X.dynamic_rows && from_match && A.shape.numel() == T,
+          "tome_merge: x %s must be f32 with fixed rows and assign %s a tome_match over its %lld rows",
+          describe(x).c_str(), describe(assign).c_str(), static_cast<long long>(T));
+    if (sizes != kNoValue) {
+        check(valid(sizes) && values_[sizes].dtype == DType::f32 && values_[sizes].shape.numel() == T,
+              "tome_merge: sizes must be f32 with one entry per row of x %s", describe(x).c_str());
+    }
+    const int64_t k = from_match ? T - nodes_[A.producer].p.count : T;
+    ValueId out = add_node(OpKind::tome_merge, {x, assign, sizes}, mat(k, X.shape.cols()), false);
+    Value z;
+    z.name = "tome_sizes#" + std::to_string(nodes_.size() - 1);
+    z.shape = Shape::of({k});
+    z.producer = static_cast<int>(nodes_.size() - 1);
+    values_.push_back(z);
+    *sizes_out = nodes_.back().aux = static_cast<ValueId>(values_.size() - 1);
+    return out;
+}
+
+ValueId Graph::tome_restore(ValueId x, const std::vector<ValueId>& assigns) {
+    if (!check(valid(x), "tome_restore: invalid input")) return kNoValue;
+    check(!assigns.empty() && assigns.size() <= kMaxTomeMerges, "tome_restore: %zu merges (1 to %d)", assigns.size(),
+          kMaxTomeMerges);
+    // Each assign numbers into the next one's rows; the last into x's.
+    for (size_t i = 0; i < assigns.size(); ++i) {
+        if (!check(valid(assigns[i]) && values_[assigns[i]].producer >= 0 &&
+                       nodes_[values_[assigns[i]].producer].op == OpKind::tome_match,
+                   "tome_restore: merge %zu is not a tome_match", i))
+            return kNoValue;
+        const Node& m = nodes_[values_[assigns[i]].producer];
+        const int64_t rows_out = values_[assigns[i]].shape.numel() - m.p.count;
+        const int64_t next = i + 1 < assigns.size() ? values_[assigns[i + 1]].shape.numel() : values_[x].shape.rows();
+        check(rows_out == next, "tome_restore: merge %zu leaves %lld rows, the next stage has %lld", i,
+              static_cast<long long>(rows_out), static_cast<long long>(next));
+    }
+    std::vector<ValueId> inputs = {x};
+    inputs.insert(inputs.end(), assigns.begin(), assigns.end());
+    const int64_t N = values_[assigns[0]].shape.numel();
+    return add_node(OpKind::tome_restore, std::move(inputs), mat(N, values_[x].shape.cols()), false);
 }
 
 // ---------------------------------------------------------------------------

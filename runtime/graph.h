@@ -78,6 +78,9 @@ enum class OpKind : uint8_t {
     attention_row,  // q:(T,Hq·D), k:(S,Hkv·D) -> (Hq, S): one query row's attention per head
     topk,           // scores:(n) f32 -> (k) i32: indices of the k best, ascending (ops/topk.h)
     gather_rows,    // x:(T,C), idx:(k) i32 -> (k,C): the rows idx names (ops/gather.h)
+    tome_match,     // keys:(T,H·D) -> assign:(T) i32: ToMe bipartite matching, r merges (ops/tome.h)
+    tome_merge,     // x:(T,C), assign:(T) i32, [sizes:(T)] -> (T−r, C) [+ sizes' (T−r) as aux]
+    tome_restore,   // x:(T_L,C), assign_1..assign_L -> (N,C): merged tokens back on the full grid
 };
 
 // What the plan knows about each op (name, live-rows rule, kernel choice and
@@ -130,8 +133,10 @@ public:
     ValueId rope(ValueId x, ValueId positions, int64_t n_head, int64_t head_dim, int64_t n_rot, float base);
     // col_mean (optional) receives a (n_head, S) value: the attention each key
     // gets, averaged over the queries, accumulated by the attention kernel itself.
+    // key_sizes (optional, f32 (S), S fixed): ToMe's proportional attention, log(key_sizes[s]) added
+    // to every logit of key s (AttentionArgs::key_bias).
     ValueId attention(ValueId q, ValueId k, ValueId v, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
-                      float scale, ValueId* col_mean = nullptr);
+                      float scale, ValueId* col_mean = nullptr, ValueId key_sizes = kNoValue);
     // Attention probabilities of query row `row` over all keys, per head: (n_head, S).
     ValueId attention_row(ValueId q, ValueId k, int64_t row, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
                           float scale);
@@ -151,6 +156,14 @@ public:
     // either a graph input (each run checks it lies in [0, T)) or the output of a topk over T
     // scores (in range by construction).
     ValueId gather_rows(ValueId x, ValueId idx);
+    // Token merging (ops/tome.h). tome_match: keys (T, n_head·head_dim) f32 with fixed rows ->
+    // assign:(T) i32 merging r tokens, 0 <= r <= tome_max_merge(T, protected_row); protected_row
+    // (-1: none) is never merged. tome_merge: the size-weighted mean of the rows assign sends to
+    // each of its T−r slots; sizes (T) f32 or kNoValue (all 1); *sizes_out receives (T−r) sizes.
+    // tome_restore: x (T_L, C) after merges whose assigns are given first to last -> (N, C).
+    ValueId tome_match(ValueId keys, int64_t n_head, int64_t head_dim, int64_t r, int64_t protected_row);
+    ValueId tome_merge(ValueId x, ValueId assign, ValueId sizes, ValueId* sizes_out);
+    ValueId tome_restore(ValueId x, const std::vector<ValueId>& assigns);
 
     // First definition error, or ok.
     const Status& status() const { return status_; }

@@ -2,10 +2,13 @@
 
 #include <cstring>
 
+#include <cmath>
+
 #include "ops/attention.h"
 #include "ops/attention_kvq.h"
 #include "ops/gather.h"
 #include "ops/matmul.h"
+#include "ops/tome.h"
 #include "ops/topk.h"
 #include "ops/vision.h"
 #include "ops/weights.h"
@@ -93,8 +96,12 @@ void run_rope(const OpRunContext& c) {
 
 // attention: q:(T,Hq·D), k, v:(S,Hkv·D) -> (T,Hq·D) [+ col_mean tap (Hq,S)] ----------
 
+bool has_key_sizes(const Node& node) { return node.inputs.size() > 3 && node.inputs[3] != kNoValue; }
+
 Status compile_attention(OpCompileContext& c) {
-    c.node.scratch_bytes = c.threads * attention_scratch_floats(c.input(1).shape.rows()) * 4;
+    const int64_t S = c.input(1).shape.rows();
+    // key_sizes: S more floats after the threads' regions, for log(size) (AttentionArgs::key_bias).
+    c.node.scratch_bytes = (c.threads * attention_scratch_floats(S) + (has_key_sizes(c.node) ? S : 0)) * 4;
     return Status::ok();
 }
 
@@ -116,6 +123,13 @@ void run_attention(const OpRunContext& c) {
     a.head_dim = p.head_dim;
     a.scale = p.scale;
     a.col_mean = c.node.aux != kNoValue ? c.plan.f32(c.node.aux) : nullptr;
+    if (has_key_sizes(c.node)) {
+        // Proportional attention (ToMe): key s stands for sizes[s] tokens.
+        float* bias = c.scratch + c.node.scratch_bytes / 4 - a.S;  // the last S floats (compile_attention)
+        const float* sizes = c.in(3);
+        for (int64_t s = 0; s < a.S; ++s) bias[s] = std::log(sizes[s]);
+        a.key_bias = bias;
+    }
     c.node.kernel->fn.attention(a, c.scratch, c.pool);
 }
 
@@ -257,6 +271,35 @@ void run_last_row(const OpRunContext& c) {
     std::memmove(c.out(), c.in(0) + (c.plan.rows(c.node.inputs[0]) - 1) * c.cols(), c.cols() * 4);
 }
 
+// tome_match: keys:(T,H·D) -> assign:(T) i32; the similarity through the registered
+// cosine_similarity kernel (the node's kernel), the matching by the reference (ops/tome.h) --
+Status compile_tome_match(OpCompileContext& c) {
+    c.node.scratch_bytes = static_cast<int64_t>(tome_match_scratch_bytes(c.input(0).shape.rows(), c.node.p.head_dim));
+    return Status::ok();
+}
+
+void run_tome_match(const OpRunContext& c) {
+    const NodeParams& p = c.node.p;
+    tome_match_ref(c.in(0), c.input(0).shape.rows(), p.n_head, p.head_dim, p.count, p.start,
+                   c.node.kernel->fn.cosine_similarity, static_cast<int32_t*>(c.plan.data(c.node.output)), c.scratch,
+                   c.pool);
+}
+
+// tome_merge: x:(T,C), assign:(T), [sizes:(T)] -> (T−r, C) + sizes' (T−r) -------------------
+void run_tome_merge(const OpRunContext& c) {
+    c.node.kernel->fn.merge_rows(c.in(0), c.input(0).shape.rows(), c.cols(),
+                                 static_cast<const int32_t*>(c.plan.data(c.node.inputs[1])), c.in(2), c.rows(), c.out(),
+                                 c.plan.f32(c.node.aux), c.pool);
+}
+
+// tome_restore: x:(T_L,C), assigns -> (N,C) -------------------------------------------------
+void run_tome_restore(const OpRunContext& c) {
+    const int32_t* maps[kMaxTomeMerges];
+    const int n_maps = static_cast<int>(c.node.inputs.size()) - 1;
+    for (int i = 0; i < n_maps; ++i) maps[i] = static_cast<const int32_t*>(c.plan.data(c.node.inputs[i + 1]));
+    tome_restore_ref(c.in(0), c.cols(), maps, n_maps, c.rows(), c.out(), c.pool);
+}
+
 // topk: scores:(n) f32 -> (k) i32 ---------------------------------------------------------
 
 Status compile_topk(OpCompileContext& c) {
@@ -315,6 +358,10 @@ const OpDescriptor kOps[] = {
      .execute = run_topk},
     {.op = OpKind::gather_rows, .name = "gather_rows", .kernel_family = OpFamily::gather_rows,
      .check_run = check_gather_rows, .execute = run_gather_rows},
+    {.op = OpKind::tome_match, .name = "tome_match", .kernel_family = OpFamily::cosine_similarity,
+     .compile = compile_tome_match, .execute = run_tome_match},
+    {.op = OpKind::tome_merge, .name = "tome_merge", .kernel_family = OpFamily::merge_rows, .execute = run_tome_merge},
+    {.op = OpKind::tome_restore, .name = "tome_restore", .execute = run_tome_restore},
 };
 
 }  // namespace

@@ -470,6 +470,7 @@ struct AttnCase {
     bool causal;
     int64_t causal_offset;  // with causal: query t sees keys [0, offset + t]
     bool col_mean = false;
+    bool key_bias = false;  // AttentionArgs::key_bias (ToMe's log sizes), from U(-1, 2.5)
 };
 
 // The bound of the file header for every output element (and the tap), from
@@ -482,6 +483,8 @@ void check_attention_case(const OpVariant<AttentionFn>& v, DType kv_type, const 
     for (float& x : q) x = rng.uniform(-1.5f, 1.5f);
     for (float& x : kf) x = rng.uniform(-1.5f, 1.5f);
     for (float& x : vf) x = rng.uniform(-1, 1);
+    std::vector<float> bias(c.key_bias ? c.S : 0);
+    for (float& x : bias) x = rng.uniform(-1.0f, 2.5f);
     std::vector<uint16_t> kh(kf.size()), vh(vf.size());
     if (kv_type == DType::f16) {
         for (size_t i = 0; i < kf.size(); ++i) {
@@ -507,6 +510,7 @@ void check_attention_case(const OpVariant<AttentionFn>& v, DType kv_type, const 
     a.scale = 1.0f / std::sqrt(static_cast<float>(c.D));
     a.causal = c.causal;
     a.causal_offset = c.causal_offset;
+    a.key_bias = c.key_bias ? bias.data() : nullptr;
 
     std::vector<float> ref(c.T * out_ld, -7.0f), ref_tap(c.col_mean ? c.Hq * c.S : 0);
     {
@@ -532,7 +536,8 @@ void check_attention_case(const OpVariant<AttentionFn>& v, DType kv_type, const 
 
     const std::string what = std::string(v.name) + " " + dtype_name(kv_type) + " T=" + std::to_string(c.T) +
                              " S=" + std::to_string(c.S) + " Hq=" + std::to_string(c.Hq) + " Hkv=" + std::to_string(c.Hkv) +
-                             " D=" + std::to_string(c.D) + (c.causal ? " causal+" + std::to_string(c.causal_offset) : "");
+                             " D=" + std::to_string(c.D) + (c.causal ? " causal+" + std::to_string(c.causal_offset) : "") +
+                             (c.key_bias ? " key_bias" : "");
     const int64_t group = c.Hq / c.Hkv;
     std::vector<double> row_rel_max(c.Hq, 0.0);
     for (int64_t t = 0; t < c.T; ++t) {
@@ -550,7 +555,8 @@ void check_attention_case(const OpVariant<AttentionFn>& v, DType kv_type, const 
                     dot += prod;
                     mag += std::fabs(prod);
                 }
-                p[s] = dot * a.scale;
+                // the bias adds one f32 rounding, covered by the 2u·|x_s| term below
+                p[s] = dot * a.scale + (c.key_bias ? bias[s] : 0.0);
                 mags[s] = mag;
                 max = std::max(max, p[s]);
             }
@@ -630,6 +636,11 @@ TEST_CASE("attention variants: decode, prefill, vision shapes; GQA, masks, f16/f
         // the column-mean tap (vision pruning)
         {40, 40, 3, 3, 64, false, 0, true},
         {70, 70, 2, 2, 72, false, 0, true},
+        // ToMe's proportional attention (+log size per key): blocked, row kernel, odd D, with the tap
+        {37, 37, 3, 3, 64, false, 0, false, true},
+        {5, 70, 2, 2, 24, false, 0, false, true},
+        {9, 131, 2, 2, 17, false, 0, false, true},
+        {40, 40, 3, 3, 64, false, 0, true, true},
     };
     if (big) {
         cases.push_back({1, 1100, 9, 3, 64, true, 1099});

@@ -12,7 +12,7 @@
 //   for each block of kBk = 64 keys (K/V f16 blocks converted to f32 first):
 //     Pt:(64, 2L)   = scale · K_blk · Qᵀ        (kJ keys × 2 vectors register tile; each
 //                                               K element broadcast from memory)
-//     causal mask, m' = max(m, max_j Pt), Pt = exp(Pt − m'), l = l·e^{m−m'} + Σ_j Pt
+//     + key_bias[j] (optional), causal mask, m' = max(m, max_j Pt), Pt = exp(Pt − m'), l = l·e^{m−m'} + Σ_j Pt
 //     Ot:(D, 2L)    = Ot · e^{m−m'} + V_blkᵀ · Pt  (kDc dims × 2 vectors register tile)
 //   out[t][h·D + d] = Ot[d][t] / l[t]
 // kJ and kDc are the ISA's choice (register count: 8 × 2 accumulators of 32 zmm / NEON
@@ -211,6 +211,15 @@ struct Attention {
             dispatch_tail<kJ>(nk - j, [&](auto n) {
                 qk_tile<decltype(n)::value>(tl.qt, kp + j * ldk, ldk, D, a.scale, tl.pt + j * kBq);
             });
+        }
+        if (a.key_bias) {
+            // Pt[j][..] += key_bias[kb + j]: the same scalar added to every lane of key j's row.
+            for (int64_t jj = 0; jj < nk; ++jj) {
+                const F b = V::set1(a.key_bias[kb + jj]);
+                float* row = tl.pt + jj * kBq;
+                V::store(row, V::add(V::load(row), b));
+                V::store(row + L, V::add(V::load(row + L), b));
+            }
         }
         const int64_t first_masked = a.causal ? a.causal_offset + t0 + 1 : INT64_MAX;
         if (kb + nk > first_masked) {
@@ -464,6 +473,9 @@ struct Attention {
             return;
         }
         row_scores<kF16>(a.q + t * a.q_ld + h * D, a.k, a.kv_ld, hk * D, n, D, a.scale, scores);
+        if (a.key_bias) {
+            for (int64_t s = 0; s < n; ++s) scores[s] += a.key_bias[s];
+        }
         const float inv = 1.0f / exp_shifted_sum(scores, n);
         row_weighted_sum<kF16>(scores, n, a.v, a.kv_ld, hk * D, D, inv, orow);
         if (col) {

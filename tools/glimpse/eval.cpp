@@ -200,6 +200,12 @@ Result<EvalReport> run_eval(Vlm& vlm, const EvalOptions& opt) {
             if (a.name == "positions") r.pruning += " " + a.text + " ids";
         }
     }
+    if (vlm.vision_merge().any()) {  // ToMe inside the encoder (issue 27)
+        const std::vector<int64_t> counts = vision_merge_token_counts(vlm.vision().hparams(), vlm.vision_merge());
+        r.pruning += (r.pruning.empty() ? "" : " + ") +
+                     str_printf("tome merge %g (encoder tokens %lld -> %lld)", vlm.encoder_merge(),
+                                static_cast<long long>(counts.front()), static_cast<long long>(counts.back()));
+    }
     std::map<std::string, KindCount> kinds;
     int64_t tp = 0, fp = 0, fn = 0;
     int64_t cap_matched = 0, cap_gt = 0, cap_pred = 0, text_ok = 0, text_total = 0, bg_ok = 0;

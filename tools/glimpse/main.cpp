@@ -93,10 +93,15 @@ void add_model_options(ArgParser& a) {
     a.option("--prune", "METHOD",
              "prune visual tokens after the projector (docs/pruning.md): random, uniform, divprune, dart, "
              "fastervlm ([CLS] encoders: LLaVA), attn-received; or inside the language model, at the paper's layers "
-             "scaled to its depth: fastv, pyramiddrop; needs --keep");
+             "scaled to its depth: fastv, pyramiddrop; needs --keep. tome: merge tokens inside the encoder instead, "
+             "needs --merge");
     a.option("--keep", "F", "with --prune: keep this fraction in (0, 1] of each image's visual tokens, or a count > 1; "
              "pyramiddrop: the fraction each of its 3 stages keeps of what enters it (0.5: 1/2, 1/4, 1/8)");
     a.option("--plan", "FILE", "a pruning plan file (JSON, docs/pruning.md); instead of --prune/--keep");
+    a.option("--merge", "R",
+             "with --prune tome: merge tokens inside the vision encoder (ToMe, docs/pruning.md). A fraction in "
+             "(0, 1): that share fewer encoder tokens after the last block, the same count merged in every block; "
+             "a whole number >= 1: tokens merged per block. The projector still sees every patch");
     a.option("--decisions", "FILE", "matmul kernel decisions from `glimpse tune` (default: this machine's cached file if any; none: built-in)");
     a.option("--prune-positions", "IDS",
              "position ids of the kept image rows: original (as unpruned; keeps where each token was) or "
@@ -130,7 +135,19 @@ Result<VlmConfig> model_config(const ArgParser& a) {
     if (a.has("--plan") && (a.has("--prune") || a.has("--keep"))) {
         return Status::error(StatusCode::invalid_argument, "--plan FILE and --prune/--keep are alternatives; give one");
     }
-    if (a.has("--prune") != a.has("--keep")) {
+    const bool tome = a.get("--prune") == "tome";
+    if (tome || a.has("--merge")) {
+        if (!tome) return Status::error(StatusCode::invalid_argument, "--merge R goes with --prune tome (see --help)");
+        if (!a.has("--merge") || a.has("--keep")) {
+            return Status::error(StatusCode::invalid_argument,
+                                 "--prune tome takes --merge R (tokens merged inside the encoder), not --keep");
+        }
+        if (!a.get_float("--merge", &cfg.encoder_merge, &err)) return Status(StatusCode::invalid_argument, err);
+        if (!(cfg.encoder_merge >= 0)) {
+            return Status::error(StatusCode::invalid_argument, "--merge %g: must be 0 or more", cfg.encoder_merge);
+        }
+    }
+    if (!tome && a.has("--prune") != a.has("--keep")) {
         return Status::error(StatusCode::invalid_argument, "--prune METHOD and --keep F go together (see --help)");
     }
     const std::string ids = a.get("--prune-positions");
@@ -147,7 +164,7 @@ Result<VlmConfig> model_config(const ArgParser& a) {
                                  a.get("--plan").c_str(), plan.kv_cache_type.c_str(), kv.c_str());
         }
         cfg.pruning = std::move(plan);
-    } else if (a.has("--prune")) {
+    } else if (a.has("--prune") && !tome) {
         double keep = 0;
         if (!a.get_float("--keep", &keep, &err)) return Status(StatusCode::invalid_argument, err);
         if (is_decoder_shorthand_method(a.get("--prune"))) {
