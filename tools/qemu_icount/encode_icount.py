@@ -16,7 +16,8 @@ Run the program with ONE compute thread: the plugin's counter is not atomic acro
 Limits of the proxy: it counts instructions, not cycles. It knows nothing of a core's issue width,
 latencies, caches or memory bandwidth; a 128-bit NEON instruction and a scalar add count the same;
 qemu's CPU model only decides which features (dotprod, i8mm, ...) the program may use.
-JSON result on stdout: {"cpu", "phases": [instructions, ...], "total"}.
+JSON result on stdout: {"cpu", "phases": [instructions, ...], "total"} (total: the whole run's count,
+null when --stop-after ended it).
 """
 import argparse
 import json
@@ -40,8 +41,15 @@ def build_plugin(out_dir):
     return so
 
 
-def run_counted(cmd, cpu, work):
-    """Runs cmd under qemu-aarch64 -cpu CPU with the plugin; returns (marks, {fd: bytes})."""
+def count_matches(path, regex):
+    with open(path, "rb") as f:
+        return sum(1 for line in f.read().decode(errors="replace").splitlines() if regex.search(line))
+
+
+def run_counted(cmd, cpu, work, stop_re=None, stop_after=0):
+    """Runs cmd under qemu-aarch64 -cpu CPU with the plugin; returns (marks, total, {fd: bytes}).
+    With stop_after > 0 the program is killed once stop_re has matched that many output lines
+    (a pass of a big encoder takes minutes under qemu: no need to run the rest)."""
     qemu = shutil.which("qemu-aarch64")
     if not qemu:
         sys.exit("encode_icount: qemu-aarch64 not found (apt-get install qemu-user)")
@@ -49,9 +57,21 @@ def run_counted(cmd, cpu, work):
     env = dict(os.environ)
     env.setdefault("QEMU_LD_PREFIX", "/usr/aarch64-linux-gnu")
     outs = {1: os.path.join(work, "stdout"), 2: os.path.join(work, "stderr")}
+    stopped = False
     with open(outs[1], "wb") as o, open(outs[2], "wb") as e:
-        rc = subprocess.run([qemu, "-cpu", cpu, "-plugin", build_plugin(work) + ",out=" + marks_path] + cmd,
-                            stdout=o, stderr=e, stdin=subprocess.DEVNULL, env=env).returncode
+        proc = subprocess.Popen([qemu, "-cpu", cpu, "-plugin", build_plugin(work) + ",out=" + marks_path] + cmd,
+                                stdout=o, stderr=e, stdin=subprocess.DEVNULL, env=env)
+        while True:
+            try:
+                rc = proc.wait(timeout=2)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            if stop_after > 0 and sum(count_matches(p, stop_re) for p in outs.values()) >= stop_after:
+                proc.kill()
+                proc.wait()
+                stopped, rc = True, 0
+                break
     streams = {fd: open(p, "rb").read() for fd, p in outs.items()}
     if rc != 0:
         sys.stderr.write(streams[2].decode(errors="replace")[-2000:])
@@ -134,6 +154,8 @@ def main():
     ap.add_argument("--start", help="regex of the output line that opens a phase")
     ap.add_argument("--stop", help="regex of the output line that closes it")
     ap.add_argument("--label", default="", help="copied into the JSON")
+    ap.add_argument("--stop-after", type=int, default=0, metavar="N",
+                    help="kill the program once N lines matched --stop (default: let it finish)")
     ap.add_argument("--self-test", action="store_true", help="check the plugin on a loop of known length")
     ap.add_argument("cmd", nargs=argparse.REMAINDER, help="-- PROGRAM ARGS...")
     a = ap.parse_args()
@@ -142,9 +164,12 @@ def main():
     cmd = a.cmd[1:] if a.cmd[:1] == ["--"] else a.cmd
     if not cmd or not a.start or not a.stop:
         ap.error("give --start, --stop and -- PROGRAM ARGS (or --self-test)")
+    if a.stop_after < 0:
+        ap.error("--stop-after must be >= 0")
     with tempfile.TemporaryDirectory() as work:
-        marks, total, streams = run_counted(cmd, a.cpu, work)
-        got = phases(line_counts(marks, streams), re.compile(a.start), re.compile(a.stop))
+        start_re, stop_re = re.compile(a.start), re.compile(a.stop)
+        marks, total, streams = run_counted(cmd, a.cpu, work, stop_re, a.stop_after)
+        got = phases(line_counts(marks, streams), start_re, stop_re)
     if not got:
         sys.exit(f"encode_icount: no line matched --start {a.start!r} followed by --stop {a.stop!r}")
     print(json.dumps({"label": a.label, "cpu": a.cpu, "phases": got, "total": total}))

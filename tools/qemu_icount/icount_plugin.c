@@ -11,7 +11,7 @@
 // Run:
 //   qemu-aarch64 -plugin ./libicount.so,out=marks.txt PROGRAM ARGS...
 // marks.txt: one line per write: "<instructions so far> <fd> <bytes requested>", then
-// "total <instructions>" at exit.
+// "total <instructions>" if the program exits normally.
 //
 // The counter is one 64-bit add per translated block, inlined by TCG (no helper call): cheap,
 // but not atomic. Guest threads run on separate host threads, so run the measured program with
@@ -62,6 +62,9 @@ static void on_syscall(qemu_plugin_id_t id, unsigned int vcpu, int64_t num, uint
     // writev's third argument is an iovec count, not bytes: the driver only needs the order.
     fprintf(marks, "%llu %llu %llu%s\n", (unsigned long long)executed_instructions, (unsigned long long)a1,
             (unsigned long long)a3, num == kSysWritev ? " writev" : "");
+    // Flushed per mark: the driver may stop the program once it has the phases it wants, and a
+    // killed program never reaches the atexit callback.
+    fflush(marks);
 }
 
 static void on_exit_program(qemu_plugin_id_t id, void* userdata) {
@@ -84,7 +87,6 @@ EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t* info, int
         qemu_plugin_outs("icount plugin: cannot open the out= file for writing\n");
         return -1;
     }
-    setvbuf(marks, NULL, _IOFBF, 1 << 16);
     qemu_plugin_register_vcpu_tb_trans_cb(id, on_translate);
     qemu_plugin_register_vcpu_syscall_cb(id, on_syscall);
     qemu_plugin_register_atexit_cb(id, on_exit_program, NULL);
