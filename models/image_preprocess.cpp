@@ -56,6 +56,39 @@ int64_t floor_to_multiple(float x, int align) {
 
 }  // namespace
 
+TileGrid idefics3_capped_grid(int image_w, int image_h, int natural_rows, int natural_cols, int max_tiles) {
+    GLIMPSE_ASSERT(image_w >= 1 && image_h >= 1 && natural_rows >= 1 && natural_cols >= 1 && max_tiles >= 1);
+    if (int64_t{natural_rows} * natural_cols <= max_tiles) return {natural_rows, natural_cols};
+    // Aspect error of (r, c) as the exact ratio hi/lo >= 1 of cols*h and rows*w (|ln| of it is
+    // the distance; comparing the ratios is the same order): hi1/lo1 < hi2/lo2 <=> hi1*lo2 < hi2*lo1.
+    // Sides and grid sides are at most 2^16: each factor fits 32 bits, each product 128.
+    struct Candidate {
+        int rows = 0, cols = 0;
+        int64_t hi = 0, lo = 0;
+    };
+    auto make = [&](int r, int c) {
+        const int64_t a = int64_t{c} * image_h, b = int64_t{r} * image_w;
+        return Candidate{r, c, std::max(a, b), std::min(a, b)};
+    };
+    Candidate best;
+    for (int r = 1; r <= natural_rows; ++r) {
+        for (int c = 1; c <= natural_cols && int64_t{r} * c <= max_tiles; ++c) {
+            const Candidate cand = make(r, c);
+            if (best.rows == 0) {
+                best = cand;
+                continue;
+            }
+            const __int128 lhs = static_cast<__int128>(cand.hi) * best.lo;
+            const __int128 rhs = static_cast<__int128>(best.hi) * cand.lo;
+            const bool better = lhs < rhs || (lhs == rhs && (cand.rows * cand.cols > best.rows * best.cols ||
+                                                             (cand.rows * cand.cols == best.rows * best.cols &&
+                                                              cand.cols > best.cols)));
+            if (better) best = cand;
+        }
+    }
+    return {best.rows, best.cols};
+}
+
 Result<Idefics3Geometry> idefics3_geometry(int width, int height, const Idefics3Params& params) {
     const char* who = "idefics3 preprocessing";
     GLIMPSE_RETURN_IF_ERROR(check_image_size(width, height, who));
@@ -66,6 +99,9 @@ Result<Idefics3Geometry> idefics3_geometry(int width, int height, const Idefics3
                             "%s: longest edge %d outside 0..%d", who, params.longest_edge, kResizeMaxSide);
     GLIMPSE_CHECK_OR_RETURN(params.min_pixels >= 0 && params.max_pixels >= 0, invalid_argument,
                             "%s: negative pixel budget (min %d, max %d)", who, params.min_pixels, params.max_pixels);
+    GLIMPSE_CHECK_OR_RETURN(params.max_tiles >= 0, invalid_argument,
+                            "%s: tile budget (max tiles) %d; it must be at least 1 (0: no budget)", who,
+                            params.max_tiles);
 
     // Step 1: the canvas ("refined size"), aligned to the tile size.
     int64_t canvas_w = 0, canvas_h = 0;
@@ -104,6 +140,19 @@ Result<Idefics3Geometry> idefics3_geometry(int width, int height, const Idefics3
     g.grid_rows = g.canvas_h / S;
     GLIMPSE_ASSERT(g.grid_cols * S == g.canvas_w && g.grid_rows * S == g.canvas_h);
 
+    if (params.max_tiles > 0 && g.n_tiles() > params.max_tiles) {
+        // The tile budget: a smaller grid of the image's aspect; the image fills its canvas.
+        const TileGrid grid = idefics3_capped_grid(width, height, g.grid_rows, g.grid_cols, params.max_tiles);
+        g.grid_rows = grid.rows;
+        g.grid_cols = grid.cols;
+        g.canvas_w = grid.cols * S;
+        g.canvas_h = grid.rows * S;
+        g.resized_w = g.canvas_w;
+        g.resized_h = g.canvas_h;
+        g.capped = true;
+        return g;
+    }
+
     // Step 2: placement of the aspect-preserving resize inside the canvas.
     const PadFit fit = fit_with_padding(width, height, g.canvas_w, g.canvas_h);
     g.resized_w = fit.resized_w;
@@ -128,8 +177,10 @@ Result<PreprocessedImage> idefics3_preprocess(const ImageU8& image, const Idefic
     out.has_overview = true;
     out.data.resize(static_cast<size_t>(out.n_chunks) * out.chunk_floats());
 
-    GLIMPSE_ASSIGN_OR_RETURN(const ImageU8 canvas, resize_with_padding_u8(image, g.canvas_w, g.canvas_h,
-                                                                          ResizeFilter::bicubic, {0, 0, 0}));
+    GLIMPSE_ASSIGN_OR_RETURN(const ImageU8 canvas,
+                             g.capped ? resize_u8(image, g.canvas_w, g.canvas_h, ResizeFilter::bicubic)
+                                      : resize_with_padding_u8(image, g.canvas_w, g.canvas_h, ResizeFilter::bicubic,
+                                                               {0, 0, 0}));
     GLIMPSE_ASSERT(canvas.width == g.canvas_w && canvas.height == g.canvas_h);
     int k = 0;
     for (int row = 0; row < g.grid_rows; ++row) {

@@ -44,6 +44,7 @@ struct PreprocessedImage {
 //      size is a plain copy;
 //   3. the canvas is cut into S x S tiles, row-major;
 //   4. the overview: the whole image stretched (bilinear, no padding) to S x S.
+//   (with a tile budget, max_tiles > 0, a grid of more than max_tiles tiles is replaced: below.)
 // Chunk order: tiles row-major, then the overview (llama.cpp's ov_img_first = false).
 // At this llama.cpp commit the idefics3 preprocessor always tiles: every image of at least
 // 1x1 pixel yields a canvas of at least S x S, so there is at least one tile (1x1 grid) plus the
@@ -53,6 +54,9 @@ struct Idefics3Params {
     int longest_edge = 0;  // clip.vision.preproc_image_size (2048 for SmolVLM-256M/500M)
     int min_pixels = 0;    // canvas pixel budget, 0 = off
     int max_pixels = 0;    // canvas pixel budget, 0 = off
+    // Tile budget (glimpse's, not llama.cpp's; docs/pruning.md "Tile budget"): at most this many
+    // canvas tiles (rows*cols), the overview not counted. 0 = no cap: llama.cpp's grid, bit for bit.
+    int max_tiles = 0;
     std::array<float, 3> mean{0.5f, 0.5f, 0.5f};  // clip.vision.image_mean
     std::array<float, 3> std{0.5f, 0.5f, 0.5f};   // clip.vision.image_std
 };
@@ -64,12 +68,32 @@ struct Idefics3Geometry {
     int resized_w = 0, resized_h = 0;  // image size inside the canvas
     int offset_x = 0, offset_y = 0;    // top-left of the resized image in the canvas
     int tile_size = 0;
+    // The tile budget chose the grid (llama.cpp's had more than max_tiles tiles): the image is
+    // stretched to the whole canvas (resized = canvas, offset 0), no padding.
+    bool capped = false;
 
     int n_tiles() const { return grid_rows * grid_cols; }
     int n_chunks() const { return n_tiles() + 1; }  // tiles + overview
 };
 
+// The tile budget's grid rule. Given the image size, llama.cpp's grid (natural_rows x
+// natural_cols) and the budget, the grid (rows, cols) with
+//   1 <= rows <= natural_rows, 1 <= cols <= natural_cols, rows*cols <= max_tiles
+// whose aspect cols/rows is closest to the image's width/height, closeness measured as
+// |ln((cols*h) / (rows*w))| (a 2x too wide grid is as far as a 2x too tall one), compared
+// exactly in integers; ties go to more tiles, then to more columns. The grid never has more tiles
+// per side than llama.cpp's. A natural grid within the budget is returned unchanged.
+// E.g. 1024x768 on SmolVLM (natural 3 rows x 4 cols): max 6 -> 2x3, max 4 -> 2x2, max 2 -> 1x1.
+// Preconditions: sizes and natural grid >= 1, max_tiles >= 1.
+struct TileGrid {
+    int rows = 0, cols = 0;
+};
+TileGrid idefics3_capped_grid(int image_w, int image_h, int natural_rows, int natural_cols, int max_tiles);
+
 // Validates params (tile_size > 0, longest_edge >= 0, budgets >= 0) and sizes (1..kResizeMaxSide).
+// With max_tiles > 0 and llama.cpp's grid over it: grid = idefics3_capped_grid(...), canvas =
+// (cols*S) x (rows*S), and the image is resized (bicubic, aspect not kept: the grid was chosen to
+// keep it as well as it can) to exactly that canvas; the overview is unchanged.
 Result<Idefics3Geometry> idefics3_geometry(int width, int height, const Idefics3Params& params);
 
 // image:(H,W,3) -> n_chunks tiles (3,S,S): grid_rows*grid_cols canvas tiles, then the overview.

@@ -20,10 +20,11 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
-Idefics3Params idefics3_params(const VisionHparams& h) {
+Idefics3Params idefics3_params(const VisionHparams& h, int max_tiles) {
     Idefics3Params p;
     p.tile_size = static_cast<int>(h.image_size);
     p.longest_edge = static_cast<int>(h.preproc_image_size);
+    p.max_tiles = max_tiles;
     for (int c = 0; c < 3; ++c) {
         p.mean[c] = h.image_mean[c];
         p.std[c] = h.image_std[c];
@@ -116,6 +117,7 @@ Result<std::unique_ptr<Vlm>> Vlm::load(const std::string& text_path, const std::
     }
     GLIMPSE_RETURN_IF_ERROR(m->text_->check_kv_type(m->config_.kv_type));  // before any work
     GLIMPSE_ASSIGN_OR_RETURN(m->tokens_side_, ::glimpse::visual_tokens_per_side(vh));
+    GLIMPSE_RETURN_IF_ERROR(m->setup_tile_budget(config));
     if (config.pruning) GLIMPSE_RETURN_IF_ERROR(m->setup_pruning(*config.pruning));
     // A plan glimpse calibrate made records the model it measured (its budget and loss hold only
     // for that model); hand-written plans name a model for information only (docs/pruning.md).
@@ -164,6 +166,25 @@ void* align64(std::vector<uint8_t>& v) {
 
 }  // namespace
 
+Status Vlm::setup_tile_budget(const VlmConfig& config) {
+    const int plan_tiles = config.pruning ? config.pruning->max_tiles : 0;
+    GLIMPSE_CHECK_OR_RETURN(config.max_tiles >= 0 && config.max_tiles <= 1024 && plan_tiles >= 0 && plan_tiles <= 1024,
+                            invalid_argument, "max tiles %d (config) / %d (pruning plan): a tile budget is 1..1024",
+                            config.max_tiles, plan_tiles);
+    GLIMPSE_CHECK_OR_RETURN(config.max_tiles == 0 || plan_tiles == 0 || config.max_tiles == plan_tiles,
+                            invalid_argument,
+                            "max tiles %d (--max-tiles, VlmConfig::max_tiles) and the pruning plan's max_tiles %d disagree; give one of them (or the "
+                            "same value)",
+                            config.max_tiles, plan_tiles);
+    max_tiles_ = config.max_tiles > 0 ? config.max_tiles : plan_tiles;
+    const VisionHparams& vh = vision_->hparams();
+    GLIMPSE_CHECK_OR_RETURN(max_tiles_ == 0 || vh.projector == ProjectorType::idefics3, unsupported,
+                            "max tiles %d (--max-tiles / the plan's max_tiles): this model's mmproj (mlp projector, "
+                            "LLaVA layout) does not tile images: it sees each image as one %lld px view",
+                            max_tiles_, static_cast<long long>(vh.image_size));
+    return Status::ok();
+}
+
 PruningModelShape Vlm::pruning_shape(const PreprocessedImage& image) const {
     const VisionHparams& vh = vision_->hparams();
     PruningModelShape shape;
@@ -199,14 +220,24 @@ Status Vlm::setup_pruning(const PruningPlan& full_plan) {
     GLIMPSE_CHECK_OR_RETURN(st.tile_split == TileSplit::equal, unsupported,
                             "pruning plan: stages[0].tiles.split overview_scores (HiRED) is not wired yet; use equal");
     // Levers of the calibration issue (25) that nothing reads yet: refused rather than ignored.
-    GLIMPSE_CHECK_OR_RETURN(plan.max_tiles == 0, unsupported, "pruning plan: max_tiles is not wired yet (issue 25)");
-    // Fit against the largest image: the most tiles the preprocessing can make.
+    // Fit against the largest image: the most tiles the preprocessing can make (under the tile
+    // budget: the largest rows*cols <= max_tiles_ of a grid no wider or taller than the natural one).
     const VisionHparams& vh = vision_->hparams();
     PreprocessedImage largest;
     largest.has_overview = vh.projector == ProjectorType::idefics3;
     if (largest.has_overview) {
-        const int64_t side = std::max<int64_t>(1, (vh.preproc_image_size + vh.image_size - 1) / vh.image_size);
-        largest.grid_rows = largest.grid_cols = static_cast<int>(side);
+        const int side = static_cast<int>(std::max<int64_t>(1, (vh.preproc_image_size + vh.image_size - 1) / vh.image_size));
+        largest.grid_rows = largest.grid_cols = side;
+        if (max_tiles_ > 0 && side * side > max_tiles_) {
+            largest.grid_rows = largest.grid_cols = 1;
+            for (int r = 1; r <= side; ++r) {
+                const int c = std::min(side, max_tiles_ / r);
+                if (c >= 1 && r * c > largest.grid_rows * largest.grid_cols) {
+                    largest.grid_rows = r;
+                    largest.grid_cols = c;
+                }
+            }
+        }
     }
     GLIMPSE_ASSIGN_OR_RETURN(std::vector<FittedPruneStage> fitted,
                              pruning_plan_fit(plan, pruning_shape(largest), "pruning plan"));
@@ -343,7 +374,7 @@ Status Vlm::check_context(int64_t n_prompt, int64_t n_predict) const {
 
 Result<PreprocessedImage> Vlm::preprocess_image(const ImageU8& image) const {
     const VisionHparams& vh = vision_->hparams();
-    if (vh.projector == ProjectorType::idefics3) return idefics3_preprocess(image, idefics3_params(vh));
+    if (vh.projector == ProjectorType::idefics3) return idefics3_preprocess(image, idefics3_params(vh, max_tiles_));
     return llava_preprocess(image, llava_params(vh));
 }
 

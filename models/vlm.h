@@ -41,6 +41,12 @@ struct VlmConfig {
     // Token merging inside the vision encoder (ToMe, `--prune tome --merge R`): R as
     // vision_merge_schedule (models/vision_encoder.h) reads it; 0 = none. Checked in load().
     double encoder_merge = 0;
+    // Tile budget (SmolVLM/idefics3 only; docs/pruning.md "Tile budget"): at most this many tiles
+    // per image (rows*cols, the overview not counted), the grid chosen by idefics3_capped_grid and
+    // the image resized to it. 0 = the model's own tiling (llama.cpp's). A pruning plan's max_tiles
+    // means the same; giving both with different values is refused. On a model without tiles
+    // (LLaVA layout) any cap is refused.
+    int max_tiles = 0;
 };
 
 // A tokenized prompt: token ids with -1 where image embeddings go, and for each
@@ -200,6 +206,8 @@ public:
     const std::vector<std::vector<int32_t>>& last_kept() const { return last_kept_; }
     // Visual tokens per chunk side (SmolVLM 8, LLaVA-1.5 24).
     int visual_tokens_per_side() const { return tokens_side_; }
+    // The tile budget in force (VlmConfig::max_tiles or the plan's max_tiles); 0 = none.
+    int max_tiles() const { return max_tiles_; }
 
 private:
     Vlm() = default;
@@ -207,6 +215,8 @@ private:
     Status check_pair(const std::string& text_path, const std::string& mmproj_path) const;
     Status ensure_text_plan(int64_t max_rows, int64_t context);
     Status setup_pruning(const PruningPlan& plan);
+    // The tile budget from the config and the plan (conflicts and tile-less models refused).
+    Status setup_tile_budget(const VlmConfig& config);
     // Decoder-layer stages (issue 24, models/decoder_pruning.h): checked in load(), planned per prompt.
     Status setup_decoder_pruning(const PruningPlan& plan);
     Result<std::vector<DecoderPruneStep>> decoder_steps_for(const VlmPrompt& prompt) const;
@@ -249,6 +259,7 @@ private:
     std::vector<int> prune_tap_layers_;  // every tapped block (vtc-cls: start_layer .. L-2), ascending
     bool prune_tap_cls_ = false;         // the taps read the [CLS] row (else the attention received)
     int tokens_side_ = 0;
+    int max_tiles_ = 0;  // the tile budget in force (VlmConfig::max_tiles or the plan's), 0 = none
     std::vector<float> prune_embd_;     // (T, n_embd): one chunk's projected rows
     std::vector<float> prune_unit_;     // (T, n_embd): the same, L2-normalised (divprune)
     std::vector<float> prune_sim_;      // (T, T) cosine similarity (divprune, dart)

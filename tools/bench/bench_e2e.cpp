@@ -80,6 +80,7 @@ int cmd_e2e(int argc, char** argv) {
     a.option("--prune", "METHOD", "prune visual tokens after the projector (docs/pruning.md), with --keep");
     a.option("--keep", "F", "with --prune: fraction in (0, 1] of the image's visual tokens kept, or a count > 1");
     a.option("--plan", "FILE", "a pruning plan file instead of --prune/--keep (compact position ids)");
+    a.option("--max-tiles", "N", "SmolVLM: at most N tiles per image (1..1024; docs/pruning.md, Tile budget)");
     a.flag("--no-bandwidth", "skip the memory bandwidth measurement (and the decode bound)");
     RunInfo info;
     if (const std::optional<int> exit_code = parse_command_line(a, argc, argv, "glimpse-bench e2e", &info)) {
@@ -116,6 +117,11 @@ int cmd_e2e(int argc, char** argv) {
         auto plan = pruning_plan_from_shorthand(a.get("--prune"), keep);
         if (!plan.is_ok()) return fail(plan.status().message(), 2);
         cfg.pruning = std::move(*plan);
+    }
+    if (a.has("--max-tiles")) {
+        int64_t max_tiles = 0;
+        if (!a.get_int("--max-tiles", 1, 1024, &max_tiles, &err)) return fail(err, 2);
+        cfg.max_tiles = static_cast<int>(max_tiles);
     }
 
     Bandwidth bw;
@@ -228,6 +234,7 @@ int cmd_e2e(int argc, char** argv) {
         j.null("pruning");
     }
     j.value("chunks", static_cast<int64_t>(prompt.chunks.size()));
+    j.value("max_tiles", static_cast<int64_t>(vlm.max_tiles()));  // 0: the model's own tiling
     j.end_object();
     j.begin_object("timings_ms");
     j.value("load", load_ms);

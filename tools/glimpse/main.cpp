@@ -106,6 +106,10 @@ void add_model_options(ArgParser& a) {
     a.option("--prune-positions", "IDS",
              "position ids of the kept image rows: original (as unpruned; keeps where each token was) or "
              "compact (renumbered 0..n-1; loses position questions, docs/pruning.md)", "original");
+    a.option("--max-tiles", "N",
+             "SmolVLM: at most N tiles (rows x cols, 1..1024) per image plus the overview; the grid closest to the "
+             "image's aspect is chosen and the image resized to it (docs/pruning.md, Tile budget); default: the "
+             "model's own tiling. Refused on models without tiles (LLaVA) and against a --plan with another max_tiles");
 }
 
 // The model options, checked before anything is loaded (usage errors exit 2).
@@ -156,6 +160,11 @@ Result<VlmConfig> model_config(const ArgParser& a) {
                              ids.c_str());
     }
     cfg.original_positions = ids == "original";
+    if (a.has("--max-tiles")) {
+        int64_t max_tiles = 0;
+        if (!a.get_int("--max-tiles", 1, 1024, &max_tiles, &err)) return Status(StatusCode::invalid_argument, err);
+        cfg.max_tiles = static_cast<int>(max_tiles);
+    }
     if (a.has("--plan")) {
         GLIMPSE_ASSIGN_OR_RETURN(PruningPlan plan, pruning_plan_read_file(a.get("--plan")));
         // The plan's kv_cache.type is used unless --kv-type names another (f16 given explicitly too).
@@ -223,6 +232,7 @@ Status write_keep_map(const Vlm& vlm, const ImageU8& image, const std::string& p
         Idefics3Params p;
         p.tile_size = static_cast<int>(vh.image_size);
         p.longest_edge = static_cast<int>(vh.preproc_image_size);
+        p.max_tiles = vlm.max_tiles();
         GLIMPSE_ASSIGN_OR_RETURN(Idefics3Geometry g, idefics3_geometry(image.width, image.height, p));
         GLIMPSE_ASSIGN_OR_RETURN(views, keep_map_views_idefics3(g, side, std::move(kept)));
     } else {
