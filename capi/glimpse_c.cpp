@@ -173,20 +173,12 @@ glimpse_status ask(glimpse_model* model, const ImageU8& image, double decode_ms,
                             &st);
     if (!s.is_ok()) return report(s);
 
-    glimpse_stats out{};
-    out.preprocess_ms = preprocess_ms;
-    out.encode_ms = st.encode_ms;
-    out.prefill_ms = st.prefill_ms;
-    out.decode_ms = st.decode_ms;
-    out.n_prompt_tokens = st.n_prompt;
-    out.n_image_tokens = st.n_image_tokens;
-    out.n_image_tokens_in = st.n_image_tokens_in;
-    out.n_image_chunks = st.n_image_chunks;
-    out.n_generated = st.n_generated;
-    out.n_predict = n_predict;
-    out.stopped_at_eog = st.stopped_at_eog ? 1 : 0;
-    out.stopped_by_callback = st.stopped_by_caller ? 1 : 0;
-    model->last_stats = out;
+    model->last_stats = glimpse_stats{
+        .preprocess_ms = preprocess_ms, .encode_ms = st.encode_ms, .prefill_ms = st.prefill_ms,
+        .decode_ms = st.decode_ms, .n_prompt_tokens = st.n_prompt, .n_image_tokens = st.n_image_tokens,
+        .n_image_tokens_in = st.n_image_tokens_in, .n_image_chunks = st.n_image_chunks,
+        .n_generated = st.n_generated, .n_predict = n_predict, .stopped_at_eog = st.stopped_at_eog ? 1 : 0,
+        .stopped_by_callback = st.stopped_by_caller ? 1 : 0};
 
     if (answer) {
         char* copy = static_cast<char*>(std::malloc(text.size() + 1));
@@ -329,18 +321,10 @@ glimpse_status glimpse_memory_report(const glimpse_model* model, glimpse_memory*
                             !model ? "model" : "memory");
     }
     const VlmMemory m = model->vlm->memory();
-    glimpse_memory out{};
-    out.weights = m.weights;
-    out.packed_weights = m.packed_weights;
-    out.file_weights = m.file_weights;
-    out.vision_arena = m.vision_arena;
-    out.text_arena = m.text_arena;
-    out.kv_cache = m.kv_cache;
-    out.image_buffers = m.image_buffers;
-    out.total = m.total();
-    out.process_rss = process_rss_bytes();
-    out.process_peak_rss = process_peak_rss_bytes();
-    *memory = out;
+    *memory = glimpse_memory{.weights = m.weights, .packed_weights = m.packed_weights, .file_weights = m.file_weights,
+                             .vision_arena = m.vision_arena, .text_arena = m.text_arena, .kv_cache = m.kv_cache,
+                             .image_buffers = m.image_buffers, .total = m.total(),
+                             .process_rss = process_rss_bytes(), .process_peak_rss = process_peak_rss_bytes()};
     return report(Status::ok());
 }
 

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "ops/prune_score_shared.h"
+
 namespace glimpse {
 
 namespace {
@@ -20,11 +22,6 @@ void unit_rows_ref(const float* x, int64_t i0, int64_t i1, int64_t C, float* u) 
     }
 }
 
-void run_rows(ThreadPool* pool, int64_t n, int64_t work_per_row, const auto& body) {
-    if (pool && n * work_per_row >= (int64_t{1} << 15)) pool->parallel_for(n, body);
-    else body(0, n, 0);
-}
-
 }  // namespace
 
 size_t cosine_similarity_scratch_bytes(int64_t n, int64_t m, int64_t C) {
@@ -33,12 +30,8 @@ size_t cosine_similarity_scratch_bytes(int64_t n, int64_t m, int64_t C) {
 
 void cosine_similarity_ref(const float* a, int64_t n, const float* b, int64_t m, int64_t C, float* sim, void* scratch,
                            ThreadPool* pool) {
-    float* ua = static_cast<float*>(scratch);
-    const bool self = a == b && n == m;
-    float* ub = self ? ua : ua + n * C;
-    run_rows(pool, n, C, [&](int64_t i0, int64_t i1, int) { unit_rows_ref(a, i0, i1, C, ua); });
-    if (!self) run_rows(pool, m, C, [&](int64_t i0, int64_t i1, int) { unit_rows_ref(b, i0, i1, C, ub); });
-    run_rows(pool, n, m * C, [&](int64_t i0, int64_t i1, int) {
+    // sim[i][j] = <ua_i, ub_j>, each product exact in f64, summed in order of c.
+    const auto dot_rows = [&](const float* ua, const float* ub, bool /*self*/, int64_t i0, int64_t i1) {
         for (int64_t i = i0; i < i1; ++i) {
             for (int64_t j = 0; j < m; ++j) {
                 double dot = 0;
@@ -46,7 +39,8 @@ void cosine_similarity_ref(const float* a, int64_t n, const float* b, int64_t m,
                 sim[i * m + j] = static_cast<float>(dot);
             }
         }
-    });
+    };
+    cosine_similarity_frame(a, n, b, m, C, scratch, pool, unit_rows_ref, dot_rows);
 }
 
 size_t tap_scores_scratch_bytes(int64_t w, int64_t s) {
@@ -68,21 +62,15 @@ void tap_scores_ref(const float* tap, int64_t n_head, int64_t n_pos, int64_t h, 
                 for (int64_t head = 0; head < n_head; ++head) sum += static_cast<double>(tap[head * n_pos + py * w + x]);
                 head_sum[x] = sum;
             }
-            for (int64_t bx = 0; bx < bw; ++bx) {
-                for (int64_t j = 0; j < s; ++j) block[bx] += head_sum[bx * s + j];
-            }
+            tap_pool_row(head_sum, bw, s, block);
         }
-        for (int64_t bx = 0; bx < bw; ++bx) {
-            float& out = scores[by * bw + bx];
-            const double v = block[bx] / denom;
-            out = accumulate ? static_cast<float>(static_cast<double>(out) + v) : static_cast<float>(v);
-        }
+        tap_store_block_row(block, bw, denom, accumulate, scores + by * bw);
     }
 }
 
 void merge_rows_ref(const float* x, int64_t n, int64_t C, const int32_t* assign, const float* weight, int64_t k,
                     float* y, float* sizes_out, ThreadPool* pool) {
-    run_rows(pool, k, n + C, [&](int64_t t0, int64_t t1, int) {
+    prune_score_run_rows(pool, k, n + C, [&](int64_t t0, int64_t t1, int) {
         for (int64_t t = t0; t < t1; ++t) {
             float* yt = y + t * C;
             std::memset(yt, 0, static_cast<size_t>(C) * sizeof(float));

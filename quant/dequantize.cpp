@@ -1,6 +1,7 @@
 #include "quant/dequantize.h"
 
 #include <cstring>
+#include <type_traits>
 
 #include "quant/formats.h"
 #include "quant/type_traits.h"
@@ -164,36 +165,32 @@ KPairScales k_pair_scales(const uint8_t* scales, int pair, float d, float dmin) 
     return {d1, m1, d2, m2};
 }
 
-void dequantize_q4_k(const uint8_t* p, float* out, int64_t nb) {
-    for (int64_t i = 0; i < nb; ++i, p += sizeof(BlockQ4K)) {
-        const BlockQ4K b = load_block<BlockQ4K>(p);
+// q4_k and q5_k: value = scale * level - min, level the nibble of qs; q5_k adds 16 for bit
+// 2*pair (low nibbles) or 2*pair+1 (high nibbles) of qh[l]. The level is an integer before it is
+// converted, so q4_k is q5_k with no high bits, the same arithmetic.
+template <class Block>
+void dequantize_k_affine(const uint8_t* p, float* out, int64_t nb) {
+    constexpr bool kHighBits = std::is_same_v<Block, BlockQ5K>;
+    for (int64_t i = 0; i < nb; ++i, p += sizeof(Block)) {
+        const Block b = load_block<Block>(p);
         const float d = f16_to_f32(b.d), dmin = f16_to_f32(b.dmin);
         for (int pair = 0; pair < 4; ++pair) {
             const auto [d1, m1, d2, m2] = k_pair_scales(b.scales, pair, d, dmin);
             const uint8_t* q = b.qs + 32 * pair;
-            for (int l = 0; l < 32; ++l) *out++ = d1 * static_cast<float>(q[l] & 0x0f) - m1;
-            for (int l = 0; l < 32; ++l) *out++ = d2 * static_cast<float>(q[l] >> 4) - m2;
+            for (int half = 0; half < 2; ++half) {
+                const float dl = half == 0 ? d1 : d2, ml = half == 0 ? m1 : m2;
+                for (int l = 0; l < 32; ++l) {
+                    int level = half == 0 ? (q[l] & 0x0f) : (q[l] >> 4);
+                    if constexpr (kHighBits) level += (b.qh[l] >> (2 * pair + half)) & 1 ? 16 : 0;
+                    *out++ = dl * static_cast<float>(level) - ml;
+                }
+            }
         }
     }
 }
 
-void dequantize_q5_k(const uint8_t* p, float* out, int64_t nb) {
-    for (int64_t i = 0; i < nb; ++i, p += sizeof(BlockQ5K)) {
-        const BlockQ5K b = load_block<BlockQ5K>(p);
-        const float d = f16_to_f32(b.d), dmin = f16_to_f32(b.dmin);
-        for (int pair = 0; pair < 4; ++pair) {
-            const auto [d1, m1, d2, m2] = k_pair_scales(b.scales, pair, d, dmin);
-            const uint8_t* q = b.qs + 32 * pair;
-            const uint8_t bit_lo = static_cast<uint8_t>(1u << (2 * pair)), bit_hi = static_cast<uint8_t>(2u << (2 * pair));
-            for (int l = 0; l < 32; ++l) {
-                *out++ = d1 * static_cast<float>((q[l] & 0x0f) + ((b.qh[l] & bit_lo) ? 16 : 0)) - m1;
-            }
-            for (int l = 0; l < 32; ++l) {
-                *out++ = d2 * static_cast<float>((q[l] >> 4) + ((b.qh[l] & bit_hi) ? 16 : 0)) - m2;
-            }
-        }
-    }
-}
+void dequantize_q4_k(const uint8_t* p, float* out, int64_t nb) { dequantize_k_affine<BlockQ4K>(p, out, nb); }
+void dequantize_q5_k(const uint8_t* p, float* out, int64_t nb) { dequantize_k_affine<BlockQ5K>(p, out, nb); }
 
 void dequantize_q6_k(const uint8_t* p, float* out, int64_t nb) {
     for (int64_t i = 0; i < nb; ++i, p += sizeof(BlockQ6K)) {
@@ -225,22 +222,18 @@ void dequantize_q6_k(const uint8_t* p, float* out, int64_t nb) {
 void dequantize_row_f32(const void* blocks, float* out, int64_t n) {
     std::memcpy(out, blocks, static_cast<size_t>(n) * 4);
 }
-void dequantize_row_f16(const void* blocks, float* out, int64_t n) {
+// f16 and bf16 rows: n 16-bit values (unaligned) -> out, each widened by ToF32.
+template <float (*ToF32)(uint16_t)>
+void widen_u16_row(const void* blocks, float* out, int64_t n) {
     const uint8_t* p = static_cast<const uint8_t*>(blocks);
     for (int64_t i = 0; i < n; ++i) {
         uint16_t h;
         std::memcpy(&h, p + 2 * i, 2);
-        out[i] = f16_to_f32(h);
+        out[i] = ToF32(h);
     }
 }
-void dequantize_row_bf16(const void* blocks, float* out, int64_t n) {
-    const uint8_t* p = static_cast<const uint8_t*>(blocks);
-    for (int64_t i = 0; i < n; ++i) {
-        uint16_t h;
-        std::memcpy(&h, p + 2 * i, 2);
-        out[i] = bf16_to_f32(h);
-    }
-}
+void dequantize_row_f16(const void* blocks, float* out, int64_t n) { widen_u16_row<f16_to_f32>(blocks, out, n); }
+void dequantize_row_bf16(const void* blocks, float* out, int64_t n) { widen_u16_row<bf16_to_f32>(blocks, out, n); }
 #define GLIMPSE_BLOCK_ROW_READER(type, block)                                       \
     void dequantize_row_##type(const void* blocks, float* out, int64_t n) {        \
         dequantize_##type(static_cast<const uint8_t*>(blocks), out, n / (block)); \

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstring>
+#include <type_traits>
 
 #include "quant/type_traits.h"
 #include "runtime/fp16.h"
@@ -348,36 +349,36 @@ void quantize_row_q5_1_ref(const float* x, BlockQ5_1* y, int64_t n) {
     }
 }
 
-void quantize_row_q4_k_ref(const float* x, BlockQ4K* y, int64_t n) {
-    GLIMPSE_ASSERT(n % kQKK == 0);
-    uint8_t L[kQKK];
-    for (int64_t i = 0; i < n / kQKK; ++i, x += kQKK) {
-        BlockQ4K b;
-        quantize_k_superblock(x, 15, -1.0f, 0.1f, 20, &b.d, &b.dmin, b.scales, L);
-        for (int p = 0; p < 4; ++p) {
-            for (int l = 0; l < 32; ++l) b.qs[32 * p + l] = static_cast<uint8_t>(L[64 * p + l] | L[64 * p + 32 + l] << 4);
-        }
-        store_block(b, y + i);
-    }
-}
+namespace {
 
-void quantize_row_q5_k_ref(const float* x, BlockQ5K* y, int64_t n) {
+// q4_k and q5_k: ggml's search (levels 0..nmax) per 32-value sub-block, then value 64p + l in
+// the low nibble of qs[32p + l] and value 64p + 32 + l in its high nibble; q5_k keeps bit 4 of
+// each in bit 2p (2p+1 for the upper 32) of qh[l]. q4_k's levels are below 16, so it is q5_k
+// without the high bits: one packing.
+template <class Block>
+void quantize_row_k_affine(const float* x, Block* y, int64_t n, int nmax, float rmin, float rdelta, int nstep) {
+    constexpr bool kHighBits = std::is_same_v<Block, BlockQ5K>;
     GLIMPSE_ASSERT(n % kQKK == 0);
     uint8_t L[kQKK];
     for (int64_t i = 0; i < n / kQKK; ++i, x += kQKK) {
-        BlockQ5K b;
-        quantize_k_superblock(x, 31, -0.5f, 0.1f, 15, &b.d, &b.dmin, b.scales, L);
-        std::memset(b.qh, 0, sizeof(b.qh));
+        Block b;
+        quantize_k_superblock(x, nmax, rmin, rdelta, nstep, &b.d, &b.dmin, b.scales, L);
+        if constexpr (kHighBits) std::memset(b.qh, 0, sizeof(b.qh));
         for (int p = 0; p < 4; ++p) {
             for (int l = 0; l < 32; ++l) {
                 const int lo = L[64 * p + l], hi = L[64 * p + 32 + l];
                 b.qs[32 * p + l] = static_cast<uint8_t>((lo & 0x0f) | (hi & 0x0f) << 4);
-                b.qh[l] |= static_cast<uint8_t>((lo >> 4) << (2 * p) | (hi >> 4) << (2 * p + 1));
+                if constexpr (kHighBits) b.qh[l] |= static_cast<uint8_t>((lo >> 4) << (2 * p) | (hi >> 4) << (2 * p + 1));
             }
         }
         store_block(b, y + i);
     }
 }
+
+}  // namespace
+
+void quantize_row_q4_k_ref(const float* x, BlockQ4K* y, int64_t n) { quantize_row_k_affine(x, y, n, 15, -1.0f, 0.1f, 20); }
+void quantize_row_q5_k_ref(const float* x, BlockQ5K* y, int64_t n) { quantize_row_k_affine(x, y, n, 31, -0.5f, 0.1f, 15); }
 
 void quantize_row_q6_k_ref(const float* x, BlockQ6K* y, int64_t n) {
     GLIMPSE_ASSERT(n % kQKK == 0);
@@ -426,20 +427,22 @@ void quantize_row_q6_k_ref(const float* x, BlockQ6K* y, int64_t n) {
 }
 
 void quantize_row_f32(const float* x, void* out, int64_t n) { std::memcpy(out, x, static_cast<size_t>(n) * 4); }
-void quantize_row_f16(const float* x, void* out, int64_t n) {
+namespace {
+
+// f16 and bf16 rows: x:(n) -> n 16-bit values (unaligned), each narrowed by FromF32.
+template <uint16_t (*FromF32)(float)>
+void narrow_u16_row(const float* x, void* out, int64_t n) {
     uint8_t* o = static_cast<uint8_t*>(out);
     for (int64_t i = 0; i < n; ++i) {
-        const uint16_t h = f32_to_f16(x[i]);
+        const uint16_t h = FromF32(x[i]);
         std::memcpy(o + 2 * i, &h, 2);
     }
 }
-void quantize_row_bf16(const float* x, void* out, int64_t n) {
-    uint8_t* o = static_cast<uint8_t*>(out);
-    for (int64_t i = 0; i < n; ++i) {
-        const uint16_t h = f32_to_bf16(x[i]);
-        std::memcpy(o + 2 * i, &h, 2);
-    }
-}
+
+}  // namespace
+
+void quantize_row_f16(const float* x, void* out, int64_t n) { narrow_u16_row<f32_to_f16>(x, out, n); }
+void quantize_row_bf16(const float* x, void* out, int64_t n) { narrow_u16_row<f32_to_bf16>(x, out, n); }
 
 bool quantize_supported(DType type) { return type_traits_with(type, &TypeTraits::from_f32) != nullptr; }
 

@@ -49,11 +49,7 @@ namespace {
 constexpr double kU = 1.0 / (1 << 24);
 double gamma_n(double n) { return n * kU / (1 - n * kU); }
 
-struct Case {
-    int64_t T, S, Hq, Hkv, D;
-    bool causal;
-    int64_t causal_offset;
-};
+using Case = test::AttentionShape;
 
 std::string describe(const char* name, DType type, const Case& c) {
     return std::string(name) + " " + dtype_name(type) + " T=" + std::to_string(c.T) + " S=" + std::to_string(c.S) +
@@ -102,23 +98,7 @@ Inputs make_inputs(const Case& c, DType type, uint64_t seed) {
 }
 
 AttentionArgs args_of(const Case& c, const Inputs& in, DType type) {
-    AttentionArgs a;
-    a.q = in.q.data();
-    a.q_ld = in.q_ld;
-    a.k = in.kq.data();
-    a.v = in.vq.data();
-    a.kv_ld = in.kv_ld;
-    a.kv_type = type;
-    a.out_ld = in.out_ld;
-    a.T = c.T;
-    a.S = c.S;
-    a.n_head = c.Hq;
-    a.n_head_kv = c.Hkv;
-    a.head_dim = c.D;
-    a.scale = 1.0f / std::sqrt(static_cast<float>(c.D));
-    a.causal = c.causal;
-    a.causal_offset = c.causal_offset;
-    return a;
+    return test::attention_args(c, in.q.data(), in.q_ld, in.kq.data(), in.vq.data(), in.kv_ld, type, in.out_ld);
 }
 
 std::vector<float> run_kernel(AttentionFn fn, AttentionArgs a, const Case& c, int64_t out_ld, ThreadPool* pool) {
@@ -412,22 +392,9 @@ TEST_CASE("attention_kv on a quantized cache: prefill and decode passes equal th
             args.pos0 = pos0;
             REQUIRE((*plan)->run(args, &pool).is_ok());
 
-            AttentionArgs a;
-            a.q = qs.data() + pos0 * q_dim;
-            a.q_ld = q_dim;
-            a.k = kq.data();
-            a.v = vq.data();
-            a.kv_ld = kv_dim;
-            a.kv_type = type;
-            a.out_ld = q_dim;
-            a.T = n;
-            a.S = pos0 + n;
-            a.n_head = Hq;
-            a.n_head_kv = Hkv;
-            a.head_dim = D;
-            a.scale = scale;
-            a.causal = true;
-            a.causal_offset = pos0;
+            const Case c{n, pos0 + n, Hq, Hkv, D, /*causal=*/true, /*causal_offset=*/pos0};
+            AttentionArgs a = test::attention_args(c, qs.data() + pos0 * q_dim, q_dim, kq.data(), vq.data(), kv_dim, type, q_dim);
+            a.scale = scale;  // the graph's, as given to attention_kv
             std::vector<float> want(n * q_dim), scratch(2 * attention_kvq_scratch_floats(context, D));
             a.out = want.data();
             select_kernel(OpFamily::attention_kvq)->fn.attention_kvq(a, scratch.data(), &pool);

@@ -18,6 +18,7 @@
 
 #include "runtime/image.h"
 #include "runtime/json.h"
+#include "test_bundled.h"
 #include "test_util.h"
 #include "tools/scenes/scene.h"
 
@@ -38,7 +39,7 @@ Run run_glimpse(const std::vector<std::string>& args, const test::TempDir& dir) 
     return test::run_process(std::move(argv), dir, {}, {"GLIMPSE_MAX_ISA"});
 }
 
-const std::string kBundled = test::source_dir() + "/models/bundled";
+const std::string kBundled = test::bundled_dir();
 const std::vector<std::string> kModel = {"-m", kBundled + "/scenes-smolvlm-q8_0-text.gguf", "--mmproj",
                                          kBundled + "/scenes-smolvlm-f16-mmproj.gguf", "-t", "2"};
 const std::string kSample = kBundled + "/samples/1000000.png";
@@ -73,14 +74,7 @@ JsonValue parse(const std::string& line) {
 
 // A held-out scene of the bundled preset written as a PNG.
 void write_scene(uint64_t seed, const std::string& path) {
-    auto preset = scenes::scene_preset("bundled");
-    REQUIRE(preset.is_ok());
-    const scenes::Scene scene = scenes::scene_generate(seed, *preset);
-    ImageU8 img;
-    img.width = scene.image.width;
-    img.height = scene.image.height;
-    img.rgb = scene.image.rgb;
-    REQUIRE(image_write_png(path, img).is_ok());
+    REQUIRE(image_write_png(path, test::bundled_scene_image(seed)).is_ok());
 }
 
 // What a separate `glimpse caption` run prints for one image (its stdout without the newline).

@@ -23,6 +23,7 @@
 #include "models/text_decoder.h"
 #include "models/vlm.h"
 #include "runtime/pruning_plan.h"
+#include "test_bundled.h"
 #include "test_util.h"
 #include "tools/scenes/scene.h"
 
@@ -30,11 +31,9 @@ using namespace glimpse;
 
 namespace {
 
-std::string bundled(const std::string& stem, const char* part) {
-    return test::source_dir() + "/models/bundled/" + stem + "-" + part + ".gguf";
-}
-constexpr const char* kSmol = "scenes-smolvlm-f16";
-constexpr const char* kLlava = "scenes-llava-f16";
+using test::bundled_model;
+constexpr const char* kSmol = test::kBundledSmolVlm;
+constexpr const char* kLlava = test::kBundledLlava;
 
 // A prompt of T rows: token embeddings of pseudo-random ids; rows [v0, v0 + nv) are "visual".
 struct Prompt {
@@ -116,7 +115,7 @@ std::vector<int32_t> oracle_keep(const std::vector<float>& q, const std::vector<
 }
 
 std::unique_ptr<TextDecoder> load_text(const char* stem) {
-    auto dec = TextDecoder::load(bundled(stem, "text"));
+    auto dec = TextDecoder::load(bundled_model(stem, "text"));
     REQUIRE_MESSAGE(dec.is_ok(), dec.status().message());
     return std::move(*dec);
 }
@@ -375,22 +374,11 @@ Result<std::unique_ptr<Vlm>> load_vlm(const char* stem, const std::string& plan_
         if (!plan.is_ok()) return plan.status();
         cfg.pruning = *plan;
     }
-    return Vlm::load(bundled(stem, "text"), bundled(stem, "mmproj"), cfg);
+    return Vlm::load(bundled_model(stem, "text"), bundled_model(stem, "mmproj"), cfg);
 }
 
 std::string plan_of(const std::string& stages) {
     return R"({"format": "glimpse.pruning-plan", "version": 1, "stages": [)" + stages + "]}";
-}
-
-ImageU8 scene_image(uint64_t seed) {
-    auto preset = scenes::scene_preset("bundled");
-    REQUIRE(preset.is_ok());
-    const scenes::Scene scene = scenes::scene_generate(seed, *preset);
-    ImageU8 img;
-    img.width = scene.image.width;
-    img.height = scene.image.height;
-    img.rgb = scene.image.rgb;
-    return img;
 }
 
 }  // namespace
@@ -450,7 +438,7 @@ TEST_CASE("decoder pruning in the VLM: keep 1.0 answers as unpruned; a stack run
         SamplingParams greedy;
         greedy.temperature = 0;
         for (uint64_t seed : {1000000ull, 1000001ull}) {
-            const ImageU8 img = scene_image(seed);
+            const ImageU8 img = test::bundled_scene_image(seed);
             auto run = [&](Vlm& vlm) {
                 auto prompt = vlm.build_prompt("Where is the red circle?", std::vector<ImageU8>{img});
                 REQUIRE(prompt.is_ok());

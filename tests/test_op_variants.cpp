@@ -465,10 +465,7 @@ TEST_CASE("rope variants: bit-identical to the reference, partial rotation, in p
 
 namespace {
 
-struct AttnCase {
-    int64_t T, S, Hq, Hkv, D;
-    bool causal;
-    int64_t causal_offset;  // with causal: query t sees keys [0, offset + t]
+struct AttnCase : test::AttentionShape {
     bool col_mean = false;
     bool key_bias = false;  // AttentionArgs::key_bias (ToMe's log sizes), from U(-1, 2.5)
 };
@@ -477,39 +474,13 @@ struct AttnCase {
 // double-precision scores; fails the test at the first violation.
 void check_attention_case(const OpVariant<AttentionFn>& v, DType kv_type, const AttnCase& c) {
     Rng rng{static_cast<uint64_t>(c.T * 131 + c.S * 7 + c.D + c.Hq * 3 + c.causal + (kv_type == DType::f16 ? 1000 : 0))};
-    const int64_t q_ld = c.Hq * c.D + 3, kv_ld = c.Hkv * c.D + 5, out_ld = c.Hq * c.D + 2;
-    std::vector<float> q(c.T * q_ld), kf(c.S * kv_ld), vf(c.S * kv_ld);
     // Scores spread over about ±12 so softmax is far from uniform.
-    for (float& x : q) x = rng.uniform(-1.5f, 1.5f);
-    for (float& x : kf) x = rng.uniform(-1.5f, 1.5f);
-    for (float& x : vf) x = rng.uniform(-1, 1);
+    const test::AttentionInputs in = test::random_attention_inputs(rng, c, kv_type, 1.5f);
+    const int64_t q_ld = in.q_ld, kv_ld = in.kv_ld, out_ld = in.out_ld;
+    const std::vector<float>& q = in.q, &kf = in.kf, &vf = in.vf;
     std::vector<float> bias(c.key_bias ? c.S : 0);
     for (float& x : bias) x = rng.uniform(-1.0f, 2.5f);
-    std::vector<uint16_t> kh(kf.size()), vh(vf.size());
-    if (kv_type == DType::f16) {
-        for (size_t i = 0; i < kf.size(); ++i) {
-            kh[i] = f32_to_f16(kf[i]);
-            vh[i] = f32_to_f16(vf[i]);
-            kf[i] = f16_to_f32(kh[i]);
-            vf[i] = f16_to_f32(vh[i]);
-        }
-    }
-    AttentionArgs a;
-    a.q = q.data();
-    a.q_ld = q_ld;
-    a.k = kv_type == DType::f16 ? static_cast<const void*>(kh.data()) : kf.data();
-    a.v = kv_type == DType::f16 ? static_cast<const void*>(vh.data()) : vf.data();
-    a.kv_ld = kv_ld;
-    a.kv_type = kv_type;
-    a.out_ld = out_ld;
-    a.T = c.T;
-    a.S = c.S;
-    a.n_head = c.Hq;
-    a.n_head_kv = c.Hkv;
-    a.head_dim = c.D;
-    a.scale = 1.0f / std::sqrt(static_cast<float>(c.D));
-    a.causal = c.causal;
-    a.causal_offset = c.causal_offset;
+    AttentionArgs a = test::attention_args(c, in, kv_type);
     a.key_bias = c.key_bias ? bias.data() : nullptr;
 
     std::vector<float> ref(c.T * out_ld, -7.0f), ref_tap(c.col_mean ? c.Hq * c.S : 0);

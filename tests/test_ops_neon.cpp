@@ -148,36 +148,11 @@ namespace {
 void check_attention(DType kv_type, int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, bool causal, int threads,
                      bool tap = false) {
     Rng rng{static_cast<uint64_t>(T * 131 + S * 7 + D + Hq * 3 + causal)};
-    const int64_t q_ld = Hq * D + 3, kv_ld = Hkv * D + 5, out_ld = Hq * D + 2;
-    std::vector<float> q(T * q_ld), kf(S * kv_ld), vf(S * kv_ld);
-    for (float& v : q) v = rng.uniform(-1, 1);
-    for (float& v : kf) v = rng.uniform(-1, 1);
-    for (float& v : vf) v = rng.uniform(-1, 1);
-    std::vector<uint16_t> kh(kf.size()), vh(vf.size());
-    if (kv_type == DType::f16) {
-        for (size_t i = 0; i < kf.size(); ++i) {
-            kh[i] = f32_to_f16(kf[i]);
-            vh[i] = f32_to_f16(vf[i]);
-            kf[i] = f16_to_f32(kh[i]);
-            vf[i] = f16_to_f32(vh[i]);
-        }
-    }
-    AttentionArgs a;
-    a.q = q.data();
-    a.q_ld = q_ld;
-    a.k = kv_type == DType::f16 ? static_cast<const void*>(kh.data()) : kf.data();
-    a.v = kv_type == DType::f16 ? static_cast<const void*>(vh.data()) : vf.data();
-    a.kv_ld = kv_ld;
-    a.kv_type = kv_type;
-    a.out_ld = out_ld;
-    a.T = T;
-    a.S = S;
-    a.n_head = Hq;
-    a.n_head_kv = Hkv;
-    a.head_dim = D;
-    a.scale = 1.0f / std::sqrt(static_cast<float>(D));
-    a.causal = causal;
-    a.causal_offset = causal ? S - T : 0;
+    const test::AttentionShape c{T, S, Hq, Hkv, D, causal, causal ? S - T : 0};
+    const test::AttentionInputs in = test::random_attention_inputs(rng, c, kv_type, 1.0f);
+    const int64_t q_ld = in.q_ld, kv_ld = in.kv_ld, out_ld = in.out_ld;
+    const std::vector<float>& q = in.q, &kf = in.kf, &vf = in.vf;
+    AttentionArgs a = test::attention_args(c, in, kv_type);
     ThreadPool pool(threads);
     std::vector<float> scratch(threads * attention_scratch_floats(S));
     std::vector<float> ref(T * out_ld, -7.0f), got(T * out_ld, -7.0f);

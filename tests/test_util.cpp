@@ -15,6 +15,7 @@
 
 #include "models/text_decoder.h"
 #include "models/vlm.h"
+#include "runtime/fp16.h"
 #include "runtime/image.h"
 #include "runtime/json.h"
 
@@ -195,6 +196,44 @@ ProcessRun run_process(std::vector<std::string> argv_s, const TempDir& dir, cons
     r.out.assign(out.begin(), out.end());
     r.err.assign(err.begin(), err.end());
     return r;
+}
+
+AttentionInputs random_attention_inputs(Rng& rng, const AttentionShape& c, DType kv_type, float qk_range) {
+    AttentionInputs in;
+    in.q_ld = c.Hq * c.D + 3;
+    in.kv_ld = c.Hkv * c.D + 5;
+    in.out_ld = c.Hq * c.D + 2;
+    in.q.resize(c.T * in.q_ld);
+    in.kf.resize(c.S * in.kv_ld);
+    in.vf.resize(c.S * in.kv_ld);
+    for (float& x : in.q) x = rng.uniform(-qk_range, qk_range);
+    for (float& x : in.kf) x = rng.uniform(-qk_range, qk_range);
+    for (float& x : in.vf) x = rng.uniform(-1, 1);
+    in.kh.resize(in.kf.size());
+    in.vh.resize(in.vf.size());
+    if (kv_type == DType::f16) {
+        for (size_t i = 0; i < in.kf.size(); ++i) {
+            in.kh[i] = f32_to_f16(in.kf[i]);
+            in.vh[i] = f32_to_f16(in.vf[i]);
+            in.kf[i] = f16_to_f32(in.kh[i]);
+            in.vf[i] = f16_to_f32(in.vh[i]);
+        }
+    }
+    return in;
+}
+
+AttentionArgs attention_args(const AttentionShape& c, const float* q, int64_t q_ld, const void* k, const void* v,
+                             int64_t kv_ld, DType kv_type, int64_t out_ld) {
+    return AttentionArgs{.q = q, .q_ld = q_ld, .k = k, .v = v, .kv_ld = kv_ld, .kv_type = kv_type, .out_ld = out_ld,
+                         .T = c.T, .S = c.S, .n_head = c.Hq, .n_head_kv = c.Hkv, .head_dim = c.D,
+                         .scale = 1.0f / std::sqrt(static_cast<float>(c.D)), .causal = c.causal,
+                         .causal_offset = c.causal_offset};
+}
+
+AttentionArgs attention_args(const AttentionShape& c, const AttentionInputs& in, DType kv_type) {
+    const bool f16 = kv_type == DType::f16;
+    return attention_args(c, in.q.data(), in.q_ld, f16 ? static_cast<const void*>(in.kh.data()) : in.kf.data(),
+                          f16 ? static_cast<const void*>(in.vh.data()) : in.vf.data(), in.kv_ld, kv_type, in.out_ld);
 }
 
 }  // namespace glimpse::test

@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "ops/attention.h"
+
 namespace glimpse {
 class JsonValue;
 class TextDecoder;
@@ -87,6 +89,32 @@ struct Rng {
     }
     int32_t integer(int32_t lo, int32_t hi) { return static_cast<int32_t>(lo + uniform(0, 1) * (hi - lo)); }
 };
+
+// An attention test case in ops/attention.h's terms: T queries over S keys, Hq query heads
+// sharing Hkv K/V heads of D values; with causal, query t sees keys [0, causal_offset + t].
+struct AttentionShape {
+    int64_t T, S, Hq, Hkv, D;
+    bool causal;
+    int64_t causal_offset;
+};
+
+// Random attention inputs for a case, with row strides wider than the heads so a kernel that
+// reads or writes past a row shows (q_ld = Hq·D + 3, kv_ld = Hkv·D + 5, out_ld = Hq·D + 2):
+// q:(T, q_ld) and K:(S, kv_ld) uniform in ±qk_range, V:(S, kv_ld) in ±1, drawn from `rng` in
+// that order. With kv_type f16, kh/vh hold K/V as f16 and kf/vf their f32 values, the exact
+// inputs an oracle must use.
+struct AttentionInputs {
+    int64_t q_ld, kv_ld, out_ld;
+    std::vector<float> q, kf, vf;
+    std::vector<uint16_t> kh, vh;
+};
+AttentionInputs random_attention_inputs(Rng& rng, const AttentionShape& c, DType kv_type, float qk_range);
+
+// The AttentionArgs of case `c` over the given q and K/V rows, scale 1/√D, no output or tap.
+AttentionArgs attention_args(const AttentionShape& c, const float* q, int64_t q_ld, const void* k, const void* v,
+                             int64_t kv_ld, DType kv_type, int64_t out_ld);
+// The same over random_attention_inputs' buffers (K/V as kv_type stores them).
+AttentionArgs attention_args(const AttentionShape& c, const AttentionInputs& in, DType kv_type);
 
 // Top-k oracle written from ops/topk.h's contract: the indices i (ascending) that fewer than k
 // scores beat, where j beats i when j is a number and i a NaN, or both are numbers and s_j > s_i,

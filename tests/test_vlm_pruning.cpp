@@ -18,6 +18,7 @@
 #include "ops/prune_score.h"
 #include "ops/prune_select.h"
 #include "ops/topk.h"
+#include "test_bundled.h"
 #include "test_util.h"
 #include "tools/scenes/scene.h"
 
@@ -25,38 +26,24 @@ using namespace glimpse;
 
 namespace {
 
-std::string bundled(const std::string& stem, const char* part) {
-    return test::source_dir() + "/models/bundled/" + stem + "-" + part + ".gguf";
-}
-constexpr const char* kSmol = "scenes-smolvlm-f16";
-constexpr const char* kLlava = "scenes-llava-f16";
+using test::bundled_model;
+constexpr const char* kSmol = test::kBundledSmolVlm;
+constexpr const char* kLlava = test::kBundledLlava;
 
-bool have_bundled() { return std::filesystem::exists(bundled(kSmol, "text")) && std::filesystem::exists(bundled(kLlava, "text")); }
+bool have_bundled() { return std::filesystem::exists(bundled_model(kSmol, "text")) && std::filesystem::exists(bundled_model(kLlava, "text")); }
 
 Result<std::unique_ptr<Vlm>> load(const char* stem, std::optional<PruningPlan> plan, bool original_positions = true) {
     VlmConfig cfg;
     cfg.n_threads = test::emulated() ? 1 : 2;
     cfg.pruning = std::move(plan);
     cfg.original_positions = original_positions;
-    return Vlm::load(bundled(stem, "text"), bundled(stem, "mmproj"), cfg);
+    return Vlm::load(bundled_model(stem, "text"), bundled_model(stem, "mmproj"), cfg);
 }
 
 PruningPlan shorthand(const char* method, double keep) {
     auto p = pruning_plan_from_shorthand(method, keep);
     REQUIRE_MESSAGE(p.is_ok(), p.status().message());
     return *p;
-}
-
-// A held-out scene of the bundled preset (wide enough for SmolVLM to tile it).
-ImageU8 scene_image(uint64_t seed) {
-    auto preset = scenes::scene_preset("bundled");
-    REQUIRE(preset.is_ok());
-    const scenes::Scene scene = scenes::scene_generate(seed, *preset);
-    ImageU8 img;
-    img.width = scene.image.width;
-    img.height = scene.image.height;
-    img.rgb = scene.image.rgb;
-    return img;
 }
 
 // keep = floor(f * n + 0.5) split over equal chunks: floors, then the leftover units to the
@@ -136,7 +123,7 @@ std::vector<int32_t> reference_kept(const std::string& method, const std::vector
 // unpruned encoder's rows (and taps), and the pruned rows against those rows.
 void check_method(const char* stem, const char* method) {
     INFO(stem << " " << method);
-    const ImageU8 image = scene_image(1000003);
+    const ImageU8 image = test::bundled_scene_image(1000003);
     auto plain = load(stem, std::nullopt);
     REQUIRE_MESSAGE(plain.is_ok(), plain.status().message());
     auto pruned = load(stem, shorthand(method, 0.25));
@@ -152,7 +139,7 @@ void check_method(const char* stem, const char* method) {
     const int64_t n_embd = (*plain)->text().hparams().n_embd;
     const int64_t side = (*plain)->visual_tokens_per_side(), T = side * side;
     // The taps come from a separate encoder plan over the same file (the reference's input).
-    auto enc = VisionEncoder::load(bundled(stem, "mmproj"));
+    auto enc = VisionEncoder::load(bundled_model(stem, "mmproj"));
     REQUIRE(enc.is_ok());
     const PruneStage& st = *(*pruned)->pruning_stage();
     VisionTaps taps;
@@ -249,7 +236,7 @@ void check_method(const char* stem, const char* method) {
 
 TEST_CASE("a pruned prompt has each chunk's kept count of image positions, re-compacted") {
     REQUIRE_MESSAGE(have_bundled(), "the bundled models are part of the repository (models/bundled/)");
-    const ImageU8 image = scene_image(1000003);
+    const ImageU8 image = test::bundled_scene_image(1000003);
     for (const char* stem : {kSmol, kLlava}) {
         INFO(stem);
         auto plain = load(stem, std::nullopt);
@@ -303,7 +290,7 @@ TEST_CASE("each wired method keeps the indices its scalar reference picks from t
 
 TEST_CASE("keep 1.0 answers byte for byte as no pruning") {
     REQUIRE_MESSAGE(have_bundled(), "the bundled models are part of the repository (models/bundled/)");
-    const ImageU8 image = scene_image(1000001);
+    const ImageU8 image = test::bundled_scene_image(1000001);
     struct Case { const char* stem; const char* method; };
     for (Case c : {Case{kSmol, "attn-received"}, Case{kSmol, "divprune"}, Case{kLlava, "fastervlm"}, Case{kLlava, "random"}}) {
       for (bool original : {false, true}) {
@@ -313,7 +300,7 @@ TEST_CASE("keep 1.0 answers byte for byte as no pruning") {
         cfg.n_threads = test::emulated() ? 1 : 2;
         cfg.pruning = shorthand(c.method, 1.0);
         cfg.original_positions = original;
-        auto pruned = Vlm::load(bundled(c.stem, "text"), bundled(c.stem, "mmproj"), cfg);
+        auto pruned = Vlm::load(bundled_model(c.stem, "text"), bundled_model(c.stem, "mmproj"), cfg);
         REQUIRE((plain.is_ok() && pruned.is_ok()));
         SamplingParams greedy;
         greedy.temperature = 0;
@@ -368,14 +355,14 @@ TEST_CASE("a plan the model cannot run is refused at load, naming what is wrong"
 
 TEST_CASE("original position ids: every kept row and text token at its unpruned position") {
     REQUIRE_MESSAGE(have_bundled(), "the bundled models are part of the repository (models/bundled/)");
-    const ImageU8 image = scene_image(1000003);
+    const ImageU8 image = test::bundled_scene_image(1000003);
     for (const char* stem : {kSmol, kLlava}) {
         INFO(stem);
         auto plain = load(stem, std::nullopt);
         VlmConfig cfg;  // original ids are the default
         cfg.n_threads = test::emulated() ? 1 : 2;
         cfg.pruning = shorthand("divprune", 0.25);
-        auto pruned = Vlm::load(bundled(stem, "text"), bundled(stem, "mmproj"), cfg);
+        auto pruned = Vlm::load(bundled_model(stem, "text"), bundled_model(stem, "mmproj"), cfg);
         REQUIRE((plain.is_ok() && pruned.is_ok()));
         auto a = (*plain)->build_prompt("How many circles?", {image});
         auto b = (*pruned)->build_prompt("How many circles?", {image});

@@ -17,6 +17,7 @@
 
 #include "models/vlm.h"
 #include "runtime/json.h"
+#include "test_bundled.h"
 #include "test_util.h"
 #include "tools/scenes/scene.h"
 
@@ -26,7 +27,7 @@ namespace {
 
 std::string bundled_dir() {
     if (const char* d = std::getenv("GLIMPSE_BUNDLED_DIR")) return d;
-    return test::source_dir() + "/models/bundled";
+    return test::bundled_dir();
 }
 
 struct BundledModel {
@@ -44,14 +45,6 @@ std::unique_ptr<Vlm> load(const BundledModel& m) {
     auto vlm = Vlm::load(dir + "/" + m.stem + "-text.gguf", dir + "/" + m.stem + "-mmproj.gguf", cfg);
     REQUIRE_MESSAGE(vlm.is_ok(), vlm.status().message());
     return std::move(*vlm);
-}
-
-ImageU8 scene_image(const scenes::Scene& scene) {
-    ImageU8 img;
-    img.width = scene.image.width;
-    img.height = scene.image.height;
-    img.rgb = scene.image.rgb;
-    return img;
 }
 
 uint64_t fnv1a64(const void* data, size_t n) {
@@ -101,7 +94,7 @@ void check_reference(const BundledModel& m) {
         CAPTURE(seed);
         CAPTURE(question);
         const scenes::Scene scene = scenes::scene_generate(seed, *preset);
-        const ImageU8 image = scene_image(scene);
+        const ImageU8 image = test::scene_image(scene.image);
         auto prompt = vlm->build_prompt(question, {image});
         REQUIRE(prompt.is_ok());
 
@@ -162,7 +155,7 @@ std::map<std::string, KindScore> heldout_accuracy(const BundledModel& m, uint64_
     std::map<std::string, KindScore> score;
     for (uint64_t seed = from; seed < to; ++seed) {
         const scenes::Scene scene = scenes::scene_generate(seed, *preset);
-        const ImageU8 image = scene_image(scene);
+        const ImageU8 image = test::scene_image(scene.image);
         for (const scenes::QaPair& qa : scene.qa) {
             const std::string got = answer(*vlm, qa.question, image);
             KindScore& k = score[std::string(scenes::qa_kind_name(qa.kind))];

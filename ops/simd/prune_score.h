@@ -8,7 +8,7 @@
 // for products of two floats), four b rows per pass over a row of a so each a vector is
 // loaded once; only the order of the f64 additions differs from the reference.
 // tap_scores: the head sums are vertical (one f64 lane per patch, heads ascending, as the
-// reference adds them); the block pooling is the reference's scalar loop.
+// reference adds them); the block pooling is the reference's own code (ops/prune_score_shared.h).
 // merge_rows: one pass per slot over the rows assigned to it, y += w * x in f32 lanes.
 #pragma once
 
@@ -18,6 +18,7 @@
 
 #include "runtime/threadpool.h"
 
+#include "ops/prune_score_shared.h"
 #include "ops/simd/exact_fp.h"
 
 GLIMPSE_SIMD_EXACT_BEGIN
@@ -29,12 +30,6 @@ struct PruneScore {
     using F = typename V::F;
     using D = typename V::D;
     static constexpr int L = V::kLanes;
-
-    template <class Body>
-    static void run_rows(ThreadPool* pool, int64_t n, int64_t work_per_row, const Body& body) {
-        if (pool && n * work_per_row >= (int64_t{1} << 15)) pool->parallel_for(n, body);
-        else body(0, n, 0);
-    }
 
     // x:(rows,C), rows [i0, i1) -> u = x * fl32(1 / ||x||), ||x||^2 summed in f64 lanes.
     static void unit_rows(const float* x, int64_t i0, int64_t i1, int64_t C, float* u) {
@@ -84,12 +79,7 @@ struct PruneScore {
 
     static void cosine_similarity(const float* a, int64_t n, const float* b, int64_t m, int64_t C, float* sim,
                                   void* scratch, ThreadPool* pool) {
-        float* ua = static_cast<float*>(scratch);
-        const bool self = a == b && n == m;
-        float* ub = self ? ua : ua + n * C;
-        run_rows(pool, n, C, [&](int64_t i0, int64_t i1, int) { unit_rows(a, i0, i1, C, ua); });
-        if (!self) run_rows(pool, m, C, [&](int64_t i0, int64_t i1, int) { unit_rows(b, i0, i1, C, ub); });
-        run_rows(pool, n, m * C, [&](int64_t i0, int64_t i1, int) {
+        const auto dot_rows = [&](const float* ua, const float* ub, bool self, int64_t i0, int64_t i1) {
             for (int64_t i = i0; i < i1; ++i) {
                 const float* ai = ua + i * C;
                 // Self-similarity is symmetric: row i computes j >= i and mirrors them (the f64
@@ -102,7 +92,8 @@ struct PruneScore {
                     for (int64_t jj = i + 1; jj < m; ++jj) sim[jj * m + i] = sim[i * m + jj];
                 }
             }
-        });
+        };
+        cosine_similarity_frame(a, n, b, m, C, scratch, pool, unit_rows, dot_rows);
     }
 
     static void tap_scores(const float* tap, int64_t n_head, int64_t n_pos, int64_t h, int64_t w, int64_t s,
@@ -130,21 +121,15 @@ struct PruneScore {
                     const int64_t count = left < L ? left : L;
                     for (int64_t l = 0; l < count; ++l) head_sum[x + l] = lanes[l];
                 }
-                for (int64_t bx = 0; bx < bw; ++bx) {
-                    for (int64_t j = 0; j < s; ++j) block[bx] += head_sum[bx * s + j];
-                }
+                tap_pool_row(head_sum, bw, s, block);
             }
-            for (int64_t bx = 0; bx < bw; ++bx) {
-                float& out = scores[by * bw + bx];
-                const double v = block[bx] / denom;
-                out = accumulate ? static_cast<float>(static_cast<double>(out) + v) : static_cast<float>(v);
-            }
+            tap_store_block_row(block, bw, denom, accumulate, scores + by * bw);
         }
     }
 
     static void merge_rows(const float* x, int64_t n, int64_t C, const int32_t* assign, const float* weight, int64_t k,
                            float* y, float* sizes_out, ThreadPool* pool) {
-        run_rows(pool, k, n + C, [&](int64_t t0, int64_t t1, int) {
+        prune_score_run_rows(pool, k, n + C, [&](int64_t t0, int64_t t1, int) {
             for (int64_t t = t0; t < t1; ++t) {
                 float* yt = y + t * C;
                 for (int64_t c = 0; c < C; c += L) V::store_tail(yt + c, C - c, V::zero());

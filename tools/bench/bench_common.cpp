@@ -191,15 +191,8 @@ bool read_common_options(const tools::ArgParser& a, RunInfo* info, std::string* 
 
 std::optional<int> parse_command_line(tools::ArgParser& a, int argc, char** argv, const char* command,
                                       RunInfo* info) {
+    if (const std::optional<int> exit_code = a.parse_or_exit_code(argc, argv)) return exit_code;
     std::string err;
-    if (!a.parse(argc, argv, &err)) {
-        std::fprintf(stderr, "%s: %s\n", command, err.c_str());
-        return 2;
-    }
-    if (a.has("--help")) {
-        std::fputs(a.help().c_str(), stdout);
-        return 0;
-    }
     if (!read_common_options(a, info, &err)) {
         std::fprintf(stderr, "%s: %s\n", command, err.c_str());
         return 2;

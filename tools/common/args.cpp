@@ -4,6 +4,7 @@
 #include <climits>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <sstream>
 
@@ -91,6 +92,19 @@ bool ArgParser::parse(int argc, char** argv, std::string* error) {
         o->values.push_back(value);
     }
     return true;
+}
+
+std::optional<int> ArgParser::parse_or_exit_code(int argc, char** argv) {
+    std::string error;
+    if (!parse(argc, argv, &error)) {
+        std::fprintf(stderr, "%s: %s\n", program_.c_str(), error.c_str());
+        return 2;
+    }
+    if (has("--help")) {
+        std::fputs(help().c_str(), stdout);
+        return 0;
+    }
+    return std::nullopt;
 }
 
 bool ArgParser::has(const std::string& name) const {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,10 @@ public:
 
     // Parses argv (after the program/subcommand name). On error fills `error`.
     bool parse(int argc, char** argv, std::string* error);
+    // A tool's usual start: parse(); on an error prints "<program>: <error>" to stderr and
+    // returns 2 (usage error); with --help prints help() to stdout and returns 0; otherwise
+    // returns nullopt and the tool goes on. Tools only: it prints.
+    std::optional<int> parse_or_exit_code(int argc, char** argv);
 
     bool has(const std::string& name) const;      // given on the command line
     std::string get(const std::string& name) const;  // value or default ("" if none)

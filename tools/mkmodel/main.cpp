@@ -1,6 +1,7 @@
 // glimpse-mkmodel: writes random-weight VLM GGUF pairs with the real SmolVLM or
 // LLaVA layout, from tiny test models to the SmolVLM-256M/500M dimensions.
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include "tools/common/args.h"
@@ -22,15 +23,8 @@ int main(int argc, char** argv) {
     args.option("--std", "X", "standard deviation of the random weights", "0.02");
     args.option("--text-layers", "N", "override the number of decoder layers");
     args.option("--vision-layers", "N", "override the number of vision encoder layers");
+    if (const std::optional<int> exit_code = args.parse_or_exit_code(argc - 1, argv + 1)) return *exit_code;
     std::string error;
-    if (!args.parse(argc - 1, argv + 1, &error)) {
-        std::fprintf(stderr, "glimpse-mkmodel: %s\n", error.c_str());
-        return 2;
-    }
-    if (args.has("--help")) {
-        std::fputs(args.help().c_str(), stdout);
-        return 0;
-    }
     if (!args.has("--out")) {
         std::fprintf(stderr, "glimpse-mkmodel: -o PREFIX is required (see --help)\n");
         return 2;

@@ -1,5 +1,6 @@
 // The command line of glimpse-quantize and `glimpse quantize` (one parser for both).
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include "tools/common/args.h"
@@ -24,15 +25,8 @@ int quantize_command(const std::string& program, int argc, char** argv) {
     args.flag("--pure", "no k-quant mixes: every quantized tensor gets the type's base type");
     args.flag("--allow-requantize", "allow converting tensors that are already quantized (loses precision twice)");
     args.option("--threads", "N", "worker threads (0: all)", "0");
+    if (const std::optional<int> exit_code = args.parse_or_exit_code(argc, argv)) return *exit_code;
     std::string error;
-    if (!args.parse(argc, argv, &error)) {
-        std::fprintf(stderr, "%s: %s\n", program.c_str(), error.c_str());
-        return 2;
-    }
-    if (args.has("--help")) {
-        std::fputs(args.help().c_str(), stdout);
-        return 0;
-    }
     const std::vector<std::string>& pos = args.positional();
     if (pos.size() < 2 || pos.size() > 3 || (pos.size() == 3 && args.has("--type")) ||
         (pos.size() == 2 && !args.has("--type"))) {

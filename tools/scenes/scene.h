@@ -178,7 +178,8 @@ std::string_view font_characters();  // every character font_glyph supports
 
 // JSON of the ground truth on one line (no image pixels); `image_file` goes into "image".
 std::string scene_to_json(const Scene& scene, std::string_view image_file);
-// `text` as a JSON string literal with quotes, escaping ", \ and control characters.
+// `text` as a JSON string literal with quotes, escaping ", \ and control characters: the
+// runtime's writer (runtime/json.h), so scene files and all other JSON glimpse writes agree.
 std::string json_quote(std::string_view text);
 
 enum class ImageFormat : uint8_t { png, ppm };

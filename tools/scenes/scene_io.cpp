@@ -8,33 +8,11 @@
 #include <cstring>
 #include <memory>
 
+#include "runtime/json.h"
+
 namespace glimpse::scenes {
 
-std::string json_quote(std::string_view text) {
-    std::string out;
-    out.reserve(text.size() + 2);
-    out += '"';
-    for (const char ch : text) {
-        const auto c = static_cast<unsigned char>(ch);
-        switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            case '\b': out += "\\b"; break;
-            case '\f': out += "\\f"; break;
-            default:
-                if (c < 0x20) {
-                    out += str_printf("\\u%04x", c);
-                } else {
-                    out += ch;  // UTF-8 bytes pass through unchanged, as JSON allows
-                }
-        }
-    }
-    out += '"';
-    return out;
-}
+std::string json_quote(std::string_view text) { return glimpse::json_quote(text); }
 
 namespace {
 
