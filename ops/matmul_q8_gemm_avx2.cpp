@@ -22,8 +22,8 @@
 // 2 weight vectors, 1 broadcast: 15 of 16 ymm; measured ~3 % faster than 4 × 2, which
 // spills). Each block's int32 sums are converted (exact, |sumi| < 2^24) and accumulated
 // with one FMA against d_w·d_x (exact): blocks in order, as the scalar oracle (ops/matmul_q8_scalar.cpp), so outputs agree with it bit for bit.
-// Threads split over panels (N); rows below kMinRows go to q8_0_q8_0__avx2 (decode: it
-// streams the packed weights once with no widening).
+// Threads split over panels (N); fewer than kMinRows rows (decode: it streams the packed
+// weights once with no widening) and K > kMaxK go to q8_0_q8_0__avx2.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -47,6 +47,11 @@ constexpr int kR = 8;             // weight rows per packed group (one ymm lane 
 constexpr int kNG = 2;            // groups per panel
 constexpr int kMR = 3;            // activation rows per register tile
 constexpr int64_t kMinRows = 8;   // fewer rows: q8_0_q8_0__avx2
+// Longer rows: q8_0_q8_0__avx2. The panel spans all of K (16 rows × K int16, 2 KiB per 32 of
+// K) and the row block shrinks as K grows, so at the connector's K = 12288 (M = 64) each
+// panel is widened for every 12 rows and streamed from L2 per tile: measured 0.7x the old
+// kernel there (docs/benchmarks.md). K blocking would lift this; not done.
+constexpr int64_t kMaxK = 4096;
 constexpr int kSteps = 16;        // k pairs per 32-block
 // Widened panel, per block b: kNG groups × 16 steps × 32 bytes (lane r of step s holds
 // the int16 pair w[r][32b+2s], w[r][32b+2s+1]), then kNG × 8 f32 weight scales.
@@ -173,7 +178,7 @@ void panel_rows(const uint8_t* panel, int64_t nb, const int16_t* x16, const Q8Ro
 }
 
 void run(const MatmulArgs& a, ThreadPool* pool) {
-    if (a.M < kMinRows) {
+    if (a.M < kMinRows || a.K > kMaxK) {
         q8_0_q8_0__avx2.run(a, pool);
         return;
     }
