@@ -197,6 +197,24 @@ void check_kernel(const MatmulKernel& kern, int64_t M, int64_t K, int64_t N, boo
     aligned_buffer_free(scratch);
 }
 
+// Packs w, reserves scratch for a.M rows and runs `kern` on `threads` threads into a.y:
+// a plan's calling sequence for one product (a.packed and a.scratch are set here).
+void run_packed(const MatmulKernel& kern, MatmulArgs a, int threads) {
+    uint8_t* packed = nullptr;
+    if (kern.pack) {
+        packed = aligned_buffer_alloc(static_cast<size_t>(kern.packed_bytes(a.N, a.K)));
+        kern.pack(a.w, a.N, a.K, packed);
+    }
+    uint8_t* scratch =
+        kern.scratch_bytes ? aligned_buffer_alloc(static_cast<size_t>(kern.scratch_bytes(a.M, a.K, a.N, threads)) + 64) : nullptr;
+    a.packed = packed;
+    a.scratch = scratch;
+    ThreadPool pool(threads);
+    kern.run(a, &pool);
+    aligned_buffer_free(packed);
+    aligned_buffer_free(scratch);
+}
+
 }  // namespace
 
 TEST_CASE("every matmul kernel matches the reference on adversarial shapes") {
@@ -319,19 +337,7 @@ TEST_CASE("q8_0-activation kernels agree with the scalar ggml-semantics oracle")
                 MatmulArgs a;
                 a.x = x.data(); a.ldx = s.K; a.M = s.M; a.K = s.K; a.N = s.N;
                 a.w = w.data(); a.w_type = kern.w_type; a.bias = bias.data(); a.y = y.data(); a.ldy = s.N;
-                uint8_t* packed = nullptr;
-                if (kern.pack) {
-                    packed = aligned_buffer_alloc(static_cast<size_t>(kern.packed_bytes(s.N, s.K)));
-                    kern.pack(w.data(), s.N, s.K, packed);
-                }
-                uint8_t* scratch = kern.scratch_bytes
-                                       ? aligned_buffer_alloc(static_cast<size_t>(kern.scratch_bytes(s.M, s.K, s.N, threads)) + 64)
-                                       : nullptr;
-                a.packed = packed; a.scratch = scratch;
-                ThreadPool pool(threads);
-                kern.run(a, &pool);
-                aligned_buffer_free(packed);
-                aligned_buffer_free(scratch);
+                run_packed(kern, a, threads);
             };
             std::vector<float> want(static_cast<size_t>(s.M * s.N)), got1(want.size()), got2(want.size());
             run(*oracle, 1, want);
@@ -536,19 +542,7 @@ TEST_CASE("Q8_0 W8A8 kernels: exact on extreme blocks and on every tile and row-
                 a.x = x.data(); a.ldx = s.K; a.M = s.M; a.K = s.K; a.N = s.N;
                 a.w = w.data(); a.w_type = DType::q8_0; a.bias = with_bias ? bias.data() : nullptr;
                 a.y = y.data(); a.ldy = s.N;
-                uint8_t* packed = nullptr;
-                if (kern.pack) {
-                    packed = aligned_buffer_alloc(static_cast<size_t>(kern.packed_bytes(s.N, s.K)));
-                    kern.pack(w.data(), s.N, s.K, packed);
-                }
-                uint8_t* scratch = kern.scratch_bytes
-                                       ? aligned_buffer_alloc(static_cast<size_t>(kern.scratch_bytes(s.M, s.K, s.N, threads)) + 64)
-                                       : nullptr;
-                a.packed = packed; a.scratch = scratch;
-                ThreadPool pool(threads);
-                kern.run(a, &pool);
-                aligned_buffer_free(packed);
-                aligned_buffer_free(scratch);
+                run_packed(kern, a, threads);
                 return y;
             };
             const std::vector<float> want = run(*oracle, 1);
