@@ -64,7 +64,8 @@ const MatmulKernel kMatmulReferences[] = {
     X(q8_0_q8_0__avx2) X(q4_0_q8_0__avx2) X(f32_gemm__avx2) X(f16_gemm__avx2) X(bf16_gemm__avx2)                  \
     X(q8_0_q8_0__avx512vnni) X(q4_0_q8_0__avx512vnni) X(f32_gemm__avx512) X(f16_gemm__avx512) X(bf16_gemm__avx512) \
     X(f16_gemm__amx) X(f16_bf16_gemm__amx) X(bf16_gemm__amx) X(q8_0_q8_0__amx) X(q4_0_q8_0__amx)                \
-    X(f16_f16_gemm__avx2)
+    X(f16_f16_gemm__avx2)                                                                                          \
+    X(q8_0_q8_0_gemm__avx2)
 #else
 #define GLIMPSE_MATMUL_KERNELS_X86(X)
 #endif

@@ -197,6 +197,24 @@ void check_kernel(const MatmulKernel& kern, int64_t M, int64_t K, int64_t N, boo
     aligned_buffer_free(scratch);
 }
 
+// Packs w, reserves scratch for a.M rows and runs `kern` on `threads` threads into a.y:
+// a plan's calling sequence for one product (a.packed and a.scratch are set here).
+void run_packed(const MatmulKernel& kern, MatmulArgs a, int threads) {
+    uint8_t* packed = nullptr;
+    if (kern.pack) {
+        packed = aligned_buffer_alloc(static_cast<size_t>(kern.packed_bytes(a.N, a.K)));
+        kern.pack(a.w, a.N, a.K, packed);
+    }
+    uint8_t* scratch =
+        kern.scratch_bytes ? aligned_buffer_alloc(static_cast<size_t>(kern.scratch_bytes(a.M, a.K, a.N, threads)) + 64) : nullptr;
+    a.packed = packed;
+    a.scratch = scratch;
+    ThreadPool pool(threads);
+    kern.run(a, &pool);
+    aligned_buffer_free(packed);
+    aligned_buffer_free(scratch);
+}
+
 }  // namespace
 
 TEST_CASE("every matmul kernel matches the reference on adversarial shapes") {
@@ -319,19 +337,7 @@ TEST_CASE("q8_0-activation kernels agree with the scalar ggml-semantics oracle")
                 MatmulArgs a;
                 a.x = x.data(); a.ldx = s.K; a.M = s.M; a.K = s.K; a.N = s.N;
                 a.w = w.data(); a.w_type = kern.w_type; a.bias = bias.data(); a.y = y.data(); a.ldy = s.N;
-                uint8_t* packed = nullptr;
-                if (kern.pack) {
-                    packed = aligned_buffer_alloc(static_cast<size_t>(kern.packed_bytes(s.N, s.K)));
-                    kern.pack(w.data(), s.N, s.K, packed);
-                }
-                uint8_t* scratch = kern.scratch_bytes
-                                       ? aligned_buffer_alloc(static_cast<size_t>(kern.scratch_bytes(s.M, s.K, s.N, threads)) + 64)
-                                       : nullptr;
-                a.packed = packed; a.scratch = scratch;
-                ThreadPool pool(threads);
-                kern.run(a, &pool);
-                aligned_buffer_free(packed);
-                aligned_buffer_free(scratch);
+                run_packed(kern, a, threads);
             };
             std::vector<float> want(static_cast<size_t>(s.M * s.N)), got1(want.size()), got2(want.size());
             run(*oracle, 1, want);
@@ -485,3 +491,80 @@ TEST_CASE("f16-activation kernels round x to f16 as ggml does") {
     if (isa_usable(Isa::avx2)) CHECK(compared >= 3);
 #endif
 }
+
+#if defined(__x86_64__)
+// The x86 W8A8 kernels for Q8_0 weights (q8_0_q8_0_*: AVX2, AVX-512 VNNI, AMX; the ARM ones
+// quantize with ggml's ARM inverse, which may move a quant near a tie, so only the
+// tolerance-based tests above cover them) on the tails of the many-row AVX2 GEMM's
+// blocking (3-row register tiles, 16-row panels, row blocks of 126 rows at K = 768, 30 at
+// K = 3072, 128 at K = 32; fewer than 8 rows and K > 4096 go to the older kernel) and on extreme
+// blocks: weights -128 (the file format allows them; ggml's quantizer never writes them)
+// against activations quantized to ±127, where an int16 pair sum or a saturating product
+// would break. Every block product and scale product is exact and blocks are summed in
+// order with one FMA, so each output must equal the scalar oracle bit for bit, for 1 and 3
+// threads; and one output is checked against its closed form.
+TEST_CASE("Q8_0 W8A8 kernels: exact on extreme blocks and on every tile and row-block tail") {
+    const MatmulKernel* oracle = find_matmul_kernel("q8_0_q8_0__scalar");
+    REQUIRE(oracle != nullptr);
+    struct Shape { int64_t M, K, N; };
+    const Shape shapes[] = {{1, 32, 8},     {7, 64, 9},       {8, 32, 17},    {9, 256, 16},   {13, 96, 8},
+                            {127, 768, 23}, {131, 32, 40},    {130, 3072, 24}, {9, 4128, 16}};
+    int compared = 0;
+    for (const MatmulKernel* k : matmul_kernels()) {
+        if (k->w_type != DType::q8_0 || k->activations != MatmulActivations::q8_0 || k->isa == Isa::scalar) continue;
+        if (!isa_usable(k->isa) || (k->available && !k->available())) continue;
+        for (Shape s : shapes) {
+            Rng rng{static_cast<uint64_t>(s.M * 131 + s.K * 17 + s.N)};
+            const int64_t nb = s.K / 32;
+            // Weights: random bytes over all of [-128, 127], random f16 scales; row 0 all -128
+            // with d = 1, so x = +1 everywhere gives sumi = -128·127·32 per block.
+            std::vector<BlockQ8_0> w(static_cast<size_t>(s.N * nb));
+            for (int64_t i = 0; i < s.N * nb; ++i) {
+                w[i].d = f32_to_f16(rng.uniform(0.001f, 0.05f));
+                for (int j = 0; j < 32; ++j) w[i].qs[j] = static_cast<int8_t>(rng.integer(-128, 128));
+            }
+            for (int64_t b = 0; b < nb; ++b) {
+                w[b].d = f32_to_f16(1.0f);
+                for (int j = 0; j < 32; ++j) w[b].qs[j] = -128;
+            }
+            // Activations: row 0 all +1 (quantized to 127 with d = f16(1/127)); row 1 (if any)
+            // alternating ±1000; the rest random, with some all-zero blocks.
+            std::vector<float> x(static_cast<size_t>(s.M * s.K)), bias(static_cast<size_t>(s.N));
+            for (float& v : x) v = rng.uniform(-3, 3);
+            for (int64_t kk = 0; kk < s.K; ++kk) x[kk] = 1.0f;
+            if (s.M > 1)
+                for (int64_t kk = 0; kk < s.K; ++kk) x[s.K + kk] = kk % 2 ? -1000.0f : 1000.0f;
+            if (s.M > 2 && s.K >= 64)
+                for (int64_t kk = 32; kk < 64; ++kk) x[2 * s.K + kk] = 0.0f;
+            for (float& v : bias) v = rng.uniform(-1, 1);
+            const bool with_bias = s.M % 2 == 1;  // the closed form below needs bias = 0
+            auto run = [&](const MatmulKernel& kern, int threads) {
+                std::vector<float> y(static_cast<size_t>(s.M * s.N), -7.0f);
+                MatmulArgs a;
+                a.x = x.data(); a.ldx = s.K; a.M = s.M; a.K = s.K; a.N = s.N;
+                a.w = w.data(); a.w_type = DType::q8_0; a.bias = with_bias ? bias.data() : nullptr;
+                a.y = y.data(); a.ldy = s.N;
+                run_packed(kern, a, threads);
+                return y;
+            };
+            const std::vector<float> want = run(*oracle, 1);
+            for (int threads : {1, 3}) {
+                const std::vector<float> got = run(*k, threads);
+                for (int64_t i = 0; i < s.M * s.N; ++i) {
+                    REQUIRE_MESSAGE(got[i] == want[i], k->name << " M=" << s.M << " K=" << s.K << " N=" << s.N
+                                                             << " threads=" << threads << ": y[" << i / s.N << "]["
+                                                             << i % s.N << "] = " << got[i] << ", oracle " << want[i]);
+                }
+            }
+            if (!with_bias && nb <= 8) {
+                // nb equal exact terms -128·127·32 · f16(1/127): every partial sum is exact
+                const double dx = f16_to_f32(f32_to_f16(1.0f / 127.0f));
+                CHECK(want[0] == static_cast<float>(static_cast<double>(nb) * -128 * 127 * 32 * dx));
+            }
+            ++compared;
+        }
+    }
+    CHECK(compared > 0);
+    MESSAGE("compared " << compared << " kernel/shape pairs bit for bit with the oracle");
+}
+#endif  // __x86_64__
