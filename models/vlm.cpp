@@ -210,8 +210,8 @@ Status Vlm::setup_pruning(const PruningPlan& full_plan) {
     GLIMPSE_RETURN_IF_ERROR(pruning_plan_check(plan, "pruning plan"));
     if (plan.stages.empty()) return Status::ok();
     GLIMPSE_CHECK_OR_RETURN(plan.stages.size() == 1, unsupported,
-                            "pruning plan: %zu stages; this glimpse runs one after_projector stage (multi-stage plans "
-                            "come with decoder-layer pruning, issue 24)",
+                            "pruning plan: %zu stages outside the language model; this glimpse runs one "
+                            "after_projector stage (and any number of decoder_layer stages)",
                             plan.stages.size());
     const PruneStage& st = plan.stages[0];
     GLIMPSE_CHECK_OR_RETURN(st.site == PruneSite::after_projector, unsupported,
@@ -219,7 +219,6 @@ Status Vlm::setup_pruning(const PruningPlan& full_plan) {
                             prune_site_name(st.site));
     GLIMPSE_CHECK_OR_RETURN(st.tile_split == TileSplit::equal, unsupported,
                             "pruning plan: stages[0].tiles.split overview_scores (HiRED) is not wired yet; use equal");
-    // Levers of the calibration issue (25) that nothing reads yet: refused rather than ignored.
     // Fit against the largest image: the most tiles the preprocessing can make (under the tile
     // budget: the largest rows*cols <= max_tiles_ of a grid no wider or taller than the natural one).
     const VisionHparams& vh = vision_->hparams();
