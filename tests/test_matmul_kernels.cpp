@@ -564,7 +564,8 @@ TEST_CASE("Q8_0 W8A8 kernels: exact on extreme blocks and on every tile and row-
             ++compared;
         }
     }
-    CHECK(compared > 0);
+    // Under GLIMPSE_MAX_ISA=scalar no SIMD W8A8 kernel is usable; from AVX2 up at least one must be.
+    if (isa_usable(Isa::avx2)) CHECK(compared > 0);
     MESSAGE("compared " << compared << " kernel/shape pairs bit for bit with the oracle");
 }
 #endif  // __x86_64__
