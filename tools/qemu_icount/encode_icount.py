@@ -57,7 +57,6 @@ def run_counted(cmd, cpu, work, stop_re=None, stop_after=0):
     env = dict(os.environ)
     env.setdefault("QEMU_LD_PREFIX", "/usr/aarch64-linux-gnu")
     outs = {1: os.path.join(work, "stdout"), 2: os.path.join(work, "stderr")}
-    stopped = False
     with open(outs[1], "wb") as o, open(outs[2], "wb") as e:
         proc = subprocess.Popen([qemu, "-cpu", cpu, "-plugin", build_plugin(work) + ",out=" + marks_path] + cmd,
                                 stdout=o, stderr=e, stdin=subprocess.DEVNULL, env=env)
@@ -70,7 +69,7 @@ def run_counted(cmd, cpu, work, stop_re=None, stop_after=0):
             if stop_after > 0 and sum(count_matches(p, stop_re) for p in outs.values()) >= stop_after:
                 proc.kill()
                 proc.wait()
-                stopped, rc = True, 0
+                rc = 0  # stopped on purpose
                 break
     streams = {fd: open(p, "rb").read() for fd, p in outs.items()}
     if rc != 0:
