@@ -186,7 +186,9 @@ int cmd_e2e(int argc, char** argv) {
     const VlmMemory mem = vlm.memory();
 
     // After the pipeline's peak RSS is read: the bandwidth arrays (3 x 2 x the last-level cache,
-    // 2.8 GiB on a 480 MiB-L3 Xeon) would otherwise be that peak.
+    // 2.8 GiB on a 480 MiB-L3 Xeon) would otherwise be that peak. The model's own thread pool
+    // stays alive (vlm is read below) but takes no CPU from the measurement: idle workers spin
+    // for 100 us and then sleep on a futex (runtime/threadpool.cpp, kSpinTime).
     Bandwidth bw;
     if (!a.has("--no-bandwidth")) {
         ThreadPool pool(info.threads);
