@@ -94,19 +94,8 @@ double tolerance(MatmulActivations a, const float* x, const float* w, int64_t K,
 // y:(M,N) = x:(M,K) · w:(N,K)ᵀ with `k`, rows stored densely (ldx = K, ldy = N), no bias.
 MatmulArgs dense_matmul_args(const MatmulKernel& k, const float* x, const void* w, const void* packed, float* y,
                              void* scratch, int64_t M, int64_t K, int64_t N) {
-    MatmulArgs a;
-    a.x = x;
-    a.ldx = K;
-    a.M = M;
-    a.K = K;
-    a.N = N;
-    a.w = w;
-    a.w_type = k.w_type;
-    a.packed = packed;
-    a.y = y;
-    a.ldy = N;
-    a.scratch = scratch;
-    return a;
+    return MatmulArgs{.x = x, .ldx = K, .M = M, .K = K, .N = N, .w = w, .w_type = k.w_type, .packed = packed,
+                      .y = y, .ldy = N, .scratch = scratch};
 }
 
 int count_threads() {
