@@ -331,54 +331,40 @@ Result<CalibrationPoint> Calibrator::point_of(const CalibrationConfig& config, b
     return p;
 }
 
-std::vector<std::pair<std::string, CalibrationConfig>> Calibrator::neighbours(const CalibrationConfig& c) const {
+std::vector<std::pair<std::string, CalibrationConfig>> Calibrator::lever_steps(const CalibrationConfig& c,
+                                                                              LeverDirection direction) const {
+    const bool prune = direction == LeverDirection::prune;
+    // One notch along kCalibrationKeeps: down when pruning, back up when undoing.
+    auto step_keep = [prune](double keep) { return prune ? next_keep(keep) : previous_keep(keep); };
+    const char* undo = prune ? "" : "undo: ";
     std::vector<std::pair<std::string, CalibrationConfig>> out;
     CalibrationConfig base = c;
     base.decoder_keep = effective_decoder_keeps(c);  // canonical: what the plan applies
+    const std::string here = key(base);
+    // Lever: the after-projector keep.
     if (!settings_.projector_method.empty()) {
-        if (std::optional<double> k = next_keep(base.projector_keep)) {
+        if (std::optional<double> k = step_keep(base.projector_keep)) {
             CalibrationConfig n = base;
             n.projector_keep = *k;
-            out.emplace_back(str_printf("%s keep %.4g", settings_.projector_method.c_str(), *k), n);
+            out.emplace_back(str_printf("%s%s keep %.4g", undo, settings_.projector_method.c_str(), *k), n);
         }
     }
+    // Levers: the keep of each decoder layer.
     for (size_t i = 0; i < base.decoder_keep.size(); ++i) {
-        if (std::optional<double> k = next_keep(base.decoder_keep[i])) {
+        if (std::optional<double> k = step_keep(base.decoder_keep[i])) {
             CalibrationConfig n = base;
             n.decoder_keep[i] = *k;
-            out.emplace_back(str_printf("decoder layer %d keep %.4g", settings_.decoder_layers[i], *k), n);
+            // Raised above an earlier stage's keep, which clamps it: no change. (A step down always changes.)
+            if (key(n) == here) continue;
+            out.emplace_back(str_printf("%sdecoder layer %d keep %.4g", undo, settings_.decoder_layers[i], *k), n);
         }
     }
-    if (settings_.kv_levers && base.kv_level + 1 < kKvLevels) {
+    // Lever: the KV cache type, one place along kCalibrationKvTypes.
+    const int kv_level = base.kv_level + (prune ? 1 : -1);
+    if (settings_.kv_levers && kv_level >= 0 && kv_level < kKvLevels) {
         CalibrationConfig n = base;
-        n.kv_level += 1;
-        out.emplace_back(str_printf("KV cache %s", kCalibrationKvTypes[n.kv_level]), n);
-    }
-    return out;
-}
-
-std::vector<std::pair<std::string, CalibrationConfig>> Calibrator::undo_neighbours(const CalibrationConfig& c) const {
-    std::vector<std::pair<std::string, CalibrationConfig>> out;
-    CalibrationConfig base = c;
-    base.decoder_keep = effective_decoder_keeps(c);
-    const std::string here = key(base);
-    if (std::optional<double> k = previous_keep(base.projector_keep)) {
-        CalibrationConfig n = base;
-        n.projector_keep = *k;
-        out.emplace_back(str_printf("undo: %s keep %.4g", settings_.projector_method.c_str(), *k), n);
-    }
-    for (size_t i = 0; i < base.decoder_keep.size(); ++i) {
-        if (std::optional<double> k = previous_keep(base.decoder_keep[i])) {
-            CalibrationConfig n = base;
-            n.decoder_keep[i] = *k;
-            if (key(n) == here) continue;  // clamped by an earlier stage: no change
-            out.emplace_back(str_printf("undo: decoder layer %d keep %.4g", settings_.decoder_layers[i], *k), n);
-        }
-    }
-    if (base.kv_level > 0) {
-        CalibrationConfig n = base;
-        n.kv_level -= 1;
-        out.emplace_back(str_printf("undo: KV cache %s", kCalibrationKvTypes[n.kv_level]), n);
+        n.kv_level = kv_level;
+        out.emplace_back(str_printf("%sKV cache %s", undo, kCalibrationKvTypes[n.kv_level]), n);
     }
     return out;
 }
@@ -407,7 +393,7 @@ Result<std::vector<CalibrationPoint>> Calibrator::search(int64_t budget, const C
     int step = 0;
     while (current.total > budget) {
         ++step;
-        const auto options = neighbours(current.config);
+        const auto options = lever_steps(current.config, LeverDirection::prune);
         GLIMPSE_CHECK_OR_RETURN(!options.empty(), internal,
                                 "calibration: no lever step left at %lld bytes, above the budget of %lld although the "
                                 "smallest configuration fits",
@@ -445,7 +431,7 @@ Result<std::vector<CalibrationPoint>> Calibrator::search(int64_t budget, const C
     for (bool improved = true; improved;) {
         improved = false;
         std::optional<CalibrationPoint> best;
-        for (const auto& [label, cfg] : undo_neighbours(current.config)) {
+        for (const auto& [label, cfg] : lever_steps(current.config, LeverDirection::undo)) {
             if (progress) {
                 progress({1.0, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), evaluations_,
                           str_printf("refine: trying %s", label.c_str())});

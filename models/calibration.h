@@ -154,10 +154,11 @@ private:
     Result<std::unique_ptr<Vlm>> load(const CalibrationConfig& config) const;
     Result<VlmMemory> planned_memory(Vlm& vlm);
     Result<CalibrationLoss> measure_loss(Vlm& vlm) const;
-    // The configurations one lever step away, with a label each.
-    std::vector<std::pair<std::string, CalibrationConfig>> neighbours(const CalibrationConfig& c) const;
-    // The configurations one lever step back up (larger keep, more precise KV).
-    std::vector<std::pair<std::string, CalibrationConfig>> undo_neighbours(const CalibrationConfig& c) const;
+    // prune: a smaller keep, a coarser KV type; undo: a larger keep, a more precise KV type.
+    enum class LeverDirection { prune, undo };
+    // The configurations one step of one lever away in `direction`, with a label each ("undo: ..." when undoing).
+    std::vector<std::pair<std::string, CalibrationConfig>> lever_steps(const CalibrationConfig& c,
+                                                                       LeverDirection direction) const;
     std::string key(const CalibrationConfig& c) const;
 
     CalibrationSettings settings_;

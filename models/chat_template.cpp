@@ -1,6 +1,7 @@
 #include "models/chat_template.h"
 
 #include <algorithm>
+#include <utility>
 
 namespace glimpse {
 
@@ -120,6 +121,23 @@ std::string trim(const std::string& s) {
     return s.substr(b, e - b);
 }
 
+// The templates that write every message as open + role + separator + content + close and the
+// generation prompt as open + "assistant" + separator.
+struct RoleTaggedForm {
+    const char* open;
+    const char* separator;
+    const char* close;
+    bool trim_content;
+};
+const std::pair<const char*, RoleTaggedForm> kRoleTaggedTemplates[] = {
+    {"chatml", {"<|im_start|>", "\n", "<|im_end|>\n", false}},
+    {"phi3", {"<|", "|>\n", "<|end|>\n", false}},
+    {"phi4", {"<|im_start|>", "<|im_sep|>", "<|im_end|>", false}},
+    {"falcon3", {"<|", "|>\n", "\n", false}},
+    {"zephyr", {"<|", "|>\n", "<|endoftext|>\n", false}},
+    {"llama3", {"<|start_header_id|>", "<|end_header_id|>\n\n", "<|eot_id|>", true}},
+};
+
 }  // namespace
 
 Result<ChatTemplate> ChatTemplate::detect(std::string_view name_or_source) {
@@ -167,10 +185,15 @@ Result<ChatTemplate> ChatTemplate::for_model(const GgufFile& text_model, std::st
 std::string ChatTemplate::apply(const std::vector<ChatMessage>& chat, bool add_ass) const {
     std::string ss;
     const std::string& t = name_;
-    if (t == "chatml") {
-        for (const ChatMessage& m : chat) ss += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
-        if (add_ass) ss += "<|im_start|>assistant\n";
-    } else if (t == "smolvlm") {
+    for (const auto& [name, form] : kRoleTaggedTemplates) {
+        if (t != name) continue;
+        for (const ChatMessage& m : chat) {
+            ss += form.open + m.role + form.separator + (form.trim_content ? trim(m.content) : m.content) + form.close;
+        }
+        if (add_ass) ss += std::string(form.open) + "assistant" + form.separator;
+        return ss;
+    }
+    if (t == "smolvlm") {
         // <|im_start|> acts as BOS; the turns themselves are not chatml.
         ss += "<|im_start|>";
         for (const ChatMessage& m : chat) {
@@ -245,18 +268,6 @@ std::string ChatTemplate::apply(const std::vector<ChatMessage>& chat, bool add_a
                 inside_turn = false;
             }
         }
-    } else if (t == "phi3") {
-        for (const ChatMessage& m : chat) ss += "<|" + m.role + "|>\n" + m.content + "<|end|>\n";
-        if (add_ass) ss += "<|assistant|>\n";
-    } else if (t == "phi4") {
-        for (const ChatMessage& m : chat) ss += "<|im_start|>" + m.role + "<|im_sep|>" + m.content + "<|im_end|>";
-        if (add_ass) ss += "<|im_start|>assistant<|im_sep|>";
-    } else if (t == "falcon3") {
-        for (const ChatMessage& m : chat) ss += "<|" + m.role + "|>\n" + m.content + "\n";
-        if (add_ass) ss += "<|assistant|>\n";
-    } else if (t == "zephyr") {
-        for (const ChatMessage& m : chat) ss += "<|" + m.role + "|>\n" + m.content + "<|endoftext|>\n";
-        if (add_ass) ss += "<|assistant|>\n";
     } else if (t == "gemma") {
         // No system role: the system text is merged into the next user turn.
         std::string system_prompt;
@@ -296,11 +307,6 @@ std::string ChatTemplate::apply(const std::vector<ChatMessage>& chat, bool add_a
             }
         }
         if (add_ass) ss += "<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>";
-    } else if (t == "llama3") {
-        for (const ChatMessage& m : chat) {
-            ss += "<|start_header_id|>" + m.role + "<|end_header_id|>\n\n" + trim(m.content) + "<|eot_id|>";
-        }
-        if (add_ass) ss += "<|start_header_id|>assistant<|end_header_id|>\n\n";
     }
     return ss;
 }

@@ -26,12 +26,15 @@ Status check_image_size(int width, int height, const char* who) {
     return Status::ok();
 }
 
-Status check_image_buffer(const ImageU8& image, const char* who) {
-    GLIMPSE_RETURN_IF_ERROR(check_image_size(image.width, image.height, who));
-    GLIMPSE_CHECK_OR_RETURN(image.rgb.size() == image.n_bytes(), invalid_argument,
-                            "%s: image is %dx%d but holds %zu bytes (expected %zu)", who, image.width, image.height,
-                            image.rgb.size(), image.n_bytes());
-    return Status::ok();
+// Where an image of width x height lands on a canvas_w x canvas_h canvas, resized keeping its
+// aspect and centred: into an Idefics3Geometry or a LlavaGeometry.
+template <class Geometry>
+void place_with_padding(int width, int height, int canvas_w, int canvas_h, Geometry* g) {
+    const PadFit fit = fit_with_padding(width, height, canvas_w, canvas_h);
+    g->resized_w = fit.resized_w;
+    g->resized_h = fit.resized_h;
+    g->offset_x = fit.offset_x;
+    g->offset_y = fit.offset_y;
 }
 
 Status check_norm(const std::array<float, 3>& mean, const std::array<float, 3>& std, const char* who) {
@@ -41,6 +44,16 @@ Status check_norm(const std::array<float, 3>& mean, const std::array<float, 3>& 
                                 mean[c], std[c]);
     }
     return Status::ok();
+}
+
+// What both preprocessors check before any work: the image buffer, then the normalization.
+Status check_inputs(const ImageU8& image, const std::array<float, 3>& mean, const std::array<float, 3>& std,
+                    const char* who) {
+    GLIMPSE_RETURN_IF_ERROR(check_image_size(image.width, image.height, who));
+    GLIMPSE_CHECK_OR_RETURN(image.rgb.size() == image.n_bytes(), invalid_argument,
+                            "%s: image is %dx%d but holds %zu bytes (expected %zu)", who, image.width, image.height,
+                            image.rgb.size(), image.n_bytes());
+    return check_norm(mean, std, who);
 }
 
 // Multiples of `align` nearest to / above / below x, computed in float as llama.cpp does.
@@ -154,18 +167,12 @@ Result<Idefics3Geometry> idefics3_geometry(int width, int height, const Idefics3
     }
 
     // Step 2: placement of the aspect-preserving resize inside the canvas.
-    const PadFit fit = fit_with_padding(width, height, g.canvas_w, g.canvas_h);
-    g.resized_w = fit.resized_w;
-    g.resized_h = fit.resized_h;
-    g.offset_x = fit.offset_x;
-    g.offset_y = fit.offset_y;
+    place_with_padding(width, height, g.canvas_w, g.canvas_h, &g);
     return g;
 }
 
 Result<PreprocessedImage> idefics3_preprocess(const ImageU8& image, const Idefics3Params& params) {
-    const char* who = "idefics3 preprocessing";
-    GLIMPSE_RETURN_IF_ERROR(check_image_buffer(image, who));
-    GLIMPSE_RETURN_IF_ERROR(check_norm(params.mean, params.std, who));
+    GLIMPSE_RETURN_IF_ERROR(check_inputs(image, params.mean, params.std, "idefics3 preprocessing"));
     GLIMPSE_ASSIGN_OR_RETURN(const Idefics3Geometry g, idefics3_geometry(image.width, image.height, params));
     const int S = g.tile_size;
 
@@ -205,18 +212,12 @@ Result<LlavaGeometry> llava_geometry(int width, int height, const LlavaParams& p
     g.image_w = width;
     g.image_h = height;
     g.canvas = params.image_size;
-    const PadFit fit = fit_with_padding(width, height, g.canvas, g.canvas);
-    g.resized_w = fit.resized_w;
-    g.resized_h = fit.resized_h;
-    g.offset_x = fit.offset_x;
-    g.offset_y = fit.offset_y;
+    place_with_padding(width, height, g.canvas, g.canvas, &g);
     return g;
 }
 
 Result<PreprocessedImage> llava_preprocess(const ImageU8& image, const LlavaParams& params) {
-    const char* who = "llava preprocessing";
-    GLIMPSE_RETURN_IF_ERROR(check_image_buffer(image, who));
-    GLIMPSE_RETURN_IF_ERROR(check_norm(params.mean, params.std, who));
+    GLIMPSE_RETURN_IF_ERROR(check_inputs(image, params.mean, params.std, "llava preprocessing"));
     GLIMPSE_ASSIGN_OR_RETURN(const LlavaGeometry g, llava_geometry(image.width, image.height, params));
 
     PreprocessedImage out;

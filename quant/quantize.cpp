@@ -253,44 +253,41 @@ static float signed_absmax(const float* x, int n) {
     return max;
 }
 
-void quantize_row_q4_0_ref(const float* x, BlockQ4_0* y, int64_t n) {
-    GLIMPSE_ASSERT(n % kQK == 0);
-    for (int64_t i = 0; i < n / kQK; ++i, x += kQK) {
-        // The extreme value maps to level 0 (-8 * d); its opposite side reaches +7.
-        const float d = signed_absmax(x, kQK) / -8;
-        const float id = d != 0 ? 1.0f / d : 0.0f;
-        BlockQ4_0 b;
-        b.d = f32_to_f16(d);
-        for (int j = 0; j < kQK / 2; ++j) {
-            const int lo = std::min(15, static_cast<int>(x[j] * id + 8.5f));
-            const int hi = std::min(15, static_cast<int>(x[j + kQK / 2] * id + 8.5f));
-            b.qs[j] = static_cast<uint8_t>(lo | hi << 4);
-        }
-        store_block(b, y + i);
-    }
-}
-
-void quantize_row_q5_0_ref(const float* x, BlockQ5_0* y, int64_t n) {
-    GLIMPSE_ASSERT(n % kQK == 0);
-    for (int64_t i = 0; i < n / kQK; ++i, x += kQK) {
-        const float d = signed_absmax(x, kQK) / -16;
-        const float id = d != 0 ? 1.0f / d : 0.0f;
-        BlockQ5_0 b;
-        b.d = f32_to_f16(d);
-        uint32_t qh = 0;
-        for (int j = 0; j < kQK / 2; ++j) {
-            const int lo = std::min(31, static_cast<int>(x[j] * id + 16.5f));
-            const int hi = std::min(31, static_cast<int>(x[j + kQK / 2] * id + 16.5f));
-            b.qs[j] = static_cast<uint8_t>((lo & 0x0f) | (hi & 0x0f) << 4);
-            qh |= static_cast<uint32_t>(lo >> 4) << j;
-            qh |= static_cast<uint32_t>(hi >> 4) << (j + kQK / 2);
-        }
-        for (int k = 0; k < 4; ++k) b.qh[k] = static_cast<uint8_t>(qh >> (8 * k));
-        store_block(b, y + i);
-    }
-}
-
 namespace {
+
+// levels:(32), each 0..31 -> the 4- and 5-bit block layout: the low 4 bits of value j in the low
+// nibble of qs[j] and of value j + 16 in its high nibble; q5_0 and q5_1 keep bit 4 of value j in
+// bit j of qh (little-endian). q4_0 and q4_1 levels are below 16: no high bits.
+template <class Block>
+void pack_nibble_levels(const int* levels, Block* b) {
+    uint32_t qh = 0;
+    for (int j = 0; j < kQK / 2; ++j) {
+        const int lo = levels[j], hi = levels[j + kQK / 2];
+        b->qs[j] = static_cast<uint8_t>((lo & 0x0f) | (hi & 0x0f) << 4);
+        qh |= static_cast<uint32_t>(lo >> 4) << j;
+        qh |= static_cast<uint32_t>(hi >> 4) << (j + kQK / 2);
+    }
+    if constexpr (requires { b->qh; }) {
+        for (int k = 0; k < 4; ++k) b->qh[k] = static_cast<uint8_t>(qh >> (8 * k));
+    }
+}
+
+// q4_0 (kHalf 8) and q5_0 (kHalf 16): the extreme value maps to level 0 (-kHalf * d); its
+// opposite side reaches 2 * kHalf - 1.
+template <class Block, int kHalf>
+void quantize_row_symmetric(const float* x, Block* y, int64_t n) {
+    GLIMPSE_ASSERT(n % kQK == 0);
+    for (int64_t i = 0; i < n / kQK; ++i, x += kQK) {
+        const float d = signed_absmax(x, kQK) / -kHalf;
+        const float id = d != 0 ? 1.0f / d : 0.0f;
+        Block b;
+        b.d = f32_to_f16(d);
+        int levels[kQK];
+        for (int j = 0; j < kQK; ++j) levels[j] = std::min(2 * kHalf - 1, static_cast<int>(x[j] * id + (kHalf + 0.5f)));
+        pack_nibble_levels(levels, &b);
+        store_block(b, y + i);
+    }
+}
 
 // q4_1 / q5_1 map a block's [min, max] onto levels 0..max_level: step = (max - min) / max_level,
 // inverse_step = 1 / step (0 for a constant block, whose values all land on level 0).
@@ -308,46 +305,33 @@ AffineBlockScale affine_block_scale(const float* x, int max_level) {
     return {min, step, step != 0 ? 1.0f / step : 0.0f};
 }
 
+// q4_1 (kMaxLevel 15) and q5_1 (31). The clamp matters for q4_1 only (ggml's q5_1 has none:
+// (x - min) / step never exceeds 31 by half a step).
+template <class Block, int kMaxLevel>
+void quantize_row_affine(const float* x, Block* y, int64_t n) {
+    GLIMPSE_ASSERT(n % kQK == 0);
+    for (int64_t i = 0; i < n / kQK; ++i, x += kQK) {
+        const AffineBlockScale s = affine_block_scale(x, kMaxLevel);
+        const float min = s.min, id = s.inverse_step;
+        Block b;
+        b.d = f32_to_f16(s.step);
+        b.m = f32_to_f16(min);
+        int levels[kQK];
+        for (int j = 0; j < kQK; ++j) levels[j] = std::min(kMaxLevel, static_cast<int>((x[j] - min) * id + 0.5f));
+        pack_nibble_levels(levels, &b);
+        store_block(b, y + i);
+    }
+}
+
 }  // namespace
 
-void quantize_row_q4_1_ref(const float* x, BlockQ4_1* y, int64_t n) {
-    GLIMPSE_ASSERT(n % kQK == 0);
-    for (int64_t i = 0; i < n / kQK; ++i, x += kQK) {
-        const AffineBlockScale s = affine_block_scale(x, 15);
-        const float min = s.min, id = s.inverse_step;
-        BlockQ4_1 b;
-        b.d = f32_to_f16(s.step);
-        b.m = f32_to_f16(min);
-        for (int j = 0; j < kQK / 2; ++j) {
-            const int lo = std::min(15, static_cast<int>((x[j] - min) * id + 0.5f));
-            const int hi = std::min(15, static_cast<int>((x[j + kQK / 2] - min) * id + 0.5f));
-            b.qs[j] = static_cast<uint8_t>(lo | hi << 4);
-        }
-        store_block(b, y + i);
-    }
-}
+void quantize_row_q4_0_ref(const float* x, BlockQ4_0* y, int64_t n) { quantize_row_symmetric<BlockQ4_0, 8>(x, y, n); }
 
-void quantize_row_q5_1_ref(const float* x, BlockQ5_1* y, int64_t n) {
-    GLIMPSE_ASSERT(n % kQK == 0);
-    for (int64_t i = 0; i < n / kQK; ++i, x += kQK) {
-        const AffineBlockScale s = affine_block_scale(x, 31);
-        const float min = s.min, id = s.inverse_step;
-        BlockQ5_1 b;
-        b.d = f32_to_f16(s.step);
-        b.m = f32_to_f16(min);
-        uint32_t qh = 0;
-        for (int j = 0; j < kQK / 2; ++j) {
-            // no clamp here in ggml: (x - min) / d never exceeds 31 by half a step
-            const int lo = static_cast<uint8_t>((x[j] - min) * id + 0.5f);
-            const int hi = static_cast<uint8_t>((x[j + kQK / 2] - min) * id + 0.5f);
-            b.qs[j] = static_cast<uint8_t>((lo & 0x0f) | (hi & 0x0f) << 4);
-            qh |= static_cast<uint32_t>((lo & 0x10) >> 4) << j;
-            qh |= static_cast<uint32_t>((hi & 0x10) >> 4) << (j + kQK / 2);
-        }
-        for (int k = 0; k < 4; ++k) b.qh[k] = static_cast<uint8_t>(qh >> (8 * k));
-        store_block(b, y + i);
-    }
-}
+void quantize_row_q5_0_ref(const float* x, BlockQ5_0* y, int64_t n) { quantize_row_symmetric<BlockQ5_0, 16>(x, y, n); }
+
+void quantize_row_q4_1_ref(const float* x, BlockQ4_1* y, int64_t n) { quantize_row_affine<BlockQ4_1, 15>(x, y, n); }
+
+void quantize_row_q5_1_ref(const float* x, BlockQ5_1* y, int64_t n) { quantize_row_affine<BlockQ5_1, 31>(x, y, n); }
 
 namespace {
 
@@ -467,6 +451,17 @@ bool block_f16_finite(const uint8_t* p, int64_t nb, size_t block_bytes, size_t o
     return true;
 }
 
+// The f16 scale d of every block, and its f16 minimum (m of q4_1/q5_1, dmin of the k-quants) where it has one.
+template <class Block>
+bool block_scales_finite(const uint8_t* p, int64_t nb) {
+    bool finite = block_f16_finite(p, nb, sizeof(Block), offsetof(Block, d));
+    if constexpr (requires { &Block::m; }) finite = finite && block_f16_finite(p, nb, sizeof(Block), offsetof(Block, m));
+    if constexpr (requires { &Block::dmin; }) {
+        finite = finite && block_f16_finite(p, nb, sizeof(Block), offsetof(Block, dmin));
+    }
+    return finite;
+}
+
 }  // namespace
 
 bool quantized_scales_finite(DType type, const void* data, int64_t n) {
@@ -489,26 +484,16 @@ bool quantized_scales_finite(DType type, const void* data, int64_t n) {
                 if ((h & 0x7f80) == 0x7f80) return false;
             }
             return true;
-        case DType::q8_0: return block_f16_finite(p, nb, sizeof(BlockQ8_0), offsetof(BlockQ8_0, d));
-        case DType::q4_0: return block_f16_finite(p, nb, sizeof(BlockQ4_0), offsetof(BlockQ4_0, d));
-        case DType::q5_0: return block_f16_finite(p, nb, sizeof(BlockQ5_0), offsetof(BlockQ5_0, d));
-        case DType::q4_1:
-            return block_f16_finite(p, nb, sizeof(BlockQ4_1), offsetof(BlockQ4_1, d)) &&
-                   block_f16_finite(p, nb, sizeof(BlockQ4_1), offsetof(BlockQ4_1, m));
-        case DType::q5_1:
-            return block_f16_finite(p, nb, sizeof(BlockQ5_1), offsetof(BlockQ5_1, d)) &&
-                   block_f16_finite(p, nb, sizeof(BlockQ5_1), offsetof(BlockQ5_1, m));
-        case DType::q4_k:
-            return block_f16_finite(p, nb, sizeof(BlockQ4K), offsetof(BlockQ4K, d)) &&
-                   block_f16_finite(p, nb, sizeof(BlockQ4K), offsetof(BlockQ4K, dmin));
-        case DType::q5_k:
-            return block_f16_finite(p, nb, sizeof(BlockQ5K), offsetof(BlockQ5K, d)) &&
-                   block_f16_finite(p, nb, sizeof(BlockQ5K), offsetof(BlockQ5K, dmin));
-        case DType::q6_k: return block_f16_finite(p, nb, sizeof(BlockQ6K), offsetof(BlockQ6K, d));
-        case DType::q2_k:
-            return block_f16_finite(p, nb, sizeof(BlockQ2K), offsetof(BlockQ2K, d)) &&
-                   block_f16_finite(p, nb, sizeof(BlockQ2K), offsetof(BlockQ2K, dmin));
-        case DType::q3_k: return block_f16_finite(p, nb, sizeof(BlockQ3K), offsetof(BlockQ3K, d));
+        case DType::q8_0: return block_scales_finite<BlockQ8_0>(p, nb);
+        case DType::q4_0: return block_scales_finite<BlockQ4_0>(p, nb);
+        case DType::q5_0: return block_scales_finite<BlockQ5_0>(p, nb);
+        case DType::q4_1: return block_scales_finite<BlockQ4_1>(p, nb);
+        case DType::q5_1: return block_scales_finite<BlockQ5_1>(p, nb);
+        case DType::q4_k: return block_scales_finite<BlockQ4K>(p, nb);
+        case DType::q5_k: return block_scales_finite<BlockQ5K>(p, nb);
+        case DType::q6_k: return block_scales_finite<BlockQ6K>(p, nb);
+        case DType::q2_k: return block_scales_finite<BlockQ2K>(p, nb);
+        case DType::q3_k: return block_scales_finite<BlockQ3K>(p, nb);
         default: return true;
     }
 }

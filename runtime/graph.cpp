@@ -194,6 +194,20 @@ ValueId Graph::rope(ValueId x, ValueId positions, int64_t n_head, int64_t head_d
     return add_node(OpKind::rope, {x, positions}, mat(X.shape.rows(), X.shape.cols()), X.dynamic_rows, p);
 }
 
+namespace {
+
+// The head layout and score scale every attention node carries.
+NodeParams attention_params(int64_t n_head, int64_t n_head_kv, int64_t head_dim, float scale) {
+    NodeParams p;
+    p.n_head = n_head;
+    p.n_head_kv = n_head_kv;
+    p.head_dim = head_dim;
+    p.scale = scale;
+    return p;
+}
+
+}  // namespace
+
 ValueId Graph::attention(ValueId q, ValueId k, ValueId v, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
                          float scale, ValueId* col_mean, ValueId key_sizes) {
     if (!check(valid(q) && valid(k) && valid(v), "attention: invalid operand")) return kNoValue;
@@ -206,11 +220,7 @@ ValueId Graph::attention(ValueId q, ValueId k, ValueId v, int64_t n_head, int64_
           "attention: k %s / v %s are not %lld heads of %lld", describe(k).c_str(), describe(v).c_str(),
           static_cast<long long>(n_head_kv), static_cast<long long>(head_dim));
     check(K.shape.rows() == V.shape.rows() && K.dynamic_rows == V.dynamic_rows, "attention: k and v rows differ");
-    NodeParams p;
-    p.n_head = n_head;
-    p.n_head_kv = n_head_kv;
-    p.head_dim = head_dim;
-    p.scale = scale;
+    NodeParams p = attention_params(n_head, n_head_kv, head_dim, scale);
     const int64_t S = K.shape.rows();
     const bool keys_dynamic = K.dynamic_rows;
     std::vector<ValueId> inputs = {q, k, v};
@@ -247,11 +257,7 @@ ValueId Graph::attention_row(ValueId q, ValueId k, int64_t row, int64_t n_head, 
               K.shape.cols() == n_head_kv * head_dim,
           "attention_row: q %s / k %s are not %lld / %lld heads of %lld", describe(q).c_str(), describe(k).c_str(),
           static_cast<long long>(n_head), static_cast<long long>(n_head_kv), static_cast<long long>(head_dim));
-    NodeParams p;
-    p.n_head = n_head;
-    p.n_head_kv = n_head_kv;
-    p.head_dim = head_dim;
-    p.scale = scale;
+    NodeParams p = attention_params(n_head, n_head_kv, head_dim, scale);
     p.start = row;
     return add_node(OpKind::attention_row, {q, k}, mat(n_head, K.shape.rows()), false, p);
 }

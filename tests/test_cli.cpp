@@ -22,8 +22,6 @@
 #include "runtime/json.h"
 #include "test_util.h"
 
-extern char** environ;
-
 namespace fs = std::filesystem;
 using namespace glimpse;
 
@@ -60,17 +58,9 @@ Run run_glimpse(const std::vector<std::string>& args, Stdout where = Stdout::cap
     const char* other = std::getenv("GLIMPSE_TEST_CLI_BINARY");
     std::vector<std::string> argv_s = {other && *other ? other : GLIMPSE_CLI_BINARY};
     argv_s.insert(argv_s.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (std::string& s : argv_s) argv.push_back(s.data());
-    argv.push_back(nullptr);
-    std::vector<std::string> env_s;
-    for (char** e = environ; *e; ++e) {
-        if (std::strncmp(*e, "GLIMPSE_MAX_ISA=", 16) != 0) env_s.emplace_back(*e);
-    }
-    env_s.insert(env_s.end(), env.begin(), env.end());
-    std::vector<char*> envp;
-    for (std::string& s : env_s) envp.push_back(s.data());
-    envp.push_back(nullptr);
+    std::vector<char*> argv = test::c_string_array(argv_s);
+    std::vector<std::string> env_s = test::child_environment(env, {"GLIMPSE_MAX_ISA"});
+    std::vector<char*> envp = test::c_string_array(env_s);
 
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);

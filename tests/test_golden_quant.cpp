@@ -72,14 +72,30 @@ int64_t argmax(const float* v, int64_t n) {
     return best;
 }
 
+// A set's directory, the directory of its kCase with the case's llama.cpp prompt (tokens.json)
+// and greedy answer (greedy.json), and the label both checks print.
+struct GoldenCase {
+    std::string dir, case_dir, label;
+    JsonValue tokens, greedy;
+};
+GoldenCase load_golden_case(const QuantSet& qs) {
+    GoldenCase c;
+    c.dir = test::golden_dir() + "/" + qs.set;
+    c.case_dir = c.dir + "/" + kCase;
+    c.label = std::string(qs.set) + "/" + kCase;
+    auto tokens = json_parse_file(c.case_dir + "/tokens.json");
+    auto greedy = json_parse_file(c.case_dir + "/greedy.json");
+    REQUIRE_MESSAGE((tokens.is_ok() && greedy.is_ok()), c.case_dir);
+    c.tokens = std::move(*tokens);
+    c.greedy = std::move(*greedy);
+    return c;
+}
+
 void teacher_forced(const QuantSet& qs) {
-    const std::string dir = test::golden_dir() + "/" + qs.set;
-    const std::string cdir = dir + "/" + kCase;
-    const std::string label = std::string(qs.set) + "/" + kCase;
+    const GoldenCase c = load_golden_case(qs);
+    const std::string &dir = c.dir, &cdir = c.case_dir, &label = c.label;
+    const JsonValue *tokens = &c.tokens, *greedy = &c.greedy;
     INFO(label);
-    auto tokens = json_parse_file(cdir + "/tokens.json");
-    auto greedy = json_parse_file(cdir + "/greedy.json");
-    REQUIRE((tokens.is_ok() && greedy.is_ok()));
     auto dec = TextDecoder::load(dir + "/" + qs.text);
     REQUIRE_MESSAGE(dec.is_ok(), dec.status().to_string());
     const TextHparams& h = (*dec)->hparams();
@@ -144,14 +160,12 @@ void teacher_forced(const QuantSet& qs) {
 }
 
 void end_to_end(const QuantSet& qs) {
-    const std::string dir = test::golden_dir() + "/" + qs.set;
-    const std::string cdir = dir + "/" + kCase;
-    const std::string label = std::string(qs.set) + "/" + kCase;
+    const GoldenCase c = load_golden_case(qs);
+    const std::string &dir = c.dir, &cdir = c.case_dir, &label = c.label;
+    const JsonValue *tokens = &c.tokens, *greedy = &c.greedy;
     INFO(label);
     auto case_json = json_parse_file(cdir + "/case.json");
-    auto tokens = json_parse_file(cdir + "/tokens.json");
-    auto greedy = json_parse_file(cdir + "/greedy.json");
-    REQUIRE((case_json.is_ok() && tokens.is_ok() && greedy.is_ok()));
+    REQUIRE(case_json.is_ok());
 
     VlmConfig cfg;
     cfg.n_threads = 2;

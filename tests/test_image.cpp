@@ -98,6 +98,14 @@ ImageU8 image_from(int w, int h, const std::function<std::array<uint8_t, 3>(int,
     return img;
 }
 
+// A grey image: R = G = B = grey(x, y).
+ImageU8 grey_from(int w, int h, const std::function<uint8_t(int, int)>& grey) {
+    return image_from(w, h, [&](int x, int y) {
+        const uint8_t v = grey(x, y);
+        return std::array<uint8_t, 3>{v, v, v};
+    });
+}
+
 ImageU8 solid(int w, int h, uint8_t r, uint8_t g, uint8_t b) {
     return image_from(w, h, [&](int, int) { return std::array<uint8_t, 3>{r, g, b}; });
 }
@@ -249,6 +257,28 @@ std::vector<uint8_t> with_segment_after_soi(const std::vector<uint8_t>& jpg, con
 
 // Reconstructs the u8 canvas pixel from a normalized value: v*std + mean = u8/255.
 int denormalize(float v, float mean, float std) { return static_cast<int>(std::lround((v * std + mean) * 255.0f)); }
+
+// Where a resampled image sits on its padded canvas: [x, x + w) x [y, y + h).
+struct CanvasRect {
+    int x, y, w, h;
+};
+
+// The values of one normalized chunk (3,S,S) that do not denormalize to `colour` where the canvas
+// shows the image and to `pad` elsewhere; the chunk's top-left is canvas pixel (tile_x, tile_y).
+int count_canvas_mismatches(const float* chunk, int S, int tile_x, int tile_y, const CanvasRect& image,
+                            const std::array<uint8_t, 3>& colour, const std::array<uint8_t, 3>& pad,
+                            const std::array<float, 3>& mean, const std::array<float, 3>& std) {
+    int mismatches = 0;
+    for (int c = 0; c < 3; ++c)
+        for (int y = 0; y < S; ++y)
+            for (int x = 0; x < S; ++x) {
+                const int cx = tile_x + x, cy = tile_y + y;
+                const bool inside = cx >= image.x && cx < image.x + image.w && cy >= image.y && cy < image.y + image.h;
+                const int v = denormalize(chunk[(c * S + y) * S + x], mean[c], std[c]);
+                if (v != (inside ? colour[c] : pad[c])) ++mismatches;
+            }
+    return mismatches;
+}
 
 struct GoldenSet {
     const char* dir;
@@ -411,68 +441,56 @@ TEST_CASE("preprocessing the golden bitmaps reproduces every preproc_<k>.f32 bit
 
 TEST_CASE("idefics3 geometry: the golden README's geometries and SmolVLM-256M by hand") {
     const Idefics3Params tiny = tiny_idefics3_params();
-    SUBCASE("64x64 -> 128x128 canvas, 2x2 tiles + overview") {
-        auto g = idefics3_geometry(64, 64, tiny);
-        REQUIRE(g.is_ok());
-        CHECK(g->canvas_w == 128);
-        CHECK(g->canvas_h == 128);
-        CHECK(g->grid_rows == 2);
-        CHECK(g->grid_cols == 2);
-        CHECK(g->resized_w == 128);
-        CHECK(g->resized_h == 128);
-        CHECK(g->offset_x == 0);
-        CHECK(g->offset_y == 0);
-        CHECK(g->n_chunks() == 5);
-    }
-    SUBCASE("96x40 -> 128x64 canvas, 2x1 tiles + overview") {
+    // An image size, the parameters that matter to the geometry, and the geometry worked out by
+    // hand from llama.cpp's rule (the comment of each row).
+    struct Case {
+        const char* what;
+        int image_w, image_h;
+        int tile_size, longest_edge, max_pixels;
+        int canvas_w, canvas_h, grid_rows, grid_cols, resized_w, resized_h, offset_x, offset_y, n_chunks;
+    };
+    const Case cases[] = {
+        {"64x64 -> 128x128 canvas, 2x2 tiles + overview", 64, 64, 64, 128, 0, 128, 128, 2, 2, 128, 128, 0, 0, 5},
         // s = min(128/96, 128/40) = 4/3: 128 x 53.3 -> canvas 128 x 64. Inside it
         // s = min(128/96, 64/40) = 4/3 again: 128 x ceil(53.33) = 54, y offset (64-54)/2 = 5.
-        auto g = idefics3_geometry(96, 40, tiny);
-        REQUIRE(g.is_ok());
-        CHECK(g->canvas_w == 128);
-        CHECK(g->canvas_h == 64);
-        CHECK(g->grid_cols == 2);
-        CHECK(g->grid_rows == 1);
-        CHECK(g->resized_w == 128);
-        CHECK(g->resized_h == 54);
-        CHECK(g->offset_x == 0);
-        CHECK(g->offset_y == 5);
-        CHECK(g->n_chunks() == 3);
-    }
-    SUBCASE("300x200 -> 128x128 canvas, image 128x86 at y=21, 2x2 tiles + overview") {
-        auto g = idefics3_geometry(300, 200, tiny);
-        REQUIRE(g.is_ok());
-        CHECK(g->canvas_w == 128);
-        CHECK(g->canvas_h == 128);
-        CHECK(g->grid_rows == 2);
-        CHECK(g->grid_cols == 2);
-        CHECK(g->resized_w == 128);
-        CHECK(g->resized_h == 86);
-        CHECK(g->offset_x == 0);
-        CHECK(g->offset_y == 21);
-        CHECK(g->n_chunks() == 5);
-    }
-    SUBCASE("SmolVLM-256M: 1024x768, tile 512, longest edge 2048 -> 4x3 tiles + overview") {
+        {"96x40 -> 128x64 canvas, 2x1 tiles + overview", 96, 40, 64, 128, 0, 128, 64, 1, 2, 128, 54, 0, 5, 3},
+        {"300x200 -> 128x128 canvas, image 128x86 at y=21, 2x2 tiles + overview", 300, 200, 64, 128, 0, 128, 128, 2, 2,
+         128, 86, 0, 21, 5},
         // s = min(2048/1024, 2048/768) = 2: 2048 x 1536, both multiples of 512: 4 columns, 3 rows.
         // The image fills the canvas exactly (s = min(2048/1024, 1536/768) = 2), no padding.
+        {"SmolVLM-256M: 1024x768, tile 512, longest edge 2048 -> 4x3 tiles + overview", 1024, 768, 512, 2048, 0, 2048,
+         1536, 3, 4, 2048, 1536, 0, 0, 13},
+        // 2048*1536 > 2^20: beta = sqrt(768*1024/2^20) = 0.866; h = floor(886.8/512)*512 = 512,
+        // w = floor(1182.4/512)*512 = 1024 (2x1 tiles). Inside 1024x512: s = min(1, 2/3): 683 x 512 at x = 170.
+        {"max pixel budget shrinks the canvas as llama.cpp does", 1024, 768, 512, 2048, 1024 * 1024, 1024, 512, 1, 2,
+         683, 512, 170, 0, 3},
+    };
+    SUBCASE("the hand-worked geometries") {
+        for (const Case& c : cases) {
+            CAPTURE(c.what);
+            Idefics3Params p;
+            p.tile_size = c.tile_size;
+            p.longest_edge = c.longest_edge;
+            p.max_pixels = c.max_pixels;
+            auto g = idefics3_geometry(c.image_w, c.image_h, p);
+            REQUIRE(g.is_ok());
+            CHECK(g->canvas_w == c.canvas_w);
+            CHECK(g->canvas_h == c.canvas_h);
+            CHECK(g->grid_rows == c.grid_rows);
+            CHECK(g->grid_cols == c.grid_cols);
+            CHECK(g->resized_w == c.resized_w);
+            CHECK(g->resized_h == c.resized_h);
+            CHECK(g->offset_x == c.offset_x);
+            CHECK(g->offset_y == c.offset_y);
+            CHECK(g->n_chunks() == c.n_chunks);
+            CHECK(g->n_tiles() == c.n_chunks - 1);  // the overview is the one chunk that is not a tile
+        }
+    }
+    SUBCASE("a small image is upscaled to the longest edge too (llama.cpp always tiles idefics3)") {
+        // 100x50 -> s = 20.48 -> 2048 x 1024 -> 4x2 tiles.
         Idefics3Params p;
         p.tile_size = 512;
         p.longest_edge = 2048;
-        auto g = idefics3_geometry(1024, 768, p);
-        REQUIRE(g.is_ok());
-        CHECK(g->canvas_w == 2048);
-        CHECK(g->canvas_h == 1536);
-        CHECK(g->grid_cols == 4);
-        CHECK(g->grid_rows == 3);
-        CHECK(g->resized_w == 2048);
-        CHECK(g->resized_h == 1536);
-        CHECK(g->offset_x == 0);
-        CHECK(g->offset_y == 0);
-        CHECK(g->n_tiles() == 12);
-        CHECK(g->n_chunks() == 13);
-
-        // A small image is upscaled to the longest edge too (llama.cpp always tiles idefics3):
-        // 100x50 -> s = 20.48 -> 2048 x 1024 -> 4x2 tiles.
         auto small = idefics3_geometry(100, 50, p);
         REQUIRE(small.is_ok());
         CHECK(small->grid_cols == 4);
@@ -500,22 +518,6 @@ TEST_CASE("idefics3 geometry: the golden README's geometries and SmolVLM-256M by
         CHECK(g->canvas_w == 128);
         CHECK(g->canvas_h == 64);
     }
-    SUBCASE("max pixel budget shrinks the canvas as llama.cpp does") {
-        Idefics3Params p;
-        p.tile_size = 512;
-        p.longest_edge = 2048;
-        p.max_pixels = 1024 * 1024;
-        // 2048*1536 > 2^20: beta = sqrt(768*1024/2^20) = 0.866; h = floor(886.8/512)*512 = 512,
-        // w = floor(1182.4/512)*512 = 1024. Inside 1024x512: s = min(1, 2/3): 683 x 512 at x = 170.
-        auto g = idefics3_geometry(1024, 768, p);
-        REQUIRE(g.is_ok());
-        CHECK(g->canvas_w == 1024);
-        CHECK(g->canvas_h == 512);
-        CHECK(g->resized_w == 683);
-        CHECK(g->resized_h == 512);
-        CHECK(g->offset_x == 170);
-        CHECK(g->offset_y == 0);
-    }
     SUBCASE("invalid parameters and sizes are errors") {
         Idefics3Params p = tiny;
         p.tile_size = 0;
@@ -538,28 +540,30 @@ TEST_CASE("idefics3 geometry: the golden README's geometries and SmolVLM-256M by
 
 TEST_CASE("llava geometry by hand") {
     const LlavaParams p = tiny_llava_params();
-    // 96x40 into 64: s = min(64/96, 64/40) = 2/3 -> 64 x ceil(26.67) = 27, y offset (64-27)/2 = 18.
-    auto a = llava_geometry(96, 40, p);
-    REQUIRE(a.is_ok());
-    CHECK(a->canvas == 64);
-    CHECK(a->resized_w == 64);
-    CHECK(a->resized_h == 27);
-    CHECK(a->offset_x == 0);
-    CHECK(a->offset_y == 18);
-    CHECK(a->n_chunks() == 1);
-    // 300x200: s = 64/300 -> 64 x ceil(42.67) = 43, y offset (64-43)/2 = 10.
-    auto b = llava_geometry(300, 200, p);
-    REQUIRE(b.is_ok());
-    CHECK(b->resized_w == 64);
-    CHECK(b->resized_h == 43);
-    CHECK(b->offset_y == 10);
-    // Portrait 200x300 puts the bars left and right.
-    auto c = llava_geometry(200, 300, p);
-    REQUIRE(c.is_ok());
-    CHECK(c->resized_w == 43);
-    CHECK(c->resized_h == 64);
-    CHECK(c->offset_x == 10);
-    CHECK(c->offset_y == 0);
+    struct Case {
+        int image_w, image_h;
+        int resized_w, resized_h, offset_x, offset_y;
+    };
+    const Case cases[] = {
+        // 96x40 into 64: s = min(64/96, 64/40) = 2/3 -> 64 x ceil(26.67) = 27, y offset (64-27)/2 = 18.
+        {96, 40, 64, 27, 0, 18},
+        // 300x200: s = 64/300 -> 64 x ceil(42.67) = 43, y offset (64-43)/2 = 10.
+        {300, 200, 64, 43, 0, 10},
+        // Portrait 200x300 puts the bars left and right.
+        {200, 300, 43, 64, 10, 0},
+    };
+    for (const Case& c : cases) {
+        CAPTURE(c.image_w);
+        CAPTURE(c.image_h);
+        auto g = llava_geometry(c.image_w, c.image_h, p);
+        REQUIRE(g.is_ok());
+        CHECK(g->canvas == 64);
+        CHECK(g->resized_w == c.resized_w);
+        CHECK(g->resized_h == c.resized_h);
+        CHECK(g->offset_x == c.offset_x);
+        CHECK(g->offset_y == c.offset_y);
+        CHECK(g->n_chunks() == 1);
+    }
     LlavaParams bad = p;
     bad.image_size = 0;
     CHECK(!llava_geometry(10, 10, bad).is_ok());
@@ -575,69 +579,49 @@ TEST_CASE("the geometry-only functions agree with the pixel path") {
     };
     const Size sizes[] = {{1, 1},   {1, 300},  {300, 1}, {64, 64},  {65, 64}, {96, 40},  {40, 96},
                           {300, 200}, {200, 300}, {127, 129}, {500, 20}, {129, 3}, {640, 480}};
-    for (int variant = 0; variant < 3; ++variant) {
-        Idefics3Params p = tiny_idefics3_params();
-        if (variant == 1) {
-            p.tile_size = 16;
-            p.longest_edge = 40;
-        } else if (variant == 2) {
-            p.tile_size = 32;
-            p.longest_edge = 0;
-        }
-        for (const Size& sz : sizes) {
-            CAPTURE(variant);
-            CAPTURE(sz.w);
-            CAPTURE(sz.h);
+    // The tiny golden tiling, a small tile with a longest edge that is not a tile multiple, and
+    // no longest edge (sides rounded to tile multiples).
+    Idefics3Params idefics3_variants[3] = {tiny_idefics3_params(), tiny_idefics3_params(), tiny_idefics3_params()};
+    idefics3_variants[1].tile_size = 16;
+    idefics3_variants[1].longest_edge = 40;
+    idefics3_variants[2].tile_size = 32;
+    idefics3_variants[2].longest_edge = 0;
+    for (const Size& sz : sizes) {
+        CAPTURE(sz.w);
+        CAPTURE(sz.h);
+        const ImageU8 image = solid(sz.w, sz.h, colour[0], colour[1], colour[2]);
+        for (const Idefics3Params& p : idefics3_variants) {
+            CAPTURE(p.tile_size);
+            CAPTURE(p.longest_edge);
             auto g = idefics3_geometry(sz.w, sz.h, p);
             REQUIRE(g.is_ok());
-            auto pre = idefics3_preprocess(solid(sz.w, sz.h, colour[0], colour[1], colour[2]), p);
+            auto pre = idefics3_preprocess(image, p);
             REQUIRE(pre.is_ok());
             CHECK(pre->n_chunks == g->n_chunks());
             CHECK(pre->grid_rows == g->grid_rows);
             CHECK(pre->grid_cols == g->grid_cols);
             const int S = p.tile_size;
             int mismatches = 0;
+            const CanvasRect placed{g->offset_x, g->offset_y, g->resized_w, g->resized_h};
             for (int k = 0; k < g->n_tiles(); ++k) {
-                const int tx = (k % g->grid_cols) * S, ty = (k / g->grid_cols) * S;
-                const float* t = pre->chunk(k);
-                for (int c = 0; c < 3; ++c)
-                    for (int y = 0; y < S; ++y)
-                        for (int x = 0; x < S; ++x) {
-                            const int cx = tx + x, cy = ty + y;
-                            const bool inside = cx >= g->offset_x && cx < g->offset_x + g->resized_w &&
-                                                cy >= g->offset_y && cy < g->offset_y + g->resized_h;
-                            const int v = denormalize(t[(c * S + y) * S + x], p.mean[c], p.std[c]);
-                            if (v != (inside ? colour[c] : 0)) ++mismatches;
-                        }
+                mismatches += count_canvas_mismatches(pre->chunk(k), S, (k % g->grid_cols) * S, (k / g->grid_cols) * S,
+                                                      placed, colour, {0, 0, 0}, p.mean, p.std);
             }
             // The overview (last chunk) is the stretched image: constant everywhere.
-            const float* ov = pre->chunk(g->n_tiles());
-            for (int c = 0; c < 3; ++c)
-                for (int i = 0; i < S * S; ++i)
-                    if (denormalize(ov[c * S * S + i], p.mean[c], p.std[c]) != colour[c]) ++mismatches;
+            mismatches += count_canvas_mismatches(pre->chunk(g->n_tiles()), S, 0, 0, {0, 0, S, S}, colour, {0, 0, 0},
+                                                  p.mean, p.std);
             CHECK(mismatches == 0);
         }
-    }
-    for (const Size& sz : sizes) {
-        const LlavaParams p = tiny_llava_params();
-        CAPTURE(sz.w);
-        CAPTURE(sz.h);
-        auto g = llava_geometry(sz.w, sz.h, p);
-        REQUIRE(g.is_ok());
-        auto pre = llava_preprocess(solid(sz.w, sz.h, colour[0], colour[1], colour[2]), p);
-        REQUIRE(pre.is_ok());
-        CHECK(pre->n_chunks == 1);
-        const int S = p.image_size;
-        int mismatches = 0;
-        for (int c = 0; c < 3; ++c)
-            for (int y = 0; y < S; ++y)
-                for (int x = 0; x < S; ++x) {
-                    const bool inside = x >= g->offset_x && x < g->offset_x + g->resized_w && y >= g->offset_y &&
-                                        y < g->offset_y + g->resized_h;
-                    const int v = denormalize(pre->chunk(0)[(c * S + y) * S + x], p.mean[c], p.std[c]);
-                    if (v != (inside ? colour[c] : p.pad_rgb[c])) ++mismatches;
-                }
-        CHECK(mismatches == 0);
+        // LLaVA: one chunk, the canvas itself, padded with pad_rgb.
+        const LlavaParams lp = tiny_llava_params();
+        auto lg = llava_geometry(sz.w, sz.h, lp);
+        REQUIRE(lg.is_ok());
+        auto lpre = llava_preprocess(image, lp);
+        REQUIRE(lpre.is_ok());
+        CHECK(lpre->n_chunks == 1);
+        CHECK(count_canvas_mismatches(lpre->chunk(0), lp.image_size, 0, 0,
+                                      {lg->offset_x, lg->offset_y, lg->resized_w, lg->resized_h}, colour, lp.pad_rgb,
+                                      lp.mean, lp.std) == 0);
     }
 }
 
@@ -648,10 +632,7 @@ TEST_CASE("SmolVLM-256M sized preprocessing: 1024x768 photo -> 12 tiles of 512 +
     // Left half 40, right half 220: after the 2x upscale the boundary lands between canvas
     // columns 1023 and 1024, i.e. between tile columns 1 and 2, so tile columns 0-1 hold 40 and
     // 2-3 hold 220 except near the boundary where the cubic rings.
-    const ImageU8 img = image_from(1024, 768, [](int x, int) {
-        const uint8_t v = x < 512 ? 40 : 220;
-        return std::array<uint8_t, 3>{v, v, v};
-    });
+    const ImageU8 img = grey_from(1024, 768, [](int x, int) { return static_cast<uint8_t>(x < 512 ? 40 : 220); });
     auto pre = idefics3_preprocess(img, p);
     REQUIRE(pre.is_ok());
     CHECK(pre->n_chunks == 13);
@@ -723,10 +704,7 @@ TEST_CASE("bicubic by hand: the cubic through 4 samples, top-left aligned, clamp
     //   j=5: [30,60,90,90] -> 60 + 17.5 + 0 - 0.625 = 76.875 -> 77
     //   j=7: [60,90,90,90] -> 90 + 5 - 3.75 + 0.625 = 91.875 -> 92
     const int expected[8] = {0, 13, 30, 45, 60, 77, 90, 92};
-    const ImageU8 row = image_from(4, 2, [](int x, int) {
-        const uint8_t v = static_cast<uint8_t>(30 * x);
-        return std::array<uint8_t, 3>{v, v, v};
-    });
+    const ImageU8 row = grey_from(4, 2, [](int x, int) { return static_cast<uint8_t>(30 * x); });
     auto wide = resize_bicubic_u8(row, 8, 2);
     REQUIRE(wide.is_ok());
     for (int j = 0; j < 8; ++j) {
@@ -735,10 +713,7 @@ TEST_CASE("bicubic by hand: the cubic through 4 samples, top-left aligned, clamp
             for (int c = 0; c < 3; ++c) CHECK(int{wide->pixel(j, y)[c]} == expected[j]);
     }
     // The same along y (vertical pass).
-    const ImageU8 col = image_from(2, 4, [](int, int y) {
-        const uint8_t v = static_cast<uint8_t>(30 * y);
-        return std::array<uint8_t, 3>{v, v, v};
-    });
+    const ImageU8 col = grey_from(2, 4, [](int, int y) { return static_cast<uint8_t>(30 * y); });
     auto tall = resize_bicubic_u8(col, 2, 8);
     REQUIRE(tall.is_ok());
     for (int i = 0; i < 8; ++i) {
@@ -748,9 +723,9 @@ TEST_CASE("bicubic by hand: the cubic through 4 samples, top-left aligned, clamp
     }
     // Downscaling 8 -> 4 samples x = 0, 2, 4, 6 exactly (fraction 0): plain decimation, no
     // anti-aliasing, as in llama.cpp.
-    const ImageU8 eight = image_from(8, 1, [](int x, int) {
+    const ImageU8 eight = grey_from(8, 1, [](int x, int) {
         const uint8_t v[8] = {5, 250, 17, 3, 99, 180, 42, 77};
-        return std::array<uint8_t, 3>{v[x], v[x], v[x]};
+        return v[x];
     });
     auto four = resize_bicubic_u8(eight, 4, 1);
     REQUIRE(four.is_ok());
@@ -760,18 +735,12 @@ TEST_CASE("bicubic by hand: the cubic through 4 samples, top-left aligned, clamp
     CHECK(int{four->pixel(3, 0)[0]} == 42);
     // Overshoot is clamped: [255,255,0,0] at x = 0.5 sees [255,255,255,0]:
     // 255 + 42.5/2 - 42.5/8 = 270.9 -> 255; [0,0,255,255] undershoots to -15.9 -> 0.
-    const ImageU8 step_down = image_from(4, 1, [](int x, int) {
-        const uint8_t v = x < 2 ? 255 : 0;
-        return std::array<uint8_t, 3>{v, v, v};
-    });
+    const ImageU8 step_down = grey_from(4, 1, [](int x, int) { return static_cast<uint8_t>(x < 2 ? 255 : 0); });
     auto sd = resize_bicubic_u8(step_down, 8, 1);
     REQUIRE(sd.is_ok());
     CHECK(int{sd->pixel(1, 0)[0]} == 255);
     CHECK(int{sd->pixel(6, 0)[0]} == 0);
-    const ImageU8 step_up = image_from(4, 1, [](int x, int) {
-        const uint8_t v = x < 2 ? 0 : 255;
-        return std::array<uint8_t, 3>{v, v, v};
-    });
+    const ImageU8 step_up = grey_from(4, 1, [](int x, int) { return static_cast<uint8_t>(x < 2 ? 0 : 255); });
     auto su = resize_bicubic_u8(step_up, 8, 1);
     REQUIRE(su.is_ok());
     CHECK(int{su->pixel(1, 0)[0]} == 0);

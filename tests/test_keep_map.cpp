@@ -47,13 +47,18 @@ bool shows_dimmed(const ImageU8& out, int ox, int oy, const ImageU8& src, int sx
     return true;
 }
 
+// The LLaVA geometry of a w x h image on the 48-pixel canvas these tests draw on.
+Result<LlavaGeometry> llava_geometry_48(int w, int h) {
+    LlavaParams params;
+    params.image_size = 48;
+    return llava_geometry(w, h, params);
+}
+
 }  // namespace
 
 TEST_CASE("keep map: LLaVA single view, square and letterboxed") {
-    LlavaParams params;
-    params.image_size = 48;
     const ImageU8 img = pattern(48, 48);
-    auto g = llava_geometry(48, 48, params);
+    auto g = llava_geometry_48(48, 48);
     REQUIRE(g.is_ok());
     // 4x4 tokens of 12x12 pixels; keep tokens 0 (top-left), 5 (row 1, col 1), 15 (bottom-right).
     auto views = keep_map_views_llava(*g, 4, {0, 5, 15});
@@ -74,7 +79,7 @@ TEST_CASE("keep map: LLaVA single view, square and letterboxed") {
     CHECK(out->pixel(20, 0)[2] == 64);
 
     // A 96x48 image letterboxed into 48x48: resized 48x24 at y offset 12 (image_preprocess.h).
-    auto wide = llava_geometry(96, 48, params);
+    auto wide = llava_geometry_48(96, 48);
     REQUIRE(wide.is_ok());
     CHECK(wide->resized_w == 48);
     CHECK(wide->resized_h == 24);
@@ -163,10 +168,8 @@ TEST_CASE("keep map: SmolVLM tiles and overview side by side") {
 }
 
 TEST_CASE("keep map: everything kept is the image itself; nothing kept is the image dimmed") {
-    LlavaParams params;
-    params.image_size = 48;
     const ImageU8 img = pattern(30, 20);
-    auto g = llava_geometry(30, 20, params);
+    auto g = llava_geometry_48(30, 20);
     REQUIRE(g.is_ok());
     std::vector<int32_t> all(36);
     for (int i = 0; i < 36; ++i) all[i] = i;
@@ -179,10 +182,8 @@ TEST_CASE("keep map: everything kept is the image itself; nothing kept is the im
 }
 
 TEST_CASE("keep map: written as PNG and read back") {
-    LlavaParams params;
-    params.image_size = 48;
     const ImageU8 img = pattern(48, 48);
-    auto out = keep_map_render(img, *keep_map_views_llava(*llava_geometry(48, 48, params), 4, {1, 2}));
+    auto out = keep_map_render(img, *keep_map_views_llava(*llava_geometry_48(48, 48), 4, {1, 2}));
     REQUIRE(out.is_ok());
     const fs::path dir = fs::temp_directory_path() / ("glimpse_test_keep_map_" + std::to_string(::getpid()));
     fs::create_directories(dir);
@@ -197,9 +198,7 @@ TEST_CASE("keep map: written as PNG and read back") {
 }
 
 TEST_CASE("keep map: bad arguments are refused") {
-    LlavaParams params;
-    params.image_size = 48;
-    auto g = llava_geometry(48, 48, params);
+    auto g = llava_geometry_48(48, 48);
     REQUIRE(g.is_ok());
     auto message = [](const auto& r) { return r.is_ok() ? std::string("accepted") : r.status().message(); };
     CHECK(message(keep_map_views_llava(*g, 4, {16})).find("kept token 16 is outside its 16 tokens") !=

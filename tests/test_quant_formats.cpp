@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -177,57 +178,50 @@ TEST_CASE("q8_0 block: x = d * q") {
     check_exact(decode(DType::q8_0, b), want);
 }
 
-TEST_CASE("q4_0 block: value j in the low nibble of byte j, value j+16 in its high nibble; x = d * (q - 8)") {
-    int level[32];
-    for (int j = 0; j < 32; ++j) level[j] = (j * 5 + 3) % 16;
-    BlockQ4_0 b;
-    b.d = kF16OneAndHalf;
-    for (int j = 0; j < 16; ++j) b.qs[j] = static_cast<uint8_t>(level[j] | level[j + 16] << 4);
+namespace {
+
+// An f16 bit pattern and the value it stands for.
+struct F16Value {
+    uint16_t bits;
+    double value;
+};
+
+// A q4_0/q4_1 (levels 0..15) or q5_0/q5_1 (0..31) block of level(j) for value j, packed from the
+// format description: value j in the low nibble of qs[j], value j+16 in its high nibble; the q5
+// types keep bit 4 of value j in bit j of the little-endian qh word. It must decode to
+// d * (level - offset) + m exactly (m: q4_1 and q5_1 only).
+template <class Block>
+void check_legacy_block(DType type, F16Value d, F16Value m, int offset, const std::function<int(int)>& level) {
+    Block b;
+    b.d = d.bits;
+    if constexpr (requires { b.m; }) b.m = m.bits;
+    for (int j = 0; j < 16; ++j) b.qs[j] = static_cast<uint8_t>((level(j) & 15) | (level(j + 16) & 15) << 4);
+    if constexpr (requires { b.qh; }) {
+        uint32_t qh = 0;
+        for (int j = 0; j < 32; ++j) qh |= static_cast<uint32_t>(level(j) >> 4) << j;
+        for (int k = 0; k < 4; ++k) b.qh[k] = static_cast<uint8_t>(qh >> (8 * k));
+    }
     std::vector<double> want(32);
-    for (int j = 0; j < 32; ++j) want[j] = 1.5 * (level[j] - 8);
-    check_exact(decode(DType::q4_0, b), want);
+    for (int j = 0; j < 32; ++j) want[j] = d.value * (level(j) - offset) + m.value;
+    check_exact(decode(type, b), want);
+}
+
+}  // namespace
+
+TEST_CASE("q4_0 block: value j in the low nibble of byte j, value j+16 in its high nibble; x = d * (q - 8)") {
+    check_legacy_block<BlockQ4_0>(DType::q4_0, {kF16OneAndHalf, 1.5}, {0, 0.0}, 8,
+                                  [](int j) { return (j * 5 + 3) % 16; });
 }
 
 TEST_CASE("q4_1 block: x = d * q + m") {
-    int level[32];
-    for (int j = 0; j < 32; ++j) level[j] = (j * 7 + 1) % 16;
-    BlockQ4_1 b;
-    b.d = kF16Quarter;
-    b.m = kF16MinusOne;
-    for (int j = 0; j < 16; ++j) b.qs[j] = static_cast<uint8_t>(level[j] | level[j + 16] << 4);
-    std::vector<double> want(32);
-    for (int j = 0; j < 32; ++j) want[j] = 0.25 * level[j] - 1.0;
-    check_exact(decode(DType::q4_1, b), want);
+    check_legacy_block<BlockQ4_1>(DType::q4_1, {kF16Quarter, 0.25}, {kF16MinusOne, -1.0}, 0,
+                                  [](int j) { return (j * 7 + 1) % 16; });
 }
 
 TEST_CASE("q5_0 / q5_1 blocks: bit 4 of value j is bit j of the little-endian qh word") {
-    int level[32];
-    for (int j = 0; j < 32; ++j) level[j] = (j * 13 + 5) % 32;
-    uint32_t qh = 0;
-    uint8_t qs[16];
-    for (int j = 0; j < 16; ++j) qs[j] = static_cast<uint8_t>((level[j] & 15) | (level[j + 16] & 15) << 4);
-    for (int j = 0; j < 32; ++j) qh |= static_cast<uint32_t>(level[j] >> 4) << j;
-    const uint8_t qh_bytes[4] = {static_cast<uint8_t>(qh), static_cast<uint8_t>(qh >> 8), static_cast<uint8_t>(qh >> 16),
-                                 static_cast<uint8_t>(qh >> 24)};
-    {
-        BlockQ5_0 b;
-        b.d = kF16Eighth;
-        std::memcpy(b.qh, qh_bytes, 4);
-        std::memcpy(b.qs, qs, 16);
-        std::vector<double> want(32);
-        for (int j = 0; j < 32; ++j) want[j] = 0.125 * (level[j] - 16);
-        check_exact(decode(DType::q5_0, b), want);
-    }
-    {
-        BlockQ5_1 b;
-        b.d = kF16Half;
-        b.m = kF16MinusOne;
-        std::memcpy(b.qh, qh_bytes, 4);
-        std::memcpy(b.qs, qs, 16);
-        std::vector<double> want(32);
-        for (int j = 0; j < 32; ++j) want[j] = 0.5 * level[j] - 1.0;
-        check_exact(decode(DType::q5_1, b), want);
-    }
+    auto level = [](int j) { return (j * 13 + 5) % 32; };
+    check_legacy_block<BlockQ5_0>(DType::q5_0, {kF16Eighth, 0.125}, {0, 0.0}, 16, level);
+    check_legacy_block<BlockQ5_1>(DType::q5_1, {kF16Half, 0.5}, {kF16MinusOne, -1.0}, 0, level);
 }
 
 TEST_CASE("q2_k block: 16 sub-blocks with 4-bit scale/min nibbles; x = d * sc * q - dmin * m") {
@@ -288,44 +282,45 @@ void pack_scales_mins(const int sc[8], const int mn[8], uint8_t out[12]) {
     }
 }
 
+// A q4_k (levels 0..15) or q5_k (0..31) block of level(i) for value i, packed from the format
+// description: value 64p + l in the low nibble of qs[32p + l], value 64p + 32 + l in its high
+// nibble; q5_k keeps bit 4 of each in bit 2p (2p+1 for the upper 32) of qh[l]. It must decode to
+// d * sc * level - dmin * mn exactly.
+template <class Block>
+void check_k_block(DType type, F16Value d, F16Value dmin, const int sc[8], const int mn[8],
+                   const std::function<int(int)>& level) {
+    Block b{};
+    b.d = d.bits;
+    b.dmin = dmin.bits;
+    pack_scales_mins(sc, mn, b.scales);
+    for (int p = 0; p < 4; ++p)
+        for (int l = 0; l < 32; ++l) {
+            const int lo = level(64 * p + l), hi = level(64 * p + 32 + l);
+            b.qs[32 * p + l] = static_cast<uint8_t>((lo & 15) | (hi & 15) << 4);
+            if constexpr (requires { b.qh; }) {
+                b.qh[l] |= static_cast<uint8_t>((lo >> 4) << (2 * p) | (hi >> 4) << (2 * p + 1));
+            }
+        }
+    std::vector<double> want(256);
+    for (int i = 0; i < 256; ++i) want[i] = d.value * sc[i / 32] * level(i) - dmin.value * mn[i / 32];
+    check_exact(decode(type, b), want);
+}
+
 }  // namespace
 
 TEST_CASE("q4_k block: 8 sub-blocks of 32, 6-bit scales/mins; x = d * sc * q - dmin * m") {
     // Every scale and min uses its top bits, so the packing of all 12 bytes matters.
     const int sc[8] = {63, 1, 17, 48, 33, 62, 5, 40};
     const int mn[8] = {0, 63, 50, 9, 31, 16, 47, 2};
-    int level[256];
-    for (int i = 0; i < 256; ++i) level[i] = (i * 7 + i / 5) % 16;
-    BlockQ4K b{};
-    b.d = kF16Quarter;
-    b.dmin = kF16Eighth;
-    pack_scales_mins(sc, mn, b.scales);
-    // value 64p + l: low nibble of qs[32p + l]; value 64p + 32 + l: its high nibble
-    for (int p = 0; p < 4; ++p)
-        for (int l = 0; l < 32; ++l) b.qs[32 * p + l] = static_cast<uint8_t>(level[64 * p + l] | level[64 * p + 32 + l] << 4);
-    std::vector<double> want(256);
-    for (int i = 0; i < 256; ++i) want[i] = 0.25 * sc[i / 32] * level[i] - 0.125 * mn[i / 32];
-    check_exact(decode(DType::q4_k, b), want);
+    check_k_block<BlockQ4K>(DType::q4_k, {kF16Quarter, 0.25}, {kF16Eighth, 0.125}, sc, mn,
+                            [](int i) { return (i * 7 + i / 5) % 16; });
 }
 
 TEST_CASE("q5_k block: as q4_k plus bit 4 of value 64p + l in bit 2p of qh[l] (2p+1 for the upper 32)") {
     const int sc[8] = {7, 63, 32, 16, 55, 1, 44, 23};
     const int mn[8] = {63, 0, 12, 40, 3, 58, 27, 36};
-    int level[256];
-    for (int i = 0; i < 256; ++i) level[i] = (i * 11 + i / 3) % 32;
-    BlockQ5K b{};
-    b.d = kF16Half;
-    b.dmin = kF16Quarter;
-    pack_scales_mins(sc, mn, b.scales);
-    for (int p = 0; p < 4; ++p)
-        for (int l = 0; l < 32; ++l) {
-            const int lo = level[64 * p + l], hi = level[64 * p + 32 + l];
-            b.qs[32 * p + l] = static_cast<uint8_t>((lo & 15) | (hi & 15) << 4);
-            b.qh[l] |= static_cast<uint8_t>((lo >> 4) << (2 * p) | (hi >> 4) << (2 * p + 1));
-        }
-    std::vector<double> want(256);
-    for (int i = 0; i < 256; ++i) want[i] = 0.5 * sc[i / 32] * level[i] - 0.25 * mn[i / 32];
-    check_exact(decode(DType::q5_k, b), want);
+    check_k_block<BlockQ5K>(DType::q5_k, {kF16Half, 0.5}, {kF16Quarter, 0.25}, sc, mn,
+                            [](int i) { return (i * 11 + i / 3) % 32; });
 }
 
 TEST_CASE("q6_k block: 16 int8 scales, 6-bit q = 4 bits in ql + 2 bits in qh; x = d * sc * (q - 32)") {

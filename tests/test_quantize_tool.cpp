@@ -151,6 +151,17 @@ std::string write_wide_model(const std::string& path, int layers, bool with_outp
     return path;
 }
 
+// A one-layer llama GGUF holding only blk.0.attn_q.weight: `values`, f32, ne = {cols, rows}.
+void write_one_f32_weight(const std::string& path, const std::vector<float>& values, int64_t cols, int64_t rows) {
+    GgufWriter w;
+    w.set_string("general.architecture", "llama");
+    w.set_u32("llama.block_count", 1);
+    std::vector<uint8_t> bytes(values.size() * 4);
+    std::memcpy(bytes.data(), values.data(), bytes.size());
+    REQUIRE(w.add_tensor("blk.0.attn_q.weight", DType::f32, {cols, rows}, bytes).is_ok());
+    REQUIRE(w.write(path).is_ok());
+}
+
 }  // namespace
 
 TEST_CASE("q8_0 and q4_0 of the golden f32 text model are byte-identical to llama-quantize's files") {
@@ -499,26 +510,16 @@ TEST_CASE("errors say what is wrong") {
         CHECK(message(s).find("reading input") != std::string::npos);
     }
     SUBCASE("NaN weights are refused, as llama.cpp's loader refuses them") {
-        GgufWriter w;
-        w.set_string("general.architecture", "llama");
-        w.set_u32("llama.block_count", 1);
         std::vector<float> v(64 * 32, 0.5f);
         v[77] = std::nanf("");
-        std::vector<uint8_t> bytes(v.size() * 4);
-        std::memcpy(bytes.data(), v.data(), bytes.size());
-        REQUIRE(w.add_tensor("blk.0.attn_q.weight", DType::f32, {64, 32}, bytes).is_ok());
-        REQUIRE(w.write(dir + "/nan.gguf").is_ok());
+        write_one_f32_weight(dir + "/nan.gguf", v, 64, 32);
         const Status s = quantize(dir + "/nan.gguf", dir + "/x.gguf", "q8_0");
         CHECK_FALSE(s.is_ok());
         CHECK(message(s).find("blk.0.attn_q.weight") != std::string::npos);
         CHECK(message(s).find("NaN") != std::string::npos);
     }
     SUBCASE("a row length no 32-block type can hold has no fallback in llama.cpp") {
-        GgufWriter w;
-        w.set_string("general.architecture", "llama");
-        w.set_u32("llama.block_count", 1);
-        REQUIRE(w.add_tensor("blk.0.attn_q.weight", DType::f32, {48, 4}, std::vector<uint8_t>(48 * 4 * 4)).is_ok());
-        REQUIRE(w.write(dir + "/odd.gguf").is_ok());
+        write_one_f32_weight(dir + "/odd.gguf", std::vector<float>(48 * 4, 0.0f), 48, 4);
         const Status s = quantize(dir + "/odd.gguf", dir + "/x.gguf", "q4_0");
         CHECK(s.code() == StatusCode::unsupported);
         CHECK(message(s).find("row length 48") != std::string::npos);
@@ -528,15 +529,9 @@ TEST_CASE("errors say what is wrong") {
         CHECK(q->find_tensor("blk.0.attn_q.weight")->type == DType::f16);
     }
     SUBCASE("weights too large for f16 block scales") {
-        GgufWriter w;
-        w.set_string("general.architecture", "llama");
-        w.set_u32("llama.block_count", 1);
         std::vector<float> v(64 * 2, 1.0f);
         v[5] = 1e9f;
-        std::vector<uint8_t> bytes(v.size() * 4);
-        std::memcpy(bytes.data(), v.data(), bytes.size());
-        REQUIRE(w.add_tensor("blk.0.attn_q.weight", DType::f32, {64, 2}, bytes).is_ok());
-        REQUIRE(w.write(dir + "/huge.gguf").is_ok());
+        write_one_f32_weight(dir + "/huge.gguf", v, 64, 2);
         const Status s = quantize(dir + "/huge.gguf", dir + "/x.gguf", "q8_0");
         CHECK_FALSE(s.is_ok());
         CHECK(message(s).find("too large") != std::string::npos);

@@ -532,9 +532,7 @@ TEST_CASE("serve: the glimpse serve command prints its port, answers, and stops 
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     std::vector<std::string> args = {GLIMPSE_CLI_BINARY, "serve", "-m", kText, "--mmproj", kMmproj, "--port", "0",
                                      "-t", "1", "--alias", "cli-test"};
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
+    std::vector<char*> argv = test::c_string_array(args);
     pid_t pid = 0;
     REQUIRE(posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ) == 0);
     posix_spawn_file_actions_destroy(&fa);

@@ -160,12 +160,8 @@ ErrorStats compare(const float* got, const float* ref, size_t n) {
 }
 
 
-ProcessRun run_process(std::vector<std::string> argv_s, const TempDir& dir, const std::vector<std::string>& extra_env,
-                       const std::vector<std::string>& drop_env) {
-    const std::string out_path = dir.file("stdout"), err_path = dir.file("stderr");
-    std::vector<char*> argv;
-    for (std::string& s : argv_s) argv.push_back(s.data());
-    argv.push_back(nullptr);
+std::vector<std::string> child_environment(const std::vector<std::string>& extra_env,
+                                           const std::vector<std::string>& drop_env) {
     std::vector<std::string> env_s;
     for (char** e = environ; *e; ++e) {
         const std::string_view var(*e);
@@ -176,9 +172,22 @@ ProcessRun run_process(std::vector<std::string> argv_s, const TempDir& dir, cons
         if (!dropped) env_s.emplace_back(var);
     }
     env_s.insert(env_s.end(), extra_env.begin(), extra_env.end());
-    std::vector<char*> envp;
-    for (std::string& s : env_s) envp.push_back(s.data());
-    envp.push_back(nullptr);
+    return env_s;
+}
+
+std::vector<char*> c_string_array(std::vector<std::string>& strings) {
+    std::vector<char*> out;
+    for (std::string& s : strings) out.push_back(s.data());
+    out.push_back(nullptr);
+    return out;
+}
+
+ProcessRun run_process(std::vector<std::string> argv_s, const TempDir& dir, const std::vector<std::string>& extra_env,
+                       const std::vector<std::string>& drop_env) {
+    const std::string out_path = dir.file("stdout"), err_path = dir.file("stderr");
+    std::vector<char*> argv = c_string_array(argv_s);
+    std::vector<std::string> env_s = child_environment(extra_env, drop_env);
+    std::vector<char*> envp = c_string_array(env_s);
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);

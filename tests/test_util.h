@@ -73,6 +73,13 @@ struct ProcessRun {
     std::string out, err;
 };
 
+// This process's environment without the variables named in `drop_env`, plus `extra_env` ("NAME=value").
+std::vector<std::string> child_environment(const std::vector<std::string>& extra_env,
+                                           const std::vector<std::string>& drop_env);
+
+// `strings` as a null-terminated char* array (argv or envp for posix_spawn), valid while they live.
+std::vector<char*> c_string_array(std::vector<std::string>& strings);
+
 // Runs argv[0] (a path) with stdin from /dev/null and stdout/stderr captured through files in
 // `dir`; its environment is this process's without the variables named in `drop_env`, plus
 // `extra_env` ("NAME=value"). Fails the current test if the program cannot be started.

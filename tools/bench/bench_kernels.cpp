@@ -61,17 +61,7 @@ std::vector<uint8_t> make_weights(DType t, int64_t N, int64_t K, uint64_t seed) 
     std::vector<float> row(static_cast<size_t>(K));
     for (int64_t n = 0; n < N; ++n) {
         for (float& v : row) v = 0.05f * rng.next();
-        uint8_t* dst = out.data() + n * row_bytes;
-        if (t == DType::f32) {
-            std::memcpy(dst, row.data(), static_cast<size_t>(K) * 4);
-        } else if (t == DType::f16 || t == DType::bf16) {
-            for (int64_t k = 0; k < K; ++k) {
-                const uint16_t h = t == DType::f16 ? f32_to_f16(row[k]) : f32_to_bf16(row[k]);
-                std::memcpy(dst + 2 * k, &h, 2);
-            }
-        } else {
-            quantize_row(t, row.data(), dst, K);
-        }
+        quantize_row(t, row.data(), out.data() + n * row_bytes, K);  // f32, f16 and bf16 too
     }
     return out;
 }

@@ -13,11 +13,11 @@
 #include <fstream>
 
 #include "models/calibration.h"
-#include "ops/matmul_decision_file.h"
 #include "runtime/image.h"
 #include "runtime/json.h"
 #include "targets/cpu_features.h"
 #include "tools/common/args.h"
+#include "tools/glimpse/model_options.h"
 #include "tools/scenes/scene.h"
 
 namespace glimpse::tools {
@@ -194,11 +194,7 @@ int calibrate_command(const std::string& program, int argc, char** argv) {
                 "the planned total (weights + activations + KV cache + image buffers + process overhead, for one\n"
                 "image of --image-size, the longest prompt and -n answer tokens) fits, then single steps undone\n"
                 "while one still fits and lowers the loss. The plan holds for that geometry and -t. docs/calibration.md.");
-    a.option("-m,--model", "FILE", "text model GGUF");
-    a.option("--mmproj", "FILE", "vision projector GGUF matching the text model");
-    a.option("-t,--threads", "N", "threads, 1..1024 (default: the CPUs this process may use)");
-    a.option("--chat-template", "NAME", "chat template name or text, overriding the model's");
-    a.option("--decisions", "FILE", "matmul kernel decisions from `glimpse tune` (default: this machine's cached file if any; none: built-in)");
+    add_model_options(a);
     a.option("--images", "DIR", "calibrate on the .png/.jpg/.jpeg files of DIR, each asked every -p prompt");
     a.option("--scenes", "FROM:TO", "calibrate on procedural scenes [FROM, TO), asked their own questions");
     a.option("--preset", "NAME", "scene distribution for --scenes: default or bundled", "default");
@@ -337,7 +333,7 @@ int calibrate_command(const std::string& program, int argc, char** argv) {
         return fail("--image-size: '" + a.get("--image-size") + "' is not WxH with sides 1..16384", 2);
     }
 
-    Status dec = use_matmul_decisions(a.get("--decisions"), [](const std::string& m) { std::fprintf(stderr, "glimpse: %s\n", m.c_str()); });
+    Status dec = apply_matmul_decisions(a);
     if (!dec.is_ok()) return fail(dec.message());
     const int64_t n_samples = static_cast<int64_t>(samples.size());
     auto calibrator = Calibrator::create(settings, std::move(samples));

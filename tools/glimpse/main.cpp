@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -32,6 +33,7 @@
 #include "tools/common/args.h"
 #include "tools/glimpse/calibrate.h"
 #include "tools/glimpse/eval.h"
+#include "tools/glimpse/model_options.h"
 #include "tools/quantize/quantize_command.h"
 #include "tools/serve/serve_command.h"
 #include "tools/tune/tune.h"
@@ -83,11 +85,21 @@ int finish_stdout(int code) {
     return code;
 }
 
-void add_model_options(ArgParser& a) {
-    a.option("-m,--model", "FILE", "text model GGUF (llama architecture)");
-    a.option("--mmproj", "FILE", "vision projector GGUF (idefics3 or mlp) matching the text model");
-    a.option("-t,--threads", "N", "threads, 1..1024; more than the CPUs this process may use are clamped (default: those CPUs)");
-    a.option("--chat-template", "NAME", "chat template name or text, overriding the model's (e.g. vicuna for LLaVA)");
+// Parses a command's arguments: nullopt to go on, or the exit status when the command is done
+// (--help printed, or a usage error reported).
+std::optional<int> parse_command_line(ArgParser& a, int argc, char** argv) {
+    std::string err;
+    if (!a.parse(argc, argv, &err)) return usage_error(err);
+    if (a.has("--help")) {
+        std::fputs((a.help() + kExitStatusHelp).c_str(), stdout);
+        return finish_stdout(0);
+    }
+    if (!a.positional().empty()) return usage_error("unexpected argument '" + a.positional()[0] + "' (see --help)");
+    return std::nullopt;
+}
+
+// KV cache storage and visual-token pruning: how caption, inspect, eval and serve run the model.
+void add_pruning_options(ArgParser& a) {
     a.option("--kv-type", "TYPE", "KV cache storage: f16, f32, q8_0 or q4_0 (GGUF blocks of 32 along the head dimension; "
              "docs/kv-cache.md)", "f16");
     a.option("--prune", "METHOD",
@@ -102,7 +114,6 @@ void add_model_options(ArgParser& a) {
              "with --prune tome: merge tokens inside the vision encoder (ToMe, docs/pruning.md). A fraction in "
              "(0, 1): that share fewer encoder tokens after the last block, the same count merged in every block; "
              "a whole number >= 1: tokens merged per block. The projector still sees every patch");
-    a.option("--decisions", "FILE", "matmul kernel decisions from `glimpse tune` (default: this machine's cached file if any; none: built-in)");
     a.option("--prune-positions", "IDS",
              "position ids of the kept image rows: original (as unpruned; keeps where each token was) or "
              "compact (renumbered 0..n-1; loses position questions, docs/pruning.md)", "original");
@@ -110,6 +121,12 @@ void add_model_options(ArgParser& a) {
              "SmolVLM: at most N tiles (rows x cols, 1..1024) per image plus the overview; the grid closest to the "
              "image's aspect is chosen and the image resized to it (docs/pruning.md, Tile budget); default: the "
              "model's own tiling. Refused on models without tiles (LLaVA) and against a --plan with another max_tiles");
+}
+
+// What caption, inspect, eval and serve take: the model options (model_options.h) and the pruning options.
+void add_model_and_pruning_options(ArgParser& a) {
+    add_model_options(a);
+    add_pruning_options(a);
 }
 
 // The model options, checked before anything is loaded (usage errors exit 2).
@@ -190,13 +207,6 @@ Result<VlmConfig> model_config(const ArgParser& a) {
         }
     }
     return cfg;
-}
-
-// Installs the matmul kernel decisions --decisions names (or this machine's cached file) before
-// any model is loaded; every command that loads a model goes through here or serve_model_config.
-Status apply_matmul_decisions(const ArgParser& a) {
-    return use_matmul_decisions(a.get("--decisions"),
-                                [](const std::string& m) { std::fprintf(stderr, "glimpse: %s\n", m.c_str()); });
 }
 
 // serve reads its model options through this, so --decisions holds there as it does for caption.
@@ -483,7 +493,7 @@ int cmd_caption(int argc, char** argv) {
                 "Timings and memory are printed to stderr. Flags follow llama-mtmd-cli where they overlap.\n"
                 "Models: SmolVLM GGUF pairs (text model + mmproj), e.g. ggml-org/SmolVLM-256M-Instruct-GGUF on\n"
                 "Hugging Face, and LLaVA-1.5-style pairs (use --chat-template vicuna).");
-    add_model_options(a);
+    add_model_and_pruning_options(a);
     a.repeated("--image", "FILE", "image to describe (JPEG, PNG, BMP, GIF, TGA, PSD, HDR, PNM)");
     a.option("-p,--prompt", "TEXT", "the question or instruction", kDefaultPrompt);
     a.option("-n,--n-predict", "N", "maximum tokens to generate; generation also stops at end-of-generation", "256");
@@ -500,13 +510,8 @@ int cmd_caption(int argc, char** argv) {
              "a progress bar on stderr when it is a terminal");
     a.flag("--json", "print the answer as one JSON object with token counts, timings and memory (with --each: "
                      "token counts and timings on every line)");
+    if (std::optional<int> done = parse_command_line(a, argc, argv)) return *done;
     std::string err;
-    if (!a.parse(argc, argv, &err)) return usage_error(err);
-    if (a.has("--help")) {
-        std::fputs((a.help() + kExitStatusHelp).c_str(), stdout);
-        return finish_stdout(0);
-    }
-    if (!a.positional().empty()) return usage_error("unexpected argument '" + a.positional()[0] + "' (see --help)");
     const std::vector<std::string> image_paths = a.get_all("--image");
     const bool each = a.has("--each");
     if (each && (!image_paths.empty() || a.has("--keep-map"))) {
@@ -723,19 +728,14 @@ int cmd_inspect(int argc, char** argv) {
     ArgParser a("glimpse inspect", "-m TEXT.gguf --mmproj MMPROJ.gguf [--image IMG] [-p PROMPT] [-n N]",
                 "Prints both files' metadata, the model's dimensions, and the memory plan for captioning an image\n"
                 "(the given one, or a 1024x768 image) with the given prompt and token budget.");
-    add_model_options(a);
+    add_model_and_pruning_options(a);
     a.option("--image", "FILE", "plan for this image's size (default: a 1024x768 image)");
     a.option("-p,--prompt", "TEXT", "prompt to plan for", kDefaultPrompt);
     a.option("-n,--n-predict", "N", "tokens to plan for; cut to what the context leaves", "256");
     a.flag("--json", "print only the memory plan, as JSON on stdout (bytes by part: weights, kv_cache, "
                      "activations, image_buffers, total; docs/kv-cache.md)");
+    if (std::optional<int> done = parse_command_line(a, argc, argv)) return *done;
     std::string err;
-    if (!a.parse(argc, argv, &err)) return usage_error(err);
-    if (a.has("--help")) {
-        std::fputs((a.help() + kExitStatusHelp).c_str(), stdout);
-        return finish_stdout(0);
-    }
-    if (!a.positional().empty()) return usage_error("unexpected argument '" + a.positional()[0] + "' (see --help)");
     int64_t n_predict = 256;
     if (!a.get_int("--n-predict", 0, limits::kMaxContextLength, &n_predict, &err)) return usage_error(err);
     auto cfg = model_config(a);
@@ -861,7 +861,7 @@ int cmd_eval(int argc, char** argv) {
                 "report is deterministic. FROM:TO generates scenes [FROM, TO) from --preset, changed by the\n"
                 "options below; DIR reads scenes written by glimpse-scenes (<seed>.json + image). The bundled\n"
                 "models were trained and are measured on --preset bundled.");
-    add_model_options(a);
+    add_model_and_pruning_options(a);
     a.option("--scenes", "FROM:TO|DIR", "seed range or scene directory");
     a.option("--preset", "NAME", "scene distribution for FROM:TO: default or bundled", "default");
     a.option("--caption-prompt", "TEXT", "prompt for captions", "Describe this image.");
@@ -872,13 +872,8 @@ int cmd_eval(int argc, char** argv) {
     a.option("--qa-per-scene", "N", "questions per scene (default: the preset's)");
     a.flag("--json", "print the report as JSON on stdout");
     a.flag("--samples", "include every prompt, expected answer and answer in the JSON");
+    if (std::optional<int> done = parse_command_line(a, argc, argv)) return *done;
     std::string err;
-    if (!a.parse(argc, argv, &err)) return usage_error(err);
-    if (a.has("--help")) {
-        std::fputs((a.help() + kExitStatusHelp).c_str(), stdout);
-        return finish_stdout(0);
-    }
-    if (!a.positional().empty()) return usage_error("unexpected argument '" + a.positional()[0] + "' (see --help)");
     EvalOptions opt;
     const std::string spec = a.get("--scenes");
     if (spec.empty()) return usage_error("--scenes FROM:TO|DIR is required (see --help)");
@@ -978,7 +973,7 @@ int main(int argc, char** argv) {
     if (cmd == "inspect") return cmd_inspect(argc - 2, argv + 2);
     if (cmd == "eval") return cmd_eval(argc - 2, argv + 2);
     if (cmd == "quantize") return quantize_command("glimpse quantize", argc - 2, argv + 2);
-    if (cmd == "serve") return serve::serve_command(argc - 2, argv + 2, {add_model_options, serve_model_config});
+    if (cmd == "serve") return serve::serve_command(argc - 2, argv + 2, {add_model_and_pruning_options, serve_model_config});
     if (cmd == "tune") return tune_command("glimpse tune", argc - 2, argv + 2);
     if (cmd == "calibrate") return calibrate_command("glimpse calibrate", argc - 2, argv + 2);
     return fail("unknown command '" + cmd + "' (caption, inspect, eval, quantize, serve, tune, calibrate; see --help)", 2);

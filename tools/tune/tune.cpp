@@ -13,7 +13,6 @@
 #include "quant/quantize.h"
 #include "runtime/aligned_buffer.h"
 #include "runtime/dtype.h"
-#include "runtime/fp16.h"
 #include "runtime/gguf.h"
 #include "runtime/threadpool.h"
 #include "tools/common/args.h"
@@ -85,16 +84,7 @@ std::vector<uint8_t> random_weights(DType t, int64_t N, int64_t K, std::mt19937&
     std::vector<uint8_t> w(static_cast<size_t>(row_bytes * N));
     for (int64_t n = 0; n < N; ++n) {
         for (float& v : row) v = u(rng);
-        uint8_t* dst = w.data() + n * row_bytes;
-        if (t == DType::f32) std::memcpy(dst, row.data(), static_cast<size_t>(row_bytes));
-        else if (t == DType::f16 || t == DType::bf16) {
-            for (int64_t k = 0; k < K; ++k) {
-                const uint16_t h = t == DType::f16 ? f32_to_f16(row[k]) : f32_to_bf16(row[k]);
-                std::memcpy(dst + 2 * k, &h, 2);
-            }
-        } else {
-            quantize_row(t, row.data(), dst, K);
-        }
+        quantize_row(t, row.data(), w.data() + n * row_bytes, K);  // f32, f16 and bf16 too
     }
     return w;
 }

@@ -1,0 +1,22 @@
+#include "tools/glimpse/model_options.h"
+
+#include <cstdio>
+
+#include "ops/matmul_decision_file.h"
+
+namespace glimpse::tools {
+
+void add_model_options(ArgParser& a) {
+    a.option("-m,--model", "FILE", "text model GGUF (llama architecture)");
+    a.option("--mmproj", "FILE", "vision projector GGUF (idefics3 or mlp) matching the text model");
+    a.option("-t,--threads", "N", "threads, 1..1024; more than the CPUs this process may use are clamped (default: those CPUs)");
+    a.option("--chat-template", "NAME", "chat template name or text, overriding the model's (e.g. vicuna for LLaVA)");
+    a.option("--decisions", "FILE", "matmul kernel decisions from `glimpse tune` (default: this machine's cached file if any; none: built-in)");
+}
+
+Status apply_matmul_decisions(const ArgParser& a) {
+    return use_matmul_decisions(a.get("--decisions"),
+                                [](const std::string& m) { std::fprintf(stderr, "glimpse: %s\n", m.c_str()); });
+}
+
+}  // namespace glimpse::tools
