@@ -182,6 +182,10 @@ Result<PreprocessedImage> idefics3_preprocess(const ImageU8& image, const Idefic
     out.grid_rows = g.grid_rows;
     out.grid_cols = g.grid_cols;
     out.has_overview = true;
+    out.resized_w = g.resized_w;
+    out.resized_h = g.resized_h;
+    out.offset_x = g.offset_x;
+    out.offset_y = g.offset_y;
     out.data.resize(static_cast<size_t>(out.n_chunks) * out.chunk_floats());
 
     GLIMPSE_ASSIGN_OR_RETURN(const ImageU8 canvas,

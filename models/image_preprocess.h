@@ -27,6 +27,9 @@ struct PreprocessedImage {
     int grid_rows = 0;   // idefics3: tile rows of the canvas; 0 when there is no tile grid
     int grid_cols = 0;
     bool has_overview = false;  // idefics3: the last chunk is the whole-image overview
+    // idefics3: where the image lies on the tile canvas (Idefics3Geometry's fields of the same
+    // names), so each overview token can be mapped to the tile under it (HiRED's budget split).
+    int resized_w = 0, resized_h = 0, offset_x = 0, offset_y = 0;
     std::vector<float> data;
 
     size_t chunk_floats() const { return static_cast<size_t>(3) * tile_size * tile_size; }

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "ops/prune_select.h"
+
 namespace glimpse {
 
 Result<int> visual_tokens_per_side(const VisionHparams& v) {
@@ -68,6 +70,38 @@ Result<std::vector<int32_t>> idefics3_overview_token_tiles(const Idefics3Geometr
         }
     }
     return tiles;
+}
+
+Idefics3Geometry idefics3_geometry_of(const PreprocessedImage& image) {
+    Idefics3Geometry g;
+    g.tile_size = image.tile_size;
+    g.grid_rows = image.grid_rows;
+    g.grid_cols = image.grid_cols;
+    g.canvas_w = image.grid_cols * image.tile_size;
+    g.canvas_h = image.grid_rows * image.tile_size;
+    g.resized_w = image.resized_w;
+    g.resized_h = image.resized_h;
+    g.image_w = image.resized_w;
+    g.image_h = image.resized_h;
+    g.offset_x = image.offset_x;
+    g.offset_y = image.offset_y;
+    return g;
+}
+
+Result<std::vector<int64_t>> hired_chunk_keep_counts(const Idefics3Geometry& g, int tokens_per_side,
+                                                     const float* overview_scores, double overview_share,
+                                                     int64_t keep_total) {
+    GLIMPSE_ASSIGN_OR_RETURN(std::vector<int32_t> token_tile, idefics3_overview_token_tiles(g, tokens_per_side));
+    const int64_t n_parts = static_cast<int64_t>(g.n_tiles()) + 1;
+    std::vector<int32_t> tokens(static_cast<size_t>(n_parts), tokens_per_side * tokens_per_side), keep(tokens.size());
+    GLIMPSE_RETURN_IF_ERROR(split_keep_budget_by_overview(tokens.data(), n_parts, overview_scores, token_tile.data(),
+                                                          overview_share, keep_total, keep.data()));
+    return std::vector<int64_t>(keep.begin(), keep.end());
+}
+
+bool hired_split_reads_scores(double overview_share, int64_t n_overview) {
+    const int64_t top = static_cast<int64_t>(std::floor((1.0 - overview_share) * static_cast<double>(n_overview) + 0.5));
+    return top > 0 && top < n_overview;
 }
 
 }  // namespace glimpse

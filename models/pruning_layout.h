@@ -31,4 +31,22 @@ Result<PruningModelShape> pruning_shape_llava(const VisionHparams& vision, const
 //   -> (T * T) tile indices, row-major tiles.
 Result<std::vector<int32_t>> idefics3_overview_token_tiles(const Idefics3Geometry& geometry, int tokens_per_side);
 
+// The geometry of a preprocessed idefics3 image (grid, tile size, where the image lies on the
+// canvas): what idefics3_overview_token_tiles reads. Image and canvas sizes are not kept
+// (canvas = grid x tile; image = resized).
+Idefics3Geometry idefics3_geometry_of(const PreprocessedImage& image);
+
+// HiRED's keep counts for one idefics3 image: its keep_total shared over the tiles (row-major)
+// and the overview (last) by split_keep_budget_by_overview, each overview token counted for the
+// tile under its centre (idefics3_overview_token_tiles).
+//   overview_scores:(tokens_per_side^2) -> counts:(n_tiles + 1), summing to keep_total.
+Result<std::vector<int64_t>> hired_chunk_keep_counts(const Idefics3Geometry& geometry, int tokens_per_side,
+                                                     const float* overview_scores, double overview_share,
+                                                     int64_t keep_total);
+
+// Whether HiRED's split can depend on the overview's scores at this share: it counts the
+// overview's top round((1 - share) * n_overview) tokens, and none (share 1) or all (share 0) of
+// them make the counts a function of the geometry alone.
+bool hired_split_reads_scores(double overview_share, int64_t n_overview);
+
 }  // namespace glimpse

@@ -129,10 +129,10 @@ Result<std::unique_ptr<Vlm>> Vlm::load(const std::string& text_path, const std::
                                 config.pruning->model.c_str(), text_path.c_str(), here.c_str());
     }
     GLIMPSE_ASSIGN_OR_RETURN(m->vision_merge_, vision_merge_schedule(vh, config.encoder_merge));
-    GLIMPSE_CHECK_OR_RETURN(!m->vision_merge_.any() || m->prune_tap_layers_.empty(), unsupported,
+    GLIMPSE_CHECK_OR_RETURN(!m->vision_merge_.any() || (m->prune_tap_layers_.empty() && !m->hired_split_), unsupported,
                             "--merge: token merging inside the encoder does not combine with a pruning method that "
                             "reads the encoder's attention (%s)",
-                            m->prune_ ? m->prune_->method.c_str() : "taps");
+                            m->hired_split_ ? "tiles.split overview_scores" : m->prune_ ? m->prune_->method.c_str() : "taps");
     return m;
 }
 
@@ -217,8 +217,9 @@ Status Vlm::setup_pruning(const PruningPlan& full_plan) {
     GLIMPSE_CHECK_OR_RETURN(st.site == PruneSite::after_projector, unsupported,
                             "pruning plan: stages[0] prunes at %s; only after_projector stages run yet",
                             prune_site_name(st.site));
-    GLIMPSE_CHECK_OR_RETURN(st.tile_split == TileSplit::equal, unsupported,
-                            "pruning plan: stages[0].tiles.split overview_scores (HiRED) is not wired yet; use equal");
+    // HiRED's split (overview_scores) scores each image's overview at kHiredScoreLayer before the
+    // prompt is laid out (chunk_keep_counts); pruning_plan_fit refuses it without an overview.
+    hired_split_ = st.tile_split == TileSplit::overview_scores;
     // Fit against the largest image: the most tiles the preprocessing can make (under the tile
     // budget: the largest rows*cols <= max_tiles_ of a grid no wider or taller than the natural one).
     const VisionHparams& vh = vision_->hparams();
@@ -298,7 +299,9 @@ Status Vlm::setup_pruning(const PruningPlan& full_plan) {
     prune_scratch_.assign(scratch + 64, 0);
     // The tap_scores kernel takes its grid on trust: the encoder's patch grid must pool into the
     // language model's token grid.
-    GLIMPSE_CHECK_OR_RETURN(prune_tap_layers_.empty() || (patches_side % shuffle == 0 && patches_side / shuffle == tokens_side_),
+    if (hired_split_) hired_scores_.reserve(static_cast<size_t>(T));
+    GLIMPSE_CHECK_OR_RETURN((prune_tap_layers_.empty() && !hired_split_) ||
+                                (patches_side % shuffle == 0 && patches_side / shuffle == tokens_side_),
                             unsupported,
                             "pruning plan: %s scores %lld x %lld encoder patches in %lld x %lld blocks, which do not "
                             "make the %d x %d visual tokens of a chunk",
@@ -307,7 +310,7 @@ Status Vlm::setup_pruning(const PruningPlan& full_plan) {
     return Status::ok();
 }
 
-Result<std::vector<int64_t>> Vlm::chunk_keep_counts(const PreprocessedImage& image) const {
+Result<std::vector<int64_t>> Vlm::chunk_keep_counts(const PreprocessedImage& image) {
     const int64_t T = static_cast<int64_t>(tokens_side_) * tokens_side_;
     std::vector<int64_t> counts(static_cast<size_t>(image.n_chunks), T);
     if (!prune_) return counts;
@@ -315,12 +318,54 @@ Result<std::vector<int64_t>> Vlm::chunk_keep_counts(const PreprocessedImage& ima
     one.stages = {*prune_};
     GLIMPSE_ASSIGN_OR_RETURN(std::vector<FittedPruneStage> fitted,
                              pruning_plan_fit(one, pruning_shape(image), "pruning plan"));
+    const int64_t keep_total = fitted[0].keep;
+    if (hired_split_ && image.has_overview && keep_total < T * image.n_chunks) {
+        // HiRED: the counts follow from the overview's scores (encoded here, before the prompt's
+        // layout); only their split over the chunks varies per image, never keep_total, so the
+        // prompt's length, the text plan and the KV cache are those of the equal split. At keep
+        // 1.0 every chunk keeps everything either way: nothing is encoded here.
+        const Idefics3Geometry geometry = idefics3_geometry_of(image);
+        if (hired_split_reads_scores(prune_->overview_share, T)) {
+            GLIMPSE_RETURN_IF_ERROR(overview_scores_of(image));
+        } else {
+            hired_scores_.assign(static_cast<size_t>(T), 0.0f);  // the split reads no score
+            hired_overview_pixels_.clear();
+        }
+        return hired_chunk_keep_counts(geometry, tokens_side_, hired_scores_.data(), prune_->overview_share,
+                                       keep_total);
+    }
     // The image's budget shared over its chunks in proportion to their tokens (equal split).
     std::vector<int32_t> tokens(counts.size(), static_cast<int32_t>(T)), keep(counts.size());
     GLIMPSE_RETURN_IF_ERROR(split_keep_budget_equal(tokens.data(), static_cast<int64_t>(tokens.size()),
-                                                    fitted[0].keep, keep.data()));
+                                                    keep_total, keep.data()));
     for (size_t i = 0; i < counts.size(); ++i) counts[i] = keep[i];
     return counts;
+}
+
+Status Vlm::overview_scores_of(const PreprocessedImage& image) {
+    const float* overview = image.chunk(image.n_chunks - 1);
+    const size_t n = image.chunk_floats();
+    if (!hired_scores_.empty() && hired_overview_pixels_.size() == n &&
+        std::memcmp(hired_overview_pixels_.data(), overview, n * sizeof(float)) == 0) {
+        return Status::ok();  // the same overview as last time (another question about the image)
+    }
+    GLIMPSE_RETURN_IF_ERROR(ensure_vision_plan());
+    GLIMPSE_RETURN_IF_ERROR(vision_->encode(vision_plan_, overview, prune_embd_.data(), pool_.get()));
+    const VisionHparams& vh = vision_->hparams();
+    const int64_t patches_side = vh.image_size / vh.patch_size;
+    const VisionTapValues* tap = nullptr;
+    for (const VisionTapValues& t : vision_plan_.taps) {
+        if (t.layer == kHiredScoreLayer) tap = &t;
+    }
+    GLIMPSE_CHECK_OR_RETURN(tap != nullptr && tap->column_mean != kNoValue, internal,
+                            "HiRED split: the vision plan has no attention-received tap at block %d", kHiredScoreLayer);
+    const int64_t T = static_cast<int64_t>(tokens_side_) * tokens_side_;
+    hired_scores_.resize(static_cast<size_t>(T));
+    select_kernel(OpFamily::tap_scores)
+        ->fn.tap_scores(vision_plan_.tap_data(tap->column_mean), vh.n_head, vh.n_patches(), patches_side, patches_side,
+                        vh.scale_factor, /*accumulate=*/false, hired_scores_.data(), align64(prune_scratch_));
+    hired_overview_pixels_.assign(overview, overview + n);
+    return Status::ok();
 }
 
 
@@ -377,7 +422,7 @@ Result<PreprocessedImage> Vlm::preprocess_image(const ImageU8& image) const {
     return llava_preprocess(image, llava_params(vh));
 }
 
-Result<VlmPrompt> Vlm::build_prompt(std::string_view user_text, const std::vector<ImageU8>& images) const {
+Result<VlmPrompt> Vlm::build_prompt(std::string_view user_text, const std::vector<ImageU8>& images) {
     GLIMPSE_CHECK_OR_RETURN(static_cast<int64_t>(images.size()) <= limits::kMaxImagesPerPrompt, out_of_range,
                             "%zu images in one prompt; glimpse takes at most %lld", images.size(),
                             static_cast<long long>(limits::kMaxImagesPerPrompt));
@@ -389,7 +434,7 @@ Result<VlmPrompt> Vlm::build_prompt(std::string_view user_text, const std::vecto
     return build_prompt(user_text, std::move(pre));
 }
 
-Result<VlmPrompt> Vlm::build_prompt(std::string_view user_text, std::vector<PreprocessedImage> images) const {
+Result<VlmPrompt> Vlm::build_prompt(std::string_view user_text, std::vector<PreprocessedImage> images) {
     GLIMPSE_CHECK_OR_RETURN(static_cast<int64_t>(images.size()) <= limits::kMaxImagesPerPrompt, out_of_range,
                             "%zu images in one prompt; glimpse takes at most %lld", images.size(),
                             static_cast<long long>(limits::kMaxImagesPerPrompt));
@@ -490,6 +535,12 @@ Status Vlm::ensure_vision_plan() {
         taps.cls_attention = prune_tap_cls_;
         taps.column_mean = !prune_tap_cls_;
     }
+    if (hired_split_ && std::find(taps.layers.begin(), taps.layers.end(), kHiredScoreLayer) == taps.layers.end()) {
+        // HiRED's overview score: the attention received at its block (the models with an
+        // overview, SmolVLM's SigLIP, have no [CLS], so every tap here is a column mean).
+        taps.layers.insert(std::upper_bound(taps.layers.begin(), taps.layers.end(), kHiredScoreLayer), kHiredScoreLayer);
+        taps.column_mean = true;
+    }
     GLIMPSE_ASSIGN_OR_RETURN(vision_plan_, vision_->compile(pool_->n_threads(), taps, vision_merge_));
     // Packing copied the weights the kernels read; the file's pages are no longer needed
     // resident (those still read directly fault back in on use).
@@ -583,11 +634,14 @@ void Vlm::tap_scores_of_chunk() {
     const int64_t n_pos = vh.n_patches() + (vh.projector == ProjectorType::mlp && vh.has_class_embedding ? 1 : 0);
     const int64_t s = vh.projector == ProjectorType::idefics3 ? vh.scale_factor : 1;
     const TapScoresFn tap_scores = select_kernel(OpFamily::tap_scores)->fn.tap_scores;
-    for (size_t i = 0; i < vision_plan_.taps.size(); ++i) {
-        const VisionTapValues& tap = vision_plan_.taps[i];
+    bool accumulate = false;
+    for (const VisionTapValues& tap : vision_plan_.taps) {
+        // Only the method's blocks (HiRED's split may have added its own, kHiredScoreLayer).
+        if (std::find(prune_tap_layers_.begin(), prune_tap_layers_.end(), tap.layer) == prune_tap_layers_.end()) continue;
         const float* data = vision_plan_.tap_data(prune_tap_cls_ ? tap.cls_attention : tap.column_mean);
-        tap_scores(data, vh.n_head, n_pos, patches_side, patches_side, s, /*accumulate=*/i > 0, prune_scores_.data(),
+        tap_scores(data, vh.n_head, n_pos, patches_side, patches_side, s, accumulate, prune_scores_.data(),
                    align64(prune_scratch_));
+        accumulate = true;
     }
 }
 

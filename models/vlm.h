@@ -120,10 +120,12 @@ public:
     // The prompt for `user_text` and images, as llama-mtmd-cli builds it: one
     // media marker per image is prepended unless the text already contains
     // markers (then their count must equal the number of images).
-    Result<VlmPrompt> build_prompt(std::string_view user_text, const std::vector<ImageU8>& images) const;
+    // With a plan whose tiles split is overview_scores (HiRED) this encodes each image's overview
+    // to score it (not const): the chunk counts are fixed here, before encode_images.
+    Result<VlmPrompt> build_prompt(std::string_view user_text, const std::vector<ImageU8>& images);
     // The same from images already preprocessed for this model (preprocess_image),
     // so several prompts about one image preprocess it once.
-    Result<VlmPrompt> build_prompt(std::string_view user_text, std::vector<PreprocessedImage> images) const;
+    Result<VlmPrompt> build_prompt(std::string_view user_text, std::vector<PreprocessedImage> images);
     Result<PreprocessedImage> preprocess_image(const ImageU8& image) const;
 
     // Runs the prompt and generates up to n_predict tokens (stopping at an
@@ -204,6 +206,13 @@ public:
     // Per chunk of the last encode_images() call (prompt order): the kept token indices,
     // ascending raster indices into the chunk's side x side token grid.
     const std::vector<std::vector<int32_t>>& last_kept() const { return last_kept_; }
+    // HiRED's split: the overview token scores the last build_prompt split its image's budget by
+    // (empty: no split by scores yet). (T) raster order.
+    const std::vector<float>& last_overview_scores() const { return hired_scores_; }
+    // The encoder block whose received attention scores the overview for HiRED's split: 0, as
+    // HiRED reads its layer-0 [CLS] attention of the full image to share the budget (SmolVLM's
+    // SigLIP has no [CLS]: the attention each token receives, VisPruner's SigLIP score).
+    static constexpr int kHiredScoreLayer = 0;
     // Visual tokens per chunk side (SmolVLM 8, LLaVA-1.5 24).
     int visual_tokens_per_side() const { return tokens_side_; }
     // The tile budget in force (VlmConfig::max_tiles or the plan's max_tiles); 0 = none.
@@ -222,7 +231,12 @@ private:
     Result<std::vector<DecoderPruneStep>> decoder_steps_for(const VlmPrompt& prompt) const;
     Status ensure_decoder_pruning(const VlmPrompt& prompt, int64_t n_predict);
     // Kept counts of an image's chunks (chunk order) under the plan; all tokens without one.
-    Result<std::vector<int64_t>> chunk_keep_counts(const PreprocessedImage& image) const;
+    // The plan's split: equal, or HiRED's by the overview's scores (overview_scores_of).
+    Result<std::vector<int64_t>> chunk_keep_counts(const PreprocessedImage& image);
+    // HiRED: the overview chunk's token scores -> hired_scores_:(T), the attention each token
+    // receives at encoder block kHiredScoreLayer (tap_scores op). Remembers the last overview
+    // scored (its pixels), so the prompts of several questions about one image encode it once.
+    Status overview_scores_of(const PreprocessedImage& image);
     // Picks `k` of the chunk's tokens from its embeddings (prune_embd_) and the plan's taps.
     Status select_tokens(int64_t k, uint64_t chunk_seed, int32_t* kept);
     void cosine_similarity_of_rows();  // prune_embd_ -> prune_sim_ (registered cosine_similarity op)
@@ -273,6 +287,11 @@ private:
     std::vector<int32_t> prune_merge_rows_;  // (k) visionzip: per kept row, its contextual slot or -1
     std::vector<float> prune_merged_;     // (T, n_embd) visionzip: merged means per contextual slot
     std::vector<std::vector<int32_t>> last_kept_;
+    // HiRED's tile split (tiles.split overview_scores): scores of the last overview encoded for it,
+    // and that overview's pixels (the memo's key).
+    bool hired_split_ = false;
+    std::vector<float> hired_scores_;
+    std::vector<float> hired_overview_pixels_;
 
     // Decoder-layer pruning (issue 24).
     std::optional<PruningPlan> full_plan_;        // the whole plan (after_projector + decoder stages)

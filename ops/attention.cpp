@@ -78,20 +78,4 @@ void attention_ref(const AttentionArgs& a, float* scratch, ThreadPool* pool) {
     else body(0, a.T * a.n_head, 0);
 }
 
-void attention_row_probs_ref(const float* q_row, const float* k, int64_t S, int64_t kv_ld, int64_t n_head,
-                             int64_t n_head_kv, int64_t head_dim, float scale, float* out) {
-    const int64_t group = n_head / n_head_kv;
-    for (int64_t h = 0; h < n_head; ++h) {
-        const float* qh = q_row + h * head_dim;
-        float* row = out + h * S;
-        for (int64_t s = 0; s < S; ++s) {
-            const float* kr = k + s * kv_ld + (h / group) * head_dim;
-            double dot = 0;
-            for (int64_t d = 0; d < head_dim; ++d) dot += static_cast<double>(qh[d]) * kr[d];
-            row[s] = static_cast<float>(dot) * scale;
-        }
-        softmax_row_ref(row, S);
-    }
-}
-
 }  // namespace glimpse

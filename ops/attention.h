@@ -50,10 +50,7 @@ inline int64_t attention_scratch_floats(int64_t S) { return S + kAttentionTileFl
 // n_threads = pool ? pool->n_threads() : 1.
 void attention_ref(const AttentionArgs& args, float* scratch, ThreadPool* pool);
 
-// The attention distribution of one query row, per head, without the rest of
-// the attention: out:(n_head, S), out[h] = softmax(scale · q_row[h] · K[:, h/group]ᵀ).
-// q_row:(Hq·D) f32; k:(S, Hkv·D) f32 with row stride kv_ld. The [CLS] tap.
-void attention_row_probs_ref(const float* q_row, const float* k, int64_t S, int64_t kv_ld, int64_t n_head,
-                             int64_t n_head_kv, int64_t head_dim, float scale, float* out);
+// The attention distribution of one query row (the [CLS] tap) is the registered attention_row
+// family of ops/prune_score.h.
 
 }  // namespace glimpse

@@ -230,6 +230,19 @@ std::vector<Kernel> build_registry() {
     v.push_back({.name = "attention_kvq__avx512", .op = OpFamily::attention_kvq, .isa = Isa::avx512,
                  .priority = P::simd_wide, .fn = {.attention_kvq = attention_kvq_avx512}});
 #endif
+    // The [CLS] tap (ops/prune_score.h): reference first.
+    v.push_back({.name = "attention_row__ref", .op = OpFamily::attention_row, .isa = Isa::scalar,
+                 .priority = P::reference, .fn = {.attention_row = attention_row_ref}});
+#if defined(__aarch64__)
+    v.push_back({.name = "attention_row__neon", .op = OpFamily::attention_row, .isa = Isa::neon,
+                 .priority = P::simd_narrow, .fn = {.attention_row = attention_row_neon}});
+#endif
+#if defined(__x86_64__)
+    v.push_back({.name = "attention_row__avx2", .op = OpFamily::attention_row, .isa = Isa::avx2,
+                 .priority = P::simd, .fn = {.attention_row = attention_row_avx2}});
+    v.push_back({.name = "attention_row__avx512", .op = OpFamily::attention_row, .isa = Isa::avx512,
+                 .priority = P::simd_wide, .fn = {.attention_row = attention_row_avx512}});
+#endif
     // Matmul: the references, then every kernel of the lists above.
     for (const MatmulKernel& k : kMatmulReferences) v.push_back(matmul_entry(k));
 #define GLIMPSE_MATMUL_ENTRY(symbol) v.push_back(matmul_entry(symbol));
@@ -259,6 +272,7 @@ const char* op_family_name(OpFamily op) {
         case OpFamily::merge_rows: return "merge_rows";
         case OpFamily::query_key_score: return "query_key_score";
         case OpFamily::attention_kvq: return "attention_kvq";
+        case OpFamily::attention_row: return "attention_row";
     }
     return "?";
 }

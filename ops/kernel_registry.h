@@ -62,6 +62,7 @@ enum class OpFamily : uint8_t {
     merge_rows,
     query_key_score,
     attention_kvq,  // attention over a q8_0 / q4_0 KV cache (ops/attention_kvq.h)
+    attention_row,  // one query row's attention per head: the [CLS] tap (ops/prune_score.h)
 };
 const char* op_family_name(OpFamily op);
 
@@ -105,6 +106,9 @@ using MergeRowsFn = void (*)(const float* x, int64_t n, int64_t C, const int32_t
 // q:(R,Hq·D), k:(S,Hkv·D) -> out:(S): the raters' attention over the keys, reduced over heads
 // (ops/query_key_score.h); scratch: query_key_score_scratch_floats floats.
 using QueryKeyScoreFn = void (*)(const QueryKeyScoreArgs& args, float* scratch, ThreadPool* pool);
+// q_row:(Hq·D), k:(S, kv_ld) -> out:(Hq, S): softmax over the keys per head (ops/prune_score.h)
+using AttentionRowFn = void (*)(const float* q_row, const float* k, int64_t S, int64_t kv_ld, int64_t n_head,
+                                int64_t n_head_kv, int64_t head_dim, float scale, float* out, ThreadPool* pool);
 
 // The entry's function, named by its family.
 union KernelFn {
@@ -125,6 +129,7 @@ union KernelFn {
     MergeRowsFn merge_rows;
     QueryKeyScoreFn query_key_score;
     AttentionFn attention_kvq;  // AttentionArgs::kv_type q8_0 or q4_0
+    AttentionRowFn attention_row;
 };
 
 struct Kernel {

@@ -89,4 +89,18 @@ void merge_rows_ref(const float* x, int64_t n, int64_t C, const int32_t* assign,
     });
 }
 
+void attention_row_ref(const float* q_row, const float* k, int64_t S, int64_t kv_ld, int64_t n_head, int64_t n_head_kv,
+                       int64_t head_dim, float scale, float* out, ThreadPool* pool) {
+    const int64_t group = n_head / n_head_kv;
+    attention_row_frame(S, n_head, head_dim, out, pool, [&](int64_t h, int64_t s0, int64_t s1, float* row) {
+        const float* qh = q_row + h * head_dim;
+        for (int64_t s = s0; s < s1; ++s) {
+            const float* kr = k + s * kv_ld + (h / group) * head_dim;
+            double dot = 0;
+            for (int64_t d = 0; d < head_dim; ++d) dot += static_cast<double>(qh[d]) * kr[d];
+            row[s] = static_cast<float>(dot) * scale;
+        }
+    });
+}
+
 }  // namespace glimpse

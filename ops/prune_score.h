@@ -15,6 +15,10 @@
 //                      scores already there (VTC-CLS sums the [CLS] row over layers).
 //   merge_rows         x:(n,C), assign:(n) -> y:(k,C), the size-weighted average of the rows
 //                      assigned to each slot (VisionZip's contextual tokens, ToMe-style merges).
+//   attention_row      the [CLS] tap: one query row's attention per head, q_row:(Hq*D),
+//                      k:(S, kv_ld) -> out:(Hq, S) = softmax over the S keys (FasterVLM, VTC-CLS,
+//                      VisionZip on CLIP). Threaded: the logits over (head, key block), then the
+//                      softmax over heads.
 //
 // Exact definitions (the references implement them literally; variants differ only where said):
 //   cosine_similarity: u_i = a_i * fl32(1 / sqrt(sum_c a_ic^2)) with the sum in f64 (a zero
@@ -33,6 +37,14 @@
 //     order), y_t = acc_t / wsum_t; a slot with no row gets y_t = 0, wsum_t = 0. weight null =
 //     every w_i = 1. sizes_out (optional): wsum_t. Variants: bit-identical (no contraction:
 //     ops/simd is compiled with the arithmetic as written).
+//   attention_row: logit[h][s] = fl32(sum_d q_row[h*D + d] * k[s*kv_ld + (h/group)*D + d]) * scale
+//     (group = n_head / n_head_kv; the products exact in f64, summed in f64, d ascending), then
+//     each head's row through softmax_row_ref (ops/attention.h: f32 max and exp, f64 sum). Every
+//     element is computed by one thread with the same code whatever the split, so the result has
+//     the same bits for any thread count. Variants: the f64 sums in lanes (another order), so a
+//     logit may differ by 1 ulp of f32 (more only under cancellation: |error| <= 2*D*2^-53 *
+//     sum_d |q*k| before the scale); the softmax is the reference's own code. NaN in q or k: the
+//     head's row is NaN.
 // Callers validate shapes (C >= 1, n, m, k >= 1, assign in [-1, k), h and w multiples of s);
 // kernels do not check. Every buffer, scratch included, is the caller's: a call allocates nothing.
 #pragma once
@@ -65,6 +77,13 @@ void tap_scores_ref(const float* tap, int64_t n_head, int64_t n_pos, int64_t h, 
 void merge_rows_ref(const float* x, int64_t n, int64_t C, const int32_t* assign, const float* weight, int64_t k,
                     float* y, float* sizes_out, ThreadPool* pool);
 
+// ---- attention_row ----------------------------------------------------------------------------
+// q_row:(n_head*head_dim), k:(S, kv_ld) f32 -> out:(n_head, S). No scratch: out holds the logits
+// before the softmax. Threaded over (head, block of kAttentionRowKeyBlock keys), then heads.
+inline constexpr int64_t kAttentionRowKeyBlock = 64;
+void attention_row_ref(const float* q_row, const float* k, int64_t S, int64_t kv_ld, int64_t n_head, int64_t n_head_kv,
+                       int64_t head_dim, float scale, float* out, ThreadPool* pool);
+
 // ---- variants (ops/prune_score_<isa>.cpp, one algorithm: ops/simd/prune_score.h) ----------------
 #if defined(__x86_64__)
 void cosine_similarity_avx2(const float* a, int64_t n, const float* b, int64_t m, int64_t C, float* sim, void* scratch,
@@ -73,12 +92,16 @@ void tap_scores_avx2(const float* tap, int64_t n_head, int64_t n_pos, int64_t h,
                      float* scores, void* scratch);
 void merge_rows_avx2(const float* x, int64_t n, int64_t C, const int32_t* assign, const float* weight, int64_t k,
                      float* y, float* sizes_out, ThreadPool* pool);
+void attention_row_avx2(const float* q_row, const float* k, int64_t S, int64_t kv_ld, int64_t n_head, int64_t n_head_kv,
+                       int64_t head_dim, float scale, float* out, ThreadPool* pool);
 void cosine_similarity_avx512(const float* a, int64_t n, const float* b, int64_t m, int64_t C, float* sim,
                               void* scratch, ThreadPool* pool);
 void tap_scores_avx512(const float* tap, int64_t n_head, int64_t n_pos, int64_t h, int64_t w, int64_t s,
                        bool accumulate, float* scores, void* scratch);
 void merge_rows_avx512(const float* x, int64_t n, int64_t C, const int32_t* assign, const float* weight, int64_t k,
                        float* y, float* sizes_out, ThreadPool* pool);
+void attention_row_avx512(const float* q_row, const float* k, int64_t S, int64_t kv_ld, int64_t n_head, int64_t n_head_kv,
+                       int64_t head_dim, float scale, float* out, ThreadPool* pool);
 #endif
 #if defined(__aarch64__)
 void cosine_similarity_neon(const float* a, int64_t n, const float* b, int64_t m, int64_t C, float* sim, void* scratch,
@@ -87,6 +110,8 @@ void tap_scores_neon(const float* tap, int64_t n_head, int64_t n_pos, int64_t h,
                      float* scores, void* scratch);
 void merge_rows_neon(const float* x, int64_t n, int64_t C, const int32_t* assign, const float* weight, int64_t k,
                      float* y, float* sizes_out, ThreadPool* pool);
+void attention_row_neon(const float* q_row, const float* k, int64_t S, int64_t kv_ld, int64_t n_head, int64_t n_head_kv,
+                       int64_t head_dim, float scale, float* out, ThreadPool* pool);
 #endif
 
 }  // namespace glimpse

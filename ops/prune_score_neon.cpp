@@ -21,4 +21,9 @@ void merge_rows_neon(const float* x, int64_t n, int64_t C, const int32_t* assign
     simd::PruneScore<simd::VecNeon>::merge_rows(x, n, C, assign, weight, k, y, sizes_out, pool);
 }
 
+void attention_row_neon(const float* q_row, const float* k, int64_t S, int64_t kv_ld, int64_t n_head, int64_t n_head_kv,
+                       int64_t head_dim, float scale, float* out, ThreadPool* pool) {
+    simd::PruneScore<simd::VecNeon>::attention_row(q_row, k, S, kv_ld, n_head, n_head_kv, head_dim, scale, out, pool);
+}
+
 }  // namespace glimpse

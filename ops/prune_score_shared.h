@@ -1,7 +1,7 @@
 // Scalar pieces that the references (ops/prune_score.cpp) and the width-generic variants
 // (ops/simd/prune_score.h) run identically: the row-split rule, cosine_similarity's frame
 // (scratch layout, which rows are normalised, the parallel loops) and tap_scores' block
-// pooling. The variants differ from the reference only in the arithmetic they pass in (unit
+// pooling, attention_row's split and softmax. The variants differ from the reference only in the arithmetic they pass in (unit
 // rows, dot products, head sums); the rest is this one code, so it cannot drift.
 //
 // Anonymous namespace, as in ops/simd/: every ISA translation unit that includes this gets its
@@ -11,6 +11,8 @@
 
 #include <cstdint>
 
+#include "ops/attention.h"
+#include "ops/prune_score.h"
 #include "runtime/threadpool.h"
 
 namespace glimpse {
@@ -52,6 +54,26 @@ inline void tap_store_block_row(const double* block, int64_t bw, double denom, b
         const double v = block[bx] / denom;
         out = accumulate ? static_cast<float>(static_cast<double>(out) + v) : static_cast<float>(v);
     }
+}
+
+// attention_row's frame: logit_rows(h, s0, s1, row) writes the logits of keys [s0, s1) of head h
+// into row:(S) (one task per head and key block of kAttentionRowKeyBlock), then every head's row
+// goes through softmax_row_ref. Each element is written by one task whose bounds depend only on
+// S, so any thread count gives the same bits.
+template <class LogitRows>
+void attention_row_frame(int64_t S, int64_t n_head, int64_t head_dim, float* out, ThreadPool* pool,
+                         const LogitRows& logit_rows) {
+    const int64_t blocks = (S + kAttentionRowKeyBlock - 1) / kAttentionRowKeyBlock;
+    prune_score_run_rows(pool, n_head * blocks, kAttentionRowKeyBlock * head_dim, [&](int64_t i0, int64_t i1, int) {
+        for (int64_t i = i0; i < i1; ++i) {
+            const int64_t h = i / blocks, s0 = (i % blocks) * kAttentionRowKeyBlock;
+            logit_rows(h, s0, s0 + kAttentionRowKeyBlock < S ? s0 + kAttentionRowKeyBlock : S, out + h * S);
+        }
+    });
+    // The softmax costs an exp per element: worth threads from a few rows of a few hundred keys.
+    prune_score_run_rows(pool, n_head, S * 32, [&](int64_t h0, int64_t h1, int) {
+        for (int64_t h = h0; h < h1; ++h) softmax_row_ref(out + h * S, S);
+    });
 }
 
 }  // namespace

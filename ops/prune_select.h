@@ -25,7 +25,7 @@ namespace glimpse {
 
 // ---- scores from an encoder attention tap ----------------------------------------------------
 // The per-token score of the [CLS] and attention-received methods, from a tap of the vision
-// encoder (ops/attention.h: attention_row_probs_ref's [CLS] row, or AttentionArgs::col_mean):
+// encoder (ops/attention.h: the attention_row tap's [CLS] row (ops/prune_score.h), or AttentionArgs::col_mean):
 // the mean over heads (FasterVLM, VisPruner; VisionZip and HiRED sum, which ranks the same),
 // then, for SmolVLM, the mean over each pixel-shuffle block, since one language-model token is
 // s x s encoder patches (ops/vision.h pixel_shuffle_ref's order):

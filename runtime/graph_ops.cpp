@@ -208,8 +208,8 @@ void run_attention_kv(const OpRunContext& c) {
 void run_attention_row(const OpRunContext& c) {
     const NodeParams& p = c.node.p;
     const Value& q = c.input(0);
-    attention_row_probs_ref(c.in(0) + p.start * q.shape.cols(), c.in(1), c.cols(), c.input(1).shape.cols(), p.n_head,
-                            p.n_head_kv, p.head_dim, p.scale, c.out());
+    c.node.kernel->fn.attention_row(c.in(0) + p.start * q.shape.cols(), c.in(1), c.cols(), c.input(1).shape.cols(),
+                                    p.n_head, p.n_head_kv, p.head_dim, p.scale, c.out(), c.pool);
 }
 
 // Vision: im2col img:(3,H,W) -> (N,3·P·P); pixel_shuffle (h·w,C) -> (h·w/s², s²·C) ----
@@ -353,7 +353,8 @@ const OpDescriptor kOps[] = {
     {.op = OpKind::concat_rows, .name = "concat_rows", .live_rows = concat_live_rows, .execute = run_concat_rows},
     {.op = OpKind::slice_rows, .name = "slice_rows", .execute = run_slice_rows},
     {.op = OpKind::last_row, .name = "last_row", .execute = run_last_row},
-    {.op = OpKind::attention_row, .name = "attention_row", .execute = run_attention_row},
+    {.op = OpKind::attention_row, .name = "attention_row", .kernel_family = OpFamily::attention_row,
+     .execute = run_attention_row},
     {.op = OpKind::topk, .name = "topk", .kernel_family = OpFamily::topk, .compile = compile_topk,
      .execute = run_topk},
     {.op = OpKind::gather_rows, .name = "gather_rows", .kernel_family = OpFamily::gather_rows,

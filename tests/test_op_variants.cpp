@@ -168,7 +168,8 @@ TEST_CASE("kernel registry: every family starts with its reference; names are un
                         OpFamily::add, OpFamily::mul, OpFamily::rope, OpFamily::attention, OpFamily::weights_row,
                         OpFamily::topk, OpFamily::gather_rows, OpFamily::cosine_similarity, OpFamily::tap_scores,
                         OpFamily::merge_rows, OpFamily::query_key_score,
-                        OpFamily::attention_kvq}) {
+                        OpFamily::attention_kvq,
+                        OpFamily::attention_row}) {
         const std::vector<const Kernel*> list = kernels_of(op);
         REQUIRE_MESSAGE(!list.empty(), op_family_name(op));
         CHECK_MESSAGE(list[0]->isa == Isa::scalar, op_family_name(op));

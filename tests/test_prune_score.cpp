@@ -291,3 +291,129 @@ TEST_CASE("merge_rows variants: bit-identical to the reference (k = 1, k = n, em
         }
     }
 }
+
+// ---- attention_row (the [CLS] tap) ---------------------------------------------------------------
+// Tolerances (why):
+//   reference against the long-double softmax: the logit is rounded to f32 (|x|·2^-24), expf is
+//     within 1 ulp and the normaliser is rounded to f32: relative ≤ max|logit|·2^-22 + 2^-20.
+//   variants against the reference: the same frame and softmax code; only the f64 order of the
+//     dot's sum differs, so a logit moves by at most 1 ulp of f32 plus the f64 sums' difference
+//     (2·D·2^-53·Σ|q·k|, times the scale); exp turns an absolute logit error e into a relative
+//     one of e, twice (numerator and normaliser): relative ≤ 2·max_s e_s + 2^-22.
+//   thread counts: bit-identical (each element is computed by one task with the same code).
+
+namespace {
+
+struct RowCase {
+    int64_t S, n_head, n_head_kv, D;
+};
+
+// q:(H·D), k:(S, kv_ld) with kv_ld = Hkv·D + 3 (a row stride wider than the heads, as a fused
+// QKV value has), values in [-2, 2].
+struct RowInputs {
+    std::vector<float> q, k;
+    int64_t kv_ld;
+    RowInputs(const RowCase& c, uint64_t seed) : kv_ld(c.n_head_kv * c.D + 3) {
+        Rng rng{seed};
+        q.resize(static_cast<size_t>(c.n_head * c.D));
+        k.resize(static_cast<size_t>(c.S * kv_ld));
+        for (float& v : q) v = rng.uniform(-2, 2);
+        for (float& v : k) v = rng.uniform(-2, 2);
+    }
+    const float* key(const RowCase& c, int64_t h, int64_t s) const {
+        return k.data() + s * kv_ld + (h / (c.n_head / c.n_head_kv)) * c.D;
+    }
+};
+
+std::vector<float> run_row(AttentionRowFn fn, const RowCase& c, const RowInputs& in, float scale, int threads) {
+    std::unique_ptr<ThreadPool> pool = threads ? std::make_unique<ThreadPool>(threads) : nullptr;
+    std::vector<float> out(static_cast<size_t>(c.n_head * c.S) + 1, -7.0f);
+    fn(in.q.data(), in.k.data(), c.S, in.kv_ld, c.n_head, c.n_head_kv, c.D, scale, out.data(), pool.get());
+    CHECK(out.back() == -7.0f);  // nothing written past (H, S)
+    out.pop_back();
+    return out;
+}
+
+const std::vector<RowCase> kRowCases = {{1, 1, 1, 1},   {7, 3, 3, 7},   {63, 2, 1, 8},   {64, 4, 2, 15},
+                                        {65, 1, 1, 16}, {129, 3, 1, 17}, {200, 2, 2, 33}, {577, 16, 16, 64}};
+
+}  // namespace
+
+TEST_CASE("attention_row reference: softmax of the scaled dots in long double; hand-worked GQA case") {
+    // One kv head shared by two query heads; q0 = (1, 0), q1 = (0, 1); keys (0, 5) and (ln 3, 1).
+    // head 0 logits: 0, ln 3 -> 1/4, 3/4; head 1 logits: 5, 1 -> e^4/(e^4+1), 1/(e^4+1).
+    const std::vector<float> q = {1, 0, 0, 1};
+    const std::vector<float> k = {0, 5, std::log(3.0f), 1};
+    std::vector<float> out(4);
+    attention_row_ref(q.data(), k.data(), 2, 2, 2, 1, 2, 1.0f, out.data(), nullptr);
+    CHECK(out[0] == doctest::Approx(0.25).epsilon(1e-6));
+    CHECK(out[1] == doctest::Approx(0.75).epsilon(1e-6));
+    CHECK(out[2] == doctest::Approx(std::exp(4.0) / (std::exp(4.0) + 1)).epsilon(1e-6));
+    CHECK(out[3] == doctest::Approx(1 / (std::exp(4.0) + 1)).epsilon(1e-6));
+
+    for (const RowCase& c : kRowCases) {
+        const RowInputs in(c, static_cast<uint64_t>(c.S * 31 + c.D));
+        const float scale = 1.0f / std::sqrt(static_cast<float>(c.D));
+        const std::vector<float> got = run_row(attention_row_ref, c, in, scale, 0);
+        for (int64_t h = 0; h < c.n_head; ++h) {
+            std::vector<long double> logit(static_cast<size_t>(c.S));
+            long double mx = -INFINITY, sum = 0;
+            for (int64_t s = 0; s < c.S; ++s) {
+                long double dot = 0;
+                for (int64_t d = 0; d < c.D; ++d) dot += (long double)in.q[h * c.D + d] * in.key(c, h, s)[d];
+                logit[s] = dot * scale;
+                mx = std::max(mx, logit[s]);
+            }
+            for (long double& l : logit) sum += std::exp(l - mx);
+            double max_abs = 0;
+            for (long double l : logit) max_abs = std::max(max_abs, static_cast<double>(std::fabs(l)));
+            const double rel = max_abs * std::ldexp(1.0, -22) + std::ldexp(1.0, -20);
+            for (int64_t s = 0; s < c.S; ++s) {
+                const double want = static_cast<double>(std::exp(logit[s] - mx) / sum);
+                INFO("S=" << c.S << " H=" << c.n_head << " D=" << c.D << " h=" << h << " s=" << s);
+                CHECK(std::fabs(got[h * c.S + s] - want) <= rel * want + 1e-30);
+            }
+        }
+    }
+}
+
+TEST_CASE("attention_row variants: within the derived bound of the reference, NaN rows, same bits for any threads") {
+    for (const Kernel* kern : usable_of(OpFamily::attention_row)) {
+        for (const RowCase& c : kRowCases) {
+            RowInputs in(c, static_cast<uint64_t>(c.S * 17 + c.n_head));
+            if (c.n_head >= 3) in.q[static_cast<size_t>(1 * c.D)] = kNan;  // head 1: a NaN row
+            const float scale = 1.0f / std::sqrt(static_cast<float>(c.D));
+            const std::vector<float> want = run_row(attention_row_ref, c, in, scale, 0);
+            std::vector<float> first;
+            for (int threads : {0, 1, 2, 3}) {
+                const std::vector<float> got = run_row(kern->fn.attention_row, c, in, scale, threads);
+                INFO(kern->name << " S=" << c.S << " H=" << c.n_head << "/" << c.n_head_kv << " D=" << c.D
+                                << " threads=" << threads);
+                if (first.empty()) first = got;
+                else CHECK(same_bits_or_both_nan(first, got));  // the thread count changes nothing
+                for (int64_t h = 0; h < c.n_head; ++h) {
+                    // e_s: 1 ulp of the logit + the f64 sums' order, over the row.
+                    double e = 0;
+                    for (int64_t s = 0; s < c.S; ++s) {
+                        double dot = 0, mag = 0;
+                        for (int64_t d = 0; d < c.D; ++d) {
+                            const double p = static_cast<double>(in.q[h * c.D + d]) * in.key(c, h, s)[d];
+                            dot += p;
+                            mag += std::fabs(p);
+                        }
+                        e = std::max(e, (std::fabs(dot) * std::ldexp(1.0, -23) + 2.0 * c.D * std::ldexp(mag, -53)) * scale);
+                    }
+                    const double rel = 2 * e + std::ldexp(1.0, -22);
+                    for (int64_t s = 0; s < c.S; ++s) {
+                        const float g = got[h * c.S + s], w = want[h * c.S + s];
+                        if (std::isnan(w)) {
+                            CHECK(std::isnan(g));
+                            continue;
+                        }
+                        CHECK(std::fabs(static_cast<double>(g) - w) <= rel * w + 1e-30);
+                    }
+                }
+            }
+        }
+    }
+}

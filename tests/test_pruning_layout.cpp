@@ -2,6 +2,7 @@
 // layouts, from hand-written hyperparameters and geometry worked out by hand.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <numeric>
 
 #include "models/pruning_layout.h"
@@ -127,4 +128,61 @@ TEST_CASE("pruning layout: LLaVA-1.5 single view with [CLS]; layers past the fea
     auto bad = visual_tokens_per_side(odd);
     REQUIRE_FALSE(bad.is_ok());
     CHECK(bad.status().message().find("500") != std::string::npos);
+}
+
+TEST_CASE("pruning layout: HiRED's counts from synthetic overview score maps (one tile's region, ties, shares 0 and 1)") {
+    // A 2 x 2 grid of 64 px tiles filled by a square image (no padding): overview token (r, c) of
+    // the 4 x 4 grid lies over tile (r / 2) * 2 + c / 2. Each chunk has 16 tokens; 80 in all.
+    Idefics3Params params;
+    params.tile_size = 64;
+    params.longest_edge = 128;
+    auto g = idefics3_geometry(128, 128, params);
+    REQUIRE(g.is_ok());
+    REQUIRE(g->n_tiles() == 4);
+    auto counts = [&](const std::vector<float>& scores, double share, int64_t keep) {
+        auto c = hired_chunk_keep_counts(*g, 4, scores.data(), share, keep);
+        REQUIRE_MESSAGE(c.is_ok(), c.status().message());
+        return *c;
+    };
+    // The overview's top round(0.25 * 16) = 4 tokens are exactly tile 3's region (rows 2-3,
+    // columns 2-3): with share 0.75 and keep 16 the overview keeps 12 and tile 3 all 4 others.
+    std::vector<float> in_tile3(16, 0.0f);
+    for (int r = 2; r < 4; ++r) {
+        for (int c = 2; c < 4; ++c) in_tile3[r * 4 + c] = 1.0f + r + c;
+    }
+    CHECK(counts(in_tile3, 0.75, 16) == std::vector<int64_t>{0, 0, 0, 4, 12});
+    // More than the tile holds (keep 40: the overview is full at 16, the tiles get 24): tile 3 is
+    // full at 16; the other 8 go by tokens over tiles 0-2 (2.67 each: floors 2, the two leftover
+    // units to the lower tiles on equal remainders).
+    CHECK(counts(in_tile3, 0.75, 40) == std::vector<int64_t>{3, 3, 2, 16, 16});
+    // Ties: equal scores rank by index, so the top 4 are row 0 (tiles 0, 0, 1, 1): 4 -> 2 + 2.
+    const std::vector<float> flat(16, 0.5f);
+    CHECK(counts(flat, 0.75, 16) == std::vector<int64_t>{2, 2, 0, 0, 12});
+    // NaN ranks last: a NaN at token 15 (tile 3) leaves tile 3's other 3 tokens and the best of
+    // the zero scores (token 0, tile 0: the lower index).
+    std::vector<float> with_nan = in_tile3;
+    with_nan[15] = std::nanf("");
+    CHECK(counts(with_nan, 0.75, 16) == std::vector<int64_t>{1, 0, 0, 3, 12});
+    // Share 0: the overview keeps nothing and every overview token counts (4 per tile): whatever
+    // the scores, 32 -> 8 per tile. Share 1: the overview keeps all it holds, the tiles split the
+    // rest by their tokens.
+    for (const std::vector<float>* s : {static_cast<const std::vector<float>*>(&in_tile3), &flat}) {
+        CHECK(counts(*s, 0.0, 32) == std::vector<int64_t>{8, 8, 8, 8, 0});
+        CHECK(counts(*s, 1.0, 32) == std::vector<int64_t>{4, 4, 4, 4, 16});
+    }
+    CHECK_FALSE(hired_split_reads_scores(0.0, 16));
+    CHECK_FALSE(hired_split_reads_scores(1.0, 16));
+    CHECK(hired_split_reads_scores(0.5, 16));
+    CHECK(hired_split_reads_scores(0.95, 16));        // floor(0.05 * 16 + 0.5) = 1 token
+    CHECK_FALSE(hired_split_reads_scores(0.97, 16));  // floor(0.03 * 16 + 0.5) = 0 tokens
+    // The geometry of a preprocessed image is the one it was made with.
+    PreprocessedImage pre;
+    pre.tile_size = 64;
+    pre.grid_rows = pre.grid_cols = 2;
+    pre.resized_w = 128;
+    pre.resized_h = 96;
+    pre.offset_y = 16;
+    auto from_pre = idefics3_overview_token_tiles(idefics3_geometry_of(pre), 4);
+    REQUIRE(from_pre.is_ok());
+    CHECK(*from_pre == std::vector<int32_t>{0, 0, 1, 1, 0, 0, 1, 1, 2, 2, 3, 3, 2, 2, 3, 3});  // the letterbox case above
 }

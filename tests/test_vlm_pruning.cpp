@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "models/pruning_layout.h"
 #include "models/vlm.h"
 #include "ops/kernel_registry.h"
 #include "ops/prune_score.h"
@@ -341,9 +342,9 @@ TEST_CASE("a plan the model cannot run is refused at load, naming what is wrong"
     decoder.stages[0].site = PruneSite::encoder_layer;
     refused(kSmol, decoder, "encoder_layer");
     refused(kLlava, shorthand("uniform", 100000), "100000");   // more tokens than there are
-    PruningPlan split = shorthand("uniform", 0.5);
+    PruningPlan split = shorthand("uniform", 0.5);  // HiRED's split needs an overview (LLaVA has none)
     split.stages[0].tile_split = TileSplit::overview_scores;
-    refused(kSmol, split, "overview_scores");
+    refused(kLlava, split, "overview_scores");
     PruningPlan kv = shorthand("uniform", 0.5);
     kv.kv_cache_type = "mixed";  // q8_0 / q4_0 run (tests/test_calibrate.cpp); mixed is not built
     refused(kSmol, kv, "mixed");
@@ -395,4 +396,144 @@ TEST_CASE("original position ids: every kept row and text token at its unpruned 
         const std::vector<int32_t>& cpos = (*compact)->last_prefill_positions();
         for (size_t i = 0; i < cpos.size(); ++i) CHECK(cpos[i] == static_cast<int32_t>(i));
     }
+}
+
+namespace {
+
+PruningPlan hired_plan(const char* method, double keep, double share) {
+    PruningPlan plan = shorthand(method, keep);
+    plan.stages[0].tile_split = TileSplit::overview_scores;
+    plan.stages[0].overview_share = share;
+    return plan;
+}
+
+std::vector<int64_t> chunk_counts(const VlmPrompt& p) {
+    std::vector<int64_t> out;
+    for (const VlmPrompt::Chunk& c : p.chunks) out.push_back(c.n_tokens);
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("HiRED split: the overview's block-0 received attention shares the tiles' budget; the total stays planned") {
+    REQUIRE_MESSAGE(have_bundled(), "the bundled models are part of the repository (models/bundled/)");
+    const ImageU8 image = test::bundled_scene_image(1000003);
+    auto equal = load(kSmol, shorthand("divprune", 0.25));
+    auto hired = load(kSmol, hired_plan("divprune", 0.25, 0.5));
+    REQUIRE_MESSAGE(hired.is_ok(), hired.status().message());
+    REQUIRE(equal.is_ok());
+    auto pe = (*equal)->build_prompt("How many circles?", {image});
+    auto ph = (*hired)->build_prompt("How many circles?", {image});
+    REQUIRE_MESSAGE(ph.is_ok(), ph.status().message());
+    REQUIRE(pe.is_ok());
+    // Plan-time total: the same prompt length and visual tokens as the equal split, so the text
+    // plan and the KV cache planned for one serve the other.
+    CHECK(ph->n_positions() == pe->n_positions());
+    CHECK(ph->n_image_tokens() == pe->n_image_tokens());
+    const PreprocessedImage& pre = ph->images[0];
+    const int64_t side = (*hired)->visual_tokens_per_side(), T = side * side;
+    const int64_t n_tiles = pre.grid_rows * pre.grid_cols;
+    REQUIRE(ph->chunks.size() == static_cast<size_t>(n_tiles + 1));
+    const int64_t K = static_cast<int64_t>(std::floor(0.25 * static_cast<double>(T * (n_tiles + 1)) + 0.5));
+
+    // The overview's scores, independently: a separate encoder plan tapping block 0's received
+    // attention, the overview chunk through it, the tap_scores reference (its variants are
+    // bit-identical to it).
+    auto enc = VisionEncoder::load(bundled_model(kSmol, "mmproj"));
+    REQUIRE(enc.is_ok());
+    VisionTaps taps;
+    taps.layers = {Vlm::kHiredScoreLayer};
+    taps.column_mean = true;
+    auto plan = (*enc)->compile(1, taps);
+    REQUIRE(plan.is_ok());
+    ThreadPool pool(1);
+    std::vector<float> rows(static_cast<size_t>(T * (*hired)->text().hparams().n_embd));
+    REQUIRE((*enc)->encode(*plan, pre.chunk(pre.n_chunks - 1), rows.data(), &pool).is_ok());
+    const std::vector<float> scores = tap_scores({plan->tap_data(plan->taps[0].column_mean)}, (*enc)->hparams(), T);
+    REQUIRE((*hired)->last_overview_scores().size() == scores.size());
+    CHECK(std::memcmp((*hired)->last_overview_scores().data(), scores.data(), scores.size() * sizeof(float)) == 0);
+
+    // The counts, from the rule stated in docs/pruning.md: the overview keeps round(K/2); the rest
+    // goes to the tiles in proportion to the overview's top round(T/2) tokens (by score, ties to
+    // the lower index) under each, largest remainders first (ties: lower tile).
+    std::vector<int32_t> order(static_cast<size_t>(T));
+    for (int64_t i = 0; i < T; ++i) order[i] = static_cast<int32_t>(i);
+    std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return scores[a] > scores[b]; });
+    auto token_tile = idefics3_overview_token_tiles(idefics3_geometry_of(pre), static_cast<int>(side));
+    REQUIRE(token_tile.is_ok());
+    std::vector<int64_t> weight(static_cast<size_t>(n_tiles), 0);
+    for (int64_t r = 0; r < (T + 1) / 2; ++r) weight[(*token_tile)[order[r]]] += 1;
+    const int64_t overview_keep = std::min<int64_t>(T, static_cast<int64_t>(std::floor(0.5 * K + 0.5)));
+    const int64_t rest = K - overview_keep, top = (T + 1) / 2;
+    std::vector<int64_t> want(static_cast<size_t>(n_tiles + 1));
+    std::vector<std::pair<int64_t, int64_t>> remainders;  // (remainder * top, -tile)
+    int64_t given = 0;
+    for (int64_t t = 0; t < n_tiles; ++t) {
+        want[t] = rest * weight[t] / top;  // exact integer floor of rest * w / top
+        REQUIRE(want[t] < T);               // no tile reaches its cap here (the rule's simple case)
+        given += want[t];
+        remainders.push_back({rest * weight[t] % top, -t});
+    }
+    std::sort(remainders.rbegin(), remainders.rend());
+    for (int64_t u = 0; u < rest - given; ++u) want[-remainders[u].second] += 1;
+    want[n_tiles] = overview_keep;
+    CHECK(chunk_counts(*ph) == want);
+    CHECK(chunk_counts(*ph) != chunk_counts(*pe));  // the overview keeps half, not its token share
+
+    // Encoding keeps exactly those counts, and the answer runs.
+    auto embd = (*hired)->encode_images(*ph, nullptr);
+    REQUIRE_MESSAGE(embd.is_ok(), embd.status().message());
+    for (size_t ci = 0; ci < ph->chunks.size(); ++ci) CHECK((*hired)->last_kept()[ci].size() == static_cast<size_t>(want[ci]));
+    SamplingParams greedy;
+    greedy.temperature = 0;
+    CHECK((*hired)->generate(*ph, 4, greedy, nullptr, nullptr, &*embd).is_ok());
+
+    // A second prompt about the same image reuses the overview's scores (same counts).
+    auto ph2 = (*hired)->build_prompt("Is there a red square?", {image});
+    REQUIRE(ph2.is_ok());
+    CHECK(chunk_counts(*ph2) == want);
+
+    // Overview share 0 and 1 (the counts no longer read the scores): share 0 gives the overview
+    // nothing and the tiles shares by the overview tokens over each (all of them count); share 1
+    // gives the overview all it can hold and the tiles the rest by their tokens.
+    for (double share : {0.0, 1.0}) {
+        CAPTURE(share);
+        auto v = load(kSmol, hired_plan("divprune", 0.25, share));
+        REQUIRE(v.is_ok());
+        auto p = (*v)->build_prompt("How many circles?", {image});
+        REQUIRE(p.is_ok());
+        const std::vector<int64_t> got = chunk_counts(*p);
+        int64_t sum = 0;
+        for (int64_t g : got) sum += g;
+        CHECK(sum == K);
+        if (share == 1.0) {
+            CHECK(got[n_tiles] == std::min<int64_t>(K, T));
+        } else {
+            CHECK(got[n_tiles] == 0);
+            std::vector<int64_t> under(static_cast<size_t>(n_tiles), 0);
+            for (int32_t t : *token_tile) under[t] += 1;
+            for (int64_t t = 0; t < n_tiles; ++t) CHECK(std::llabs(got[t] * T - K * under[t]) < T);  // K * under/T, rounded
+        }
+    }
+}
+
+TEST_CASE("HiRED split at keep 1.0 is byte-identical to no plan") {
+    REQUIRE_MESSAGE(have_bundled(), "the bundled models are part of the repository (models/bundled/)");
+    const ImageU8 image = test::bundled_scene_image(1000007);
+    auto plain = load(kSmol, std::nullopt);
+    auto hired = load(kSmol, hired_plan("attn-received", 1.0, 0.5));
+    REQUIRE((plain.is_ok() && hired.is_ok()));
+    auto pa = (*plain)->build_prompt("Describe this image.", {image});
+    auto pb = (*hired)->build_prompt("Describe this image.", {image});
+    REQUIRE((pa.is_ok() && pb.is_ok()));
+    CHECK(pa->ids == pb->ids);
+    SamplingParams greedy;
+    greedy.temperature = 0;
+    REQUIRE((*plain)->generate(*pa, 16, greedy, nullptr, nullptr).is_ok());
+    REQUIRE((*hired)->generate(*pb, 16, greedy, nullptr, nullptr).is_ok());
+    CHECK((*plain)->last_generated() == (*hired)->last_generated());
+    const auto& la = (*plain)->last_prefill_logits();
+    const auto& lb = (*hired)->last_prefill_logits();
+    REQUIRE(la.size() == lb.size());
+    CHECK(std::memcmp(la.data(), lb.data(), la.size() * sizeof(float)) == 0);
 }

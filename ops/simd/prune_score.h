@@ -10,6 +10,8 @@
 // tap_scores: the head sums are vertical (one f64 lane per patch, heads ascending, as the
 // reference adds them); the block pooling is the reference's own code (ops/prune_score_shared.h).
 // merge_rows: one pass per slot over the rows assigned to it, y += w * x in f32 lanes.
+// attention_row: cosine_similarity's f64-lane dots over each head's keys, then the reference's
+// frame (threads) and softmax (ops/prune_score_shared.h).
 #pragma once
 
 #include <cmath>
@@ -58,9 +60,9 @@ struct PruneScore {
         }
     }
 
-    // sim[i][j0 .. j0+R) = <ua_i, ub_j> in f64 lanes.
+    // sim_row[j0 .. j0+R) = <ai, row j of ub> in f64 lanes, rows ld floats apart.
     template <int R>
-    static void dots(const float* ai, const float* ub, int64_t j0, int64_t C, float* sim_row) {
+    static void dots(const float* ai, const float* ub, int64_t ld, int64_t j0, int64_t C, float* sim_row) {
         D lo[R], hi[R];
         for (int r = 0; r < R; ++r) lo[r] = hi[r] = V::zero_d();
         for (int64_t c = 0; c < C; c += L) {
@@ -68,7 +70,7 @@ struct PruneScore {
             const F va = left >= L ? V::loadu(ai + c) : V::load_tail(ai + c, left);
             const D a0 = V::lo_to_d(va), a1 = V::hi_to_d(va);
             for (int r = 0; r < R; ++r) {
-                const float* bj = ub + (j0 + r) * C + c;
+                const float* bj = ub + (j0 + r) * ld + c;
                 const F vb = left >= L ? V::loadu(bj) : V::load_tail(bj, left);
                 lo[r] = V::fmadd_d(a0, V::lo_to_d(vb), lo[r]);
                 hi[r] = V::fmadd_d(a1, V::hi_to_d(vb), hi[r]);
@@ -86,8 +88,8 @@ struct PruneScore {
                 // products commute and are summed in the same order, so sim[j][i] is the value
                 // row j would compute). Rows own disjoint elements: (j, i) for j > i only row i's.
                 int64_t j = self ? i : 0;
-                for (; j + 4 <= m; j += 4) dots<4>(ai, ub, j, C, sim + i * m);
-                for (; j < m; ++j) dots<1>(ai, ub, j, C, sim + i * m);
+                for (; j + 4 <= m; j += 4) dots<4>(ai, ub, C, j, C, sim + i * m);
+                for (; j < m; ++j) dots<1>(ai, ub, C, j, C, sim + i * m);
                 if (self) {
                     for (int64_t jj = i + 1; jj < m; ++jj) sim[jj * m + i] = sim[i * m + jj];
                 }
@@ -125,6 +127,21 @@ struct PruneScore {
             }
             tap_store_block_row(block, bw, denom, accumulate, scores + by * bw);
         }
+    }
+
+    // The [CLS] tap: the reference's frame and softmax, the logits' f64 dots in lanes (four keys
+    // per pass over q's head, as cosine_similarity's rows).
+    static void attention_row(const float* q_row, const float* k, int64_t S, int64_t kv_ld, int64_t n_head,
+                              int64_t n_head_kv, int64_t head_dim, float scale, float* out, ThreadPool* pool) {
+        const int64_t group = n_head / n_head_kv;
+        attention_row_frame(S, n_head, head_dim, out, pool, [&](int64_t h, int64_t s0, int64_t s1, float* row) {
+            const float* qh = q_row + h * head_dim;
+            const float* kh = k + (h / group) * head_dim;
+            int64_t s = s0;
+            for (; s + 4 <= s1; s += 4) dots<4>(qh, kh, kv_ld, s, head_dim, row);
+            for (; s < s1; ++s) dots<1>(qh, kh, kv_ld, s, head_dim, row);
+            for (s = s0; s < s1; ++s) row[s] *= scale;
+        });
     }
 
     static void merge_rows(const float* x, int64_t n, int64_t C, const int32_t* assign, const float* weight, int64_t k,

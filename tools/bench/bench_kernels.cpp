@@ -240,6 +240,10 @@ std::vector<OpCase> op_cases(OpFamily op, OpBuffers& m) {
                          a.out = m.y.data();
                          k.fn.query_key_score(a, reinterpret_cast<float*>(m.scratch), p);
                      }}};
+        case OpFamily::attention_row:  // CLIP-L/336's [CLS] tap: one row over 577 keys, 16 heads of 64
+            return {{"S577xH16xD64", 577.0 * 16 * 64, [&m](const Kernel& k, ThreadPool* p) {
+                         k.fn.attention_row(m.a.data(), m.b.data(), 577, 1024, 16, 16, 64, 0.125f, m.y.data(), p);
+                     }}};
     }
     return {};
 }

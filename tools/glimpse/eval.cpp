@@ -186,8 +186,12 @@ Result<EvalReport> run_eval(Vlm& vlm, const EvalOptions& opt) {
     EvalReport r;
     if (const PruneStage* ps = vlm.pruning_stage()) {
         char desc[160];
-        if (ps->keep_count > 0) std::snprintf(desc, sizeof desc, "%s keep_count %lld", ps->method.c_str(), static_cast<long long>(ps->keep_count));
-        else std::snprintf(desc, sizeof desc, "%s keep %g", ps->method.c_str(), ps->keep_fraction);
+        // HiRED's tile split is part of the method's label ("divprune (hired a=0.5) keep 0.25").
+        const std::string method = ps->tile_split == TileSplit::overview_scores
+                                       ? str_printf("%s (hired a=%g)", ps->method.c_str(), ps->overview_share)
+                                       : ps->method;
+        if (ps->keep_count > 0) std::snprintf(desc, sizeof desc, "%s keep_count %lld", method.c_str(), static_cast<long long>(ps->keep_count));
+        else std::snprintf(desc, sizeof desc, "%s keep %g", method.c_str(), ps->keep_fraction);
         r.pruning = desc;
         if (vlm.original_positions()) r.pruning += " original ids";
     }
