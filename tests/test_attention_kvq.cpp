@@ -256,6 +256,53 @@ MixedInputs make_mixed_inputs(const Case& c, double high_share, uint64_t seed) {
     return m;
 }
 
+// An attention_kv plan over `kv` (layer 0), 2 threads: q:(max_rows, Hq·D), k, v:(max_rows, Hkv·D),
+// and random rows for `total` positions (q, k in ±2, v in ±1), which run() passes copy in.
+struct AttentionKvPlan {
+    int64_t q_dim, kv_dim;
+    ValueId q, k, v, out;
+    std::unique_ptr<Plan> plan;
+    std::vector<float> qs, ks, vs;
+    // Runs positions [pos0, pos0+n) through the plan; returns its output (n, Hq·D).
+    const float* run(int64_t pos0, int64_t n, ThreadPool* pool) {
+        std::copy(qs.begin() + pos0 * q_dim, qs.begin() + (pos0 + n) * q_dim, plan->f32(q));
+        std::copy(ks.begin() + pos0 * kv_dim, ks.begin() + (pos0 + n) * kv_dim, plan->f32(k));
+        std::copy(vs.begin() + pos0 * kv_dim, vs.begin() + (pos0 + n) * kv_dim, plan->f32(v));
+        RunArgs args;
+        args.n_rows = n;
+        args.pos0 = pos0;
+        REQUIRE(plan->run(args, pool).is_ok());
+        return plan->f32(out);
+    }
+};
+
+AttentionKvPlan make_attention_kv_plan(KvCache* kv, int64_t max_rows, int64_t Hq, int64_t Hkv, int64_t D, float scale,
+                                       int64_t total, uint64_t seed) {
+    AttentionKvPlan p;
+    p.q_dim = Hq * D;
+    p.kv_dim = Hkv * D;
+    Graph g;
+    p.q = g.input("q", DType::f32, Shape::of({max_rows, p.q_dim}), true);
+    p.k = g.input("k", DType::f32, Shape::of({max_rows, p.kv_dim}), true);
+    p.v = g.input("v", DType::f32, Shape::of({max_rows, p.kv_dim}), true);
+    p.out = g.attention_kv(p.q, p.k, p.v, Hq, Hkv, D, scale, 0);
+    g.mark_output(p.out);
+    PlanOptions opts;
+    opts.kv_cache = kv;
+    opts.n_threads = 2;
+    auto plan = Plan::compile(std::move(g), opts);
+    REQUIRE_MESSAGE(plan.is_ok(), plan.status().message());
+    p.plan = std::move(*plan);
+    test::Rng rng{seed};
+    p.qs.resize(total * p.q_dim);
+    p.ks.resize(total * p.kv_dim);
+    p.vs.resize(total * p.kv_dim);
+    for (float& x : p.qs) x = rng.uniform(-2, 2);
+    for (float& x : p.ks) x = rng.uniform(-2, 2);
+    for (float& x : p.vs) x = rng.uniform(-1, 1);
+    return p;
+}
+
 }  // namespace
 
 TEST_CASE("attention_kvq: the registry lists the reference first; the plan picks the highest usable level") {
@@ -414,28 +461,13 @@ TEST_CASE("attention_kv on a quantized cache: prefill and decode passes equal th
           "quantized by ggml's quantizer; head_dim not a multiple of 32 is refused at compile") {
     const int64_t Hq = 4, Hkv = 2, D = 64, kv_dim = Hkv * D, q_dim = Hq * D, max_rows = 40, context = 48;
     for (DType type : {DType::q8_0, DType::q4_0}) {
-        Graph g;
-        const ValueId q = g.input("q", DType::f32, Shape::of({max_rows, q_dim}), true);
-        const ValueId k = g.input("k", DType::f32, Shape::of({max_rows, kv_dim}), true);
-        const ValueId v = g.input("v", DType::f32, Shape::of({max_rows, kv_dim}), true);
         const float scale = 0.125f;
-        const ValueId out = g.attention_kv(q, k, v, Hq, Hkv, D, scale, 0);
-        g.mark_output(out);
         auto kv = KvCache::create({context}, kv_dim, type);
         REQUIRE(kv.is_ok());
-        PlanOptions opts;
-        opts.kv_cache = kv->get();
-        opts.n_threads = 2;
-        auto plan = Plan::compile(std::move(g), opts);
-        REQUIRE_MESSAGE(plan.is_ok(), plan.status().message());
-        ThreadPool pool(2);
-
-        test::Rng rng{17};
         const int64_t total = 37 + 3;
-        std::vector<float> qs(total * q_dim), ks(total * kv_dim), vs(total * kv_dim);
-        for (float& x : qs) x = rng.uniform(-2, 2);
-        for (float& x : ks) x = rng.uniform(-2, 2);
-        for (float& x : vs) x = rng.uniform(-1, 1);
+        AttentionKvPlan p = make_attention_kv_plan(kv->get(), max_rows, Hq, Hkv, D, scale, total, 17);
+        const std::vector<float>&qs = p.qs, &ks = p.ks, &vs = p.vs;
+        ThreadPool pool(2);
         const int64_t row_bytes = dtype_row_bytes(type, kv_dim);
         std::vector<uint8_t> kq(total * row_bytes), vq(total * row_bytes);
         for (int64_t s = 0; s < total; ++s) {
@@ -444,13 +476,7 @@ TEST_CASE("attention_kv on a quantized cache: prefill and decode passes equal th
         }
         int64_t pos0 = 0;
         for (int64_t n : {int64_t{37}, int64_t{1}, int64_t{1}, int64_t{1}}) {
-            std::copy(qs.begin() + pos0 * q_dim, qs.begin() + (pos0 + n) * q_dim, (*plan)->f32(q));
-            std::copy(ks.begin() + pos0 * kv_dim, ks.begin() + (pos0 + n) * kv_dim, (*plan)->f32(k));
-            std::copy(vs.begin() + pos0 * kv_dim, vs.begin() + (pos0 + n) * kv_dim, (*plan)->f32(v));
-            RunArgs args;
-            args.n_rows = n;
-            args.pos0 = pos0;
-            REQUIRE((*plan)->run(args, &pool).is_ok());
+            const float* got = p.run(pos0, n, &pool);
 
             const Case c{n, pos0 + n, Hq, Hkv, D, /*causal=*/true, /*causal_offset=*/pos0};
             AttentionArgs a = test::attention_args(c, qs.data() + pos0 * q_dim, q_dim, kq.data(), vq.data(), kv_dim, type, q_dim);
@@ -458,7 +484,6 @@ TEST_CASE("attention_kv on a quantized cache: prefill and decode passes equal th
             std::vector<float> want(n * q_dim), scratch(2 * attention_kvq_scratch_floats(context, D));
             a.out = want.data();
             select_kernel(OpFamily::attention_kvq)->fn.attention_kvq(a, scratch.data(), &pool);
-            const float* got = (*plan)->f32(out);
             CHECK_MESSAGE(std::memcmp(got, want.data(), want.size() * 4) == 0,
                           dtype_name(type) << " pass at " << pos0 << " of " << n << " rows");
             pos0 += n;
@@ -600,28 +625,13 @@ TEST_CASE("attention_kv on a mixed cache: the prompt's last row picks the q8_0 r
     const int64_t Hq = 4, Hkv = 2, D = 64, kv_dim = Hkv * D, q_dim = Hq * D, max_rows = 40, context = 48;
     const int64_t prompt = 37;
     const double share = 0.25;
-    Graph g;
-    const ValueId q = g.input("q", DType::f32, Shape::of({max_rows, q_dim}), true);
-    const ValueId k = g.input("k", DType::f32, Shape::of({max_rows, kv_dim}), true);
-    const ValueId v = g.input("v", DType::f32, Shape::of({max_rows, kv_dim}), true);
     const float scale = 0.125f;
-    const ValueId out = g.attention_kv(q, k, v, Hq, Hkv, D, scale, 0);
-    g.mark_output(out);
     auto kv = KvCache::create_mixed({context}, {max_rows}, kv_dim, share);
     REQUIRE(kv.is_ok());
-    PlanOptions opts;
-    opts.kv_cache = kv->get();
-    opts.n_threads = 2;
-    auto plan = Plan::compile(std::move(g), opts);
-    REQUIRE_MESSAGE(plan.is_ok(), plan.status().message());
-    ThreadPool pool(2);
-
-    test::Rng rng{23};
     const int64_t total = prompt + 3;
-    std::vector<float> qs(total * q_dim), ks(total * kv_dim), vs(total * kv_dim);
-    for (float& x : qs) x = rng.uniform(-2, 2);
-    for (float& x : ks) x = rng.uniform(-2, 2);
-    for (float& x : vs) x = rng.uniform(-1, 1);
+    AttentionKvPlan plan = make_attention_kv_plan(kv->get(), max_rows, Hq, Hkv, D, scale, total, 23);
+    const std::vector<float>&qs = plan.qs, &ks = plan.ks, &vs = plan.vs;
+    ThreadPool pool(2);
     // Oracle of the choice: the last prompt row's softmax over the prompt's keys, per head, in
     // double, summed over the heads; the ⌈0.25·37⌉ = 10 largest keep q8_0.
     std::vector<double> importance(prompt, 0.0);
@@ -662,13 +672,7 @@ TEST_CASE("attention_kv on a mixed cache: the prompt's last row picks the q8_0 r
     CHECK(nh == 10 + 3);
     int64_t pos0 = 0;
     for (int64_t n : {prompt, int64_t{1}, int64_t{1}, int64_t{1}}) {
-        std::copy(qs.begin() + pos0 * q_dim, qs.begin() + (pos0 + n) * q_dim, (*plan)->f32(q));
-        std::copy(ks.begin() + pos0 * kv_dim, ks.begin() + (pos0 + n) * kv_dim, (*plan)->f32(k));
-        std::copy(vs.begin() + pos0 * kv_dim, vs.begin() + (pos0 + n) * kv_dim, (*plan)->f32(v));
-        RunArgs args;
-        args.n_rows = n;
-        args.pos0 = pos0;
-        REQUIRE((*plan)->run(args, &pool).is_ok());
+        const float* got = plan.run(pos0, n, &pool);
         for (int64_t s = 0; s < pos0 + n; ++s) CHECK_MESSAGE((*kv)->slot_rows(0)[s] == rows[s], "slot " << s);
 
         const Case c{n, pos0 + n, Hq, Hkv, D, /*causal=*/true, /*causal_offset=*/pos0};
@@ -681,7 +685,7 @@ TEST_CASE("attention_kv on a mixed cache: the prompt's last row picks the q8_0 r
         std::vector<float> want(n * q_dim), scratch(2 * attention_kvq_scratch_floats(context, D));
         a.out = want.data();
         select_kernel(OpFamily::attention_kvq)->fn.attention_kvq(a, scratch.data(), &pool);
-        CHECK_MESSAGE(std::memcmp((*plan)->f32(out), want.data(), want.size() * 4) == 0,
+        CHECK_MESSAGE(std::memcmp(got, want.data(), want.size() * 4) == 0,
                       "mixed pass at " << pos0 << " of " << n << " rows");
         pos0 += n;
     }
