@@ -513,18 +513,25 @@ Status Vlm::ensure_vision_plan() {
 
 Status Vlm::ensure_text_plan(int64_t max_rows, int64_t context) {
     if (config_.kv_mixed_high_share >= 0) {
-        // A mixed cache's q8_0 rows are the prompt's share plus the answer slots past max_rows
-        // (runtime/kv_cache.h): a plan serves a shorter prompt only if it has room for the answer
-        // beyond its own max_rows, or the answer's last tokens would fall to q4_0.
-        const int64_t answer = context - max_rows;
-        if (text_plan_.plan && text_plan_.max_rows >= max_rows && text_plan_.context - text_plan_.max_rows >= answer) {
+        // A mixed cache has ⌈S·max_rows⌉ + (context − max_rows) q8_0 rows (runtime/kv_cache.h): a
+        // plan serves this request only if they hold its prompt's share and its whole answer, or
+        // the answer's last tokens would fall to q4_0. Otherwise the plan grows to serve both the
+        // old requests and this one, with just enough slots for the q8_0 rows.
+        const double share = config_.kv_mixed_high_share;
+        // ⌈S·rows⌉ as KvCache::create_mixed and assign_mixed round it (runtime/kv_cache.cpp).
+        auto prompt_high = [&](int64_t rows) {
+            return std::min<int64_t>(rows, static_cast<int64_t>(std::ceil(share * static_cast<double>(rows) - 1e-9)));
+        };
+        const int64_t need_high = prompt_high(max_rows) + (context - max_rows);
+        if (text_plan_.plan && text_plan_.max_rows >= max_rows && text_plan_.context >= context &&
+            text_plan_.kv_cache->high_capacity(0) >= need_high) {
             return Status::ok();
         }
-        if (text_plan_.plan) {  // grow to serve both the old and the new request
-            const int64_t old_answer = text_plan_.context - text_plan_.max_rows;
+        if (text_plan_.plan) {
             max_rows = std::max(max_rows, text_plan_.max_rows);
-            context = max_rows + std::max(answer, old_answer);
+            context = std::max(context, text_plan_.context);
         }
+        context = std::max(context, max_rows - prompt_high(max_rows) + need_high);
     } else if (text_plan_.plan && text_plan_.max_rows >= max_rows && text_plan_.context >= context) {
         return Status::ok();
     }
