@@ -152,8 +152,8 @@ Result<PruningPlan> calibration_plan(const CalibrationConfig& config, const Cali
         prev = eff[i];
     }
     const std::string doc = str_printf(
-        "{\"format\": \"glimpse.pruning-plan\", \"version\": 1, \"stages\": [%s], \"kv_cache\": {\"type\": \"%s\"}}",
-        stages.c_str(), kCalibrationKvTypes[config.kv_level]);
+        "{\"format\": \"glimpse.pruning-plan\", \"version\": 1, \"stages\": [%s], \"kv_cache\": %s}",
+        stages.c_str(), kCalibrationKvCaches[config.kv_level]);
     return pruning_plan_parse(doc, "calibration plan");
 }
 

@@ -68,7 +68,13 @@ struct CalibrationConfig {
     int kv_level = 0;                  // index into kCalibrationKvTypes
 };
 
-inline constexpr const char* kCalibrationKvTypes[] = {"f16", "q8_0", "q4_0"};
+// The KV lever's levels, fewest bytes last: labels, and each level as a plan's kv_cache object.
+// mixed S: q8_0 for the share S of the prompt its last token attends to most, q4_0 for the rest.
+inline constexpr const char* kCalibrationKvTypes[] = {"f16", "q8_0", "mixed 0.5", "mixed 0.25", "q4_0"};
+inline constexpr const char* kCalibrationKvCaches[] = {
+    R"({"type": "f16"})", R"({"type": "q8_0"})", R"({"type": "mixed", "high_precision_share": 0.5})",
+    R"({"type": "mixed", "high_precision_share": 0.25})", R"({"type": "q4_0"})"};
+static_assert(sizeof(kCalibrationKvTypes) == sizeof(kCalibrationKvCaches), "one kv_cache object per KV level");
 // Keep fractions the levers step through, largest first.
 inline constexpr double kCalibrationKeeps[] = {1.0, 0.75, 0.5, 0.375, 0.25, 0.1875, 0.125, 0.0625};
 

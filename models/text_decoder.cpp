@@ -153,6 +153,17 @@ Status TextDecoder::check_kv_type(DType kv_type) const {
     return Status::ok();
 }
 
+Result<std::unique_ptr<KvCache>> TextDecoder::create_kv_cache(const std::vector<int64_t>& capacity,
+                                                              const std::vector<int64_t>& prompt_rows,
+                                                              DType kv_type) const {
+    const int64_t row = hparams_.n_head_kv * hparams_.head_dim;
+    if (kv_mixed_high_share_ < 0) return KvCache::create(capacity, row, kv_type);
+    GLIMPSE_CHECK_OR_RETURN(kv_type == DType::q8_0, invalid_argument,
+                            "a mixed KV cache keeps q8_0 and q4_0 rows; the plan asked for %s", dtype_name(kv_type));
+    GLIMPSE_RETURN_IF_ERROR(check_kv_type(DType::q4_0));
+    return KvCache::create_mixed(capacity, prompt_rows, row, kv_mixed_high_share_);
+}
+
 Result<DecoderPlan> TextDecoder::compile(int64_t max_rows, int64_t context, DType kv_type, int n_threads) {
     GLIMPSE_CHECK_OR_RETURN(max_rows >= 1 && context >= max_rows, invalid_argument,
                             "decoder plan: %lld rows per pass over a context of %lld slots",
@@ -161,9 +172,9 @@ Result<DecoderPlan> TextDecoder::compile(int64_t max_rows, int64_t context, DTyp
     DecoderPlan dp;
     dp.max_rows = max_rows;
     dp.context = context;
-    GLIMPSE_ASSIGN_OR_RETURN(
-        dp.kv_cache, KvCache::create(std::vector<int64_t>(static_cast<size_t>(hparams_.n_layer), context),
-                                     hparams_.n_head_kv * hparams_.head_dim, kv_type));
+    const size_t n_layer = static_cast<size_t>(hparams_.n_layer);
+    GLIMPSE_ASSIGN_OR_RETURN(dp.kv_cache, create_kv_cache(std::vector<int64_t>(n_layer, context),
+                                                          std::vector<int64_t>(n_layer, max_rows), kv_type));
     GLIMPSE_ASSIGN_OR_RETURN(Graph g, build_graph(&dp, max_rows));
     PlanOptions opts;
     opts.n_threads = n_threads;
@@ -267,7 +278,7 @@ Result<SegmentedDecoderPlan> TextDecoder::compile_segments(const std::vector<Seg
     const int n_layer = static_cast<int>(hparams_.n_layer);
     GLIMPSE_CHECK_OR_RETURN(!specs.empty() && specs.back().end_layer == n_layer, invalid_argument,
                             "segmented decoder plan: the last segment must end at layer %d", n_layer);
-    std::vector<int64_t> capacity(static_cast<size_t>(n_layer), 0);
+    std::vector<int64_t> capacity(static_cast<size_t>(n_layer), 0), prompt_rows(static_cast<size_t>(n_layer), 0);
     int first = 0;
     for (size_t s = 0; s < specs.size(); ++s) {
         const SegmentSpec& sp = specs[s];
@@ -277,12 +288,14 @@ Result<SegmentedDecoderPlan> TextDecoder::compile_segments(const std::vector<Seg
         GLIMPSE_CHECK_OR_RETURN(sp.max_rows >= 1 && sp.kv_capacity >= sp.max_rows, invalid_argument,
                                 "segmented decoder plan: segment %zu has %lld rows per pass over %lld KV slots", s,
                                 static_cast<long long>(sp.max_rows), static_cast<long long>(sp.kv_capacity));
-        for (int il = first; il < sp.end_layer; ++il) capacity[static_cast<size_t>(il)] = sp.kv_capacity;
+        for (int il = first; il < sp.end_layer; ++il) {
+            capacity[static_cast<size_t>(il)] = sp.kv_capacity;
+            prompt_rows[static_cast<size_t>(il)] = sp.max_rows;
+        }
         first = sp.end_layer;
     }
     SegmentedDecoderPlan out;
-    GLIMPSE_ASSIGN_OR_RETURN(out.kv_cache,
-                             KvCache::create(capacity, hparams_.n_head_kv * hparams_.head_dim, kv_type));
+    GLIMPSE_ASSIGN_OR_RETURN(out.kv_cache, create_kv_cache(capacity, prompt_rows, kv_type));
     packed_.set_packed_source_hook(
         [mapping = file_->mapping()](const void* w, size_t n) { mapping->release_resident_range(w, n); });
     first = 0;

@@ -116,6 +116,13 @@ public:
     // head_dim a multiple of 32): ok, or an error saying why not.
     Status check_kv_type(DType kv_type) const;
 
+    // Mixed KV cache (--kv-type mixed): plans compiled after this call with kv_type q8_0 get a
+    // KvCache::create_mixed cache keeping this share of each prefill's rows in q8_0 (the rest
+    // q4_0); the prompt rows it plans for are a plan's max_rows (compile) or a segment's
+    // max_rows (compile_segments). A negative share: plain caches again.
+    void set_kv_mixed_high_share(double share) { kv_mixed_high_share_ = share; }
+    double kv_mixed_high_share() const { return kv_mixed_high_share_; }
+
     // A plan for passes of up to max_rows tokens over a cache of `context` slots.
     Result<DecoderPlan> compile(int64_t max_rows, int64_t context, DType kv_type, int n_threads);
 
@@ -137,7 +144,12 @@ private:
     ValueId add_layer(Graph& g, GgufWeights& w, ValueId x, ValueId positions, int il, ValueId* q_out = nullptr,
                       ValueId* k_out = nullptr) const;
 
+    // One cache for the decoder's layers (capacity, prompt rows per layer): plain, or mixed.
+    Result<std::unique_ptr<KvCache>> create_kv_cache(const std::vector<int64_t>& capacity,
+                                                     const std::vector<int64_t>& prompt_rows, DType kv_type) const;
+
     std::unique_ptr<GgufFile> file_;
+    double kv_mixed_high_share_ = -1;
     TextHparams hparams_;
     OwnedTensors owned_;
     PackedWeightCache packed_;  // weights repacked for their kernels, shared by every plan

@@ -65,11 +65,8 @@ int64_t VlmPrompt::n_image_tokens_in() const {
 
 Result<DType> kv_type_of_plan(const PruningPlan& plan, DType configured) {
     if (plan.kv_cache_type == "f16") return configured;  // absent in the file, or f16: the caller's choice
-    GLIMPSE_CHECK_OR_RETURN(plan.kv_cache_type != "mixed", unsupported,
-                            "pruning plan: kv_cache.type mixed (int8 for the most-attended tokens, int4 for the rest) "
-                            "is not built yet; use q8_0 or q4_0");
     DType planned = DType::f16;
-    if (plan.kv_cache_type == "q8_0") planned = DType::q8_0;
+    if (plan.kv_cache_type == "q8_0" || plan.kv_cache_type == "mixed") planned = DType::q8_0;
     else if (plan.kv_cache_type == "q4_0") planned = DType::q4_0;
     else return Status::error(StatusCode::invalid_argument, "pruning plan: unknown kv_cache.type '%s'", plan.kv_cache_type.c_str());
     // f16 is VlmConfig's default: only a different explicit choice conflicts with the plan.
@@ -114,6 +111,23 @@ Result<std::unique_ptr<Vlm>> Vlm::load(const std::string& text_path, const std::
     GLIMPSE_RETURN_IF_ERROR(m->check_pair(text_path, mmproj_path));
     if (config.pruning) {
         GLIMPSE_ASSIGN_OR_RETURN(m->config_.kv_type, kv_type_of_plan(*config.pruning, config.kv_type));
+        if (config.pruning->kv_cache_type == "mixed") {
+            const double share = config.pruning->kv_high_precision_share;
+            GLIMPSE_CHECK_OR_RETURN(config.kv_mixed_high_share < 0 || config.kv_mixed_high_share == share,
+                                    invalid_argument,
+                                    "pruning plan: kv_cache.high_precision_share %g conflicts with the share %g asked "
+                                    "for (--kv-high-share); give one of them",
+                                    share, config.kv_mixed_high_share);
+            m->config_.kv_mixed_high_share = share;
+        }
+    }
+    if (m->config_.kv_mixed_high_share >= 0) {
+        GLIMPSE_CHECK_OR_RETURN(m->config_.kv_mixed_high_share <= 1 && m->config_.kv_type == DType::q8_0,
+                                invalid_argument,
+                                "mixed KV cache: share %g of q8_0 rows (in [0, 1]) over a %s cache (must be q8_0)",
+                                m->config_.kv_mixed_high_share, dtype_name(m->config_.kv_type));
+        GLIMPSE_RETURN_IF_ERROR(m->text_->check_kv_type(DType::q4_0));  // its low-precision rows
+        m->text_->set_kv_mixed_high_share(m->config_.kv_mixed_high_share);
     }
     GLIMPSE_RETURN_IF_ERROR(m->text_->check_kv_type(m->config_.kv_type));  // before any work
     GLIMPSE_ASSIGN_OR_RETURN(m->tokens_side_, ::glimpse::visual_tokens_per_side(vh));
@@ -549,7 +563,29 @@ Status Vlm::ensure_vision_plan() {
 }
 
 Status Vlm::ensure_text_plan(int64_t max_rows, int64_t context) {
-    if (text_plan_.plan && text_plan_.max_rows >= max_rows && text_plan_.context >= context) return Status::ok();
+    if (config_.kv_mixed_high_share >= 0) {
+        // A mixed cache has ⌈S·max_rows⌉ + (context − max_rows) q8_0 rows (runtime/kv_cache.h): a
+        // plan serves this request only if they hold its prompt's share and its whole answer, or
+        // the answer's last tokens would fall to q4_0. Otherwise the plan grows to serve both the
+        // old requests and this one, with just enough slots for the q8_0 rows.
+        const double share = config_.kv_mixed_high_share;
+        // ⌈S·rows⌉ as KvCache::create_mixed and assign_mixed round it (runtime/kv_cache.cpp).
+        auto prompt_high = [&](int64_t rows) {
+            return std::min<int64_t>(rows, static_cast<int64_t>(std::ceil(share * static_cast<double>(rows) - 1e-9)));
+        };
+        const int64_t need_high = prompt_high(max_rows) + (context - max_rows);
+        if (text_plan_.plan && text_plan_.max_rows >= max_rows && text_plan_.context >= context &&
+            text_plan_.kv_cache->high_capacity(0) >= need_high) {
+            return Status::ok();
+        }
+        if (text_plan_.plan) {
+            max_rows = std::max(max_rows, text_plan_.max_rows);
+            context = std::max(context, text_plan_.context);
+        }
+        context = std::max(context, max_rows - prompt_high(max_rows) + need_high);
+    } else if (text_plan_.plan && text_plan_.max_rows >= max_rows && text_plan_.context >= context) {
+        return Status::ok();
+    }
     text_plan_ = DecoderPlan();  // release the old plan before building a larger one
     GLIMPSE_ASSIGN_OR_RETURN(text_plan_, text_->compile(max_rows, context, config_.kv_type, pool_->n_threads()));
     text_->file().mapping()->release_resident_pages();

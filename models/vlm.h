@@ -27,6 +27,10 @@ namespace glimpse {
 struct VlmConfig {
     int n_threads = 0;                  // 0: the CPUs this process may use (usable_cpu_count())
     DType kv_type = DType::f16;         // KV-cache storage (llama.cpp's default is f16)
+    // --kv-type mixed (with kv_type q8_0): >= 0 keeps this share of the prompt's tokens, those its
+    // last token attends to most, in q8_0 and the rest in q4_0 (decode tokens q8_0;
+    // runtime/kv_cache.h). Negative: kv_type alone. Set from a plan's kv_cache.type mixed too.
+    double kv_mixed_high_share = -1;
     std::string chat_template;          // --chat-template: a built-in name or template text; empty = the model's
     // Visual-token pruning (docs/pruning.md). Checked against the model in load(): a method the
     // model cannot run, or one not wired yet, is refused there, before any work. Empty = none.
@@ -114,6 +118,9 @@ public:
     const VisionEncoder& vision() const { return *vision_; }
     int n_threads() const { return pool_->n_threads(); }
     DType kv_type() const { return config_.kv_type; }  // the KV-cache type in use (--kv-type or the plan's)
+    // "f16", "q8_0", ... or "mixed" (then kv_type() is q8_0, the high-precision rows' type).
+    const char* kv_type_name() const { return config_.kv_mixed_high_share >= 0 ? "mixed" : dtype_name(config_.kv_type); }
+    double kv_mixed_high_share() const { return config_.kv_mixed_high_share; }
     // The text model's general.name ("" if the file has none): what a calibrated plan records as `model`.
     std::string model_name() const;
 
@@ -306,7 +313,8 @@ private:
 
 // The KV-cache type a run uses: the plan's kv_cache.type (q8_0, q4_0) or, when the plan says f16
 // or nothing, `configured` (--kv-type). An explicit --kv-type other than f16 that differs from the
-// plan's, and kv_cache.type mixed (not built yet), are refused.
+// plan's, are refused. kv_cache.type mixed gives q8_0 (the type of its high-precision rows; the share
+// is plan.kv_high_precision_share, which Vlm::load applies).
 Result<DType> kv_type_of_plan(const PruningPlan& plan, DType configured);
 
 // Picks the next token from logits:(n_vocab) (greedy when temperature <= 0).

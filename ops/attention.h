@@ -35,6 +35,13 @@ struct AttentionArgs {
     // passes log(size_s), so a key that stands for n merged tokens weighs as n of them.
     // Null: the logits are exactly those of the unbiased kernel (same code path).
     const float* key_bias = nullptr;
+    // Mixed-precision KV cache (--kv-type mixed; read by the attention_kvq family, kv_type
+    // q8_0): key/value s is row mixed_rows[s] of k/v (q8_0 rows) when mixed_rows[s] >= 0, else
+    // row ~mixed_rows[s] (= -1 - mixed_rows[s]) of k_low/v_low (q4_0 rows), both of kv_ld values.
+    // The slot order is the sequence order, so causal masks keep their meaning. Null: row s of k/v.
+    const int32_t* mixed_rows = nullptr;  // (S)
+    const void* k_low = nullptr;
+    const void* v_low = nullptr;
 };
 
 // Per-thread scratch in floats: one score row of S floats (row kernels: decode,

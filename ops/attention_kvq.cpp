@@ -26,6 +26,16 @@ float kvq_value(const void* base, DType type, int64_t index) {
     return f16_to_f32(b.d) * static_cast<float>(nibble - 8);
 }
 
+// Value d of head hk of K (value_side false) or V of key s, resolving a mixed cache's slot
+// map (AttentionArgs::mixed_rows): q8_0 rows of k/v, or q4_0 rows of k_low/v_low.
+float kv_value(const AttentionArgs& a, bool value_side, int64_t s, int64_t hk, int64_t d) {
+    const int64_t offset = hk * a.head_dim + d;
+    if (!a.mixed_rows) return kvq_value(value_side ? a.v : a.k, a.kv_type, s * a.kv_ld + offset);
+    const int32_t row = a.mixed_rows[s];
+    if (row >= 0) return kvq_value(value_side ? a.v : a.k, DType::q8_0, row * a.kv_ld + offset);
+    return kvq_value(value_side ? a.v_low : a.k_low, DType::q4_0, static_cast<int64_t>(~row) * a.kv_ld + offset);
+}
+
 }  // namespace
 
 void attention_kvq_ref(const AttentionArgs& a, float* scratch, ThreadPool* pool) {
@@ -44,14 +54,14 @@ void attention_kvq_ref(const AttentionArgs& a, float* scratch, ThreadPool* pool)
         }
         for (int64_t s = 0; s < n_keys; ++s) {
             double dot = 0;
-            for (int64_t d = 0; d < D; ++d) dot += static_cast<double>(qr[d]) * kvq_value(a.k, a.kv_type, s * a.kv_ld + hk * D + d);
+            for (int64_t d = 0; d < D; ++d) dot += static_cast<double>(qr[d]) * kv_value(a, false, s, hk, d);
             scores[s] = static_cast<float>(dot) * a.scale;
         }
         softmax_row_ref(scores, n_keys);
         for (int64_t d = 0; d < D; ++d) {
             double acc = 0;
             for (int64_t s = 0; s < n_keys; ++s) {
-                acc += static_cast<double>(scores[s]) * kvq_value(a.v, a.kv_type, s * a.kv_ld + hk * D + d);
+                acc += static_cast<double>(scores[s]) * kv_value(a, true, s, hk, d);
             }
             orow[d] = static_cast<float>(acc);
         }

@@ -8,6 +8,9 @@
 //   of 32; row r starts at byte r·kv_ld/32·block_bytes), D = head_dim a multiple of 32 so
 //   each head is whole blocks, GQA broadcast, causal masks, T = 1 (decode) or many
 //   (prefill). The column-mean tap (col_mean) is not supported: it must be nullptr.
+//   A mixed cache (--kv-type mixed: AttentionArgs::mixed_rows set, kv_type q8_0) maps each
+//   key slot s to a q8_0 row of k/v or a q4_0 row of k_low/v_low; one softmax runs over all
+//   S keys whatever their precision.
 // Each K/V value enters the arithmetic as the f32 product d·q ggml's dequantizer makes,
 // so a kernel's output differs from attention_ref on the dequantized rows only by
 // f32 rounding (tests/test_attention_kvq.cpp states the bound).

@@ -156,6 +156,8 @@ Status compile_attention_kv(OpCompileContext& c) {
         }
         c.node.kernel = select_kernel(OpFamily::attention_kvq);
         c.node.scratch_bytes = c.threads * attention_kvq_scratch_floats(kv->capacity(p.layer), p.head_dim) * 4;
+        // Mixed: then the prompt's last-row attention (n_head, T) and its per-key sum (T), T <= capacity.
+        if (kv->mixed()) c.node.scratch_bytes += (p.n_head + 1) * kv->capacity(p.layer) * 4;
         return Status::ok();
     }
     c.node.scratch_bytes = c.threads * attention_scratch_floats(kv->capacity(p.layer)) * 4;
@@ -175,11 +177,37 @@ Status check_attention_kv(const OpRunContext& c) {
     return Status::ok();
 }
 
+// Mixed KV cache: which of this pass's rows keep q8_0. The signal is the attention the pass's
+// last query row (the prompt's last token, where decoding starts) gives each of its keys,
+// summed over the query heads, from the f32 q/k before quantization: the row precision covers
+// every head. Not the column mean over all rows: under the causal mask early keys are seen by
+// more rows, so the mean ranks position before relevance.
+void assign_mixed_rows(const OpRunContext& c, int64_t rows, int64_t kv_cols) {
+    const NodeParams& p = c.node.p;
+    KvCache* kv = c.kv_cache;
+    float* importance = nullptr;
+    if (rows > 1) {
+        const int64_t cap = kv->capacity(p.layer);
+        float* probs = c.scratch + c.node.scratch_bytes / 4 - (p.n_head + 1) * cap;  // (n_head, rows)
+        importance = probs + p.n_head * cap;                                          // (rows)
+        const int64_t q_cols = c.input(0).shape.cols();
+        attention_row_probs_ref(c.in(0) + (rows - 1) * q_cols, c.in(1), rows, kv_cols, p.n_head, p.n_head_kv,
+                                p.head_dim, p.scale, probs);
+        for (int64_t t = 0; t < rows; ++t) {
+            float sum = 0;
+            for (int64_t h = 0; h < p.n_head; ++h) sum += probs[h * rows + t];
+            importance[t] = sum;
+        }
+    }
+    kv->assign_mixed(p.layer, c.args.pos0, rows, importance);
+}
+
 void run_attention_kv(const OpRunContext& c) {
     const NodeParams& p = c.node.p;
     KvCache* kv = c.kv_cache;
     const int64_t rows = c.rows();
     const int64_t kv_cols = c.input(1).shape.cols();
+    if (kv->mixed()) assign_mixed_rows(c, rows, kv_cols);
     kv->store(p.layer, false, c.args.pos0, c.in(1), rows, kv_cols);
     kv->store(p.layer, true, c.args.pos0, c.in(2), rows, kv_cols);
     AttentionArgs a;
@@ -199,6 +227,11 @@ void run_attention_kv(const OpRunContext& c) {
     a.scale = p.scale;
     a.causal = true;
     a.causal_offset = c.args.pos0;
+    if (kv->mixed()) {
+        a.mixed_rows = kv->slot_rows(p.layer);
+        a.k_low = kv->k_low(p.layer);
+        a.v_low = kv->v_low(p.layer);
+    }
     if (attention_kvq_type(a.kv_type)) return c.node.kernel->fn.attention_kvq(a, c.scratch, c.pool);
     c.node.kernel->fn.attention(a, c.scratch, c.pool);
 }

@@ -147,7 +147,7 @@ TEST_CASE("memory sizes: units, fractions, and garbage refused") {
     }
 }
 
-TEST_CASE("a plan's kv_cache.type q8_0/q4_0 runs as --kv-type does; mixed and conflicts are refused") {
+TEST_CASE("a plan's kv_cache.type q8_0/q4_0/mixed runs as --kv-type does; conflicts are refused") {
     PruningPlan plan;
     CHECK(*kv_type_of_plan(plan, DType::q8_0) == DType::q8_0);  // the plan says nothing (f16): --kv-type stands
     plan.kv_cache_type = "q4_0";
@@ -156,10 +156,8 @@ TEST_CASE("a plan's kv_cache.type q8_0/q4_0 runs as --kv-type does; mixed and co
     auto conflict = kv_type_of_plan(plan, DType::q8_0);
     REQUIRE_FALSE(conflict.is_ok());
     CHECK(conflict.status().message().find("conflicts") != std::string::npos);
-    plan.kv_cache_type = "mixed";
-    auto mixed = kv_type_of_plan(plan, DType::f16);
-    REQUIRE_FALSE(mixed.is_ok());
-    CHECK(mixed.status().message().find("not built") != std::string::npos);
+    plan.kv_cache_type = "mixed";  // q8_0 rows for its high share, q4_0 for the rest
+    CHECK(*kv_type_of_plan(plan, DType::f16) == DType::q8_0);
 
     // End to end: the plan's q8_0 gives the KV bytes and the answer of --kv-type q8_0 without a plan.
     const std::vector<CalibrationSample> s = scene_samples(1001000, 1001001);
@@ -184,6 +182,39 @@ TEST_CASE("a plan's kv_cache.type q8_0/q4_0 runs as --kv-type does; mixed and co
         CHECK((*va)->memory().kv_cache == (*vb)->memory().kv_cache);
         CHECK((*va)->last_generated() == (*vb)->last_generated());
     }
+    // mixed, share 0.5: the plan's share gives what --kv-type mixed --kv-high-share 0.5 gives, and a
+    // KV cache between q4_0's and q8_0's; a different share asked for besides the plan is refused.
+    PruningPlan mixed_plan;
+    mixed_plan.kv_cache_type = "mixed";
+    mixed_plan.kv_high_precision_share = 0.5;
+    int64_t kv_bytes[3] = {};
+    std::vector<int32_t> answers[2];
+    for (int i = 0; i < 3; ++i) {
+        VlmConfig cfg = base_config();
+        if (i == 0) cfg.pruning = mixed_plan;
+        if (i == 1) cfg.kv_mixed_high_share = 0.5, cfg.kv_type = DType::q8_0;
+        if (i == 2) cfg.kv_type = DType::q4_0;
+        auto vlm = Vlm::load(bundled("text"), bundled("mmproj"), cfg);
+        REQUIRE_MESSAGE(vlm.is_ok(), vlm.status().message());
+        SamplingParams greedy;
+        greedy.temperature = 0;
+        auto prompt = (*vlm)->build_prompt(s[0].prompt, {s[0].image});
+        REQUIRE(prompt.is_ok());
+        REQUIRE((*vlm)->generate(*prompt, 4, greedy, nullptr, nullptr).is_ok());
+        kv_bytes[i] = (*vlm)->memory().kv_cache;
+        if (i < 2) answers[i] = (*vlm)->last_generated();
+        if (i < 2) CHECK(std::string((*vlm)->kv_type_name()) == "mixed");
+    }
+    CHECK(kv_bytes[0] == kv_bytes[1]);
+    CHECK(answers[0] == answers[1]);
+    CHECK(kv_bytes[0] > kv_bytes[2]);
+    VlmConfig conflicting = base_config();
+    conflicting.pruning = mixed_plan;
+    conflicting.kv_type = DType::q8_0;
+    conflicting.kv_mixed_high_share = 0.25;
+    auto refused = Vlm::load(bundled("text"), bundled("mmproj"), conflicting);
+    REQUIRE_FALSE(refused.is_ok());
+    CHECK(refused.status().message().find("conflicts") != std::string::npos);
 }
 
 TEST_CASE("calibration: the unpruned configuration has zero loss, an impossible budget names the minimum") {

@@ -345,9 +345,7 @@ TEST_CASE("a plan the model cannot run is refused at load, naming what is wrong"
     PruningPlan split = shorthand("uniform", 0.5);  // HiRED's split needs an overview (LLaVA has none)
     split.stages[0].tile_split = TileSplit::overview_scores;
     refused(kLlava, split, "overview_scores");
-    PruningPlan kv = shorthand("uniform", 0.5);
-    kv.kv_cache_type = "mixed";  // q8_0 / q4_0 run (tests/test_calibrate.cpp); mixed is not built
-    refused(kSmol, kv, "mixed");
+    // kv_cache.type q8_0 / q4_0 / mixed run; their refusals (conflicts) are in tests/test_calibrate.cpp.
     // An empty plan is no pruning.
     auto none = load(kSmol, PruningPlan{});
     REQUIRE(none.is_ok());

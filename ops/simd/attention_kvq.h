@@ -67,44 +67,63 @@ struct AttentionKvq {
         return t;
     }
 
-    // Rows [kb, kb+nk) of kv head hk (D values at value offset hk·D of rows of ld values)
-    // -> dst:(nk, D) f32. Plain loops over 32 values: the compiler vectorises the
-    // widening with the unit's ISA flags.
-    static void dequantize_rows(const void* src, DType type, int64_t ld, int64_t hk, int64_t kb, int64_t nk,
-                                int64_t D, float* dst) {
-        const int64_t row_blocks = ld / kQK, head_blocks = D / kQK;
-        if (type == DType::q8_0) {
+    // One row's head: head_blocks blocks of 32 values -> out:(head_blocks·32) f32. Plain loops
+    // over 32 values: the compiler vectorises the widening with the unit's ISA flags.
+    static void dequantize_head_q8(const BlockQ8_0* b, int64_t head_blocks, float* out) {
+        for (int64_t ib = 0; ib < head_blocks; ++ib, out += kQK) {
+            const float d = f16_to_f32(b[ib].d);
+            for (int i = 0; i < kQK; ++i) out[i] = d * static_cast<float>(b[ib].qs[i]);
+        }
+    }
+
+    static void dequantize_head_q4(const BlockQ4_0* b, int64_t head_blocks, float* out) {
+        for (int64_t ib = 0; ib < head_blocks; ++ib, out += kQK) {
+            const float d = f16_to_f32(b[ib].d);
+            // The nibbles split 8 bytes at a time in 64-bit words (per-byte masks, so
+            // byte order does not matter), then one u8 -> f32 loop the compiler
+            // vectorises; byte-wise nibble loops compiled to scalar inserts.
+            // (float)u − 8 is exact, so d·((float)u − 8) is ggml's d·(u − 8).
+            constexpr uint64_t kLow = 0x0f0f0f0f0f0f0f0full;
+            uint64_t w[2], u64[4];
+            std::memcpy(w, b[ib].qs, sizeof(w));
+            u64[0] = w[0] & kLow;
+            u64[1] = w[1] & kLow;
+            u64[2] = (w[0] >> 4) & kLow;
+            u64[3] = (w[1] >> 4) & kLow;
+            uint8_t u[kQK];
+            std::memcpy(u, u64, sizeof(u));
+            for (int i = 0; i < kQK; ++i) out[i] = d * (static_cast<float>(u[i]) - 8.0f);
+        }
+    }
+
+    // Keys [kb, kb+nk) of kv head hk, K (value_side false) or V -> dst:(nk, D) f32. A mixed
+    // cache (a.mixed_rows) resolves each slot to its q8_0 or q4_0 row.
+    static void dequantize_rows(const AttentionArgs& a, bool value_side, int64_t hk, int64_t kb, int64_t nk,
+                                float* dst) {
+        const int64_t D = a.head_dim, row_blocks = a.kv_ld / kQK, head_blocks = D / kQK;
+        const void* src = value_side ? a.v : a.k;
+        if (a.mixed_rows) {
+            const void* low = value_side ? a.v_low : a.k_low;
+            for (int64_t j = 0; j < nk; ++j) {
+                const int32_t row = a.mixed_rows[kb + j];
+                if (row >= 0) {
+                    dequantize_head_q8(static_cast<const BlockQ8_0*>(src) + row * row_blocks + hk * head_blocks,
+                                       head_blocks, dst + j * D);
+                } else {
+                    dequantize_head_q4(static_cast<const BlockQ4_0*>(low) + static_cast<int64_t>(~row) * row_blocks +
+                                           hk * head_blocks,
+                                       head_blocks, dst + j * D);
+                }
+            }
+        } else if (a.kv_type == DType::q8_0) {
             const BlockQ8_0* blocks = static_cast<const BlockQ8_0*>(src);
             for (int64_t j = 0; j < nk; ++j) {
-                const BlockQ8_0* b = blocks + (kb + j) * row_blocks + hk * head_blocks;
-                for (int64_t ib = 0; ib < head_blocks; ++ib) {
-                    const float d = f16_to_f32(b[ib].d);
-                    float* out = dst + j * D + ib * kQK;
-                    for (int i = 0; i < kQK; ++i) out[i] = d * static_cast<float>(b[ib].qs[i]);
-                }
+                dequantize_head_q8(blocks + (kb + j) * row_blocks + hk * head_blocks, head_blocks, dst + j * D);
             }
         } else {
             const BlockQ4_0* blocks = static_cast<const BlockQ4_0*>(src);
             for (int64_t j = 0; j < nk; ++j) {
-                const BlockQ4_0* b = blocks + (kb + j) * row_blocks + hk * head_blocks;
-                for (int64_t ib = 0; ib < head_blocks; ++ib) {
-                    const float d = f16_to_f32(b[ib].d);
-                    float* out = dst + j * D + ib * kQK;
-                    // The nibbles split 8 bytes at a time in 64-bit words (per-byte masks, so
-                    // byte order does not matter), then one u8 -> f32 loop the compiler
-                    // vectorises; byte-wise nibble loops compiled to scalar inserts.
-                    // (float)u − 8 is exact, so d·((float)u − 8) is ggml's d·(u − 8).
-                    constexpr uint64_t kLow = 0x0f0f0f0f0f0f0f0full;
-                    uint64_t w[2], u64[4];
-                    std::memcpy(w, b[ib].qs, sizeof(w));
-                    u64[0] = w[0] & kLow;
-                    u64[1] = w[1] & kLow;
-                    u64[2] = (w[0] >> 4) & kLow;
-                    u64[3] = (w[1] >> 4) & kLow;
-                    uint8_t u[kQK];
-                    std::memcpy(u, u64, sizeof(u));
-                    for (int i = 0; i < kQK; ++i) out[i] = d * (static_cast<float>(u[i]) - 8.0f);
-                }
+                dequantize_head_q4(blocks + (kb + j) * row_blocks + hk * head_blocks, head_blocks, dst + j * D);
             }
         }
     }
@@ -198,8 +217,8 @@ struct AttentionKvq {
         }
         for (int64_t kb = 0; kb < n_keys; kb += kB) {
             const int64_t nk = std::min<int64_t>(kB, n_keys - kb);
-            dequantize_rows(a.k, a.kv_type, a.kv_ld, hk, kb, nk, D, tl.kc);
-            dequantize_rows(a.v, a.kv_type, a.kv_ld, hk, kb, nk, D, tl.vc);
+            dequantize_rows(a, false, hk, kb, nk, tl.kc);
+            dequantize_rows(a, true, hk, kb, nk, tl.vc);
             for (int64_t r = 0; r < ns; ++r) {
                 const int64_t t = row_of(r), h = hk * group + (slot0 + r) % group;
                 const int64_t nr = std::min<int64_t>(nk, keys_of_row(t) - kb);

@@ -101,7 +101,9 @@ std::optional<int> parse_command_line(ArgParser& a, int argc, char** argv) {
 // KV cache storage and visual-token pruning: how caption, inspect, eval and serve run the model.
 void add_pruning_options(ArgParser& a) {
     a.option("--kv-type", "TYPE", "KV cache storage: f16, f32, q8_0 or q4_0 (GGUF blocks of 32 along the head dimension; "
-             "docs/kv-cache.md)", "f16");
+             "docs/kv-cache.md), or mixed: q8_0 for the prompt tokens its last token attends to most (--kv-high-share) "
+             "and the answer, q4_0 for the other prompt tokens", "f16");
+    a.option("--kv-high-share", "S", "with --kv-type mixed: the share in [0, 1] of the prompt's tokens kept in q8_0", "0.25");
     a.option("--prune", "METHOD",
              "prune visual tokens after the projector (docs/pruning.md): random, uniform, divprune, dart, "
              "fastervlm ([CLS] encoders: LLaVA), attn-received; or inside the language model, at the paper's layers "
@@ -152,7 +154,18 @@ Result<VlmConfig> model_config(const ArgParser& a) {
     else if (kv == "f32") cfg.kv_type = DType::f32;
     else if (kv == "q8_0") cfg.kv_type = DType::q8_0;
     else if (kv == "q4_0") cfg.kv_type = DType::q4_0;
-    else return Status::error(StatusCode::invalid_argument, "--kv-type must be f16, f32, q8_0 or q4_0, not '%s'", kv.c_str());
+    else if (kv == "mixed") cfg.kv_type = DType::q8_0;  // its high-precision rows; the rest q4_0
+    else return Status::error(StatusCode::invalid_argument, "--kv-type must be f16, f32, q8_0, q4_0 or mixed, not '%s'", kv.c_str());
+    if (a.has("--kv-high-share") && kv != "mixed") {
+        return Status::error(StatusCode::invalid_argument, "--kv-high-share goes with --kv-type mixed");
+    }
+    if (kv == "mixed" && (a.has("--kv-high-share") || !a.has("--plan"))) {  // else the plan's share
+        if (!a.get_float("--kv-high-share", &cfg.kv_mixed_high_share, &err)) return Status(StatusCode::invalid_argument, err);
+        if (!(cfg.kv_mixed_high_share >= 0 && cfg.kv_mixed_high_share <= 1)) {
+            return Status::error(StatusCode::invalid_argument, "--kv-high-share %g: must be in [0, 1]",
+                                 cfg.kv_mixed_high_share);
+        }
+    }
     if (a.has("--plan") && (a.has("--prune") || a.has("--keep"))) {
         return Status::error(StatusCode::invalid_argument, "--plan FILE and --prune/--keep are alternatives; give one");
     }
@@ -706,7 +719,8 @@ std::string memory_plan_json(const Vlm& vlm, const ArgParser& a, const VlmPrompt
     std::string o = "{\n  \"format\": \"glimpse.memory-plan\",\n  \"version\": 1,\n";
     o += "  \"text_model\": " + json_quote(a.get("--model")) + ",\n  \"mmproj\": " + json_quote(a.get("--mmproj")) + ",\n";
     o += "  \"plan\": " + (a.has("--plan") ? json_quote(a.get("--plan")) : std::string("null")) + ",\n";
-    o += "  \"kv_type\": " + json_quote(dtype_name(vlm.kv_type())) + ",\n";
+    o += "  \"kv_type\": " + json_quote(vlm.kv_type_name()) + ",\n";
+    if (vlm.kv_mixed_high_share() >= 0) o += "  \"kv_high_share\": " + str_printf("%.17g", vlm.kv_mixed_high_share()) + ",\n";
     o += "  \"image\": {\"width\": " + num(img.width) + ", \"height\": " + num(img.height) + ", \"chunks\": " +
          num(static_cast<int64_t>(prompt.chunks.size())) + ", \"tokens\": " + num(prompt.n_image_tokens()) +
          ", \"tokens_before_pruning\": " + num(prompt.n_image_tokens_in());
