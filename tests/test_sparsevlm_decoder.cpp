@@ -92,6 +92,15 @@ std::unique_ptr<TextDecoder> text_of(const char* stem) {
     return std::move(*dec);
 }
 
+// The unpruned decoder planned for the prompt and `answer` more rows, its inputs set.
+DecoderPlan unpruned_plan(TextDecoder& dec, const SparsePrompt& p, int64_t answer, DType kv, int threads) {
+    auto plain = dec.compile(p.T, p.T + answer, kv, threads);
+    REQUIRE(plain.is_ok());
+    std::memcpy(plain->plan->f32(plain->embeddings), p.x.data(), p.x.size() * 4);
+    std::memcpy(plain->plan->data(plain->positions), p.pos.data(), p.pos.size() * 4);
+    return std::move(*plain);
+}
+
 DecoderPruneStep sparse_step(int layer, int64_t keep, bool recycle) {
     DecoderPruneStep st;
     st.layer = layer, st.keep = keep, st.score_layer = PruneScoreLayer::own_last;
@@ -107,14 +116,11 @@ TEST_CASE("sparsevlm: raters and kept rows equal the oracles from the embeddings
         std::unique_ptr<TextDecoder> dec = text_of(stem);
         const TextHparams& h = dec->hparams();
         const SparsePrompt p = sparse_prompt(*dec, 70, 5, 48, 31);
-        auto plain = dec->compile(p.T, p.T + 1, DType::f32, 1);
-        REQUIRE(plain.is_ok());
-        std::memcpy(plain->plan->f32(plain->embeddings), p.x.data(), p.x.size() * 4);
-        std::memcpy(plain->plan->data(plain->positions), p.pos.data(), p.pos.size() * 4);
+        DecoderPlan plain = unpruned_plan(*dec, p, 1, DType::f32, 1);
         QkCapture cap;
         RunArgs args;
         args.n_rows = p.T;
-        REQUIRE(plain->plan->run(args, nullptr, capture_qk, &cap).is_ok());
+        REQUIRE(plain.plan->run(args, nullptr, capture_qk, &cap).is_ok());
 
         const int64_t keep = 12;
         auto dp = DecoderPruning::create(*dec, {sparse_step(1, keep, true)}, DecoderPruneShape{p.T, p.nv, 2}, DType::f32, 1);
@@ -193,16 +199,13 @@ TEST_CASE("sparsevlm: keeping every visual row is the unpruned decoder bit for b
         const TextHparams& h = dec->hparams();
         const SparsePrompt p = sparse_prompt(*dec, 40, 3, 30, 5);
         ThreadPool pool(2);
-        auto plain = dec->compile(p.T, p.T + 2, DType::f16, 2);
-        REQUIRE(plain.is_ok());
-        std::memcpy(plain->plan->f32(plain->embeddings), p.x.data(), p.x.size() * 4);
-        std::memcpy(plain->plan->data(plain->positions), p.pos.data(), p.pos.size() * 4);
-        auto l0 = dec->forward(*plain, p.T, 0, &pool);
+        DecoderPlan plain = unpruned_plan(*dec, p, 2, DType::f16, 2);
+        auto l0 = dec->forward(plain, p.T, 0, &pool);
         REQUIRE(l0.is_ok());
         const std::vector<float> want0(*l0, *l0 + h.n_vocab);
-        dec->embed_token(100, plain->plan->f32(plain->embeddings));
-        static_cast<int32_t*>(plain->plan->data(plain->positions))[0] = static_cast<int32_t>(p.T);
-        auto l1 = dec->forward(*plain, 1, p.T, &pool);
+        dec->embed_token(100, plain.plan->f32(plain.embeddings));
+        static_cast<int32_t*>(plain.plan->data(plain.positions))[0] = static_cast<int32_t>(p.T);
+        auto l1 = dec->forward(plain, 1, p.T, &pool);
         REQUIRE(l1.is_ok());
         const std::vector<float> want1(*l1, *l1 + h.n_vocab);
         for (bool recycle : {false, true}) {
