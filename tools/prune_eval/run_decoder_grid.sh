@@ -40,6 +40,8 @@ plan sparsevlm-norecycle "$(dec 0 sparsevlm 0.5 '{"recycle": false}'), $(dec 1 s
 plan sparsevlm-original "$(dec 0 sparsevlm 0.475 '{"positions": "original"}'), $(dec 1 sparsevlm 0.2375 '{"positions": "original"}'), $(dec 2 sparsevlm 0.1125 '{"positions": "original"}')"
 plan divprune-sparsevlm-original "$post, $(dec 0 sparsevlm 0.2375 '{"positions": "original"}'), $(dec 1 sparsevlm 0.1125 '{"positions": "original"}'), $(dec 2 sparsevlm 0.1125 '{"positions": "original"}')"
 plan divprune-sparsevlm-original-norecycle "$post, $(dec 0 sparsevlm 0.25 '{"positions": "original", "recycle": false}'), $(dec 1 sparsevlm 0.125 '{"positions": "original", "recycle": false}'), $(dec 2 sparsevlm 0.125 '{"positions": "original", "recycle": false}')"
+# One sparsevlm stage after layer 1 behind a smaller divprune (cf. divprune-late-pyramiddrop): 25 %.
+plan divprune-late-sparsevlm-original '{"at": "after_projector", "method": "divprune", "keep": 0.34}, '"$(dec 1 sparsevlm 0.15 '{"positions": "original"}')"
 # Runs in priority order (the stacks at an average of 25 % first); RUNS="..." picks some.
 runs=${RUNS:-"divprune-pyramiddrop-original divprune-pyramiddrop divprune-fastv fastv-L0-0.25 pyramiddrop \
   divprune-late-pyramiddrop divprune-L2-pyramiddrop fastv-L1-0.25 \
