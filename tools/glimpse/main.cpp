@@ -819,6 +819,11 @@ int cmd_inspect(int argc, char** argv) {
             std::fprintf(stdout, "pruning: %s after decoder layer %d, keeping %lld of the visual tokens\n",
                          (*vlm)->decoder_stages()[i].method.c_str(), dp->steps()[i].layer,
                          static_cast<long long>(dp->steps()[i].keep));
+            if (dp->merged_rows()[i] > 0) {
+                std::fprintf(stdout, "pruning: %s after decoder layer %d recycles the dropped tokens into %lld merged token(s)\n",
+                             (*vlm)->decoder_stages()[i].method.c_str(), dp->steps()[i].layer,
+                             static_cast<long long>(dp->merged_rows()[i]));
+            }
         }
         const int64_t unpruned = (*vlm)->unpruned_kv_bytes(prompt->n_positions() + n_predict);
         std::fprintf(stdout, "decoder pruning: %.1f visual tokens per decoder layer on average (the image has %lld, "
