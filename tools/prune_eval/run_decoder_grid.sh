@@ -42,6 +42,7 @@ plan divprune-sparsevlm-original "$post, $(dec 0 sparsevlm 0.2375 '{"positions":
 plan divprune-sparsevlm-original-norecycle "$post, $(dec 0 sparsevlm 0.25 '{"positions": "original", "recycle": false}'), $(dec 1 sparsevlm 0.125 '{"positions": "original", "recycle": false}'), $(dec 2 sparsevlm 0.125 '{"positions": "original", "recycle": false}')"
 # One sparsevlm stage after layer 1 behind a smaller divprune (cf. divprune-late-pyramiddrop): 25 %.
 plan divprune-late-sparsevlm-original '{"at": "after_projector", "method": "divprune", "keep": 0.34}, '"$(dec 1 sparsevlm 0.15 '{"positions": "original"}')"
+plan divprune-late-sparsevlm-original-norecycle '{"at": "after_projector", "method": "divprune", "keep": 0.34}, '"$(dec 1 sparsevlm 0.16 '{"positions": "original", "recycle": false}')"
 # Runs in priority order (the stacks at an average of 25 % first); RUNS="..." picks some.
 runs=${RUNS:-"divprune-pyramiddrop-original divprune-pyramiddrop divprune-fastv fastv-L0-0.25 pyramiddrop \
   divprune-late-pyramiddrop divprune-L2-pyramiddrop fastv-L1-0.25 \
