@@ -1,4 +1,5 @@
-// Visual-token pruning inside the language model (issue 24): FastV and PyramidDrop.
+// Visual-token pruning inside the language model (issue 24): FastV, PyramidDrop and SparseVLM
+// (its raters and recycling: models/decoder_pruning_sparsevlm.cpp).
 //
 // The decoder is cut after each pruning layer into segments (TextDecoder::compile_segments).
 // A prefill runs segment 0 over every prompt row; at each boundary the attention the
