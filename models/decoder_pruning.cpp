@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "ops/dpc_cluster.h"
 #include "ops/topk.h"
 
 namespace glimpse {
@@ -23,13 +24,16 @@ void* align64(std::vector<uint8_t>& v) {
 
 }  // namespace
 
-bool is_decoder_shorthand_method(std::string_view method) { return method == "fastv" || method == "pyramiddrop"; }
+bool is_decoder_shorthand_method(std::string_view method) {
+    return method == "fastv" || method == "pyramiddrop" || method == "sparsevlm";
+}
 
 Result<PruningPlan> decoder_shorthand_plan(std::string_view method, double keep, int n_layer,
                                            const std::string& positions) {
     const std::string name = "--prune " + std::string(method);
     GLIMPSE_CHECK_OR_RETURN(is_decoder_shorthand_method(method), invalid_argument,
-                            "%s: not a language-model method with a shorthand (fastv, pyramiddrop)", name.c_str());
+                            "%s: not a language-model method with a shorthand (fastv, pyramiddrop, sparsevlm)",
+                            name.c_str());
     GLIMPSE_CHECK_OR_RETURN(positions.empty() || positions == "original" || positions == "compact", invalid_argument,
                             "%s: position ids must be original or compact, not '%s'", name.c_str(), positions.c_str());
     GLIMPSE_CHECK_OR_RETURN(std::isfinite(keep) && keep > 0, invalid_argument,
@@ -53,6 +57,16 @@ Result<PruningPlan> decoder_shorthand_plan(std::string_view method, double keep,
                                     name.c_str(), keep);
             count = static_cast<int64_t>(keep);
         }
+    } else if (method == "sparsevlm") {
+        GLIMPSE_CHECK_OR_RETURN(keep <= 1, invalid_argument,
+                                "%s --keep %g: SparseVLM's --keep is the fraction each of its three stages keeps of "
+                                "what enters it, in (0, 1]; for counts per stage use a plan file (--plan)",
+                                name.c_str(), keep);
+        // pruning_loc [2, 6, 15]: after those 0-based layers, i.e. r = 3, 7, 16 in the rule above;
+        // a stage that rounds onto the one before moves to the next layer (4 layers: 0, 1, 2).
+        layers = {scaled(3), scaled(7), scaled(16)};
+        for (size_t i = 1; i < layers.size(); ++i) layers[i] = std::max(layers[i], layers[i - 1] + 1);
+        fractions = {keep, keep * keep, keep * keep * keep};
     } else {
         GLIMPSE_CHECK_OR_RETURN(keep <= 1, invalid_argument,
                                 "%s --keep %g: PyramidDrop's --keep is the fraction each of its three stages keeps of "
@@ -94,10 +108,18 @@ Result<DecoderPruneStep> decoder_prune_step(const PruneStage& stage, int layer, 
     } else if (stage.method == "pyramiddrop") {
         step.score_layer = PruneScoreLayer::next;
         step.compact_positions = true;
+    } else if (stage.method == "sparsevlm") {
+        // The attention of the stage's own layer (its sparse layer's attn_logits), positions
+        // truncated to arange as v1.5 does.
+        step.score_layer = PruneScoreLayer::own_last;
+        step.compact_positions = true;
+        step.text_raters = true;
+        const PruneArg* recycle = find_arg(stage, "recycle");
+        step.recycle = recycle == nullptr || recycle->number != 0;
     } else {
         return Status::error(StatusCode::unsupported,
                              "%s.method: %s is not wired into the language model yet; wired decoder methods: fastv, "
-                             "pyramiddrop",
+                             "pyramiddrop, sparsevlm",
                              where.c_str(), stage.method.c_str());
     }
     if (const PruneArg* debias = find_arg(stage, "debias"); debias && debias->number != 0) {
@@ -144,8 +166,10 @@ Result<std::unique_ptr<DecoderPruning>> DecoderPruning::create(TextDecoder& deco
         sp.score_layer = st.score_layer;
         specs.push_back(sp);
         d->visual_rows_.push_back(visual);
-        rows -= visual - st.keep;
-        visual = st.keep;
+        const int64_t merged = st.recycle ? sparsevlm_merged_rows(visual - st.keep) : 0;
+        d->merged_rows_.push_back(merged);
+        rows -= visual - st.keep - merged;
+        visual = st.keep + merged;
         prev_layer = st.layer;
     }
     SegmentSpec last;
@@ -176,6 +200,7 @@ Result<std::unique_ptr<DecoderPruning>> DecoderPruning::create(TextDecoder& deco
     d->segment_positions_.resize(d->plan_.segments.size());
     for (auto& p : d->segment_positions_) p.reserve(static_cast<size_t>(T));
     d->position_shift_.assign(d->plan_.segments.size(), 0);
+    d->size_sparsevlm_scratch();
     return d;
 }
 
@@ -196,7 +221,7 @@ bool DecoderPruning::fits(int64_t n_rows, int64_t visual, int64_t n_answer,
     for (size_t i = 0; i < steps.size(); ++i) {
         const DecoderPruneStep &a = steps[i], &b = steps_[i];
         if (a.layer != b.layer || a.keep != b.keep || a.score_layer != b.score_layer || a.reduce != b.reduce ||
-            a.compact_positions != b.compact_positions)
+            a.compact_positions != b.compact_positions || a.text_raters != b.text_raters || a.recycle != b.recycle)
             return false;
     }
     return true;
@@ -218,7 +243,10 @@ Result<const float*> DecoderPruning::prefill(int64_t n_rows, const uint8_t* is_v
                             "decoder pruning: the prompt's last row is visual; the rater must be a text row");
     std::copy(is_visual, is_visual + T0, is_visual_.begin());
     rows_[0] = T0;
-    for (size_t s = 0; s < steps_.size(); ++s) rows_[s + 1] = rows_[s] - (visual_rows_[s] - steps_[s].keep);
+    for (size_t s = 0; s < steps_.size(); ++s) {
+        rows_[s + 1] = rows_[s] - (visual_rows_[s] - steps_[s].keep) + merged_rows_[s];
+    }
+    choose_raters(T0);  // sparsevlm: reads segment 0's input before it runs
     for (size_t s = 0; s < plan_.segments.size(); ++s) {
         DecoderSegment& seg = plan_.segments[s];
         const int64_t T = rows_[s];
@@ -230,6 +258,9 @@ Result<const float*> DecoderPruning::prefill(int64_t n_rows, const uint8_t* is_v
         GLIMPSE_RETURN_IF_ERROR(seg.plan->run(args, pool));
         if (s + 1 == plan_.segments.size()) break;
 
+        if (steps_[s].text_raters) {
+            score_by_raters(seg, T, pool);
+        } else {
         // Score every row by the last row's attention: q:(1, Hq·D) of row T-1, k:(T, Hkv·D).
         QueryKeyScoreArgs a;
         a.q = seg.plan->f32(seg.score_q) + (T - 1) * h.n_head * D;
@@ -245,6 +276,7 @@ Result<const float*> DecoderPruning::prefill(int64_t n_rows, const uint8_t* is_v
         a.reduce = steps_[s].reduce;
         a.out = row_scores_.data();
         score_kernel_->fn.query_key_score(a, score_scratch_.data(), pool);
+        }
 
         int64_t n_vis = 0;
         for (int64_t i = 0; i < T; ++i) {
@@ -269,7 +301,7 @@ Result<const float*> DecoderPruning::prefill(int64_t n_rows, const uint8_t* is_v
                 survivors_[static_cast<size_t>(n++)] = static_cast<int32_t>(i);
             }
         }
-        GLIMPSE_ASSERT(n == rows_[s + 1] && next_sel == keep);
+        GLIMPSE_ASSERT(n + merged_rows_[s] == rows_[s + 1] && next_sel == keep);
         // Kept prompt rows: the origins of the survivors.
         std::vector<int32_t>& kept = kept_rows_[s];
         const std::vector<int32_t>* prev = s > 0 ? &kept_rows_[s - 1] : nullptr;
@@ -285,6 +317,7 @@ Result<const float*> DecoderPruning::prefill(int64_t n_rows, const uint8_t* is_v
         for (int64_t i = 0; i < n; ++i) {
             next_pos[i] = steps_[s].compact_positions ? static_cast<int32_t>(i) : pos[survivors_[static_cast<size_t>(i)]];
         }
+        if (merged_rows_[s] > 0) n = recycle_dropped(s, n, pos, pool);
         // The answer continues after the last row, which every segment keeps.
         position_shift_[s + 1] = segment_positions_[0][static_cast<size_t>(T0 - 1)] - next_pos[n - 1];
         std::copy(is_visual_next_.begin(), is_visual_next_.begin() + n, is_visual_.begin());
@@ -345,7 +378,7 @@ int64_t DecoderPruning::boundary_scratch_bytes() const {
                     static_cast<int64_t>(topk_scratch_.size() + is_visual_.size() + is_visual_next_.size());
     for (const auto& k : kept_rows_) bytes += static_cast<int64_t>(k.capacity() * sizeof(int32_t));
     for (const auto& p : segment_positions_) bytes += static_cast<int64_t>(p.capacity() * sizeof(int32_t));
-    return bytes;
+    return bytes + sparsevlm_scratch_bytes();
 }
 
 }  // namespace glimpse

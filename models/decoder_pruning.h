@@ -1,4 +1,5 @@
-// Visual-token pruning inside the language model (issue 24): FastV and PyramidDrop.
+// Visual-token pruning inside the language model (issue 24): FastV, PyramidDrop and SparseVLM
+// (its raters and recycling: models/decoder_pruning_sparsevlm.cpp).
 //
 // The decoder is cut after each pruning layer into segments (TextDecoder::compile_segments).
 // A prefill runs segment 0 over every prompt row; at each boundary the attention the
@@ -37,15 +38,22 @@ struct DecoderPruneStep {
     PruneScoreLayer score_layer = PruneScoreLayer::next;
     HeadReduce reduce = HeadReduce::mean;
     bool compact_positions = false;
+    // sparsevlm (models/decoder_pruning_sparsevlm.cpp): rate with the text rows relevant to the
+    // image (chosen once at the input) instead of the last row, and recycle the dropped rows into
+    // sparsevlm_merged_rows(dropped) merged rows placed after the kept visual rows.
+    bool text_raters = false;
+    bool recycle = false;
 };
 
 // How a decoder-stage method of a pruning plan scores and numbers (docs/pruning.md):
 //   fastv:       the attention of layer K-1 = the stage's `layer` (own_last), mean over heads,
 //                original positions (FastV's fastv_forward);
 //   pyramiddrop: the next layer's normed q/k with RoPE (next), mean over heads, compact
-//                positions (PyramidDrop's pdrop_rank_drop).
+//                positions (PyramidDrop's pdrop_rank_drop);
+//   sparsevlm:   the stage's own layer (own_last), text raters, mean over heads then raters,
+//                compact positions, recycling unless args.recycle is false (SparseVLM v1.5).
 // `positions` (original|compact) in the stage's args overrides the method's numbering. Refuses
-// methods and arguments not wired (sparsevlm, feather, debias) with a message naming them.
+// methods and arguments not wired (feather, debias) with a message naming them.
 Result<DecoderPruneStep> decoder_prune_step(const PruneStage& stage, int layer, int64_t keep,
                                             const std::string& where);
 
@@ -59,7 +67,9 @@ bool is_decoder_shorthand_method(std::string_view method);
 //   fastv:       after layer max(0, round(L·2/32) − 1), keeping F of the visual tokens (a
 //                fraction in (0, 1] or a whole count > 1);
 //   pyramiddrop: after layers round(L·r/32) − 1 for r = 8, 16, 24, keeping F, F², F³ (each
-//                stage keeps the fraction F of what enters it; the paper's λ = 0.5).
+//                stage keeps the fraction F of what enters it; the paper's λ = 0.5);
+//   sparsevlm:   after layers round(L·r/32) − 1 for r = 3, 7, 16 (pruning_loc 2, 6, 15), each at
+//                least one past the one before, keeping F, F², F³ (+ its recycled rows).
 // `positions` (original|compact; empty = the method's own numbering) goes into every stage.
 // Refused with a message: another method, a non-finite or non-positive F, pyramiddrop with a
 // count, a model too shallow for the method's layers to be distinct and before the last.
@@ -117,6 +127,10 @@ public:
     int64_t arena_bytes() const;
     int64_t boundary_scratch_bytes() const;
     const SegmentedDecoderPlan& plan() const { return plan_; }
+    // sparsevlm: after a prefill, the prompt rows that rated (ascending); merged rows each stage
+    // adds (plan-time). A merged row's kept_rows() entry is -1 (it is no prompt row).
+    const std::vector<int32_t>& raters() const { return raters_; }
+    const std::vector<int64_t>& merged_rows() const { return merged_rows_; }
 
 private:
     DecoderPruning() = default;
@@ -142,6 +156,30 @@ private:
     std::vector<int32_t> survivors_;        // (rows) indices into the current segment's rows
     std::vector<std::vector<int32_t>> kept_rows_;
     std::vector<std::vector<int32_t>> segment_positions_;
+
+    // sparsevlm (models/decoder_pruning_sparsevlm.cpp).
+    void size_sparsevlm_scratch();
+    int64_t sparsevlm_scratch_bytes() const;
+    void choose_raters(int64_t n_rows);  // from segment 0's embeddings, before it runs
+    void score_by_raters(const DecoderSegment& seg, int64_t T, ThreadPool* pool);  // -> row_scores_
+    // Clusters stage s's dropped rows into merged_rows_[s] rows inserted into the next segment
+    // after its last visual row; n = survivors already gathered there. Returns the rows now there.
+    int64_t recycle_dropped(size_t s, int64_t n, const int32_t* pos, ThreadPool* pool);
+    std::vector<int64_t> merged_rows_;     // per stage
+    std::vector<int32_t> raters_;          // prompt rows, all after the last visual row
+    std::vector<double> rater_relevance_;  // (rows) softmax over text, mean over visual
+    std::vector<double> rater_logits_;     // (rows)
+    std::vector<float> rater_sum_;         // (rows) sum over raters of their score rows
+    std::vector<int32_t> dropped_;         // (visual rows) indices into visual_scores_
+    std::vector<float> dropped_scores_;    // (visual rows)
+    std::vector<int32_t> recycle_pick_;    // (recycled) indices into dropped_
+    std::vector<int32_t> recycle_rows_;    // (recycled) segment rows
+    std::vector<float> recycle_x_;         // (recycled, n_embd)
+    std::vector<float> merged_x_;          // (merged, n_embd)
+    std::vector<int32_t> centres_, assign_;
+    std::vector<uint8_t> dpc_scratch_;     // + 64 to align
+    const Kernel* cosine_kernel_ = nullptr;
+    const Kernel* merge_kernel_ = nullptr;
 };
 
 }  // namespace glimpse

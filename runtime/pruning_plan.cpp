@@ -76,7 +76,9 @@ const std::vector<MethodSpec>& method_table() {
          false,
          true,
          false,
-         {{"debias", ArgKind::boolean, 0, 1, 0, nullptr}, {"recycle", ArgKind::boolean, 0, 1, 1, nullptr}}},
+         {{"debias", ArgKind::boolean, 0, 1, 0, nullptr},
+          {"recycle", ArgKind::boolean, 0, 1, 1, nullptr},
+          {"positions", ArgKind::choice, 0, 0, 0, "compact|original"}}},
         {"feather", false, true, false, {{"debias", ArgKind::boolean, 0, 1, 0, nullptr}}},
     };
     return table;

@@ -403,7 +403,6 @@ TEST_CASE("decoder pruning plans: what does not fit the model is refused in load
             {"at": "decoder_layer", "layer": 0, "method": "fastv", "keep": 0.5})",
          "above the"},
         // not built yet: said so, not silently ignored
-        {R"({"at": "decoder_layer", "layer": 0, "method": "sparsevlm", "keep": 0.5})", "not wired"},
         {R"({"at": "decoder_layer", "layer": 0, "method": "fastv", "keep": 0.5, "args": {"debias": true}})",
          "debias"},
     };

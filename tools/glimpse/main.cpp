@@ -107,10 +107,11 @@ void add_pruning_options(ArgParser& a) {
     a.option("--prune", "METHOD",
              "prune visual tokens after the projector (docs/pruning.md): random, uniform, divprune, dart, "
              "fastervlm ([CLS] encoders: LLaVA), attn-received; or inside the language model, at the paper's layers "
-             "scaled to its depth: fastv, pyramiddrop; needs --keep. tome: merge tokens inside the encoder instead, "
+             "scaled to its depth: fastv, pyramiddrop, sparsevlm; needs --keep. tome: merge tokens inside the encoder instead, "
              "needs --merge");
     a.option("--keep", "F", "with --prune: keep this fraction in (0, 1] of each image's visual tokens, or a count > 1; "
-             "pyramiddrop: the fraction each of its 3 stages keeps of what enters it (0.5: 1/2, 1/4, 1/8)");
+             "pyramiddrop, sparsevlm: the fraction each of its 3 stages keeps of what enters it (0.5: 1/2, 1/4, 1/8; "
+             "sparsevlm adds its recycled tokens)");
     a.option("--plan", "FILE", "a pruning plan file (JSON, docs/pruning.md); instead of --prune/--keep");
     a.option("--merge", "R",
              "with --prune tome: merge tokens inside the vision encoder (ToMe, docs/pruning.md). A fraction in "
@@ -832,6 +833,11 @@ int cmd_inspect(int argc, char** argv) {
             std::fprintf(stdout, "pruning: %s after decoder layer %d, keeping %lld of the visual tokens\n",
                          (*vlm)->decoder_stages()[i].method.c_str(), dp->steps()[i].layer,
                          static_cast<long long>(dp->steps()[i].keep));
+            if (dp->merged_rows()[i] > 0) {
+                std::fprintf(stdout, "pruning: %s after decoder layer %d recycles the dropped tokens into %lld merged token(s)\n",
+                             (*vlm)->decoder_stages()[i].method.c_str(), dp->steps()[i].layer,
+                             static_cast<long long>(dp->merged_rows()[i]));
+            }
         }
         const int64_t unpruned = (*vlm)->unpruned_kv_bytes(prompt->n_positions() + n_predict);
         std::fprintf(stdout, "decoder pruning: %.1f visual tokens per decoder layer on average (the image has %lld, "

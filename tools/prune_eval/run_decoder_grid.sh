@@ -31,6 +31,18 @@ plan divprune-pyramiddrop-original "$post, $(dec 0 pyramiddrop 0.25 '{"positions
 # Later decoder stages after a smaller post-projector stage (the SmolVLM layout needs them):
 plan divprune-late-pyramiddrop '{"at": "after_projector", "method": "divprune", "keep": 0.34}, '"$(dec 1 pyramiddrop 0.16 '{"positions": "original"}')"
 plan divprune-L2-pyramiddrop '{"at": "after_projector", "method": "divprune", "keep": 0.28}, '"$(dec 2 pyramiddrop 0.16 '{"positions": "original"}')"
+# SparseVLM (sparsevlm: text raters, recycling on by default, compact ids), stages after layers
+# 0/1/2 (its pruning_loc 2, 6, 15 scaled). With recycling, each stage adds int(r/10)+1 merged
+# rows (r = int(0.3·dropped)+1), so its keeps are lowered to spend the same visual rows per layer
+# as the pyramiddrop plans (SmolVLM 80 per image: 80+40+20+10; LLaVA 144: 144+71+36+17 vs 270).
+plan sparsevlm "$(dec 0 sparsevlm 0.475), $(dec 1 sparsevlm 0.2375), $(dec 2 sparsevlm 0.1125)"
+plan sparsevlm-norecycle "$(dec 0 sparsevlm 0.5 '{"recycle": false}'), $(dec 1 sparsevlm 0.25 '{"recycle": false}'), $(dec 2 sparsevlm 0.125 '{"recycle": false}')"
+plan sparsevlm-original "$(dec 0 sparsevlm 0.475 '{"positions": "original"}'), $(dec 1 sparsevlm 0.2375 '{"positions": "original"}'), $(dec 2 sparsevlm 0.1125 '{"positions": "original"}')"
+plan divprune-sparsevlm-original "$post, $(dec 0 sparsevlm 0.2375 '{"positions": "original"}'), $(dec 1 sparsevlm 0.1125 '{"positions": "original"}'), $(dec 2 sparsevlm 0.1125 '{"positions": "original"}')"
+plan divprune-sparsevlm-original-norecycle "$post, $(dec 0 sparsevlm 0.25 '{"positions": "original", "recycle": false}'), $(dec 1 sparsevlm 0.125 '{"positions": "original", "recycle": false}'), $(dec 2 sparsevlm 0.125 '{"positions": "original", "recycle": false}')"
+# One sparsevlm stage after layer 1 behind a smaller divprune (cf. divprune-late-pyramiddrop): 25 %.
+plan divprune-late-sparsevlm-original '{"at": "after_projector", "method": "divprune", "keep": 0.34}, '"$(dec 1 sparsevlm 0.15 '{"positions": "original"}')"
+plan divprune-late-sparsevlm-original-norecycle '{"at": "after_projector", "method": "divprune", "keep": 0.34}, '"$(dec 1 sparsevlm 0.16 '{"positions": "original", "recycle": false}')"
 # Runs in priority order (the stacks at an average of 25 % first); RUNS="..." picks some.
 runs=${RUNS:-"divprune-pyramiddrop-original divprune-pyramiddrop divprune-fastv fastv-L0-0.25 pyramiddrop \
   divprune-late-pyramiddrop divprune-L2-pyramiddrop fastv-L1-0.25 \
