@@ -26,9 +26,14 @@
 
 #include "models/text_decoder.h"
 #include "ops/kernel_registry.h"
+#include "ops/rope_bias.h"
 #include "runtime/pruning_plan.h"
 
 namespace glimpse {
+
+// How a decoder stage picks its visual rows: the top `keep` by the attention score, or a fixed
+// uniform-coverage grid (feather's early stage; no score).
+enum class DecoderSelect : uint8_t { attention, uniform_grid };
 
 // One decoder stage resolved for a prompt.
 struct DecoderPruneStep {
@@ -37,6 +42,11 @@ struct DecoderPruneStep {
     PruneScoreLayer score_layer = PruneScoreLayer::next;
     HeadReduce reduce = HeadReduce::mean;
     bool compact_positions = false;
+    // feather and debias (models/decoder_pruning_feather.h):
+    DecoderSelect select = DecoderSelect::attention;
+    bool select_auto = false;          // feather's `criterion: auto`, resolved by resolve_decoder_selects
+    bool debias = false;               // divide the score by the RoPE-only bias map (ops/rope_bias.h)
+    std::vector<int32_t> grid_rows;    // uniform_grid: the kept visual rows (keep, ascending), fixed per prompt shape
 };
 
 // How a decoder-stage method of a pruning plan scores and numbers (docs/pruning.md):
@@ -130,11 +140,13 @@ private:
     const Kernel* score_kernel_ = nullptr;
     const Kernel* topk_kernel_ = nullptr;
     const Kernel* gather_kernel_ = nullptr;
+    RopeBiasTable rope_bias_;  // the model's RoPE angles, made in create() when a stage debiases
     // Scratch sized in create():
     std::vector<float> score_scratch_;      // query_key_score probabilities (n_head, rows)
     std::vector<float> row_scores_;         // (rows) score of every row
     std::vector<float> visual_scores_;      // (visual rows)
     std::vector<int32_t> visual_index_;     // (visual rows): which row each visual score is
+    std::vector<int32_t> visual_pos_;       // (visual rows) their positions, when a stage debiases
     std::vector<int32_t> selected_;         // (keep) topk output
     std::vector<uint8_t> topk_scratch_;     // + 64 bytes to align
     std::vector<uint8_t> is_visual_;        // (rows) of the current segment

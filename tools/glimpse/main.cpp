@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "models/decoder_pruning_feather.h"
 #include "models/keep_map.h"
 #include "models/limits.h"
 #include "models/vlm.h"
@@ -93,10 +94,13 @@ void add_model_options(ArgParser& a) {
     a.option("--prune", "METHOD",
              "prune visual tokens after the projector (docs/pruning.md): random, uniform, divprune, dart, "
              "fastervlm ([CLS] encoders: LLaVA), attn-received; or inside the language model, at the paper's layers "
-             "scaled to its depth: fastv, pyramiddrop; needs --keep. tome: merge tokens inside the encoder instead, "
+             "scaled to its depth: fastv, pyramiddrop, feather; needs --keep. tome: merge tokens inside the encoder instead, "
              "needs --merge");
     a.option("--keep", "F", "with --prune: keep this fraction in (0, 1] of each image's visual tokens, or a count > 1; "
-             "pyramiddrop: the fraction each of its 3 stages keeps of what enters it (0.5: 1/2, 1/4, 1/8)");
+             "pyramiddrop: the fraction each of its 3 stages keeps of what enters it (0.5: 1/2, 1/4, 1/8); "
+             "feather: the same for its 2 stages (a uniform grid, then attention: 0.5 keeps 1/2, 1/4)");
+    a.flag("--debias", "with --prune fastv|pyramiddrop|feather: divide the attention score by the RoPE-only bias map "
+           "(SparseVLM v2; docs/pruning.md); in a plan file it is the stage argument debias");
     a.option("--plan", "FILE", "a pruning plan file (JSON, docs/pruning.md); instead of --prune/--keep");
     a.option("--merge", "R",
              "with --prune tome: merge tokens inside the vision encoder (ToMe, docs/pruning.md). A fraction in "
@@ -165,6 +169,11 @@ Result<VlmConfig> model_config(const ArgParser& a) {
         if (!a.get_int("--max-tiles", 1, 1024, &max_tiles, &err)) return Status(StatusCode::invalid_argument, err);
         cfg.max_tiles = static_cast<int>(max_tiles);
     }
+    if (a.has("--debias") && (!a.has("--prune") || !is_decoder_shorthand_method(a.get("--prune")))) {
+        return Status::error(StatusCode::invalid_argument,
+                             "--debias goes with --prune fastv|pyramiddrop|feather (in a plan file: the stage "
+                             "argument \"debias\": true)");
+    }
     if (a.has("--plan")) {
         GLIMPSE_ASSIGN_OR_RETURN(PruningPlan plan, pruning_plan_read_file(a.get("--plan")));
         // The plan's kv_cache.type is used unless --kv-type names another (f16 given explicitly too).
@@ -183,6 +192,7 @@ Result<VlmConfig> model_config(const ArgParser& a) {
             GLIMPSE_ASSIGN_OR_RETURN(PruningPlan plan,
                                      decoder_shorthand_plan(a.get("--prune"), keep, static_cast<int>(th.n_layer),
                                                             a.has("--prune-positions") ? ids : ""));
+            if (a.has("--debias")) GLIMPSE_RETURN_IF_ERROR(pruning_plan_enable_debias(&plan, "--debias"));
             cfg.pruning = std::move(plan);
         } else {
             GLIMPSE_ASSIGN_OR_RETURN(PruningPlan plan, pruning_plan_from_shorthand(a.get("--prune"), keep));
