@@ -825,9 +825,12 @@ int cmd_inspect(int argc, char** argv) {
         // Decoder-layer stages (issue 24): visual rows per layer and the KV cache they save.
         const int64_t layers = (*vlm)->text().hparams().n_layer;
         for (size_t i = 0; i < dp->steps().size(); ++i) {
-            std::fprintf(stdout, "pruning: %s after decoder layer %d, keeping %lld of the visual tokens\n",
-                         (*vlm)->decoder_stages()[i].method.c_str(), dp->steps()[i].layer,
-                         static_cast<long long>(dp->steps()[i].keep));
+            const DecoderPruneStep& st = dp->steps()[i];
+            const char* how = st.select == DecoderSelect::uniform_grid ? " (a uniform grid, no score)"
+                              : st.debias                              ? " (attention debiased by the RoPE bias map)"
+                                                                       : "";
+            std::fprintf(stdout, "pruning: %s after decoder layer %d, keeping %lld of the visual tokens%s\n",
+                         (*vlm)->decoder_stages()[i].method.c_str(), st.layer, static_cast<long long>(st.keep), how);
         }
         const int64_t unpruned = (*vlm)->unpruned_kv_bytes(prompt->n_positions() + n_predict);
         std::fprintf(stdout, "decoder pruning: %.1f visual tokens per decoder layer on average (the image has %lld, "
