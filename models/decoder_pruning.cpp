@@ -186,6 +186,9 @@ Result<std::unique_ptr<DecoderPruning>> DecoderPruning::create(TextDecoder& deco
 
     if (std::any_of(d->steps_.begin(), d->steps_.end(), [](const DecoderPruneStep& st) { return st.debias; })) {
         GLIMPSE_ASSIGN_OR_RETURN(d->rope_bias_, rope_bias_table(h.head_dim, h.n_rot, h.rope_base));
+        // Distances of prompts numbered 0..rows-1; wider ones (original ids after an
+        // after_projector stage) compute the divisor directly, with the same value.
+        d->rope_bias_.cache_divisors(shape.prompt_rows);
     }
     d->score_kernel_ = select_kernel(OpFamily::query_key_score);
     d->topk_kernel_ = select_kernel(OpFamily::topk);
@@ -388,6 +391,7 @@ int64_t DecoderPruning::boundary_scratch_bytes() const {
                     static_cast<int64_t>((visual_index_.size() + selected_.size() + survivors_.size() + visual_pos_.size()) *
                                          sizeof(int32_t)) +
                     static_cast<int64_t>(topk_scratch_.size() + is_visual_.size() + is_visual_next_.size());
+    bytes += static_cast<int64_t>((rope_bias_.theta.size() + rope_bias_.divisors.size()) * sizeof(double));
     for (const auto& k : kept_rows_) bytes += static_cast<int64_t>(k.capacity() * sizeof(int32_t));
     for (const auto& p : segment_positions_) bytes += static_cast<int64_t>(p.capacity() * sizeof(int32_t));
     return bytes;

@@ -28,7 +28,15 @@ double RopeBiasTable::bias(int64_t delta) const {
 }
 
 double RopeBiasTable::divisor(int64_t delta) const {
+    if (delta >= 0 && delta < static_cast<int64_t>(divisors.size())) return divisors[static_cast<size_t>(delta)];
     return std::max(bias(delta), kRopeBiasFloorShare * static_cast<double>(head_dim));
+}
+
+void RopeBiasTable::cache_divisors(int64_t n) {
+    divisors.clear();
+    std::vector<double> table(static_cast<size_t>(std::max<int64_t>(n, 0)));
+    for (int64_t d = 0; d < n; ++d) table[static_cast<size_t>(d)] = divisor(d);
+    divisors = std::move(table);
 }
 
 void rope_debias_ref(const RopeBiasTable& table, int32_t query_pos, const int32_t* key_pos, int64_t n, float* scores) {

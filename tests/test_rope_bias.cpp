@@ -52,6 +52,12 @@ TEST_CASE("rope bias: b(delta) is the logit of all-ones q and k through the RoPE
             }
         }
     }
+    // The cached divisors are the computed ones, inside the cache and past it.
+    auto plain = rope_bias_table(64, 64, 10000.0f);
+    REQUIRE(plain.is_ok());
+    RopeBiasTable cached = *plain;
+    cached.cache_divisors(600);
+    for (int64_t delta = -3; delta < 700; ++delta) CHECK(cached.divisor(delta) == plain->divisor(delta));
     CHECK(!rope_bias_table(64, 3, 10000.0f).is_ok());   // odd n_rot
     CHECK(!rope_bias_table(64, 128, 10000.0f).is_ok()); // n_rot > head_dim
     CHECK(!rope_bias_table(64, 64, 0.0f).is_ok());
