@@ -76,6 +76,19 @@ void capture_rope(void* user, const Plan& plan, int node_index) {
     cap->cols.push_back(cols);
 }
 
+// Unpruned prefill of p with the q/k of every layer captured (f32 KV cache, one thread).
+RopeCapture capture_unpruned(TextDecoder& dec, const Prompt& p) {
+    RopeCapture cap;
+    auto plain = dec.compile(p.T, p.T + 1, DType::f32, 1);
+    REQUIRE(plain.is_ok());
+    std::memcpy(plain->plan->f32(plain->embeddings), p.x.data(), p.x.size() * 4);
+    std::memcpy(plain->plan->data(plain->positions), p.pos.data(), p.pos.size() * 4);
+    RunArgs args;
+    args.n_rows = p.T;
+    REQUIRE(plain->plan->run(args, nullptr, capture_rope, &cap).is_ok());
+    return cap;
+}
+
 // The oracle: visual rows kept after a stage scored by q/k (T rows), the last row rating; in
 // prompt order, with the k-th best score returned for the near-tie allowance.
 std::vector<int32_t> oracle_keep(const std::vector<float>& q, const std::vector<float>& k, const TextHparams& h,
@@ -129,15 +142,7 @@ TEST_CASE("decoder pruning: fastv and pyramiddrop keep the rows the oracle picks
         const TextHparams& h = dec->hparams();
         REQUIRE(h.n_layer == 4);
         const Prompt p = make_prompt(*dec, 61, 7, 48, 11);
-        // Unpruned prefill with the q/k of every layer captured (f32 KV cache, one thread).
-        auto plain = dec->compile(p.T, p.T + 1, DType::f32, 1);
-        REQUIRE(plain.is_ok());
-        std::memcpy(plain->plan->f32(plain->embeddings), p.x.data(), p.x.size() * 4);
-        std::memcpy(plain->plan->data(plain->positions), p.pos.data(), p.pos.size() * 4);
-        RopeCapture cap;
-        RunArgs args;
-        args.n_rows = p.T;
-        REQUIRE(plain->plan->run(args, nullptr, capture_rope, &cap).is_ok());
+        const RopeCapture cap = capture_unpruned(*dec, p);
         REQUIRE(cap.values.size() == static_cast<size_t>(2 * h.n_layer));
 
         for (int which = 0; which < 2; ++which) {
@@ -554,14 +559,7 @@ TEST_CASE("decoder pruning debias: the rows kept are the oracle's attention / Ro
         std::unique_ptr<TextDecoder> dec = load_text(stem);
         const TextHparams& h = dec->hparams();
         const Prompt p = make_prompt(*dec, 61, 7, 48, 11);
-        auto plain = dec->compile(p.T, p.T + 1, DType::f32, 1);
-        REQUIRE(plain.is_ok());
-        std::memcpy(plain->plan->f32(plain->embeddings), p.x.data(), p.x.size() * 4);
-        std::memcpy(plain->plan->data(plain->positions), p.pos.data(), p.pos.size() * 4);
-        RopeCapture cap;
-        RunArgs args;
-        args.n_rows = p.T;
-        REQUIRE(plain->plan->run(args, nullptr, capture_rope, &cap).is_ok());
+        const RopeCapture cap = capture_unpruned(*dec, p);
         std::vector<int32_t> all(static_cast<size_t>(p.T));
         std::iota(all.begin(), all.end(), 0);
         std::vector<double> score;
