@@ -5,6 +5,8 @@
 #include <cstring>
 
 #include "ops/dpc_cluster.h"
+#include "models/decoder_pruning_feather.h"
+#include "ops/rope_bias.h"
 #include "ops/topk.h"
 
 namespace glimpse {
@@ -25,14 +27,14 @@ void* align64(std::vector<uint8_t>& v) {
 }  // namespace
 
 bool is_decoder_shorthand_method(std::string_view method) {
-    return method == "fastv" || method == "pyramiddrop" || method == "sparsevlm";
+    return method == "fastv" || method == "pyramiddrop" || method == "sparsevlm" || method == "feather";
 }
 
 Result<PruningPlan> decoder_shorthand_plan(std::string_view method, double keep, int n_layer,
                                            const std::string& positions) {
     const std::string name = "--prune " + std::string(method);
     GLIMPSE_CHECK_OR_RETURN(is_decoder_shorthand_method(method), invalid_argument,
-                            "%s: not a language-model method with a shorthand (fastv, pyramiddrop, sparsevlm)",
+                            "%s: not a language-model method with a shorthand (fastv, pyramiddrop, sparsevlm, feather)",
                             name.c_str());
     GLIMPSE_CHECK_OR_RETURN(positions.empty() || positions == "original" || positions == "compact", invalid_argument,
                             "%s: position ids must be original or compact, not '%s'", name.c_str(), positions.c_str());
@@ -67,6 +69,14 @@ Result<PruningPlan> decoder_shorthand_plan(std::string_view method, double keep,
         layers = {scaled(3), scaled(7), scaled(16)};
         for (size_t i = 1; i < layers.size(); ++i) layers[i] = std::max(layers[i], layers[i - 1] + 1);
         fractions = {keep, keep * keep, keep * keep * keep};
+    } else if (method == "feather") {
+        // FEATHER: a uniform grid where FastV prunes (K = 2), the attention prune at mid-depth.
+        GLIMPSE_CHECK_OR_RETURN(keep <= 1, invalid_argument,
+                                "%s --keep %g: feather's --keep is the fraction each of its two stages keeps of what "
+                                "enters it, in (0, 1] (0.5 keeps 1/2, then 1/4); for counts use a plan file (--plan)",
+                                name.c_str(), keep);
+        layers = {scaled(2), scaled(16)};
+        fractions = {keep, keep * keep};
     } else {
         GLIMPSE_CHECK_OR_RETURN(keep <= 1, invalid_argument,
                                 "%s --keep %g: PyramidDrop's --keep is the fraction each of its three stages keeps of "
@@ -116,17 +126,22 @@ Result<DecoderPruneStep> decoder_prune_step(const PruneStage& stage, int layer, 
         step.text_raters = true;
         const PruneArg* recycle = find_arg(stage, "recycle");
         step.recycle = recycle == nullptr || recycle->number != 0;
+        // The raters' scores (score_by_raters) are not divided by the RoPE-only bias map.
+        if (const PruneArg* debias = find_arg(stage, "debias"); debias && debias->number != 0) {
+            return Status::error(StatusCode::unsupported,
+                                 "%s.args.debias: sparsevlm's rater scores are not debiased; debias is wired for fastv, "
+                                 "pyramiddrop and feather",
+                                 where.c_str());
+        }
+    } else if (stage.method == "feather") {
+        GLIMPSE_RETURN_IF_ERROR(feather_prune_step(stage, &step, where));
     } else {
         return Status::error(StatusCode::unsupported,
                              "%s.method: %s is not wired into the language model yet; wired decoder methods: fastv, "
-                             "pyramiddrop, sparsevlm",
+                             "pyramiddrop, sparsevlm, feather",
                              where.c_str(), stage.method.c_str());
     }
-    if (const PruneArg* debias = find_arg(stage, "debias"); debias && debias->number != 0) {
-        return Status::error(StatusCode::unsupported,
-                             "%s.args.debias: attention debiasing is not implemented yet; use debias false",
-                             where.c_str());
-    }
+    if (const PruneArg* debias = find_arg(stage, "debias"); debias && debias->number != 0) step.debias = true;
     if (const PruneArg* positions = find_arg(stage, "positions")) {
         step.compact_positions = positions->text == "compact";
     }
@@ -159,6 +174,22 @@ Result<std::unique_ptr<DecoderPruning>> DecoderPruning::create(TextDecoder& deco
                                 "decoder pruning: stage %zu (after layer %d) keeps %lld visual rows, but %lld enter it "
                                 "(keep counts may not grow with depth)",
                                 s, st.layer, static_cast<long long>(st.keep), static_cast<long long>(visual));
+        if (st.select == DecoderSelect::uniform_grid) {
+            GLIMPSE_CHECK_OR_RETURN(s == 0 && !st.select_auto && !st.debias, invalid_argument,
+                                    "decoder pruning: stage %zu (after layer %d) samples a uniform grid; only a first "
+                                    "stage, resolved and not debiased, can (resolve_decoder_selects)",
+                                    s, st.layer);
+            GLIMPSE_CHECK_OR_RETURN(static_cast<int64_t>(st.grid_rows.size()) == st.keep &&
+                                        std::is_sorted(st.grid_rows.begin(), st.grid_rows.end()) &&
+                                        std::adjacent_find(st.grid_rows.begin(), st.grid_rows.end()) ==
+                                            st.grid_rows.end() &&
+                                        (st.keep == 0 || (st.grid_rows.front() >= 0 && st.grid_rows.back() < visual)),
+                                    invalid_argument,
+                                    "decoder pruning: stage %zu's uniform grid has %zu rows; it needs %lld distinct "
+                                    "ascending visual rows in [0, %lld) (feather_grid_rows)",
+                                    s, st.grid_rows.size(), static_cast<long long>(st.keep),
+                                    static_cast<long long>(visual));
+        }
         SegmentSpec sp;
         sp.end_layer = st.layer + 1;
         sp.max_rows = rows;
@@ -182,6 +213,12 @@ Result<std::unique_ptr<DecoderPruning>> DecoderPruning::create(TextDecoder& deco
     d->steps_ = std::move(steps);
     GLIMPSE_ASSIGN_OR_RETURN(d->plan_, decoder.compile_segments(specs, kv_type, n_threads, arenas));
 
+    if (std::any_of(d->steps_.begin(), d->steps_.end(), [](const DecoderPruneStep& st) { return st.debias; })) {
+        GLIMPSE_ASSIGN_OR_RETURN(d->rope_bias_, rope_bias_table(h.head_dim, h.n_rot, h.rope_base));
+        // Distances of prompts numbered 0..rows-1; wider ones (original ids after an
+        // after_projector stage) compute the divisor directly, with the same value.
+        d->rope_bias_.cache_divisors(shape.prompt_rows);
+    }
     d->score_kernel_ = select_kernel(OpFamily::query_key_score);
     d->topk_kernel_ = select_kernel(OpFamily::topk);
     d->gather_kernel_ = select_kernel(OpFamily::gather_rows);
@@ -190,6 +227,7 @@ Result<std::unique_ptr<DecoderPruning>> DecoderPruning::create(TextDecoder& deco
     d->row_scores_.assign(static_cast<size_t>(T), 0.0f);
     d->visual_scores_.assign(static_cast<size_t>(V), 0.0f);
     d->visual_index_.assign(static_cast<size_t>(V), 0);
+    if (d->rope_bias_.n_rot > 0) d->visual_pos_.assign(static_cast<size_t>(V), 0);
     d->selected_.assign(static_cast<size_t>(V), 0);
     d->topk_scratch_.assign(static_cast<size_t>(topk_scratch_bytes(V)) + 64, 0);
     d->is_visual_.assign(static_cast<size_t>(T), 0);
@@ -221,7 +259,8 @@ bool DecoderPruning::fits(int64_t n_rows, int64_t visual, int64_t n_answer,
     for (size_t i = 0; i < steps.size(); ++i) {
         const DecoderPruneStep &a = steps[i], &b = steps_[i];
         if (a.layer != b.layer || a.keep != b.keep || a.score_layer != b.score_layer || a.reduce != b.reduce ||
-            a.compact_positions != b.compact_positions || a.text_raters != b.text_raters || a.recycle != b.recycle)
+            a.compact_positions != b.compact_positions || a.text_raters != b.text_raters || a.recycle != b.recycle ||
+            a.select != b.select || a.debias != b.debias || a.grid_rows != b.grid_rows)
             return false;
     }
     return true;
@@ -258,6 +297,8 @@ Result<const float*> DecoderPruning::prefill(int64_t n_rows, const uint8_t* is_v
         GLIMPSE_RETURN_IF_ERROR(seg.plan->run(args, pool));
         if (s + 1 == plan_.segments.size()) break;
 
+        // feather's early stage picks a fixed grid of the visual rows: no score.
+        const bool grid = steps_[s].select == DecoderSelect::uniform_grid;
         if (steps_[s].text_raters) {
             score_by_raters(seg, T, pool);
         } else {
@@ -275,7 +316,7 @@ Result<const float*> DecoderPruning::prefill(int64_t n_rows, const uint8_t* is_v
         a.scale = 1.0f / std::sqrt(static_cast<float>(D));
         a.reduce = steps_[s].reduce;
         a.out = row_scores_.data();
-        score_kernel_->fn.query_key_score(a, score_scratch_.data(), pool);
+        if (!grid) score_kernel_->fn.query_key_score(a, score_scratch_.data(), pool);
         }
 
         int64_t n_vis = 0;
@@ -287,7 +328,18 @@ Result<const float*> DecoderPruning::prefill(int64_t n_rows, const uint8_t* is_v
         }
         GLIMPSE_ASSERT(n_vis == visual_rows_[s]);
         const int64_t keep = steps_[s].keep;
-        topk_kernel_->fn.topk(visual_scores_.data(), n_vis, keep, selected_.data(), align64(topk_scratch_));
+        if (steps_[s].debias) {
+            // ÷ the RoPE-only bias of each visual row's distance to the rater (ops/rope_bias.h).
+            for (int64_t j = 0; j < n_vis; ++j) {
+                visual_pos_[static_cast<size_t>(j)] = pos[visual_index_[static_cast<size_t>(j)]];
+            }
+            rope_debias_ref(rope_bias_, pos[T - 1], visual_pos_.data(), n_vis, visual_scores_.data());
+        }
+        if (grid) {
+            std::copy(steps_[s].grid_rows.begin(), steps_[s].grid_rows.end(), selected_.begin());
+        } else {
+            topk_kernel_->fn.topk(visual_scores_.data(), n_vis, keep, selected_.data(), align64(topk_scratch_));
+        }
         // Survivors in prompt order: every text row and the selected visual rows.
         int64_t n = 0, next_sel = 0;
         for (int64_t i = 0; i < T; ++i) {
@@ -374,8 +426,10 @@ int64_t DecoderPruning::arena_bytes() const {
 int64_t DecoderPruning::boundary_scratch_bytes() const {
     int64_t bytes = static_cast<int64_t>((score_scratch_.size() + row_scores_.size() + visual_scores_.size()) *
                                          sizeof(float)) +
-                    static_cast<int64_t>((visual_index_.size() + selected_.size() + survivors_.size()) * sizeof(int32_t)) +
+                    static_cast<int64_t>((visual_index_.size() + selected_.size() + survivors_.size() + visual_pos_.size()) *
+                                         sizeof(int32_t)) +
                     static_cast<int64_t>(topk_scratch_.size() + is_visual_.size() + is_visual_next_.size());
+    bytes += static_cast<int64_t>((rope_bias_.theta.size() + rope_bias_.divisors.size()) * sizeof(double));
     for (const auto& k : kept_rows_) bytes += static_cast<int64_t>(k.capacity() * sizeof(int32_t));
     for (const auto& p : segment_positions_) bytes += static_cast<int64_t>(p.capacity() * sizeof(int32_t));
     return bytes + sparsevlm_scratch_bytes();

@@ -27,9 +27,14 @@
 
 #include "models/text_decoder.h"
 #include "ops/kernel_registry.h"
+#include "ops/rope_bias.h"
 #include "runtime/pruning_plan.h"
 
 namespace glimpse {
+
+// How a decoder stage picks its visual rows: the top `keep` by the attention score, or a fixed
+// uniform-coverage grid (feather's early stage; no score).
+enum class DecoderSelect : uint8_t { attention, uniform_grid };
 
 // One decoder stage resolved for a prompt.
 struct DecoderPruneStep {
@@ -43,6 +48,11 @@ struct DecoderPruneStep {
     // sparsevlm_merged_rows(dropped) merged rows placed after the kept visual rows.
     bool text_raters = false;
     bool recycle = false;
+    // feather and debias (models/decoder_pruning_feather.h):
+    DecoderSelect select = DecoderSelect::attention;
+    bool select_auto = false;          // feather's `criterion: auto`, resolved by resolve_decoder_selects
+    bool debias = false;               // divide the score by the RoPE-only bias map (ops/rope_bias.h)
+    std::vector<int32_t> grid_rows;    // uniform_grid: the kept visual rows (keep, ascending), fixed per prompt shape
 };
 
 // How a decoder-stage method of a pruning plan scores and numbers (docs/pruning.md):
@@ -51,9 +61,11 @@ struct DecoderPruneStep {
 //   pyramiddrop: the next layer's normed q/k with RoPE (next), mean over heads, compact
 //                positions (PyramidDrop's pdrop_rank_drop);
 //   sparsevlm:   the stage's own layer (own_last), text raters, mean over heads then raters,
-//                compact positions, recycling unless args.recycle is false (SparseVLM v1.5).
+//                compact positions, recycling unless args.recycle is false (SparseVLM v1.5);
+//   feather:     a uniform grid or fastv's attention (models/decoder_pruning_feather.h).
+// `debias` divides the attention score by the RoPE-only bias map (fastv, pyramiddrop, feather).
 // `positions` (original|compact) in the stage's args overrides the method's numbering. Refuses
-// methods and arguments not wired (feather, debias) with a message naming them.
+// methods and arguments not wired (debias on sparsevlm) with a message naming them.
 Result<DecoderPruneStep> decoder_prune_step(const PruneStage& stage, int layer, int64_t keep,
                                             const std::string& where);
 
@@ -69,7 +81,9 @@ bool is_decoder_shorthand_method(std::string_view method);
 //   pyramiddrop: after layers round(L·r/32) − 1 for r = 8, 16, 24, keeping F, F², F³ (each
 //                stage keeps the fraction F of what enters it; the paper's λ = 0.5);
 //   sparsevlm:   after layers round(L·r/32) − 1 for r = 3, 7, 16 (pruning_loc 2, 6, 15), each at
-//                least one past the one before, keeping F, F², F³ (+ its recycled rows).
+//                least one past the one before, keeping F, F², F³ (+ its recycled rows);
+//   feather:     a uniform grid after layer max(0, round(L·2/32) − 1) keeping F, then attention
+//                after round(L·16/32) − 1 keeping F².
 // `positions` (original|compact; empty = the method's own numbering) goes into every stage.
 // Refused with a message: another method, a non-finite or non-positive F, pyramiddrop with a
 // count, a model too shallow for the method's layers to be distinct and before the last.
@@ -144,11 +158,13 @@ private:
     const Kernel* score_kernel_ = nullptr;
     const Kernel* topk_kernel_ = nullptr;
     const Kernel* gather_kernel_ = nullptr;
+    RopeBiasTable rope_bias_;  // the model's RoPE angles, made in create() when a stage debiases
     // Scratch sized in create():
     std::vector<float> score_scratch_;      // query_key_score probabilities (n_head, rows)
     std::vector<float> row_scores_;         // (rows) score of every row
     std::vector<float> visual_scores_;      // (visual rows)
     std::vector<int32_t> visual_index_;     // (visual rows): which row each visual score is
+    std::vector<int32_t> visual_pos_;       // (visual rows) their positions, when a stage debiases
     std::vector<int32_t> selected_;         // (keep) topk output
     std::vector<uint8_t> topk_scratch_;     // + 64 bytes to align
     std::vector<uint8_t> is_visual_;        // (rows) of the current segment

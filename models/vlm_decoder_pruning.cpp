@@ -3,6 +3,7 @@
 // Kept apart from models/vlm.cpp, which runs the after-projector stage (issue 23).
 #include <algorithm>
 
+#include "models/decoder_pruning_feather.h"
 #include "models/vlm.h"
 #include "runtime/aligned_buffer.h"
 #include "runtime/kv_cache.h"
@@ -36,14 +37,16 @@ Status Vlm::setup_decoder_pruning(const PruningPlan& plan) {
                              pruning_plan_fit(plan, pruning_shape(largest_image(vision_->hparams())), "pruning plan"));
     // kv_cache.type is resolved in Vlm::load (kv_type_of_plan) into config_.kv_type.
     size_t di = 0;
+    std::vector<DecoderPruneStep> steps;
     for (size_t i = 0; i < fitted.size(); ++i) {
         if (fitted[i].stage.site != PruneSite::decoder_layer) continue;
         const std::string where = "pruning plan: stages[" + std::to_string(i) + "]";
         GLIMPSE_ASSIGN_OR_RETURN(DecoderPruneStep step, decoder_prune_step(fitted[i].stage, fitted[i].layer,
                                                                            fitted[i].keep, where));
-        (void)step;
+        steps.push_back(std::move(step));
         decoder_stages_[di++] = fitted[i].stage;  // with defaults filled in
     }
+    GLIMPSE_RETURN_IF_ERROR(resolve_decoder_selects(steps, "pruning plan"));
     full_plan_ = plan;
     return Status::ok();
 }
@@ -70,6 +73,13 @@ Result<std::vector<DecoderPruneStep>> Vlm::decoder_steps_for(const VlmPrompt& pr
     }
     GLIMPSE_CHECK_OR_RETURN(!steps.empty(), invalid_argument,
                             "pruning plan: decoder-layer stages need an image in the prompt");
+    GLIMPSE_RETURN_IF_ERROR(resolve_decoder_selects(steps, "pruning plan"));
+    if (steps.front().select == DecoderSelect::uniform_grid) {
+        // feather's grid over the visual rows that enter the language model, chunk by chunk.
+        std::vector<VisualChunkRows> chunks;
+        for (const VlmPrompt::Chunk& c : prompt.chunks) chunks.push_back({c.n_tokens, tokens_side_});
+        GLIMPSE_RETURN_IF_ERROR(feather_grid_rows(chunks, steps.front().keep, &steps.front().grid_rows));
+    }
     return steps;
 }
 

@@ -79,7 +79,14 @@ const std::vector<MethodSpec>& method_table() {
          {{"debias", ArgKind::boolean, 0, 1, 0, nullptr},
           {"recycle", ArgKind::boolean, 0, 1, 1, nullptr},
           {"positions", ArgKind::choice, 0, 0, 0, "compact|original"}}},
-        {"feather", false, true, false, {{"debias", ArgKind::boolean, 0, 1, 0, nullptr}}},
+        // criterion (models/decoder_pruning_feather.h): auto = a uniform grid at the plan's first
+        // decoder stage, the attention score after it.
+        {"feather",
+         false,
+         true,
+         false,
+         {{"debias", ArgKind::boolean, 0, 1, 0, nullptr},
+          {"criterion", ArgKind::choice, 0, 0, 0, "auto|uniform|attention"}}},
     };
     return table;
 }

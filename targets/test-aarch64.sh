@@ -67,7 +67,7 @@ python3 tools/qemu_icount/encode_icount.py --self-test
 # test_mmproj_quantize also runs once: it is an accuracy check of a quantized file (4 minutes
 # under qemu), and the Q8_0 kernels it goes through are held to their reference on every CPU
 # by test_matmul_kernels.
-ISA_FREE_TESTS='^(test_scenes|test_image|test_tokenizer|test_json|test_status|test_pruning_plan|test_mmproj_quantize)$'
+ISA_FREE_TESTS='^(test_scenes|test_image|test_tokenizer|test_json|test_status|test_pruning_plan|test_mmproj_quantize|test_rope_bias)$'
 # The whole-model pruning, C API and trained-model tests also run on the first CPU only: they
 # go through the same kernels as the golden end-to-end tests (which do run on every CPU, so each
 # CPU's kernel level is still checked on a real model), and those kernels are held to their

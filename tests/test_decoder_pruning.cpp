@@ -20,6 +20,7 @@
 
 #include "alloc_counter.h"  // g_allocations: operator new calls
 #include "models/decoder_pruning.h"
+#include "models/decoder_pruning_feather.h"
 #include "models/text_decoder.h"
 #include "models/vlm.h"
 #include "runtime/pruning_plan.h"
@@ -75,6 +76,19 @@ void capture_rope(void* user, const Plan& plan, int node_index) {
     cap->cols.push_back(cols);
 }
 
+// Unpruned prefill of p with the q/k of every layer captured (f32 KV cache, one thread).
+RopeCapture capture_unpruned(TextDecoder& dec, const Prompt& p) {
+    RopeCapture cap;
+    auto plain = dec.compile(p.T, p.T + 1, DType::f32, 1);
+    REQUIRE(plain.is_ok());
+    std::memcpy(plain->plan->f32(plain->embeddings), p.x.data(), p.x.size() * 4);
+    std::memcpy(plain->plan->data(plain->positions), p.pos.data(), p.pos.size() * 4);
+    RunArgs args;
+    args.n_rows = p.T;
+    REQUIRE(plain->plan->run(args, nullptr, capture_rope, &cap).is_ok());
+    return cap;
+}
+
 // The oracle: visual rows kept after a stage scored by q/k (T rows), the last row rating; in
 // prompt order, with the k-th best score returned for the near-tie allowance.
 std::vector<int32_t> oracle_keep(const std::vector<float>& q, const std::vector<float>& k, const TextHparams& h,
@@ -128,15 +142,7 @@ TEST_CASE("decoder pruning: fastv and pyramiddrop keep the rows the oracle picks
         const TextHparams& h = dec->hparams();
         REQUIRE(h.n_layer == 4);
         const Prompt p = make_prompt(*dec, 61, 7, 48, 11);
-        // Unpruned prefill with the q/k of every layer captured (f32 KV cache, one thread).
-        auto plain = dec->compile(p.T, p.T + 1, DType::f32, 1);
-        REQUIRE(plain.is_ok());
-        std::memcpy(plain->plan->f32(plain->embeddings), p.x.data(), p.x.size() * 4);
-        std::memcpy(plain->plan->data(plain->positions), p.pos.data(), p.pos.size() * 4);
-        RopeCapture cap;
-        RunArgs args;
-        args.n_rows = p.T;
-        REQUIRE(plain->plan->run(args, nullptr, capture_rope, &cap).is_ok());
+        const RopeCapture cap = capture_unpruned(*dec, p);
         REQUIRE(cap.values.size() == static_cast<size_t>(2 * h.n_layer));
 
         for (int which = 0; which < 2; ++which) {
@@ -403,7 +409,7 @@ TEST_CASE("decoder pruning plans: what does not fit the model is refused in load
             {"at": "decoder_layer", "layer": 0, "method": "fastv", "keep": 0.5})",
          "above the"},
         // not built yet: said so, not silently ignored
-        {R"({"at": "decoder_layer", "layer": 0, "method": "fastv", "keep": 0.5, "args": {"debias": true}})",
+        {R"({"at": "decoder_layer", "layer": 0, "method": "sparsevlm", "keep": 0.5, "args": {"debias": true}})",
          "debias"},
     };
     for (const Bad& b : bad) {
@@ -530,4 +536,204 @@ TEST_CASE("decoder pruning shorthand: --prune fastv|pyramiddrop --keep F at the 
         REQUIRE(!plan.is_ok());
         CHECK_MESSAGE(plan.status().message().find(b.says) != std::string::npos, plan.status().message());
     }
+}
+
+// ---- feather and attention debiasing (models/decoder_pruning_feather.h, ops/rope_bias.h) ----
+
+namespace {
+
+// The debias divisor as ops/rope_bias.h states it (b(Δ) = Σ 2cos(Δθ_i) + D − n_rot, clamped at
+// D/16); b itself is checked against the RoPE op in tests/test_rope_bias.cpp.
+double debias_divisor(const TextHparams& h, int64_t delta) {
+    double b = static_cast<double>(h.head_dim - h.n_rot);
+    for (int64_t i = 0; i < h.n_rot / 2; ++i) {
+        b += 2.0 * std::cos(static_cast<double>(delta) * std::pow(static_cast<double>(h.rope_base), -2.0 * i / h.n_rot));
+    }
+    return std::max(b, static_cast<double>(h.head_dim) / 16.0);
+}
+
+}  // namespace
+
+TEST_CASE("decoder pruning debias: the rows kept are the oracle's attention / RoPE-only bias; it changes the pick") {
+    int n_changed = 0;
+    for (const char* stem : {kSmol, kLlava}) {
+        std::unique_ptr<TextDecoder> dec = load_text(stem);
+        const TextHparams& h = dec->hparams();
+        const Prompt p = make_prompt(*dec, 61, 7, 48, 11);
+        const RopeCapture cap = capture_unpruned(*dec, p);
+        std::vector<int32_t> all(static_cast<size_t>(p.T));
+        std::iota(all.begin(), all.end(), 0);
+        std::vector<double> score;
+        const std::vector<int32_t> undebiased = oracle_keep(cap.values[2], cap.values[3], h, all, p.is_visual, 12, &score);
+        // The oracle: layer 1's attention of the last row, ÷ the bias of each row's distance.
+        std::vector<int32_t> vis;
+        for (int64_t s = p.v0; s < p.v0 + p.nv; ++s) {
+            score[static_cast<size_t>(s)] /= debias_divisor(h, p.T - 1 - s);
+            vis.push_back(static_cast<int32_t>(s));
+        }
+        std::stable_sort(vis.begin(), vis.end(), [&](int32_t a, int32_t b) { return score[a] > score[b]; });
+        const double kth = score[static_cast<size_t>(vis[11])];
+        for (int which = 0; which < 2; ++which) {
+            INFO(stem << (which == 0 ? " fastv" : " pyramiddrop") << " debias");
+            DecoderPruneStep step;
+            step.layer = which == 0 ? 1 : 0;
+            step.keep = 12;
+            step.score_layer = which == 0 ? PruneScoreLayer::own_last : PruneScoreLayer::next;
+            step.compact_positions = which == 1;  // segment 0 numbers 0..T-1 either way
+            step.debias = true;
+            auto dp = DecoderPruning::create(*dec, {step}, DecoderPruneShape{p.T, p.nv, 4}, DType::f32, 1);
+            REQUIRE_MESSAGE(dp.is_ok(), dp.status().message());
+            std::memcpy((*dp)->embeddings(), p.x.data(), p.x.size() * 4);
+            std::memcpy((*dp)->positions(), p.pos.data(), p.pos.size() * 4);
+            REQUIRE((*dp)->prefill(p.T, p.is_visual.data(), nullptr).is_ok());
+            const std::vector<int32_t>& got = (*dp)->kept_rows()[0];
+            REQUIRE(got.size() == static_cast<size_t>(p.T - p.nv + 12));
+            int64_t n_vis = 0;
+            for (int32_t r : got) {
+                if (!p.is_visual[static_cast<size_t>(r)]) continue;
+                ++n_vis;
+                // Every kept visual row is in the oracle's top 12 or ties its 12th within rounding.
+                CHECK(score[static_cast<size_t>(r)] >= kth * (1 - 1e-5));
+            }
+            CHECK(n_vis == 12);
+            if (got != undebiased) ++n_changed;
+        }
+    }
+    // The correction is not a no-op on these prompts (the undebiased rows are the plain oracle's).
+    CHECK(n_changed >= 1);
+}
+
+TEST_CASE("decoder pruning feather: the grid stage keeps exactly its grid, then an attention stage prunes further") {
+    for (const char* stem : {kSmol, kLlava}) {
+        INFO(stem);
+        std::unique_ptr<TextDecoder> dec = load_text(stem);
+        const TextHparams& h = dec->hparams();
+        const Prompt p = make_prompt(*dec, 61, 7, 48, 11);  // visual rows 7..54: three 4 x 4 chunks
+        DecoderPruneStep grid;
+        grid.layer = 0;
+        grid.keep = 12;
+        grid.select = DecoderSelect::uniform_grid;
+        grid.score_layer = PruneScoreLayer::own_last;
+        REQUIRE(feather_grid_rows({{16, 4}, {16, 4}, {16, 4}}, 12, &grid.grid_rows).is_ok());
+        DecoderPruneStep attn;
+        attn.layer = 1;
+        attn.keep = 6;
+        attn.score_layer = PruneScoreLayer::own_last;
+        attn.debias = true;
+        const int n_answer = 3;
+        auto dp = DecoderPruning::create(*dec, {grid, attn}, DecoderPruneShape{p.T, p.nv, n_answer}, DType::f32, 1);
+        REQUIRE_MESSAGE(dp.is_ok(), dp.status().message());
+        std::memcpy((*dp)->embeddings(), p.x.data(), p.x.size() * 4);
+        std::memcpy((*dp)->positions(), p.pos.data(), p.pos.size() * 4);
+        const long allocs = g_allocations.load();
+        REQUIRE((*dp)->prefill(p.T, p.is_visual.data(), nullptr).is_ok());
+        CHECK(g_allocations.load() == allocs);  // prefill allocates nothing (grid and debias included)
+        // The grid of each 4 x 4 chunk is raster 5, 7, 13, 15 (worked in tests/test_rope_bias.cpp).
+        std::vector<int32_t> want;
+        for (int64_t r = 0; r < p.v0; ++r) want.push_back(static_cast<int32_t>(r));
+        for (int c = 0; c < 3; ++c) {
+            for (int g : {5, 7, 13, 15}) want.push_back(static_cast<int32_t>(p.v0 + 16 * c + g));
+        }
+        for (int64_t r = p.v0 + p.nv; r < p.T; ++r) want.push_back(static_cast<int32_t>(r));
+        CHECK((*dp)->kept_rows()[0] == want);
+        // Original ids: the second segment runs the kept rows at their prompt positions.
+        CHECK((*dp)->segment_positions()[1] == want);
+        // The attention stage keeps 6 of the 12 grid rows and every text row.
+        const std::vector<int32_t>& second = (*dp)->kept_rows()[1];
+        CHECK(second.size() == want.size() - 6);
+        for (int32_t r : second) CHECK(std::find(want.begin(), want.end(), r) != want.end());
+        CHECK((*dp)->visual_rows_layer_sum() == 48 + 12 + 2 * 6);
+        for (int64_t step = 0; step < n_answer; ++step) {
+            dec->embed_token(1 + static_cast<int32_t>(step), (*dp)->embeddings());
+            const long before = g_allocations.load();
+            REQUIRE((*dp)->decode(static_cast<int32_t>(p.T + step), step, nullptr).is_ok());
+            CHECK(g_allocations.load() == before);
+        }
+        const KvCache& kv = *(*dp)->plan().kv_cache;
+        CHECK(kv.capacity(0) == p.T + n_answer);
+        CHECK(kv.capacity(1) == p.T - 36 + n_answer);
+        CHECK(kv.capacity(3) == p.T - 42 + n_answer);
+        (void)h;
+        // A grid that is not the step's keep, or not ascending, is refused.
+        DecoderPruneStep bad = grid;
+        bad.grid_rows.pop_back();
+        auto refused = DecoderPruning::create(*dec, {bad}, DecoderPruneShape{p.T, p.nv, 1}, DType::f32, 1);
+        REQUIRE(!refused.is_ok());
+        CHECK(refused.status().message().find("uniform grid has 11 rows") != std::string::npos);
+    }
+}
+
+TEST_CASE("decoder pruning feather in the VLM: shorthand layers, the budget per layer, debias, refusals") {
+    // Shorthand: the uniform grid where FastV prunes (max(0, round(L·2/32) − 1)), the attention
+    // prune at round(L·16/32) − 1, keeping F then F².
+    struct Case {
+        int n_layer;
+        std::vector<int> layers;
+    } cases[] = {{4, {0, 1}}, {30, {1, 14}}, {32, {1, 15}}};
+    for (const Case& c : cases) {
+        auto plan = decoder_shorthand_plan("feather", 0.5, c.n_layer, "");
+        REQUIRE_MESSAGE(plan.is_ok(), plan.status().message());
+        REQUIRE(plan->stages.size() == 2);
+        CHECK(plan->stages[0].layer == c.layers[0]);
+        CHECK(plan->stages[1].layer == c.layers[1]);
+        CHECK(plan->stages[0].keep_fraction == 0.5);
+        CHECK(plan->stages[1].keep_fraction == 0.25);
+        CHECK(plan->stages[0].text("criterion") == "auto");
+    }
+    auto counted = decoder_shorthand_plan("feather", 8, 30, "");
+    REQUIRE(!counted.is_ok());
+    CHECK(counted.status().message().find("fraction each") != std::string::npos);
+    // --debias: on every attention stage, not on feather's grid.
+    auto fe = decoder_shorthand_plan("feather", 0.5, 4, "");
+    REQUIRE(fe.is_ok());
+    REQUIRE(pruning_plan_enable_debias(&*fe, "--debias").is_ok());
+    CHECK(fe->stages[0].number("debias") == 0);
+    CHECK(fe->stages[1].number("debias") == 1);
+    auto post = pruning_plan_from_shorthand("divprune", 0.5);
+    REQUIRE(post.is_ok());
+    auto no_decoder = pruning_plan_enable_debias(&*post, "--debias");
+    REQUIRE(!no_decoder.is_ok());
+    CHECK(no_decoder.message().find("no such stage") != std::string::npos);
+
+    for (const char* stem : {kSmol, kLlava}) {
+        INFO(stem);
+        VlmConfig cfg;
+        cfg.n_threads = test::emulated() ? 1 : 2;
+        cfg.pruning = *fe;  // feather 0.5 after layers 0 and 1, the attention stage debiased
+        auto vlm = Vlm::load(bundled_model(stem, "text"), bundled_model(stem, "mmproj"), cfg);
+        REQUIRE_MESSAGE(vlm.is_ok(), vlm.status().message());
+        SamplingParams greedy;
+        greedy.temperature = 0;
+        auto prompt = (*vlm)->build_prompt("Where is the red circle?", std::vector<ImageU8>{test::bundled_scene_image(1000000)});
+        REQUIRE(prompt.is_ok());
+        GenerationStats st;
+        REQUIRE((*vlm)->generate(*prompt, 4, greedy, nullptr, &st).is_ok());
+        CHECK(!(*vlm)->last_generated().empty());
+        // Layer 0 sees every visual token, layer 1 half, layers 2 and 3 a quarter (rounded half up).
+        const int64_t n = st.n_image_tokens;
+        const int64_t half = static_cast<int64_t>(std::floor(0.5 * n + 0.5));
+        const int64_t quarter = static_cast<int64_t>(std::floor(0.25 * n + 0.5));
+        CHECK(st.visual_rows_layer_sum == n + half + 2 * quarter);
+    }
+    // Refused in load, each naming what is wrong.
+    struct Bad {
+        const char* stages;
+        const char* says;
+    } bad[] = {
+        {R"({"at": "decoder_layer", "layer": 0, "method": "fastv", "keep": 0.5},
+            {"at": "decoder_layer", "layer": 1, "method": "feather", "keep": 0.25, "args": {"criterion": "uniform"}})",
+         "only the first decoder stage"},
+        {R"({"at": "decoder_layer", "layer": 0, "method": "feather", "keep": 0.5, "args": {"debias": true}})",
+         "no attention score to debias"},
+    };
+    for (const Bad& b : bad) {
+        INFO(b.stages);
+        auto vlm = load_vlm(kSmol, plan_of(b.stages));
+        REQUIRE(!vlm.is_ok());
+        CHECK_MESSAGE(vlm.status().message().find(b.says) != std::string::npos, vlm.status().message());
+    }
+    auto parse = pruning_plan_parse(
+        plan_of(R"({"at": "decoder_layer", "layer": 0, "method": "feather", "keep": 0.5, "args": {"criterion": "x"}})"),
+        "plan.json");
+    CHECK(!parse.is_ok());
 }

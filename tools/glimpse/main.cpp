@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "models/decoder_pruning_feather.h"
 #include "models/keep_map.h"
 #include "models/limits.h"
 #include "models/vlm.h"
@@ -107,11 +108,14 @@ void add_pruning_options(ArgParser& a) {
     a.option("--prune", "METHOD",
              "prune visual tokens after the projector (docs/pruning.md): random, uniform, divprune, dart, "
              "fastervlm ([CLS] encoders: LLaVA), attn-received; or inside the language model, at the paper's layers "
-             "scaled to its depth: fastv, pyramiddrop, sparsevlm; needs --keep. tome: merge tokens inside the encoder instead, "
-             "needs --merge");
+             "scaled to its depth: fastv, pyramiddrop, sparsevlm, feather; needs --keep. tome: merge tokens inside the "
+             "encoder instead, needs --merge");
     a.option("--keep", "F", "with --prune: keep this fraction in (0, 1] of each image's visual tokens, or a count > 1; "
              "pyramiddrop, sparsevlm: the fraction each of its 3 stages keeps of what enters it (0.5: 1/2, 1/4, 1/8; "
-             "sparsevlm adds its recycled tokens)");
+             "sparsevlm adds its recycled tokens); "
+             "feather: the same for its 2 stages (a uniform grid, then attention: 0.5 keeps 1/2, 1/4)");
+    a.flag("--debias", "with --prune fastv|pyramiddrop|feather: divide the attention score by the RoPE-only bias map "
+           "(SparseVLM v2; docs/pruning.md); in a plan file it is the stage argument debias");
     a.option("--plan", "FILE", "a pruning plan file (JSON, docs/pruning.md); instead of --prune/--keep");
     a.option("--merge", "R",
              "with --prune tome: merge tokens inside the vision encoder (ToMe, docs/pruning.md). A fraction in "
@@ -196,6 +200,11 @@ Result<VlmConfig> model_config(const ArgParser& a) {
         if (!a.get_int("--max-tiles", 1, 1024, &max_tiles, &err)) return Status(StatusCode::invalid_argument, err);
         cfg.max_tiles = static_cast<int>(max_tiles);
     }
+    if (a.has("--debias") && (!a.has("--prune") || !is_decoder_shorthand_method(a.get("--prune")))) {
+        return Status::error(StatusCode::invalid_argument,
+                             "--debias goes with --prune fastv|pyramiddrop|feather (in a plan file: the stage "
+                             "argument \"debias\": true)");
+    }
     if (a.has("--plan")) {
         GLIMPSE_ASSIGN_OR_RETURN(PruningPlan plan, pruning_plan_read_file(a.get("--plan")));
         // The plan's kv_cache.type is used unless --kv-type names another (f16 given explicitly too).
@@ -214,6 +223,7 @@ Result<VlmConfig> model_config(const ArgParser& a) {
             GLIMPSE_ASSIGN_OR_RETURN(PruningPlan plan,
                                      decoder_shorthand_plan(a.get("--prune"), keep, static_cast<int>(th.n_layer),
                                                             a.has("--prune-positions") ? ids : ""));
+            if (a.has("--debias")) GLIMPSE_RETURN_IF_ERROR(pruning_plan_enable_debias(&plan, "--debias"));
             cfg.pruning = std::move(plan);
         } else {
             GLIMPSE_ASSIGN_OR_RETURN(PruningPlan plan, pruning_plan_from_shorthand(a.get("--prune"), keep));
@@ -830,12 +840,15 @@ int cmd_inspect(int argc, char** argv) {
         // Decoder-layer stages (issue 24): visual rows per layer and the KV cache they save.
         const int64_t layers = (*vlm)->text().hparams().n_layer;
         for (size_t i = 0; i < dp->steps().size(); ++i) {
-            std::fprintf(stdout, "pruning: %s after decoder layer %d, keeping %lld of the visual tokens\n",
-                         (*vlm)->decoder_stages()[i].method.c_str(), dp->steps()[i].layer,
-                         static_cast<long long>(dp->steps()[i].keep));
+            const DecoderPruneStep& st = dp->steps()[i];
+            const char* how = st.select == DecoderSelect::uniform_grid ? " (a uniform grid, no score)"
+                              : st.debias                              ? " (attention debiased by the RoPE bias map)"
+                                                                       : "";
+            std::fprintf(stdout, "pruning: %s after decoder layer %d, keeping %lld of the visual tokens%s\n",
+                         (*vlm)->decoder_stages()[i].method.c_str(), st.layer, static_cast<long long>(st.keep), how);
             if (dp->merged_rows()[i] > 0) {
                 std::fprintf(stdout, "pruning: %s after decoder layer %d recycles the dropped tokens into %lld merged token(s)\n",
-                             (*vlm)->decoder_stages()[i].method.c_str(), dp->steps()[i].layer,
+                             (*vlm)->decoder_stages()[i].method.c_str(), st.layer,
                              static_cast<long long>(dp->merged_rows()[i]));
             }
         }
