@@ -8,6 +8,7 @@
 #include "ops/attention_kvq.h"
 #include "ops/gather.h"
 #include "ops/matmul.h"
+#include "ops/prune_score.h"
 #include "ops/tome.h"
 #include "ops/topk.h"
 #include "ops/vision.h"
@@ -191,8 +192,8 @@ void assign_mixed_rows(const OpRunContext& c, int64_t rows, int64_t kv_cols) {
         float* probs = c.scratch + c.node.scratch_bytes / 4 - (p.n_head + 1) * cap;  // (n_head, rows)
         importance = probs + p.n_head * cap;                                          // (rows)
         const int64_t q_cols = c.input(0).shape.cols();
-        attention_row_probs_ref(c.in(0) + (rows - 1) * q_cols, c.in(1), rows, kv_cols, p.n_head, p.n_head_kv,
-                                p.head_dim, p.scale, probs);
+        attention_row_ref(c.in(0) + (rows - 1) * q_cols, c.in(1), rows, kv_cols, p.n_head, p.n_head_kv, p.head_dim,
+                          p.scale, probs, c.pool);
         for (int64_t t = 0; t < rows; ++t) {
             float sum = 0;
             for (int64_t h = 0; h < p.n_head; ++h) sum += probs[h * rows + t];
