@@ -14,10 +14,10 @@
 // (|pair| <= 2·128·127).
 //  - activations: the quantized rows are widened once per call into an int16 copy;
 //    one step broadcasts 2 consecutive values (k, k+1) as a 32-bit lane;
-//  - weights: per thread, a group of panels_per_group(K) panels of 2 groups (16 rows) each
-//    is widened from the packed int8 into an L2 buffer once and then reused by every row
-//    block of rows_per_block(K) activation rows and their register tiles, so the packed
-//    weights stay int8 (same memory as the decode kernel) and are widened once per product.
+//  - weights: per thread, a panel of 2 groups (16 rows) is widened from the packed int8
+//    into an L1/L2 buffer for each block of rows_per_block(K) activation rows and then reused by all
+//    of their register tiles, so the packed weights stay int8 (same memory as the
+//    decode kernel) and the widening costs one pass per panel and row block.
 // Register tile: 3 activation rows × 2 groups (6 int32 block sums + 6 f32 accumulators,
 // 2 weight vectors, 1 broadcast: 15 of 16 ymm; measured ~3 % faster than 4 × 2, which
 // spills). Each block's int32 sums are converted (exact, |sumi| < 2^24) and accumulated
@@ -67,16 +67,9 @@ int64_t rows_per_block(int64_t K) {
     return std::clamp<int64_t>(rows, 4 * kMR, 128);
 }
 
-// Panels widened together and kept for every row block: as many as fit in ~256 KiB (8 at
-// K = 768, 2 at K = 3072). Widening one panel per (panel, row block) pair re-read the int8
-// weights from L3 once per row block (8 times per product at K = 768, 35 at K = 3072):
-// ~6 % of an AVX2 SmolVLM encoder pass (perf). A group costs a pass over the row blocks'
-// int16 activations (L2) per group instead of per thread's range of panels.
-int64_t panels_per_group(int64_t K) { return std::clamp<int64_t>(256 * 1024 / panel_bytes(K), 1, 8); }
-
-// Scratch: q8_0 rows (scales, sums), their int16 copy, one group of panels per thread.
+// Scratch: q8_0 rows (scales, sums), their int16 copy, one panel per thread.
 int64_t gemm_scratch_bytes(int64_t M, int64_t K, int n_threads) {
-    return Q8Rows::bytes(M, K) + round64(M * K * 2) + n_threads * panels_per_group(K) * panel_bytes(K) + 64;
+    return Q8Rows::bytes(M, K) + round64(M * K * 2) + n_threads * panel_bytes(K) + 64;
 }
 int64_t scratch_bytes(int64_t M_max, int64_t K, int64_t N, int n_threads) {
     return std::max(gemm_scratch_bytes(M_max, K, n_threads), q8_0_q8_0__avx2.scratch_bytes(M_max, K, N, n_threads));
@@ -199,22 +192,15 @@ void run(const MatmulArgs& a, ThreadPool* pool) {
     };
     const uint8_t* packed = static_cast<const uint8_t*>(a.packed);
     const int64_t G = x86q::groups(a.N, kR), P = (G + kNG - 1) / kNG, mc = rows_per_block(a.K);
-    const int64_t pb = panel_bytes(a.K), per_group = panels_per_group(a.K);
     auto multiply = [&](int64_t p0, int64_t p1, int t) {
-        uint8_t* group = panels + t * per_group * pb;
-        for (int64_t g0 = p0; g0 < p1; g0 += per_group) {
-            const int64_t g1 = std::min(p1, g0 + per_group);
-            for (int64_t p = g0; p < g1; ++p) {
+        uint8_t* panel = panels + t * panel_bytes(a.K);
+        for (int64_t mb = 0; mb < a.M; mb += mc) {
+            const int64_t me = std::min(a.M, mb + mc);
+            for (int64_t p = p0; p < p1; ++p) {
                 const int ng = static_cast<int>(std::min<int64_t>(kNG, G - p * kNG));
-                widen_panel(packed, p * kNG, ng, nb, a.K, group + (p - g0) * pb);
-            }
-            for (int64_t mb = 0; mb < a.M; mb += mc) {
-                const int64_t me = std::min(a.M, mb + mc);
-                for (int64_t p = g0; p < g1; ++p) {
-                    const uint8_t* panel = group + (p - g0) * pb;
-                    if (G - p * kNG >= kNG) panel_rows<kNG>(panel, nb, x16, xq, mb, me, p * kNG * kR, a);
-                    else panel_rows<1>(panel, nb, x16, xq, mb, me, p * kNG * kR, a);
-                }
+                widen_panel(packed, p * kNG, ng, nb, a.K, panel);
+                if (ng == kNG) panel_rows<kNG>(panel, nb, x16, xq, mb, me, p * kNG * kR, a);
+                else panel_rows<1>(panel, nb, x16, xq, mb, me, p * kNG * kR, a);
             }
         }
     };
