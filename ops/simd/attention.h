@@ -198,8 +198,8 @@ struct Attention {
     // K and V of keys [kb, kb+nk) of kv head hk as contiguous f32 rows kc, vc:(nk, D), f16
     // converted, f32 copied. Why copy f32: read in place, the block's rows are kv_ld apart
     // (3 KiB for a 768-wide encoder), so its 64 × D/16 cache lines fall into a quarter of
-    // the L1 sets and evict each other on every pass of the QK and PV tiles (measured:
-    // attention was ~36 % of an AVX2 SmolVLM encoder pass with it in place).
+    // the L1 sets and evict each other across the passes of the QK and PV tiles; the copy
+    // pays off because attend_blocks shares it among up to kMaxSub query sub-blocks.
     template <bool kF16>
     static void kv_block(const AttentionArgs& a, const BlockTiles& tl, int64_t hk, int64_t kb, int64_t nk,
                          bool need_v, const float** kp, const float** vp, int64_t* ld) {
@@ -251,8 +251,8 @@ struct Attention {
 
     // Output rows [t0, t0+nt) of head h, nt <= n_sub·kBq, as n_sub sub-blocks of kBq rows
     // that share each K/V block: it is copied once per kBk keys for all of them (with the
-    // K/V of a wide model 3 KiB a row apart, the copy was ~30 % of the attention when every
-    // 2L rows made their own). Each sub-block's arithmetic is that of attending it alone,
+    // K/V of a wide model 3 KiB a row apart, the copy took ~30 % of this function's time in
+    // a perf profile when every 2L rows made their own). Each sub-block's arithmetic is that of attending it alone,
     // so the output does not depend on n_sub. Leaves sub-block 0's final max and 1/sum per
     // lane in tl.m, tl.inv (the tap pass calls it with nt <= kBq).
     template <bool kF16>
