@@ -63,7 +63,8 @@ struct Attention {
     static constexpr int64_t kMinBlockedRows = 8;     // fewer query rows: the row kernel
 
     // Tile region (floats) of the blocked kernel, 64-byte aligned inside the thread's
-    // kAttentionTileFloats.
+    // kAttentionTileFloats: at the largest head_dim, room for at least one query sub-block
+    // (block_tiles).
     static constexpr int64_t kQtFloats = kMaxBlockedD * kBq;
     static constexpr int64_t kOtFloats = kMaxBlockedD * kBq;
     static constexpr int64_t kPFloats = kBk * kBq;
@@ -150,25 +151,35 @@ struct Attention {
         }
     }
 
+    // The tile region of one thread, laid out for head dim D: the shared score block and K/V
+    // block, then n_sub query sub-blocks of kBq rows, each with its own Qt:(D, kBq),
+    // Ot:(D, kBq) and running max / sum (as many as the region holds, up to kMaxSub).
+    static constexpr int kMaxSub = 8;
     struct BlockTiles {
-        float* qt;
-        float* ot;
         float* pt;
         float* kc;
         float* vc;
-        float* m;    // (kBq) final running max per lane, for the tap pass
-        float* inv;  // (kBq) 1 / final sum per lane
+        float* m;    // (kBq) final running max per lane of sub-block 0, for the tap pass
+        float* inv;  // (kBq) 1 / final sum per lane of sub-block 0
+        float* subs;
+        int64_t D;
+        int n_sub;
+        float* qt(int i) const { return subs + i * 2 * D * kBq; }
+        float* ot(int i) const { return qt(i) + D * kBq; }
     };
 
-    static BlockTiles block_tiles(float* thread_scratch, int64_t S) {
+    static BlockTiles block_tiles(float* thread_scratch, int64_t S, int64_t D) {
         BlockTiles b;
-        b.qt = align64(thread_scratch + S);
-        b.ot = b.qt + kQtFloats;
-        b.pt = b.ot + kOtFloats;
+        b.D = D;
+        b.pt = align64(thread_scratch + S);
         b.kc = b.pt + kPFloats;
-        b.vc = b.kc + kKvFloats;
-        b.m = b.vc + kKvFloats;
+        b.vc = b.kc + kBk * D;
+        b.m = b.vc + kBk * D;
         b.inv = b.m + kBq;
+        b.subs = b.inv + kBq;
+        const int64_t used = b.subs - b.pt + 16;  // + the alignment slack
+        const int64_t fit = (kAttentionTileFloats - used) / (2 * D * kBq);
+        b.n_sub = static_cast<int>(std::clamp<int64_t>(fit, 1, kMaxSub));
         return b;
     }
 
@@ -178,38 +189,38 @@ struct Attention {
                              float* dst) {
         for (int64_t j = 0; j < nk; ++j) {
             const int64_t base = (kb + j) * ld + offset;
-            for (int64_t d = 0; d < D; d += L) V::store_tail(dst + j * D + d, D - d, load_kv<kF16>(src, base + d, D - d));
+            int64_t d = 0;
+            for (; d + L <= D; d += L) V::storeu(dst + j * D + d, load_kv_full<kF16>(src, base + d));
+            if (d < D) V::store_tail(dst + j * D + d, D - d, load_kv<kF16>(src, base + d, D - d));
         }
     }
 
-    // K and V of keys [kb, kb+nk) of kv head hk as f32 rows (f16 blocks converted into the tiles).
+    // K and V of keys [kb, kb+nk) of kv head hk as contiguous f32 rows kc, vc:(nk, D), f16
+    // converted, f32 copied. Why copy f32: read in place, the block's rows are kv_ld apart
+    // (3 KiB for a 768-wide encoder), so its 64 × D/16 cache lines fall into a quarter of
+    // the L1 sets and evict each other across the passes of the QK and PV tiles; the copy
+    // pays off because attend_blocks shares it among up to kMaxSub query sub-blocks.
     template <bool kF16>
     static void kv_block(const AttentionArgs& a, const BlockTiles& tl, int64_t hk, int64_t kb, int64_t nk,
                          bool need_v, const float** kp, const float** vp, int64_t* ld) {
         const int64_t D = a.head_dim;
-        if constexpr (kF16) {
-            convert_rows<true>(a.k, a.kv_ld, hk * D, kb, nk, D, tl.kc);
-            if (need_v) convert_rows<true>(a.v, a.kv_ld, hk * D, kb, nk, D, tl.vc);
-            *kp = tl.kc;
-            *vp = tl.vc;
-            *ld = D;
-        } else {
-            *kp = static_cast<const float*>(a.k) + kb * a.kv_ld + hk * D;
-            *vp = static_cast<const float*>(a.v) + kb * a.kv_ld + hk * D;
-            *ld = a.kv_ld;
-        }
+        convert_rows<kF16>(a.k, a.kv_ld, hk * D, kb, nk, D, tl.kc);
+        if (need_v) convert_rows<kF16>(a.v, a.kv_ld, hk * D, kb, nk, D, tl.vc);
+        *kp = tl.kc;
+        *vp = tl.vc;
+        *ld = D;
     }
 
     // Pt[j][l] = scale · q_{t0+l} · k_{kb+j} for j < nk, with the causal mask applied
     // (key s is hidden from lanes l < s − causal_offset − t0).
-    static void block_scores(const AttentionArgs& a, const BlockTiles& tl, const float* kp, int64_t ldk, int64_t t0,
-                             int64_t kb, int64_t nk) {
+    static void block_scores(const AttentionArgs& a, const BlockTiles& tl, const float* qt, const float* kp,
+                             int64_t ldk, int64_t t0, int64_t kb, int64_t nk) {
         const int64_t D = a.head_dim;
         int64_t j = 0;
-        for (; j + kJ <= nk; j += kJ) qk_tile<kJ>(tl.qt, kp + j * ldk, ldk, D, a.scale, tl.pt + j * kBq);
+        for (; j + kJ <= nk; j += kJ) qk_tile<kJ>(qt, kp + j * ldk, ldk, D, a.scale, tl.pt + j * kBq);
         if (j < nk) {
             dispatch_tail<kJ>(nk - j, [&](auto n) {
-                qk_tile<decltype(n)::value>(tl.qt, kp + j * ldk, ldk, D, a.scale, tl.pt + j * kBq);
+                qk_tile<decltype(n)::value>(qt, kp + j * ldk, ldk, D, a.scale, tl.pt + j * kBq);
             });
         }
         if (a.key_bias) {
@@ -238,68 +249,89 @@ struct Attention {
         return a.causal ? std::min<int64_t>(a.S, a.causal_offset + t0 + nt) : a.S;
     }
 
-    // Output rows [t0, t0+nt) of head h; leaves the final max and 1/sum per lane in tl.m, tl.inv.
+    // Output rows [t0, t0+nt) of head h, nt <= n_sub·kBq, as n_sub sub-blocks of kBq rows
+    // that share each K/V block: it is copied once per kBk keys for all of them (with the
+    // K/V of a wide model 3 KiB a row apart, the copy took ~30 % of this function's time in
+    // a perf profile when every 2L rows made their own). Each sub-block's arithmetic is that of attending it alone,
+    // so the output does not depend on n_sub. Leaves sub-block 0's final max and 1/sum per
+    // lane in tl.m, tl.inv (the tap pass calls it with nt <= kBq).
     template <bool kF16>
-    static void attend_block(const AttentionArgs& a, const BlockTiles& tl, int64_t h, int64_t t0, int64_t nt) {
+    static void attend_blocks(const AttentionArgs& a, const BlockTiles& tl, int64_t h, int64_t t0, int64_t nt) {
         const int64_t D = a.head_dim;
         const int64_t hk = h / (a.n_head / a.n_head_kv);
-        // Qt:(D, kBq), lanes >= nt zero; Ot = 0
-        for (int64_t d = 0; d < D; ++d) {
-            for (int64_t l = 0; l < kBq; ++l) tl.qt[d * kBq + l] = l < nt ? a.q[(t0 + l) * a.q_ld + h * D + d] : 0.0f;
+        const int n_sub = static_cast<int>((nt + kBq - 1) / kBq);
+        F m0[kMaxSub], m1[kMaxSub], l0[kMaxSub], l1[kMaxSub];
+        int64_t sub_keys[kMaxSub];
+        int64_t n_keys = 0;
+        for (int i = 0; i < n_sub; ++i) {
+            // Qt:(D, kBq), lanes >= the sub-block's rows zero; Ot = 0
+            const int64_t s0 = t0 + i * kBq, ns = std::min<int64_t>(kBq, t0 + nt - s0);
+            float* qt = tl.qt(i);
+            for (int64_t d = 0; d < D; ++d) {
+                for (int64_t l = 0; l < kBq; ++l) qt[d * kBq + l] = l < ns ? a.q[(s0 + l) * a.q_ld + h * D + d] : 0.0f;
+            }
+            for (int64_t j = 0; j < D * kBq; j += L) V::store(tl.ot(i) + j, V::zero());
+            m0[i] = m1[i] = V::set1(-FLT_MAX);
+            l0[i] = l1[i] = V::zero();
+            sub_keys[i] = block_keys(a, s0, ns);
+            n_keys = std::max(n_keys, sub_keys[i]);
         }
-        for (int64_t i = 0; i < D * kBq; i += L) V::store(tl.ot + i, V::zero());
-
-        const int64_t n_keys = block_keys(a, t0, nt);
-        F m0 = V::set1(-FLT_MAX), m1 = m0;
-        F l0 = V::zero(), l1 = l0;
         for (int64_t kb = 0; kb < n_keys; kb += kBk) {
-            const int64_t nk = std::min<int64_t>(kBk, n_keys - kb);
             const float *kp, *vp;
             int64_t ldk;
-            kv_block<kF16>(a, tl, hk, kb, nk, true, &kp, &vp, &ldk);
-            block_scores(a, tl, kp, ldk, t0, kb, nk);
-            // online softmax
-            F b0 = m0, b1 = m1;
-            for (int64_t jj = 0; jj < nk; ++jj) {
-                b0 = V::max(b0, V::load(tl.pt + jj * kBq));
-                b1 = V::max(b1, V::load(tl.pt + jj * kBq + L));
-            }
-            const F alpha0 = vexp<V>(V::sub(m0, b0)), alpha1 = vexp<V>(V::sub(m1, b1));
-            m0 = b0;
-            m1 = b1;
-            F s0 = V::zero(), s1 = s0;
-            for (int64_t jj = 0; jj < nk; ++jj) {
-                float* row = tl.pt + jj * kBq;
-                const F e0 = vexp<V>(V::sub(V::load(row), m0));
-                const F e1 = vexp<V>(V::sub(V::load(row + L), m1));
-                V::store(row, e0);
-                V::store(row + L, e1);
-                s0 = V::add(s0, e0);
-                s1 = V::add(s1, e1);
-            }
-            l0 = V::fmadd(l0, alpha0, s0);
-            l1 = V::fmadd(l1, alpha1, s1);
-            // Ot = Ot·alpha + Vᵀ·Pt
-            int64_t d = 0;
-            for (; d + kDc <= D; d += kDc) pv_tile<kDc>(tl.pt, nk, vp + d, ldk, tl.ot + d * kBq, alpha0, alpha1);
-            if (d < D) {
-                dispatch_tail<kDc>(D - d, [&](auto n) {
-                    pv_tile<decltype(n)::value>(tl.pt, nk, vp + d, ldk, tl.ot + d * kBq, alpha0, alpha1);
-                });
+            kv_block<kF16>(a, tl, hk, kb, std::min<int64_t>(kBk, n_keys - kb), true, &kp, &vp, &ldk);
+            for (int i = 0; i < n_sub; ++i) {
+                if (kb >= sub_keys[i]) continue;  // causal: this sub-block sees no key of the block
+                const int64_t nk = std::min<int64_t>(kBk, sub_keys[i] - kb);
+                float* ot = tl.ot(i);
+                block_scores(a, tl, tl.qt(i), kp, ldk, t0 + i * kBq, kb, nk);
+                // online softmax
+                F b0 = m0[i], b1 = m1[i];
+                for (int64_t jj = 0; jj < nk; ++jj) {
+                    b0 = V::max(b0, V::load(tl.pt + jj * kBq));
+                    b1 = V::max(b1, V::load(tl.pt + jj * kBq + L));
+                }
+                const F alpha0 = vexp<V>(V::sub(m0[i], b0)), alpha1 = vexp<V>(V::sub(m1[i], b1));
+                m0[i] = b0;
+                m1[i] = b1;
+                F s0 = V::zero(), s1 = s0;
+                for (int64_t jj = 0; jj < nk; ++jj) {
+                    float* row = tl.pt + jj * kBq;
+                    const F e0 = vexp<V>(V::sub(V::load(row), b0));
+                    const F e1 = vexp<V>(V::sub(V::load(row + L), b1));
+                    V::store(row, e0);
+                    V::store(row + L, e1);
+                    s0 = V::add(s0, e0);
+                    s1 = V::add(s1, e1);
+                }
+                l0[i] = V::fmadd(l0[i], alpha0, s0);
+                l1[i] = V::fmadd(l1[i], alpha1, s1);
+                // Ot = Ot·alpha + Vᵀ·Pt
+                int64_t d = 0;
+                for (; d + kDc <= D; d += kDc) pv_tile<kDc>(tl.pt, nk, vp + d, ldk, ot + d * kBq, alpha0, alpha1);
+                if (d < D) {
+                    dispatch_tail<kDc>(D - d, [&](auto n) {
+                        pv_tile<decltype(n)::value>(tl.pt, nk, vp + d, ldk, ot + d * kBq, alpha0, alpha1);
+                    });
+                }
             }
         }
         // out = Ot / l, transposed back to rows
-        V::store(tl.m, m0);
-        V::store(tl.m + L, m1);
-        V::store(tl.inv, V::div(V::set1(1.0f), l0));
-        V::store(tl.inv + L, V::div(V::set1(1.0f), l1));
-        for (int64_t l = 0; l < nt; ++l) {
-            float* orow = a.out + (t0 + l) * a.out_ld + h * D;
-            for (int64_t d = 0; d < D; ++d) orow[d] = tl.ot[d * kBq + l] * tl.inv[l];
+        for (int i = n_sub - 1; i >= 0; --i) {  // sub-block 0 last: its max and 1/sum stay in tl.m, tl.inv
+            const int64_t s0 = t0 + i * kBq, ns = std::min<int64_t>(kBq, t0 + nt - s0);
+            V::store(tl.m, m0[i]);
+            V::store(tl.m + L, m1[i]);
+            V::store(tl.inv, V::div(V::set1(1.0f), l0[i]));
+            V::store(tl.inv + L, V::div(V::set1(1.0f), l1[i]));
+            const float* ot = tl.ot(i);
+            for (int64_t l = 0; l < ns; ++l) {
+                float* orow = a.out + (s0 + l) * a.out_ld + h * D;
+                for (int64_t d = 0; d < D; ++d) orow[d] = ot[d * kBq + l] * tl.inv[l];
+            }
         }
     }
 
-    // The column-mean tap of a block attend_block has just computed: col[s] += Σ over its
+    // The column-mean tap of a block attend_blocks has just computed: col[s] += Σ over its
     // nt rows of the final probability exp(x − m)/l, recomputing the scores.
     template <bool kF16>
     static void tap_block(const AttentionArgs& a, const BlockTiles& tl, int64_t h, int64_t t0, int64_t nt,
@@ -315,7 +347,7 @@ struct Attention {
             const float *kp, *vp;
             int64_t ldk;
             kv_block<kF16>(a, tl, hk, kb, nk, false, &kp, &vp, &ldk);
-            block_scores(a, tl, kp, ldk, t0, kb, nk);
+            block_scores(a, tl, tl.qt(0), kp, ldk, t0, kb, nk);
             for (int64_t jj = 0; jj < nk; ++jj) {
                 const float* row = tl.pt + jj * kBq;
                 const F p0 = V::mul(vexp<V>(V::sub(V::load(row), m0)), i0);
@@ -351,27 +383,44 @@ struct Attention {
             // With the tap, one head per item, its blocks in order; the output is computed
             // as without it.
             return for_each_head_with_tap(a, scratch, pool, [&](int64_t h, float* thread_scratch, float* col) {
-                const BlockTiles tl = block_tiles(thread_scratch, a.S);
+                const BlockTiles tl = block_tiles(thread_scratch, a.S, a.head_dim);
                 for (int64_t b = 0; b < n_blocks; ++b) {
                     const int64_t t0 = b * kBq, nt = std::min<int64_t>(kBq, a.T - t0);
-                    attend_block<kF16>(a, tl, h, t0, nt);
+                    attend_blocks<kF16>(a, tl, h, t0, nt);
                     tap_block<kF16>(a, tl, h, t0, nt, col);
                 }
             });
         }
-        // Items in block order 0, n-1, 1, n-2, ... (heads innermost): with a causal mask
-        // block b costs ~b+1, so any contiguous range of items has a balanced cost.
+        // Causal: one item per block of kBq rows, in block order 0, n-1, 1, n-2, ... (heads
+        // innermost): block b costs ~b+1, so any contiguous range of items has a balanced
+        // cost. Otherwise every row costs the same: an item is n_sub blocks sharing each K/V
+        // block copy (attend_blocks), a head's items are consecutive, so a thread's run of
+        // items reads one head's K/V (2·S·D floats, 512 KiB for the vision encoder) from L2
+        // instead of cycling through all heads; n_sub shrinks to leave >= 4 items per thread.
+        const int threads = pool ? pool->n_threads() : 1;
+        int64_t n_sub = 1;
+        if (!a.causal) {
+            n_sub = block_tiles(scratch, a.S, a.head_dim).n_sub;
+            n_sub = std::clamp<int64_t>(n_blocks * a.n_head / (4 * threads), 1, n_sub);
+        }
+        const int64_t rows_per_item = n_sub * kBq, items_per_head = (a.T + rows_per_item - 1) / rows_per_item;
         auto body = [&](int64_t i0, int64_t i1, int thread) {
-            const BlockTiles tl = block_tiles(scratch + thread * attention_scratch_floats(a.S), a.S);
+            const BlockTiles tl = block_tiles(scratch + thread * attention_scratch_floats(a.S), a.S, a.head_dim);
             for (int64_t i = i0; i < i1; ++i) {
-                const int64_t h = i % a.n_head, z = i / a.n_head;
-                const int64_t b = (z & 1) ? n_blocks - 1 - z / 2 : z / 2;
-                const int64_t t0 = b * kBq;
-                attend_block<kF16>(a, tl, h, t0, std::min<int64_t>(kBq, a.T - t0));
+                if (a.causal) {
+                    const int64_t h = i % a.n_head, z = i / a.n_head;
+                    const int64_t b = (z & 1) ? n_blocks - 1 - z / 2 : z / 2;
+                    const int64_t t0 = b * kBq;
+                    attend_blocks<kF16>(a, tl, h, t0, std::min<int64_t>(kBq, a.T - t0));
+                } else {
+                    const int64_t h = i / items_per_head, t0 = (i % items_per_head) * rows_per_item;
+                    attend_blocks<kF16>(a, tl, h, t0, std::min<int64_t>(rows_per_item, a.T - t0));
+                }
             }
         };
-        if (pool) pool->parallel_for(n_blocks * a.n_head, body);
-        else body(0, n_blocks * a.n_head, 0);
+        const int64_t n_items = a.causal ? n_blocks * a.n_head : items_per_head * a.n_head;
+        if (pool) pool->parallel_for(n_items, body);
+        else body(0, n_items, 0);
     }
 
     // -----------------------------------------------------------------------
