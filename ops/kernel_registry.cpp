@@ -22,6 +22,7 @@
 // Headers of SIMD variants (each guards its own architecture).
 #include "ops/attention_neon.h"
 #include "ops/norm_neon.h"
+#include "ops/unary_neon.h"
 #if __has_include("ops/op_variants_x86.h")
 #include "ops/op_variants_x86.h"
 #endif
@@ -161,6 +162,12 @@ std::vector<Kernel> build_registry() {
          .fn = {.tap_scores = tap_scores_neon}},
         {.name = "merge_rows__neon", .op = OpFamily::merge_rows, .isa = Isa::neon, .priority = P::simd_narrow,
          .fn = {.merge_rows = merge_rows_neon}},
+        {.name = "unary__neon", .op = OpFamily::unary, .isa = Isa::neon, .priority = P::simd_narrow,
+         .fn = {.unary = unary_neon}},
+        {.name = "swiglu__neon", .op = OpFamily::swiglu, .isa = Isa::neon, .priority = P::simd_narrow,
+         .fn = {.swiglu = swiglu_neon}},
+        {.name = "add__neon", .op = OpFamily::add, .isa = Isa::neon, .priority = P::simd_narrow, .fn = {.add = add_neon}},
+        {.name = "mul__neon", .op = OpFamily::mul, .isa = Isa::neon, .priority = P::simd_narrow, .fn = {.mul = mul_neon}},
 #endif
 #if defined(__x86_64__)
         {.name = "layer_norm__avx2", .op = OpFamily::layer_norm, .isa = Isa::avx2, .priority = P::simd,

@@ -1,5 +1,5 @@
 // Shared by the aarch64 kernels that repack q8_0 / q4_0 weights into groups of 4 rows
-// (ops/matmul_q8_dotprod.cpp, matmul_q8_i8mm.cpp): the group layouts, the packing walk
+// (ops/matmul_q8_neon.cpp, matmul_q8_dotprod.cpp, matmul_q8_i8mm.cpp): the group layouts, the packing walk
 // (each kernel supplies only where a row's bytes go in a group), the group scales, the
 // q4 nibble split and the store of 4 outputs. Include only from an aarch64 translation
 // unit; anonymous namespace, so each unit keeps its own copy compiled with its flags.
@@ -28,6 +28,14 @@ struct Q4Group {  // 4 rows x 32 values of q4_0 (nibbles XOR 8), bytes in the ke
 static_assert(sizeof(Q8Group) == 136 && sizeof(Q4Group) == 72, "packed group sizes");
 template <bool kQ4>
 using Group = std::conditional_t<kQ4, Q4Group, Q8Group>;
+
+// f16 bits -> f32 with the hardware conversion (FCVT between half and single precision
+// is baseline Armv8 floating point).
+inline float half_to_float(uint16_t bits) {
+    __fp16 h;
+    std::memcpy(&h, &bits, 2);
+    return static_cast<float>(h);
+}
 
 template <class Group>
 int64_t packed_bytes(int64_t N, int64_t K) {

@@ -35,12 +35,6 @@ namespace {
 using q8_arm::Q4Group;
 using q8_arm::Q8Group;
 
-inline float half_to_float(uint16_t bits) {
-    __fp16 h;
-    std::memcpy(&h, &bits, 2);
-    return static_cast<float>(h);
-}
-
 // Row r's 4-byte chunk c (k = 4c..4c+3) at 16c + 4r: one 16-byte load is chunk c of all 4 rows.
 void pack_q8(const void* w, int64_t N, int64_t K, void* out) {
     q8_arm::pack_groups<Q8Group, BlockQ8_0>(w, N, K, out, [](Q8Group& o, const BlockQ8_0& s, int r) {
@@ -97,7 +91,7 @@ void tile(const MatmulArgs& a, const BlockQ8_0* xq, int64_t m, int64_t g) {
         const float32x4_t dw = q8_arm::group_scales<kQ4>(scales);
         for (int r = 0; r < MR; ++r) {
             const BlockQ8_0& xb = xq[(m + r) * nb + b];
-            acc[r] = vfmaq_f32(acc[r], vcvtq_f32_s32(dot_4rows(w, xb.qs)), vmulq_n_f32(dw, half_to_float(xb.d)));
+            acc[r] = vfmaq_f32(acc[r], vcvtq_f32_s32(dot_4rows(w, xb.qs)), vmulq_n_f32(dw, q8_arm::half_to_float(xb.d)));
         }
     }
     const int64_t n = g * 4;

@@ -492,57 +492,71 @@ TEST_CASE("f16-activation kernels round x to f16 as ggml does") {
 #endif
 }
 
-#if defined(__x86_64__)
-// The x86 W8A8 kernels for Q8_0 weights (q8_0_q8_0_*: AVX2, AVX-512 VNNI, AMX; the ARM ones
-// quantize with ggml's ARM inverse, which may move a quant near a tie, so only the
-// tolerance-based tests above cover them) on the tails of the many-row AVX2 GEMM's
-// blocking (3-row register tiles, 16-row panels, row blocks of 126 rows at K = 768, 30 at
-// K = 3072, 128 at K = 32; fewer than 8 rows and K > 4096 go to the older kernel) and on extreme
-// blocks: weights -128 (the file format allows them; ggml's quantizer never writes them)
-// against activations quantized to ±127, where an int16 pair sum or a saturating product
-// would break. Every block product and scale product is exact and blocks are summed in
-// order with one FMA, so each output must equal the scalar oracle bit for bit, for 1 and 3
-// threads; and one output is checked against its closed form.
-TEST_CASE("Q8_0 W8A8 kernels: exact on extreme blocks and on every tile and row-block tail") {
-    const MatmulKernel* oracle = find_matmul_kernel("q8_0_q8_0__scalar");
-    REQUIRE(oracle != nullptr);
+// The W8A8 kernels for Q8_0 and Q4_0 weights (q8_0_q8_0_* and q4_0_q8_0_*: AVX2, AVX-512
+// VNNI, AMX; NEON, dotprod, i8mm) on the tails of the many-row AVX2 GEMM's blocking (3-row
+// register tiles, 16-row panels, row blocks of 126 rows at K = 768, 30 at K = 3072, 128 at
+// K = 32; fewer than 8 rows and K > 4096 go to the older kernel), the 4x4 ARM tiles, and on
+// extreme blocks: q8_0 weights -128 (the file format allows them; ggml's quantizer never
+// writes them) and q4_0 nibbles 0 (value -8) against activations quantized to ±127, where an
+// int16 pair sum or a saturating product would break. The activations are exactly
+// representable: every block is q·2^e with integers q in [-127, 127] and one |q| = 127, so
+// x86's inverse scale 127/amax and ARM's 1/d (ops/quantize_activations_neon.h) both give
+// q exactly, and the kernels of both architectures see the oracle's quants. Every block
+// product and scale product is exact and blocks are summed in order with one FMA, so each
+// output must equal the scalar oracle bit for bit, for 1 and 3 threads; and one output is
+// checked against its closed form.
+TEST_CASE("Q8_0/Q4_0 W8A8 kernels: exact on extreme blocks and on every tile and row-block tail") {
     struct Shape { int64_t M, K, N; };
     const Shape shapes[] = {{1, 32, 8},     {7, 64, 9},       {8, 32, 17},    {9, 256, 16},   {13, 96, 8},
-                            {127, 768, 23}, {131, 32, 40},    {130, 3072, 24}, {9, 4128, 16}};
+                            {127, 768, 23}, {131, 32, 40},    {130, 3072, 24}, {9, 4128, 16}, {5, 32, 1},
+                            {3, 4128, 7}};
     int compared = 0;
     for (const MatmulKernel* k : matmul_kernels()) {
-        if (k->w_type != DType::q8_0 || k->activations != MatmulActivations::q8_0 || k->isa == Isa::scalar) continue;
+        if (k->activations != MatmulActivations::q8_0 || k->isa == Isa::scalar) continue;
+        if (k->w_type != DType::q8_0 && k->w_type != DType::q4_0) continue;
         if (!isa_usable(k->isa) || (k->available && !k->available())) continue;
+        const bool q4 = k->w_type == DType::q4_0;
+        const MatmulKernel* oracle = find_matmul_kernel(q4 ? "q4_0_q8_0__scalar" : "q8_0_q8_0__scalar");
+        REQUIRE(oracle != nullptr);
         for (Shape s : shapes) {
             Rng rng{static_cast<uint64_t>(s.M * 131 + s.K * 17 + s.N)};
             const int64_t nb = s.K / 32;
-            // Weights: random bytes over all of [-128, 127], random f16 scales; row 0 all -128
-            // with d = 1, so x = +1 everywhere gives sumi = -128·127·32 per block.
-            std::vector<BlockQ8_0> w(static_cast<size_t>(s.N * nb));
+            // Weights: random bytes over all of [-128, 127] (q4_0: all nibbles), random f16
+            // scales; row 0 all -128 (q4_0: all -8) with d = 1, so x = +1 everywhere gives
+            // sumi = -128·127·32 (q4_0: -8·127·32) per block.
+            const int64_t block_bytes = q4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0);
+            std::vector<uint8_t> w(static_cast<size_t>(s.N * nb * block_bytes));
             for (int64_t i = 0; i < s.N * nb; ++i) {
-                w[i].d = f32_to_f16(rng.uniform(0.001f, 0.05f));
-                for (int j = 0; j < 32; ++j) w[i].qs[j] = static_cast<int8_t>(rng.integer(-128, 128));
-            }
-            for (int64_t b = 0; b < nb; ++b) {
-                w[b].d = f32_to_f16(1.0f);
-                for (int j = 0; j < 32; ++j) w[b].qs[j] = -128;
+                uint8_t* blk = w.data() + i * block_bytes;
+                const uint16_t d = f32_to_f16(i < nb ? 1.0f : rng.uniform(0.001f, 0.05f));
+                std::memcpy(blk, &d, 2);
+                for (int64_t j = 2; j < block_bytes; ++j) {
+                    blk[j] = i < nb ? (q4 ? 0x00 : 0x80) : static_cast<uint8_t>(rng.integer(0, 256));
+                }
             }
             // Activations: row 0 all +1 (quantized to 127 with d = f16(1/127)); row 1 (if any)
-            // alternating ±1000; the rest random, with some all-zero blocks.
+            // alternating ±1000; row 2 all -1 with an all-zero block; the rest q·2^e per block.
             std::vector<float> x(static_cast<size_t>(s.M * s.K)), bias(static_cast<size_t>(s.N));
-            for (float& v : x) v = rng.uniform(-3, 3);
+            for (int64_t m = 3; m < s.M; ++m) {
+                for (int64_t b = 0; b < nb; ++b) {
+                    const float scale = std::ldexp(1.0f, rng.integer(-12, 6));
+                    float* xb = x.data() + m * s.K + b * 32;
+                    for (int j = 0; j < 32; ++j) xb[j] = static_cast<float>(rng.integer(-127, 128)) * scale;
+                    xb[rng.integer(0, 32)] = (rng.uniform(0, 1) < 0.5f ? -127.0f : 127.0f) * scale;
+                }
+            }
             for (int64_t kk = 0; kk < s.K; ++kk) x[kk] = 1.0f;
             if (s.M > 1)
                 for (int64_t kk = 0; kk < s.K; ++kk) x[s.K + kk] = kk % 2 ? -1000.0f : 1000.0f;
-            if (s.M > 2 && s.K >= 64)
-                for (int64_t kk = 32; kk < 64; ++kk) x[2 * s.K + kk] = 0.0f;
+            if (s.M > 2)
+                for (int64_t kk = 0; kk < s.K; ++kk) x[2 * s.K + kk] = kk >= 32 && kk < 64 ? 0.0f : -1.0f;
             for (float& v : bias) v = rng.uniform(-1, 1);
             const bool with_bias = s.M % 2 == 1;  // the closed form below needs bias = 0
             auto run = [&](const MatmulKernel& kern, int threads) {
                 std::vector<float> y(static_cast<size_t>(s.M * s.N), -7.0f);
                 MatmulArgs a;
                 a.x = x.data(); a.ldx = s.K; a.M = s.M; a.K = s.K; a.N = s.N;
-                a.w = w.data(); a.w_type = DType::q8_0; a.bias = with_bias ? bias.data() : nullptr;
+                a.w = w.data(); a.w_type = kern.w_type; a.bias = with_bias ? bias.data() : nullptr;
                 a.y = y.data(); a.ldy = s.N;
                 run_packed(kern, a, threads);
                 return y;
@@ -557,15 +571,15 @@ TEST_CASE("Q8_0 W8A8 kernels: exact on extreme blocks and on every tile and row-
                 }
             }
             if (!with_bias && nb <= 8) {
-                // nb equal exact terms -128·127·32 · f16(1/127): every partial sum is exact
+                // nb equal exact terms wmin·127·32 · f16(1/127): every partial sum is exact
                 const double dx = f16_to_f32(f32_to_f16(1.0f / 127.0f));
-                CHECK(want[0] == static_cast<float>(static_cast<double>(nb) * -128 * 127 * 32 * dx));
+                CHECK(want[0] == static_cast<float>(static_cast<double>(nb) * (q4 ? -8 : -128) * 127 * 32 * dx));
             }
             ++compared;
         }
     }
-    // Under GLIMPSE_MAX_ISA=scalar no SIMD W8A8 kernel is usable; from AVX2 up at least one must be.
-    if (isa_usable(Isa::avx2)) CHECK(compared > 0);
+    // Under GLIMPSE_MAX_ISA=scalar no SIMD W8A8 kernel is usable; from AVX2 (x86) or NEON up at
+    // least one must be.
+    if (isa_usable(Isa::avx2) || isa_usable(Isa::neon)) CHECK(compared > 0);
     MESSAGE("compared " << compared << " kernel/shape pairs bit for bit with the oracle");
 }
-#endif  // __x86_64__

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -99,6 +100,52 @@ TEST_CASE("NEON q8_0 activation quantizer: ggml ARM semantics, ties to even") {
             }
         }
     }
+}
+
+// The baseline-NEON W8A8 kernel (ops/matmul_q8_neon.cpp) keeps two products per int16
+// lane, which needs every activation quant in [-127, 127] (weights may be -128): adversarial
+// blocks (values at ±amax, the largest and the smallest floats, subnormals, inf, NaN) never
+// give -128 or anything outside, and finite blocks still match ggml's ARM semantics.
+TEST_CASE("NEON q8_0 activation quantizer: quants stay within [-127, 127] on any input") {
+    const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+    const float big = std::numeric_limits<float>::max(), tiny = std::numeric_limits<float>::denorm_min();
+    const float fills[] = {1.0f, -1.0f, big, -big, tiny, -tiny, 1e-40f, 3.0e38f, 127.5f, -127.49f, 0.0f};
+    Rng rng{11};
+    int model_blocks = 0, overflow_blocks = 0;
+    for (float fill : fills) {
+        for (int special = 0; special < 4; ++special) {
+            float x[32];
+            for (int j = 0; j < 32; ++j) x[j] = fill * (j % 3 == 0 ? 1.0f : rng.uniform(-1, 1));
+            x[31] = -fill;  // both ±amax in the block
+            if (special == 1) x[7] = inf;
+            if (special == 2) x[7] = -inf;
+            if (special == 3) x[7] = nan;
+            BlockQ8_0 got;
+            quantize_row_q8_0_neon(x, 32, &got);
+            for (int j = 0; j < 32; ++j) {
+                REQUIRE_MESSAGE(got.qs[j] >= -127, "fill " << fill << " case " << special << ": q[" << j
+                                                             << "] = " << int(got.qs[j]));
+            }
+            if (special != 0) continue;
+            float amax = 0;
+            for (float v : x) amax = std::max(amax, std::fabs(v));
+            const float d = amax / 127.0f;
+            if (d != 0.0f && !std::isfinite(1.0f / d)) {
+                // 1/d overflows (0 < amax < 127·2^-128): the stored scale is 0, so whatever
+                // the quants, the block adds nothing to a product
+                CHECK(f16_to_f32(got.d) == 0.0f);
+                ++overflow_blocks;
+                continue;
+            }
+            BlockQ8_0 want;
+            quantize_block_model(x, &want);
+            CHECK(std::memcmp(&got, &want, sizeof got) == 0);
+            CHECK((d == 0.0f || std::abs(int(got.qs[31])) == 127));
+            ++model_blocks;
+        }
+    }
+    CHECK(model_blocks == 10);
+    CHECK(overflow_blocks == 1);  // the 1e-40 fill
 }
 
 TEST_CASE("exp_neon: relative error within 2^-22 of std::exp, 0 below -87.3, inf above 88.72") {

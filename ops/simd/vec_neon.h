@@ -52,6 +52,15 @@ struct VecNeon {
     static F load_f16(const uint16_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
     static F load_f16_aligned(const uint16_t* p) { return load_f16(p); }
     static F load_f16_tail(const uint16_t* p, int64_t n) { return load_first(p, n, load_f16); }
+    // table[f16 bits of x] (x rounded to f16 to nearest even by FCVTN, then 4 lane loads:
+    // NEON has no gather)
+    static F lookup_f16(const float* table, F x) {
+        const uint16x4_t h = vreinterpret_u16_f16(vcvt_f16_f32(x));
+        F y = vld1q_dup_f32(table + vget_lane_u16(h, 0));
+        y = vld1q_lane_f32(table + vget_lane_u16(h, 1), y, 1);
+        y = vld1q_lane_f32(table + vget_lane_u16(h, 2), y, 2);
+        return vld1q_lane_f32(table + vget_lane_u16(h, 3), y, 3);
+    }
 
     static F add(F a, F b) { return vaddq_f32(a, b); }
     static F sub(F a, F b) { return vsubq_f32(a, b); }
@@ -92,9 +101,16 @@ struct VecNeon {
     static I round_to_i32(F a) { return vcvtnq_s32_f32(a); }  // to nearest, ties to even
     static I add_i(I a, I b) { return vaddq_s32(a, b); }
     static int32_t reduce_add_i(I v) { return vaddvq_s32(v); }
-    // 32 int32 in 8 vectors -> 32 int8 (saturating narrows 32 -> 16 -> 8), in order
+    // 32 int32 in 8 vectors -> 32 int8 (saturating narrows 32 -> 16 -> 8), in order, and
+    // never -128: the q8_0 quants stay within ±127 for every input, which the baseline-NEON
+    // W8A8 kernel's int16 pair sums rely on (ops/matmul_q8_neon.cpp). Only a block with
+    // 0 < amax < 127·2^-128 reaches -128 (1/d overflows to inf, -inf saturates); its f16
+    // scale is 0, so raising that quant to -127 changes no product.
     static void store_32_as_i8(int8_t* q, const I* v) {
-        for (int j = 0; j < 8; j += 2) vst1_s8(q + 4 * j, vqmovn_s16(vcombine_s16(vqmovn_s32(v[j]), vqmovn_s32(v[j + 1]))));
+        const int8x8_t lowest = vdup_n_s8(-127);
+        for (int j = 0; j < 8; j += 2) {
+            vst1_s8(q + 4 * j, vmax_s8(vqmovn_s16(vcombine_s16(vqmovn_s32(v[j]), vqmovn_s32(v[j + 1]))), lowest));
+        }
     }
 
     // f32 <-> f16 bits of one scalar (round to nearest even), for block scales
