@@ -598,6 +598,15 @@ Status Vlm::prepare(int64_t n_prompt, int n_predict) {
     return ensure_text_plan(n_prompt, n_prompt + std::max(n_predict, 1));
 }
 
+bool Vlm::original_positions() const {
+    if (prune_) {
+        for (const PruneArg& a : prune_->args) {
+            if (a.name == "positions" && a.text != "run") return a.text == "original";
+        }
+    }
+    return config_.original_positions;
+}
+
 Result<std::vector<float>> Vlm::encode_images(const VlmPrompt& prompt, GenerationStats* stats) {
     GLIMPSE_RETURN_IF_ERROR(ensure_vision_plan());
     const int64_t n_embd = text_->hparams().n_embd;
@@ -858,7 +867,7 @@ Status Vlm::generate(const VlmPrompt& prompt, int n_predict, const SamplingParam
 
     // Original position ids: each kept row at chunk start (as unpruned) + its raster index; the
     // kept indices are those of the encode that made image_embd (the last encode_images).
-    const bool original = config_.original_positions && prompt.n_image_tokens() != prompt.n_image_tokens_in();
+    const bool original = original_positions() && prompt.n_image_tokens() != prompt.n_image_tokens_in();
     if (original) {
         GLIMPSE_CHECK_OR_RETURN(last_kept_.size() == prompt.chunks.size(), invalid_argument,
                                 "original position ids need the kept rows of this prompt's images: encode them with "

@@ -185,8 +185,9 @@ public:
     // with a pruning plan only each chunk's kept rows, in raster order.
     Result<std::vector<float>> encode_images(const VlmPrompt& prompt, GenerationStats* stats);
 
-    // Whether kept image rows keep their unpruned position ids (VlmConfig::original_positions).
-    bool original_positions() const { return config_.original_positions; }
+    // Whether kept image rows keep their unpruned position ids: the after-projector stage's
+    // `positions` argument when it is original or compact, else VlmConfig::original_positions.
+    bool original_positions() const;
     // The pruning stage this model runs (nullptr: none).
     const PruneStage* pruning_stage() const { return prune_ ? &*prune_ : nullptr; }
     // The encoder's token-merging schedule (VlmConfig::encoder_merge; none: all 0).

@@ -35,18 +35,23 @@ struct MethodSpec {
 // hidden states; checked against the model when the plan is fitted.
 constexpr double kLayerLo = -1024, kLayerHi = 1023;
 
+// After-projector stages: the survivors' position ids, per stage. `run` (the default) takes the
+// run's choice (VlmConfig::original_positions, `--prune-positions`); `original` / `compact` fix
+// it for this plan whatever the run says.
+const ArgSpec kProjectorPositions{"positions", ArgKind::choice, 0, 0, 0, "run|original|compact"};
+
 const std::vector<MethodSpec>& method_table() {
     static const std::vector<MethodSpec> table = {
         // Seeds (and budget_bytes) stop below 2^53: a larger JSON integer may already have been
         // rounded to a neighbouring double by the reader, so it would run a different seed silently.
-        {"random", true, false, false, {{"seed", ArgKind::integer, 0, 9007199254740991.0, 0, nullptr}}},
-        {"uniform", true, false, false, {}},
+        {"random", true, false, false, {{"seed", ArgKind::integer, 0, 9007199254740991.0, 0, nullptr}, kProjectorPositions}},
+        {"uniform", true, false, false, {kProjectorPositions}},
         // FasterVLM: [CLS] attention at the feature layer (mm_vision_select_layer = -2), mean over heads.
-        {"fastervlm", true, false, true, {{"layer", ArgKind::integer, kLayerLo, kLayerHi, -2, nullptr}}},
+        {"fastervlm", true, false, true, {{"layer", ArgKind::integer, kLayerLo, kLayerHi, -2, nullptr}, kProjectorPositions}},
         // VTC-CLS: [CLS] attention summed over layers start_layer ... L-2.
-        {"vtc-cls", true, false, true, {{"start_layer", ArgKind::integer, kLayerLo, kLayerHi, 0, nullptr}}},
+        {"vtc-cls", true, false, true, {{"start_layer", ArgKind::integer, kLayerLo, kLayerHi, 0, nullptr}, kProjectorPositions}},
         // VisPruner's score for encoders without [CLS]: attention each key receives, at `layer`.
-        {"attn-received", true, false, false, {{"layer", ArgKind::integer, kLayerLo, kLayerHi, -1, nullptr}}},
+        {"attn-received", true, false, false, {{"layer", ArgKind::integer, kLayerLo, kLayerHi, -1, nullptr}, kProjectorPositions}},
         // VisionZip: dominant tokens by score + contextual tokens merged by key cosine. Default
         // contextual share 10/64, the README's (54 dominant, 10 contextual) example.
         {"visionzip",
@@ -55,11 +60,12 @@ const std::vector<MethodSpec>& method_table() {
          false,
          {{"layer", ArgKind::integer, kLayerLo, kLayerHi, -2, nullptr},
           {"contextual_share", ArgKind::number, 0, 0.999, 10.0 / 64.0, nullptr},
-          {"score", ArgKind::choice, 0, 0, 0, "auto|cls|received"}}},
-        {"divprune", true, false, false, {}},
-        {"cdpruner", true, false, false, {}},
+          {"score", ArgKind::choice, 0, 0, 0, "auto|cls|received"},
+          kProjectorPositions}},
+        {"divprune", true, false, false, {kProjectorPositions}},
+        {"cdpruner", true, false, false, {kProjectorPositions}},
         // DART: pivots by key L1 norm, then the tokens least similar to each pivot.
-        {"dart", true, false, false, {{"pivots", ArgKind::integer, 1, 1024, 4, nullptr}}},
+        {"dart", true, false, false, {{"pivots", ArgKind::integer, 1, 1024, 4, nullptr}, kProjectorPositions}},
         // In the language model (issue 24).
         // positions: FastV keeps the survivors' position ids, PyramidDrop renumbers them (the default first).
         {"fastv",

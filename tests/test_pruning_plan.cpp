@@ -258,7 +258,9 @@ TEST_CASE("pruning plan: bad documents are refused with the key and the value") 
     refused(plan_with_stages(R"({"at": "after_projector", "method": "random", "keep": 0.5, "args": {"seed": -1}})"),
             {"stages[0].args.seed", "-1"});
     refused(plan_with_stages(R"({"at": "after_projector", "method": "divprune", "keep": 0.5, "args": {"seed": 1}})"),
-            {"args.seed", "none"});
+            {"args.seed", "its arguments: positions"});
+    refused(plan_with_stages(R"({"at": "after_projector", "method": "divprune", "keep": 0.5, "args": {"positions": "renumber"}})"),
+            {"args.positions", "renumber", "run|original|compact"});
     refused(
         plan_with_stages(R"({"at": "after_projector", "method": "visionzip", "keep": 0.5, "args": {"score": "max"}})"),
         {"args.score", "'max'", "auto|cls|received"});

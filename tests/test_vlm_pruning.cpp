@@ -393,6 +393,36 @@ TEST_CASE("original position ids: every kept row and text token at its unpruned 
         REQUIRE((*compact)->generate(*b, 1, greedy, nullptr, nullptr).is_ok());
         const std::vector<int32_t>& cpos = (*compact)->last_prefill_positions();
         for (size_t i = 0; i < cpos.size(); ++i) CHECK(cpos[i] == static_cast<int32_t>(i));
+        // The stage's `positions` argument overrides the run's choice, both ways: compact in a
+        // plan run with original ids gives 0..n-1, original in a plan run with compact ids gives
+        // the unpruned positions checked above.
+        auto with_positions = [&](const char* ids) {
+            PruningPlan plan = shorthand("divprune", 0.25);
+            bool found = false;
+            for (PruneArg& arg : plan.stages[0].args) {
+                if (arg.name == "positions") {
+                    CHECK(arg.text == "run");  // the default defers to the run
+                    arg.text = ids;
+                    found = true;
+                }
+            }
+            REQUIRE(found);
+            return plan;
+        };
+        auto plan_compact = load(stem, with_positions("compact"), /*original_positions=*/true);
+        REQUIRE(plan_compact.is_ok());
+        CHECK_FALSE((*plan_compact)->original_positions());
+        REQUIRE((*plan_compact)->generate(*b, 1, greedy, nullptr, nullptr).is_ok());
+        const std::vector<int32_t>& ppos = (*plan_compact)->last_prefill_positions();
+        REQUIRE(ppos.size() == cpos.size());
+        for (size_t i = 0; i < ppos.size(); ++i) CHECK(ppos[i] == static_cast<int32_t>(i));
+        auto plan_original = load(stem, with_positions("original"), /*original_positions=*/false);
+        REQUIRE(plan_original.is_ok());
+        CHECK((*plan_original)->original_positions());
+        auto c = (*plan_original)->build_prompt("How many circles?", {image});
+        REQUIRE(c.is_ok());
+        REQUIRE((*plan_original)->generate(*c, 1, greedy, nullptr, nullptr).is_ok());
+        CHECK((*plan_original)->last_prefill_positions() == pos);
     }
 }
 

@@ -123,7 +123,8 @@ void add_pruning_options(ArgParser& a) {
              "a whole number >= 1: tokens merged per block. The projector still sees every patch");
     a.option("--prune-positions", "IDS",
              "position ids of the kept image rows: original (as unpruned; keeps where each token was) or "
-             "compact (renumbered 0..n-1; loses position questions, docs/pruning.md)", "original");
+             "compact (renumbered 0..n-1; loses position questions, docs/pruning.md); a plan stage's positions "
+             "argument, when original or compact, overrides it", "original");
     a.option("--max-tiles", "N",
              "SmolVLM: at most N tiles (rows x cols, 1..1024) per image plus the overview; the grid closest to the "
              "image's aspect is chosen and the image resized to it (docs/pruning.md, Tile budget); default: the "
