@@ -13,6 +13,7 @@
 #include "models/calibration.h"
 #include "models/vlm.h"
 #include "runtime/pruning_plan.h"
+#include "calibration_test_util.h"
 #include "test_bundled.h"
 
 using namespace glimpse;
@@ -36,14 +37,8 @@ void refused(const std::string& stages, std::initializer_list<const char*> needl
 
 // SmolVLM-256M's shape (12 encoder blocks), as test_pruning_plan.cpp's smolvlm_2x2.
 PruningModelShape smolvlm_shape() {
-    PruningModelShape m;
-    m.tokens_per_tile = 64;
-    m.n_tiles = 4;
-    m.has_overview = true;
-    m.pixel_shuffle = 4;
-    m.encoder_layers = 12;
-    m.decoder_layers = 30;
-    return m;
+    return {.tokens_per_tile = 64, .n_tiles = 4, .has_overview = true, .pixel_shuffle = 4, .encoder_layers = 12,
+            .decoder_layers = 30};
 }
 
 struct RunResult {
@@ -193,25 +188,6 @@ CalibrationSettings lever_settings(const char* stem, int width, int height) {
     return s;
 }
 
-// The planned total of a plan through the Vlm API (what inspect --json reports), for the settings' geometry.
-int64_t planned_total(const PruningPlan& plan, const CalibrationSettings& s) {
-    VlmConfig cfg = s.base;
-    cfg.pruning = plan;
-    auto vlm = Vlm::load(s.text_path, s.mmproj_path, cfg);
-    REQUIRE_MESSAGE(vlm.is_ok(), vlm.status().message());
-    ImageU8 img;
-    img.width = s.image_width;
-    img.height = s.image_height;
-    img.rgb.assign(static_cast<size_t>(img.width) * img.height * 3, 50);
-    auto prompt = (*vlm)->build_prompt(s.plan_prompt, {img});
-    REQUIRE(prompt.is_ok());
-    REQUIRE((*vlm)->prepare(*prompt, s.answer_tokens).is_ok());
-    VlmMemory m = (*vlm)->memory();
-    m.image_buffers = prompt->n_image_tokens() * (*vlm)->text().hparams().n_embd * 4;
-    for (const PreprocessedImage& p : prompt->images) m.image_buffers += static_cast<int64_t>(p.data.size() * 4);
-    return m.total();
-}
-
 }  // namespace
 
 TEST_CASE("calibration levers: tile caps and merge steps per layout; planned bytes as the plan runs") {
@@ -236,7 +212,7 @@ TEST_CASE("calibration levers: tile caps and merge steps per layout; planned byt
             auto plan = calibration_plan(c, (*cal)->settings());
             REQUIRE(plan.is_ok());
             CHECK(plan->max_tiles == c.max_tiles);
-            CHECK(point->memory.total() == planned_total(*plan, (*cal)->settings()));
+            CHECK(point->memory.total() == test::planned_bytes(*plan, (*cal)->settings()));
         }
         // Each lever alone saves planned bytes: the tile cap (image buffers, tokens, KV, decoder
         // activations) and ToMe (the encoder's arena only: its later blocks hold fewer rows).
