@@ -128,6 +128,16 @@ static std::vector<double> effective_decoder_keeps(const CalibrationConfig& c) {
     return eff;
 }
 
+std::vector<int> calibration_tile_caps(int width, int height, int rows, int cols) {
+    std::vector<int> caps;
+    for (int cap = rows * cols - 1; cap >= 1; --cap) {
+        const TileGrid g = idefics3_capped_grid(width, height, rows, cols, cap);
+        const int last = caps.empty() ? rows * cols : caps.back();
+        if (g.rows * g.cols < last) caps.push_back(g.rows * g.cols);
+    }
+    return caps;
+}
+
 Result<PruningPlan> calibration_plan(const CalibrationConfig& config, const CalibrationSettings& settings) {
     GLIMPSE_CHECK_OR_RETURN(config.kv_level >= 0 && config.kv_level < kKvLevels, invalid_argument,
                             "calibration: KV level %d out of range", config.kv_level);
@@ -210,11 +220,8 @@ Result<std::unique_ptr<Calibrator>> Calibrator::create(CalibrationSettings setti
     GLIMPSE_ASSIGN_OR_RETURN(PreprocessedImage natural, vlm->preprocess_image(geometry));
     if (natural.has_overview && natural.grid_rows > 0) {
         c->natural_tiles_ = natural.grid_rows * natural.grid_cols;
-        for (int cap = c->natural_tiles_ - 1; c->settings_.tile_levers && cap >= 1; --cap) {
-            const TileGrid g = idefics3_capped_grid(geometry.width, geometry.height, natural.grid_rows,
-                                                    natural.grid_cols, cap);
-            const int last = c->tile_caps_.empty() ? c->natural_tiles_ : c->tile_caps_.back();
-            if (g.rows * g.cols < last) c->tile_caps_.push_back(g.rows * g.cols);
+        if (c->settings_.tile_levers) {
+            c->tile_caps_ = calibration_tile_caps(geometry.width, geometry.height, natural.grid_rows, natural.grid_cols);
         }
     }
     return c;

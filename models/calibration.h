@@ -114,6 +114,11 @@ struct CalibrationSettings {
 // 8/16/24 of 32 scaled by depth), within [0, L-2], deduplicated. 4 layers: 0, 1, 2.
 std::vector<int> calibration_decoder_layers(int n_layers);
 
+// The tile lever's caps for an image of width x height whose natural idefics3 grid is rows x cols:
+// every tile count below rows*cols that idefics3_capped_grid reaches, largest first (1024x768 on
+// a 3 x 4 grid: 6, 4, 1). Capping at such a count gives exactly that many tiles.
+std::vector<int> calibration_tile_caps(int width, int height, int rows, int cols);
+
 // The plan of a configuration (original position ids at every stage).
 Result<PruningPlan> calibration_plan(const CalibrationConfig& config, const CalibrationSettings& settings);
 

@@ -190,6 +190,18 @@ CalibrationSettings lever_settings(const char* stem, int width, int height) {
 
 }  // namespace
 
+TEST_CASE("calibration tile caps: the distinct tile counts of the capped-grid rule, worked by hand") {
+    // docs/pruning.md "Tile budget": 1024x768 on SmolVLM-256M (3 x 4): caps 6..11 -> 2 x 3,
+    // 4..5 -> 2 x 2, 1..3 -> 1 x 1.
+    CHECK(calibration_tile_caps(1024, 768, 3, 4) == std::vector<int>{6, 4, 1});
+    // Square 2 x 2: 3 and 2 give 1 x 1 (aspect error 0 against ln 2 for 1 x 2).
+    CHECK(calibration_tile_caps(480, 480, 2, 2) == std::vector<int>{1});
+    // 2:1 image on a 1 x 2 grid: cap 1 -> 1 x 1, the only step.
+    CHECK(calibration_tile_caps(800, 400, 1, 2) == std::vector<int>{1});
+    // One tile: nothing to cap.
+    CHECK(calibration_tile_caps(100, 100, 1, 1).empty());
+}
+
 TEST_CASE("calibration levers: tile caps and merge steps per layout; planned bytes as the plan runs") {
     if (test::emulated()) return;  // model loads only; no ISA-specific code
     const ImageU8 image = test::bundled_scene_image(1001007);
