@@ -191,12 +191,12 @@ int calibrate_command(const std::string& program, int argc, char** argv) {
                 "[--image-size WxH] [-p PROMPT ...] [--methods LIST] -o plan.json [--plot plan.svg]",
                 "Finds the pruning plan (after-projector keep, per-layer decoder keeps, KV-cache type, ToMe merging,\n"
                 "tile cap) whose planned memory fits SIZE with the least quality loss measured against the unpruned\n"
-                "model on the given images\n"
-                "(no labels: agreement of greedy answers and the KL divergence of the next-token distributions at\n"
-                "the answer positions). Search: greedy, the lever step with the least added KL per byte saved until\n"
-                "the planned total (weights + activations + KV cache + image buffers + process overhead, for one\n"
-                "image of --image-size, the longest prompt and -n answer tokens) fits, then single steps undone\n"
-                "while one still fits and lowers the loss. The plan holds for that geometry and -t. docs/calibration.md.");
+                "model on the given images (no labels: agreement of greedy answers and the KL divergence of the\n"
+                "next-token distributions at the answer positions). Search: greedy, the lever step with the least\n"
+                "added KL per byte saved until the planned total (weights + activations + KV cache + image buffers +\n"
+                "process overhead, for one image of --image-size, the longest prompt and -n answer tokens) fits, then\n"
+                "single steps undone while one still fits and lowers the loss. The plan holds for that geometry and\n"
+                "-t. docs/calibration.md.");
     add_model_options(a);
     a.option("--images", "DIR", "calibrate on the .png/.jpg/.jpeg files of DIR, each asked every -p prompt");
     a.option("--scenes", "FROM:TO", "calibrate on procedural scenes [FROM, TO), asked their own questions");
