@@ -411,10 +411,10 @@ int calibrate_command(const std::string& program, int argc, char** argv) {
     }
 
     // Summary on stdout: the search path, then the plan.
-    std::printf("calibration: %lld samples (%s), %dx%d image, %lld-token prompt, %d answer tokens, %.1f s, "
+    std::printf("calibration: %lld samples (%s), %dx%d image, %lld-token prompt, %lld answer tokens, %.1f s, "
                 "process overhead %.1f MiB (%.1f MiB + %g x weights)\n",
                 static_cast<long long>(n_samples), set_description.c_str(), rec.image_width, rec.image_height,
-                static_cast<long long>(rec.prompt_tokens), rec.answer_tokens, seconds, mib(chosen.overhead),
+                static_cast<long long>(rec.prompt_tokens), static_cast<long long>(rec.answer_tokens), seconds, mib(chosen.overhead),
                 mib(settings.process_overhead), settings.overhead_weight_share);
     std::printf("%-4s %-28s %10s %9s %9s %9s %9s %9s %9s\n", "step", "lever", "total MiB", "weights", "activ.", "KV",
                 "images", "mean KL", "agree");
