@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <limits>
 
+#include "models/image_preprocess.h"
 #include "runtime/json.h"
 
 namespace glimpse {
@@ -127,6 +128,16 @@ static std::vector<double> effective_decoder_keeps(const CalibrationConfig& c) {
     return eff;
 }
 
+std::vector<int> calibration_tile_caps(int width, int height, int rows, int cols) {
+    std::vector<int> caps;
+    for (int cap = rows * cols - 1; cap >= 1; --cap) {
+        const TileGrid g = idefics3_capped_grid(width, height, rows, cols, cap);
+        const int last = caps.empty() ? rows * cols : caps.back();
+        if (g.rows * g.cols < last) caps.push_back(g.rows * g.cols);
+    }
+    return caps;
+}
+
 Result<PruningPlan> calibration_plan(const CalibrationConfig& config, const CalibrationSettings& settings) {
     GLIMPSE_CHECK_OR_RETURN(config.kv_level >= 0 && config.kv_level < kKvLevels, invalid_argument,
                             "calibration: KV level %d out of range", config.kv_level);
@@ -151,9 +162,17 @@ Result<PruningPlan> calibration_plan(const CalibrationConfig& config, const Cali
                              settings.decoder_layers[i], eff[i]);
         prev = eff[i];
     }
+    // ToMe inside the encoder: the encoder_layer stage leads the pipeline.
+    if (config.encoder_merge > 0) {
+        stages = str_printf("{\"at\": \"encoder_layer\", \"method\": \"tome\", \"args\": {\"r\": %.17g}}",
+                            config.encoder_merge) +
+                 (stages.empty() ? "" : ", ") + stages;
+    }
+    // The tile cap (0: the model's own tiling, no key).
+    const std::string tiles = config.max_tiles > 0 ? str_printf(", \"max_tiles\": %d", config.max_tiles) : "";
     const std::string doc = str_printf(
-        "{\"format\": \"glimpse.pruning-plan\", \"version\": 1, \"stages\": [%s], \"kv_cache\": %s}",
-        stages.c_str(), kCalibrationKvCaches[config.kv_level]);
+        "{\"format\": \"glimpse.pruning-plan\", \"version\": 1, \"stages\": [%s], \"kv_cache\": %s%s}",
+        stages.c_str(), kCalibrationKvCaches[config.kv_level], tiles.c_str());
     return pruning_plan_parse(doc, "calibration plan");
 }
 
@@ -184,6 +203,27 @@ Result<std::unique_ptr<Calibrator>> Calibrator::create(CalibrationSettings setti
                                 "calibration: decoder lever layer %d; this language model prunes after layers 0..%d", l,
                                 c->n_decoder_layers_ - 2);
     }
+    // The ToMe lever: the merge fractions this encoder can run (a block merges at most half its tokens).
+    if (c->settings_.tome_levers) {
+        for (double r : kCalibrationMerges) {
+            if (!vision_merge_schedule(vlm->vision().hparams(), r).is_ok()) break;
+            c->merge_steps_.push_back(r);
+        }
+        if (c->merge_steps_.size() < 2) c->merge_steps_.clear();
+    }
+    // The tile lever: the natural grid of the calibrated geometry, then every smaller tile count the
+    // capped grid rule reaches (models/image_preprocess.h idefics3_capped_grid), largest first.
+    ImageU8 geometry;
+    geometry.width = c->settings_.image_width;
+    geometry.height = c->settings_.image_height;
+    geometry.rgb.assign(static_cast<size_t>(geometry.width) * static_cast<size_t>(geometry.height) * 3, 128);
+    GLIMPSE_ASSIGN_OR_RETURN(PreprocessedImage natural, vlm->preprocess_image(geometry));
+    if (natural.has_overview && natural.grid_rows > 0) {
+        c->natural_tiles_ = natural.grid_rows * natural.grid_cols;
+        if (c->settings_.tile_levers) {
+            c->tile_caps_ = calibration_tile_caps(geometry.width, geometry.height, natural.grid_rows, natural.grid_cols);
+        }
+    }
     return c;
 }
 
@@ -199,12 +239,16 @@ CalibrationConfig Calibrator::smallest() const {
     if (!settings_.projector_method.empty()) c.projector_keep = kLast;
     for (double& k : c.decoder_keep) k = kLast;
     if (settings_.kv_levers) c.kv_level = kKvLevels - 1;
+    if (!merge_steps_.empty()) c.encoder_merge = merge_steps_.back();
+    if (!tile_caps_.empty()) c.max_tiles = tile_caps_.back();
     return c;
 }
 
 std::string Calibrator::key(const CalibrationConfig& c) const {
     std::string k = str_printf("p%.6g/kv%d", c.projector_keep, c.kv_level);
     for (double d : effective_decoder_keeps(c)) k += str_printf("/d%.6g", d);
+    if (c.encoder_merge > 0) k += str_printf("/m%.6g", c.encoder_merge);
+    if (c.max_tiles > 0) k += str_printf("/t%d", c.max_tiles);
     return k;
 }
 
@@ -365,6 +409,29 @@ std::vector<std::pair<std::string, CalibrationConfig>> Calibrator::lever_steps(c
         CalibrationConfig n = base;
         n.kv_level = kv_level;
         out.emplace_back(str_printf("%sKV cache %s", undo, kCalibrationKvTypes[n.kv_level]), n);
+    }
+    // Lever: ToMe merging inside the encoder, one place along merge_steps_.
+    if (!merge_steps_.empty()) {
+        const auto at = std::find(merge_steps_.begin(), merge_steps_.end(), base.encoder_merge);
+        const ptrdiff_t i = (at - merge_steps_.begin()) + (prune ? 1 : -1);
+        if (at != merge_steps_.end() && i >= 0 && i < static_cast<ptrdiff_t>(merge_steps_.size())) {
+            CalibrationConfig n = base;
+            n.encoder_merge = merge_steps_[static_cast<size_t>(i)];
+            out.emplace_back(str_printf("%stome merge %.4g", undo, n.encoder_merge), n);
+        }
+    }
+    // Lever: the tile cap, one place along natural tiling (0), tile_caps_[0], tile_caps_[1], ...
+    if (!tile_caps_.empty()) {
+        const auto at = std::find(tile_caps_.begin(), tile_caps_.end(), base.max_tiles);
+        const ptrdiff_t here_index = base.max_tiles == 0 ? 0 : (at - tile_caps_.begin()) + 1;
+        const ptrdiff_t i = here_index + (prune ? 1 : -1);
+        if ((base.max_tiles == 0 || at != tile_caps_.end()) && i >= 0 && i <= static_cast<ptrdiff_t>(tile_caps_.size())) {
+            CalibrationConfig n = base;
+            n.max_tiles = i == 0 ? 0 : tile_caps_[static_cast<size_t>(i - 1)];
+            out.emplace_back(n.max_tiles > 0 ? str_printf("%smax tiles %d", undo, n.max_tiles)
+                                             : str_printf("%smax tiles %d (natural)", undo, natural_tiles_),
+                             n);
+        }
     }
     return out;
 }

@@ -21,8 +21,8 @@
 // least added mean KL per byte saved; then it undoes single steps (one lever one notch back) while
 // one still fits the budget and lowers the loss (a cheap early step, e.g. a KV precision, may no
 // longer be needed once a later keep step made room). Levers: the after-projector keep (one method), the keep after
-// each of a few decoder layers (pyramiddrop stages: a per-layer keep table), and the KV-cache type
-// (f16 -> q8_0 -> q4_0). Why greedy rather than FitPrune's binary search on a threshold: the levers
+// each of a few decoder layers (pyramiddrop stages: a per-layer keep table), the KV-cache type
+// (f16 -> q8_0 -> q4_0), ToMe merging in the encoder and SmolVLM's tile cap (max_tiles). Why greedy rather than FitPrune's binary search on a threshold: the levers
 // here are of different kinds (token counts at several sites and a storage precision), and their
 // byte costs are not one monotone function of a single threshold; greedy needs only that each step
 // saves bytes, and its path is the loss-against-budget curve for free.
@@ -66,6 +66,8 @@ struct CalibrationConfig {
     double projector_keep = 1.0;       // after-projector keep fraction (1: no stage)
     std::vector<double> decoder_keep;  // per lever layer (CalibrationSettings::decoder_layers), 1: no stage
     int kv_level = 0;                  // index into kCalibrationKvTypes
+    double encoder_merge = 0;          // ToMe inside the encoder: a kCalibrationMerges fraction (0: none)
+    int max_tiles = 0;                 // SmolVLM's tile cap (0: the model's own tiling)
 };
 
 // The KV lever's levels, fewest bytes last: labels, and each level as a plan's kv_cache object.
@@ -77,6 +79,10 @@ inline constexpr const char* kCalibrationKvCaches[] = {
 static_assert(sizeof(kCalibrationKvTypes) == sizeof(kCalibrationKvCaches), "one kv_cache object per KV level");
 // Keep fractions the levers step through, largest first.
 inline constexpr double kCalibrationKeeps[] = {1.0, 0.75, 0.5, 0.375, 0.25, 0.1875, 0.125, 0.0625};
+// ToMe merge fractions the encoder lever steps through (`--merge R`'s meaning: R of the encoder's
+// patches fewer after its last block, spread over the blocks), none first. Those a model's
+// encoder cannot run (more than half of a block's tokens) are left out for that model.
+inline constexpr double kCalibrationMerges[] = {0.0, 0.25, 0.5};
 
 struct CalibrationSettings {
     std::string text_path, mmproj_path;
@@ -88,6 +94,15 @@ struct CalibrationSettings {
     bool decoder_levers = true;             // pyramiddrop stages after decoder_layers
     std::vector<int> decoder_layers;        // empty: chosen from the depth (calibration_decoder_layers)
     bool kv_levers = true;                  // f16 -> q8_0 -> q4_0
+    // ToMe merging inside the encoder (kCalibrationMerges). It shrinks only the encoder's arena (the
+    // merged tokens are restored before the projector, so the language model's tokens, KV cache and
+    // image buffers do not change): a few tens of KB on the bundled models; its real gain is encoder
+    // time, which the budget search does not weigh (docs/calibration.md).
+    bool tome_levers = false;
+    // The tile cap (SmolVLM layout): from the natural grid of the calibrated geometry down to one tile
+    // + the overview, one step per distinct tile count. Fewer image buffers, visual tokens, KV cache
+    // and decoder activations. Ignored on layouts without tiles (Calibrator::tile_caps() is empty).
+    bool tile_levers = false;
     // What the planner does not see (code, libraries, allocator slack, file pages in flight), added to
     // every planned total: process_overhead + overhead_weight_share x planned weights (measured in
     // docs/calibration.md: the part beyond the fixed one grows with the model).
@@ -98,6 +113,11 @@ struct CalibrationSettings {
 // The layers after which decoder stages may prune: L/4, L/2, 3L/4 rounded, minus one (PyramidDrop's
 // 8/16/24 of 32 scaled by depth), within [0, L-2], deduplicated. 4 layers: 0, 1, 2.
 std::vector<int> calibration_decoder_layers(int n_layers);
+
+// The tile lever's caps for an image of width x height whose natural idefics3 grid is rows x cols:
+// every tile count below rows*cols that idefics3_capped_grid reaches, largest first (1024x768 on
+// a 3 x 4 grid: 6, 4, 1). Capping at such a count gives exactly that many tiles.
+std::vector<int> calibration_tile_caps(int width, int height, int rows, int cols);
 
 // The plan of a configuration (original position ids at every stage).
 Result<PruningPlan> calibration_plan(const CalibrationConfig& config, const CalibrationSettings& settings);
@@ -151,6 +171,12 @@ public:
     const CalibrationSettings& settings() const { return settings_; }
     int decoder_layer_count() const { return n_decoder_layers_; }
     const std::string& model_name() const { return model_name_; }  // Vlm::model_name() of the text model
+    // The tile lever's caps below the natural grid, largest first (each a distinct tile count the
+    // capped grid reaches for the calibrated geometry); empty without the lever or without tiles.
+    const std::vector<int>& tile_caps() const { return tile_caps_; }
+    int natural_tiles() const { return natural_tiles_; }  // tiles of the calibrated geometry (0: no tiles)
+    // The ToMe lever's merge fractions this encoder can run (kCalibrationMerges' valid prefix); empty without the lever.
+    const std::vector<double>& merge_steps() const { return merge_steps_; }
     size_t sample_count() const { return samples_.size(); }
     // Text tokens of the planned prompt (its positions minus its image tokens; known after the first plan).
     int64_t plan_prompt_text_tokens() const { return plan_prompt_text_tokens_; }
@@ -182,6 +208,9 @@ private:
     int64_t evaluations_ = 0;
     int64_t plan_prompt_text_tokens_ = 0;
     std::string model_name_;
+    std::vector<int> tile_caps_;
+    int natural_tiles_ = 0;
+    std::vector<double> merge_steps_;
 };
 
 }  // namespace glimpse

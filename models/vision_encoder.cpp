@@ -3,6 +3,7 @@
 #include "models/limits.h"
 #include "ops/tome.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -136,9 +137,30 @@ std::vector<int64_t> vision_merge_token_counts(const VisionHparams& h, const Vis
     return counts;
 }
 
-Result<VisionMerge> vision_merge_schedule(const VisionHparams& h, double merge) {
+namespace {
+
+// Refuses a schedule that merges more than a block can (half its tokens, [CLS] kept); `what`
+// names the request in the message ("--merge 0.5", "pruning plan: stages[0].args.r").
+Status check_merge_schedule(const VisionHparams& h, const VisionMerge& m, const std::string& what) {
+    const int64_t cls = h.has_class_embedding ? 1 : 0;
+    const std::vector<int64_t> counts = vision_merge_token_counts(h, m);
+    for (int64_t l = 0; l < h.n_layer_used && l < static_cast<int64_t>(m.merge_per_layer.size()); ++l) {
+        const int64_t T = counts[l];
+        const int64_t max_r = tome_max_merge(T, cls ? T - 1 : -1);
+        GLIMPSE_CHECK_OR_RETURN(m.merge_per_layer[l] >= 0 && m.merge_per_layer[l] <= max_r, invalid_argument,
+                                "%s: block %lld would merge %d of its %lld tokens; at most %lld (half, [CLS] kept)",
+                                what.c_str(), static_cast<long long>(l), m.merge_per_layer[l], static_cast<long long>(T),
+                                static_cast<long long>(max_r));
+    }
+    return Status::ok();
+}
+
+}  // namespace
+
+Result<VisionMerge> vision_merge_schedule(const VisionHparams& h, double merge, const std::string& label) {
+    const std::string what = label.empty() ? str_printf("--merge %g", merge) : label + str_printf(" %g", merge);
     GLIMPSE_CHECK_OR_RETURN(std::isfinite(merge) && merge >= 0, invalid_argument,
-                            "--merge %g: must be 0, a fraction in (0, 1) or a whole number of tokens per block", merge);
+                            "%s: must be 0, a fraction in (0, 1) or a whole number of tokens per block", what.c_str());
     const int64_t L = h.n_layer_used, N = h.n_patches();
     VisionMerge m;
     m.merge_per_layer.assign(static_cast<size_t>(L), 0);
@@ -148,21 +170,23 @@ Result<VisionMerge> vision_merge_schedule(const VisionHparams& h, double merge) 
         for (int64_t l = 0; l < L; ++l) m.merge_per_layer[l] = static_cast<int>(total / L + (l < total % L ? 1 : 0));
     } else {
         GLIMPSE_CHECK_OR_RETURN(merge == std::floor(merge) && merge <= N, invalid_argument,
-                                "--merge %g: at 1 or above it is tokens merged per block, a whole number up to %lld",
-                                merge, static_cast<long long>(N));
+                                "%s: at 1 or above it is tokens merged per block, a whole number up to %lld",
+                                what.c_str(), static_cast<long long>(N));
         for (int64_t l = 0; l < L; ++l) m.merge_per_layer[l] = static_cast<int>(merge);
     }
-    const int64_t cls = h.has_class_embedding ? 1 : 0;
-    const std::vector<int64_t> counts = vision_merge_token_counts(h, m);
-    for (int64_t l = 0; l < L; ++l) {
-        const int64_t T = counts[l];
-        const int64_t max_r = tome_max_merge(T, cls ? T - 1 : -1);
-        GLIMPSE_CHECK_OR_RETURN(m.merge_per_layer[l] <= max_r, invalid_argument,
-                                "--merge %g: block %lld would merge %d of its %lld tokens; at most %lld (half, [CLS] "
-                                "kept)",
-                                merge, static_cast<long long>(l), m.merge_per_layer[l], static_cast<long long>(T),
-                                static_cast<long long>(max_r));
-    }
+    GLIMPSE_RETURN_IF_ERROR(check_merge_schedule(h, m, what));
+    return m;
+}
+
+Result<VisionMerge> vision_merge_from_list(const VisionHparams& h, const std::vector<int>& per_block,
+                                           const std::string& label) {
+    GLIMPSE_CHECK_OR_RETURN(per_block.size() <= static_cast<size_t>(h.n_layer_used), invalid_argument,
+                            "%s: a per-block list of %zu entries, and glimpse runs %lld blocks of this encoder",
+                            label.c_str(), per_block.size(), static_cast<long long>(h.n_layer_used));
+    VisionMerge m;
+    m.merge_per_layer.assign(static_cast<size_t>(h.n_layer_used), 0);
+    std::copy(per_block.begin(), per_block.end(), m.merge_per_layer.begin());
+    GLIMPSE_RETURN_IF_ERROR(check_merge_schedule(h, m, label));
     return m;
 }
 

@@ -87,7 +87,14 @@ struct VisionMerge {
 //                       as a constant r over every block (the first blocks take the remainder);
 //   R >= 1 (integer):   r = R tokens merged in every block (ToMe's constant schedule).
 // Refuses a schedule that merges more than a block can (half of its tokens, [CLS] excluded).
-Result<VisionMerge> vision_merge_schedule(const VisionHparams& h, double merge);
+// `label` names the request in messages (default "--merge R"; a plan: "pruning plan: stages[0].args.r").
+Result<VisionMerge> vision_merge_schedule(const VisionHparams& h, double merge, const std::string& label = "");
+
+// A plan's per-block list (`"args": {"r": [r0, r1, ...]}`): r_l tokens merged in block l, blocks
+// past the list none. Refuses a list longer than the blocks run, or a block merging more than half
+// its tokens ([CLS] excluded), naming `label`.
+Result<VisionMerge> vision_merge_from_list(const VisionHparams& h, const std::vector<int>& per_block,
+                                           const std::string& label);
 
 // Tokens entering each block and leaving the last one under `merge` ((n_layer_used + 1) counts).
 std::vector<int64_t> vision_merge_token_counts(const VisionHparams& h, const VisionMerge& merge);

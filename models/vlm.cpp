@@ -142,10 +142,36 @@ Result<std::unique_ptr<Vlm>> Vlm::load(const std::string& text_path, const std::
                                 "model (glimpse calibrate)",
                                 config.pruning->model.c_str(), text_path.c_str(), here.c_str());
     }
-    GLIMPSE_ASSIGN_OR_RETURN(m->vision_merge_, vision_merge_schedule(vh, config.encoder_merge));
+    // Token merging (ToMe): --merge R, or the plan's encoder_layer stage (method tome), which runs
+    // exactly as --merge with its r (a number), or its per-block list.
+    std::string merge_source = "--merge";
+    size_t tome_index = 0;
+    const PruneStage* tome = nullptr;
+    for (size_t i = 0; config.pruning && i < config.pruning->stages.size(); ++i) {
+        if (config.pruning->stages[i].site == PruneSite::encoder_layer) tome = &config.pruning->stages[tome_index = i];
+    }
+    if (tome) {
+        double r = 0;
+        for (const PruneArg& a : tome->args) r = a.name == "r" ? a.number : r;
+        merge_source = str_printf("pruning plan: stages[%zu].args.r", tome_index);
+        GLIMPSE_CHECK_OR_RETURN(config.encoder_merge == 0 || (tome->merge_per_block.empty() && config.encoder_merge == r),
+                                invalid_argument,
+                                "--merge %g (VlmConfig::encoder_merge) and the pruning plan's tome stage (stages[%zu]) "
+                                "disagree; give one of them (or the same value)",
+                                config.encoder_merge, tome_index);
+        if (tome->merge_per_block.empty()) {
+            GLIMPSE_ASSIGN_OR_RETURN(m->vision_merge_, vision_merge_schedule(vh, r, merge_source));
+            m->config_.encoder_merge = r;
+        } else {
+            GLIMPSE_ASSIGN_OR_RETURN(m->vision_merge_, vision_merge_from_list(vh, tome->merge_per_block, merge_source));
+        }
+    } else {
+        GLIMPSE_ASSIGN_OR_RETURN(m->vision_merge_, vision_merge_schedule(vh, config.encoder_merge));
+    }
     GLIMPSE_CHECK_OR_RETURN(!m->vision_merge_.any() || (m->prune_tap_layers_.empty() && !m->hired_split_), unsupported,
-                            "--merge: token merging inside the encoder does not combine with a pruning method that "
+                            "%s: token merging inside the encoder does not combine with a pruning method that "
                             "reads the encoder's attention (%s)",
+                            merge_source.c_str(),
                             m->hired_split_ ? "tiles.split overview_scores" : m->prune_ ? m->prune_->method.c_str() : "taps");
     return m;
 }
@@ -220,7 +246,11 @@ Status Vlm::setup_pruning(const PruningPlan& full_plan) {
     // Decoder-layer stages are planned per prompt (setup_decoder_pruning); the rest below.
     GLIMPSE_RETURN_IF_ERROR(setup_decoder_pruning(full_plan));
     PruningPlan plan = full_plan;
-    std::erase_if(plan.stages, [](const PruneStage& st) { return st.site == PruneSite::decoder_layer; });
+    // The encoder's tome stage is the merge schedule (Vlm::load, vision_merge_); checked here with the rest.
+    GLIMPSE_RETURN_IF_ERROR(pruning_plan_check(full_plan, "pruning plan"));
+    std::erase_if(plan.stages, [](const PruneStage& st) {
+        return st.site == PruneSite::decoder_layer || st.site == PruneSite::encoder_layer;
+    });
     GLIMPSE_RETURN_IF_ERROR(pruning_plan_check(plan, "pruning plan"));
     if (plan.stages.empty()) return Status::ok();
     GLIMPSE_CHECK_OR_RETURN(plan.stages.size() == 1, unsupported,

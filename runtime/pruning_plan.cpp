@@ -29,6 +29,7 @@ struct MethodSpec {
     bool decoder_layer;    // may run inside the language model
     bool needs_cls;        // scores from the encoder's [CLS] attention row
     std::vector<ArgSpec> args;
+    bool encoder_layer = false;  // runs inside the vision encoder (tome)
 };
 
 // Encoder layer arguments: negative counts from the end (-1 = last), as the official code indexes
@@ -93,6 +94,11 @@ const std::vector<MethodSpec>& method_table() {
          false,
          {{"debias", ArgKind::boolean, 0, 1, 0, nullptr},
           {"criterion", ArgKind::choice, 0, 0, 0, "auto|uniform|attention"}}},
+        // Inside the vision encoder (issue 27): ToMe's merging in every block. r as `--merge R` reads
+        // it (models/vision_encoder.h vision_merge_schedule): 0 none, a fraction in (0, 1) of the
+        // patches fewer after the last block, or a whole number >= 1 merged per block; or a
+        // per-block list (PruneStage::merge_per_block).
+        {"tome", false, false, false, {{"r", ArgKind::number, 0, 1e6, 0, nullptr}}, true},
     };
     return table;
 }
@@ -236,22 +242,37 @@ Result<PruneStage> parse_stage(const Reader& r, const JsonValue& v, const std::s
         return r.error(StatusCode::invalid_argument, path + ".at",
                        "unknown site '" + site + "' (after_projector, encoder_layer or decoder_layer)");
     }
+    const JsonValue* method = v.find("method");
+    if (!method) return r.error(StatusCode::parse_error, path, "missing 'method'");
+    GLIMPSE_ASSIGN_OR_RETURN(stage.method, r.string(*method, path + ".method"));
+    // tome merges in every encoder block and restores the merged tokens before the projector: no
+    // layer (its schedule is args.r, a per-block list to merge in some blocks only) and no keep.
+    const bool tome = stage.site == PruneSite::encoder_layer && stage.method == "tome";
     const JsonValue* layer = v.find("layer");
     if (stage.site == PruneSite::after_projector) {
         if (layer)
             return r.error(StatusCode::invalid_argument, path + ".layer", "an after_projector stage has no layer");
+    } else if (tome) {
+        if (layer) {
+            return r.error(StatusCode::invalid_argument, path + ".layer",
+                           "a tome stage merges in every encoder block and has no layer (to merge in some blocks "
+                           "only, give args.r as a per-block list)");
+        }
     } else {
         if (!layer) return r.error(StatusCode::parse_error, path, "missing 'layer' (the layer after which it prunes)");
         GLIMPSE_ASSIGN_OR_RETURN(int64_t l, r.integer(*layer, path + ".layer", kLayerLo, kLayerHi));
         stage.layer = static_cast<int>(l);
     }
-    const JsonValue* method = v.find("method");
-    if (!method) return r.error(StatusCode::parse_error, path, "missing 'method'");
-    GLIMPSE_ASSIGN_OR_RETURN(stage.method, r.string(*method, path + ".method"));
 
     const JsonValue* keep = v.find("keep");
     const JsonValue* keep_count = v.find("keep_count");
-    if ((keep != nullptr) == (keep_count != nullptr)) {
+    if (tome) {
+        if (keep || keep_count) {
+            return r.error(StatusCode::invalid_argument, path + (keep ? ".keep" : ".keep_count"),
+                           "a tome stage keeps every visual token (merged tokens are restored before the projector); "
+                           "how much it merges is args.r");
+        }
+    } else if ((keep != nullptr) == (keep_count != nullptr)) {
         return r.error(StatusCode::parse_error, path,
                        "needs exactly one of 'keep' (a fraction in (0, 1]) and 'keep_count' (a token count)");
     }
@@ -260,7 +281,7 @@ Result<PruneStage> parse_stage(const Reader& r, const JsonValue& v, const std::s
         if (stage.keep_fraction == 0) {
             return r.error(StatusCode::invalid_argument, path + ".keep", "0 keeps nothing (a fraction in (0, 1])");
         }
-    } else {
+    } else if (keep_count) {
         GLIMPSE_ASSIGN_OR_RETURN(stage.keep_count, r.integer(*keep_count, path + ".keep_count", 0, 1e9));
         if (stage.keep_count == 0) {
             return r.error(StatusCode::invalid_argument, path + ".keep_count", "0 keeps nothing (at least one token)");
@@ -285,6 +306,19 @@ Result<PruneStage> parse_stage(const Reader& r, const JsonValue& v, const std::s
                     return r.error(StatusCode::invalid_argument, arg_path,
                                    "unknown argument of " + stage.method +
                                        " (its arguments: " + (known.empty() ? "none" : known) + ")");
+                }
+                if (stage.method == "tome" && key == "r" && value.is_array()) {
+                    // The per-block form: whole numbers of tokens merged in blocks 0, 1, ...
+                    if (value.size() < 1 || value.size() > 1024) {
+                        return r.error(StatusCode::invalid_argument, arg_path,
+                                       str_printf("a per-block list of %zu entries (1 to 1024)", value.size()));
+                    }
+                    for (size_t b = 0; b < value.size(); ++b) {
+                        GLIMPSE_ASSIGN_OR_RETURN(int64_t rb, r.integer(value.items()[b],
+                                                                       arg_path + str_printf("[%zu]", b), 0, 1e6));
+                        stage.merge_per_block.push_back(static_cast<int>(rb));
+                    }
+                    continue;  // the argument r stays 0 (fill_defaults)
                 }
                 PruneArg arg{key, 0, ""};
                 switch (a->kind) {
@@ -395,6 +429,50 @@ Result<PruningCalibration> parse_calibration(const Reader& r, const JsonValue& v
     return c;
 }
 
+// A tome stage (the only encoder_layer method): no keep, no layer, r as `--merge R` reads it or a
+// per-block list, not both. The counts against the encoder are checked where the encoder is known
+// (models/vision_encoder.h vision_merge_schedule, vision_merge_from_list).
+Status check_tome_stage(const Reader& r, const PruneStage& s, const std::string& path) {
+    if (s.keep_fraction != 0 || s.keep_count != 0) {
+        return r.error(StatusCode::invalid_argument, path + (s.keep_fraction != 0 ? ".keep" : ".keep_count"),
+                       "a tome stage keeps every visual token (merged tokens are restored before the projector); how "
+                       "much it merges is args.r");
+    }
+    if (s.layer != 0) {
+        return r.error(StatusCode::invalid_argument, path + ".layer",
+                       "a tome stage merges in every encoder block and has no layer (to merge in some blocks only, "
+                       "give args.r as a per-block list)");
+    }
+    double merge = 0;
+    for (const PruneArg& a : s.args) {
+        if (a.name != "r") return r.error(StatusCode::invalid_argument, path + ".args." + a.name, "unknown argument of tome");
+        merge = a.number;
+    }
+    if (!(std::isfinite(merge) && merge >= 0)) {
+        return r.error(StatusCode::invalid_argument, path + ".args.r", str_printf("%g must be 0 or more", merge));
+    }
+    if (merge >= 1 && merge != std::floor(merge)) {
+        return r.error(StatusCode::invalid_argument, path + ".args.r",
+                       str_printf("%g: below 1 it is a fraction of the encoder's patches; at 1 or above it is tokens "
+                                  "merged per block, a whole number",
+                                  merge));
+    }
+    if (!s.merge_per_block.empty() && merge != 0) {
+        return r.error(StatusCode::invalid_argument, path + ".args.r", "both a number and a per-block list");
+    }
+    if (s.merge_per_block.size() > 1024) {
+        return r.error(StatusCode::invalid_argument, path + ".args.r",
+                       str_printf("a per-block list of %zu entries (1 to 1024)", s.merge_per_block.size()));
+    }
+    for (size_t b = 0; b < s.merge_per_block.size(); ++b) {
+        if (s.merge_per_block[b] < 0 || s.merge_per_block[b] > 1000000) {
+            return r.error(StatusCode::invalid_argument, path + str_printf(".args.r[%zu]", b),
+                           str_printf("%d is outside [0, 1000000]", s.merge_per_block[b]));
+        }
+    }
+    return Status::ok();
+}
+
 // Fills the defaults of arguments a stage did not give, in the table's order.
 void fill_defaults(PruneStage* stage) {
     const MethodSpec* spec = find_method(stage->method);
@@ -484,11 +562,25 @@ Status pruning_plan_check(const PruningPlan& plan, const std::string& name) {
                            "unknown method '" + s.method + "' (known: " + method_list() + ")");
         }
         const bool site_ok = (s.site == PruneSite::after_projector && spec->after_projector) ||
-                             (s.site == PruneSite::decoder_layer && spec->decoder_layer);
+                             (s.site == PruneSite::decoder_layer && spec->decoder_layer) ||
+                             (s.site == PruneSite::encoder_layer && spec->encoder_layer);
         if (!site_ok) {
             return r.error(StatusCode::invalid_argument, path + ".at",
                            s.method + " cannot run at " + prune_site_name(s.site) + " (it runs " +
-                               (spec->after_projector ? "after_projector" : "at decoder_layer") + ")");
+                               (spec->after_projector  ? "after_projector"
+                                : spec->encoder_layer ? "at encoder_layer"
+                                                      : "at decoder_layer") +
+                               ")");
+        }
+        if (s.site == PruneSite::encoder_layer) {
+            GLIMPSE_RETURN_IF_ERROR(check_tome_stage(r, s, path));
+            // The encoder runs first: its stage leads the list, and there is one encoder.
+            if (i > 0) {
+                return r.error(StatusCode::invalid_argument, path + ".at",
+                               "an encoder_layer stage must come first (list stages in pipeline order; one tome stage "
+                               "per plan)");
+            }
+            continue;
         }
         const bool has_fraction = s.keep_fraction != 0, has_count = s.keep_count != 0;
         if (has_fraction && has_count) {
@@ -672,6 +764,34 @@ Result<std::vector<FittedPruneStage>> pruning_plan_fit(const PruningPlan& plan, 
         FittedPruneStage f;
         f.tokens_in = tokens;
 
+        if (stage.site == PruneSite::encoder_layer) {  // tome: every visual token leaves the encoder
+            const int run = model.encoder_layers_run > 0 ? model.encoder_layers_run : model.encoder_layers;
+            if (stage.merge_per_block.size() > static_cast<size_t>(run)) {
+                return r.error(StatusCode::invalid_argument, path + ".args.r",
+                               str_printf("a per-block list of %zu entries, and glimpse runs %d blocks of this "
+                                          "encoder",
+                                          stage.merge_per_block.size(), run));
+            }
+            // The attention taps score the encoder's positions, which merging changes (as --merge).
+            for (size_t j = 0; j < plan.stages.size(); ++j) {
+                PruneStage other = plan.stages[j];
+                fill_defaults(&other);
+                const bool taps = other.method == "fastervlm" || other.method == "vtc-cls" ||
+                                  other.method == "attn-received" || other.method == "visionzip" ||
+                                  other.tile_split == TileSplit::overview_scores;
+                if (taps) {
+                    return r.error(StatusCode::invalid_argument, path + ".method",
+                                   "token merging inside the encoder does not combine with " + stage_path(j) + "'s " +
+                                       (other.tile_split == TileSplit::overview_scores ? "tiles.split overview_scores"
+                                                                                       : other.method) +
+                                       ", which reads the encoder's attention at its unmerged positions");
+                }
+            }
+            f.keep = tokens;
+            f.stage = std::move(stage);
+            fitted.push_back(std::move(f));
+            continue;
+        }
         const bool uses_cls = spec->needs_cls || (stage.method == "visionzip" && stage.text("score") == "cls");
         if (uses_cls && !model.encoder_has_cls) {
             return r.error(StatusCode::invalid_argument, path + ".method",
@@ -767,8 +887,19 @@ std::string pruning_plan_to_json(const PruningPlan& plan) {
         const PruneStage& s = plan.stages[i];
         out += i ? ",\n    {" : "\n    {";
         out += "\"at\": " + json_quote(prune_site_name(s.site));
-        if (s.site != PruneSite::after_projector) out += ", \"layer\": " + std::to_string(s.layer);
+        if (s.site == PruneSite::decoder_layer) out += ", \"layer\": " + std::to_string(s.layer);
         out += ", \"method\": " + json_quote(s.method);
+        if (s.site == PruneSite::encoder_layer) {  // tome: no keep; r a number or a per-block list
+            std::string r = "0";
+            for (const PruneArg& a : s.args) r = a.name == "r" ? number_text(a.number) : r;
+            if (!s.merge_per_block.empty()) {
+                r = "[";
+                for (size_t b = 0; b < s.merge_per_block.size(); ++b) r += (b ? ", " : "") + std::to_string(s.merge_per_block[b]);
+                r += "]";
+            }
+            out += ", \"args\": {\"r\": " + r + "}}";
+            continue;
+        }
         if (s.keep_fraction > 0) {
             out += ", \"keep\": " + number_text(s.keep_fraction);
         } else {

@@ -28,8 +28,9 @@ inline constexpr const char* kPruningPlanFormat = "glimpse.pruning-plan";
 
 // Where a stage prunes. after_projector: between the vision projector and the language model,
 // over the language model's visual tokens (issue 23). encoder_layer: inside the vision encoder
-// after `layer` (reserved: no method runs there yet). decoder_layer: inside the language model
-// after `layer` (issue 24).
+// (method tome: token merging in every encoder block, its schedule in args.r; it takes no layer
+// and no keep, since merged tokens are restored before the projector). decoder_layer: inside the
+// language model after `layer` (issue 24).
 enum class PruneSite { after_projector, encoder_layer, decoder_layer };
 const char* prune_site_name(PruneSite site);
 
@@ -55,6 +56,9 @@ struct PruneStage {
     std::vector<PruneArg> args;  // every argument of the method, defaults filled in
     TileSplit tile_split = TileSplit::equal;
     double overview_share = 0.5;  // TileSplit::overview_scores: the overview's share (HiRED's alpha)
+    // tome given a per-block list (`"args": {"r": [r0, r1, ...]}`): tokens merged in encoder block
+    // l (blocks past the list merge none); then the argument r is 0. Empty: r is the schedule.
+    std::vector<int> merge_per_block;
 
     // The value of a method argument (every argument is present after parsing).
     double number(std::string_view name) const;

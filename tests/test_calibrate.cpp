@@ -9,6 +9,7 @@
 
 #include "models/calibration.h"
 #include "models/vlm.h"
+#include "calibration_test_util.h"
 #include "test_util.h"
 #include "tools/scenes/scene.h"
 
@@ -105,21 +106,7 @@ double mean_kl_of(const PruningPlan& plan, const std::vector<CalibrationSample>&
 
 // The planned total of a plan for the settings' geometry, through the Vlm API (as inspect --json).
 int64_t planned_total(const PruningPlan& plan, const CalibrationSettings& s) {
-    VlmConfig cfg = base_config();
-    cfg.pruning = plan;
-    auto vlm = Vlm::load(s.text_path, s.mmproj_path, cfg);
-    REQUIRE(vlm.is_ok());
-    ImageU8 img;
-    img.width = s.image_width;
-    img.height = s.image_height;
-    img.rgb.assign(static_cast<size_t>(img.width) * img.height * 3, 7);
-    auto prompt = (*vlm)->build_prompt(s.plan_prompt, {img});
-    REQUIRE(prompt.is_ok());
-    REQUIRE((*vlm)->prepare(*prompt, s.answer_tokens).is_ok());
-    VlmMemory m = (*vlm)->memory();
-    m.image_buffers = prompt->n_image_tokens() * (*vlm)->text().hparams().n_embd * 4;
-    for (const PreprocessedImage& p : prompt->images) m.image_buffers += static_cast<int64_t>(p.data.size() * 4);
-    return m.total() + s.process_overhead;
+    return test::planned_bytes(plan, s) + s.process_overhead;
 }
 
 }  // namespace

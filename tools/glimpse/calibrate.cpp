@@ -125,8 +125,10 @@ std::string plot_svg(const std::vector<CalibrationPoint>& path, const Calibratio
                     "font-size=\"12\">\n<rect width=\"900\" height=\"360\" fill=\"white\"/>\n";
     // Left panel: bars, x = layer, y = keep in [0, 1].
     const double lx = 60, ly = 40, lw = 360, lh = 260;
-    o += str_printf("<text x=\"%g\" y=\"22\" font-size=\"14\">visual tokens per decoder layer (KV %s)</text>\n", lx,
-                    kCalibrationKvTypes[chosen.config.kv_level]);
+    const std::string tiles = chosen.config.max_tiles > 0 ? str_printf(", max tiles %d", chosen.config.max_tiles) : "";
+    const std::string merge = chosen.config.encoder_merge > 0 ? str_printf(", tome %g", chosen.config.encoder_merge) : "";
+    o += str_printf("<text x=\"%g\" y=\"22\" font-size=\"14\">visual tokens per decoder layer (KV %s%s%s)</text>\n", lx,
+                    kCalibrationKvTypes[chosen.config.kv_level], merge.c_str(), tiles.c_str());
     o += str_printf("<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"black\"/>\n", lx, ly + lh, lx + lw, ly + lh);
     o += str_printf("<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"black\"/>\n", lx, ly, lx, ly + lh);
     for (int t = 0; t <= 4; ++t) {
@@ -187,13 +189,14 @@ int calibrate_command(const std::string& program, int argc, char** argv) {
     ArgParser a(program,
                 "-m TEXT.gguf --mmproj MMPROJ.gguf (--images DIR | --scenes FROM:TO [--preset P]) --memory-budget SIZE "
                 "[--image-size WxH] [-p PROMPT ...] [--methods LIST] -o plan.json [--plot plan.svg]",
-                "Finds the pruning plan (after-projector keep, per-layer decoder keeps, KV-cache type) whose planned\n"
-                "memory fits SIZE with the least quality loss measured against the unpruned model on the given images\n"
-                "(no labels: agreement of greedy answers and the KL divergence of the next-token distributions at\n"
-                "the answer positions). Search: greedy, the lever step with the least added KL per byte saved until\n"
-                "the planned total (weights + activations + KV cache + image buffers + process overhead, for one\n"
-                "image of --image-size, the longest prompt and -n answer tokens) fits, then single steps undone\n"
-                "while one still fits and lowers the loss. The plan holds for that geometry and -t. docs/calibration.md.");
+                "Finds the pruning plan (after-projector keep, per-layer decoder keeps, KV-cache type, ToMe merging,\n"
+                "tile cap) whose planned memory fits SIZE with the least quality loss measured against the unpruned\n"
+                "model on the given images (no labels: agreement of greedy answers and the KL divergence of the\n"
+                "next-token distributions at the answer positions). Search: greedy, the lever step with the least\n"
+                "added KL per byte saved until the planned total (weights + activations + KV cache + image buffers +\n"
+                "process overhead, for one image of --image-size, the longest prompt and -n answer tokens) fits, then\n"
+                "single steps undone while one still fits and lowers the loss. The plan holds for that geometry and\n"
+                "-t. docs/calibration.md.");
     add_model_options(a);
     a.option("--images", "DIR", "calibrate on the .png/.jpg/.jpeg files of DIR, each asked every -p prompt");
     a.option("--scenes", "FROM:TO", "calibrate on procedural scenes [FROM, TO), asked their own questions");
@@ -205,7 +208,10 @@ int calibrate_command(const std::string& program, int argc, char** argv) {
     a.option("--image-size", "WxH", "the image geometry the budget plans for (default: the largest calibration image)");
     a.option("--methods", "LIST",
              "comma-separated levers: one after-projector method (divprune, dart, uniform, random, cdpruner, ...), "
-             "pyramiddrop (decoder-layer keeps), kv (KV cache f16 -> q8_0 -> q4_0)", "divprune,pyramiddrop,kv");
+             "pyramiddrop (decoder-layer keeps), kv (KV cache f16 -> q8_0 -> mixed -> q4_0), tome (merging inside the "
+             "encoder, 0 -> 0.25 -> 0.5 of its patches: saves encoder activations only, little memory), max-tiles "
+             "(SmolVLM's tile cap, from the image's own grid down to 1 tile + overview; skipped on models without "
+             "tiles)", "divprune,pyramiddrop,kv,tome,max-tiles");
     a.option("--process-overhead", "SIZE", "fixed bytes added to every planned total for what the planner does not "
              "see (code, libraries, allocator; measured in docs/calibration.md)", kDefaultProcessOverhead);
     a.option("--overhead-weight-share", "F", "plus this share of the planned weights (measured: it grows with the model)",
@@ -255,18 +261,21 @@ int calibrate_command(const std::string& program, int argc, char** argv) {
     for (const std::string& m : split_list(a.get("--methods"))) {
         if (m == "pyramiddrop") settings.decoder_levers = true;
         else if (m == "kv") settings.kv_levers = true;
+        else if (m == "tome") settings.tome_levers = true;
+        else if (m == "max-tiles") settings.tile_levers = true;
         else if (m == "fastv" || m == "sparsevlm" || m == "feather") {
             return fail("--methods: " + m + " prunes inside the decoder; the decoder lever is pyramiddrop", 2);
         }
         else if (std::find(names.begin(), names.end(), m) == names.end()) {
-            return fail("--methods: unknown lever '" + m + "' (an after-projector method, pyramiddrop or kv)", 2);
+            return fail("--methods: unknown lever '" + m + "' (an after-projector method, pyramiddrop, kv, tome or max-tiles)", 2);
         } else if (settings.projector_method.empty()) {
             settings.projector_method = m;
         } else {
             return fail("--methods: one after-projector method per plan (" + settings.projector_method + " and " + m + ")", 2);
         }
     }
-    if (settings.projector_method.empty() && !settings.decoder_levers && !settings.kv_levers) {
+    if (settings.projector_method.empty() && !settings.decoder_levers && !settings.kv_levers && !settings.tome_levers &&
+        !settings.tile_levers) {
         return fail("--methods: no lever to search", 2);
     }
 
@@ -339,6 +348,15 @@ int calibrate_command(const std::string& program, int argc, char** argv) {
     auto calibrator = Calibrator::create(settings, std::move(samples));
     if (!calibrator.is_ok()) return fail(calibrator.status().message());
     Calibrator& cal = **calibrator;
+    if (settings.tile_levers && cal.tile_caps().empty()) {
+        std::fprintf(stderr, "glimpse calibrate: max-tiles: %s; lever skipped\n",
+                     cal.natural_tiles() == 0 ? "this model does not tile images (no tile grid)"
+                                              : "the calibrated geometry is one tile already");
+    }
+    if (settings.tome_levers && cal.merge_steps().empty()) {
+        std::fprintf(stderr, "glimpse calibrate: tome: this encoder cannot merge %g of its patches; lever skipped\n",
+                     kCalibrationMerges[1]);
+    }
     ProgressLine progress;
     const auto t0 = std::chrono::steady_clock::now();
     auto path = cal.search(*budget, [&](const CalibrationProgress& p) { progress(p); });
@@ -393,10 +411,10 @@ int calibrate_command(const std::string& program, int argc, char** argv) {
     }
 
     // Summary on stdout: the search path, then the plan.
-    std::printf("calibration: %lld samples (%s), %dx%d image, %lld-token prompt, %d answer tokens, %.1f s, "
+    std::printf("calibration: %lld samples (%s), %dx%d image, %lld-token prompt, %lld answer tokens, %.1f s, "
                 "process overhead %.1f MiB (%.1f MiB + %g x weights)\n",
                 static_cast<long long>(n_samples), set_description.c_str(), rec.image_width, rec.image_height,
-                static_cast<long long>(rec.prompt_tokens), rec.answer_tokens, seconds, mib(chosen.overhead),
+                static_cast<long long>(rec.prompt_tokens), static_cast<long long>(rec.answer_tokens), seconds, mib(chosen.overhead),
                 mib(settings.process_overhead), settings.overhead_weight_share);
     std::printf("%-4s %-28s %10s %9s %9s %9s %9s %9s %9s\n", "step", "lever", "total MiB", "weights", "activ.", "KV",
                 "images", "mean KL", "agree");
@@ -407,9 +425,10 @@ int calibrate_command(const std::string& program, int argc, char** argv) {
                     mib(p.memory.image_buffers), p.loss.mean_kl, 100 * p.loss.agreement);
     }
     const std::vector<double> keep = keep_per_layer(chosen.config, cal.settings(), cal.decoder_layer_count());
-    std::printf("plan: %s keep %.4g after the projector, KV cache %s, keep per decoder layer:",
+    std::printf("plan: %s keep %.4g after the projector, KV cache %s, tome merge %g, max tiles %s, keep per decoder layer:",
                 cal.settings().projector_method.empty() ? "(none)" : cal.settings().projector_method.c_str(),
-                chosen.config.projector_keep, kCalibrationKvTypes[chosen.config.kv_level]);
+                chosen.config.projector_keep, kCalibrationKvTypes[chosen.config.kv_level], chosen.config.encoder_merge,
+                chosen.config.max_tiles > 0 ? std::to_string(chosen.config.max_tiles).c_str() : "natural");
     for (double k : keep) std::printf(" %.4g", k);
     std::printf("\nplanned total %.2f MiB of the %.2f MiB budget; written to %s\n", mib(chosen.total), mib(*budget),
                 a.get("--output").c_str());

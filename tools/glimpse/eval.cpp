@@ -207,8 +207,10 @@ Result<EvalReport> run_eval(Vlm& vlm, const EvalOptions& opt) {
     if (vlm.vision_merge().any()) {  // ToMe inside the encoder (issue 27)
         const std::vector<int64_t> counts = vision_merge_token_counts(vlm.vision().hparams(), vlm.vision_merge());
         r.pruning += (r.pruning.empty() ? "" : " + ") +
-                     str_printf("tome merge %g (encoder tokens %lld -> %lld)", vlm.encoder_merge(),
-                                static_cast<long long>(counts.front()), static_cast<long long>(counts.back()));
+                     (vlm.encoder_merge() > 0 ? str_printf("tome merge %g", vlm.encoder_merge())
+                                              : std::string("tome per-block")) +  // a plan's per-block list
+                     str_printf(" (encoder tokens %lld -> %lld)", static_cast<long long>(counts.front()),
+                                static_cast<long long>(counts.back()));
     }
     std::map<std::string, KindCount> kinds;
     int64_t tp = 0, fp = 0, fn = 0;

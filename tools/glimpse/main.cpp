@@ -866,6 +866,12 @@ int cmd_inspect(int argc, char** argv) {
         std::fprintf(stdout, "pruning: %s after the projector, keeping %lld of %lld visual tokens\n", ps->method.c_str(),
                      static_cast<long long>(prompt->n_image_tokens()), static_cast<long long>(prompt->n_image_tokens_in()));
     }
+    if ((*vlm)->vision_merge().any()) {  // ToMe inside the encoder (--merge or a plan's tome stage)
+        const std::vector<int64_t> counts = vision_merge_token_counts((*vlm)->vision().hparams(), (*vlm)->vision_merge());
+        std::fprintf(stdout, "merging: tome inside the encoder, %lld -> %lld tokens per chunk (restored before the "
+                             "projector)\n",
+                     static_cast<long long>(counts.front()), static_cast<long long>(counts.back()));
+    }
     std::fprintf(stdout, "plan for a %dx%d image: %zu chunks, %lld image tokens, %lld prompt positions, %lld new tokens\n",
                  img.width, img.height, prompt->chunks.size(), static_cast<long long>(prompt->n_image_tokens()),
                  static_cast<long long>(prompt->n_positions()), static_cast<long long>(n_predict));
