@@ -209,9 +209,10 @@ int calibrate_command(const std::string& program, int argc, char** argv) {
     a.option("--methods", "LIST",
              "comma-separated levers: one after-projector method (divprune, dart, uniform, random, cdpruner, ...), "
              "pyramiddrop (decoder-layer keeps), kv (KV cache f16 -> q8_0 -> mixed -> q4_0), tome (merging inside the "
-             "encoder, 0 -> 0.25 -> 0.5 of its patches: saves encoder activations only, little memory), max-tiles "
+             "encoder, 0 -> 0.25 -> 0.5 of its patches: saves encoder activations only, little memory, so not a "
+             "default), max-tiles "
              "(SmolVLM's tile cap, from the image's own grid down to 1 tile + overview; skipped on models without "
-             "tiles)", "divprune,pyramiddrop,kv,tome,max-tiles");
+             "tiles)", "divprune,pyramiddrop,kv,max-tiles");
     a.option("--process-overhead", "SIZE", "fixed bytes added to every planned total for what the planner does not "
              "see (code, libraries, allocator; measured in docs/calibration.md)", kDefaultProcessOverhead);
     a.option("--overhead-weight-share", "F", "plus this share of the planned weights (measured: it grows with the model)",
