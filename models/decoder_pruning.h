@@ -19,6 +19,7 @@
 // length); prefill and decode allocate nothing.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -98,6 +99,16 @@ struct DecoderPruneShape {
     bool operator==(const DecoderPruneShape&) const = default;
 };
 
+// Wall time of the last prefill's boundary work, summed over its stages (ms). The segments'
+// own runs (the layers) are not in it.
+struct DecoderBoundaryTimes {
+    double raters_ms = 0;   // sparsevlm: rater selection from segment 0's input (once per prefill)
+    double score_ms = 0;    // query_key_score calls (one per rater), the rater mean, debias
+    double select_ms = 0;   // topk, survivors, gather of the kept rows, their positions
+    double recycle_ms = 0;  // sparsevlm: topk of the dropped rows, DPC-kNN, merge, insertion
+    double total_ms() const { return raters_ms + score_ms + select_ms + recycle_ms; }
+};
+
 class DecoderPruning {
 public:
     static Result<std::unique_ptr<DecoderPruning>> create(TextDecoder& decoder, std::vector<DecoderPruneStep> steps,
@@ -127,6 +138,8 @@ public:
     // continue past it, ascending; and the positions each segment ran its rows at.
     const std::vector<std::vector<int32_t>>& kept_rows() const { return kept_rows_; }
     const std::vector<std::vector<int32_t>>& segment_positions() const { return segment_positions_; }
+    // What the last prefill's boundaries cost (glimpse-bench e2e reports it).
+    const DecoderBoundaryTimes& boundary_times() const { return boundary_times_; }
 
     // Visual rows each decoder layer sees, summed over layers (divide by n_layer for the average).
     int64_t visual_rows_layer_sum() const;
@@ -172,6 +185,7 @@ private:
     std::vector<int32_t> survivors_;        // (rows) indices into the current segment's rows
     std::vector<std::vector<int32_t>> kept_rows_;
     std::vector<std::vector<int32_t>> segment_positions_;
+    DecoderBoundaryTimes boundary_times_;
 
     // sparsevlm (models/decoder_pruning_sparsevlm.cpp).
     void size_sparsevlm_scratch();

@@ -8,10 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "models/decoder_pruning.h"
 #include "models/vlm.h"
 #include "ops/matmul.h"
 #include "runtime/gguf.h"
 #include "runtime/image.h"
+#include "runtime/kv_cache.h"
 #include "tools/bench/bench_common.h"
 
 namespace glimpse::bench {
@@ -53,6 +55,63 @@ void count_kernels(const GgufFile& f, int64_t M, int64_t M_projector, std::map<s
         const MatmulKernel* k = select_matmul_kernel(t.type, rows, t.ne[0], t.ne[1]);
         ++(*out)[k ? k->name : std::string("(none for ") + dtype_name(t.type) + ")"];
     }
+}
+
+// Decoder-layer pruning (issue 24): the stages, what their boundaries cost in the prefill, and
+// the KV cache three ways: `table_bytes` worked out here from the stage table alone (the rows
+// each segment keeps + the answer, times its layers, K and V), `allocated_bytes` what the
+// KvCache allocated (its per-layer capacities, 64-byte aligned buffers), and `used_bytes` the
+// slots this run filled (the rows each segment ran in the prefill + the generated tokens).
+void write_decoder_pruning(Json& j, const DecoderPruning& dp, const TextHparams& th, DType kv_type, bool kv_mixed,
+                           int64_t n_generated) {
+    const int64_t row_bytes = kv_cache_row_bytes(kv_type, th.n_head_kv * th.head_dim);
+    const DecoderPruneShape& shape = dp.shape();
+    j.begin_object("decoder_pruning");
+    j.begin_array("stages");
+    int64_t rows = shape.prompt_rows, visual = shape.visual_rows, table_bytes = 0;
+    int first_layer = 0;
+    for (size_t s = 0; s < dp.steps().size(); ++s) {
+        const DecoderPruneStep& st = dp.steps()[s];
+        j.begin_object("");
+        j.value("layer", static_cast<int64_t>(st.layer));
+        j.value("keep", st.keep);
+        j.value("merged", dp.merged_rows()[s]);
+        j.end_object();
+        table_bytes += 2 * (rows + shape.answer_rows) * row_bytes * (st.layer + 1 - first_layer);
+        first_layer = st.layer + 1;
+        rows -= visual - st.keep - dp.merged_rows()[s];
+        visual = st.keep + dp.merged_rows()[s];
+    }
+    j.end_array();
+    table_bytes += 2 * (rows + shape.answer_rows) * row_bytes * (th.n_layer - first_layer);
+    const DecoderBoundaryTimes& t = dp.boundary_times();
+    j.begin_object("boundary_ms");
+    j.value("raters", t.raters_ms);
+    j.value("score", t.score_ms);
+    j.value("select", t.select_ms);
+    j.value("recycle", t.recycle_ms);
+    j.value("total", t.total_ms());
+    j.end_object();
+    int64_t used_bytes = 0;
+    for (size_t s = 0; s < dp.plan().segments.size(); ++s) {
+        const DecoderSegment& seg = dp.plan().segments[s];
+        const int64_t slots = static_cast<int64_t>(dp.segment_positions()[s].size()) + n_generated;
+        used_bytes += 2 * slots * row_bytes * (seg.end_layer - seg.first_layer);
+    }
+    j.begin_object("kv_cache");
+    if (kv_mixed) {  // rows of two precisions: the sums above assume one row size
+        j.null("table_bytes");
+        j.null("used_bytes");
+    } else {
+        j.value("table_bytes", table_bytes);
+        j.value("used_bytes", used_bytes);
+    }
+    j.value("allocated_bytes", dp.kv_cache_bytes());
+    j.begin_array("capacity_per_layer");
+    for (int l = 0; l < dp.plan().kv_cache->n_layers(); ++l) j.value("", dp.plan().kv_cache->capacity(l));
+    j.end_array();
+    j.end_object();
+    j.end_object();
 }
 
 void write_counts(Json& j, const std::string& key, const std::map<std::string, int>& m) {
@@ -238,6 +297,10 @@ int cmd_e2e(int argc, char** argv) {
         j.null("pruning");
     }
     j.value("chunks", static_cast<int64_t>(prompt.chunks.size()));
+    // Visual rows each decoder layer processed in the prefill, averaged over the layers.
+    j.value("visual_tokens_per_decoder_layer", st.decoder_layers > 0 ? static_cast<double>(st.visual_rows_layer_sum) /
+                                                                           static_cast<double>(st.decoder_layers)
+                                                                     : 0.0);
     j.value("max_tiles", static_cast<int64_t>(vlm.max_tiles()));  // 0: the model's own tiling
     j.end_object();
     j.begin_object("timings_ms");
@@ -289,6 +352,11 @@ int cmd_e2e(int argc, char** argv) {
     j.end_object();
     j.value("peak_rss_bytes", rss);
     j.end_object();
+    if (const DecoderPruning* dp = vlm.decoder_pruning(); dp && !dp->steps().empty()) {
+        write_decoder_pruning(j, *dp, vlm.text().hparams(), vlm.kv_type(), dp->plan().kv_cache->mixed(), st.n_generated);
+    } else {
+        j.null("decoder_pruning");
+    }
     j.begin_object("kernels");
     write_counts(j, "vision", vision_kernels);
     write_counts(j, "text", text_kernels);
