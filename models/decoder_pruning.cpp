@@ -291,7 +291,7 @@ Result<const float*> DecoderPruning::prefill(int64_t n_rows, const uint8_t* is_v
     }
     boundary_times_ = {};
     auto t_boundary = std::chrono::steady_clock::now();
-    choose_raters(T0);  // sparsevlm: reads segment 0's input before it runs
+    choose_raters(T0, pool);  // sparsevlm: reads segment 0's input before it runs
     boundary_times_.raters_ms = ms_since(t_boundary);
     for (size_t s = 0; s < plan_.segments.size(); ++s) {
         DecoderSegment& seg = plan_.segments[s];

@@ -190,7 +190,7 @@ private:
     // sparsevlm (models/decoder_pruning_sparsevlm.cpp).
     void size_sparsevlm_scratch();
     int64_t sparsevlm_scratch_bytes() const;
-    void choose_raters(int64_t n_rows);  // from segment 0's embeddings, before it runs
+    void choose_raters(int64_t n_rows, ThreadPool* pool);  // from segment 0's embeddings, before it runs
     void score_by_raters(const DecoderSegment& seg, int64_t T, ThreadPool* pool);  // -> row_scores_
     // Clusters stage s's dropped rows into merged_rows_[s] rows inserted into the next segment
     // after its last visual row; n = survivors already gathered there. Returns the rows now there.
@@ -198,7 +198,8 @@ private:
     std::vector<int64_t> merged_rows_;     // per stage
     std::vector<int32_t> raters_;          // prompt rows, all after the last visual row
     std::vector<double> rater_relevance_;  // (rows) softmax over text, mean over visual
-    std::vector<double> rater_logits_;     // (rows)
+    std::vector<float> rater_run_mean_;    // (text rows) query_key_score's output for one run of visual rows
+    std::vector<float> rater_scratch_;     // its probability rows (visual rows, text rows)
     std::vector<float> rater_sum_;         // (rows) sum over raters of their score rows
     std::vector<int32_t> dropped_;         // (visual rows) indices into visual_scores_
     std::vector<float> dropped_scores_;    // (visual rows)
