@@ -108,7 +108,7 @@ Result<PruningPlan> decoder_shorthand_plan(std::string_view method, double keep,
         if (!positions.empty()) json += R"(, "args": {"positions": ")" + positions + "\"}";
         json += "}";
     }
-    json += "]}";
+    json += str_printf(R"(], "decoder_layers": %d})", n_layer);  // the depth its layers were scaled to
     return pruning_plan_parse(json, name);
 }
 
