@@ -19,6 +19,10 @@ const PruneArg* find_arg(const PruneStage& stage, std::string_view name) {
     return nullptr;
 }
 
+double ms_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
 void* align64(std::vector<uint8_t>& v) {
     const uintptr_t p = reinterpret_cast<uintptr_t>(v.data());
     return v.data() + ((64 - p % 64) % 64);
@@ -104,7 +108,7 @@ Result<PruningPlan> decoder_shorthand_plan(std::string_view method, double keep,
         if (!positions.empty()) json += R"(, "args": {"positions": ")" + positions + "\"}";
         json += "}";
     }
-    json += "]}";
+    json += str_printf(R"(], "decoder_layers": %d})", n_layer);  // the depth its layers were scaled to
     return pruning_plan_parse(json, name);
 }
 
@@ -285,7 +289,10 @@ Result<const float*> DecoderPruning::prefill(int64_t n_rows, const uint8_t* is_v
     for (size_t s = 0; s < steps_.size(); ++s) {
         rows_[s + 1] = rows_[s] - (visual_rows_[s] - steps_[s].keep) + merged_rows_[s];
     }
-    choose_raters(T0);  // sparsevlm: reads segment 0's input before it runs
+    boundary_times_ = {};
+    auto t_boundary = std::chrono::steady_clock::now();
+    choose_raters(T0, pool);  // sparsevlm: reads segment 0's input before it runs
+    boundary_times_.raters_ms = ms_since(t_boundary);
     for (size_t s = 0; s < plan_.segments.size(); ++s) {
         DecoderSegment& seg = plan_.segments[s];
         const int64_t T = rows_[s];
@@ -297,6 +304,7 @@ Result<const float*> DecoderPruning::prefill(int64_t n_rows, const uint8_t* is_v
         GLIMPSE_RETURN_IF_ERROR(seg.plan->run(args, pool));
         if (s + 1 == plan_.segments.size()) break;
 
+        t_boundary = std::chrono::steady_clock::now();
         // feather's early stage picks a fixed grid of the visual rows: no score.
         const bool grid = steps_[s].select == DecoderSelect::uniform_grid;
         if (steps_[s].text_raters) {
@@ -335,6 +343,8 @@ Result<const float*> DecoderPruning::prefill(int64_t n_rows, const uint8_t* is_v
             }
             rope_debias_ref(rope_bias_, pos[T - 1], visual_pos_.data(), n_vis, visual_scores_.data());
         }
+        boundary_times_.score_ms += ms_since(t_boundary);
+        t_boundary = std::chrono::steady_clock::now();
         if (grid) {
             std::copy(steps_[s].grid_rows.begin(), steps_[s].grid_rows.end(), selected_.begin());
         } else {
@@ -369,7 +379,12 @@ Result<const float*> DecoderPruning::prefill(int64_t n_rows, const uint8_t* is_v
         for (int64_t i = 0; i < n; ++i) {
             next_pos[i] = steps_[s].compact_positions ? static_cast<int32_t>(i) : pos[survivors_[static_cast<size_t>(i)]];
         }
-        if (merged_rows_[s] > 0) n = recycle_dropped(s, n, pos, pool);
+        boundary_times_.select_ms += ms_since(t_boundary);
+        if (merged_rows_[s] > 0) {
+            t_boundary = std::chrono::steady_clock::now();
+            n = recycle_dropped(s, n, pos, pool);
+            boundary_times_.recycle_ms += ms_since(t_boundary);
+        }
         // The answer continues after the last row, which every segment keeps.
         position_shift_[s + 1] = segment_positions_[0][static_cast<size_t>(T0 - 1)] - next_pos[n - 1];
         std::copy(is_visual_next_.begin(), is_visual_next_.begin() + n, is_visual_.begin());

@@ -19,6 +19,7 @@
 // length); prefill and decode allocate nothing.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -98,6 +99,16 @@ struct DecoderPruneShape {
     bool operator==(const DecoderPruneShape&) const = default;
 };
 
+// Wall time of the last prefill's boundary work, summed over its stages (ms). The segments'
+// own runs (the layers) are not in it.
+struct DecoderBoundaryTimes {
+    double raters_ms = 0;   // sparsevlm: rater selection from segment 0's input (once per prefill)
+    double score_ms = 0;    // query_key_score calls (one per rater), the rater mean, debias
+    double select_ms = 0;   // topk, survivors, gather of the kept rows, their positions
+    double recycle_ms = 0;  // sparsevlm: topk of the dropped rows, DPC-kNN, merge, insertion
+    double total_ms() const { return raters_ms + score_ms + select_ms + recycle_ms; }
+};
+
 class DecoderPruning {
 public:
     static Result<std::unique_ptr<DecoderPruning>> create(TextDecoder& decoder, std::vector<DecoderPruneStep> steps,
@@ -127,6 +138,8 @@ public:
     // continue past it, ascending; and the positions each segment ran its rows at.
     const std::vector<std::vector<int32_t>>& kept_rows() const { return kept_rows_; }
     const std::vector<std::vector<int32_t>>& segment_positions() const { return segment_positions_; }
+    // What the last prefill's boundaries cost (glimpse-bench e2e reports it).
+    const DecoderBoundaryTimes& boundary_times() const { return boundary_times_; }
 
     // Visual rows each decoder layer sees, summed over layers (divide by n_layer for the average).
     int64_t visual_rows_layer_sum() const;
@@ -172,11 +185,12 @@ private:
     std::vector<int32_t> survivors_;        // (rows) indices into the current segment's rows
     std::vector<std::vector<int32_t>> kept_rows_;
     std::vector<std::vector<int32_t>> segment_positions_;
+    DecoderBoundaryTimes boundary_times_;
 
     // sparsevlm (models/decoder_pruning_sparsevlm.cpp).
     void size_sparsevlm_scratch();
     int64_t sparsevlm_scratch_bytes() const;
-    void choose_raters(int64_t n_rows);  // from segment 0's embeddings, before it runs
+    void choose_raters(int64_t n_rows, ThreadPool* pool);  // from segment 0's embeddings, before it runs
     void score_by_raters(const DecoderSegment& seg, int64_t T, ThreadPool* pool);  // -> row_scores_
     // Clusters stage s's dropped rows into merged_rows_[s] rows inserted into the next segment
     // after its last visual row; n = survivors already gathered there. Returns the rows now there.
@@ -184,7 +198,8 @@ private:
     std::vector<int64_t> merged_rows_;     // per stage
     std::vector<int32_t> raters_;          // prompt rows, all after the last visual row
     std::vector<double> rater_relevance_;  // (rows) softmax over text, mean over visual
-    std::vector<double> rater_logits_;     // (rows)
+    std::vector<float> rater_run_mean_;    // (text rows) query_key_score's output for one run of visual rows
+    std::vector<float> rater_scratch_;     // its probability rows (visual rows, text rows)
     std::vector<float> rater_sum_;         // (rows) sum over raters of their score rows
     std::vector<int32_t> dropped_;         // (visual rows) indices into visual_scores_
     std::vector<float> dropped_scores_;    // (visual rows)

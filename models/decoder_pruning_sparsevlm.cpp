@@ -4,8 +4,10 @@
 //
 //   raters (once, at the input): e = segment 0's input rows (the token embeddings),
 //     V = the visual rows, X = the text rows after the last visual row (the question and the
-//     answer prefix); m[t] = mean over v in V of softmax_t(e_v · e_t) over t in X;
-//     raters = { t : m[t] > mean(m) } (all of X when no m exceeds the mean: equal relevance).
+//     answer prefix); m[t] = mean over v in V of softmax_t(e_v · e_t) over t in X (the
+//     registered query_key_score op, the visual rows as its raters: V·X·C multiply-adds, SIMD
+//     and threaded); raters = { t : m[t] > mean(m) } (all of X when no m exceeds the mean:
+//     equal relevance).
 //   score at a stage (the attention of its own layer): per rater r, its query row over the keys
 //     it sees causally (rows 0..r), mean over heads (registered query_key_score); then the mean
 //     over raters. The raters follow every visual row, so they survive every stage, always at
@@ -45,8 +47,14 @@ void DecoderPruning::size_sparsevlm_scratch() {
     if (raters) {
         raters_.reserve(T);
         rater_relevance_.assign(T, 0.0);
-        rater_logits_.assign(T, 0.0);
         rater_sum_.assign(T, 0.0f);
+        // choose_raters: runs of at most V visual rows rate the text rows after the image, at
+        // most T - V of them.
+        const int64_t n_text_max = std::max<int64_t>(shape_.prompt_rows - shape_.visual_rows, 1);
+        rater_run_mean_.assign(static_cast<size_t>(n_text_max), 0.0f);
+        rater_scratch_.assign(static_cast<size_t>(query_key_score_scratch_floats(
+                                  std::max<int64_t>(shape_.visual_rows, 1), 1, n_text_max)),
+                              0.0f);
     }
     if (recycle) {
         const int64_t r = sparsevlm_recycled_rows(shape_.visual_rows);
@@ -68,15 +76,15 @@ void DecoderPruning::size_sparsevlm_scratch() {
 
 int64_t DecoderPruning::sparsevlm_scratch_bytes() const {
     return static_cast<int64_t>(raters_.capacity() * sizeof(int32_t) +
-                                (rater_relevance_.size() + rater_logits_.size()) * sizeof(double) +
-                                rater_sum_.size() * sizeof(float) +
+                                rater_relevance_.size() * sizeof(double) +
+                                (rater_sum_.size() + rater_run_mean_.size() + rater_scratch_.size()) * sizeof(float) +
                                 (dropped_.size() + recycle_pick_.size() + recycle_rows_.size() + centres_.size() +
                                  assign_.size()) * sizeof(int32_t) +
                                 (dropped_scores_.size() + recycle_x_.size() + merged_x_.size()) * sizeof(float) +
                                 dpc_scratch_.size());
 }
 
-void DecoderPruning::choose_raters(int64_t n_rows) {
+void DecoderPruning::choose_raters(int64_t n_rows, ThreadPool* pool) {
     raters_.clear();
     if (rater_relevance_.empty()) return;
     const int64_t C = decoder_->hparams().n_embd;
@@ -87,27 +95,39 @@ void DecoderPruning::choose_raters(int64_t n_rows) {
     }
     const int64_t t0 = last_visual + 1, n_text = n_rows - t0;  // n_text >= 1: the last row is text
     std::fill(rater_relevance_.begin(), rater_relevance_.begin() + n_text, 0.0);
+    // m[t] = mean over visual rows v of softmax_t(e_v · e_t) is the query_key_score op with the
+    // visual rows as its raters, one head of width C, scale 1, mean over raters:
+    //   q:(R, C) a run of consecutive visual rows, k:(n_text, C) the text rows after the image
+    //   -> out:(n_text) the mean of the run's R softmax rows.
+    // The visual rows come in runs (the chunks, between wrapper tokens): one call per run, the
+    // runs' means weighted by their rows and summed in f64.
     int64_t n_visual = 0;
-    for (int64_t v = 0; v < n_rows; ++v) {
-        if (!is_visual_[static_cast<size_t>(v)]) continue;
-        ++n_visual;
-        // softmax over the text rows of e_v · e_t (f64)
-        double top = -INFINITY;
-        for (int64_t t = 0; t < n_text; ++t) {
-            double dot = 0;
-            const float* a = e + v * C;
-            const float* b = e + (t0 + t) * C;
-            for (int64_t c = 0; c < C; ++c) dot += static_cast<double>(a[c]) * b[c];
-            rater_logits_[static_cast<size_t>(t)] = dot;
-            top = std::max(top, dot);
+    for (int64_t v = 0; v < n_rows;) {
+        if (!is_visual_[static_cast<size_t>(v)]) {
+            ++v;
+            continue;
         }
-        double sum = 0;
+        int64_t end = v;
+        while (end < n_rows && is_visual_[static_cast<size_t>(end)]) ++end;
+        QueryKeyScoreArgs a;
+        a.q = e + v * C;
+        a.q_ld = C;
+        a.n_raters = end - v;
+        a.k = e + t0 * C;
+        a.k_ld = C;
+        a.n_keys = n_text;
+        a.n_head = a.n_head_kv = 1;
+        a.head_dim = C;
+        a.scale = 1.0f;
+        a.reduce = HeadReduce::mean;
+        a.out = rater_run_mean_.data();
+        score_kernel_->fn.query_key_score(a, rater_scratch_.data(), pool);
         for (int64_t t = 0; t < n_text; ++t) {
-            const double p = std::exp(rater_logits_[static_cast<size_t>(t)] - top);
-            rater_logits_[static_cast<size_t>(t)] = p;
-            sum += p;
+            rater_relevance_[static_cast<size_t>(t)] +=
+                static_cast<double>(end - v) * static_cast<double>(rater_run_mean_[static_cast<size_t>(t)]);
         }
-        for (int64_t t = 0; t < n_text; ++t) rater_relevance_[static_cast<size_t>(t)] += rater_logits_[static_cast<size_t>(t)] / sum;
+        n_visual += end - v;
+        v = end;
     }
     double mean = 0;
     for (int64_t t = 0; t < n_text; ++t) {

@@ -641,6 +641,10 @@ Status pruning_plan_check(const PruningPlan& plan, const std::string& name) {
         return r.error(StatusCode::invalid_argument, "max_tiles",
                        str_printf("%d is outside [1, 1024]", plan.max_tiles));
     }
+    if (plan.decoder_layers < 0 || plan.decoder_layers > kPruningPlanMaxDecoderLayers) {
+        return r.error(StatusCode::invalid_argument, "decoder_layers",
+                       str_printf("%d is outside [1, %d]", plan.decoder_layers, kPruningPlanMaxDecoderLayers));
+    }
     return Status::ok();
 }
 
@@ -648,7 +652,8 @@ Result<PruningPlan> pruning_plan_parse(std::string_view text, const std::string&
     GLIMPSE_ASSIGN_OR_RETURN(JsonValue doc, json_parse(text, name));
     const Reader r(name);
     GLIMPSE_RETURN_IF_ERROR(
-        r.check_keys(doc, "plan", {"format", "version", "model", "stages", "kv_cache", "max_tiles", "calibration"}));
+        r.check_keys(doc, "plan", {"format", "version", "model", "stages", "kv_cache", "max_tiles", "calibration",
+                                  "decoder_layers"}));
     const JsonValue* format = doc.find("format");
     if (!format || !format->is_string() || format->as_string() != kPruningPlanFormat) {
         return r.error(StatusCode::parse_error, "format",
@@ -694,6 +699,10 @@ Result<PruningPlan> pruning_plan_parse(std::string_view text, const std::string&
     if (const JsonValue* tiles = doc.find("max_tiles")) {
         GLIMPSE_ASSIGN_OR_RETURN(int64_t t, r.integer(*tiles, "max_tiles", 1, 1024));
         plan.max_tiles = static_cast<int>(t);
+    }
+    if (const JsonValue* depth = doc.find("decoder_layers")) {
+        GLIMPSE_ASSIGN_OR_RETURN(int64_t n, r.integer(*depth, "decoder_layers", 1, kPruningPlanMaxDecoderLayers));
+        plan.decoder_layers = static_cast<int>(n);
     }
     if (const JsonValue* cal = doc.find("calibration")) {
         GLIMPSE_ASSIGN_OR_RETURN(PruningCalibration c, parse_calibration(r, *cal, "calibration"));
@@ -752,6 +761,14 @@ Result<std::vector<FittedPruneStage>> pruning_plan_fit(const PruningPlan& plan, 
                              "layers %d, decoder layers %d)",
                              name.c_str(), model.tokens_per_tile, model.n_tiles, model.pixel_shuffle,
                              model.encoder_layers, model.decoder_layers);
+    }
+    // A per-layer table is made for one depth: on another model its layers would be other points
+    // of the network (even where they exist).
+    if (plan.decoder_layers > 0 && plan.decoder_layers != model.decoder_layers) {
+        return r.error(StatusCode::invalid_argument, "decoder_layers",
+                       str_printf("the plan was made for a language model of %d layers; this one has %d (a "
+                                  "per-layer keep table does not carry over to another depth)",
+                                  plan.decoder_layers, model.decoder_layers));
     }
     const int64_t total = model.visual_tokens();
     std::vector<FittedPruneStage> fitted;
@@ -939,6 +956,7 @@ std::string pruning_plan_to_json(const PruningPlan& plan) {
         out += "}";
     }
     if (plan.max_tiles > 0) out += ",\n  \"max_tiles\": " + std::to_string(plan.max_tiles);
+    if (plan.decoder_layers > 0) out += ",\n  \"decoder_layers\": " + std::to_string(plan.decoder_layers);
     if (plan.calibration) {
         const PruningCalibration& c = *plan.calibration;
         std::string cal;

@@ -24,6 +24,7 @@ namespace glimpse {
 inline constexpr int kPruningPlanVersion = 1;                 // the version this glimpse reads and writes
 inline constexpr int64_t kPruningPlanMaxFileBytes = 1 << 20;  // a plan is a few KiB; more is not a plan
 inline constexpr int kPruningPlanMaxStages = 256;
+inline constexpr int kPruningPlanMaxDecoderLayers = 4096;  // a plan's decoder_layers: a sanity bound, not a model limit
 inline constexpr const char* kPruningPlanFormat = "glimpse.pruning-plan";
 
 // Where a stage prunes. after_projector: between the vision projector and the language model,
@@ -85,6 +86,9 @@ struct PruningPlan {
     std::string kv_cache_type = "f16";   // "f16", "q8_0", "q4_0" or "mixed" (issue 25)
     double kv_high_precision_share = 0;  // "mixed": share of tokens kept at high precision
     int max_tiles = 0;                   // 0: the model's own tile limit
+    // The depth of the language model the plan was made for (its decoder stages' layers are a
+    // per-layer table for that depth); 0: not recorded. pruning_plan_fit refuses another depth.
+    int decoder_layers = 0;
     std::optional<PruningCalibration> calibration;
 };
 
@@ -122,7 +126,8 @@ Result<PruningPlan> pruning_plan_from_shorthand(std::string_view method, double 
 // Checks a plan built in code (the parser runs the same checks).
 Status pruning_plan_check(const PruningPlan& plan, const std::string& name_for_errors);
 
-// Resolves keep counts and layers against a model; refuses what does not fit it.
+// Resolves keep counts and layers against a model; refuses what does not fit it (a plan that
+// records decoder_layers: any other depth).
 Result<std::vector<FittedPruneStage>> pruning_plan_fit(const PruningPlan& plan, const PruningModelShape& model,
                                                        const std::string& name_for_errors);
 

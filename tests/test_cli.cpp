@@ -459,3 +459,47 @@ TEST_CASE("calibrate: bad sizes exit 2, an impossible budget exits 1 naming the 
     CHECK(clash.exit_code == 2);
     CHECK(contains(clash.err, "conflicts"));
 }
+
+TEST_CASE("--debias is refused where it has nothing to debias; a plan for another depth is refused (issue 24)") {
+    if (test::emulated()) return;
+    auto write_plan = [](const char* name, const std::string& body) {
+        const std::string path = (scratch_dir() / name).string();
+        std::ofstream(path, std::ios::binary) << body;
+        return path;
+    };
+    const std::string head = R"({"format": "glimpse.pruning-plan", "version": 1, )";
+    const std::string fastv = write_plan(
+        "fastv.json", head + R"("stages": [{"at": "decoder_layer", "layer": 0, "method": "fastv", "keep": 0.5}]})");
+    // Usage errors (exit 2): --debias without a decoder shorthand, after_projector methods and
+    // plan files included (a plan says "debias": true per stage instead).
+    const char* usage = "--debias goes with --prune fastv|pyramiddrop|feather";
+    for (const std::vector<std::string>& extra : std::vector<std::vector<std::string>>{
+             {"--debias"}, {"--prune", "divprune", "--keep", "0.5", "--debias"}, {"--plan", fastv, "--debias"}}) {
+        const Run r = run_glimpse(caption_args(extra));
+        INFO(extra.front() << " ... -> exit " << r.exit_code << ", stderr: " << r.err);
+        CHECK(r.exit_code == 2);
+        CHECK(contains(r.err, usage));
+        CHECK(r.out.empty());
+    }
+    // Refused at load (exit 1), naming the stage: sparsevlm's rater scores are not debiased; and a
+    // table recorded for 30 layers on this 2-layer model, naming both depths.
+    const std::string sparse = write_plan(
+        "sparsevlm-debias.json",
+        head + R"("stages": [{"at": "decoder_layer", "layer": 0, "method": "sparsevlm", "keep": 0.5, "args": {"debias": true}}]})");
+    const std::string deep = write_plan(
+        "depth30.json", head + R"("decoder_layers": 30, "stages": [{"at": "decoder_layer", "layer": 0, "method": "fastv", "keep": 0.5}]})");
+    const struct {
+        std::string plan;
+        const char* says;
+    } refused[] = {
+        {sparse, "stages[0].args.debias: sparsevlm's rater scores are not debiased"},
+        {deep, "decoder_layers: the plan was made for a language model of 30 layers; this one has 2"},
+    };
+    for (const auto& c : refused) {
+        const Run r = run_glimpse(caption_args({"--plan", c.plan}));
+        INFO(c.plan << " -> exit " << r.exit_code << ", stderr: " << r.err);
+        CHECK(r.exit_code == 1);
+        CHECK(contains(r.err, c.says));
+        CHECK(r.out.empty());
+    }
+}

@@ -6,7 +6,8 @@
 // - a stage that keeps every visual row gives the unpruned decoder's logits bit for bit, in the
 //   prefill and in decode steps (slots and positions of every segment);
 // - the KV cache's per-layer capacities follow the keep table; prefill and decode allocate nothing;
-// - bad plans are refused in Vlm::load with messages naming what is wrong;
+// - bad plans are refused in Vlm::load with messages naming what is wrong (a plan recording
+//   another depth in decoder_layers too); the field round-trips and old plans without it fit;
 // - Vlm: a keep-1.0 decoder stage gives the unpruned answer ids.
 #include <doctest/doctest.h>
 
@@ -475,6 +476,65 @@ TEST_CASE("decoder pruning in the VLM: keep 1.0 answers as unpruned; a stack run
             CHECK((*stack)->memory().kv_cache == want);
             CHECK((*stack)->memory().kv_cache < (*stack)->unpruned_kv_bytes(P + 6));
         }
+    }
+}
+
+TEST_CASE("decoder pruning plans: decoder_layers records the depth; another depth is refused, old plans still fit") {
+    // A 4-layer table whose layers all exist on the bundled models, marked for 30 layers (the
+    // SmolVLM-256M depth): refused in load, naming both depths. The same stages marked 4, or not
+    // marked (version-1 plans before the field), load.
+    const std::string stages = R"({"at": "decoder_layer", "layer": 0, "method": "fastv", "keep": 0.5},
+        {"at": "decoder_layer", "layer": 1, "method": "pyramiddrop", "keep": 0.25})";
+    auto with_depth = [&](const char* depth) {
+        return R"({"format": "glimpse.pruning-plan", "version": 1, "decoder_layers": )" + std::string(depth) +
+               R"(, "stages": [)" + stages + "]}";
+    };
+    auto other = load_vlm(kSmol, with_depth("30"));
+    REQUIRE(!other.is_ok());
+    const std::string msg = other.status().message();
+    CHECK_MESSAGE(msg.find("decoder_layers") != std::string::npos, msg);
+    CHECK_MESSAGE(msg.find("made for a language model of 30 layers; this one has 4") != std::string::npos, msg);
+    auto same = load_vlm(kSmol, with_depth("4"));
+    CHECK_MESSAGE(same.is_ok(), same.status().message());
+    auto unmarked = load_vlm(kSmol, plan_of(stages));
+    CHECK_MESSAGE(unmarked.is_ok(), unmarked.status().message());
+
+    // pruning_plan_fit itself, against the shape's depth alone.
+    auto plan = pruning_plan_parse(with_depth("4"), "plan.json");
+    REQUIRE_MESSAGE(plan.is_ok(), plan.status().message());
+    CHECK(plan->decoder_layers == 4);
+    PruningModelShape shape;
+    shape.tokens_per_tile = 16, shape.n_tiles = 4, shape.has_overview = true, shape.pixel_shuffle = 4;
+    shape.encoder_layers = 4, shape.decoder_layers = 4;
+    CHECK(pruning_plan_fit(*plan, shape, "plan.json").is_ok());
+    shape.decoder_layers = 5;  // every layer of the table exists on 5 layers too
+    auto refused = pruning_plan_fit(*plan, shape, "plan.json");
+    REQUIRE(!refused.is_ok());
+    CHECK_MESSAGE(refused.status().message().find("plan.json: decoder_layers") != std::string::npos,
+                  refused.status().message());
+
+    // Round trip: written by pruning_plan_to_json, read back the same; absent stays absent.
+    auto back = pruning_plan_parse(pruning_plan_to_json(*plan), "back.json");
+    REQUIRE_MESSAGE(back.is_ok(), back.status().message());
+    CHECK(back->decoder_layers == 4);
+    CHECK(pruning_plan_to_json(*back) == pruning_plan_to_json(*plan));
+    auto old = pruning_plan_parse(plan_of(stages), "old.json");
+    REQUIRE(old.is_ok());
+    CHECK(old->decoder_layers == 0);
+    CHECK(pruning_plan_to_json(*old).find("decoder_layers") == std::string::npos);
+
+    // The shorthand records the depth it scaled its layers to.
+    for (const int depth : {4, 30}) {
+        auto sh = decoder_shorthand_plan("pyramiddrop", 0.5, depth, "");
+        REQUIRE(sh.is_ok());
+        CHECK(sh->decoder_layers == depth);
+    }
+    // Not a depth: refused by the reader.
+    for (const char* bad : {"0", "-4", "2.5", "\"4\"", "5000"}) {
+        INFO(bad);
+        auto b = pruning_plan_parse(with_depth(bad), "plan.json");
+        REQUIRE(!b.is_ok());
+        CHECK_MESSAGE(b.status().message().find("decoder_layers") != std::string::npos, b.status().message());
     }
 }
 

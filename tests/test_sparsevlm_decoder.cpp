@@ -1,6 +1,7 @@
 // SparseVLM's decoder stages (models/decoder_pruning_sparsevlm.cpp) on the bundled models:
 // - the raters equal the rows an oracle picks here from the prompt's embeddings (softmax over the
-//   text rows after the image of e_v·e_t, mean over visual, above the mean);
+//   text rows after the image of e_v·e_t, mean over visual, above the mean), with the visual rows
+//   in one run or in several (chunks between wrapper rows), at 1 and 3 threads;
 // - the kept rows equal an oracle from the unpruned decoder's layer-1 q/k (captured after RoPE),
 //   each rater's causal softmax in f64, mean over heads, then over raters, and a full sort;
 // - keep = every visual row, recycle on or off, is the unpruned decoder bit for bit (prefill and
@@ -51,10 +52,15 @@ SparsePrompt sparse_prompt(const TextDecoder& dec, int64_t T, int64_t v0, int64_
     return p;
 }
 
+// The visual rows are p.visual's (one run in sparse_prompt, several in chunked_prompt).
 std::vector<int32_t> oracle_raters(const SparsePrompt& p, int64_t C) {
-    const int64_t t0 = p.v0 + p.nv;
+    int64_t t0 = 0, nv = 0;
+    for (int64_t i = 0; i < p.T; ++i) {
+        if (p.visual[static_cast<size_t>(i)]) t0 = i + 1, ++nv;
+    }
     std::vector<double> m(static_cast<size_t>(p.T - t0), 0.0);
-    for (int64_t v = p.v0; v < t0; ++v) {
+    for (int64_t v = 0; v < t0; ++v) {
+        if (!p.visual[static_cast<size_t>(v)]) continue;
         std::vector<double> l;
         for (int64_t t = t0; t < p.T; ++t) {
             double dot = 0;
@@ -64,7 +70,7 @@ std::vector<int32_t> oracle_raters(const SparsePrompt& p, int64_t C) {
         const double mx = *std::max_element(l.begin(), l.end());
         double sum = 0;
         for (double& e : l) sum += (e = std::exp(e - mx));
-        for (size_t t = 0; t < l.size(); ++t) m[t] += l[t] / sum / static_cast<double>(p.nv);
+        for (size_t t = 0; t < l.size(); ++t) m[t] += l[t] / sum / static_cast<double>(nv);
     }
     const double mean = std::accumulate(m.begin(), m.end(), 0.0) / static_cast<double>(m.size());
     std::vector<int32_t> r;
@@ -189,6 +195,57 @@ TEST_CASE("sparsevlm: raters and kept rows equal the oracles from the embeddings
         const long b = g_allocations.load();
         REQUIRE((*dp)->decode(static_cast<int32_t>(p.T), 0, nullptr).is_ok());
         CHECK(g_allocations.load() == b);
+    }
+}
+
+TEST_CASE("sparsevlm: raters from visual rows in several runs (chunks between wrapper rows) equal the oracle") {
+    // As a SmolVLM prompt lays out its chunks: runs of visual rows with text rows between them.
+    // The raters come from the query_key_score op called once per run; the oracle reads the mask.
+    ThreadPool pool(3);
+    for (const char* stem : {test::kBundledSmolVlm, test::kBundledLlava}) {
+        std::unique_ptr<TextDecoder> dec = text_of(stem);
+        for (uint64_t seed : {3u, 17u, 29u, 41u}) {
+            for (ThreadPool* tp : {static_cast<ThreadPool*>(nullptr), &pool}) {
+                INFO(stem << " seed " << seed << (tp ? " 3 threads" : " 1 thread"));
+                SparsePrompt p = sparse_prompt(*dec, 90, 4, 0, seed);
+                int64_t nv = 0;
+                for (int64_t i = 0; i < p.T; ++i) {
+                    const bool v = (i >= 4 && i < 20) || (i >= 22 && i < 38) || (i >= 40 && i < 57) || (i == 59) ||
+                                   (i >= 61 && i < 73);
+                    p.visual[static_cast<size_t>(i)] = v;
+                    nv += v;
+                }
+                auto dp = DecoderPruning::create(*dec, {sparse_step(1, nv / 2, false)}, DecoderPruneShape{p.T, nv, 1},
+                                                 DType::f32, tp ? 3 : 1);
+                REQUIRE_MESSAGE(dp.is_ok(), dp.status().message());
+                std::memcpy((*dp)->embeddings(), p.x.data(), p.x.size() * 4);
+                std::memcpy((*dp)->positions(), p.pos.data(), p.pos.size() * 4);
+                REQUIRE((*dp)->prefill(p.T, p.visual.data(), tp).is_ok());
+                const std::vector<int32_t> want = oracle_raters(p, dec->hparams().n_embd);
+                CHECK(!want.empty());
+                CHECK((*dp)->raters() == want);
+            }
+        }
+        // Worked by hand: a run of 16 visual rows 4·u1 and a run of one row 4·u2 (u: unit vectors),
+        // then the text rows u1, u2, 0, 0. Softmax rows: the 16 rows (e⁴, 1, 1, 1)/(e⁴ + 3), the one
+        // row (1, e⁴, 1, 1)/(e⁴ + 3); m = their mean weighted 16:1 = (0.893, 0.072, 0.018, 0.018),
+        // above the mean 1/4 only u1. (Weighting the two runs equally would make u2 a rater too.)
+        const int64_t C = dec->hparams().n_embd;
+        SparsePrompt p = sparse_prompt(*dec, 24, 0, 0, 1);
+        std::fill(p.x.begin(), p.x.end(), 0.0f);
+        for (int64_t i = 1; i < 17; ++i) p.x[static_cast<size_t>(i * C)] = 4.0f, p.visual[static_cast<size_t>(i)] = 1;
+        p.x[static_cast<size_t>(18 * C + 1)] = 4.0f, p.visual[18] = 1;
+        p.x[static_cast<size_t>(19 * C)] = 1.0f;
+        p.x[static_cast<size_t>(20 * C + 1)] = 1.0f;
+        // Rows 21..23: zero, as rows 19 and 20 would be without their one component.
+        auto dp = DecoderPruning::create(*dec, {sparse_step(1, 8, false)}, DecoderPruneShape{p.T, 17, 1}, DType::f32, 3);
+        REQUIRE(dp.is_ok());
+        std::memcpy((*dp)->embeddings(), p.x.data(), p.x.size() * 4);
+        std::memcpy((*dp)->positions(), p.pos.data(), p.pos.size() * 4);
+        const Status run = (*dp)->prefill(p.T, p.visual.data(), &pool).status();
+        REQUIRE_MESSAGE(run.is_ok(), run.message());
+        CHECK((*dp)->raters() == std::vector<int32_t>{19});
+        CHECK(oracle_raters(p, C) == std::vector<int32_t>{19});
     }
 }
 

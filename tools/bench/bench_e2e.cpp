@@ -8,10 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "models/decoder_pruning.h"
 #include "models/vlm.h"
 #include "ops/matmul.h"
 #include "runtime/gguf.h"
 #include "runtime/image.h"
+#include "runtime/kv_cache.h"
 #include "tools/bench/bench_common.h"
 
 namespace glimpse::bench {
@@ -55,6 +57,71 @@ void count_kernels(const GgufFile& f, int64_t M, int64_t M_projector, std::map<s
     }
 }
 
+// Decoder-layer pruning (issue 24): the stages, what their boundaries cost in the prefill, and
+// the KV cache three ways: `table_bytes` worked out here from the stage table alone (the rows
+// each segment keeps + the answer, times its layers, K and V), `allocated_bytes` what the
+// KvCache allocated (its per-layer capacities, 64-byte aligned buffers), and `used_bytes` the
+// slots this run filled (the rows each segment ran in the prefill + the generated tokens).
+void write_decoder_pruning(Json& j, const DecoderPruning& dp, const TextHparams& th, DType kv_type, bool kv_mixed,
+                           int64_t n_generated, const std::vector<DecoderBoundaryTimes>& repeats) {
+    const int64_t row_bytes = kv_cache_row_bytes(kv_type, th.n_head_kv * th.head_dim);
+    const DecoderPruneShape& shape = dp.shape();
+    j.begin_object("decoder_pruning");
+    j.begin_array("stages");
+    int64_t rows = shape.prompt_rows, visual = shape.visual_rows, table_bytes = 0;
+    int first_layer = 0;
+    for (size_t s = 0; s < dp.steps().size(); ++s) {
+        const DecoderPruneStep& st = dp.steps()[s];
+        j.begin_object("");
+        j.value("layer", static_cast<int64_t>(st.layer));
+        j.value("keep", st.keep);
+        j.value("merged", dp.merged_rows()[s]);
+        j.end_object();
+        table_bytes += 2 * (rows + shape.answer_rows) * row_bytes * (st.layer + 1 - first_layer);
+        first_layer = st.layer + 1;
+        rows -= visual - st.keep - dp.merged_rows()[s];
+        visual = st.keep + dp.merged_rows()[s];
+    }
+    j.end_array();
+    table_bytes += 2 * (rows + shape.answer_rows) * row_bytes * (th.n_layer - first_layer);
+    // Each part's best over the runs (--repeat; one run: that run's).
+    DecoderBoundaryTimes t = repeats.empty() ? dp.boundary_times() : repeats.front();
+    for (const DecoderBoundaryTimes& r : repeats) {
+        t.raters_ms = std::min(t.raters_ms, r.raters_ms);
+        t.score_ms = std::min(t.score_ms, r.score_ms);
+        t.select_ms = std::min(t.select_ms, r.select_ms);
+        t.recycle_ms = std::min(t.recycle_ms, r.recycle_ms);
+    }
+    j.begin_object("boundary_ms");
+    j.value("raters", t.raters_ms);
+    j.value("score", t.score_ms);
+    j.value("select", t.select_ms);
+    j.value("recycle", t.recycle_ms);
+    j.value("total", t.total_ms());
+    j.value("runs", static_cast<int64_t>(std::max<size_t>(repeats.size(), 1)));
+    j.end_object();
+    int64_t used_bytes = 0;
+    for (size_t s = 0; s < dp.plan().segments.size(); ++s) {
+        const DecoderSegment& seg = dp.plan().segments[s];
+        const int64_t slots = static_cast<int64_t>(dp.segment_positions()[s].size()) + n_generated;
+        used_bytes += 2 * slots * row_bytes * (seg.end_layer - seg.first_layer);
+    }
+    j.begin_object("kv_cache");
+    if (kv_mixed) {  // rows of two precisions: the sums above assume one row size
+        j.null("table_bytes");
+        j.null("used_bytes");
+    } else {
+        j.value("table_bytes", table_bytes);
+        j.value("used_bytes", used_bytes);
+    }
+    j.value("allocated_bytes", dp.kv_cache_bytes());
+    j.begin_array("capacity_per_layer");
+    for (int l = 0; l < dp.plan().kv_cache->n_layers(); ++l) j.value("", dp.plan().kv_cache->capacity(l));
+    j.end_array();
+    j.end_object();
+    j.end_object();
+}
+
 void write_counts(Json& j, const std::string& key, const std::map<std::string, int>& m) {
     j.begin_object(key);
     for (const auto& [name, n] : m) j.value(name, static_cast<int64_t>(n));
@@ -76,6 +143,8 @@ int cmd_e2e(int argc, char** argv) {
     a.option("--image", "FILE", "image (JPEG, PNG, ...)");
     a.option("-p,--prompt", "TEXT", "prompt", "Describe this image.");
     a.option("-n,--n-predict", "N", "tokens to generate", "32");
+    a.option("--repeat", "N", "run prefill and decoding N times on the one encoded image (1..1000); the report adds\n"
+             "each run's prefill ms and decode tok/s and their best (a loaded machine's noise is one-sided)", "1");
     a.option("--kv-type", "TYPE", "KV cache type: f16, f32, q8_0 or q4_0", "f16");
     a.option("--prune", "METHOD", "prune visual tokens after the projector (docs/pruning.md), with --keep");
     a.option("--keep", "F", "with --prune: fraction in (0, 1] of the image's visual tokens kept, or a count > 1");
@@ -177,11 +246,23 @@ int cmd_e2e(int argc, char** argv) {
 
     SamplingParams sp;
     sp.temperature = 0;  // greedy: deterministic
-    GenerationStats st;
-    std::string text;
-    Status s = vlm.generate(prompt, static_cast<int>(n_predict), sp,
-                            [&](std::string_view bytes) { text.append(bytes.data(), bytes.size()); return true; }, &st, &embeddings);
-    if (!s.is_ok()) return fail(s.message());
+    int64_t repeat = 1;
+    if (!a.get_int("--repeat", 1, 1000, &repeat, &err)) return fail(err, 2);
+    GenerationStats st;  // the first run's (every field below but the repeat_* ones)
+    std::vector<double> repeat_prefill_ms, repeat_decode_tps;
+    std::vector<DecoderBoundaryTimes> repeat_boundary;
+    for (int64_t r = 0; r < repeat; ++r) {
+        GenerationStats one;
+        std::string text;
+        Status s = vlm.generate(prompt, static_cast<int>(n_predict), sp,
+                                [&](std::string_view bytes) { text.append(bytes.data(), bytes.size()); return true; },
+                                &one, &embeddings);
+        if (!s.is_ok()) return fail(s.message());
+        if (r == 0) st = one;
+        repeat_prefill_ms.push_back(one.prefill_ms);
+        repeat_decode_tps.push_back(one.decode_ms > 0 ? 1000.0 * static_cast<double>(one.n_generated) / one.decode_ms : 0);
+        if (const DecoderPruning* dp = vlm.decoder_pruning()) repeat_boundary.push_back(dp->boundary_times());
+    }
     const int64_t rss = peak_rss_bytes();
     const VlmMemory mem = vlm.memory();
 
@@ -238,6 +319,10 @@ int cmd_e2e(int argc, char** argv) {
         j.null("pruning");
     }
     j.value("chunks", static_cast<int64_t>(prompt.chunks.size()));
+    // Visual rows each decoder layer processed in the prefill, averaged over the layers.
+    j.value("visual_tokens_per_decoder_layer", st.decoder_layers > 0 ? static_cast<double>(st.visual_rows_layer_sum) /
+                                                                           static_cast<double>(st.decoder_layers)
+                                                                     : 0.0);
     j.value("max_tiles", static_cast<int64_t>(vlm.max_tiles()));  // 0: the model's own tiling
     j.end_object();
     j.begin_object("timings_ms");
@@ -265,11 +350,19 @@ int cmd_e2e(int argc, char** argv) {
     j.value("tokens", st.n_prompt);
     j.value("ms", st.prefill_ms);
     j.value("tokens_per_s", prefill_tps);
+    j.begin_array("repeat_ms");
+    for (double v : repeat_prefill_ms) j.value("", v);
+    j.end_array();
+    j.value("min_ms", *std::min_element(repeat_prefill_ms.begin(), repeat_prefill_ms.end()));
     j.end_object();
     j.begin_object("decode");
     j.value("tokens", st.n_generated);
     j.value("ms", st.decode_ms);
     j.value("tokens_per_s", decode_tps);
+    j.begin_array("repeat_tokens_per_s");
+    for (double v : repeat_decode_tps) j.value("", v);
+    j.end_array();
+    j.value("max_tokens_per_s", *std::max_element(repeat_decode_tps.begin(), repeat_decode_tps.end()));
     j.value("stopped_at_eog", st.stopped_at_eog);
     j.value("bytes_per_token", bytes_per_token);
     if (bound_tps > 0) {
@@ -289,6 +382,12 @@ int cmd_e2e(int argc, char** argv) {
     j.end_object();
     j.value("peak_rss_bytes", rss);
     j.end_object();
+    if (const DecoderPruning* dp = vlm.decoder_pruning(); dp && !dp->steps().empty()) {
+        write_decoder_pruning(j, *dp, vlm.text().hparams(), vlm.kv_type(), dp->plan().kv_cache->mixed(), st.n_generated,
+                              repeat_boundary);
+    } else {
+        j.null("decoder_pruning");
+    }
     j.begin_object("kernels");
     write_counts(j, "vision", vision_kernels);
     write_counts(j, "text", text_kernels);

@@ -369,6 +369,7 @@ int calibrate_command(const std::string& program, int argc, char** argv) {
     auto plan = calibration_plan(chosen.config, cal.settings());
     if (!plan.is_ok()) return fail(plan.status().message());
     plan->model = cal.model_name();
+    plan->decoder_layers = cal.decoder_layer_count();  // its decoder stages are a table for this depth
     PruningCalibration rec;
     rec.budget_bytes = *budget;
     rec.image_width = cal.settings().image_width;
@@ -393,6 +394,7 @@ int calibrate_command(const std::string& program, int argc, char** argv) {
         auto step_plan = calibration_plan((*path)[i].config, cal.settings());
         if (!step_plan.is_ok()) return fail(step_plan.status().message());
         step_plan->model = cal.model_name();
+        step_plan->decoder_layers = cal.decoder_layer_count();
         PruningCalibration at = rec;
         at.budget_bytes = (*path)[i].total;
         at.answer_agreement = (*path)[i].loss.agreement;

@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
 """SVG plot of pruning accuracy against the share of visual tokens kept (no dependencies).
 
-  plot.py pruning.json out.svg     (pruning.json: table.py's combined JSON)
+  plot.py pruning.json out.svg [DECODER.jsonl ...]
+      (pruning.json: table.py's combined JSON; DECODER.jsonl: the in-LLM runs of
+       run_decoder_grid.sh / run_feather_grid.sh, their 400-scene runs other than none/random)
 
 One panel per model; one colour per method: solid lines original position ids (the default),
-dotted lines compact ids; the unpruned accuracy as a dashed black line.
+dotted lines compact ids; the unpruned accuracy as a dashed black line. In-LLM runs (issue 24)
+are markers at their average share of visual tokens per decoder layer: one colour per decoder
+method, a circle alone, a square stacked after an after_projector stage.
 """
 import json
 import sys
@@ -12,9 +16,23 @@ import sys
 COLORS = ["#888888", "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
           "#bcbd22", "#000080"]
 W, H, PAD = 460, 340, 48
+DECODER_METHODS = [("pyramiddrop", "#000000"), ("sparsevlm", "#d4a017"), ("feather", "#008080"), ("fastv", "#ff00ff")]
 
 
-def panel(x0, label, runs, methods):
+def decoder_points(runs):
+    """(share per decoder layer, overall, method colour, stacked) of each in-LLM run."""
+    pts = []
+    for r in runs:
+        name = r.get("run", "")
+        method = next((m for m in DECODER_METHODS if m[0] in name), None)
+        if method is None or r.get("scenes") != 400:
+            continue
+        vt = r["visual_tokens"]
+        pts.append((vt["per_decoder_layer"] / vt["in"], r["overall"], method[1], name.startswith("divprune")))
+    return pts
+
+
+def panel(x0, label, runs, methods, decoder=()):
     out = []
     px = lambda f: x0 + PAD + f * (W - 2 * PAD)
     py = lambda a: 20 + (H - PAD - 20) * (1 - a)
@@ -42,11 +60,22 @@ def panel(x0, label, runs, methods):
             out.append('<text x="%d" y="%d" font-size="11" fill="%s">%s</text>' % (
                 px(0.66), py(0.5) + 13 * present.index(m), c, m))
     out.append('<text x="%d" y="%d" font-size="10">solid: original ids; dotted: compact</text>' % (px(0.3), py(0.5) - 8))
+    for f, a, c, stacked in decoder:
+        if stacked:
+            out.append('<rect x="%.1f" y="%.1f" width="7" height="7" fill="%s"/>' % (px(f) - 3.5, py(a) - 3.5, c))
+        else:
+            out.append('<circle cx="%.1f" cy="%.1f" r="4" fill="none" stroke="%s" stroke-width="1.5"/>' % (px(f), py(a), c))
+    if decoder:
+        out.append('<text x="%d" y="%d" font-size="10">in-LLM, x = share per decoder layer (o alone, '
+                   '&#9632; after divprune):</text>' % (px(0.02), py(0.22)))
+        for i, (m, c) in enumerate(DECODER_METHODS):
+            out.append('<text x="%d" y="%d" font-size="10" fill="%s">%s</text>' % (px(0.02) + 75 * i, py(0.22) + 13, c, m))
     return out
 
 
 def main():
     data = json.load(open(sys.argv[1]))
+    decoder_runs = [json.loads(line) for path in sys.argv[3:] for line in open(path) if line.strip()]
     methods = []
     for runs in data.values():
         for r in runs:
@@ -56,7 +85,8 @@ def main():
     parts = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif">' % (W * len(data), H),
              '<rect width="100%" height="100%" fill="#fff"/>']
     for k, (label, runs) in enumerate(data.items()):
-        parts += panel(k * W, label + ": overall accuracy (dashed: unpruned)", runs, methods)
+        mine = [r for r in decoder_runs if r["model"].split("/")[-1].replace("-text.gguf", "") == label]
+        parts += panel(k * W, label + ": overall accuracy (dashed: unpruned)", runs, methods, decoder_points(mine))
     parts.append("</svg>")
     open(sys.argv[2], "w").write("\n".join(parts) + "\n")
 
