@@ -54,6 +54,10 @@ std::optional<double> previous_keep(double keep) {
 
 constexpr int kKvLevels = static_cast<int>(sizeof(kCalibrationKvTypes) / sizeof(kCalibrationKvTypes[0]));
 
+// The q8_0 share of each KV level (-1: not a mixed level), as kCalibrationKvCaches states it.
+constexpr double kKvLevelShares[] = {-1, -1, 0.5, 0.25, -1};
+static_assert(sizeof(kKvLevelShares) / sizeof(kKvLevelShares[0]) == kKvLevels, "one share per KV level");
+
 }  // namespace
 
 Result<int64_t> parse_memory_size(std::string_view text) {
@@ -127,6 +131,20 @@ static std::vector<double> effective_decoder_keeps(const CalibrationConfig& c) {
     return eff;
 }
 
+// The per-layer q8_0 shares a configuration applies: empty unless its KV level is mixed and some
+// layer's share is below the level's (canonical: a list equal to the level's share is no list).
+static std::vector<double> effective_kv_layer_shares(const CalibrationConfig& c) {
+    if (c.kv_level < 0 || c.kv_level >= kKvLevels || kKvLevelShares[c.kv_level] < 0) return {};
+    const double level = kKvLevelShares[c.kv_level];
+    std::vector<double> eff;
+    bool below = false;
+    for (double s : c.kv_layer_shares) {
+        eff.push_back(std::min(s, level));
+        below = below || eff.back() < level;
+    }
+    return below ? eff : std::vector<double>{};
+}
+
 Result<PruningPlan> calibration_plan(const CalibrationConfig& config, const CalibrationSettings& settings) {
     GLIMPSE_CHECK_OR_RETURN(config.kv_level >= 0 && config.kv_level < kKvLevels, invalid_argument,
                             "calibration: KV level %d out of range", config.kv_level);
@@ -151,9 +169,17 @@ Result<PruningPlan> calibration_plan(const CalibrationConfig& config, const Cali
                              settings.decoder_layers[i], eff[i]);
         prev = eff[i];
     }
+    std::string kv_cache = kCalibrationKvCaches[config.kv_level];
+    const std::vector<double> layer_shares = effective_kv_layer_shares(config);
+    if (!layer_shares.empty()) {
+        // The per-layer KV lever: one share per decoder layer.
+        kv_cache = "{\"type\": \"mixed\", \"high_precision_share\": [";
+        for (size_t l = 0; l < layer_shares.size(); ++l) kv_cache += str_printf("%s%.17g", l ? ", " : "", layer_shares[l]);
+        kv_cache += "]}";
+    }
     const std::string doc = str_printf(
         "{\"format\": \"glimpse.pruning-plan\", \"version\": 1, \"stages\": [%s], \"kv_cache\": %s}",
-        stages.c_str(), kCalibrationKvCaches[config.kv_level]);
+        stages.c_str(), kv_cache.c_str());
     return pruning_plan_parse(doc, "calibration plan");
 }
 
@@ -205,6 +231,7 @@ CalibrationConfig Calibrator::smallest() const {
 std::string Calibrator::key(const CalibrationConfig& c) const {
     std::string k = str_printf("p%.6g/kv%d", c.projector_keep, c.kv_level);
     for (double d : effective_decoder_keeps(c)) k += str_printf("/d%.6g", d);
+    for (double s : effective_kv_layer_shares(c)) k += str_printf("/kvs%.6g", s);
     return k;
 }
 
@@ -365,6 +392,27 @@ std::vector<std::pair<std::string, CalibrationConfig>> Calibrator::lever_steps(c
         CalibrationConfig n = base;
         n.kv_level = kv_level;
         out.emplace_back(str_printf("%sKV cache %s", undo, kCalibrationKvTypes[n.kv_level]), n);
+    }
+    // Levers: at a mixed KV level, one decoder layer's q8_0 share one notch along
+    // kCalibrationKvLayerShares (down when pruning, back up to at most the level's share when undoing).
+    if (settings_.kv_levers && settings_.kv_layer_levers && base.kv_level >= 0 && base.kv_level < kKvLevels &&
+        kKvLevelShares[base.kv_level] >= 0) {
+        const double level = kKvLevelShares[base.kv_level];
+        std::vector<double> shares = effective_kv_layer_shares(base);
+        if (shares.empty()) shares.assign(static_cast<size_t>(n_decoder_layers_), level);
+        for (size_t l = 0; l < shares.size(); ++l) {
+            std::optional<double> to;
+            for (double s : kCalibrationKvLayerShares) {
+                if (prune && s < shares[l] - 1e-12 && !to) to = s;
+                if (!prune && s > shares[l] + 1e-12 && s <= level + 1e-12) to = s;
+            }
+            if (!to) continue;
+            CalibrationConfig n = base;
+            n.kv_layer_shares = shares;
+            n.kv_layer_shares[l] = *to;
+            if (effective_kv_layer_shares(n).empty()) n.kv_layer_shares.clear();  // back to the level's own share
+            out.emplace_back(str_printf("%sKV layer %zu share %.4g", undo, l, *to), n);
+        }
     }
     return out;
 }
