@@ -103,8 +103,10 @@ double mean_kl_of(const PruningPlan& plan, const std::vector<CalibrationSample>&
     return count ? sum / static_cast<double>(count) : 0;
 }
 
-// The planned total of a plan for the settings' geometry, through the Vlm API (as inspect --json).
-int64_t planned_total(const PruningPlan& plan, const CalibrationSettings& s) {
+// The planned total of a plan for the settings' geometry, through the Vlm API (as inspect --json);
+// optionally the prompt's positions and the values of one KV row (n_head_kv · head_dim).
+int64_t planned_total(const PruningPlan& plan, const CalibrationSettings& s, int64_t* prompt_positions = nullptr,
+                      int64_t* kv_row_values = nullptr) {
     VlmConfig cfg = base_config();
     cfg.pruning = plan;
     auto vlm = Vlm::load(s.text_path, s.mmproj_path, cfg);
@@ -119,6 +121,8 @@ int64_t planned_total(const PruningPlan& plan, const CalibrationSettings& s) {
     VlmMemory m = (*vlm)->memory();
     m.image_buffers = prompt->n_image_tokens() * (*vlm)->text().hparams().n_embd * 4;
     for (const PreprocessedImage& p : prompt->images) m.image_buffers += static_cast<int64_t>(p.data.size() * 4);
+    if (prompt_positions) *prompt_positions = prompt->n_positions();
+    if (kv_row_values) *kv_row_values = (*vlm)->text().hparams().n_head_kv * (*vlm)->text().hparams().head_dim;
     return m.total() + s.process_overhead;
 }
 
@@ -338,22 +342,8 @@ TEST_CASE("calibration: the per-layer KV lever lowers one layer's q8_0 share; th
     auto m_lowered = (*cal)->plan_memory(lowered);
     REQUIRE((m_level.is_ok() && m_lowered.is_ok()));
     CHECK(m_level->total == planned_total(*plan_level, (*cal)->settings()));
-    CHECK(m_lowered->total == planned_total(*plan_lowered, (*cal)->settings()));
     int64_t P = 0, row = 0;
-    {
-        VlmConfig cfg = base_config();
-        cfg.pruning = *plan_lowered;
-        auto vlm = Vlm::load(settings.text_path, settings.mmproj_path, cfg);
-        REQUIRE(vlm.is_ok());
-        ImageU8 img;
-        img.width = settings.image_width;
-        img.height = settings.image_height;
-        img.rgb.assign(static_cast<size_t>(img.width) * img.height * 3, 7);
-        auto prompt = (*vlm)->build_prompt(settings.plan_prompt, {img});
-        REQUIRE(prompt.is_ok());
-        P = prompt->n_positions();
-        row = (*vlm)->text().hparams().n_head_kv * (*vlm)->text().hparams().head_dim;
-    }
+    CHECK(m_lowered->total == planned_total(*plan_lowered, (*cal)->settings(), &P, &row));
     auto align64 = [](int64_t n) { return (n + 63) / 64 * 64; };
     const int64_t moved = (P + 3) / 4, answer = settings.answer_tokens;  // ⌈0.25·P⌉
     const int64_t r8 = row / 32 * 34, r4 = row / 32 * 18;
