@@ -184,8 +184,9 @@ Status check_attention_kv(const OpRunContext& c) {
 // Mixed KV cache: which of this pass's rows keep q8_0. The signal is the attention the pass's
 // last query row (the prompt's last token, where decoding starts) gives each of its keys,
 // summed over the query heads, from the f32 q/k before quantization (the registered attention_row
-// kernel the plan chose, as the [CLS] tap runs it): the row precision covers every head. Not the column mean over all rows: under the causal mask early keys are seen by
-// more rows, so the mean ranks position before relevance.
+// kernel the plan chose, as the [CLS] tap runs it): the row precision covers every head. Not the
+// column mean over all rows: under the causal mask early keys are seen by more rows, so the mean
+// ranks position before relevance.
 void assign_mixed_rows(const OpRunContext& c, int64_t rows, int64_t kv_cols) {
     const NodeParams& p = c.node.p;
     KvCache* kv = c.kv_cache;
