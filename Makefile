@@ -53,6 +53,7 @@ test-isa: build
 	  GLIMPSE_MAX_ISA=$$isa $(BUILD)/tests/test_attention_kvq || exit 1; \
 	  GLIMPSE_MAX_ISA=$$isa $(BUILD)/tests/test_cpu_features || exit 1; \
 	  GLIMPSE_MAX_ISA=$$isa $(BUILD)/tests/test_dpc_cluster || exit 1; \
+	  GLIMPSE_MAX_ISA=$$isa $(BUILD)/tests/test_kv_cache_mixed || exit 1; \
 	done
 
 demo: build

@@ -55,6 +55,10 @@ std::optional<double> previous_keep(double keep) {
 
 constexpr int kKvLevels = static_cast<int>(sizeof(kCalibrationKvTypes) / sizeof(kCalibrationKvTypes[0]));
 
+// The q8_0 share of each KV level (-1: not a mixed level), as kCalibrationKvCaches states it.
+constexpr double kKvLevelShares[] = {-1, -1, 0.5, 0.25, -1};
+static_assert(sizeof(kKvLevelShares) / sizeof(kKvLevelShares[0]) == kKvLevels, "one share per KV level");
+
 }  // namespace
 
 Result<int64_t> parse_memory_size(std::string_view text) {
@@ -138,6 +142,20 @@ std::vector<int> calibration_tile_caps(int width, int height, int rows, int cols
     return caps;
 }
 
+// The per-layer q8_0 shares a configuration applies: empty unless its KV level is mixed and some
+// layer's share is below the level's (canonical: a list equal to the level's share is no list).
+static std::vector<double> effective_kv_layer_shares(const CalibrationConfig& c) {
+    if (c.kv_level < 0 || c.kv_level >= kKvLevels || kKvLevelShares[c.kv_level] < 0) return {};
+    const double level = kKvLevelShares[c.kv_level];
+    std::vector<double> eff;
+    bool below = false;
+    for (double s : c.kv_layer_shares) {
+        eff.push_back(std::min(s, level));
+        below = below || eff.back() < level;
+    }
+    return below ? eff : std::vector<double>{};
+}
+
 Result<PruningPlan> calibration_plan(const CalibrationConfig& config, const CalibrationSettings& settings) {
     GLIMPSE_CHECK_OR_RETURN(config.kv_level >= 0 && config.kv_level < kKvLevels, invalid_argument,
                             "calibration: KV level %d out of range", config.kv_level);
@@ -170,9 +188,17 @@ Result<PruningPlan> calibration_plan(const CalibrationConfig& config, const Cali
     }
     // The tile cap (0: the model's own tiling, no key).
     const std::string tiles = config.max_tiles > 0 ? str_printf(", \"max_tiles\": %d", config.max_tiles) : "";
+    std::string kv_cache = kCalibrationKvCaches[config.kv_level];
+    const std::vector<double> layer_shares = effective_kv_layer_shares(config);
+    if (!layer_shares.empty()) {
+        // The per-layer KV lever: one share per decoder layer.
+        kv_cache = "{\"type\": \"mixed\", \"high_precision_share\": [";
+        for (size_t l = 0; l < layer_shares.size(); ++l) kv_cache += str_printf("%s%.17g", l ? ", " : "", layer_shares[l]);
+        kv_cache += "]}";
+    }
     const std::string doc = str_printf(
         "{\"format\": \"glimpse.pruning-plan\", \"version\": 1, \"stages\": [%s], \"kv_cache\": %s%s}",
-        stages.c_str(), kCalibrationKvCaches[config.kv_level], tiles.c_str());
+        stages.c_str(), kv_cache.c_str(), tiles.c_str());
     return pruning_plan_parse(doc, "calibration plan");
 }
 
@@ -249,6 +275,7 @@ std::string Calibrator::key(const CalibrationConfig& c) const {
     for (double d : effective_decoder_keeps(c)) k += str_printf("/d%.6g", d);
     if (c.encoder_merge > 0) k += str_printf("/m%.6g", c.encoder_merge);
     if (c.max_tiles > 0) k += str_printf("/t%d", c.max_tiles);
+    for (double s : effective_kv_layer_shares(c)) k += str_printf("/kvs%.6g", s);
     return k;
 }
 
@@ -431,6 +458,27 @@ std::vector<std::pair<std::string, CalibrationConfig>> Calibrator::lever_steps(c
             out.emplace_back(n.max_tiles > 0 ? str_printf("%smax tiles %d", undo, n.max_tiles)
                                              : str_printf("%smax tiles %d (natural)", undo, natural_tiles_),
                              n);
+        }
+    }
+    // Levers: at a mixed KV level, one decoder layer's q8_0 share one notch along
+    // kCalibrationKvLayerShares (down when pruning, back up to at most the level's share when undoing).
+    if (settings_.kv_levers && settings_.kv_layer_levers && base.kv_level >= 0 && base.kv_level < kKvLevels &&
+        kKvLevelShares[base.kv_level] >= 0) {
+        const double level = kKvLevelShares[base.kv_level];
+        std::vector<double> shares = effective_kv_layer_shares(base);
+        if (shares.empty()) shares.assign(static_cast<size_t>(n_decoder_layers_), level);
+        for (size_t l = 0; l < shares.size(); ++l) {
+            std::optional<double> to;
+            for (double s : kCalibrationKvLayerShares) {
+                if (prune && s < shares[l] - 1e-12 && !to) to = s;
+                if (!prune && s > shares[l] + 1e-12 && s <= level + 1e-12) to = s;
+            }
+            if (!to) continue;
+            CalibrationConfig n = base;
+            n.kv_layer_shares = shares;
+            n.kv_layer_shares[l] = *to;
+            if (effective_kv_layer_shares(n).empty()) n.kv_layer_shares.clear();  // back to the level's own share
+            out.emplace_back(str_printf("%sKV layer %zu share %.4g", undo, l, *to), n);
         }
     }
     return out;

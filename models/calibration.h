@@ -22,7 +22,9 @@
 // one still fits the budget and lowers the loss (a cheap early step, e.g. a KV precision, may no
 // longer be needed once a later keep step made room). Levers: the after-projector keep (one method), the keep after
 // each of a few decoder layers (pyramiddrop stages: a per-layer keep table), the KV-cache type
-// (f16 -> q8_0 -> q4_0), ToMe merging in the encoder and SmolVLM's tile cap (max_tiles). Why greedy rather than FitPrune's binary search on a threshold: the levers
+// (f16 -> q8_0 -> mixed 0.5 -> mixed 0.25 -> q4_0) and, at a mixed level, each decoder layer's
+// q8_0 share (0.5 -> 0.25 -> 0, one layer per step), ToMe merging in the encoder and SmolVLM's
+// tile cap (max_tiles). Why greedy rather than FitPrune's binary search on a threshold: the levers
 // here are of different kinds (token counts at several sites and a storage precision), and their
 // byte costs are not one monotone function of a single threshold; greedy needs only that each step
 // saves bytes, and its path is the loss-against-budget curve for free.
@@ -68,6 +70,10 @@ struct CalibrationConfig {
     int kv_level = 0;                  // index into kCalibrationKvTypes
     double encoder_merge = 0;          // ToMe inside the encoder: a kCalibrationMerges fraction (0: none)
     int max_tiles = 0;                 // SmolVLM's tile cap (0: the model's own tiling)
+    // At a mixed KV level: each decoder layer's share of q8_0 prompt rows, at most the level's (a
+    // layer's share is min(level share, this)); empty: the level's share on every layer. Lowered one
+    // layer one notch along kCalibrationKvLayerShares at a time (the per-layer KV lever).
+    std::vector<double> kv_layer_shares;
 };
 
 // The KV lever's levels, fewest bytes last: labels, and each level as a plan's kv_cache object.
@@ -77,6 +83,8 @@ inline constexpr const char* kCalibrationKvCaches[] = {
     R"({"type": "f16"})", R"({"type": "q8_0"})", R"({"type": "mixed", "high_precision_share": 0.5})",
     R"({"type": "mixed", "high_precision_share": 0.25})", R"({"type": "q4_0"})"};
 static_assert(sizeof(kCalibrationKvTypes) == sizeof(kCalibrationKvCaches), "one kv_cache object per KV level");
+// The per-layer KV lever's shares (at a mixed level), largest first: a layer steps 0.5 -> 0.25 -> 0.
+inline constexpr double kCalibrationKvLayerShares[] = {0.5, 0.25, 0.0};
 // Keep fractions the levers step through, largest first.
 inline constexpr double kCalibrationKeeps[] = {1.0, 0.75, 0.5, 0.375, 0.25, 0.1875, 0.125, 0.0625};
 // ToMe merge fractions the encoder lever steps through (`--merge R`'s meaning: R of the encoder's
@@ -108,6 +116,9 @@ struct CalibrationSettings {
     // docs/calibration.md: the part beyond the fixed one grows with the model).
     int64_t process_overhead = 0;
     double overhead_weight_share = 0;
+    // With kv_levers: at a mixed KV level, lower one decoder layer's q8_0 share at a time
+    // (CalibrationConfig::kv_layer_shares; MiKV / ZipVL choose the share per layer).
+    bool kv_layer_levers = true;
 };
 
 // The layers after which decoder stages may prune: L/4, L/2, 3L/4 rounded, minus one (PyramidDrop's

@@ -157,11 +157,11 @@ Result<std::unique_ptr<KvCache>> TextDecoder::create_kv_cache(const std::vector<
                                                               const std::vector<int64_t>& prompt_rows,
                                                               DType kv_type) const {
     const int64_t row = hparams_.n_head_kv * hparams_.head_dim;
-    if (kv_mixed_high_share_ < 0) return KvCache::create(capacity, row, kv_type);
+    if (kv_mixed_high_shares_.empty()) return KvCache::create(capacity, row, kv_type);
     GLIMPSE_CHECK_OR_RETURN(kv_type == DType::q8_0, invalid_argument,
                             "a mixed KV cache keeps q8_0 and q4_0 rows; the plan asked for %s", dtype_name(kv_type));
     GLIMPSE_RETURN_IF_ERROR(check_kv_type(DType::q4_0));
-    return KvCache::create_mixed(capacity, prompt_rows, row, kv_mixed_high_share_);
+    return KvCache::create_mixed(capacity, prompt_rows, row, kv_mixed_high_shares_);
 }
 
 Result<DecoderPlan> TextDecoder::compile(int64_t max_rows, int64_t context, DType kv_type, int n_threads) {

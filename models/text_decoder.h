@@ -117,11 +117,12 @@ public:
     Status check_kv_type(DType kv_type) const;
 
     // Mixed KV cache (--kv-type mixed): plans compiled after this call with kv_type q8_0 get a
-    // KvCache::create_mixed cache keeping this share of each prefill's rows in q8_0 (the rest
-    // q4_0); the prompt rows it plans for are a plan's max_rows (compile) or a segment's
-    // max_rows (compile_segments). A negative share: plain caches again.
-    void set_kv_mixed_high_share(double share) { kv_mixed_high_share_ = share; }
-    double kv_mixed_high_share() const { return kv_mixed_high_share_; }
+    // KvCache::create_mixed cache keeping share_per_layer[l] of each of layer l's prefill rows in
+    // q8_0 (the rest q4_0; one share per decoder layer, checked by create_mixed); the prompt rows
+    // it plans for are a plan's max_rows (compile) or a segment's max_rows (compile_segments).
+    // An empty list: plain caches again.
+    void set_kv_mixed_high_shares(std::vector<double> share_per_layer) { kv_mixed_high_shares_ = std::move(share_per_layer); }
+    const std::vector<double>& kv_mixed_high_shares() const { return kv_mixed_high_shares_; }
 
     // A plan for passes of up to max_rows tokens over a cache of `context` slots.
     Result<DecoderPlan> compile(int64_t max_rows, int64_t context, DType kv_type, int n_threads);
@@ -149,7 +150,7 @@ private:
                                                      const std::vector<int64_t>& prompt_rows, DType kv_type) const;
 
     std::unique_ptr<GgufFile> file_;
-    double kv_mixed_high_share_ = -1;
+    std::vector<double> kv_mixed_high_shares_;  // per layer; empty: not mixed
     TextHparams hparams_;
     OwnedTensors owned_;
     PackedWeightCache packed_;  // weights repacked for their kernels, shared by every plan

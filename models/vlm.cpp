@@ -112,7 +112,20 @@ Result<std::unique_ptr<Vlm>> Vlm::load(const std::string& text_path, const std::
     if (config.pruning) {
         GLIMPSE_ASSIGN_OR_RETURN(m->config_.kv_type, kv_type_of_plan(*config.pruning, config.kv_type));
         if (config.pruning->kv_cache_type == "mixed") {
-            const double share = config.pruning->kv_high_precision_share;
+            const std::vector<double>& list = config.pruning->kv_high_precision_shares;
+            double share = config.pruning->kv_high_precision_share;
+            if (!list.empty()) {
+                GLIMPSE_CHECK_OR_RETURN(static_cast<int64_t>(list.size()) == th.n_layer, invalid_argument,
+                                        "pruning plan: kv_cache.high_precision_share lists %zu shares, one per decoder "
+                                        "layer, but %s has %lld decoder layers",
+                                        list.size(), text_path.c_str(), static_cast<long long>(th.n_layer));
+                GLIMPSE_CHECK_OR_RETURN(config.kv_mixed_high_share < 0, invalid_argument,
+                                        "pruning plan: kv_cache.high_precision_share gives one share per layer; "
+                                        "--kv-high-share %g conflicts with it (give one of them)",
+                                        config.kv_mixed_high_share);
+                share = 0;
+                for (double s : list) share += s / static_cast<double>(list.size());  // reported, not planned
+            }
             GLIMPSE_CHECK_OR_RETURN(config.kv_mixed_high_share < 0 || config.kv_mixed_high_share == share,
                                     invalid_argument,
                                     "pruning plan: kv_cache.high_precision_share %g conflicts with the share %g asked "
@@ -127,7 +140,9 @@ Result<std::unique_ptr<Vlm>> Vlm::load(const std::string& text_path, const std::
                                 "mixed KV cache: share %g of q8_0 rows (in [0, 1]) over a %s cache (must be q8_0)",
                                 m->config_.kv_mixed_high_share, dtype_name(m->config_.kv_type));
         GLIMPSE_RETURN_IF_ERROR(m->text_->check_kv_type(DType::q4_0));  // its low-precision rows
-        m->text_->set_kv_mixed_high_share(m->config_.kv_mixed_high_share);
+        std::vector<double> shares(static_cast<size_t>(th.n_layer), m->config_.kv_mixed_high_share);
+        if (config.pruning && !config.pruning->kv_high_precision_shares.empty()) shares = config.pruning->kv_high_precision_shares;
+        m->text_->set_kv_mixed_high_shares(std::move(shares));
     }
     GLIMPSE_RETURN_IF_ERROR(m->text_->check_kv_type(m->config_.kv_type));  // before any work
     GLIMPSE_ASSIGN_OR_RETURN(m->tokens_side_, ::glimpse::visual_tokens_per_side(vh));
@@ -594,25 +609,33 @@ Status Vlm::ensure_vision_plan() {
 
 Status Vlm::ensure_text_plan(int64_t max_rows, int64_t context) {
     if (config_.kv_mixed_high_share >= 0) {
-        // A mixed cache has ⌈S·max_rows⌉ + (context − max_rows) q8_0 rows (runtime/kv_cache.h): a
-        // plan serves this request only if they hold its prompt's share and its whole answer, or
-        // the answer's last tokens would fall to q4_0. Otherwise the plan grows to serve both the
-        // old requests and this one, with just enough slots for the q8_0 rows.
-        const double share = config_.kv_mixed_high_share;
+        // A mixed cache's layer l has ⌈S_l·max_rows⌉ + (context − max_rows) q8_0 rows
+        // (runtime/kv_cache.h): a plan serves this request only if every layer's hold its prompt's
+        // share and its whole answer, or the answer's last tokens would fall to q4_0. Otherwise the
+        // plan grows to serve both the old requests and this one, with just enough slots for the
+        // q8_0 rows of every layer.
+        const std::vector<double>& shares = text_->kv_mixed_high_shares();
         // ⌈S·rows⌉ as KvCache::create_mixed and assign_mixed round it (runtime/kv_cache.cpp).
-        auto prompt_high = [&](int64_t rows) {
+        auto prompt_high = [](double share, int64_t rows) {
             return std::min<int64_t>(rows, static_cast<int64_t>(std::ceil(share * static_cast<double>(rows) - 1e-9)));
         };
-        const int64_t need_high = prompt_high(max_rows) + (context - max_rows);
-        if (text_plan_.plan && text_plan_.max_rows >= max_rows && text_plan_.context >= context &&
-            text_plan_.kv_cache->high_capacity(0) >= need_high) {
-            return Status::ok();
+        bool fits = text_plan_.plan && text_plan_.max_rows >= max_rows && text_plan_.context >= context;
+        for (size_t l = 0; l < shares.size() && fits; ++l) {
+            fits = text_plan_.kv_cache->high_capacity(static_cast<int>(l)) >=
+                   prompt_high(shares[l], max_rows) + (context - max_rows);
         }
+        if (fits) return Status::ok();
+        int64_t grown_rows = max_rows, grown_context = context;
         if (text_plan_.plan) {
-            max_rows = std::max(max_rows, text_plan_.max_rows);
-            context = std::max(context, text_plan_.context);
+            grown_rows = std::max(max_rows, text_plan_.max_rows);
+            grown_context = std::max(context, text_plan_.context);
         }
-        context = std::max(context, max_rows - prompt_high(max_rows) + need_high);
+        for (double share : shares) {
+            const int64_t need_high = prompt_high(share, max_rows) + (context - max_rows);
+            grown_context = std::max(grown_context, grown_rows - prompt_high(share, grown_rows) + need_high);
+        }
+        max_rows = grown_rows;
+        context = grown_context;
     } else if (text_plan_.plan && text_plan_.max_rows >= max_rows && text_plan_.context >= context) {
         return Status::ok();
     }
@@ -1053,6 +1076,14 @@ VlmMemory Vlm::memory() const {
     }
     m.image_buffers = image_buffer_bytes_;
     return m;
+}
+
+std::vector<int64_t> Vlm::kv_cache_layer_bytes() const {
+    const KvCache* kv = text_plan_.kv_cache.get();
+    if (decoder_pruning_ && !decoder_stages_.empty()) kv = decoder_pruning_->plan().kv_cache.get();
+    std::vector<int64_t> bytes;
+    for (int l = 0; kv && l < kv->n_layers(); ++l) bytes.push_back(kv->layer_bytes(l));
+    return bytes;
 }
 
 int32_t sample_token(const float* logits, int64_t n_vocab, const SamplingParams& params, uint64_t* rng_state,

@@ -120,7 +120,12 @@ public:
     DType kv_type() const { return config_.kv_type; }  // the KV-cache type in use (--kv-type or the plan's)
     // "f16", "q8_0", ... or "mixed" (then kv_type() is q8_0, the high-precision rows' type).
     const char* kv_type_name() const { return config_.kv_mixed_high_share >= 0 ? "mixed" : dtype_name(config_.kv_type); }
+    // The share (a plan's per-layer list: their mean over layers, for reports); -1: not mixed.
     double kv_mixed_high_share() const { return config_.kv_mixed_high_share; }
+    // Mixed: the share of each decoder layer (a plan's list, or the one share on every layer); else empty.
+    const std::vector<double>& kv_mixed_high_shares() const { return text_->kv_mixed_high_shares(); }
+    // Whether the shares came as a per-layer list (a plan's kv_cache.high_precision_share array).
+    bool kv_mixed_shares_per_layer() const { return config_.pruning && !config_.pruning->kv_high_precision_shares.empty(); }
     // The text model's general.name ("" if the file has none): what a calibrated plan records as `model`.
     std::string model_name() const;
 
@@ -168,6 +173,9 @@ public:
     Status check_context(int64_t n_prompt, int64_t n_predict) const;
     // Memory the plans of the last generate() (or of a prompt of this size) use.
     VlmMemory memory() const;
+    // The KV cache's bytes per decoder layer (KvCache::layer_bytes) of the plan memory() reports;
+    // empty before a plan exists. Their sum is memory().kv_cache less a mixed cache's ranking scratch.
+    std::vector<int64_t> kv_cache_layer_bytes() const;
     // Plans for a prompt of n_prompt positions and n_predict new tokens,
     // without running them (glimpse inspect, budgets).
     Status prepare(int64_t n_prompt, int n_predict);

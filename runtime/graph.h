@@ -111,6 +111,9 @@ struct Node {
     const MatmulKernel* matmul = nullptr;
     const void* packed = nullptr;  // linear: weights repacked for `matmul`, if it packs
     const Kernel* kernel = nullptr;  // ops with a registered kernel family: the one chosen
+    // attention_kv over a mixed KV cache: the attention_row kernel that ranks a prefill's rows
+    // (runtime/graph_ops.cpp assign_mixed_rows).
+    const Kernel* row_kernel = nullptr;
     int64_t scratch_bytes = 0;
 };
 

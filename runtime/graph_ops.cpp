@@ -158,7 +158,10 @@ Status compile_attention_kv(OpCompileContext& c) {
         c.node.kernel = select_kernel(OpFamily::attention_kvq);
         c.node.scratch_bytes = c.threads * attention_kvq_scratch_floats(kv->capacity(p.layer), p.head_dim) * 4;
         // Mixed: then the prompt's last-row attention (n_head, T) and its per-key sum (T), T <= capacity.
-        if (kv->mixed()) c.node.scratch_bytes += (p.n_head + 1) * kv->capacity(p.layer) * 4;
+        if (kv->mixed()) {
+            c.node.scratch_bytes += (p.n_head + 1) * kv->capacity(p.layer) * 4;
+            c.node.row_kernel = select_kernel(OpFamily::attention_row);
+        }
         return Status::ok();
     }
     c.node.scratch_bytes = c.threads * attention_scratch_floats(kv->capacity(p.layer)) * 4;
@@ -180,9 +183,10 @@ Status check_attention_kv(const OpRunContext& c) {
 
 // Mixed KV cache: which of this pass's rows keep q8_0. The signal is the attention the pass's
 // last query row (the prompt's last token, where decoding starts) gives each of its keys,
-// summed over the query heads, from the f32 q/k before quantization: the row precision covers
-// every head. Not the column mean over all rows: under the causal mask early keys are seen by
-// more rows, so the mean ranks position before relevance.
+// summed over the query heads, from the f32 q/k before quantization (the registered attention_row
+// kernel the plan chose, as the [CLS] tap runs it): the row precision covers every head. Not the
+// column mean over all rows: under the causal mask early keys are seen by more rows, so the mean
+// ranks position before relevance.
 void assign_mixed_rows(const OpRunContext& c, int64_t rows, int64_t kv_cols) {
     const NodeParams& p = c.node.p;
     KvCache* kv = c.kv_cache;
@@ -192,8 +196,8 @@ void assign_mixed_rows(const OpRunContext& c, int64_t rows, int64_t kv_cols) {
         float* probs = c.scratch + c.node.scratch_bytes / 4 - (p.n_head + 1) * cap;  // (n_head, rows)
         importance = probs + p.n_head * cap;                                          // (rows)
         const int64_t q_cols = c.input(0).shape.cols();
-        attention_row_ref(c.in(0) + (rows - 1) * q_cols, c.in(1), rows, kv_cols, p.n_head, p.n_head_kv, p.head_dim,
-                          p.scale, probs, c.pool);
+        c.node.row_kernel->fn.attention_row(c.in(0) + (rows - 1) * q_cols, c.in(1), rows, kv_cols, p.n_head,
+                                            p.n_head_kv, p.head_dim, p.scale, probs, c.pool);
         for (int64_t t = 0; t < rows; ++t) {
             float sum = 0;
             for (int64_t h = 0; h < p.n_head; ++h) sum += probs[h * rows + t];

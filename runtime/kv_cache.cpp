@@ -41,6 +41,7 @@ Result<std::unique_ptr<KvCache>> KvCache::create(const std::vector<int64_t>& cap
         Layer layer;
         layer.capacity = cap;
         const int64_t bytes = align_up(cap * row_bytes, kBufferAlignment);
+        layer.bytes = 2 * bytes;
         layer.k = cache->storage_ + offset;
         layer.v = cache->storage_ + offset + bytes;
         offset += 2 * bytes;
@@ -54,14 +55,55 @@ static int64_t high_rows_of(double share, int64_t n) {
     return std::min<int64_t>(n, static_cast<int64_t>(std::ceil(share * static_cast<double>(n) - 1e-9)));
 }
 
+namespace {
+
+// Per layer: [K q8_0 | V q8_0 | K q4_0 | V q4_0 | slot map], each part 64-byte aligned:
+// {bytes of K (or V) q8_0, of K (or V) q4_0, of the slot map}.
+std::array<int64_t, 3> mixed_parts(int64_t row_elems, int64_t cap, int64_t high) {
+    const int64_t high_row = kv_cache_row_bytes(DType::q8_0, row_elems), low_row = kv_cache_row_bytes(DType::q4_0, row_elems);
+    return {align_up(high * high_row, kBufferAlignment), align_up((cap - high) * low_row, kBufferAlignment),
+            align_up(cap * 4, kBufferAlignment)};
+}
+
+// The q8_0 rows of a mixed layer: its share of the planned prompt rows plus every other slot.
+int64_t mixed_high_capacity(double share, int64_t cap, int64_t prompt) { return high_rows_of(share, prompt) + (cap - prompt); }
+
+// Bytes of each mixed layer: K/V rows of both precisions and its slot map.
+std::vector<int64_t> mixed_layer_bytes(const std::vector<int64_t>& capacity_per_layer,
+                                       const std::vector<int64_t>& prompt_rows_per_layer, int64_t row_elems,
+                                       const std::vector<double>& high_share_per_layer) {
+    std::vector<int64_t> bytes;
+    for (size_t l = 0; l < capacity_per_layer.size(); ++l) {
+        const int64_t cap = capacity_per_layer[l];
+        const auto p = mixed_parts(row_elems, cap, mixed_high_capacity(high_share_per_layer[l], cap, prompt_rows_per_layer[l]));
+        bytes.push_back(2 * p[0] + 2 * p[1] + p[2]);
+    }
+    return bytes;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<KvCache>> KvCache::create_mixed(const std::vector<int64_t>& capacity_per_layer,
                                                        const std::vector<int64_t>& prompt_rows_per_layer,
                                                        int64_t row_elems, double high_share) {
-    GLIMPSE_CHECK_OR_RETURN(std::isfinite(high_share) && high_share >= 0 && high_share <= 1, invalid_argument,
-                            "mixed KV cache: high-precision share %g is outside [0, 1]", high_share);
+    return create_mixed(capacity_per_layer, prompt_rows_per_layer, row_elems,
+                        std::vector<double>(capacity_per_layer.size(), high_share));
+}
+
+Result<std::unique_ptr<KvCache>> KvCache::create_mixed(const std::vector<int64_t>& capacity_per_layer,
+                                                       const std::vector<int64_t>& prompt_rows_per_layer,
+                                                       int64_t row_elems, const std::vector<double>& high_share_per_layer) {
     GLIMPSE_CHECK_OR_RETURN(capacity_per_layer.size() == prompt_rows_per_layer.size(), invalid_argument,
                             "mixed KV cache: %zu layer capacities but %zu prompt row counts", capacity_per_layer.size(),
                             prompt_rows_per_layer.size());
+    GLIMPSE_CHECK_OR_RETURN(high_share_per_layer.size() == capacity_per_layer.size(), invalid_argument,
+                            "mixed KV cache: %zu high-precision shares for %zu layers (one per layer)",
+                            high_share_per_layer.size(), capacity_per_layer.size());
+    for (size_t l = 0; l < high_share_per_layer.size(); ++l) {
+        const double share = high_share_per_layer[l];
+        GLIMPSE_CHECK_OR_RETURN(std::isfinite(share) && share >= 0 && share <= 1, invalid_argument,
+                                "mixed KV cache: layer %zu's high-precision share %g is outside [0, 1]", l, share);
+    }
     GLIMPSE_CHECK_OR_RETURN(row_elems > 0 && row_elems % kQK == 0, invalid_argument,
                             "mixed KV cache (q8_0 and q4_0 blocks of %d values): a row of %lld values is not a multiple",
                             kQK, static_cast<long long>(row_elems));
@@ -69,16 +111,7 @@ Result<std::unique_ptr<KvCache>> KvCache::create_mixed(const std::vector<int64_t
     cache->row_elems_ = row_elems;
     cache->type_ = DType::q8_0;
     cache->mixed_ = true;
-    cache->high_share_ = high_share;
-    const int64_t high_row = kv_cache_row_bytes(DType::q8_0, row_elems), low_row = kv_cache_row_bytes(DType::q4_0, row_elems);
-    // Per layer: [K q8_0 | V q8_0 | K q4_0 | V q4_0 | slot map], each part 64-byte aligned.
-    auto parts = [&](int64_t cap, int64_t high) {
-        return std::array<int64_t, 3>{align_up(high * high_row, kBufferAlignment),
-                                      align_up((cap - high) * low_row, kBufferAlignment),
-                                      align_up(cap * 4, kBufferAlignment)};
-    };
-    int64_t total = 0, max_cap = 0;
-    std::vector<int64_t> highs;
+    int64_t max_cap = 0;
     for (size_t l = 0; l < capacity_per_layer.size(); ++l) {
         const int64_t cap = capacity_per_layer[l], prompt = prompt_rows_per_layer[l];
         GLIMPSE_CHECK_OR_RETURN(cap >= 0 && cap <= (int64_t{1} << 24), invalid_argument,
@@ -86,11 +119,12 @@ Result<std::unique_ptr<KvCache>> KvCache::create_mixed(const std::vector<int64_t
         GLIMPSE_CHECK_OR_RETURN(prompt >= 0 && prompt <= cap, invalid_argument,
                                 "mixed KV cache: layer %zu plans %lld prompt rows in %lld slots", l,
                                 static_cast<long long>(prompt), static_cast<long long>(cap));
-        highs.push_back(high_rows_of(high_share, prompt) + (cap - prompt));
-        const auto p = parts(cap, highs.back());
-        total += 2 * p[0] + 2 * p[1] + p[2];
         max_cap = std::max(max_cap, cap);
     }
+    const std::vector<int64_t> layer_bytes =
+        mixed_layer_bytes(capacity_per_layer, prompt_rows_per_layer, row_elems, high_share_per_layer);
+    int64_t total = 0;
+    for (int64_t b : layer_bytes) total += b;
     cache->order_.resize(static_cast<size_t>(max_cap));  // plan time: assign_mixed allocates nothing
     cache->storage_ = aligned_buffer_alloc(static_cast<size_t>(total));
     GLIMPSE_CHECK_OR_RETURN(total == 0 || cache->storage_, resource_exhausted,
@@ -100,15 +134,17 @@ Result<std::unique_ptr<KvCache>> KvCache::create_mixed(const std::vector<int64_t
     for (size_t l = 0; l < capacity_per_layer.size(); ++l) {
         Layer layer;
         layer.capacity = capacity_per_layer[l];
-        layer.high_capacity = highs[l];
-        const auto p = parts(layer.capacity, layer.high_capacity);
+        layer.bytes = layer_bytes[l];
+        layer.high_share = high_share_per_layer[l];
+        layer.high_capacity = mixed_high_capacity(layer.high_share, layer.capacity, prompt_rows_per_layer[l]);
+        const auto p = mixed_parts(row_elems, layer.capacity, layer.high_capacity);
         uint8_t* base = cache->storage_ + offset;
         layer.k = base;
         layer.v = base + p[0];
         layer.k_low = base + 2 * p[0];
         layer.v_low = base + 2 * p[0] + p[1];
         layer.slot_rows = reinterpret_cast<int32_t*>(base + 2 * p[0] + 2 * p[1]);
-        offset += 2 * p[0] + 2 * p[1] + p[2];
+        offset += layer_bytes[l];
         cache->layers_.push_back(layer);
     }
     return cache;
@@ -124,7 +160,7 @@ void KvCache::assign_mixed(int layer, int64_t slot0, int64_t T, const float* imp
         for (int64_t s = 0; s < std::min(slot0, L.assigned); ++s) (L.slot_rows[s] >= 0 ? L.high_used : L.low_used)++;
     }
     const int64_t high_free = L.high_capacity - L.high_used, low_free = (L.capacity - L.high_capacity) - L.low_used;
-    int64_t n_high = T == 1 ? 1 : high_rows_of(high_share_, T);
+    int64_t n_high = T == 1 ? 1 : high_rows_of(L.high_share, T);
     n_high = std::max(std::min(n_high, high_free), T - low_free);
     int32_t* rows = L.slot_rows + slot0;
     if (n_high >= T || T == 1) {

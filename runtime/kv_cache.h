@@ -11,8 +11,9 @@
 // other prompt tokens. A slot map (one int32 per slot: >= 0 a q8_0 row, < 0 the q4_0 row ~r)
 // keeps the sequence order, so causal masks mean what they did; the attention_kvq kernels read
 // both parts through it (AttentionArgs::mixed_rows). The number of rows of each precision is
-// fixed at plan time from the prompt rows the plan was made for:
-//   high(l) = ⌈share·prompt(l)⌉ + (capacity(l) − prompt(l)),  low(l) = prompt(l) − ⌈share·prompt(l)⌉.
+// fixed at plan time from the prompt rows the plan was made for and the layer's share (one per
+// layer: MiKV / ZipVL choose it per layer; a plan's kv_cache.high_precision_share list):
+//   high(l) = ⌈share(l)·prompt(l)⌉ + (capacity(l) − prompt(l)),  low(l) = prompt(l) − ⌈share(l)·prompt(l)⌉.
 #pragma once
 
 #include <cstdint>
@@ -35,11 +36,16 @@ public:
     static Result<std::unique_ptr<KvCache>> create(const std::vector<int64_t>& capacity_per_layer, int64_t row_elems,
                                                    DType type);
     // A mixed cache: layer l holds capacity_per_layer[l] slots, of which the plan expects
-    // prompt_rows_per_layer[l] (<= capacity) to come from one prefill pass; high_share in [0, 1]
-    // of each prefill pass's rows are kept in q8_0, the rest in q4_0 (row_elems a multiple of 32).
+    // prompt_rows_per_layer[l] (<= capacity) to come from one prefill pass; high_share_per_layer[l]
+    // in [0, 1] of each of its prefill passes' rows are kept in q8_0, the rest in q4_0 (row_elems a
+    // multiple of 32). One share per layer; the double overload gives every layer the same one.
+    static Result<std::unique_ptr<KvCache>> create_mixed(const std::vector<int64_t>& capacity_per_layer,
+                                                         const std::vector<int64_t>& prompt_rows_per_layer,
+                                                         int64_t row_elems, const std::vector<double>& high_share_per_layer);
     static Result<std::unique_ptr<KvCache>> create_mixed(const std::vector<int64_t>& capacity_per_layer,
                                                          const std::vector<int64_t>& prompt_rows_per_layer,
                                                          int64_t row_elems, double high_share);
+
     ~KvCache();
 
     int n_layers() const { return static_cast<int>(layers_.size()); }
@@ -47,7 +53,7 @@ public:
     int64_t row_elems() const { return row_elems_; }
     DType type() const { return type_; }  // mixed: q8_0, the type of k()/v() (the high-precision rows)
     bool mixed() const { return mixed_; }
-    double high_share() const { return high_share_; }
+    double high_share(int layer) const { return layers_[layer].high_share; }  // mixed only
     // Mixed only: the q4_0 rows, the rows of each precision, the slot map (capacity int32).
     void* k_low(int layer) const { return layers_[layer].k_low; }
     void* v_low(int layer) const { return layers_[layer].v_low; }
@@ -57,7 +63,7 @@ public:
 
     // Mixed only, before store(): gives slots [slot0, slot0+T) of `layer` their precision and row
     // (slots from slot0 on that an earlier pass had are given up first). A pass of T > 1 rows
-    // (prefill) keeps ⌈high_share·T⌉ of them in q8_0: those with the largest importance[t]
+    // (prefill) keeps ⌈high_share(layer)·T⌉ of them in q8_0: those with the largest importance[t]
     // (ties: the earlier row; NaN ranks last); a single row (decode) is q8_0. Bounded by the rows
     // left of each precision: q8_0 while any remain, then q4_0 (with the plan made for this
     // prompt, never; the caller checks slot0 + T <= capacity). importance:(T), read only when T > 1.
@@ -65,6 +71,9 @@ public:
     void* k(int layer) const { return layers_[layer].k; }
     void* v(int layer) const { return layers_[layer].v; }
     int64_t bytes() const { return bytes_; }
+    // The bytes of one layer: its K and V rows (mixed: of both precisions, and its slot map). bytes()
+    // is their sum, plus for a mixed cache the ranking scratch (4 bytes per slot of the largest layer).
+    int64_t layer_bytes(int layer) const { return layers_[layer].bytes; }
 
     // Stores rows x:(T, row_elems) f32 into slots [slot0, slot0+T) of `layer`'s K or V
     // (quantized types: each row quantized as ggml's reference quantizer does).
@@ -73,9 +82,11 @@ public:
 private:
     struct Layer {
         int64_t capacity = 0;
+        int64_t bytes = 0;
         void* k = nullptr;
         void* v = nullptr;
         // mixed:
+        double high_share = 0;
         int64_t high_capacity = 0;
         void* k_low = nullptr;
         void* v_low = nullptr;
@@ -90,7 +101,6 @@ private:
     int64_t bytes_ = 0;
     uint8_t* storage_ = nullptr;
     bool mixed_ = false;
-    double high_share_ = 0;
     std::vector<int32_t> order_;  // mixed: assign_mixed's ranking scratch, max capacity entries
     void store_mixed(int layer, bool value_side, int64_t slot0, const float* x, int64_t T, int64_t x_ld);
 };

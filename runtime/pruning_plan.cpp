@@ -637,6 +637,16 @@ Status pruning_plan_check(const PruningPlan& plan, const std::string& name) {
         return r.error(StatusCode::invalid_argument, "kv_cache.high_precision_share",
                        str_printf("%g is outside [0, 1]", plan.kv_high_precision_share));
     }
+    if (!plan.kv_high_precision_shares.empty() && plan.kv_cache_type != "mixed") {
+        return r.error(StatusCode::invalid_argument, "kv_cache.high_precision_share", "only applies to type mixed");
+    }
+    for (size_t l = 0; l < plan.kv_high_precision_shares.size(); ++l) {
+        const double share = plan.kv_high_precision_shares[l];
+        if (!(std::isfinite(share) && share >= 0 && share <= 1)) {
+            return r.error(StatusCode::invalid_argument, str_printf("kv_cache.high_precision_share[%zu]", l),
+                           str_printf("%g is outside [0, 1]", share));
+        }
+    }
     if (plan.max_tiles < 0 || plan.max_tiles > 1024) {
         return r.error(StatusCode::invalid_argument, "max_tiles",
                        str_printf("%d is outside [1, 1024]", plan.max_tiles));
@@ -692,8 +702,22 @@ Result<PruningPlan> pruning_plan_parse(std::string_view text, const std::string&
                 return r.error(StatusCode::invalid_argument, "kv_cache.high_precision_share",
                                "only applies to type mixed");
             }
-            GLIMPSE_ASSIGN_OR_RETURN(plan.kv_high_precision_share,
-                                     r.number(*share, "kv_cache.high_precision_share", 0, 1));
+            if (share->is_array()) {
+                // One share per decoder layer (the model checks the count against its depth).
+                if (share->size() == 0 || share->size() > static_cast<size_t>(kPruningPlanMaxKvLayers)) {
+                    return r.error(StatusCode::invalid_argument, "kv_cache.high_precision_share",
+                                   str_printf("a list of %zu shares (one per decoder layer: 1 to %d)", share->size(),
+                                              kPruningPlanMaxKvLayers));
+                }
+                for (size_t l = 0; l < share->size(); ++l) {
+                    GLIMPSE_ASSIGN_OR_RETURN(
+                        double s, r.number(share->items()[l], str_printf("kv_cache.high_precision_share[%zu]", l), 0, 1));
+                    plan.kv_high_precision_shares.push_back(s);
+                }
+            } else {
+                GLIMPSE_ASSIGN_OR_RETURN(plan.kv_high_precision_share,
+                                         r.number(*share, "kv_cache.high_precision_share", 0, 1));
+            }
         }
     }
     if (const JsonValue* tiles = doc.find("max_tiles")) {
@@ -951,8 +975,14 @@ std::string pruning_plan_to_json(const PruningPlan& plan) {
     out += plan.stages.empty() ? "]" : "\n  ]";
     if (plan.kv_cache_type != "f16") {
         out += ",\n  \"kv_cache\": {\"type\": " + json_quote(plan.kv_cache_type);
-        if (plan.kv_cache_type == "mixed")
+        if (plan.kv_cache_type == "mixed" && !plan.kv_high_precision_shares.empty()) {
+            out += ", \"high_precision_share\": [";
+            for (size_t l = 0; l < plan.kv_high_precision_shares.size(); ++l)
+                out += (l ? ", " : "") + number_text(plan.kv_high_precision_shares[l]);
+            out += "]";
+        } else if (plan.kv_cache_type == "mixed") {
             out += ", \"high_precision_share\": " + number_text(plan.kv_high_precision_share);
+        }
         out += "}";
     }
     if (plan.max_tiles > 0) out += ",\n  \"max_tiles\": " + std::to_string(plan.max_tiles);

@@ -25,6 +25,7 @@ inline constexpr int kPruningPlanVersion = 1;                 // the version thi
 inline constexpr int64_t kPruningPlanMaxFileBytes = 1 << 20;  // a plan is a few KiB; more is not a plan
 inline constexpr int kPruningPlanMaxStages = 256;
 inline constexpr int kPruningPlanMaxDecoderLayers = 4096;  // a plan's decoder_layers: a sanity bound, not a model limit
+inline constexpr int kPruningPlanMaxKvLayers = 1024;  // kv_cache.high_precision_share: one per decoder layer
 inline constexpr const char* kPruningPlanFormat = "glimpse.pruning-plan";
 
 // Where a stage prunes. after_projector: between the vision projector and the language model,
@@ -85,6 +86,9 @@ struct PruningPlan {
     std::vector<PruneStage> stages;
     std::string kv_cache_type = "f16";   // "f16", "q8_0", "q4_0" or "mixed" (issue 25)
     double kv_high_precision_share = 0;  // "mixed": share of tokens kept at high precision
+    // "mixed" with a list in the file ("high_precision_share": [s0, s1, ...]): one share per decoder
+    // layer (the model checks the length); empty: kv_high_precision_share on every layer.
+    std::vector<double> kv_high_precision_shares;
     int max_tiles = 0;                   // 0: the model's own tile limit
     // The depth of the language model the plan was made for (its decoder stages' layers are a
     // per-layer table for that depth); 0: not recorded. pruning_plan_fit refuses another depth.

@@ -104,9 +104,27 @@ double mean_kl_of(const PruningPlan& plan, const std::vector<CalibrationSample>&
     return count ? sum / static_cast<double>(count) : 0;
 }
 
-// The planned total of a plan for the settings' geometry, through the Vlm API (as inspect --json).
-int64_t planned_total(const PruningPlan& plan, const CalibrationSettings& s) {
-    return test::planned_bytes(plan, s) + s.process_overhead;
+// The planned total of a plan for the settings' geometry, through the Vlm API (as inspect --json);
+// optionally the prompt's positions and the values of one KV row (n_head_kv · head_dim).
+int64_t planned_total(const PruningPlan& plan, const CalibrationSettings& s, int64_t* prompt_positions = nullptr,
+                      int64_t* kv_row_values = nullptr) {
+    VlmConfig cfg = base_config();
+    cfg.pruning = plan;
+    auto vlm = Vlm::load(s.text_path, s.mmproj_path, cfg);
+    REQUIRE(vlm.is_ok());
+    ImageU8 img;
+    img.width = s.image_width;
+    img.height = s.image_height;
+    img.rgb.assign(static_cast<size_t>(img.width) * img.height * 3, 7);
+    auto prompt = (*vlm)->build_prompt(s.plan_prompt, {img});
+    REQUIRE(prompt.is_ok());
+    REQUIRE((*vlm)->prepare(*prompt, s.answer_tokens).is_ok());
+    VlmMemory m = (*vlm)->memory();
+    m.image_buffers = prompt->n_image_tokens() * (*vlm)->text().hparams().n_embd * 4;
+    for (const PreprocessedImage& p : prompt->images) m.image_buffers += static_cast<int64_t>(p.data.size() * 4);
+    if (prompt_positions) *prompt_positions = prompt->n_positions();
+    if (kv_row_values) *kv_row_values = (*vlm)->text().hparams().n_head_kv * (*vlm)->text().hparams().head_dim;
+    return m.total() + s.process_overhead;
 }
 
 }  // namespace
@@ -281,4 +299,77 @@ TEST_CASE("calibration: the chosen plan fits, beats a fixed ratio at the same by
     INFO("chosen " << kl_chosen << " fixed " << kl_fixed);
     CHECK(kl_chosen == doctest::Approx(chosen.loss.mean_kl).epsilon(1e-6).scale(1e-9));
     CHECK(kl_chosen <= kl_fixed + 1e-12);
+}
+
+TEST_CASE("calibration: the per-layer KV lever lowers one layer's q8_0 share; the plan carries the list; bytes and "
+          "loss of the chosen list are the planner's and the model's") {
+    // ISA-free search logic over model runs (as above): not under qemu.
+    if (test::emulated()) return;
+    std::vector<CalibrationSample> samples = scene_samples(1001010, 1001012);
+    CalibrationSettings settings = settings_for(samples);
+    settings.projector_method.clear();  // KV levers only: the global level and the per-layer shares
+    auto cal = Calibrator::create(settings, samples);
+    REQUIRE(cal.is_ok());
+    REQUIRE((*cal)->decoder_layer_count() == 4);
+    CalibrationConfig level = (*cal)->unpruned();
+    level.kv_level = 3;  // mixed 0.25
+    CalibrationConfig lowered = level;
+    lowered.kv_layer_shares = {0.25, 0.25, 0.0, 0.25};
+
+    // The plans: the level alone has one share; the lowered configuration lists one per layer, and a
+    // list equal to the level's share (or at a level that is not mixed) is no list.
+    auto plan_level = calibration_plan(level, (*cal)->settings());
+    auto plan_lowered = calibration_plan(lowered, (*cal)->settings());
+    REQUIRE((plan_level.is_ok() && plan_lowered.is_ok()));
+    CHECK(plan_level->kv_cache_type == "mixed");
+    CHECK(plan_level->kv_high_precision_shares.empty());
+    CHECK(plan_level->kv_high_precision_share == 0.25);
+    CHECK(plan_lowered->kv_high_precision_shares == std::vector<double>{0.25, 0.25, 0.0, 0.25});
+    CalibrationConfig same = level;
+    same.kv_layer_shares = {0.5, 0.25, 0.25, 0.25};  // capped at the level's 0.25: the level itself
+    auto plan_same = calibration_plan(same, (*cal)->settings());
+    REQUIRE(plan_same.is_ok());
+    CHECK(plan_same->kv_high_precision_shares.empty());
+    CalibrationConfig q8 = lowered;
+    q8.kv_level = 1;
+    auto plan_q8 = calibration_plan(q8, (*cal)->settings());
+    REQUIRE(plan_q8.is_ok());
+    CHECK(plan_q8->kv_cache_type == "q8_0");
+    CHECK(plan_q8->kv_high_precision_shares.empty());
+
+    // Bytes: the planner's totals equal the Vlm's for the written plans, and lowering layer 2 from
+    // 0.25 to 0 saves what docs/kv-cache.md's layout says for ⌈0.25·P⌉ rows moved from q8_0 to q4_0.
+    auto m_level = (*cal)->plan_memory(level);
+    auto m_lowered = (*cal)->plan_memory(lowered);
+    REQUIRE((m_level.is_ok() && m_lowered.is_ok()));
+    CHECK(m_level->total == planned_total(*plan_level, (*cal)->settings()));
+    int64_t P = 0, row = 0;
+    CHECK(m_lowered->total == planned_total(*plan_lowered, (*cal)->settings(), &P, &row));
+    auto align64 = [](int64_t n) { return (n + 63) / 64 * 64; };
+    const int64_t moved = (P + 3) / 4, answer = settings.answer_tokens;  // ⌈0.25·P⌉
+    const int64_t r8 = row / 32 * 34, r4 = row / 32 * 18;
+    const int64_t before = 2 * align64((moved + answer) * r8) + 2 * align64((P - moved) * r4);
+    const int64_t after = 2 * align64(answer * r8) + 2 * align64(P * r4);
+    CHECK(m_level->total - m_lowered->total == before - after);
+
+    // The search with a budget one per-layer step below mixed 0.25: whatever it picks fits, and the
+    // loss it reports for its choice is the model's on the written plan (recomputed here).
+    auto path = (*cal)->search(m_lowered->total);
+    REQUIRE_MESSAGE(path.is_ok(), path.status().message());
+    const CalibrationPoint& chosen = path->back();
+    CHECK(chosen.total <= m_lowered->total);
+    bool per_layer_step = false;
+    for (const CalibrationPoint& p : *path) per_layer_step = per_layer_step || p.step.find("KV layer") != std::string::npos;
+    auto plan = calibration_plan(chosen.config, (*cal)->settings());
+    REQUIRE(plan.is_ok());
+    auto reread = pruning_plan_parse(pruning_plan_to_json(*plan), "plan.json");
+    REQUIRE(reread.is_ok());
+    CHECK(reread->kv_high_precision_shares == plan->kv_high_precision_shares);
+    CHECK(planned_total(*reread, settings) <= m_lowered->total);
+    const double kl = mean_kl_of(*reread, samples, settings.answer_tokens);
+    // The calibrator keeps the teacher's log-probabilities as f32: its KL differs from this double
+    // one by up to H·2^-24 nats (H the teacher's entropy at the position); 1e-8 allows H up to 0.17
+    // nats, and the KL of a mixed cache is itself ~1e-6, so a relative bound would be too tight.
+    CHECK(std::abs(kl - chosen.loss.mean_kl) <= 1e-8);
+    MESSAGE("chosen: " << chosen.step << ", per-layer step on the path: " << per_layer_step);
 }

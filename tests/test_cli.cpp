@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -402,6 +403,42 @@ TEST_CASE("inspect --json: the memory plan by part; total is their sum, kv_cache
     const Run bad = run_glimpse({"inspect", "-m", text, "--mmproj", mmproj, "--json", "--kv-type", "int4"});
     CHECK(bad.exit_code == 2);
     CHECK(bad.out.empty());
+}
+
+TEST_CASE("inspect --json with a per-layer mixed KV plan: each layer's share and bytes, the cache their sum") {
+    if (test::emulated()) return;
+    // The bundled SmolVLM layout: 4 decoder layers, 2 KV heads of 64 (128 values: q8_0 136 bytes, q4_0 72).
+    const std::string dir = test::source_dir() + "/models/bundled";
+    const std::string text = dir + "/scenes-smolvlm-f16-text.gguf", mmproj = dir + "/scenes-smolvlm-f16-mmproj.gguf";
+    const std::string plan_path = (scratch_dir() / "mixed-per-layer.json").string();
+    std::ofstream(plan_path) << R"({"format": "glimpse.pruning-plan", "version": 1, "stages": [],
+        "kv_cache": {"type": "mixed", "high_precision_share": [0.5, 0.25, 0, 1]}})";
+    const Run r = run_glimpse({"inspect", "-m", text, "--mmproj", mmproj, "--plan", plan_path, "--json", "-n", "100"});
+    INFO(r.err << r.out);
+    REQUIRE(r.exit_code == 0);
+    auto doc = json_parse(r.out);
+    REQUIRE_MESSAGE(doc.is_ok(), doc.status().message());
+    CHECK(doc->find("kv_type")->as_string() == "mixed");
+    const JsonValue* shares = doc->find("kv_high_share_per_layer");
+    const JsonValue* layer_bytes = doc->find("kv_cache_layer_bytes");
+    REQUIRE((shares && layer_bytes && shares->size() == 4 && layer_bytes->size() == 4));
+    const double want_share[4] = {0.5, 0.25, 0, 1};
+    const int64_t P = doc->find("prompt_positions")->as_int(), slots = P + 100;
+    auto align64 = [](int64_t n) { return (n + 63) / 64 * 64; };
+    int64_t sum = 0;
+    for (size_t l = 0; l < 4; ++l) {
+        CHECK(shares->items()[l].as_number() == want_share[l]);
+        // q8_0 rows: ⌈S·P⌉ of the prompt + the 100 answer slots; q4_0 the rest; a 4-byte map entry per slot.
+        const int64_t high = static_cast<int64_t>(std::ceil(want_share[l] * static_cast<double>(P))) + 100;
+        const int64_t want = 2 * align64(high * 136) + 2 * align64((slots - high) * 72) + align64(4 * slots);
+        CHECK_MESSAGE(layer_bytes->items()[l].as_int() == want, "layer " << l);
+        sum += want;
+    }
+    CHECK(doc->find("bytes")->find("kv_cache")->as_int() == sum + 4 * slots);  // + the ranking scratch
+    // The text report names each layer's share.
+    const Run t = run_glimpse({"inspect", "-m", text, "--mmproj", mmproj, "--plan", plan_path, "-n", "100"});
+    REQUIRE(t.exit_code == 0);
+    CHECK(contains(t.out, "mixed KV cache per layer (q8_0 share, bytes): 0: 0.5 "));
 }
 
 TEST_CASE("calibrate: bad sizes exit 2, an impossible budget exits 1 naming the minimum, a plan is written and runs") {

@@ -733,6 +733,13 @@ std::string memory_plan_json(const Vlm& vlm, const ArgParser& a, const VlmPrompt
     o += "  \"plan\": " + (a.has("--plan") ? json_quote(a.get("--plan")) : std::string("null")) + ",\n";
     o += "  \"kv_type\": " + json_quote(vlm.kv_type_name()) + ",\n";
     if (vlm.kv_mixed_high_share() >= 0) o += "  \"kv_high_share\": " + str_printf("%.17g", vlm.kv_mixed_high_share()) + ",\n";
+    if (vlm.kv_mixed_high_share() >= 0) {
+        // Mixed: each decoder layer's share (a plan's list, or the one share) and its planned KV bytes.
+        std::string shares, layer_bytes;
+        for (double s : vlm.kv_mixed_high_shares()) shares += (shares.empty() ? "" : ", ") + str_printf("%.17g", s);
+        for (int64_t b : vlm.kv_cache_layer_bytes()) layer_bytes += (layer_bytes.empty() ? "" : ", ") + std::to_string(b);
+        o += "  \"kv_high_share_per_layer\": [" + shares + "],\n  \"kv_cache_layer_bytes\": [" + layer_bytes + "],\n";
+    }
     o += "  \"image\": {\"width\": " + num(img.width) + ", \"height\": " + num(img.height) + ", \"chunks\": " +
          num(static_cast<int64_t>(prompt.chunks.size())) + ", \"tokens\": " + num(prompt.n_image_tokens()) +
          ", \"tokens_before_pruning\": " + num(prompt.n_image_tokens_in());
@@ -884,6 +891,16 @@ int cmd_inspect(int argc, char** argv) {
     std::fprintf(stdout, "memory: weights %.1f MiB (%.1f MiB in the files), vision activations %.1f MiB, "
                          "text activations %.1f MiB, KV cache %.1f MiB, total %.1f MiB (plus preprocessed tiles)\n",
                  mib(m.weights), mib(m.file_weights), mib(m.vision_arena), mib(m.text_arena), mib(m.kv_cache), mib(m.total()));
+    if ((*vlm)->kv_mixed_high_share() >= 0) {
+        // Mixed KV: each decoder layer's share of prompt rows kept in q8_0 and its planned bytes.
+        const std::vector<double>& shares = (*vlm)->kv_mixed_high_shares();
+        const std::vector<int64_t> layer_bytes = (*vlm)->kv_cache_layer_bytes();
+        std::fprintf(stdout, "mixed KV cache per layer (q8_0 share, bytes):");
+        for (size_t l = 0; l < shares.size() && l < layer_bytes.size(); ++l) {
+            std::fprintf(stdout, " %zu: %g %lld;", l, shares[l], static_cast<long long>(layer_bytes[l]));
+        }
+        std::fprintf(stdout, "\n");
+    }
     // The metadata printed above was read from the mappings: a file truncated or rewritten in
     // place meanwhile (its zero-filled pages) makes the report wrong, so it fails like caption.
     for (const GgufFile* f : {&(*vlm)->text().file(), &(*vlm)->vision().file()}) {
