@@ -192,6 +192,7 @@ TEST_CASE("parse_numerics takes exact and fast only") {
     CHECK(std::string(numerics_name(Numerics::exact)) == "exact");
 }
 
+#ifdef GLIMPSE_CLI_BINARY  // tests/CMakeLists.txt: builds with the tools
 TEST_CASE("glimpse --numerics: a bad value is a usage error; --help documents it; inspect reports the Q8_0 copies") {
     test::TempDir dir("numerics_fast_cli");
     const std::string text = bundled("scenes-smolvlm-f16-text.gguf"), f16 = bundled("scenes-smolvlm-f16-mmproj.gguf");
@@ -227,3 +228,4 @@ TEST_CASE("glimpse --numerics: a bad value is a usage error; --help documents it
     CHECK(w_fast == file["bytes"]["weights"].as_number());
     CHECK(w_fast < exact["bytes"]["weights"].as_number());
 }
+#endif

@@ -1,6 +1,7 @@
 // glimpse-bench e2e: the whole pipeline on one image (load, encode per chunk,
 // prefill, decode) with planned memory and peak RSS.
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -22,6 +23,17 @@ int64_t peak_rss_bytes() {
     struct rusage ru {};
     getrusage(RUSAGE_SELF, &ru);
     return static_cast<int64_t>(ru.ru_maxrss) * 1024;
+}
+
+// Resident set now (/proc/self/statm), 0 where unknown: after packing, the file pages of the
+// packed weights and --numerics fast's released Q8_0 copies should not count.
+int64_t current_rss_bytes() {
+    long pages = 0, resident = 0;
+    FILE* f = std::fopen("/proc/self/statm", "r");
+    if (!f) return 0;
+    const bool ok = std::fscanf(f, "%ld %ld", &pages, &resident) == 2;
+    std::fclose(f);
+    return ok ? static_cast<int64_t>(resident) * sysconf(_SC_PAGESIZE) : 0;
 }
 
 int fail(const std::string& msg, int code = 1) {
@@ -194,6 +206,7 @@ int cmd_e2e(int argc, char** argv) {
                             [&](std::string_view bytes) { text.append(bytes.data(), bytes.size()); return true; }, &st, &embeddings);
     if (!s.is_ok()) return fail(s.message());
     const int64_t rss = peak_rss_bytes();
+    const int64_t rss_now = current_rss_bytes();
     const VlmMemory mem = vlm.memory();
 
     // After the pipeline's peak RSS is read: the bandwidth arrays (3 x 2 x the last-level cache,
@@ -303,6 +316,7 @@ int cmd_e2e(int argc, char** argv) {
     j.value("total", mem.total());
     j.end_object();
     j.value("peak_rss_bytes", rss);
+    j.value("rss_after_generate_bytes", rss_now);
     j.end_object();
     j.begin_object("kernels");
     write_counts(j, "vision", vision_kernels);
