@@ -877,9 +877,8 @@ int cmd_inspect(int argc, char** argv) {
                  spent.per_layer, static_cast<long long>(spent.last_layer),
                  static_cast<long long>(prompt->n_image_tokens_in()));
     if ((*vlm)->numerics() == Numerics::fast) {
-        // The memory line counts the Q8_0 copies (packed for the kernels), not the mmproj's f16.
         std::fprintf(stdout, "numerics: fast: %lld encoder/projector matrices quantized to Q8_0 at load (%.1f MiB as "
-                             "Q8_0)\n",
+                             "Q8_0; the weights below, \"in the files\" too, count these copies, not the mmproj's)\n",
                      static_cast<long long>((*vlm)->vision().requantized_matrices()),
                      mib((*vlm)->vision().requantized_bytes()));
     }
