@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -28,12 +29,12 @@ namespace {
 
 std::string bundled(const std::string& file) { return test::source_dir() + "/models/bundled/" + file; }
 
-// The Q8_0 mmproj glimpse quantize writes from the bundled f16 one (the oracle's input).
-std::string quantize_mmproj(const std::string& f16, const test::TempDir& dir) {
+// The `type` mmproj glimpse quantize writes from `in` (q8_0: the oracle's input).
+std::string quantize_mmproj(const std::string& in, const test::TempDir& dir, const std::string& type = "q8_0") {
     tools::QuantizeOptions qo;
-    qo.input_path = f16;
-    qo.output_path = dir.file("mmproj-q8_0.gguf");
-    qo.type = "q8_0";
+    qo.input_path = in;
+    qo.output_path = dir.file("mmproj-" + type + "-from-" + std::filesystem::path(in).filename().string());
+    qo.type = type;
     qo.threads = 1;
     const Status s = tools::quantize_gguf(qo);
     REQUIRE_MESSAGE(s.is_ok(), s.to_string());
@@ -151,6 +152,35 @@ TEST_CASE("--numerics fast on an f16 mmproj computes what glimpse quantize's Q8_
         // Planned memory counts the Q8_0 weights, as for the Q8_0 file.
         CHECK(m_fast.weights == m_file.weights);
         CHECK(m_fast.packed_weights == m_file.packed_weights);
+    }
+}
+
+TEST_CASE("--numerics fast on bf16 and f32 mmproj files equals glimpse quantize's Q8_0 of the same file") {
+    const std::string f16 = bundled("scenes-smolvlm-f16-mmproj.gguf");
+    test::TempDir dir("numerics_fast_bf16_f32");
+    for (const std::string type : {"bf16", "f32"}) {
+        CAPTURE(type);
+        const std::string wide = quantize_mmproj(f16, dir, type);
+        const std::string q8 = quantize_mmproj(wide, dir);
+        auto fast = VisionEncoder::load(wide, Numerics::fast);
+        auto file = VisionEncoder::load(q8);
+        REQUIRE_MESSAGE(fast.is_ok(), fast.status().to_string());
+        REQUIRE_MESSAGE(file.is_ok(), file.status().to_string());
+        CHECK((*fast)->requantized_matrices() >= 4 * 6);
+        const VisionHparams& h = (*fast)->hparams();
+        std::vector<float> pixels(static_cast<size_t>(3 * h.image_size * h.image_size));
+        test::Rng rng{2727};
+        for (float& p : pixels) p = rng.uniform(-1.0f, 1.0f);
+        std::vector<float> outs[2];
+        VisionEncoder* encoders[2] = {fast->get(), file->get()};
+        for (int i = 0; i < 2; ++i) {
+            auto plan = encoders[i]->compile(1);
+            REQUIRE_MESSAGE(plan.is_ok(), plan.status().to_string());
+            outs[i].resize(static_cast<size_t>(h.n_tokens_per_chunk() * h.n_embd_out));
+            const Status st = encoders[i]->encode(*plan, pixels.data(), outs[i].data(), nullptr);
+            REQUIRE_MESSAGE(st.is_ok(), st.to_string());
+        }
+        CHECK(same_bytes(outs[0], outs[1]));
     }
 }
 
