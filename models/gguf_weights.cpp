@@ -1,8 +1,10 @@
 #include "models/gguf_weights.h"
 
+#include <cmath>
 #include <cstring>
 
 #include "ops/weights.h"
+#include "quant/quantize.h"
 #include "runtime/aligned_buffer.h"
 #include "runtime/fp16.h"
 
@@ -32,6 +34,90 @@ const uint8_t* OwnedTensors::aligned_data(const GgufTensor& t) {
     std::memcpy(copy.get(), t.data, static_cast<size_t>(t.nbytes));
     aligned_.emplace_back(t.name, std::move(copy));
     return aligned_.back().second.get();
+}
+
+Result<const uint8_t*> OwnedTensors::requantized_q8_0(const GgufTensor& t, const uint8_t* src) {
+    for (Requantized& r : requantized_) {
+        if (r.name != t.name) continue;
+        if (!r.q8_0.resident()) GLIMPSE_RETURN_IF_ERROR(fill(r));
+        return static_cast<const uint8_t*>(r.q8_0.data());
+    }
+    Requantized r;
+    r.name = t.name;
+    r.from = t.type;
+    r.src = src;
+    r.cols = t.ne[0];
+    r.rows = t.n_elements() / t.ne[0];
+    GLIMPSE_ASSIGN_OR_RETURN(r.q8_0, ReleasableBuffer::allocate(static_cast<size_t>(
+                                         r.rows * dtype_row_bytes(DType::q8_0, r.cols))));
+    GLIMPSE_RETURN_IF_ERROR(fill(r));
+    requantized_.push_back(std::move(r));
+    return static_cast<const uint8_t*>(requantized_.back().q8_0.data());
+}
+
+// What glimpse quantize does to one tensor (tools/quantize/quantize_gguf.cpp): every row widened
+// to f32 (exact from f16 and bf16), quantize_row_q8_0_ref, then the same two refusals.
+Status OwnedTensors::fill(Requantized& r) {
+    std::vector<float> row(static_cast<size_t>(r.cols));
+    const int64_t row_bytes = dtype_row_bytes(DType::q8_0, r.cols);
+    for (int64_t i = 0; i < r.rows; ++i) {
+        weights_row_to_f32(r.src, r.from, r.cols, i, row.data());
+        for (float v : row) {
+            GLIMPSE_CHECK_OR_RETURN(std::isfinite(v), invalid_argument,
+                                    "tensor '%s' (%s) holds NaN or infinite values (row %lld): --numerics fast cannot "
+                                    "quantize it to q8_0 (use --numerics exact)",
+                                    r.name.c_str(), dtype_name(r.from), static_cast<long long>(i));
+        }
+        quantize_row_q8_0_ref(row.data(), reinterpret_cast<BlockQ8_0*>(r.q8_0.data() + i * row_bytes), r.cols);
+    }
+    GLIMPSE_CHECK_OR_RETURN(quantized_scales_finite(DType::q8_0, r.q8_0.data(), r.rows * r.cols), invalid_argument,
+                            "tensor '%s' (%s): its values are too large for q8_0's f16 scales: --numerics fast cannot "
+                            "quantize it (use --numerics exact)",
+                            r.name.c_str(), dtype_name(r.from));
+    r.q8_0.mark_filled();
+    return Status::ok();
+}
+
+OwnedTensors::Requantized* OwnedTensors::find_requantized(const void* w) {
+    for (Requantized& r : requantized_) {
+        if (r.q8_0.data() == w) return &r;
+    }
+    return nullptr;
+}
+
+bool OwnedTensors::is_requantized(const void* w) const {
+    for (const Requantized& r : requantized_) {
+        if (r.q8_0.data() == w) return true;
+    }
+    return false;
+}
+
+void OwnedTensors::release_requantized(const void* w) {
+    Requantized* r = find_requantized(w);
+    if (r && !r->pinned) r->q8_0.release();
+}
+
+Status OwnedTensors::settle_requantized(const std::function<bool(const void*)>& read_in_place) {
+    for (Requantized& r : requantized_) {
+        if (!r.pinned && read_in_place(r.q8_0.data())) {
+            if (!r.q8_0.resident()) GLIMPSE_RETURN_IF_ERROR(fill(r));
+            r.pinned = true;
+        }
+        if (!r.pinned && r.q8_0.resident()) r.q8_0.release();
+    }
+    return Status::ok();
+}
+
+int64_t OwnedTensors::requantized_bytes() const {
+    int64_t n = 0;
+    for (const Requantized& r : requantized_) n += static_cast<int64_t>(r.q8_0.size());
+    return n;
+}
+
+int64_t OwnedTensors::requantized_resident_bytes() const {
+    int64_t n = 0;
+    for (const Requantized& r : requantized_) n += r.q8_0.resident() ? static_cast<int64_t>(r.q8_0.size()) : 0;
+    return n;
 }
 
 void GgufWeights::fail(const std::string& msg) {
@@ -89,6 +175,19 @@ ValueId GgufWeights::matrix(const std::string& name, int64_t rows, int64_t cols)
         fail("tensor '" + name + "' has shape " + ne_string(*t) + ", expected [" + std::to_string(cols) + ", " +
              std::to_string(rows) + "]");
         return kNoValue;
+    }
+    const bool float_type = t->type == DType::f16 || t->type == DType::bf16 || t->type == DType::f32;
+    if (numerics_ == Numerics::fast && float_type && cols % kQK == 0) {
+        const uint8_t* src = data_of(*t);
+        if (!src) return kNoValue;
+        Result<const uint8_t*> q = owned_.requantized_q8_0(*t, src);
+        if (!q.is_ok()) {
+            fail(q.status().message());
+            return kNoValue;
+        }
+        // The stored rows are not read again unless the Q8_0 copy has to be made again.
+        file_.mapping()->release_resident_range(src, static_cast<size_t>(t->nbytes));
+        return graph_.constant(name, DType::q8_0, Shape::of({rows, cols}), *q);
     }
     return matrix_constant(name, *t, rows, cols);
 }

@@ -4,12 +4,15 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "models/numerics.h"
 #include "runtime/gguf.h"
 #include "runtime/graph.h"
+#include "runtime/releasable_buffer.h"
 
 namespace glimpse {
 
@@ -35,7 +38,40 @@ public:
     // allocation fails.
     const uint8_t* aligned_data(const GgufTensor& t);
 
+    // --numerics fast (models/numerics.h): t (f16, bf16 or f32, rows a multiple of 32 long,
+    // aligned data at `src`) as Q8_0 rows, quantized as glimpse quantize writes them
+    // (quantize_row_q8_0_ref of each row widened to f32). Made once per tensor, in its own
+    // ReleasableBuffer: once a kernel has repacked it and no plan reads it as stored, its bytes
+    // are released (release_requantized, settle_requantized) and its address stays the key of
+    // the repacked copy. Asked for again while released, it is quantized again into the same
+    // address. Refuses NaN/infinite values and scales beyond f16, as glimpse quantize does.
+    Result<const uint8_t*> requantized_q8_0(const GgufTensor& t, const uint8_t* src);
+    // True when w is the address of a requantized copy.
+    bool is_requantized(const void* w) const;
+    // Right after a kernel packed w: drops its bytes unless a plan reads it in place (pinned).
+    void release_requantized(const void* w);
+    // After a plan is compiled, with `read_in_place(w)` saying whether it reads the constant at w
+    // as stored (not only through a packed copy): those copies are pinned (kept resident, refilled
+    // first if released), and every copy no plan pinned is released.
+    Status settle_requantized(const std::function<bool(const void*)>& read_in_place);
+    int64_t requantized_count() const { return static_cast<int64_t>(requantized_.size()); }
+    // Q8_0 bytes of the requantized matrices / of those resident now.
+    int64_t requantized_bytes() const;
+    int64_t requantized_resident_bytes() const;
+
 private:
+    struct Requantized {
+        std::string name;
+        DType from = DType::f16;
+        const uint8_t* src = nullptr;  // the tensor's stored rows
+        int64_t rows = 0, cols = 0;
+        ReleasableBuffer q8_0;         // (rows, cols) as Q8_0 blocks
+        bool pinned = false;           // some plan reads it in place: never released
+    };
+    static Status fill(Requantized& r);
+    Requantized* find_requantized(const void* w);
+    std::deque<Requantized> requantized_;
+
     struct AlignedFree {
         void operator()(uint8_t* p) const;
     };
@@ -45,9 +81,13 @@ private:
 
 class GgufWeights {
 public:
-    GgufWeights(const GgufFile& file, Graph& graph, OwnedTensors& owned) : file_(file), graph_(graph), owned_(owned) {}
+    GgufWeights(const GgufFile& file, Graph& graph, OwnedTensors& owned, Numerics numerics = Numerics::exact)
+        : file_(file), graph_(graph), owned_(owned), numerics_(numerics) {}
 
-    // A weight matrix W:(rows, cols) — GGUF ne = [cols, rows] — in its stored type.
+    // A weight matrix W:(rows, cols) — GGUF ne = [cols, rows] — in its stored type; under
+    // Numerics::fast an f16/bf16/f32 one with cols a multiple of 32 as Q8_0 instead
+    // (OwnedTensors::requantized_q8_0). Only weights of products go through here; matrix_flat
+    // (the patch embedding) and the f32 copies never change type, as in a Q8_0 mmproj file.
     ValueId matrix(const std::string& name, int64_t rows, int64_t cols);
     // A tensor with `cols` contiguous elements per row and any number of rows
     // (e.g. a conv kernel with ne = [P,P,3,C] read as (C, 3·P·P)).
@@ -80,6 +120,7 @@ private:
     const GgufFile& file_;
     Graph& graph_;
     OwnedTensors& owned_;
+    Numerics numerics_;
     Status status_;
 };
 

@@ -190,15 +190,16 @@ Result<VisionMerge> vision_merge_from_list(const VisionHparams& h, const std::ve
     return m;
 }
 
-Result<std::unique_ptr<VisionEncoder>> VisionEncoder::load(const std::string& mmproj_path) {
+Result<std::unique_ptr<VisionEncoder>> VisionEncoder::load(const std::string& mmproj_path, Numerics numerics) {
     GLIMPSE_ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, GgufFile::open(mmproj_path));
-    return from_file(std::move(file));
+    return from_file(std::move(file), numerics);
 }
 
-Result<std::unique_ptr<VisionEncoder>> VisionEncoder::from_file(std::unique_ptr<GgufFile> file) {
+Result<std::unique_ptr<VisionEncoder>> VisionEncoder::from_file(std::unique_ptr<GgufFile> file, Numerics numerics) {
     std::unique_ptr<VisionEncoder> enc(new VisionEncoder());
     GLIMPSE_ASSIGN_OR_RETURN(enc->hparams_, vision_hparams_from_gguf(*file));
     enc->file_ = std::move(file);
+    enc->numerics_ = numerics;
     // Build once to validate every tensor now rather than at first use.
     VisionPlan probe;
     GLIMPSE_ASSIGN_OR_RETURN(Graph g, enc->build_graph(&probe, VisionTaps{}));
@@ -256,7 +257,7 @@ static ValueId vit_block(Graph& g, GgufWeights& w, const VisionHparams& h, int i
 Result<Graph> VisionEncoder::build_graph(VisionPlan* io, const VisionTaps& taps, const VisionMerge& merge) {
     const VisionHparams& h = hparams_;
     Graph g;
-    GgufWeights w(*file_, g, owned_);
+    GgufWeights w(*file_, g, owned_, numerics_);
     const int64_t S = h.image_size, P = h.patch_size, C = h.n_embd, N = h.n_patches();
     const int64_t grid = S / P;
 
@@ -348,12 +349,27 @@ Result<VisionPlan> VisionEncoder::compile(int n_threads, const VisionTaps& taps,
     GLIMPSE_ASSIGN_OR_RETURN(Graph g, build_graph(&vp, taps, merge));
     PlanOptions opts;
     opts.n_threads = n_threads;
-    // Packed weights replace the file's copy in memory (see PackedWeightCache).
-    packed_.set_packed_source_hook(
-        [mapping = file_->mapping()](const void* w, size_t n) { mapping->release_resident_range(w, n); });
+    // Packed weights replace the file's copy in memory (see PackedWeightCache), and the Q8_0
+    // copies --numerics fast made at load (OwnedTensors::requantized_q8_0).
+    packed_.set_packed_source_hook([this, mapping = file_->mapping()](const void* w, size_t n) {
+        if (owned_.is_requantized(w)) owned_.release_requantized(w);
+        else mapping->release_resident_range(w, n);
+    });
     opts.weight_cache = &packed_;
     GLIMPSE_ASSIGN_OR_RETURN(vp.plan, Plan::compile(std::move(g), opts));
     GLIMPSE_RETURN_IF_ERROR(file_->mapping()->check_intact());  // packing read the weights
+    if (owned_.requantized_count() > 0) {
+        // Copies this plan reads as stored (a linear node whose kernel has no packed layout)
+        // stay resident; the rest are only read through their packed copies.
+        std::vector<const void*> in_place;
+        const Graph& pg = vp.plan->graph();
+        for (const Node& n : pg.nodes()) {
+            if (n.op == OpKind::linear && !n.packed) in_place.push_back(pg.values()[n.inputs[1]].data);
+        }
+        GLIMPSE_RETURN_IF_ERROR(owned_.settle_requantized([&](const void* w) {
+            return std::find(in_place.begin(), in_place.end(), w) != in_place.end();
+        }));
+    }
     return vp;
 }
 

@@ -111,11 +111,20 @@ struct VisionPlan {
 
 class VisionEncoder {
 public:
-    static Result<std::unique_ptr<VisionEncoder>> load(const std::string& mmproj_path);
-    static Result<std::unique_ptr<VisionEncoder>> from_file(std::unique_ptr<GgufFile> file);
+    // numerics: models/numerics.h (fast requantizes the weight matrices here, at load).
+    static Result<std::unique_ptr<VisionEncoder>> load(const std::string& mmproj_path,
+                                                       Numerics numerics = Numerics::exact);
+    static Result<std::unique_ptr<VisionEncoder>> from_file(std::unique_ptr<GgufFile> file,
+                                                            Numerics numerics = Numerics::exact);
 
     const VisionHparams& hparams() const { return hparams_; }
     const GgufFile& file() const { return *file_; }
+    Numerics numerics() const { return numerics_; }
+    // Numerics::fast: weight matrices quantized to Q8_0 at load, and their Q8_0 bytes (the
+    // copies themselves are released once packed: owned_.requantized_resident_bytes()).
+    int64_t requantized_matrices() const { return owned_.requantized_count(); }
+    int64_t requantized_bytes() const { return owned_.requantized_bytes(); }
+    int64_t requantized_resident_bytes() const { return owned_.requantized_resident_bytes(); }
 
     // Builds and compiles the encoder graph for one chunk of image_size², with
     // optional attention taps.
@@ -130,6 +139,7 @@ private:
 
     std::unique_ptr<GgufFile> file_;
     VisionHparams hparams_;
+    Numerics numerics_ = Numerics::exact;
     OwnedTensors owned_;
     PackedWeightCache packed_;  // weights repacked for their kernels, shared by every plan
 };

@@ -15,6 +15,7 @@
 #include "models/chat_template.h"
 #include "models/decoder_pruning.h"
 #include "models/image_preprocess.h"
+#include "models/numerics.h"
 #include "models/text_decoder.h"
 #include "models/tokenizer.h"
 #include "models/vision_encoder.h"
@@ -51,6 +52,9 @@ struct VlmConfig {
     // means the same; giving both with different values is refused. On a model without tiles
     // (LLaVA layout) any cap is refused.
     int max_tiles = 0;
+    // How the encoder and projector compute (models/numerics.h): exact (llama.cpp parity) or fast
+    // (f16/bf16/f32 weight matrices requantized to Q8_0 at load, as glimpse quantize writes them).
+    Numerics numerics = Numerics::exact;
 };
 
 // A tokenized prompt: token ids with -1 where image embeddings go, and for each
@@ -117,7 +121,8 @@ public:
     const TextDecoder& text() const { return *text_; }
     const VisionEncoder& vision() const { return *vision_; }
     int n_threads() const { return pool_->n_threads(); }
-    DType kv_type() const { return config_.kv_type; }  // the KV-cache type in use (--kv-type or the plan's)
+    DType kv_type() const { return config_.kv_type; }
+    Numerics numerics() const { return config_.numerics; }  // the KV-cache type in use (--kv-type or the plan's)
     // "f16", "q8_0", ... or "mixed" (then kv_type() is q8_0, the high-precision rows' type).
     const char* kv_type_name() const { return config_.kv_mixed_high_share >= 0 ? "mixed" : dtype_name(config_.kv_type); }
     // The share (a plan's per-layer list: their mean over layers, for reports); -1: not mixed.

@@ -73,7 +73,9 @@ ISA_FREE_TESTS='^(test_scenes|test_image|test_tokenizer|test_json|test_status|te
 # CPU's kernel level is still checked on a real model), and those kernels are held to their
 # references per CPU by the kernel tests. On the later CPUs they were 60 % of the qemu time
 # (about 170 s of wall time per CPU on 2 cores).
-MODEL_LEVEL_TESTS='^(test_vlm_pruning|test_decoder_pruning|test_capi|trained_models_check|test_sparsevlm_decoder)$'
+# test_numerics_fast (--numerics fast against glimpse quantize's Q8_0 mmproj) likewise: both sides
+# run the same Q8_0 kernels, held to their reference per CPU by test_matmul_kernels.
+MODEL_LEVEL_TESTS='^(test_vlm_pruning|test_decoder_pruning|test_capi|trained_models_check|test_sparsevlm_decoder|test_numerics_fast)$'
 status=0
 summary=""
 first=1

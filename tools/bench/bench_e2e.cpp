@@ -1,6 +1,7 @@
 // glimpse-bench e2e: the whole pipeline on one image (load, encode per chunk,
 // prefill, decode) with planned memory and peak RSS.
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -26,6 +27,17 @@ int64_t peak_rss_bytes() {
     return static_cast<int64_t>(ru.ru_maxrss) * 1024;
 }
 
+// Resident set now (/proc/self/statm), 0 where unknown: after packing, the file pages of the
+// packed weights and --numerics fast's released Q8_0 copies should not count.
+int64_t current_rss_bytes() {
+    long pages = 0, resident = 0;
+    FILE* f = std::fopen("/proc/self/statm", "r");
+    if (!f) return 0;
+    const bool ok = std::fscanf(f, "%ld %ld", &pages, &resident) == 2;
+    std::fclose(f);
+    return ok ? static_cast<int64_t>(resident) * sysconf(_SC_PAGESIZE) : 0;
+}
+
 int fail(const std::string& msg, int code = 1) {
     std::fprintf(stderr, "glimpse-bench e2e: %s\n", msg.c_str());
     return code;
@@ -44,16 +56,21 @@ int64_t decode_bytes_per_token(const GgufFile& f) {
     return total;
 }
 
-// Kernel chosen per 2-D weight, as Plan::compile would choose it for rows M.
-void count_kernels(const GgufFile& f, int64_t M, int64_t M_projector, std::map<std::string, int>* out) {
+// Kernel chosen per 2-D weight, as Plan::compile would choose it for rows M; under
+// Numerics::fast the float matrices are Q8_0 (models/numerics.h).
+void count_kernels(const GgufFile& f, int64_t M, int64_t M_projector, std::map<std::string, int>* out,
+                   Numerics numerics = Numerics::exact) {
     for (const GgufTensor& t : f.tensors()) {
         if (t.n_dims != 2 || t.name.find("token_embd") == 0 || t.name.find("position_embd") != std::string::npos) {
             continue;
         }
         if (t.name.find("patch_embd") != std::string::npos) continue;
         const int64_t rows = t.name.find("mm.") == 0 ? M_projector : M;
-        const MatmulKernel* k = select_matmul_kernel(t.type, rows, t.ne[0], t.ne[1]);
-        ++(*out)[k ? k->name : std::string("(none for ") + dtype_name(t.type) + ")"];
+        const bool requantized = numerics == Numerics::fast && t.ne[0] % 32 == 0 &&
+                                 (t.type == DType::f16 || t.type == DType::bf16 || t.type == DType::f32);
+        const DType type = requantized ? DType::q8_0 : t.type;
+        const MatmulKernel* k = select_matmul_kernel(type, rows, t.ne[0], t.ne[1]);
+        ++(*out)[k ? k->name : std::string("(none for ") + dtype_name(type) + ")"];
     }
 }
 
@@ -150,6 +167,9 @@ int cmd_e2e(int argc, char** argv) {
     a.option("--keep", "F", "with --prune: fraction in (0, 1] of the image's visual tokens kept, or a count > 1");
     a.option("--plan", "FILE", "a pruning plan file instead of --prune/--keep (compact position ids)");
     a.option("--max-tiles", "N", "SmolVLM: at most N tiles per image (1..1024; docs/pruning.md, Tile budget)");
+    a.option("--numerics", "MODE",
+             "vision encoder numerics: exact (the mmproj as stored) or fast (its f16/bf16/f32 matrices quantized "
+             "to Q8_0 at load, as glimpse quantize writes them; models/numerics.h)", "exact");
     a.flag("--no-bandwidth", "skip the memory bandwidth measurement (and the decode bound)");
     RunInfo info;
     if (const std::optional<int> exit_code = parse_command_line(a, argc, argv, "glimpse-bench e2e", &info)) {
@@ -192,6 +212,9 @@ int cmd_e2e(int argc, char** argv) {
         if (!a.get_int("--max-tiles", 1, 1024, &max_tiles, &err)) return fail(err, 2);
         cfg.max_tiles = static_cast<int>(max_tiles);
     }
+    auto numerics = parse_numerics(a.get("--numerics"));
+    if (!numerics.is_ok()) return fail(numerics.status().message(), 2);
+    cfg.numerics = *numerics;
 
     double t0 = now_ms();
     auto vlm_r = Vlm::load(a.get("--model"), a.get("--mmproj"), cfg);
@@ -264,6 +287,7 @@ int cmd_e2e(int argc, char** argv) {
         if (const DecoderPruning* dp = vlm.decoder_pruning()) repeat_boundary.push_back(dp->boundary_times());
     }
     const int64_t rss = peak_rss_bytes();
+    const int64_t rss_now = current_rss_bytes();
     const VlmMemory mem = vlm.memory();
 
     // After the pipeline's peak RSS is read: the bandwidth arrays (3 x 2 x the last-level cache,
@@ -284,7 +308,7 @@ int cmd_e2e(int argc, char** argv) {
     std::map<std::string, int> text_kernels, vision_kernels;
     count_kernels(**text_file, prompt.n_positions(), prompt.n_positions(), &text_kernels);
     count_kernels(**mmproj_file, vlm.vision().hparams().n_patches(), vlm.vision().hparams().n_tokens_per_chunk(),
-                  &vision_kernels);
+                  &vision_kernels, cfg.numerics);
 
     const double decode_tps = st.decode_ms > 0 ? 1000.0 * static_cast<double>(st.n_generated) / st.decode_ms : 0;
     const double prefill_tps = st.prefill_ms > 0 ? 1000.0 * static_cast<double>(st.n_prompt) / st.prefill_ms : 0;
@@ -303,6 +327,10 @@ int cmd_e2e(int argc, char** argv) {
     j.value("text_file_bytes", static_cast<int64_t>((*text_file)->file_size()));
     j.value("mmproj_file_bytes", static_cast<int64_t>((*mmproj_file)->file_size()));
     j.value("kv_type", kv);
+    j.value("numerics", numerics_name(cfg.numerics));
+    j.value("requantized_matrices", vlm.vision().requantized_matrices());
+    j.value("requantized_bytes", vlm.vision().requantized_bytes());
+    j.value("requantized_resident_bytes", vlm.vision().requantized_resident_bytes());
     j.end_object();
     j.begin_object("image");
     j.value("path", a.get("--image"));
@@ -381,6 +409,7 @@ int cmd_e2e(int argc, char** argv) {
     j.value("total", mem.total());
     j.end_object();
     j.value("peak_rss_bytes", rss);
+    j.value("rss_after_generate_bytes", rss_now);
     j.end_object();
     if (const DecoderPruning* dp = vlm.decoder_pruning(); dp && !dp->steps().empty()) {
         write_decoder_pruning(j, *dp, vlm.text().hparams(), vlm.kv_type(), dp->plan().kv_cache->mixed(), st.n_generated,

@@ -249,6 +249,9 @@ int calibrate_command(const std::string& program, int argc, char** argv) {
     settings.mmproj_path = a.get("--mmproj");
     settings.base.n_threads = threads > 0 ? std::min<int>(static_cast<int>(threads), usable_cpu_count()) : usable_cpu_count();
     settings.base.chat_template = a.get("--chat-template");
+    auto numerics = numerics_option(a);
+    if (!numerics.is_ok()) return fail(numerics.status().message(), 2);
+    settings.base.numerics = *numerics;
     settings.answer_tokens = static_cast<int>(n_predict);
     settings.process_overhead = *overhead;
     double share = 0;

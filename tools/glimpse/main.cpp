@@ -155,6 +155,7 @@ Result<VlmConfig> model_config(const ArgParser& a) {
     }
     cfg.n_threads = threads > 0 ? static_cast<int>(threads) : cpus;
     cfg.chat_template = a.get("--chat-template");
+    GLIMPSE_ASSIGN_OR_RETURN(cfg.numerics, numerics_option(a));
     const std::string kv = a.get("--kv-type");
     if (kv == "f16") cfg.kv_type = DType::f16;
     else if (kv == "f32") cfg.kv_type = DType::f32;
@@ -732,6 +733,7 @@ std::string memory_plan_json(const Vlm& vlm, const ArgParser& a, const VlmPrompt
     o += "  \"text_model\": " + json_quote(a.get("--model")) + ",\n  \"mmproj\": " + json_quote(a.get("--mmproj")) + ",\n";
     o += "  \"plan\": " + (a.has("--plan") ? json_quote(a.get("--plan")) : std::string("null")) + ",\n";
     o += "  \"kv_type\": " + json_quote(vlm.kv_type_name()) + ",\n";
+    o += "  \"numerics\": " + json_quote(numerics_name(vlm.numerics())) + ",\n";
     if (vlm.kv_mixed_high_share() >= 0) o += "  \"kv_high_share\": " + str_printf("%.17g", vlm.kv_mixed_high_share()) + ",\n";
     if (vlm.kv_mixed_high_share() >= 0) {
         // Mixed: each decoder layer's share (a plan's list, or the one share) and its planned KV bytes.
@@ -887,6 +889,12 @@ int cmd_inspect(int argc, char** argv) {
                          "pruning)\n",
                  spent.per_layer, static_cast<long long>(spent.last_layer),
                  static_cast<long long>(prompt->n_image_tokens_in()));
+    if ((*vlm)->numerics() == Numerics::fast) {
+        std::fprintf(stdout, "numerics: fast: %lld encoder/projector matrices quantized to Q8_0 at load (%.1f MiB as "
+                             "Q8_0; the weights below, \"in the files\" too, count these copies, not the mmproj's)\n",
+                     static_cast<long long>((*vlm)->vision().requantized_matrices()),
+                     mib((*vlm)->vision().requantized_bytes()));
+    }
     VlmMemory m = (*vlm)->memory();
     std::fprintf(stdout, "memory: weights %.1f MiB (%.1f MiB in the files), vision activations %.1f MiB, "
                          "text activations %.1f MiB, KV cache %.1f MiB, total %.1f MiB (plus preprocessed tiles)\n",
