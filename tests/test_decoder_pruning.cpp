@@ -37,28 +37,8 @@ constexpr const char* kSmol = test::kBundledSmolVlm;
 constexpr const char* kLlava = test::kBundledLlava;
 
 // A prompt of T rows: token embeddings of pseudo-random ids; rows [v0, v0 + nv) are "visual".
-struct Prompt {
-    int64_t T = 0, v0 = 0, nv = 0;
-    std::vector<float> x;
-    std::vector<int32_t> pos;
-    std::vector<uint8_t> is_visual;
-};
-
-Prompt make_prompt(const TextDecoder& dec, int64_t T, int64_t v0, int64_t nv, uint64_t seed) {
-    Prompt p;
-    p.T = T, p.v0 = v0, p.nv = nv;
-    const int64_t C = dec.hparams().n_embd;
-    p.x.resize(static_cast<size_t>(T * C));
-    test::Rng rng{seed};
-    for (int64_t i = 0; i < T; ++i) {
-        dec.embed_token(rng.integer(0, static_cast<int32_t>(dec.hparams().n_vocab) - 1), p.x.data() + i * C);
-    }
-    p.pos.resize(static_cast<size_t>(T));
-    std::iota(p.pos.begin(), p.pos.end(), 0);
-    p.is_visual.assign(static_cast<size_t>(T), 0);
-    for (int64_t i = v0; i < v0 + nv; ++i) p.is_visual[static_cast<size_t>(i)] = 1;
-    return p;
-}
+using Prompt = test::DecoderPrompt;
+using test::random_token_prompt;
 
 // Every rope output of an unpruned prefill, in node order (layer l: q = 2l, k = 2l + 1).
 struct RopeCapture {
@@ -141,7 +121,7 @@ TEST_CASE("decoder pruning: fastv and pyramiddrop keep the rows the oracle picks
         std::unique_ptr<TextDecoder> dec = load_text(stem);
         const TextHparams& h = dec->hparams();
         REQUIRE(h.n_layer == 4);
-        const Prompt p = make_prompt(*dec, 61, 7, 48, 11);
+        const Prompt p = random_token_prompt(*dec, 61, 7, 48, 11);
         const RopeCapture cap = capture_unpruned(*dec, p);
         REQUIRE(cap.values.size() == static_cast<size_t>(2 * h.n_layer));
 
@@ -200,7 +180,7 @@ TEST_CASE("decoder pruning: a stage keeping every visual row is the unpruned dec
     for (const char* stem : {kSmol, kLlava}) {
         std::unique_ptr<TextDecoder> dec = load_text(stem);
         const TextHparams& h = dec->hparams();
-        const Prompt p = make_prompt(*dec, 40, 3, 30, 5);
+        const Prompt p = random_token_prompt(*dec, 40, 3, 30, 5);
         const int n_steps = 3;
         ThreadPool pool(2);
         auto plain = dec->compile(p.T, p.T + n_steps, DType::f16, 2);
@@ -256,7 +236,7 @@ TEST_CASE("decoder pruning: the segments share one buffer of the planned size, w
         INFO(stem);
         std::unique_ptr<TextDecoder> dec = load_text(stem);
         const TextHparams& h = dec->hparams();
-        const Prompt p = make_prompt(*dec, 61, 7, 48, 23);
+        const Prompt p = random_token_prompt(*dec, 61, 7, 48, 23);
         const int n_steps = 3;
         std::vector<DecoderPruneStep> steps(2);
         steps[0].layer = 0, steps[0].keep = 20, steps[0].score_layer = PruneScoreLayer::next;
@@ -337,7 +317,7 @@ TEST_CASE("decoder pruning: after a real drop, decode continues at the right pos
     // there. Its position: T everywhere with original ids; T - 24 after the stage with compact
     // ids (PyramidDrop's shift by the rows dropped).
     std::unique_ptr<TextDecoder> dec = load_text(kSmol);
-    const Prompt p = make_prompt(*dec, 40, 3, 30, 9);
+    const Prompt p = random_token_prompt(*dec, 40, 3, 30, 9);
     for (bool compact : {false, true}) {
         DecoderPruneStep st;
         st.layer = 0, st.keep = 6, st.score_layer = PruneScoreLayer::own_last, st.compact_positions = compact;
@@ -559,7 +539,7 @@ TEST_CASE("decoder pruning debias: the rows kept are the oracle's attention / Ro
     for (const char* stem : {kSmol, kLlava}) {
         std::unique_ptr<TextDecoder> dec = load_text(stem);
         const TextHparams& h = dec->hparams();
-        const Prompt p = make_prompt(*dec, 61, 7, 48, 11);
+        const Prompt p = random_token_prompt(*dec, 61, 7, 48, 11);
         const RopeCapture cap = capture_unpruned(*dec, p);
         std::vector<int32_t> all(static_cast<size_t>(p.T));
         std::iota(all.begin(), all.end(), 0);
@@ -608,7 +588,7 @@ TEST_CASE("decoder pruning feather: the grid stage keeps exactly its grid, then 
         INFO(stem);
         std::unique_ptr<TextDecoder> dec = load_text(stem);
         const TextHparams& h = dec->hparams();
-        const Prompt p = make_prompt(*dec, 61, 7, 48, 11);  // visual rows 7..54: three 4 x 4 chunks
+        const Prompt p = random_token_prompt(*dec, 61, 7, 48, 11);  // visual rows 7..54: three 4 x 4 chunks
         DecoderPruneStep grid;
         grid.layer = 0;
         grid.keep = 12;
