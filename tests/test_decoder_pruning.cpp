@@ -367,6 +367,14 @@ std::string plan_of(const std::string& stages) {
     return R"({"format": "glimpse.pruning-plan", "version": 1, "stages": [)" + stages + "]}";
 }
 
+// Loading SmolVLM with a plan of these stages fails with a message containing `says`.
+void check_load_refused(const char* stages, const char* says) {
+    INFO(stages);
+    auto vlm = load_vlm(kSmol, plan_of(stages));
+    REQUIRE(!vlm.is_ok());
+    CHECK_MESSAGE(vlm.status().message().find(says) != std::string::npos, vlm.status().message());
+}
+
 }  // namespace
 
 TEST_CASE("decoder pruning plans: what does not fit the model is refused in load with a clear message") {
@@ -392,12 +400,7 @@ TEST_CASE("decoder pruning plans: what does not fit the model is refused in load
         {R"({"at": "decoder_layer", "layer": 0, "method": "sparsevlm", "keep": 0.5, "args": {"debias": true}})",
          "debias"},
     };
-    for (const Bad& b : bad) {
-        INFO(b.stages);
-        auto vlm = load_vlm(kSmol, plan_of(b.stages));
-        REQUIRE(!vlm.is_ok());
-        CHECK_MESSAGE(vlm.status().message().find(b.says) != std::string::npos, vlm.status().message());
-    }
+    for (const Bad& b : bad) check_load_refused(b.stages, b.says);
     // A known method at the wrong site is refused by the plan reader.
     auto p = pruning_plan_parse(plan_of(R"({"at": "after_projector", "method": "fastv", "keep": 0.5})"), "plan.json");
     REQUIRE(!p.is_ok());
@@ -706,12 +709,7 @@ TEST_CASE("decoder pruning feather in the VLM: shorthand layers, the budget per 
         {R"({"at": "decoder_layer", "layer": 0, "method": "feather", "keep": 0.5, "args": {"debias": true}})",
          "no attention score to debias"},
     };
-    for (const Bad& b : bad) {
-        INFO(b.stages);
-        auto vlm = load_vlm(kSmol, plan_of(b.stages));
-        REQUIRE(!vlm.is_ok());
-        CHECK_MESSAGE(vlm.status().message().find(b.says) != std::string::npos, vlm.status().message());
-    }
+    for (const Bad& b : bad) check_load_refused(b.stages, b.says);
     auto parse = pruning_plan_parse(
         plan_of(R"({"at": "decoder_layer", "layer": 0, "method": "feather", "keep": 0.5, "args": {"criterion": "x"}})"),
         "plan.json");
