@@ -43,15 +43,23 @@ foreach(tool glimpse_cli glimpse-mkmodel glimpse-quantize glimpse-bench)
 endforeach()
 
 # pkg-config: the provider libraries the static libraries need at link time.
+# What each enabled provider asks of the static libraries' users, in one place: its link
+# flags here and its -dev package in the .deb's Depends (GLIMPSE_DEB_DEV_DEPENDS, below).
 set(GLIMPSE_PC_PROVIDER_LIBS "")
+set(GLIMPSE_DEB_DEV_DEPENDS "libstb-dev, libjpeg-dev, pkg-config")
 if(GLIMPSE_WITH_ONEDNN)
   string(APPEND GLIMPSE_PC_PROVIDER_LIBS " -ldnnl")
+  string(APPEND GLIMPSE_DEB_DEV_DEPENDS ", libdnnl-dev")
 endif()
 if(GLIMPSE_WITH_XNNPACK)
   string(APPEND GLIMPSE_PC_PROVIDER_LIBS " -lXNNPACK")
   if(PTHREADPOOL_LIBRARY)
     string(APPEND GLIMPSE_PC_PROVIDER_LIBS " -lpthreadpool")
   endif()
+  string(APPEND GLIMPSE_DEB_DEV_DEPENDS ", libxnnpack-dev")
+endif()
+if(GLIMPSE_WITH_EIGEN)  # header-only: no link flag
+  string(APPEND GLIMPSE_DEB_DEV_DEPENDS ", libeigen3-dev")
 endif()
 string(STRIP "${GLIMPSE_PC_PROVIDER_LIBS}" GLIMPSE_PC_PROVIDER_LIBS)
 set(GLIMPSE_PC_PROVIDER_LIBS_SP "")
@@ -101,18 +109,8 @@ set(CPACK_DEBIAN_PACKAGE_CONFLICTS "glimpse")
 set(CPACK_STRIP_FILES ON)
 # Shared-library dependencies of the programs, as dpkg-shlibdeps computes them (for a
 # cross build it reads the arm64 multiarch packages), plus the -dev packages that the
-# static libraries' users link against.
+# static libraries' users link against (GLIMPSE_DEB_DEV_DEPENDS, with the pkg-config flags above).
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-set(GLIMPSE_DEB_DEV_DEPENDS "libstb-dev, libjpeg-dev, pkg-config")
-if(GLIMPSE_WITH_ONEDNN)
-  string(APPEND GLIMPSE_DEB_DEV_DEPENDS ", libdnnl-dev")
-endif()
-if(GLIMPSE_WITH_XNNPACK)
-  string(APPEND GLIMPSE_DEB_DEV_DEPENDS ", libxnnpack-dev")
-endif()
-if(GLIMPSE_WITH_EIGEN)
-  string(APPEND GLIMPSE_DEB_DEV_DEPENDS ", libeigen3-dev")
-endif()
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "${GLIMPSE_DEB_DEV_DEPENDS}")
 # ---- The C interface: libglimpse.so (SONAME libglimpse.so.MAJOR.MINOR), include/glimpse.h,
 # pkg-config glimpse-c, CMake target glimpse::glimpse_c, and the examples as documentation ----

@@ -7,24 +7,11 @@
 
 // Canvas sizes are derived with float arithmetic exactly as llama.cpp does; keep every
 // operation separately rounded (see ops/image_resize.cpp).
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__) && !defined(__STRICT_ANSI__)
-#pragma GCC optimize("fp-contract=off")
-#endif
+#include "runtime/fp_contract_off.h"
 
 namespace glimpse {
 
 namespace {
-
-Status check_image_size(int width, int height, const char* who) {
-    // The decoder's limits are the caller's choice; here only what the resamplers can take.
-    GLIMPSE_CHECK_OR_RETURN(width > 0 && height > 0 && width <= kResizeMaxSide && height <= kResizeMaxSide &&
-                                int64_t{width} * height <= kResizeMaxPixels,
-                            invalid_argument, "%s: image size %dx%d outside 1..%d per side, %lld pixels", who, width,
-                            height, kResizeMaxSide, static_cast<long long>(kResizeMaxPixels));
-    return Status::ok();
-}
 
 // Where an image of width x height lands on a canvas_w x canvas_h canvas, resized keeping its
 // aspect and centred: into an Idefics3Geometry or a LlavaGeometry.
@@ -49,7 +36,7 @@ Status check_norm(const std::array<float, 3>& mean, const std::array<float, 3>& 
 // What both preprocessors check before any work: the image buffer, then the normalization.
 Status check_inputs(const ImageU8& image, const std::array<float, 3>& mean, const std::array<float, 3>& std,
                     const char* who) {
-    GLIMPSE_RETURN_IF_ERROR(check_image_size(image.width, image.height, who));
+    GLIMPSE_RETURN_IF_ERROR(check_resize_size(image.width, image.height, who, "image"));
     GLIMPSE_CHECK_OR_RETURN(image.rgb.size() == image.n_bytes(), invalid_argument,
                             "%s: image is %dx%d but holds %zu bytes (expected %zu)", who, image.width, image.height,
                             image.rgb.size(), image.n_bytes());
@@ -104,7 +91,7 @@ TileGrid idefics3_capped_grid(int image_w, int image_h, int natural_rows, int na
 
 Result<Idefics3Geometry> idefics3_geometry(int width, int height, const Idefics3Params& params) {
     const char* who = "idefics3 preprocessing";
-    GLIMPSE_RETURN_IF_ERROR(check_image_size(width, height, who));
+    GLIMPSE_RETURN_IF_ERROR(check_resize_size(width, height, who, "image"));
     const int S = params.tile_size;
     GLIMPSE_CHECK_OR_RETURN(S > 0 && S <= kResizeMaxSide, invalid_argument, "%s: tile size %d outside 1..%d", who, S,
                             kResizeMaxSide);
@@ -209,7 +196,7 @@ Result<PreprocessedImage> idefics3_preprocess(const ImageU8& image, const Idefic
 
 Result<LlavaGeometry> llava_geometry(int width, int height, const LlavaParams& params) {
     const char* who = "llava preprocessing";
-    GLIMPSE_RETURN_IF_ERROR(check_image_size(width, height, who));
+    GLIMPSE_RETURN_IF_ERROR(check_resize_size(width, height, who, "image"));
     GLIMPSE_CHECK_OR_RETURN(params.image_size > 0 && params.image_size <= kResizeMaxSide, invalid_argument,
                             "%s: image size %d outside 1..%d", who, params.image_size, kResizeMaxSide);
     LlavaGeometry g;

@@ -6,13 +6,9 @@
 #include <vector>
 
 // Bit-exactness with llama.cpp depends on every float operation being rounded on its own:
-// a fused multiply-add would change results on rounding boundaries. GCC only contracts in
-// GNU mode (the project builds ISO C++20, where contraction is off); make it explicit.
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__) && !defined(__STRICT_ANSI__)
-#pragma GCC optimize("fp-contract=off")
-#endif
+// a fused multiply-add would change results on rounding boundaries. No contraction from here
+// on (runtime/fp_contract_off.h, included after every other header).
+#include "runtime/fp_contract_off.h"
 
 namespace glimpse {
 
@@ -24,14 +20,6 @@ Status check_image(const ImageU8& img, const char* what) {
     GLIMPSE_CHECK_OR_RETURN(img.rgb.size() == img.n_bytes(), invalid_argument,
                             "%s: source image is %dx%d but holds %zu bytes (expected %zu)", what, img.width,
                             img.height, img.rgb.size(), img.n_bytes());
-    return Status::ok();
-}
-
-Status check_out_size(int out_w, int out_h, const char* what) {
-    GLIMPSE_CHECK_OR_RETURN(out_w > 0 && out_h > 0 && out_w <= kResizeMaxSide && out_h <= kResizeMaxSide &&
-                                int64_t{out_w} * out_h <= kResizeMaxPixels,
-                            invalid_argument, "%s: output size %dx%d outside 1..%d per side, %lld pixels", what, out_w,
-                            out_h, kResizeMaxSide, static_cast<long long>(kResizeMaxPixels));
     return Status::ok();
 }
 
@@ -61,6 +49,14 @@ inline float cubic_lagrange(float pm1, float p0, float p1, float p2, float t) {
 
 }  // namespace
 
+Status check_resize_size(int w, int h, const char* who, const char* what) {
+    GLIMPSE_CHECK_OR_RETURN(w > 0 && h > 0 && w <= kResizeMaxSide && h <= kResizeMaxSide &&
+                                int64_t{w} * h <= kResizeMaxPixels,
+                            invalid_argument, "%s: %s size %dx%d outside 1..%d per side, %lld pixels", who, what, w, h,
+                            kResizeMaxSide, static_cast<long long>(kResizeMaxPixels));
+    return Status::ok();
+}
+
 const char* resize_filter_name(ResizeFilter filter) {
     switch (filter) {
         case ResizeFilter::bilinear: return "bilinear";
@@ -71,7 +67,7 @@ const char* resize_filter_name(ResizeFilter filter) {
 
 Result<ImageU8> resize_bilinear_u8(const ImageU8& src, int out_w, int out_h) {
     GLIMPSE_RETURN_IF_ERROR(check_image(src, "resize_bilinear_u8"));
-    GLIMPSE_RETURN_IF_ERROR(check_out_size(out_w, out_h, "resize_bilinear_u8"));
+    GLIMPSE_RETURN_IF_ERROR(check_resize_size(out_w, out_h, "resize_bilinear_u8", "output"));
     const int w = src.width, h = src.height;
     ImageU8 dst = make_image(out_w, out_h);
 
@@ -112,7 +108,7 @@ Result<ImageU8> resize_bilinear_u8(const ImageU8& src, int out_w, int out_h) {
 
 Result<ImageU8> resize_bicubic_u8(const ImageU8& src, int out_w, int out_h) {
     GLIMPSE_RETURN_IF_ERROR(check_image(src, "resize_bicubic_u8"));
-    GLIMPSE_RETURN_IF_ERROR(check_out_size(out_w, out_h, "resize_bicubic_u8"));
+    GLIMPSE_RETURN_IF_ERROR(check_resize_size(out_w, out_h, "resize_bicubic_u8", "output"));
     const int w = src.width, h = src.height;
     ImageU8 dst = make_image(out_w, out_h);
 
@@ -181,7 +177,7 @@ PadFit fit_with_padding(int src_w, int src_h, int canvas_w, int canvas_h) {
 Result<ImageU8> resize_with_padding_u8(const ImageU8& src, int canvas_w, int canvas_h, ResizeFilter filter,
                                        std::array<uint8_t, 3> pad_rgb) {
     GLIMPSE_RETURN_IF_ERROR(check_image(src, "resize_with_padding_u8"));
-    GLIMPSE_RETURN_IF_ERROR(check_out_size(canvas_w, canvas_h, "resize_with_padding_u8"));
+    GLIMPSE_RETURN_IF_ERROR(check_resize_size(canvas_w, canvas_h, "resize_with_padding_u8", "output"));
     if (canvas_w == src.width && canvas_h == src.height) return src;
 
     const PadFit fit = fit_with_padding(src.width, src.height, canvas_w, canvas_h);

@@ -25,6 +25,9 @@ const char* resize_filter_name(ResizeFilter filter);
 // Largest output side a resampler accepts (a canvas may be larger than any input image).
 inline constexpr int kResizeMaxSide = 1 << 16;
 inline constexpr int64_t kResizeMaxPixels = int64_t{1} << 30;
+// invalid_argument unless 1 <= w, h <= kResizeMaxSide and w·h <= kResizeMaxPixels; the message
+// reads "<who>: <what> size WxH outside ..." (what: "output", "image").
+Status check_resize_size(int w, int h, const char* who, const char* what);
 
 // src:(H,W,3) -> (out_h,out_w,3). llama.cpp's bilinear stretch: corner-aligned sampling
 // (output x maps to x*(W-1)/(out_w-1); a 1-pixel output side samples source index 0),

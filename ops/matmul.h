@@ -72,6 +72,15 @@ struct MatmulKernel {
     bool (*available)() = nullptr;
 };
 
+// y:(M,N) = x:(M,K) · w:(N,K)ᵀ + bias:(N) (bias may be null) with `kernel`, rows stored
+// densely (ldx = K, ldy = N): w as stored in the file, packed = kernel.pack's copy of it
+// (null if the kernel does not pack), scratch = kernel.scratch_bytes(...) bytes.
+inline MatmulArgs dense_matmul_args(const MatmulKernel& kernel, const float* x, const void* w, const void* packed,
+                                    const float* bias, float* y, void* scratch, int64_t M, int64_t K, int64_t N) {
+    return MatmulArgs{.x = x, .ldx = K, .M = M, .K = K, .N = N, .w = w, .w_type = kernel.w_type, .packed = packed,
+                      .bias = bias, .y = y, .ldy = N, .scratch = scratch};
+}
+
 // Every matmul kernel of the registry (ops/kernel_registry.h), references first.
 const std::vector<const MatmulKernel*>& matmul_kernels();
 const MatmulKernel* find_matmul_kernel(const char* name);

@@ -24,12 +24,7 @@ struct VecAvx2F16Round : simd::VecAvx2 {
 
 using GemmAvx2 = simd::FloatGemm<simd::VecAvx2, /*kMR=*/6>;
 
-extern const MatmulKernel f32_gemm__avx2 =
-    GemmAvx2::kernel<float>("f32_gemm__avx2", Isa::avx2, DType::f32, KernelPriority::simd);
-extern const MatmulKernel f16_gemm__avx2 =
-    GemmAvx2::kernel<uint16_t>("f16_gemm__avx2", Isa::avx2, DType::f16, KernelPriority::simd);
-extern const MatmulKernel bf16_gemm__avx2 =
-    GemmAvx2::kernel<simd::Bf16>("bf16_gemm__avx2", Isa::avx2, DType::bf16, KernelPriority::simd);
+GLIMPSE_FLOAT_GEMM_KERNELS(GemmAvx2, avx2, Isa::avx2, KernelPriority::simd)
 // Listed after f16_gemm__avx2 in ops/kernel_registry.cpp: the same tier, so it wins the
 // priority choice for f16 weights at the AVX2 level (ggml's numerics, and 2-3× faster on
 // the encoder shapes: docs/benchmarks.md, "AVX2-only CPUs").

@@ -9,11 +9,6 @@ namespace glimpse {
 
 using GemmAvx512 = simd::FloatGemm<simd::VecAvx512, /*kMR=*/12>;
 
-extern const MatmulKernel f32_gemm__avx512 =
-    GemmAvx512::kernel<float>("f32_gemm__avx512", Isa::avx512, DType::f32, KernelPriority::simd_wide);
-extern const MatmulKernel f16_gemm__avx512 =
-    GemmAvx512::kernel<uint16_t>("f16_gemm__avx512", Isa::avx512, DType::f16, KernelPriority::simd_wide);
-extern const MatmulKernel bf16_gemm__avx512 =
-    GemmAvx512::kernel<simd::Bf16>("bf16_gemm__avx512", Isa::avx512, DType::bf16, KernelPriority::simd_wide);
+GLIMPSE_FLOAT_GEMM_KERNELS(GemmAvx512, avx512, Isa::avx512, KernelPriority::simd_wide)
 
 }  // namespace glimpse

@@ -80,9 +80,6 @@ struct DotMaddubs {
 
 using GemmAvx2 = simd::QuantGemm<simd::VecAvx2, DotMaddubs, /*kMR=*/4, /*kPairGroups=*/false>;
 
-extern const MatmulKernel q8_0_q8_0__avx2 =
-    GemmAvx2::kernel<false>("q8_0_q8_0__avx2", Isa::avx2, KernelPriority::simd);
-extern const MatmulKernel q4_0_q8_0__avx2 =
-    GemmAvx2::kernel<true>("q4_0_q8_0__avx2", Isa::avx2, KernelPriority::simd);
+GLIMPSE_QUANT_GEMM_KERNELS(GemmAvx2, avx2, Isa::avx2, KernelPriority::simd)
 
 }  // namespace glimpse

@@ -64,9 +64,6 @@ struct DotVnni {
 
 using GemmAvx512Vnni = simd::QuantGemm<simd::VecAvx512, DotVnni, /*kMR=*/6, /*kPairGroups=*/true>;
 
-extern const MatmulKernel q8_0_q8_0__avx512vnni =
-    GemmAvx512Vnni::kernel<false>("q8_0_q8_0__avx512vnni", Isa::avx512, KernelPriority::simd_wide);
-extern const MatmulKernel q4_0_q8_0__avx512vnni =
-    GemmAvx512Vnni::kernel<true>("q4_0_q8_0__avx512vnni", Isa::avx512, KernelPriority::simd_wide);
+GLIMPSE_QUANT_GEMM_KERNELS(GemmAvx512Vnni, avx512vnni, Isa::avx512, KernelPriority::simd_wide)
 
 }  // namespace glimpse

@@ -6,13 +6,6 @@
 
 namespace glimpse {
 
-void layer_norm_avx512(const float* x, int64_t T, int64_t C, const float* gamma, const float* beta, float eps, float* y,
-                     ThreadPool* pool) {
-    simd::Norm<simd::VecAvx512>::layer_norm(x, T, C, gamma, beta, eps, y, pool);
-}
-
-void rms_norm_avx512(const float* x, int64_t T, int64_t C, const float* gamma, float eps, float* y, ThreadPool* pool) {
-    simd::Norm<simd::VecAvx512>::rms_norm(x, T, C, gamma, eps, y, pool);
-}
+GLIMPSE_NORM_KERNELS(avx512, simd::VecAvx512)
 
 }  // namespace glimpse

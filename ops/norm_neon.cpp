@@ -7,13 +7,6 @@
 
 namespace glimpse {
 
-void layer_norm_neon(const float* x, int64_t T, int64_t C, const float* gamma, const float* beta, float eps, float* y,
-                     ThreadPool* pool) {
-    simd::Norm<simd::VecNeon>::layer_norm(x, T, C, gamma, beta, eps, y, pool);
-}
-
-void rms_norm_neon(const float* x, int64_t T, int64_t C, const float* gamma, float eps, float* y, ThreadPool* pool) {
-    simd::Norm<simd::VecNeon>::rms_norm(x, T, C, gamma, eps, y, pool);
-}
+GLIMPSE_NORM_KERNELS(neon, simd::VecNeon)
 
 }  // namespace glimpse

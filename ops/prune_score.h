@@ -85,33 +85,23 @@ void attention_row_ref(const float* q_row, const float* k, int64_t S, int64_t kv
                        int64_t head_dim, float scale, float* out, ThreadPool* pool);
 
 // ---- variants (ops/prune_score_<isa>.cpp, one algorithm: ops/simd/prune_score.h) ----------------
+// One ISA's variants, with the references' signatures: cosine_similarity_<isa>, tap_scores_<isa>,
+// merge_rows_<isa>, attention_row_<isa> (defined by GLIMPSE_PRUNE_SCORE_KERNELS).
+#define GLIMPSE_DECLARE_PRUNE_SCORE_VARIANTS(isa)                                                                     \
+    void cosine_similarity_##isa(const float* a, int64_t n, const float* b, int64_t m, int64_t C, float* sim,        \
+                                 void* scratch, ThreadPool* pool);                                                    \
+    void tap_scores_##isa(const float* tap, int64_t n_head, int64_t n_pos, int64_t h, int64_t w, int64_t s,          \
+                          bool accumulate, float* scores, void* scratch);                                             \
+    void merge_rows_##isa(const float* x, int64_t n, int64_t C, const int32_t* assign, const float* weight,          \
+                          int64_t k, float* y, float* sizes_out, ThreadPool* pool);                                   \
+    void attention_row_##isa(const float* q_row, const float* k, int64_t S, int64_t kv_ld, int64_t n_head,           \
+                             int64_t n_head_kv, int64_t head_dim, float scale, float* out, ThreadPool* pool);
 #if defined(__x86_64__)
-void cosine_similarity_avx2(const float* a, int64_t n, const float* b, int64_t m, int64_t C, float* sim, void* scratch,
-                            ThreadPool* pool);
-void tap_scores_avx2(const float* tap, int64_t n_head, int64_t n_pos, int64_t h, int64_t w, int64_t s, bool accumulate,
-                     float* scores, void* scratch);
-void merge_rows_avx2(const float* x, int64_t n, int64_t C, const int32_t* assign, const float* weight, int64_t k,
-                     float* y, float* sizes_out, ThreadPool* pool);
-void attention_row_avx2(const float* q_row, const float* k, int64_t S, int64_t kv_ld, int64_t n_head, int64_t n_head_kv,
-                       int64_t head_dim, float scale, float* out, ThreadPool* pool);
-void cosine_similarity_avx512(const float* a, int64_t n, const float* b, int64_t m, int64_t C, float* sim,
-                              void* scratch, ThreadPool* pool);
-void tap_scores_avx512(const float* tap, int64_t n_head, int64_t n_pos, int64_t h, int64_t w, int64_t s,
-                       bool accumulate, float* scores, void* scratch);
-void merge_rows_avx512(const float* x, int64_t n, int64_t C, const int32_t* assign, const float* weight, int64_t k,
-                       float* y, float* sizes_out, ThreadPool* pool);
-void attention_row_avx512(const float* q_row, const float* k, int64_t S, int64_t kv_ld, int64_t n_head, int64_t n_head_kv,
-                       int64_t head_dim, float scale, float* out, ThreadPool* pool);
+GLIMPSE_DECLARE_PRUNE_SCORE_VARIANTS(avx2)
+GLIMPSE_DECLARE_PRUNE_SCORE_VARIANTS(avx512)
 #endif
 #if defined(__aarch64__)
-void cosine_similarity_neon(const float* a, int64_t n, const float* b, int64_t m, int64_t C, float* sim, void* scratch,
-                            ThreadPool* pool);
-void tap_scores_neon(const float* tap, int64_t n_head, int64_t n_pos, int64_t h, int64_t w, int64_t s, bool accumulate,
-                     float* scores, void* scratch);
-void merge_rows_neon(const float* x, int64_t n, int64_t C, const int32_t* assign, const float* weight, int64_t k,
-                     float* y, float* sizes_out, ThreadPool* pool);
-void attention_row_neon(const float* q_row, const float* k, int64_t S, int64_t kv_ld, int64_t n_head, int64_t n_head_kv,
-                       int64_t head_dim, float scale, float* out, ThreadPool* pool);
+GLIMPSE_DECLARE_PRUNE_SCORE_VARIANTS(neon)
 #endif
 
 }  // namespace glimpse

@@ -7,22 +7,6 @@
 
 namespace glimpse {
 
-using ElementwiseAvx2 = simd::Elementwise<simd::VecAvx2>;
-
-void unary_avx2(UnaryOp op, const float* x, int64_t n, float* y, ThreadPool* pool) {
-    ElementwiseAvx2::unary(op, x, n, y, pool);
-}
-
-void swiglu_avx2(const float* gate, const float* up, int64_t n, float* y, ThreadPool* pool) {
-    ElementwiseAvx2::swiglu(gate, up, n, y, pool);
-}
-
-void add_avx2(const float* a, const float* b, int64_t T, int64_t C, int64_t b_rows, float* y, ThreadPool* pool) {
-    ElementwiseAvx2::binary<true>(a, b, T, C, b_rows, y, pool);
-}
-
-void mul_avx2(const float* a, const float* b, int64_t T, int64_t C, int64_t b_rows, float* y, ThreadPool* pool) {
-    ElementwiseAvx2::binary<false>(a, b, T, C, b_rows, y, pool);
-}
+GLIMPSE_ELEMENTWISE_KERNELS(avx2, simd::VecAvx2)
 
 }  // namespace glimpse

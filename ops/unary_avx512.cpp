@@ -7,22 +7,6 @@
 
 namespace glimpse {
 
-using ElementwiseAvx512 = simd::Elementwise<simd::VecAvx512>;
-
-void unary_avx512(UnaryOp op, const float* x, int64_t n, float* y, ThreadPool* pool) {
-    ElementwiseAvx512::unary(op, x, n, y, pool);
-}
-
-void swiglu_avx512(const float* gate, const float* up, int64_t n, float* y, ThreadPool* pool) {
-    ElementwiseAvx512::swiglu(gate, up, n, y, pool);
-}
-
-void add_avx512(const float* a, const float* b, int64_t T, int64_t C, int64_t b_rows, float* y, ThreadPool* pool) {
-    ElementwiseAvx512::binary<true>(a, b, T, C, b_rows, y, pool);
-}
-
-void mul_avx512(const float* a, const float* b, int64_t T, int64_t C, int64_t b_rows, float* y, ThreadPool* pool) {
-    ElementwiseAvx512::binary<false>(a, b, T, C, b_rows, y, pool);
-}
+GLIMPSE_ELEMENTWISE_KERNELS(avx512, simd::VecAvx512)
 
 }  // namespace glimpse

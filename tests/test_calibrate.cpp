@@ -10,6 +10,7 @@
 #include "models/calibration.h"
 #include "models/vlm.h"
 #include "calibration_test_util.h"
+#include "test_bundled.h"
 #include "test_util.h"
 #include "tools/scenes/scene.h"
 
@@ -32,11 +33,7 @@ std::vector<CalibrationSample> scene_samples(uint64_t from, uint64_t to) {
     std::vector<CalibrationSample> out;
     for (uint64_t seed = from; seed < to; ++seed) {
         scenes::Scene s = scenes::scene_generate(seed, *preset);
-        ImageU8 img;
-        img.width = s.image.width;
-        img.height = s.image.height;
-        img.rgb = s.image.rgb;
-        out.push_back({img, s.qa.at(0).question});
+        out.push_back({test::scene_image(s.image), s.qa.at(0).question});
     }
     return out;
 }
@@ -55,6 +52,24 @@ CalibrationSettings settings_for(const std::vector<CalibrationSample>& samples) 
     s.decoder_levers = false;  // divprune + KV keep the test fast; decoder stages are tested in test_decoder_pruning
     s.process_overhead = 1 << 20;
     return s;
+}
+
+// A calibrator over the bundled model and the scenes [from, to), with the samples and settings it
+// was made from.
+struct SceneCalibration {
+    std::vector<CalibrationSample> samples;
+    CalibrationSettings settings;
+    std::unique_ptr<Calibrator> calibrator;
+};
+
+SceneCalibration scene_calibration(uint64_t from, uint64_t to) {
+    SceneCalibration c;
+    c.samples = scene_samples(from, to);
+    c.settings = settings_for(c.samples);
+    auto cal = Calibrator::create(c.settings, c.samples);
+    REQUIRE(cal.is_ok());
+    c.calibrator = std::move(*cal);
+    return c;
 }
 
 // log-softmax in double of logits:(n).
@@ -226,11 +241,9 @@ TEST_CASE("calibration: the unpruned configuration has zero loss, an impossible 
     // The search is ISA-free logic over model runs whose kernels are tested per ISA elsewhere; under
     // qemu its ~40 model runs would cost minutes of the CI budget for no ARM-specific coverage.
     if (test::emulated()) return;
-    std::vector<CalibrationSample> samples = scene_samples(1001000, 1001003);
-    const CalibrationSettings settings = settings_for(samples);
-    auto cal = Calibrator::create(settings, samples);
-    REQUIRE(cal.is_ok());
-    auto unpruned = (*cal)->evaluate((*cal)->unpruned());
+    const SceneCalibration scenes = scene_calibration(1001000, 1001003);
+    Calibrator& cal = *scenes.calibrator;
+    auto unpruned = cal.evaluate(cal.unpruned());
     REQUIRE(unpruned.is_ok());
     // KL(p || p) = 0, up to the teacher's log-probabilities being stored as f32 (|log p| x 2^-24 each).
     CHECK(std::abs(unpruned->loss.mean_kl) < 1e-6);
@@ -238,11 +251,11 @@ TEST_CASE("calibration: the unpruned configuration has zero loss, an impossible 
     CHECK(unpruned->loss.positions >= 3);
 
     // The minimum the message names is the smallest configuration's total, recomputed here.
-    auto smallest_plan = calibration_plan((*cal)->smallest(), (*cal)->settings());
+    auto smallest_plan = calibration_plan(cal.smallest(), cal.settings());
     REQUIRE(smallest_plan.is_ok());
-    const int64_t minimum = planned_total(*smallest_plan, (*cal)->settings());
+    const int64_t minimum = planned_total(*smallest_plan, cal.settings());
     CHECK(minimum < unpruned->total);
-    auto refused = (*cal)->search(minimum - 1);
+    auto refused = cal.search(minimum - 1);
     REQUIRE_FALSE(refused.is_ok());
     INFO(refused.status().message());
     CHECK(refused.status().message().find("below the smallest plan") != std::string::npos);
@@ -253,11 +266,11 @@ TEST_CASE("calibration: the chosen plan fits, beats a fixed ratio at the same by
     // The search is ISA-free logic over model runs whose kernels are tested per ISA elsewhere; under
     // qemu its ~40 model runs would cost minutes of the CI budget for no ARM-specific coverage.
     if (test::emulated()) return;
-    std::vector<CalibrationSample> samples = scene_samples(1001000, 1001004);
-    const CalibrationSettings settings = settings_for(samples);
-    auto cal = Calibrator::create(settings, samples);
-    REQUIRE(cal.is_ok());
-    auto unpruned = (*cal)->plan_memory((*cal)->unpruned());
+    const SceneCalibration scenes = scene_calibration(1001000, 1001004);
+    const std::vector<CalibrationSample>& samples = scenes.samples;
+    const CalibrationSettings& settings = scenes.settings;
+    Calibrator& cal = *scenes.calibrator;
+    auto unpruned = cal.plan_memory(cal.unpruned());
     REQUIRE(unpruned.is_ok());
 
     // The fixed alternative: divprune at keep 0.5 with the default f16 KV cache; its planned
@@ -266,14 +279,14 @@ TEST_CASE("calibration: the chosen plan fits, beats a fixed ratio at the same by
     REQUIRE(fixed.is_ok());
     const int64_t budget = planned_total(*fixed, settings);
     REQUIRE(budget < unpruned->total);
-    auto path = (*cal)->search(budget);
+    auto path = cal.search(budget);
     REQUIRE(path.is_ok());
     const CalibrationPoint& chosen = path->back();
     CHECK(path->front().step == "unpruned");
     CHECK(chosen.total <= budget);
 
     // Independent of the calibrator: the written plan, read back, planned again and scored here.
-    auto plan = calibration_plan(chosen.config, (*cal)->settings());
+    auto plan = calibration_plan(chosen.config, cal.settings());
     REQUIRE(plan.is_ok());
     PruningCalibration rec;
     rec.budget_bytes = budget;

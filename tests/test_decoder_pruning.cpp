@@ -38,28 +38,8 @@ constexpr const char* kSmol = test::kBundledSmolVlm;
 constexpr const char* kLlava = test::kBundledLlava;
 
 // A prompt of T rows: token embeddings of pseudo-random ids; rows [v0, v0 + nv) are "visual".
-struct Prompt {
-    int64_t T = 0, v0 = 0, nv = 0;
-    std::vector<float> x;
-    std::vector<int32_t> pos;
-    std::vector<uint8_t> is_visual;
-};
-
-Prompt make_prompt(const TextDecoder& dec, int64_t T, int64_t v0, int64_t nv, uint64_t seed) {
-    Prompt p;
-    p.T = T, p.v0 = v0, p.nv = nv;
-    const int64_t C = dec.hparams().n_embd;
-    p.x.resize(static_cast<size_t>(T * C));
-    test::Rng rng{seed};
-    for (int64_t i = 0; i < T; ++i) {
-        dec.embed_token(rng.integer(0, static_cast<int32_t>(dec.hparams().n_vocab) - 1), p.x.data() + i * C);
-    }
-    p.pos.resize(static_cast<size_t>(T));
-    std::iota(p.pos.begin(), p.pos.end(), 0);
-    p.is_visual.assign(static_cast<size_t>(T), 0);
-    for (int64_t i = v0; i < v0 + nv; ++i) p.is_visual[static_cast<size_t>(i)] = 1;
-    return p;
-}
+using Prompt = test::DecoderPrompt;
+using test::random_token_prompt;
 
 // Every rope output of an unpruned prefill, in node order (layer l: q = 2l, k = 2l + 1).
 struct RopeCapture {
@@ -142,7 +122,7 @@ TEST_CASE("decoder pruning: fastv and pyramiddrop keep the rows the oracle picks
         std::unique_ptr<TextDecoder> dec = load_text(stem);
         const TextHparams& h = dec->hparams();
         REQUIRE(h.n_layer == 4);
-        const Prompt p = make_prompt(*dec, 61, 7, 48, 11);
+        const Prompt p = random_token_prompt(*dec, 61, 7, 48, 11);
         const RopeCapture cap = capture_unpruned(*dec, p);
         REQUIRE(cap.values.size() == static_cast<size_t>(2 * h.n_layer));
 
@@ -201,7 +181,7 @@ TEST_CASE("decoder pruning: a stage keeping every visual row is the unpruned dec
     for (const char* stem : {kSmol, kLlava}) {
         std::unique_ptr<TextDecoder> dec = load_text(stem);
         const TextHparams& h = dec->hparams();
-        const Prompt p = make_prompt(*dec, 40, 3, 30, 5);
+        const Prompt p = random_token_prompt(*dec, 40, 3, 30, 5);
         const int n_steps = 3;
         ThreadPool pool(2);
         auto plain = dec->compile(p.T, p.T + n_steps, DType::f16, 2);
@@ -257,7 +237,7 @@ TEST_CASE("decoder pruning: the segments share one buffer of the planned size, w
         INFO(stem);
         std::unique_ptr<TextDecoder> dec = load_text(stem);
         const TextHparams& h = dec->hparams();
-        const Prompt p = make_prompt(*dec, 61, 7, 48, 23);
+        const Prompt p = random_token_prompt(*dec, 61, 7, 48, 23);
         const int n_steps = 3;
         std::vector<DecoderPruneStep> steps(2);
         steps[0].layer = 0, steps[0].keep = 20, steps[0].score_layer = PruneScoreLayer::next;
@@ -338,7 +318,7 @@ TEST_CASE("decoder pruning: after a real drop, decode continues at the right pos
     // there. Its position: T everywhere with original ids; T - 24 after the stage with compact
     // ids (PyramidDrop's shift by the rows dropped).
     std::unique_ptr<TextDecoder> dec = load_text(kSmol);
-    const Prompt p = make_prompt(*dec, 40, 3, 30, 9);
+    const Prompt p = random_token_prompt(*dec, 40, 3, 30, 9);
     for (bool compact : {false, true}) {
         DecoderPruneStep st;
         st.layer = 0, st.keep = 6, st.score_layer = PruneScoreLayer::own_last, st.compact_positions = compact;
@@ -388,6 +368,14 @@ std::string plan_of(const std::string& stages) {
     return R"({"format": "glimpse.pruning-plan", "version": 1, "stages": [)" + stages + "]}";
 }
 
+// Loading SmolVLM with a plan of these stages fails with a message containing `says`.
+void check_load_refused(const char* stages, const char* says) {
+    INFO(stages);
+    auto vlm = load_vlm(kSmol, plan_of(stages));
+    REQUIRE(!vlm.is_ok());
+    CHECK_MESSAGE(vlm.status().message().find(says) != std::string::npos, vlm.status().message());
+}
+
 }  // namespace
 
 TEST_CASE("decoder pruning plans: what does not fit the model is refused in load with a clear message") {
@@ -413,12 +401,7 @@ TEST_CASE("decoder pruning plans: what does not fit the model is refused in load
         {R"({"at": "decoder_layer", "layer": 0, "method": "sparsevlm", "keep": 0.5, "args": {"debias": true}})",
          "debias"},
     };
-    for (const Bad& b : bad) {
-        INFO(b.stages);
-        auto vlm = load_vlm(kSmol, plan_of(b.stages));
-        REQUIRE(!vlm.is_ok());
-        CHECK_MESSAGE(vlm.status().message().find(b.says) != std::string::npos, vlm.status().message());
-    }
+    for (const Bad& b : bad) check_load_refused(b.stages, b.says);
     // A known method at the wrong site is refused by the plan reader.
     auto p = pruning_plan_parse(plan_of(R"({"at": "after_projector", "method": "fastv", "keep": 0.5})"), "plan.json");
     REQUIRE(!p.is_ok());
@@ -619,7 +602,7 @@ TEST_CASE("decoder pruning debias: the rows kept are the oracle's attention / Ro
     for (const char* stem : {kSmol, kLlava}) {
         std::unique_ptr<TextDecoder> dec = load_text(stem);
         const TextHparams& h = dec->hparams();
-        const Prompt p = make_prompt(*dec, 61, 7, 48, 11);
+        const Prompt p = random_token_prompt(*dec, 61, 7, 48, 11);
         const RopeCapture cap = capture_unpruned(*dec, p);
         std::vector<int32_t> all(static_cast<size_t>(p.T));
         std::iota(all.begin(), all.end(), 0);
@@ -668,7 +651,7 @@ TEST_CASE("decoder pruning feather: the grid stage keeps exactly its grid, then 
         INFO(stem);
         std::unique_ptr<TextDecoder> dec = load_text(stem);
         const TextHparams& h = dec->hparams();
-        const Prompt p = make_prompt(*dec, 61, 7, 48, 11);  // visual rows 7..54: three 4 x 4 chunks
+        const Prompt p = random_token_prompt(*dec, 61, 7, 48, 11);  // visual rows 7..54: three 4 x 4 chunks
         DecoderPruneStep grid;
         grid.layer = 0;
         grid.keep = 12;
@@ -786,12 +769,7 @@ TEST_CASE("decoder pruning feather in the VLM: shorthand layers, the budget per 
         {R"({"at": "decoder_layer", "layer": 0, "method": "feather", "keep": 0.5, "args": {"debias": true}})",
          "no attention score to debias"},
     };
-    for (const Bad& b : bad) {
-        INFO(b.stages);
-        auto vlm = load_vlm(kSmol, plan_of(b.stages));
-        REQUIRE(!vlm.is_ok());
-        CHECK_MESSAGE(vlm.status().message().find(b.says) != std::string::npos, vlm.status().message());
-    }
+    for (const Bad& b : bad) check_load_refused(b.stages, b.says);
     auto parse = pruning_plan_parse(
         plan_of(R"({"at": "decoder_layer", "layer": 0, "method": "feather", "keep": 0.5, "args": {"criterion": "x"}})"),
         "plan.json");

@@ -91,13 +91,6 @@ double tolerance(MatmulActivations a, const float* x, const float* w, int64_t K,
     return 1e-5 * s + 1e-6 + extra;
 }
 
-// y:(M,N) = x:(M,K) · w:(N,K)ᵀ with `k`, rows stored densely (ldx = K, ldy = N), no bias.
-MatmulArgs dense_matmul_args(const MatmulKernel& k, const float* x, const void* w, const void* packed, float* y,
-                             void* scratch, int64_t M, int64_t K, int64_t N) {
-    return MatmulArgs{.x = x, .ldx = K, .M = M, .K = K, .N = N, .w = w, .w_type = k.w_type, .packed = packed,
-                      .y = y, .ldy = N, .scratch = scratch};
-}
-
 int count_threads() {
     int n = 0;
     if (DIR* d = opendir("/proc/self/task")) {
@@ -196,8 +189,7 @@ TEST_CASE("one packing serves every M and thread count, without allocating in ru
                 const int64_t sbytes = k->scratch_bytes ? k->scratch_bytes(sh.M_max, K, N, threads) : 0;
                 uint8_t* scratch = aligned_buffer_alloc(static_cast<size_t>(sbytes) + 64);
                 std::vector<float> y(static_cast<size_t>(sh.M_max * N)), ref(y.size());
-                MatmulArgs a = dense_matmul_args(*k, x.data(), w.data(), packed, y.data(), scratch, sh.M_max, K, N);
-                a.bias = bias.data();
+                MatmulArgs a = dense_matmul_args(*k, x.data(), w.data(), packed, bias.data(), y.data(), scratch, sh.M_max, K, N);
                 // Warm up once per thread count (pool threads start, libraries set up
                 // per-thread state), then count.
                 k->run(a, &pool);
@@ -273,7 +265,7 @@ TEST_CASE("oneDNN runs on glimpse's threads: no OpenMP team is started") {
     uint8_t* packed = aligned_buffer_alloc(static_cast<size_t>(k->packed_bytes(N, K)));
     k->pack(w.data(), N, K, packed);
     uint8_t* scratch = aligned_buffer_alloc(static_cast<size_t>(k->scratch_bytes(M, K, N, 2)));
-    const MatmulArgs a = dense_matmul_args(*k, x.data(), w.data(), packed, y.data(), scratch, M, K, N);
+    const MatmulArgs a = dense_matmul_args(*k, x.data(), w.data(), packed, nullptr, y.data(), scratch, M, K, N);
     for (int i = 0; i < 3; ++i) k->run(a, &pool);
     CHECK(count_threads() == threads_before);
     aligned_buffer_free(scratch);

@@ -32,25 +32,7 @@ using namespace glimpse;
 namespace {
 
 // T rows of token embeddings: text [0, v0), visual [v0, v0 + nv), text after; positions 0..T-1.
-struct SparsePrompt {
-    int64_t T = 0, v0 = 0, nv = 0;
-    std::vector<float> x;
-    std::vector<int32_t> pos;
-    std::vector<uint8_t> visual;
-};
-
-SparsePrompt sparse_prompt(const TextDecoder& dec, int64_t T, int64_t v0, int64_t nv, uint64_t seed) {
-    SparsePrompt p{T, v0, nv, {}, std::vector<int32_t>(static_cast<size_t>(T)), std::vector<uint8_t>(static_cast<size_t>(T), 0)};
-    const int64_t C = dec.hparams().n_embd;
-    p.x.resize(static_cast<size_t>(T * C));
-    test::Rng rng{seed};
-    for (int64_t i = 0; i < T; ++i) {
-        dec.embed_token(rng.integer(0, static_cast<int32_t>(dec.hparams().n_vocab) - 1), p.x.data() + i * C);
-        p.pos[static_cast<size_t>(i)] = static_cast<int32_t>(i);
-        p.visual[static_cast<size_t>(i)] = i >= v0 && i < v0 + nv;
-    }
-    return p;
-}
+using SparsePrompt = test::DecoderPrompt;
 
 // The visual rows are p.visual's (one run in sparse_prompt, several in chunked_prompt).
 std::vector<int32_t> oracle_raters(const SparsePrompt& p, int64_t C) {
@@ -121,7 +103,7 @@ TEST_CASE("sparsevlm: raters and kept rows equal the oracles from the embeddings
         INFO(stem);
         std::unique_ptr<TextDecoder> dec = text_of(stem);
         const TextHparams& h = dec->hparams();
-        const SparsePrompt p = sparse_prompt(*dec, 70, 5, 48, 31);
+        const SparsePrompt p = test::random_token_prompt(*dec, 70, 5, 48, 31);
         DecoderPlan plain = unpruned_plan(*dec, p, 1, DType::f32, 1);
         QkCapture cap;
         RunArgs args;
@@ -134,7 +116,7 @@ TEST_CASE("sparsevlm: raters and kept rows equal the oracles from the embeddings
         std::memcpy((*dp)->embeddings(), p.x.data(), p.x.size() * 4);
         std::memcpy((*dp)->positions(), p.pos.data(), p.pos.size() * 4);
         const long before = g_allocations.load();
-        REQUIRE((*dp)->prefill(p.T, p.visual.data(), nullptr).is_ok());
+        REQUIRE((*dp)->prefill(p.T, p.is_visual.data(), nullptr).is_ok());
         CHECK(g_allocations.load() == before);
 
         const std::vector<int32_t> raters = oracle_raters(p, h.n_embd);
@@ -254,7 +236,7 @@ TEST_CASE("sparsevlm: keeping every visual row is the unpruned decoder bit for b
         INFO(stem);
         std::unique_ptr<TextDecoder> dec = text_of(stem);
         const TextHparams& h = dec->hparams();
-        const SparsePrompt p = sparse_prompt(*dec, 40, 3, 30, 5);
+        const SparsePrompt p = test::random_token_prompt(*dec, 40, 3, 30, 5);
         ThreadPool pool(2);
         DecoderPlan plain = unpruned_plan(*dec, p, 2, DType::f16, 2);
         auto l0 = dec->forward(plain, p.T, 0, &pool);
@@ -272,7 +254,7 @@ TEST_CASE("sparsevlm: keeping every visual row is the unpruned decoder bit for b
             REQUIRE(dp.is_ok());
             std::memcpy((*dp)->embeddings(), p.x.data(), p.x.size() * 4);
             std::memcpy((*dp)->positions(), p.pos.data(), p.pos.size() * 4);
-            auto l = (*dp)->prefill(p.T, p.visual.data(), &pool);
+            auto l = (*dp)->prefill(p.T, p.is_visual.data(), &pool);
             REQUIRE(l.is_ok());
             CHECK(std::memcmp(*l, want0.data(), want0.size() * 4) == 0);
             dec->embed_token(100, (*dp)->embeddings());

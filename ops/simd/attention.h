@@ -455,25 +455,7 @@ struct Attention {
     }
 
     // In place: x[i] = exp(x[i] - max); returns Σ x[i].
-    static float exp_shifted_sum(float* x, int64_t n) {
-        F vmax = V::set1(-INFINITY);
-        int64_t i = 0;
-        for (; i + L <= n; i += L) vmax = V::max(vmax, V::loadu(x + i));
-        if (i < n) vmax = V::max(vmax, V::select(V::first_lanes(n - i), V::load_tail(x + i, n - i), vmax));
-        const F vm = V::set1(V::reduce_max(vmax));
-        F vsum = V::zero();
-        for (i = 0; i + L <= n; i += L) {
-            const F e = vexp<V>(V::sub(V::loadu(x + i), vm));
-            V::storeu(x + i, e);
-            vsum = V::add(vsum, e);
-        }
-        if (i < n) {
-            const F e = V::zero_unless(V::first_lanes(n - i), vexp<V>(V::sub(V::load_tail(x + i, n - i), vm)));
-            V::store_tail(x + i, n - i, e);
-            vsum = V::add(vsum, e);
-        }
-        return V::reduce_add(vsum);
-    }
+    static float exp_shifted_sum(float* x, int64_t n) { return exp_shifted<V>(x, n, max_of<V>(x, n)); }
 
     // out[d] = inv · Σ_s p[s]·V[s][offset + d]. With kVCols > 1 (narrow vectors), first
     // passes over V of kVCols·L columns, one FMA chain over s per vector (fewer passes

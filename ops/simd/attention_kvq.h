@@ -150,31 +150,6 @@ struct AttentionKvq {
         }
     }
 
-    // In place p[j] = exp(p[j] − max) for j < n; returns their sum.
-    static float exp_shifted(float* p, int64_t n, float max) {
-        const F vm = V::set1(max);
-        F vsum = V::zero();
-        int64_t j = 0;
-        for (; j + L <= n; j += L) {
-            const F e = vexp<V>(V::sub(V::load(p + j), vm));
-            V::store(p + j, e);
-            vsum = V::add(vsum, e);
-        }
-        if (j < n) {
-            const F e = V::zero_unless(V::first_lanes(n - j), vexp<V>(V::sub(V::load_tail(p + j, n - j), vm)));
-            V::store_tail(p + j, n - j, e);
-            vsum = V::add(vsum, e);
-        }
-        return V::reduce_add(vsum);
-    }
-
-    static float max_of(const float* p, int64_t n) {
-        F vmax = V::set1(-INFINITY);
-        int64_t j = 0;
-        for (; j + L <= n; j += L) vmax = V::max(vmax, V::load(p + j));
-        if (j < n) vmax = V::max(vmax, V::select(V::first_lanes(n - j), V::load_tail(p + j, n - j), vmax));
-        return V::reduce_max(vmax);
-    }
 
     // o[0..NV·L) = o·alpha + Σ_j p[j]·Vc[j][0..NV·L)
     template <int NV>
@@ -224,10 +199,10 @@ struct AttentionKvq {
                 const int64_t nr = std::min<int64_t>(nk, keys_of_row(t) - kb);
                 if (nr <= 0) continue;
                 scores(a.q + t * a.q_ld + h * D, tl.kc, nr, D, a.scale, tl.p);
-                const float m_new = std::max(tl.m[r], max_of(tl.p, nr));
+                const float m_new = std::max(tl.m[r], max_of<V>(tl.p, nr));
                 const float alpha = std::exp(tl.m[r] - m_new);
                 tl.m[r] = m_new;
-                tl.l[r] = tl.l[r] * alpha + exp_shifted(tl.p, nr, m_new);
+                tl.l[r] = tl.l[r] * alpha + exp_shifted<V>(tl.p, nr, m_new);
                 weighted_sum(tl.p, nr, tl.vc, D, alpha, tl.o + r * D);
             }
         }

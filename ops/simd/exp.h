@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 
 #include "ops/simd/exact_fp.h"
 
@@ -41,6 +42,36 @@ inline void exp_array(const float* x, int64_t n, float* y) {
     int64_t i = 0;
     for (; i + V::kLanes <= n; i += V::kLanes) V::storeu(y + i, vexp<V>(V::loadu(x + i)));
     if (i < n) V::store_tail(y + i, n - i, vexp<V>(V::load_tail(x + i, n - i)));
+}
+
+// The largest of x[0..n) (-inf for n = 0): the softmax shift of the attention kernels.
+template <class V>
+inline float max_of(const float* x, int64_t n) {
+    typename V::F vmax = V::set1(-INFINITY);
+    int64_t i = 0;
+    for (; i + V::kLanes <= n; i += V::kLanes) vmax = V::max(vmax, V::loadu(x + i));
+    if (i < n) vmax = V::max(vmax, V::select(V::first_lanes(n - i), V::load_tail(x + i, n - i), vmax));
+    return V::reduce_max(vmax);
+}
+
+// In place: x[i] = exp(x[i] - max) for i < n; returns their sum (lane sums, then V::reduce_add).
+template <class V>
+inline float exp_shifted(float* x, int64_t n, float max) {
+    using F = typename V::F;
+    const F vm = V::set1(max);
+    F vsum = V::zero();
+    int64_t i = 0;
+    for (; i + V::kLanes <= n; i += V::kLanes) {
+        const F e = vexp<V>(V::sub(V::loadu(x + i), vm));
+        V::storeu(x + i, e);
+        vsum = V::add(vsum, e);
+    }
+    if (i < n) {
+        const F e = V::zero_unless(V::first_lanes(n - i), vexp<V>(V::sub(V::load_tail(x + i, n - i), vm)));
+        V::store_tail(x + i, n - i, e);
+        vsum = V::add(vsum, e);
+    }
+    return V::reduce_add(vsum);
 }
 
 }  // namespace

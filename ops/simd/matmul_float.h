@@ -354,3 +354,14 @@ struct BlockedF16Gemm {
 }  // namespace
 }  // namespace glimpse::simd
 GLIMPSE_SIMD_EXACT_END
+
+// The registry entries of one ISA unit's FloatGemm instantiation `Gemm`, one per weight type:
+// f32_gemm__<suffix>, f16_gemm__<suffix>, bf16_gemm__<suffix> (named in ops/kernel_registry.cpp).
+// Expanded in namespace glimpse, so each unit states its GEMM and level once.
+#define GLIMPSE_FLOAT_GEMM_KERNELS(Gemm, suffix, isa, priority)                                                      \
+    extern const MatmulKernel f32_gemm__##suffix =                                                                   \
+        Gemm::kernel<float>("f32_gemm__" #suffix, isa, DType::f32, priority);                                        \
+    extern const MatmulKernel f16_gemm__##suffix =                                                                   \
+        Gemm::kernel<uint16_t>("f16_gemm__" #suffix, isa, DType::f16, priority);                                     \
+    extern const MatmulKernel bf16_gemm__##suffix =                                                                  \
+        Gemm::kernel<simd::Bf16>("bf16_gemm__" #suffix, isa, DType::bf16, priority);

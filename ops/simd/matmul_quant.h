@@ -165,3 +165,9 @@ struct QuantGemm {
 }  // namespace
 }  // namespace glimpse::simd
 GLIMPSE_SIMD_EXACT_END
+
+// The registry entries of one ISA unit's QuantGemm instantiation `Gemm`: q8_0_q8_0__<suffix>
+// and q4_0_q8_0__<suffix> (named in ops/kernel_registry.cpp). Expanded in namespace glimpse.
+#define GLIMPSE_QUANT_GEMM_KERNELS(Gemm, suffix, isa, priority)                                                      \
+    extern const MatmulKernel q8_0_q8_0__##suffix = Gemm::kernel<false>("q8_0_q8_0__" #suffix, isa, priority);        \
+    extern const MatmulKernel q4_0_q8_0__##suffix = Gemm::kernel<true>("q4_0_q8_0__" #suffix, isa, priority);

@@ -1,6 +1,6 @@
 // Width-generic layer_norm and rms_norm (same contracts as ops/norm.h; y may alias x),
 // written once against a vector-traits type V (ops/simd/vec_*.h) and instantiated by
-// ops/norm_avx2.cpp and ops/norm_avx512.cpp. The statistics are accumulated in f64
+// ops/norm_{avx2,avx512,neon}.cpp. The statistics are accumulated in f64
 // lanes, as the references (and ggml-cpu) do, so mean and variance match the
 // references up to the order of the f64 additions; the normalisation itself is the
 // references' f32 arithmetic. Include only from an ISA translation unit, after its
@@ -118,3 +118,16 @@ struct Norm {
 }  // namespace
 }  // namespace glimpse::simd
 GLIMPSE_SIMD_EXACT_END
+
+// The family's kernels for one ISA unit, forwarding to Norm<V>: layer_norm_<isa> and
+// rms_norm_<isa> (declared in ops/op_variants_x86.h, ops/norm_neon.h). Expanded in namespace
+// glimpse by each ops/norm_<isa>.cpp, so the list is written once for every ISA.
+#define GLIMPSE_NORM_KERNELS(isa, V)                                                                                 \
+    void layer_norm_##isa(const float* x, int64_t T, int64_t C, const float* gamma, const float* beta, float eps,    \
+                          float* y, ThreadPool* pool) {                                                               \
+        simd::Norm<V>::layer_norm(x, T, C, gamma, beta, eps, y, pool);                                                \
+    }                                                                                                                 \
+    void rms_norm_##isa(const float* x, int64_t T, int64_t C, const float* gamma, float eps, float* y,               \
+                        ThreadPool* pool) {                                                                           \
+        simd::Norm<V>::rms_norm(x, T, C, gamma, eps, y, pool);                                                        \
+    }

@@ -177,3 +177,25 @@ struct PruneScore {
 }  // namespace
 }  // namespace glimpse::simd
 GLIMPSE_SIMD_EXACT_END
+
+// The family's kernels for one ISA unit, forwarding to PruneScore<V>: cosine_similarity_<isa>,
+// tap_scores_<isa>, merge_rows_<isa>, attention_row_<isa> (declared by
+// GLIMPSE_DECLARE_PRUNE_SCORE_VARIANTS in ops/prune_score.h). Expanded in namespace glimpse by
+// each ops/prune_score_<isa>.cpp, so the list is written once for every ISA.
+#define GLIMPSE_PRUNE_SCORE_KERNELS(isa, V)                                                                          \
+    void cosine_similarity_##isa(const float* a, int64_t n, const float* b, int64_t m, int64_t C, float* sim,        \
+                                 void* scratch, ThreadPool* pool) {                                                   \
+        simd::PruneScore<V>::cosine_similarity(a, n, b, m, C, sim, scratch, pool);                                    \
+    }                                                                                                                 \
+    void tap_scores_##isa(const float* tap, int64_t n_head, int64_t n_pos, int64_t h, int64_t w, int64_t s,          \
+                          bool accumulate, float* scores, void* scratch) {                                            \
+        simd::PruneScore<V>::tap_scores(tap, n_head, n_pos, h, w, s, accumulate, scores, scratch);                    \
+    }                                                                                                                 \
+    void merge_rows_##isa(const float* x, int64_t n, int64_t C, const int32_t* assign, const float* weight,          \
+                          int64_t k, float* y, float* sizes_out, ThreadPool* pool) {                                  \
+        simd::PruneScore<V>::merge_rows(x, n, C, assign, weight, k, y, sizes_out, pool);                              \
+    }                                                                                                                 \
+    void attention_row_##isa(const float* q_row, const float* k, int64_t S, int64_t kv_ld, int64_t n_head,           \
+                             int64_t n_head_kv, int64_t head_dim, float scale, float* out, ThreadPool* pool) {        \
+        simd::PruneScore<V>::attention_row(q_row, k, S, kv_ld, n_head, n_head_kv, head_dim, scale, out, pool);        \
+    }

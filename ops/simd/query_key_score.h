@@ -37,22 +37,9 @@ struct QueryKeyScore {
             p[s] = dot(q, a.k + s * a.k_ld + kv * D, D) * a.scale;
             max_logit = p[s] > max_logit ? p[s] : max_logit;
         }
-        const F m = V::set1(max_logit);
-        F sum = V::zero();
+        const F inv = V::set1(1.0f / exp_shifted<V>(p, S, max_logit));
         int64_t s = 0;
-        for (; s + V::kLanes <= S; s += V::kLanes) {
-            const F e = vexp<V>(V::sub(V::loadu(p + s), m));
-            V::storeu(p + s, e);
-            sum = V::add(sum, e);
-        }
-        if (s < S) {
-            // Tail lanes would be exp(0 - m) after the masked load: zero them before summing.
-            const F e = vexp<V>(V::sub(V::load_tail(p + s, S - s), m));
-            V::store_tail(p + s, S - s, e);
-            sum = V::add(sum, V::load_tail(p + s, S - s));
-        }
-        const F inv = V::set1(1.0f / V::reduce_add(sum));
-        for (s = 0; s + V::kLanes <= S; s += V::kLanes) V::storeu(p + s, V::mul(V::loadu(p + s), inv));
+        for (; s + V::kLanes <= S; s += V::kLanes) V::storeu(p + s, V::mul(V::loadu(p + s), inv));
         if (s < S) V::store_tail(p + s, S - s, V::mul(V::load_tail(p + s, S - s), inv));
     }
 

@@ -1,6 +1,6 @@
 // Width-generic elementwise ops (same contracts as ops/unary.h; y may alias the inputs),
 // written once against a vector-traits type V (ops/simd/vec_*.h) and instantiated by
-// ops/unary_avx2.cpp and ops/unary_avx512.cpp: unary (GELU tanh/quick, SiLU, and the
+// ops/unary_{avx2,avx512,neon}.cpp: unary (GELU tanh/quick, SiLU, and the
 // f16 GELU forms), swiglu, add, mul.
 //
 // The f16 GELU forms (how ggml evaluates GELU: x rounded to f16, the f32 formula,
@@ -146,3 +146,21 @@ struct Elementwise {
 }  // namespace
 }  // namespace glimpse::simd
 GLIMPSE_SIMD_EXACT_END
+
+// The family's kernels for one ISA unit, forwarding to Elementwise<V>: unary_<isa>,
+// swiglu_<isa>, add_<isa>, mul_<isa> (declared in ops/op_variants_x86.h, ops/unary_neon.h).
+// Expanded in namespace glimpse by each ops/unary_<isa>.cpp, so the list is written once for
+// every ISA.
+#define GLIMPSE_ELEMENTWISE_KERNELS(isa, V)                                                                          \
+    void unary_##isa(UnaryOp op, const float* x, int64_t n, float* y, ThreadPool* pool) {                           \
+        simd::Elementwise<V>::unary(op, x, n, y, pool);                                                               \
+    }                                                                                                                 \
+    void swiglu_##isa(const float* gate, const float* up, int64_t n, float* y, ThreadPool* pool) {                  \
+        simd::Elementwise<V>::swiglu(gate, up, n, y, pool);                                                           \
+    }                                                                                                                 \
+    void add_##isa(const float* a, const float* b, int64_t T, int64_t C, int64_t b_rows, float* y, ThreadPool* pool) { \
+        simd::Elementwise<V>::binary<true>(a, b, T, C, b_rows, y, pool);                                     \
+    }                                                                                                                 \
+    void mul_##isa(const float* a, const float* b, int64_t T, int64_t C, int64_t b_rows, float* y, ThreadPool* pool) { \
+        simd::Elementwise<V>::binary<false>(a, b, T, C, b_rows, y, pool);                                    \
+    }

@@ -380,19 +380,8 @@ int cmd_kernels(int argc, char** argv) {
             float* bias = reinterpret_cast<float*>(bbuf);
             for (int64_t i = 0; i < N; ++i) bias[i] = 0.01f * rng.next();
 
-            MatmulArgs args;
-            args.x = x;
-            args.ldx = K;
-            args.M = M;
-            args.K = K;
-            args.N = N;
-            args.w = w.data();
-            args.w_type = k->w_type;
-            args.packed = packed;
-            args.bias = sh.bias ? bias : nullptr;
-            args.y = reinterpret_cast<float*>(ybuf);
-            args.ldy = N;
-            args.scratch = scratch;
+            const MatmulArgs args = dense_matmul_args(*k, x, w.data(), packed, sh.bias ? bias : nullptr,
+                                                      reinterpret_cast<float*>(ybuf), scratch, M, K, N);
 
             const bool cold = M == 1;
             k->run(args, &pool);  // warm-up (first-touch of scratch, library lazy state)

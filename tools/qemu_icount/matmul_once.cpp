@@ -86,19 +86,8 @@ int main(int argc, char** argv) {
     if (k->pack) k->pack(w.data(), N, K, packed);
     uint8_t* scratch = aligned_buffer_alloc(static_cast<size_t>(k->scratch_bytes ? k->scratch_bytes(M, K, N, 1) : 0) + 64);
 
-    MatmulArgs args;
-    args.x = x.data();
-    args.ldx = K;
-    args.M = M;
-    args.K = K;
-    args.N = N;
-    args.w = w.data();
-    args.w_type = k->w_type;
-    args.packed = packed;
-    args.bias = a.has("--bias") ? bias.data() : nullptr;
-    args.y = y.data();
-    args.ldy = N;
-    args.scratch = scratch;
+    const MatmulArgs args = dense_matmul_args(*k, x.data(), w.data(), packed, a.has("--bias") ? bias.data() : nullptr,
+                                              y.data(), scratch, M, K, N);
     ThreadPool pool(1);
     k->run(args, &pool);  // warm-up: first touch of scratch and output
     std::fprintf(stderr, "matmul begin: %s M=%lld K=%lld N=%lld\n", k->name, static_cast<long long>(M),

@@ -103,10 +103,8 @@ struct Prepared {
 };
 
 double run_ms(Prepared& p, ThreadPool* pool) {
-    MatmulArgs a;
-    a.x = p.x.data(); a.ldx = p.shape->K; a.M = p.shape->M; a.K = p.shape->K; a.N = p.shape->N;
-    a.w = p.w.data(); a.w_type = p.shape->w_type; a.packed = p.packed; a.bias = p.bias.data();
-    a.y = p.y.data(); a.ldy = p.shape->N; a.scratch = p.scratch;
+    const MatmulArgs a = dense_matmul_args(*p.kernel, p.x.data(), p.w.data(), p.packed, p.bias.data(), p.y.data(),
+                                           p.scratch, p.shape->M, p.shape->K, p.shape->N);
     const auto t0 = std::chrono::steady_clock::now();
     p.kernel->run(a, pool);
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
