@@ -34,15 +34,15 @@ namespace {
 // T rows of token embeddings: text [0, v0), visual [v0, v0 + nv), text after; positions 0..T-1.
 using SparsePrompt = test::DecoderPrompt;
 
-// The visual rows are p.visual's (one run in sparse_prompt, several in chunked_prompt).
+// The visual rows are p.is_visual's (one run in random_token_prompt, several in chunked_prompt).
 std::vector<int32_t> oracle_raters(const SparsePrompt& p, int64_t C) {
     int64_t t0 = 0, nv = 0;
     for (int64_t i = 0; i < p.T; ++i) {
-        if (p.visual[static_cast<size_t>(i)]) t0 = i + 1, ++nv;
+        if (p.is_visual[static_cast<size_t>(i)]) t0 = i + 1, ++nv;
     }
     std::vector<double> m(static_cast<size_t>(p.T - t0), 0.0);
     for (int64_t v = 0; v < t0; ++v) {
-        if (!p.visual[static_cast<size_t>(v)]) continue;
+        if (!p.is_visual[static_cast<size_t>(v)]) continue;
         std::vector<double> l;
         for (int64_t t = t0; t < p.T; ++t) {
             double dot = 0;
@@ -189,12 +189,12 @@ TEST_CASE("sparsevlm: raters from visual rows in several runs (chunks between wr
         for (uint64_t seed : {3u, 17u, 29u, 41u}) {
             for (ThreadPool* tp : {static_cast<ThreadPool*>(nullptr), &pool}) {
                 INFO(stem << " seed " << seed << (tp ? " 3 threads" : " 1 thread"));
-                SparsePrompt p = sparse_prompt(*dec, 90, 4, 0, seed);
+                SparsePrompt p = test::random_token_prompt(*dec, 90, 4, 0, seed);
                 int64_t nv = 0;
                 for (int64_t i = 0; i < p.T; ++i) {
                     const bool v = (i >= 4 && i < 20) || (i >= 22 && i < 38) || (i >= 40 && i < 57) || (i == 59) ||
                                    (i >= 61 && i < 73);
-                    p.visual[static_cast<size_t>(i)] = v;
+                    p.is_visual[static_cast<size_t>(i)] = v;
                     nv += v;
                 }
                 auto dp = DecoderPruning::create(*dec, {sparse_step(1, nv / 2, false)}, DecoderPruneShape{p.T, nv, 1},
@@ -202,7 +202,7 @@ TEST_CASE("sparsevlm: raters from visual rows in several runs (chunks between wr
                 REQUIRE_MESSAGE(dp.is_ok(), dp.status().message());
                 std::memcpy((*dp)->embeddings(), p.x.data(), p.x.size() * 4);
                 std::memcpy((*dp)->positions(), p.pos.data(), p.pos.size() * 4);
-                REQUIRE((*dp)->prefill(p.T, p.visual.data(), tp).is_ok());
+                REQUIRE((*dp)->prefill(p.T, p.is_visual.data(), tp).is_ok());
                 const std::vector<int32_t> want = oracle_raters(p, dec->hparams().n_embd);
                 CHECK(!want.empty());
                 CHECK((*dp)->raters() == want);
@@ -213,10 +213,10 @@ TEST_CASE("sparsevlm: raters from visual rows in several runs (chunks between wr
         // row (1, e⁴, 1, 1)/(e⁴ + 3); m = their mean weighted 16:1 = (0.893, 0.072, 0.018, 0.018),
         // above the mean 1/4 only u1. (Weighting the two runs equally would make u2 a rater too.)
         const int64_t C = dec->hparams().n_embd;
-        SparsePrompt p = sparse_prompt(*dec, 24, 0, 0, 1);
+        SparsePrompt p = test::random_token_prompt(*dec, 24, 0, 0, 1);
         std::fill(p.x.begin(), p.x.end(), 0.0f);
-        for (int64_t i = 1; i < 17; ++i) p.x[static_cast<size_t>(i * C)] = 4.0f, p.visual[static_cast<size_t>(i)] = 1;
-        p.x[static_cast<size_t>(18 * C + 1)] = 4.0f, p.visual[18] = 1;
+        for (int64_t i = 1; i < 17; ++i) p.x[static_cast<size_t>(i * C)] = 4.0f, p.is_visual[static_cast<size_t>(i)] = 1;
+        p.x[static_cast<size_t>(18 * C + 1)] = 4.0f, p.is_visual[18] = 1;
         p.x[static_cast<size_t>(19 * C)] = 1.0f;
         p.x[static_cast<size_t>(20 * C + 1)] = 1.0f;
         // Rows 21..23: zero, as rows 19 and 20 would be without their one component.
@@ -224,7 +224,7 @@ TEST_CASE("sparsevlm: raters from visual rows in several runs (chunks between wr
         REQUIRE(dp.is_ok());
         std::memcpy((*dp)->embeddings(), p.x.data(), p.x.size() * 4);
         std::memcpy((*dp)->positions(), p.pos.data(), p.pos.size() * 4);
-        const Status run = (*dp)->prefill(p.T, p.visual.data(), &pool).status();
+        const Status run = (*dp)->prefill(p.T, p.is_visual.data(), &pool).status();
         REQUIRE_MESSAGE(run.is_ok(), run.message());
         CHECK((*dp)->raters() == std::vector<int32_t>{19});
         CHECK(oracle_raters(p, C) == std::vector<int32_t>{19});
