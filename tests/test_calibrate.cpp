@@ -123,23 +123,7 @@ double mean_kl_of(const PruningPlan& plan, const std::vector<CalibrationSample>&
 // optionally the prompt's positions and the values of one KV row (n_head_kv · head_dim).
 int64_t planned_total(const PruningPlan& plan, const CalibrationSettings& s, int64_t* prompt_positions = nullptr,
                       int64_t* kv_row_values = nullptr) {
-    VlmConfig cfg = base_config();
-    cfg.pruning = plan;
-    auto vlm = Vlm::load(s.text_path, s.mmproj_path, cfg);
-    REQUIRE(vlm.is_ok());
-    ImageU8 img;
-    img.width = s.image_width;
-    img.height = s.image_height;
-    img.rgb.assign(static_cast<size_t>(img.width) * img.height * 3, 7);
-    auto prompt = (*vlm)->build_prompt(s.plan_prompt, {img});
-    REQUIRE(prompt.is_ok());
-    REQUIRE((*vlm)->prepare(*prompt, s.answer_tokens).is_ok());
-    VlmMemory m = (*vlm)->memory();
-    m.image_buffers = prompt->n_image_tokens() * (*vlm)->text().hparams().n_embd * 4;
-    for (const PreprocessedImage& p : prompt->images) m.image_buffers += static_cast<int64_t>(p.data.size() * 4);
-    if (prompt_positions) *prompt_positions = prompt->n_positions();
-    if (kv_row_values) *kv_row_values = (*vlm)->text().hparams().n_head_kv * (*vlm)->text().hparams().head_dim;
-    return m.total() + s.process_overhead;
+    return test::planned_bytes(plan, s, prompt_positions, kv_row_values) + s.process_overhead;
 }
 
 }  // namespace
