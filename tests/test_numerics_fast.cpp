@@ -224,6 +224,7 @@ TEST_CASE("parse_numerics takes exact and fast only") {
 
 #ifdef GLIMPSE_CLI_BINARY  // tests/CMakeLists.txt: builds with the tools
 TEST_CASE("glimpse --numerics: a bad value is a usage error; --help documents it; inspect reports the Q8_0 copies") {
+    if (test::emulated()) return;  // the CLI binary is not run under qemu (no binfmt there)
     test::TempDir dir("numerics_fast_cli");
     const std::string text = bundled("scenes-smolvlm-f16-text.gguf"), f16 = bundled("scenes-smolvlm-f16-mmproj.gguf");
     for (const char* cmd : {"caption", "inspect", "eval", "serve"}) {
