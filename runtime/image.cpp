@@ -613,8 +613,14 @@ bool run_jpeg_check(JpegCheck* check, const uint8_t* start, size_t length) {
     JSAMPARRAY row = (*cinfo.mem->alloc_sarray)(reinterpret_cast<j_common_ptr>(&cinfo), JPOOL_IMAGE,
                                                 static_cast<JDIMENSION>(row_bytes), 1);
     while (cinfo.output_scanline < cinfo.output_height && !check->errors.corrupt) jpeg_read_scanlines(&cinfo, row, 1);
-    // No jpeg_finish_decompress: what follows the last scan (a missing EOI, trailing bytes) does
-    // not reach stb's entropy decoder, and stb accepts such files.
+    // Then the markers up to EOI. stb decodes every scan it meets before EOI, so a second scan
+    // after a single-scan (baseline, all components) frame reaches stb's entropy decoder too,
+    // where a short one drives its bit count negative (fuzz_image, CI of 2026-12-07:
+    // tests/data/regressions/image/jpeg_second_scan_after_baseline.jpg); libjpeg-turbo refuses
+    // it here ("Didn't expect more than one scan"). A multi-scan file was read whole by
+    // jpeg_start_decompress already. Extraneous bytes before EOI stay a tolerated warning; a
+    // missing EOI is a premature-end warning, and stb refuses such a file as well.
+    if (!check->errors.corrupt) jpeg_finish_decompress(&cinfo);
     return true;
 }
 

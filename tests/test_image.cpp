@@ -1314,6 +1314,10 @@ TEST_CASE("fuzzer-found inputs (tests/data/regressions/image) give a clear error
          "corrupt PGM/PPM: a header number is above 2147483647 (width, height or maximum sample value)"},
         // A zero-length first IDAT: stb computes NULL + 0.
         {"png_empty_idat_null_offset.png", "corrupt PNG: empty IDAT chunk at byte 33 before any image data"},
+        // A 5x1 baseline JPEG whose one scan covers all components, then a second, shorter scan:
+        // stb decodes it too and runs out of bits ("shift exponent 32"; CI, 2026-12-07).
+        {"jpeg_second_scan_after_baseline.jpg",
+         "corrupt JPEG: Didn't expect more than one scan (libjpeg-turbo)"},
     };
     for (const Case& c : cases) {
         const std::string path = test::source_dir() + "/tests/data/regressions/image/" + c.file;
@@ -1376,6 +1380,24 @@ TEST_CASE("JPEGs with corrupt entropy-coded data are refused; complete ones keep
     REQUIRE_MESSAGE(b.is_ok(), b.status().to_string());
     REQUIRE(ref.is_ok());
     CHECK(max_abs_diff_u8(*b, *ref) == 0);
+
+    // The golden JPEG is baseline with all three components in its one scan. Its scan (SOS and
+    // data) repeated before EOI is a second scan the standard does not allow there; stb would
+    // decode it over the first (and a shorter copy runs stb out of bits), so it is refused.
+    std::vector<uint8_t> two_scans(jpg.begin(), jpg.end() - 2);
+    append(two_scans, std::vector<uint8_t>(jpg.begin() + static_cast<std::ptrdiff_t>(sos), jpg.end()));
+    auto c = image_decode_memory(two_scans.data(), two_scans.size(), "two_scans.jpg");
+    REQUIRE_FALSE(c.is_ok());
+    CHECK(c.status().code() == StatusCode::parse_error);
+    CHECK_MESSAGE(c.status().message() ==
+                      "two_scans.jpg: corrupt JPEG: Didn't expect more than one scan (libjpeg-turbo)",
+                  c.status().message());
+
+    // Without its EOI the file ends before the end marker: refused (stb refuses it as well).
+    std::vector<uint8_t> no_eoi(jpg.begin(), jpg.end() - 2);
+    auto d = image_decode_memory(no_eoi.data(), no_eoi.size(), "no_eoi.jpg");
+    REQUIRE_FALSE(d.is_ok());
+    CHECK(d.status().code() == StatusCode::parse_error);
 }
 
 TEST_CASE("PNG chunks are checked against the file's length before stb allocates for them") {
