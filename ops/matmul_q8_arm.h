@@ -102,13 +102,15 @@ inline float32x4_t group_bias(const MatmulArgs& a, int64_t n) {
 
 // The run of a row-tile kernel: x:(M,K) -> xq:(M,K/32) q8_0 in the scratch, then every
 // group g (weight rows 4g..4g+3) with row tiles of 4 and a shorter last one:
-// tile.template operator()<MR>(xq, m, g) writes y[m..m+MR)[4g..4g+3], 1 <= MR <= 4.
+// tile.template operator()<MR>(a, xq, m, g) writes y[m..m+MR)[4g..4g+3], 1 <= MR <= 4. `tile` is
+// a capture-less lambda around the unit's tile function, so the call is as direct as before
+// the two units shared this (qemu instruction counts: +387 per kernel call of 67x768x770, 0.005 %).
 template <class Tile>
 void run_row_tiles(const MatmulArgs& a, ThreadPool* pool, Tile tile) {
     BlockQ8_0* xq = static_cast<BlockQ8_0*>(a.scratch);
     q8_rows::quantize_rows(a, xq, pool, quantize_row_q8_0_neon);
     q8_rows::for_each_index((a.N + 3) / 4, pool, [&](int64_t g) {
-        q8_rows::for_row_tiles<4>(a.M, [&]<int MR>(int64_t m) { tile.template operator()<MR>(xq, m, g); });
+        q8_rows::for_row_tiles<4>(a.M, [&]<int MR>(int64_t m) { tile.template operator()<MR>(a, xq, m, g); });
     });
 }
 

@@ -137,7 +137,9 @@ void tile(const MatmulArgs& a, const BlockQ8_0* xq, int64_t m, int64_t g) {
 
 template <bool kQ4>
 void run_q(const MatmulArgs& a, ThreadPool* pool) {
-    q8_arm::run_row_tiles(a, pool, [&]<int MR>(const BlockQ8_0* xq, int64_t m, int64_t g) { tile<kQ4, MR>(a, xq, m, g); });
+    q8_arm::run_row_tiles(a, pool, []<int MR>(const MatmulArgs& args, const BlockQ8_0* xq, int64_t m, int64_t g) {
+        tile<kQ4, MR>(args, xq, m, g);
+    });
 }
 
 }  // namespace
