@@ -76,20 +76,12 @@ Result<KeepMapViews> keep_map_views_idefics3(const Idefics3Geometry& g, int toke
                             kept_per_chunk.size(), g.n_chunks(), g.grid_rows, g.grid_cols);
     GLIMPSE_CHECK_OR_RETURN(tokens_per_side >= 1, invalid_argument, "keep map: %d tokens per tile side",
                             tokens_per_side);
-    KeepMapViews views;
-    KeepMapView& main = views.main;
-    main.canvas_w = g.canvas_w;
-    main.canvas_h = g.canvas_h;
-    main.offset_x = g.offset_x;
-    main.offset_y = g.offset_y;
-    main.resized_w = g.resized_w;
-    main.resized_h = g.resized_h;
-    main.tiles_x = g.grid_cols;
-    main.tiles_y = g.grid_rows;
-    main.tokens_x = main.tokens_y = tokens_per_side;
     std::vector<int32_t> overview_kept = std::move(kept_per_chunk.back());
     kept_per_chunk.pop_back();
-    main.kept = std::move(kept_per_chunk);
+    KeepMapViews views;
+    views.main = {.canvas_w = g.canvas_w, .canvas_h = g.canvas_h, .offset_x = g.offset_x, .offset_y = g.offset_y,
+                  .resized_w = g.resized_w, .resized_h = g.resized_h, .tiles_x = g.grid_cols, .tiles_y = g.grid_rows,
+                  .tokens_x = tokens_per_side, .tokens_y = tokens_per_side, .kept = std::move(kept_per_chunk)};
     KeepMapView overview;  // the whole image stretched onto one tile
     overview.canvas_w = overview.canvas_h = overview.resized_w = overview.resized_h = g.tile_size;
     overview.tokens_x = overview.tokens_y = tokens_per_side;

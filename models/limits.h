@@ -5,6 +5,9 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+
+#include "runtime/status.h"
 
 namespace glimpse::limits {
 
@@ -21,5 +24,13 @@ inline constexpr int64_t kMaxTilesPerSide = 8;
 inline constexpr int64_t kMaxContextLength = int64_t{1} << 20;
 // Images in one prompt (each is up to 65 encoder passes).
 inline constexpr int64_t kMaxImagesPerPrompt = 16;
+
+// The model metadata value `key` = v of the file at `path` within [lo, hi]: ok, else an
+// out_of_range error naming the file, the key, the value and the range.
+inline Status check_metadata_range(const std::string& path, const char* key, int64_t v, int64_t lo, int64_t hi) {
+    GLIMPSE_CHECK_OR_RETURN(v >= lo && v <= hi, out_of_range, "%s: %s = %lld is outside [%lld, %lld]", path.c_str(),
+                            key, static_cast<long long>(v), static_cast<long long>(lo), static_cast<long long>(hi));
+    return Status::ok();
+}
 
 }  // namespace glimpse::limits

@@ -73,19 +73,12 @@ Result<std::vector<int32_t>> idefics3_overview_token_tiles(const Idefics3Geometr
 }
 
 Idefics3Geometry idefics3_geometry_of(const PreprocessedImage& image) {
-    Idefics3Geometry g;
-    g.tile_size = image.tile_size;
-    g.grid_rows = image.grid_rows;
-    g.grid_cols = image.grid_cols;
-    g.canvas_w = image.grid_cols * image.tile_size;
-    g.canvas_h = image.grid_rows * image.tile_size;
-    g.resized_w = image.resized_w;
-    g.resized_h = image.resized_h;
-    g.image_w = image.resized_w;
-    g.image_h = image.resized_h;
-    g.offset_x = image.offset_x;
-    g.offset_y = image.offset_y;
-    return g;
+    return {.image_w = image.resized_w, .image_h = image.resized_h,
+            .canvas_w = image.grid_cols * image.tile_size, .canvas_h = image.grid_rows * image.tile_size,
+            .grid_rows = image.grid_rows, .grid_cols = image.grid_cols,
+            .resized_w = image.resized_w, .resized_h = image.resized_h,
+            .offset_x = image.offset_x, .offset_y = image.offset_y,
+            .tile_size = image.tile_size};
 }
 
 Result<std::vector<int64_t>> hired_chunk_keep_counts(const Idefics3Geometry& g, int tokens_per_side,

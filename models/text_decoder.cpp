@@ -26,11 +26,8 @@ Result<TextHparams> text_hparams_from_gguf(const GgufFile& f) {
     h.rms_eps = static_cast<float>(eps);
     h.rope_base = static_cast<float>(base);
 
-    auto in_range = [&](int64_t v, int64_t lo, int64_t hi, const char* what) -> Status {
-        GLIMPSE_CHECK_OR_RETURN(v >= lo && v <= hi, out_of_range, "%s: %s = %lld is outside [%lld, %lld]",
-                                f.path().c_str(), what, static_cast<long long>(v), static_cast<long long>(lo),
-                                static_cast<long long>(hi));
-        return Status::ok();
+    auto in_range = [&](int64_t v, int64_t lo, int64_t hi, const char* key) {
+        return limits::check_metadata_range(f.path(), key, v, lo, hi);
     };
     GLIMPSE_RETURN_IF_ERROR(in_range(h.n_ctx_train, 1, limits::kMaxContextLength, "llama.context_length"));
     GLIMPSE_RETURN_IF_ERROR(in_range(h.n_embd, 1, 1 << 16, "llama.embedding_length"));

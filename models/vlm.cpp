@@ -1044,19 +1044,18 @@ Status Vlm::score_answer(const VlmPrompt& prompt, const std::vector<int32_t>& an
 
 VlmMemory Vlm::memory() const {
     VlmMemory m;
-    if (vision_plan_.plan) {
-        const MemoryReport& r = vision_plan_.plan->memory();
+    // A whole model's plan: its weights (repacked copies and tensors read in place) are added,
+    // its activations + scratch are the model's arena.
+    auto add_plan = [&m](const MemoryReport& r, int64_t* arena) {
         m.weights += r.packed_bytes + r.in_place_weight_bytes;
         m.packed_weights += r.packed_bytes;
         m.file_weights += r.weight_bytes;
-        m.vision_arena = r.arena_bytes + r.scratch_bytes;
-    }
+        *arena = r.arena_bytes + r.scratch_bytes;
+    };
+    if (vision_plan_.plan) add_plan(vision_plan_.plan->memory(), &m.vision_arena);
     if (text_plan_.plan) {
         const MemoryReport& r = text_plan_.plan->memory();
-        m.weights += r.packed_bytes + r.in_place_weight_bytes;
-        m.packed_weights += r.packed_bytes;
-        m.file_weights += r.weight_bytes;
-        m.text_arena = r.arena_bytes + r.scratch_bytes;
+        add_plan(r, &m.text_arena);
         m.kv_cache = r.kv_cache_bytes;
     }
     if (decoder_pruning_ && !decoder_stages_.empty()) {

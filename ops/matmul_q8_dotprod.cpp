@@ -101,25 +101,17 @@ void tile(const MatmulArgs& a, const BlockQ8_0* xq, int64_t m, int64_t g) {
 
 template <bool kQ4>
 void run_q(const MatmulArgs& a, ThreadPool* pool) {
-    BlockQ8_0* xq = static_cast<BlockQ8_0*>(a.scratch);
-    q8_rows::quantize_rows(a, xq, pool, quantize_row_q8_0_neon);
-    q8_rows::for_each_index((a.N + 3) / 4, pool, [&](int64_t g) {
-        q8_rows::for_row_tiles<4>(a.M, [&]<int MR>(int64_t m) { tile<kQ4, MR>(a, xq, m, g); });
+    q8_arm::run_row_tiles(a, pool, []<int MR>(const MatmulArgs& args, const BlockQ8_0* xq, int64_t m, int64_t g) {
+        tile<kQ4, MR>(args, xq, m, g);
     });
-}
-
-template <bool kQ4>
-constexpr MatmulKernel kernel(const char* name) {
-    return {.name = name, .isa = Isa::dotprod, .w_type = kQ4 ? DType::q4_0 : DType::q8_0,
-            .priority = KernelPriority::simd, .activations = MatmulActivations::q8_0,
-            .supports = q8_rows::supports_whole_blocks, .packed_bytes = q8_arm::packed_bytes<q8_arm::Group<kQ4>>,
-            .pack = kQ4 ? pack_q4 : pack_q8, .scratch_bytes = q8_rows::scratch_q8_0, .run = run_q<kQ4>};
 }
 
 }  // namespace
 }  // namespace arm_dotprod
 
-extern const MatmulKernel kMatmulQ8_0Q8_0Dotprod = arm_dotprod::kernel<false>("q8_0_q8_0_4x4__dotprod");
-extern const MatmulKernel kMatmulQ4_0Q8_0Dotprod = arm_dotprod::kernel<true>("q4_0_q8_0_4x4__dotprod");
+extern const MatmulKernel kMatmulQ8_0Q8_0Dotprod = q8_arm::row_tile_kernel<false>(
+    "q8_0_q8_0_4x4__dotprod", Isa::dotprod, KernelPriority::simd, arm_dotprod::pack_q8, arm_dotprod::run_q<false>);
+extern const MatmulKernel kMatmulQ4_0Q8_0Dotprod = q8_arm::row_tile_kernel<true>(
+    "q4_0_q8_0_4x4__dotprod", Isa::dotprod, KernelPriority::simd, arm_dotprod::pack_q4, arm_dotprod::run_q<true>);
 
 }  // namespace glimpse

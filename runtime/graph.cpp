@@ -186,11 +186,7 @@ ValueId Graph::rope(ValueId x, ValueId positions, int64_t n_head, int64_t head_d
     check(P.dtype == DType::i32 && P.shape.rows() == X.shape.rows() && P.dynamic_rows == X.dynamic_rows,
           "rope: positions %s must be i32 with one entry per row of %s", describe(positions).c_str(),
           describe(x).c_str());
-    NodeParams p;
-    p.n_head = n_head;
-    p.head_dim = head_dim;
-    p.n_rot = n_rot;
-    p.rope_base = base;
+    const NodeParams p{.rope_base = base, .n_head = n_head, .head_dim = head_dim, .n_rot = n_rot};
     return add_node(OpKind::rope, {x, positions}, mat(X.shape.rows(), X.shape.cols()), X.dynamic_rows, p);
 }
 
@@ -198,12 +194,7 @@ namespace {
 
 // The head layout and score scale every attention node carries.
 NodeParams attention_params(int64_t n_head, int64_t n_head_kv, int64_t head_dim, float scale) {
-    NodeParams p;
-    p.n_head = n_head;
-    p.n_head_kv = n_head_kv;
-    p.head_dim = head_dim;
-    p.scale = scale;
-    return p;
+    return {.scale = scale, .n_head = n_head, .n_head_kv = n_head_kv, .head_dim = head_dim};
 }
 
 }  // namespace

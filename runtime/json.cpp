@@ -152,28 +152,35 @@ private:
         }
     }
 
-    Status parse_array(JsonValue* v, int depth) {
-        v->kind_ = JsonValue::Kind::array;
+    // From the opening bracket of an array or object to its `close`: no elements, or
+    // parse_element() for each, comma-separated; the two messages name the container's errors.
+    template <class ParseElement>
+    Status parse_elements(char close, const char* unterminated, const char* bad_separator,
+                          ParseElement parse_element) {
         ++pos_;
         skip_ws();
-        if (pos_ < s_.size() && s_[pos_] == ']') { ++pos_; return Status::ok(); }
+        if (pos_ < s_.size() && s_[pos_] == close) { ++pos_; return Status::ok(); }
         while (true) {
-            v->items_.emplace_back();
-            GLIMPSE_RETURN_IF_ERROR(parse_value(&v->items_.back(), depth + 1));
+            GLIMPSE_RETURN_IF_ERROR(parse_element());
             skip_ws();
-            if (pos_ >= s_.size()) return fail("unterminated array");
+            if (pos_ >= s_.size()) return fail(unterminated);
             if (s_[pos_] == ',') { ++pos_; continue; }
-            if (s_[pos_] == ']') { ++pos_; return Status::ok(); }
-            return fail("expected ',' or ']'");
+            if (s_[pos_] == close) { ++pos_; return Status::ok(); }
+            return fail(bad_separator);
         }
+    }
+
+    Status parse_array(JsonValue* v, int depth) {
+        v->kind_ = JsonValue::Kind::array;
+        return parse_elements(']', "unterminated array", "expected ',' or ']'", [&] {
+            v->items_.emplace_back();
+            return parse_value(&v->items_.back(), depth + 1);
+        });
     }
 
     Status parse_object(JsonValue* v, int depth) {
         v->kind_ = JsonValue::Kind::object;
-        ++pos_;
-        skip_ws();
-        if (pos_ < s_.size() && s_[pos_] == '}') { ++pos_; return Status::ok(); }
-        while (true) {
+        return parse_elements('}', "unterminated object", "expected ',' or '}'", [&]() -> Status {
             skip_ws();
             if (pos_ >= s_.size() || s_[pos_] != '"') return fail("expected a member name");
             std::string key;
@@ -182,13 +189,8 @@ private:
             if (pos_ >= s_.size() || s_[pos_] != ':') return fail("expected ':'");
             ++pos_;
             v->members_.emplace_back(std::move(key), JsonValue());
-            GLIMPSE_RETURN_IF_ERROR(parse_value(&v->members_.back().second, depth + 1));
-            skip_ws();
-            if (pos_ >= s_.size()) return fail("unterminated object");
-            if (s_[pos_] == ',') { ++pos_; continue; }
-            if (s_[pos_] == '}') { ++pos_; return Status::ok(); }
-            return fail("expected ',' or '}'");
-        }
+            return parse_value(&v->members_.back().second, depth + 1);
+        });
     }
 
     std::string_view s_;

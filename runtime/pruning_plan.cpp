@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <set>
 
 #include "runtime/json.h"
@@ -134,6 +135,16 @@ std::string first_choice(const char* choices) {
 
 const char* tile_split_name(TileSplit split) { return split == TileSplit::equal ? "equal" : "overview_scores"; }
 
+// Reading an enum is the inverse of its name function: the value among `values` named `text`, so
+// each name is spelled once (where plans are written).
+template <class Enum, size_t N>
+std::optional<Enum> enum_named(std::string_view text, const Enum (&values)[N], const char* (*name_of)(Enum)) {
+    for (Enum e : values) {
+        if (text == name_of(e)) return e;
+    }
+    return std::nullopt;
+}
+
 // ---- JSON reading helpers: each names its key path -------------------------------------------
 
 class Reader {
@@ -232,16 +243,13 @@ Result<PruneStage> parse_stage(const Reader& r, const JsonValue& v, const std::s
     if (!at)
         return r.error(StatusCode::parse_error, path, "missing 'at' (after_projector, encoder_layer or decoder_layer)");
     GLIMPSE_ASSIGN_OR_RETURN(std::string site, r.string(*at, path + ".at"));
-    if (site == "after_projector") {
-        stage.site = PruneSite::after_projector;
-    } else if (site == "encoder_layer") {
-        stage.site = PruneSite::encoder_layer;
-    } else if (site == "decoder_layer") {
-        stage.site = PruneSite::decoder_layer;
-    } else {
+    constexpr PruneSite kSites[] = {PruneSite::after_projector, PruneSite::encoder_layer, PruneSite::decoder_layer};
+    const std::optional<PruneSite> named_site = enum_named(site, kSites, prune_site_name);
+    if (!named_site) {
         return r.error(StatusCode::invalid_argument, path + ".at",
                        "unknown site '" + site + "' (after_projector, encoder_layer or decoder_layer)");
     }
+    stage.site = *named_site;
     const JsonValue* method = v.find("method");
     if (!method) return r.error(StatusCode::parse_error, path, "missing 'method'");
     GLIMPSE_ASSIGN_OR_RETURN(stage.method, r.string(*method, path + ".method"));
@@ -356,14 +364,13 @@ Result<PruneStage> parse_stage(const Reader& r, const JsonValue& v, const std::s
         GLIMPSE_RETURN_IF_ERROR(r.check_keys(*tiles, tiles_path, {"split", "overview_share"}));
         if (const JsonValue* split = tiles->find("split")) {
             GLIMPSE_ASSIGN_OR_RETURN(std::string s, r.string(*split, tiles_path + ".split"));
-            if (s == "equal") {
-                stage.tile_split = TileSplit::equal;
-            } else if (s == "overview_scores") {
-                stage.tile_split = TileSplit::overview_scores;
-            } else {
+            constexpr TileSplit kSplits[] = {TileSplit::equal, TileSplit::overview_scores};
+            const std::optional<TileSplit> named_split = enum_named(s, kSplits, tile_split_name);
+            if (!named_split) {
                 return r.error(StatusCode::invalid_argument, tiles_path + ".split",
                                "'" + s + "' is not one of equal|overview_scores");
             }
+            stage.tile_split = *named_split;
         }
         if (const JsonValue* share = tiles->find("overview_share")) {
             GLIMPSE_ASSIGN_OR_RETURN(stage.overview_share, r.number(*share, tiles_path + ".overview_share", 0, 1));

@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "runtime/image.h"
@@ -46,6 +47,13 @@ fs::path scratch_dir() {
         return d;
     }();
     return dir;
+}
+
+// Writes `bytes` to scratch_dir()/name (replacing it) and returns its path.
+std::string write_scratch_file(const std::string& name, std::string_view bytes) {
+    const std::string path = (scratch_dir() / name).string();
+    std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    return path;
 }
 
 enum class Stdout { capture, dev_full, closed_pipe };
@@ -99,6 +107,10 @@ const std::string kText = kSet + "/tiny-smolvlm-text-f32.gguf";
 const std::string kMmproj = kSet + "/tiny-smolvlm-mmproj-f32.gguf";
 const std::string kImage = kSet + "/tiny.png";
 const std::string kLlavaMmproj = test::golden_dir() + "/llava-tiny-f32/tiny-llava-mmproj-f32.gguf";
+// The bundled pairs (models/bundled/, docs/models.md); SmolVLM's has 4 decoder layers, 2 KV heads of 64.
+const std::string kBundledDir = test::source_dir() + "/models/bundled";
+const std::string kBundledText = kBundledDir + "/scenes-smolvlm-f16-text.gguf";
+const std::string kBundledMmproj = kBundledDir + "/scenes-smolvlm-f16-mmproj.gguf";
 
 std::vector<std::string> caption_args(std::vector<std::string> extra = {}) {
     std::vector<std::string> a = {"caption", "-m", kText, "--mmproj", kMmproj, "--image", kImage, "--temp", "0", "-n", "4"};
@@ -119,10 +131,7 @@ std::string with_u32(const std::string& src, const std::string& key, uint32_t va
     std::memcpy(&type, bytes.data() + at, 4);
     REQUIRE_MESSAGE(type == 4, key << " is not a u32");
     std::memcpy(bytes.data() + at + 4, &value, 4);
-    const std::string out = (scratch_dir() / name).string();
-    std::ofstream(out, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
-                                               static_cast<std::streamsize>(bytes.size()));
-    return out;
+    return write_scratch_file(name, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }
 
 // A copy of `src` with the bytes `from` replaced by `to` (same length) once.
@@ -132,10 +141,7 @@ std::string with_bytes(const std::string& src, const std::string& from, const st
     auto it = std::search(bytes.begin(), bytes.end(), from.begin(), from.end());
     REQUIRE(it != bytes.end());
     std::copy(to.begin(), to.end(), it);
-    const std::string out = (scratch_dir() / name).string();
-    std::ofstream(out, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
-                                               static_cast<std::streamsize>(bytes.size()));
-    return out;
+    return write_scratch_file(name, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }
 
 }  // namespace
@@ -352,11 +358,8 @@ TEST_CASE("--kv-type: an unknown type is a usage error; q8_0 on a head_dim that 
 TEST_CASE("inspect --json: the memory plan by part; total is their sum, kv_cache the formula of --kv-type") {
     if (test::emulated()) return;
     // The bundled SmolVLM layout: 4 decoder layers, 2 KV heads of 64 (docs/models.md).
-    const std::string dir = test::source_dir() + "/models/bundled";
-    const std::string text = dir + "/scenes-smolvlm-f16-text.gguf", mmproj = dir + "/scenes-smolvlm-f16-mmproj.gguf";
-    const std::string plan_path = (scratch_dir() / "uniform-half.json").string();
-    std::ofstream(plan_path) << R"({"format": "glimpse.pruning-plan", "version": 1,
-        "stages": [{"at": "after_projector", "method": "uniform", "keep": 0.5}]})";
+    const std::string plan_path = write_scratch_file("uniform-half.json", R"({"format": "glimpse.pruning-plan",
+        "version": 1, "stages": [{"at": "after_projector", "method": "uniform", "keep": 0.5}]})");
     struct Want {
         const char* type;
         int64_t bytes_per_row;  // 128 values: f16 2 each, q8_0 4 blocks of 34, q4_0 4 of 18
@@ -364,8 +367,8 @@ TEST_CASE("inspect --json: the memory plan by part; total is their sum, kv_cache
     for (bool with_plan : {false, true}) {
         int64_t total_f16 = 0;
         for (const Want& w : {Want{"f16", 256}, Want{"f32", 512}, Want{"q8_0", 136}, Want{"q4_0", 72}}) {
-            std::vector<std::string> args = {"inspect", "-m", text, "--mmproj", mmproj, "--kv-type", w.type, "--json",
-                                             "-n", "100"};
+            std::vector<std::string> args = {"inspect", "-m",     kBundledText, "--mmproj", kBundledMmproj,
+                                             "--kv-type", w.type, "--json",       "-n",       "100"};
             if (with_plan) args.insert(args.end(), {"--plan", plan_path});
             const Run r = run_glimpse(args);
             INFO(w.type << (with_plan ? " with --plan" : "") << ": " << r.err << r.out);
@@ -400,7 +403,8 @@ TEST_CASE("inspect --json: the memory plan by part; total is their sum, kv_cache
         }
     }
     // --json prints nothing but the JSON: a bad flag is still a usage error.
-    const Run bad = run_glimpse({"inspect", "-m", text, "--mmproj", mmproj, "--json", "--kv-type", "int4"});
+    const Run bad =
+        run_glimpse({"inspect", "-m", kBundledText, "--mmproj", kBundledMmproj, "--json", "--kv-type", "int4"});
     CHECK(bad.exit_code == 2);
     CHECK(bad.out.empty());
 }
@@ -408,12 +412,10 @@ TEST_CASE("inspect --json: the memory plan by part; total is their sum, kv_cache
 TEST_CASE("inspect --json with a per-layer mixed KV plan: each layer's share and bytes, the cache their sum") {
     if (test::emulated()) return;
     // The bundled SmolVLM layout: 4 decoder layers, 2 KV heads of 64 (128 values: q8_0 136 bytes, q4_0 72).
-    const std::string dir = test::source_dir() + "/models/bundled";
-    const std::string text = dir + "/scenes-smolvlm-f16-text.gguf", mmproj = dir + "/scenes-smolvlm-f16-mmproj.gguf";
-    const std::string plan_path = (scratch_dir() / "mixed-per-layer.json").string();
-    std::ofstream(plan_path) << R"({"format": "glimpse.pruning-plan", "version": 1, "stages": [],
-        "kv_cache": {"type": "mixed", "high_precision_share": [0.5, 0.25, 0, 1]}})";
-    const Run r = run_glimpse({"inspect", "-m", text, "--mmproj", mmproj, "--plan", plan_path, "--json", "-n", "100"});
+    const std::string plan_path = write_scratch_file("mixed-per-layer.json", R"({"format": "glimpse.pruning-plan",
+        "version": 1, "stages": [], "kv_cache": {"type": "mixed", "high_precision_share": [0.5, 0.25, 0, 1]}})");
+    const Run r = run_glimpse(
+        {"inspect", "-m", kBundledText, "--mmproj", kBundledMmproj, "--plan", plan_path, "--json", "-n", "100"});
     INFO(r.err << r.out);
     REQUIRE(r.exit_code == 0);
     auto doc = json_parse(r.out);
@@ -436,16 +438,15 @@ TEST_CASE("inspect --json with a per-layer mixed KV plan: each layer's share and
     }
     CHECK(doc->find("bytes")->find("kv_cache")->as_int() == sum + 4 * slots);  // + the ranking scratch
     // The text report names each layer's share.
-    const Run t = run_glimpse({"inspect", "-m", text, "--mmproj", mmproj, "--plan", plan_path, "-n", "100"});
+    const Run t =
+        run_glimpse({"inspect", "-m", kBundledText, "--mmproj", kBundledMmproj, "--plan", plan_path, "-n", "100"});
     REQUIRE(t.exit_code == 0);
     CHECK(contains(t.out, "mixed KV cache per layer (q8_0 share, bytes): 0: 0.5 "));
 }
 
 TEST_CASE("calibrate: bad sizes exit 2, an impossible budget exits 1 naming the minimum, a plan is written and runs") {
     if (test::emulated()) return;
-    const std::string dir = test::source_dir() + "/models/bundled";
-    const std::vector<std::string> model = {"-m", dir + "/scenes-smolvlm-f16-text.gguf", "--mmproj",
-                                            dir + "/scenes-smolvlm-f16-mmproj.gguf"};
+    const std::vector<std::string> model = {"-m", kBundledText, "--mmproj", kBundledMmproj};
     const std::string plan_path = (scratch_dir() / "calibrated.json").string();
     const std::string svg_path = (scratch_dir() / "calibrated.svg").string();
     auto calibrate = [&](const std::string& budget) {
@@ -483,12 +484,12 @@ TEST_CASE("calibrate: bad sizes exit 2, an impossible budget exits 1 naming the 
     CHECK(shown.exit_code == 0);
     CHECK(contains(shown.out, "plan calibrated (greedy)"));
     // Another model refuses it; a plan's kv_cache.type against another --kv-type is a usage error.
-    const Run other = run_glimpse({"inspect", "-m", dir + "/scenes-llava-f16-text.gguf", "--mmproj",
-                                   dir + "/scenes-llava-f16-mmproj.gguf", "--plan", plan_path});
+    const Run other = run_glimpse({"inspect", "-m", kBundledDir + "/scenes-llava-f16-text.gguf", "--mmproj",
+                                   kBundledDir + "/scenes-llava-f16-mmproj.gguf", "--plan", plan_path});
     CHECK(other.exit_code == 1);
     CHECK(contains(other.err, "calibrate again"));
-    const std::string q4_path = (scratch_dir() / "q4.json").string();
-    std::ofstream(q4_path) << R"({"format": "glimpse.pruning-plan", "version": 1, "stages": [], "kv_cache": {"type": "q4_0"}})";
+    const std::string q4_path = write_scratch_file(
+        "q4.json", R"({"format": "glimpse.pruning-plan", "version": 1, "stages": [], "kv_cache": {"type": "q4_0"}})");
     std::vector<std::string> conflict = inspect;
     conflict[conflict.size() - 3] = q4_path;
     conflict.insert(conflict.end(), {"--kv-type", "q8_0"});
@@ -499,13 +500,8 @@ TEST_CASE("calibrate: bad sizes exit 2, an impossible budget exits 1 naming the 
 
 TEST_CASE("--debias is refused where it has nothing to debias; a plan for another depth is refused (issue 24)") {
     if (test::emulated()) return;
-    auto write_plan = [](const char* name, const std::string& body) {
-        const std::string path = (scratch_dir() / name).string();
-        std::ofstream(path, std::ios::binary) << body;
-        return path;
-    };
     const std::string head = R"({"format": "glimpse.pruning-plan", "version": 1, )";
-    const std::string fastv = write_plan(
+    const std::string fastv = write_scratch_file(
         "fastv.json", head + R"("stages": [{"at": "decoder_layer", "layer": 0, "method": "fastv", "keep": 0.5}]})");
     // Usage errors (exit 2): --debias without a decoder shorthand, after_projector methods and
     // plan files included (a plan says "debias": true per stage instead).
@@ -520,10 +516,10 @@ TEST_CASE("--debias is refused where it has nothing to debias; a plan for anothe
     }
     // Refused at load (exit 1), naming the stage: sparsevlm's rater scores are not debiased; and a
     // table recorded for 30 layers on this 2-layer model, naming both depths.
-    const std::string sparse = write_plan(
+    const std::string sparse = write_scratch_file(
         "sparsevlm-debias.json",
         head + R"("stages": [{"at": "decoder_layer", "layer": 0, "method": "sparsevlm", "keep": 0.5, "args": {"debias": true}}]})");
-    const std::string deep = write_plan(
+    const std::string deep = write_scratch_file(
         "depth30.json", head + R"("decoder_layers": 30, "stages": [{"at": "decoder_layer", "layer": 0, "method": "fastv", "keep": 0.5}]})");
     const struct {
         std::string plan;

@@ -385,9 +385,7 @@ TEST_CASE("hostile: random byte flips never crash") {
 
 TEST_CASE("open: missing file and directory give io errors") {
     auto r = GgufFile::open("/nonexistent/x.gguf");
-    REQUIRE_FALSE(r.is_ok());
-    CHECK(r.status().code() == StatusCode::io_error);
-    CHECK(r.status().message().find("/nonexistent/x.gguf") != std::string::npos);
+    test::check_error(r.status(), StatusCode::io_error, "/nonexistent/x.gguf");
     auto d = GgufFile::open("/tmp");
     REQUIRE_FALSE(d.is_ok());
     auto empty = parse_bytes({});

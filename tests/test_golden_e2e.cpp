@@ -17,9 +17,7 @@ using namespace glimpse;
 
 namespace {
 
-struct E2eCase {
-    const char* set;
-    const char* name;
+struct E2eCase : test::GoldenCase {
     const char* text;
     const char* mmproj;
     DType kv_type;
@@ -28,13 +26,13 @@ struct E2eCase {
 };
 
 void check_e2e(const E2eCase& c) {
-    const std::string dir = test::golden_dir() + "/" + c.set;
-    const std::string cdir = dir + "/" + c.name;
+    const std::string dir = c.set_dir();
+    const std::string cdir = c.case_dir();
     auto case_json = json_parse_file(cdir + "/case.json");
     auto tokens = json_parse_file(cdir + "/tokens.json");
     auto greedy = json_parse_file(cdir + "/greedy.json");
     REQUIRE((case_json.is_ok() && tokens.is_ok() && greedy.is_ok()));
-    const std::string label = std::string(c.set) + "/" + c.name;
+    const std::string label = c.label();
     INFO(label);
 
     VlmConfig cfg;

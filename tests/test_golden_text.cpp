@@ -19,17 +19,15 @@ using namespace glimpse;
 
 namespace {
 
-struct TextCase {
-    const char* set;
-    const char* name;
+struct TextCase : test::GoldenCase {
     const char* text_model;
     DType kv_type;
     double max_rel;
 };
 
 void check_text_case(const TextCase& c) {
-    const std::string dir = test::golden_dir() + "/" + c.set;
-    const std::string cdir = dir + "/" + c.name;
+    const std::string dir = c.set_dir();
+    const std::string cdir = c.case_dir();
     auto tokens = json_parse_file(cdir + "/tokens.json");
     REQUIRE_MESSAGE(tokens.is_ok(), tokens.status().to_string());
     auto greedy = json_parse_file(cdir + "/greedy.json");
@@ -59,7 +57,7 @@ void check_text_case(const TextCase& c) {
     REQUIRE_MESSAGE(logits.is_ok(), logits.status().to_string());
     std::vector<float> ref_prefill = test::read_f32_file(cdir + "/logits_prefill.f32");
     test::ErrorStats e = test::compare(*logits, ref_prefill.data(), ref_prefill.size());
-    const std::string label = std::string(c.set) + "/" + c.name;
+    const std::string label = c.label();
     INFO(label << " prefill: rel " << e.rel << " rms " << e.rms);
     CHECK(e.rel <= c.max_rel);
     MESSAGE(label << " prefill rel " << e.rel);

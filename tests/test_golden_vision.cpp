@@ -22,15 +22,13 @@ using namespace glimpse;
 
 namespace {
 
-struct Case {
-    const char* set;
-    const char* name;
+struct Case : test::GoldenCase {
     const char* mmproj;
     double max_rel;
 };
 
 void check_case(const Case& c) {
-    const std::string dir = test::golden_dir() + "/" + c.set;
+    const std::string dir = c.set_dir(), cdir = c.case_dir();
     auto enc = VisionEncoder::load(dir + "/" + c.mmproj);
     REQUIRE_MESSAGE(enc.is_ok(), enc.status().to_string());
     auto plan = (*enc)->compile(2);
@@ -39,7 +37,7 @@ void check_case(const Case& c) {
     const VisionHparams& h = (*enc)->hparams();
     // The case's chunk list says how many image chunks llama.cpp encoded; every one must be
     // checked (a missing preproc_k/embd_k file fails the test instead of ending the loop).
-    auto tokens = json_parse_file(dir + "/" + c.name + "/tokens.json");
+    auto tokens = json_parse_file(cdir + "/tokens.json");
     REQUIRE_MESSAGE(tokens.is_ok(), tokens.status().to_string());
     int n_image_chunks = 0;
     for (const JsonValue& chunk : (*tokens)["chunks"].items()) {
@@ -48,15 +46,15 @@ void check_case(const Case& c) {
     REQUIRE(n_image_chunks >= 1);
     int checked = 0;
     for (int k = 0; k < n_image_chunks; ++k) {
-        const std::string pre = dir + "/" + c.name + "/preproc_" + std::to_string(k) + ".f32";
+        const std::string pre = cdir + "/preproc_" + std::to_string(k) + ".f32";
         std::vector<float> pixels = test::read_f32_file(pre);
-        std::vector<float> ref = test::read_f32_file(dir + "/" + c.name + "/embd_" + std::to_string(k) + ".f32");
+        std::vector<float> ref = test::read_f32_file(cdir + "/embd_" + std::to_string(k) + ".f32");
         REQUIRE(pixels.size() == static_cast<size_t>(3 * h.image_size * h.image_size));
         std::vector<float> got(h.n_tokens_per_chunk() * h.n_embd_out);
         REQUIRE(got.size() == ref.size());
         REQUIRE((*enc)->encode(*plan, pixels.data(), got.data(), &pool).is_ok());
         test::ErrorStats e = test::compare(got.data(), ref.data(), ref.size());
-        const std::string label = std::string(c.set) + "/" + c.name + " chunk " + std::to_string(k);
+        const std::string label = c.label() + " chunk " + std::to_string(k);
         INFO(label << ": rel " << e.rel << " rms " << e.rms << " cos " << e.cosine);
         CHECK(e.rel <= c.max_rel);
         CHECK(e.cosine >= 0.99999);

@@ -101,10 +101,7 @@ TEST_CASE("keep map: LLaVA single view, square and letterboxed") {
 }
 
 TEST_CASE("keep map: SmolVLM tiles and overview side by side") {
-    Idefics3Params params;
-    params.tile_size = 64;
-    params.longest_edge = 128;
-    auto g = idefics3_geometry(128, 96, params);
+    auto g = idefics3_geometry(128, 96, {.tile_size = 64, .longest_edge = 128});
     REQUIRE(g.is_ok());
     // 128x96 with longest edge 128: canvas 128x128 (96 rounds up to 2 tiles), 2x2 tiles, image
     // 128x96 centred at y offset 16.
@@ -207,10 +204,7 @@ TEST_CASE("keep map: bad arguments are refused") {
     CHECK(message(keep_map_views_llava(*g, 0, {})).find("0 tokens per side") != std::string::npos);
     CHECK(message(keep_map_views_llava(*g, 5, {})).find("does not split") != std::string::npos);  // 48 / 5
 
-    Idefics3Params ip;
-    ip.tile_size = 64;
-    ip.longest_edge = 128;
-    auto ig = idefics3_geometry(128, 96, ip);
+    auto ig = idefics3_geometry(128, 96, {.tile_size = 64, .longest_edge = 128});
     REQUIRE(ig.is_ok());
     CHECK(message(keep_map_views_idefics3(*ig, 4, {{}, {}})).find("2 kept lists for 5 chunks") != std::string::npos);
 

@@ -47,6 +47,14 @@ namespace {
 
 using test::Rng;
 
+// y:(M, N) = x:(M, K) · w:(N, K)ᵀ
+struct MatmulShape {
+    int64_t M, K, N;
+};
+
+// The kernel can run here: its ISA level is usable at the active cap and its library (if any) loaded.
+bool runnable(const MatmulKernel& k) { return isa_usable(k.isa) && (!k.available || k.available()); }
+
 // Random weights (N, K) in `type`, built from f32 values with the format's own
 // rounding (quantized types use scale = amax/qmax per block).
 std::vector<uint8_t> make_weights(DType type, int64_t N, int64_t K, Rng& rng) {
@@ -226,7 +234,7 @@ TEST_CASE("every matmul kernel matches the reference on adversarial shapes") {
     const int64_t Ns[] = {1, 3, 8, 15, 16, 17, 31, 64, 65, 130};
     int tested = 0, skipped = 0;
     for (const MatmulKernel* k : matmul_kernels()) {
-        if (!isa_usable(k->isa) || (k->available && !k->available())) {
+        if (!runnable(*k)) {
             MESSAGE("skipped " << std::string(k->name) << ": needs " << std::string(isa_name(k->isa)) << " (active: " << std::string(isa_name(active_isa()))
                                << ") or its library");
             ++skipped;
@@ -271,7 +279,7 @@ TEST_CASE("every matmul kernel matches the reference on adversarial shapes") {
 TEST_CASE("every matmul kernel is right with fewer rows than planned") {
     int checked = 0;
     for (const MatmulKernel* k : matmul_kernels()) {
-        if (!isa_usable(k->isa) || (k->available && !k->available())) continue;
+        if (!runnable(*k)) continue;
         for (int64_t K : {64, 576}) {
             for (int64_t N : {31, 130}) {
                 if (k->supports && !k->supports(512, K, N)) continue;
@@ -313,15 +321,14 @@ TEST_CASE("q8_0-activation kernels agree with the scalar ggml-semantics oracle")
     int compared = 0;
     for (const MatmulKernel* k : matmul_kernels()) {
         if (k->activations != MatmulActivations::q8_0 || k->isa == Isa::scalar) continue;
-        if (!isa_usable(k->isa) || (k->available && !k->available())) continue;
+        if (!runnable(*k)) continue;
         const char* oracle_name = k->w_type == DType::q8_0 ? "q8_0_q8_0__scalar"
                                   : k->w_type == DType::q4_0 ? "q4_0_q8_0__scalar" : nullptr;
         if (!oracle_name) continue;
         const MatmulKernel* oracle = find_matmul_kernel(oracle_name);
         REQUIRE(oracle != nullptr);
-        struct Shape { int64_t M, K, N; };
-        for (Shape s : {Shape{1, 576, 192}, Shape{1, 1536, 65}, Shape{3, 96, 17}, Shape{7, 288, 130},
-                        Shape{33, 768, 64}, Shape{64, 1536, 48}}) {
+        for (MatmulShape s : {MatmulShape{1, 576, 192}, MatmulShape{1, 1536, 65}, MatmulShape{3, 96, 17},
+                              MatmulShape{7, 288, 130}, MatmulShape{33, 768, 64}, MatmulShape{64, 1536, 48}}) {
             if (k->supports && !k->supports(s.M, s.K, s.N)) continue;
             Rng rng{static_cast<uint64_t>(s.M * 31 + s.K * 7 + s.N)};
             std::vector<float> x(static_cast<size_t>(s.M * s.K)), bias(static_cast<size_t>(s.N));
@@ -375,11 +382,10 @@ TEST_CASE("q8_0-activation kernels agree with the scalar ggml-semantics oracle")
 // kernel must give bit-identical results for 1, 2 and 3 threads (decode, a
 // tail-heavy prefill and an encoder-like row count).
 TEST_CASE("every matmul kernel gives identical outputs for any thread count") {
-    struct Shape { int64_t M, K, N; };
     int checked = 0;
     for (const MatmulKernel* k : matmul_kernels()) {
-        if (!isa_usable(k->isa) || (k->available && !k->available())) continue;
-        for (Shape s : {Shape{1, 576, 200}, Shape{37, 288, 97}, Shape{130, 768, 130}}) {
+        if (!runnable(*k)) continue;
+        for (MatmulShape s : {MatmulShape{1, 576, 200}, MatmulShape{37, 288, 97}, MatmulShape{130, 768, 130}}) {
             if (k->supports && !k->supports(s.M, s.K, s.N)) continue;
             Rng rng{static_cast<uint64_t>(s.M * 7 + s.N)};
             std::vector<float> x(static_cast<size_t>(s.M * s.K)), bias(static_cast<size_t>(s.N));
@@ -425,12 +431,11 @@ TEST_CASE("every matmul kernel gives identical outputs for any thread count") {
 // f16 step is off by ~2.6e-4·S: the test also checks that the unrounded result is outside
 // the tolerance for these inputs.
 TEST_CASE("f16-activation kernels round x to f16 as ggml does") {
-    struct Shape { int64_t M, K, N; };
     int compared = 0;
     for (const MatmulKernel* k : matmul_kernels()) {
         if (k->activations != MatmulActivations::f16 || k->w_type != DType::f16) continue;
-        if (!isa_usable(k->isa) || (k->available && !k->available())) continue;
-        for (Shape s : {Shape{1, 768, 40}, Shape{7, 288, 17}, Shape{100, 1536, 33}}) {
+        if (!runnable(*k)) continue;
+        for (MatmulShape s : {MatmulShape{1, 768, 40}, MatmulShape{7, 288, 17}, MatmulShape{100, 1536, 33}}) {
             if (k->supports && !k->supports(s.M, s.K, s.N)) continue;
             Rng rng{static_cast<uint64_t>(s.M * 131 + s.K * 3 + s.N)};
             std::vector<float> x(static_cast<size_t>(s.M * s.K)), xr(x.size()), bias(static_cast<size_t>(s.N));
@@ -506,19 +511,18 @@ TEST_CASE("f16-activation kernels round x to f16 as ggml does") {
 // output must equal the scalar oracle bit for bit, for 1 and 3 threads; and one output is
 // checked against its closed form.
 TEST_CASE("Q8_0/Q4_0 W8A8 kernels: exact on extreme blocks and on every tile and row-block tail") {
-    struct Shape { int64_t M, K, N; };
-    const Shape shapes[] = {{1, 32, 8},     {7, 64, 9},       {8, 32, 17},    {9, 256, 16},   {13, 96, 8},
+    const MatmulShape shapes[] = {{1, 32, 8},     {7, 64, 9},       {8, 32, 17},    {9, 256, 16},   {13, 96, 8},
                             {127, 768, 23}, {131, 32, 40},    {130, 3072, 24}, {9, 4128, 16}, {5, 32, 1},
                             {3, 4128, 7}};
     int compared = 0;
     for (const MatmulKernel* k : matmul_kernels()) {
         if (k->activations != MatmulActivations::q8_0 || k->isa == Isa::scalar) continue;
         if (k->w_type != DType::q8_0 && k->w_type != DType::q4_0) continue;
-        if (!isa_usable(k->isa) || (k->available && !k->available())) continue;
+        if (!runnable(*k)) continue;
         const bool q4 = k->w_type == DType::q4_0;
         const MatmulKernel* oracle = find_matmul_kernel(q4 ? "q4_0_q8_0__scalar" : "q8_0_q8_0__scalar");
         REQUIRE(oracle != nullptr);
-        for (Shape s : shapes) {
+        for (MatmulShape s : shapes) {
             Rng rng{static_cast<uint64_t>(s.M * 131 + s.K * 17 + s.N)};
             const int64_t nb = s.K / 32;
             // Weights: random bytes over all of [-128, 127] (q4_0: all nibbles), random f16

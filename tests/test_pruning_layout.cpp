@@ -13,25 +13,14 @@ using namespace glimpse;
 namespace {
 
 VisionHparams smolvlm_vision() {
-    VisionHparams v;
-    v.projector = ProjectorType::idefics3;
-    v.image_size = 512;
-    v.patch_size = 16;
-    v.scale_factor = 4;
-    v.n_layer = 12;
-    v.n_layer_used = 12;
-    return v;
+    return {.projector = ProjectorType::idefics3, .image_size = 512, .patch_size = 16, .n_layer = 12, .scale_factor = 4,
+            .n_layer_used = 12};
 }
 
 VisionHparams llava_vision() {
-    VisionHparams v;
-    v.projector = ProjectorType::mlp;
-    v.image_size = 336;
-    v.patch_size = 14;
-    v.n_layer = 24;
-    v.n_layer_used = 23;  // features from layer -2: llama.cpp runs 23 blocks
-    v.has_class_embedding = true;
-    return v;
+    // n_layer_used: features from layer -2, so llama.cpp runs 23 blocks
+    return {.projector = ProjectorType::mlp, .image_size = 336, .patch_size = 14, .n_layer = 24,
+            .has_class_embedding = true, .n_layer_used = 23};
 }
 
 TextHparams text_with_layers(int n) {
@@ -43,10 +32,7 @@ TextHparams text_with_layers(int n) {
 }  // namespace
 
 TEST_CASE("pruning layout: SmolVLM 1024x768 -> 4x3 tiles + overview of 8x8 tokens") {
-    Idefics3Params params;
-    params.tile_size = 512;
-    params.longest_edge = 2048;
-    auto g = idefics3_geometry(1024, 768, params);
+    auto g = idefics3_geometry(1024, 768, {.tile_size = 512, .longest_edge = 2048});
     REQUIRE(g.is_ok());
     // s = min(2048/1024, 2048/768) = 2: a 2048x1536 canvas, exactly filled: 3 rows x 4 columns.
     REQUIRE(g->grid_rows == 3);
@@ -84,10 +70,7 @@ TEST_CASE("pruning layout: SmolVLM 1024x768 -> 4x3 tiles + overview of 8x8 token
 }
 
 TEST_CASE("pruning layout: a letterboxed canvas maps overview tokens to the tiles holding the image") {
-    Idefics3Params params;
-    params.tile_size = 64;
-    params.longest_edge = 128;
-    auto g = idefics3_geometry(128, 96, params);  // canvas 128x128, image at y 16..112
+    auto g = idefics3_geometry(128, 96, {.tile_size = 64, .longest_edge = 128});  // canvas 128x128, image at y 16..112
     REQUIRE(g.is_ok());
     auto tiles = idefics3_overview_token_tiles(*g, 4);
     REQUIRE(tiles.is_ok());
@@ -133,10 +116,7 @@ TEST_CASE("pruning layout: LLaVA-1.5 single view with [CLS]; layers past the fea
 TEST_CASE("pruning layout: HiRED's counts from synthetic overview score maps (one tile's region, ties, shares 0 and 1)") {
     // A 2 x 2 grid of 64 px tiles filled by a square image (no padding): overview token (r, c) of
     // the 4 x 4 grid lies over tile (r / 2) * 2 + c / 2. Each chunk has 16 tokens; 80 in all.
-    Idefics3Params params;
-    params.tile_size = 64;
-    params.longest_edge = 128;
-    auto g = idefics3_geometry(128, 128, params);
+    auto g = idefics3_geometry(128, 128, {.tile_size = 64, .longest_edge = 128});
     REQUIRE(g.is_ok());
     REQUIRE(g->n_tiles() == 4);
     auto counts = [&](const std::vector<float>& scores, double share, int64_t keep) {

@@ -19,28 +19,14 @@ namespace {
 
 // SmolVLM-256M on a 1024x768 image: a 2x2 grid of 512^2 tiles + the overview, 64 tokens each.
 PruningModelShape smolvlm_2x2() {
-    PruningModelShape m;
-    m.tokens_per_tile = 64;
-    m.n_tiles = 4;
-    m.has_overview = true;
-    m.encoder_has_cls = false;
-    m.pixel_shuffle = 4;
-    m.encoder_layers = 12;
-    m.decoder_layers = 30;
-    return m;
+    return {.tokens_per_tile = 64, .n_tiles = 4, .has_overview = true, .encoder_has_cls = false, .pixel_shuffle = 4,
+            .encoder_layers = 12, .decoder_layers = 30};
 }
 
 // LLaVA-1.5: one 336^2 view, 576 tokens, CLIP with [CLS].
 PruningModelShape llava() {
-    PruningModelShape m;
-    m.tokens_per_tile = 576;
-    m.n_tiles = 1;
-    m.has_overview = false;
-    m.encoder_has_cls = true;
-    m.pixel_shuffle = 1;
-    m.encoder_layers = 24;
-    m.decoder_layers = 32;
-    return m;
+    return {.tokens_per_tile = 576, .n_tiles = 1, .has_overview = false, .encoder_has_cls = true, .pixel_shuffle = 1,
+            .encoder_layers = 24, .decoder_layers = 32};
 }
 
 std::string plan_with_stages(const std::string& stages) {

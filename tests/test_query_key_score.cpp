@@ -25,20 +25,8 @@ struct Case {
 };
 
 QueryKeyScoreArgs args_of(const Case& c, HeadReduce reduce, float* out) {
-    QueryKeyScoreArgs a;
-    a.q = c.q.data();
-    a.q_ld = c.H * c.D;
-    a.n_raters = c.R;
-    a.k = c.k.data();
-    a.k_ld = c.Hkv * c.D;
-    a.n_keys = c.S;
-    a.n_head = c.H;
-    a.n_head_kv = c.Hkv;
-    a.head_dim = c.D;
-    a.scale = c.scale;
-    a.reduce = reduce;
-    a.out = out;
-    return a;
+    return {.q = c.q.data(), .q_ld = c.H * c.D, .n_raters = c.R, .k = c.k.data(), .k_ld = c.Hkv * c.D, .n_keys = c.S,
+            .n_head = c.H, .n_head_kv = c.Hkv, .head_dim = c.D, .scale = c.scale, .reduce = reduce, .out = out};
 }
 
 std::vector<float> run(QueryKeyScoreFn fn, const Case& c, HeadReduce reduce, ThreadPool* pool) {

@@ -106,6 +106,17 @@ std::optional<std::pair<Color, Shape>> color_shape(const std::string& words) {
     return std::make_pair(*c, *s);
 }
 
+// What a question asks about: `question` is prefix + words + suffix, and read(words) (a shape, or a
+// color and shape) names it. Stops the test case when either step fails.
+template <class Read>
+auto asked_about(const std::string& question, const std::string& prefix, const std::string& suffix, Read read) {
+    auto words = strip(question, prefix, suffix);
+    REQUIRE(words.has_value());
+    auto named = read(*words);
+    REQUIRE(named.has_value());
+    return *named;
+}
+
 int count_shape(const Scene& scene, Shape shape) {
     return static_cast<int>(std::count_if(scene.objects.begin(), scene.objects.end(),
                                           [&](const SceneObject& o) { return o.shape == shape; }));
@@ -200,27 +211,32 @@ private:
         ++i_;
         return true;
     }
-    bool array(JsonValue& v) {
-        v.kind = JsonValue::array;
+    // From an opening bracket to its `close`: no elements, or element() for each, comma-separated.
+    template <class Element>
+    bool elements(char close, Element element) {
         ++i_;
         skip();
-        if (i_ < t_.size() && t_[i_] == ']') return ++i_, true;
+        if (i_ < t_.size() && t_[i_] == close) return ++i_, true;
         for (;;) {
-            JsonValue item;
-            if (!value(item)) return false;
-            v.items.push_back(std::move(item));
+            if (!element()) return false;
             skip();
             if (i_ < t_.size() && t_[i_] == ',') { ++i_; continue; }
-            if (i_ < t_.size() && t_[i_] == ']') return ++i_, true;
+            if (i_ < t_.size() && t_[i_] == close) return ++i_, true;
             return false;
         }
     }
+    bool array(JsonValue& v) {
+        v.kind = JsonValue::array;
+        return elements(']', [&] {
+            JsonValue item;
+            if (!value(item)) return false;
+            v.items.push_back(std::move(item));
+            return true;
+        });
+    }
     bool object(JsonValue& v) {
         v.kind = JsonValue::object;
-        ++i_;
-        skip();
-        if (i_ < t_.size() && t_[i_] == '}') return ++i_, true;
-        for (;;) {
+        return elements('}', [&] {
             skip();
             std::string key;
             if (i_ >= t_.size() || !string(key)) return false;
@@ -230,11 +246,8 @@ private:
             JsonValue item;
             if (!value(item)) return false;
             v.fields[key] = std::move(item);
-            skip();
-            if (i_ < t_.size() && t_[i_] == ',') { ++i_; continue; }
-            if (i_ < t_.size() && t_[i_] == '}') return ++i_, true;
-            return false;
-        }
+            return true;
+        });
     }
     std::string_view t_;
     size_t i_ = 0;
@@ -418,11 +431,8 @@ TEST_CASE("scenes: every answer agrees with the object list") {
             INFO("seed " << seed << ": " << qa.question << " -> " << qa.answer);
             switch (qa.kind) {
                 case QaKind::count: {
-                    auto plural = strip(qa.question, "How many ", " are there?");
-                    REQUIRE(plural.has_value());
-                    auto shape = shape_by_name(*plural);
-                    REQUIRE(shape.has_value());
-                    CHECK(qa.answer == std::to_string(count_shape(scene, *shape)));
+                    const Shape shape = asked_about(qa.question, "How many ", " are there?", shape_by_name);
+                    CHECK(qa.answer == std::to_string(count_shape(scene, shape)));
                     break;
                 }
                 case QaKind::exist: {
@@ -449,23 +459,17 @@ TEST_CASE("scenes: every answer agrees with the object list") {
                     break;
                 }
                 case QaKind::color: {
-                    auto name = strip(qa.question, "What color is the ", "?");
-                    REQUIRE(name.has_value());
-                    auto shape = shape_by_name(*name);
-                    REQUIRE(shape.has_value());
-                    REQUIRE(count_shape(scene, *shape) == 1);  // asked only for unique shapes
+                    const Shape shape = asked_about(qa.question, "What color is the ", "?", shape_by_name);
+                    REQUIRE(count_shape(scene, shape) == 1);  // asked only for unique shapes
                     for (const SceneObject& o : scene.objects)
-                        if (o.shape == *shape) CHECK(qa.answer == color_name(o.color));
+                        if (o.shape == shape) CHECK(qa.answer == color_name(o.color));
                     break;
                 }
                 case QaKind::position: {
-                    auto words = strip(qa.question, "Where is the ", "?");
-                    REQUIRE(words.has_value());
-                    auto cs = color_shape(*words);
-                    REQUIRE(cs.has_value());
-                    REQUIRE(count_combo(scene, cs->first, cs->second) == 1);
+                    const auto [color, shape] = asked_about(qa.question, "Where is the ", "?", color_shape);
+                    REQUIRE(count_combo(scene, color, shape) == 1);
                     for (const SceneObject& o : scene.objects) {
-                        if (o.color != cs->first || o.shape != cs->second) continue;
+                        if (o.color != color || o.shape != shape) continue;
                         bool near_boundary = false;
                         auto expected = rule_direction(o, scene.image.width, scene.image.height, &near_boundary);
                         if (near_boundary) continue;

@@ -33,6 +33,12 @@ bool emulated() {
     return s != nullptr && std::string(s) == "emulated";
 }
 
+void check_error(const Status& status, StatusCode code, std::string_view needle) {
+    REQUIRE_FALSE(status.is_ok());
+    CHECK(status.code() == code);
+    CHECK_MESSAGE(status.message().find(needle) != std::string::npos, status.message());
+}
+
 std::vector<uint8_t> read_file_bytes(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) {

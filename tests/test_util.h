@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ops/attention.h"
+#include "runtime/status.h"
 
 namespace glimpse {
 class JsonValue;
@@ -26,6 +27,19 @@ std::string source_dir();
 // True under GLIMPSE_TEST_SCALE=emulated (targets/test-aarch64.sh sets it for qemu runs, where
 // code runs 20-50x slower): tests then use fewer or smaller cases that keep every code path.
 bool emulated();
+
+// A golden case: the run `name` of the model set `set`, in <golden_dir>/<set>/<name>. The golden
+// tests' case structs derive from it and add their files and bounds; `{set, name, ...}` fills both.
+struct GoldenCase {
+    const char* set;
+    const char* name;
+    std::string set_dir() const { return golden_dir() + "/" + set; }
+    std::string case_dir() const { return set_dir() + "/" + name; }
+    std::string label() const { return std::string(set) + "/" + name; }  // "<set>/<name>" for messages
+};
+
+// `status` is an error of `code` whose message contains `needle` (the test case stops if it is ok).
+void check_error(const Status& status, StatusCode code, std::string_view needle);
 
 // Whole file as bytes; fails the current test (and returns empty) if it cannot be read.
 std::vector<uint8_t> read_file_bytes(const std::string& path);

@@ -21,20 +21,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         return 0;
     }
     if (!pruning_plan_check(*plan, "fuzz.json").is_ok()) std::abort();  // parsed plans pass their checks
-    PruningModelShape smol;  // SmolVLM-256M, 2 x 2 tiles + overview
-    smol.tokens_per_tile = 64;
-    smol.n_tiles = 4;
-    smol.has_overview = true;
-    smol.pixel_shuffle = 4;
-    smol.encoder_layers = 12;
-    smol.decoder_layers = 30;
-    PruningModelShape llava;  // LLaVA-1.5
-    llava.tokens_per_tile = 576;
-    llava.n_tiles = 1;
-    llava.encoder_has_cls = true;
-    llava.encoder_layers = 24;
-    llava.encoder_layers_run = 23;
-    llava.decoder_layers = 32;
+    // SmolVLM-256M, 2 x 2 tiles + overview
+    const PruningModelShape smol = {.tokens_per_tile = 64, .n_tiles = 4, .has_overview = true, .pixel_shuffle = 4,
+                                    .encoder_layers = 12, .decoder_layers = 30};
+    // LLaVA-1.5
+    const PruningModelShape llava = {.tokens_per_tile = 576, .n_tiles = 1, .encoder_has_cls = true,
+                                     .encoder_layers = 24, .encoder_layers_run = 23, .decoder_layers = 32};
     (void)pruning_plan_fit(*plan, smol, "fuzz.json");
     (void)pruning_plan_fit(*plan, llava, "fuzz.json");
     const std::string written = pruning_plan_to_json(*plan);

@@ -128,20 +128,9 @@ std::vector<OpCase> op_cases(OpFamily op, OpBuffers& m) {
                      }}};
         case OpFamily::attention:  // SigLIP-B: 1024 queries over 1024 keys, 12 heads of 64
             return {{"T1024xS1024xH12xD64", double(T * C), [&m](const Kernel& k, ThreadPool* p) {
-                         AttentionArgs a;
-                         a.q = m.a.data();
-                         a.q_ld = 768;
-                         a.k = m.b.data();
-                         a.v = m.c.data();
-                         a.kv_ld = 768;
-                         a.out = m.y.data();
-                         a.out_ld = 768;
-                         a.T = 1024;
-                         a.S = 1024;
-                         a.n_head = 12;
-                         a.n_head_kv = 12;
-                         a.head_dim = 64;
-                         a.scale = 0.125f;
+                         const AttentionArgs a{.q = m.a.data(), .q_ld = 768, .k = m.b.data(), .v = m.c.data(),
+                                               .kv_ld = 768, .out = m.y.data(), .out_ld = 768, .T = 1024, .S = 1024,
+                                               .n_head = 12, .n_head_kv = 12, .head_dim = 64, .scale = 0.125f};
                          k.fn.attention(a, reinterpret_cast<float*>(m.scratch), p);
                      }}};
         case OpFamily::weights_row:  // an f16 embedding table: 1024 rows of 768
@@ -226,18 +215,9 @@ std::vector<OpCase> op_cases(OpFamily op, OpBuffers& m) {
                      }}};
         case OpFamily::query_key_score:  // SmolVLM-256M decoder: last prompt row over 893 keys, 9 heads (3 kv) of 64
             return {{"R1xS893xH9xD64", 893.0 * 9, [&m](const Kernel& k, ThreadPool* p) {
-                         QueryKeyScoreArgs a;
-                         a.q = m.a.data();
-                         a.q_ld = 576;
-                         a.n_raters = 1;
-                         a.k = m.b.data();
-                         a.k_ld = 192;
-                         a.n_keys = 893;
-                         a.n_head = 9;
-                         a.n_head_kv = 3;
-                         a.head_dim = 64;
-                         a.scale = 0.125f;
-                         a.out = m.y.data();
+                         const QueryKeyScoreArgs a{.q = m.a.data(), .q_ld = 576, .n_raters = 1, .k = m.b.data(),
+                                                   .k_ld = 192, .n_keys = 893, .n_head = 9, .n_head_kv = 3,
+                                                   .head_dim = 64, .scale = 0.125f, .out = m.y.data()};
                          k.fn.query_key_score(a, reinterpret_cast<float*>(m.scratch), p);
                      }}};
         case OpFamily::attention_row:  // CLIP-L/336's [CLS] tap: one row over 577 keys, 16 heads of 64

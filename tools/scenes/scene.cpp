@@ -88,26 +88,17 @@ Status scene_options_validate(const SceneOptions& o) {
 }
 
 Result<SceneOptions> scene_preset(std::string_view name) {
-    SceneOptions o;
-    if (name == "default") return o;
+    if (name == "default") return SceneOptions{};
     if (name == "bundled") {
         // The bundled models see the whole scene at 160 px on its long side (SmolVLM layout:
         // 2x2 tiles of 80 px; LLaVA layout: one 160 px image). Aspect ≤ 1.5 keeps the short
         // side ≥ 107 px there, so a small object (9-11 % of the short side) spans ≥ 10 px and
         // a glyph (11-15 %) ≥ 12 px, i.e. ≥ 1.7 px per font dot. Counts stay within 0..6.
-        o.min_side = 128;
-        o.max_side = 512;
-        o.max_aspect_permille = 1500;
-        o.min_objects = 1;
-        o.max_objects = 6;
-        o.many_small_probability = 0.25;
-        o.text_probability = 0.4;
-        o.size_min_permille = {90, 140, 220};
-        o.size_max_permille = {110, 180, 280};
-        o.size_min_px = {12, 18, 28};
-        o.text_height_min_permille = 110;
-        o.text_height_max_permille = 150;
-        return o;
+        return SceneOptions{.min_side = 128, .max_side = 512, .max_aspect_permille = 1500, .min_objects = 1,
+                            .max_objects = 6, .many_small_probability = 0.25, .text_probability = 0.4,
+                            .text_height_min_permille = 110, .text_height_max_permille = 150,
+                            .size_min_permille = {90, 140, 220}, .size_max_permille = {110, 180, 280},
+                            .size_min_px = {12, 18, 28}};
     }
     return Status::error(StatusCode::invalid_argument, "unknown scene preset '%.*s' (default, bundled)",
                          static_cast<int>(name.size()), name.data());

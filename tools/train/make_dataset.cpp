@@ -34,6 +34,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -316,12 +317,8 @@ int cmd_corpus(int argc, char** argv) {
     a.option("--out", "FILE", "output JSONL file");
     a.option("--preset", "NAME", "scene distribution (default, bundled)", "bundled");
     a.option("--qa-per-image", "N", "question-answer pairs per scene", "6");
+    if (const std::optional<int> exit_code = a.parse_or_exit_code(argc, argv)) return *exit_code;
     std::string err;
-    if (!a.parse(argc, argv, &err)) return fail(err, 2);
-    if (a.has("--help")) {
-        std::fputs(a.help().c_str(), stdout);
-        return 0;
-    }
     uint64_t from = 0, to = 0;
     if (!parse_seeds(a.get("--seeds"), &from, &to)) return fail("--seeds FROM:TO is required (FROM < TO)", 2);
     if (a.get("--out").empty()) return fail("--out FILE is required", 2);
@@ -365,12 +362,8 @@ int cmd_build(int argc, char** argv) {
     a.option("--std", "R,G,B", "normalization std", "0.5,0.5,0.5");
     a.option("--caption-prompt", "TEXT", "prompt of the caption branch", "Describe this image.");
     a.option("--threads", "N", "worker threads (default: every core)", "0");
+    if (const std::optional<int> exit_code = a.parse_or_exit_code(argc, argv)) return *exit_code;
     std::string err;
-    if (!a.parse(argc, argv, &err)) return fail(err, 2);
-    if (a.has("--help")) {
-        std::fputs(a.help().c_str(), stdout);
-        return 0;
-    }
     Settings s;
     const std::string layout = a.get("--layout");
     if (layout != "smolvlm" && layout != "llava") return fail("--layout must be smolvlm or llava", 2);

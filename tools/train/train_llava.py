@@ -16,21 +16,10 @@ import train_common as tc  # noqa: E402
 
 ARCH = dict(tile=192, patch=16, v_embd=192, v_layer=4, v_head=6, v_ff=768, v_eps=1e-5,
             t_embd=256, t_layer=4, t_head=4, t_head_kv=2, t_ff=768, rope_base=10000.0, rms_eps=1e-5)
-CONFIGS = {
-    # The recipe of train_smolvlm.py's "full" (see the comment there and tools/train/README.md), plus
-    # post_ln: a LayerNorm on the tower output in front of the projector, trained in stage 2 (run P).
-    "full": dict(ARCH, seed=4321, pretrain_steps=6000, pretrain_batch=8, pretrain_lr=1e-3, pretrain_warmup=30,
-                 patch_loss_weight=1.0, patch_dense=1, patch_shape_weight=3.0, pos_sincos=1, image_loss_weight=0.3,
-                 steps=4000, batch=8, lr=1.5e-3, tower_lr_scale=0.5, wd=0.05, warmup=100, caption_weight=0.5,
-                 freeze_tower=1, image_word_weight=1.0, post_ln=1, log_every=100, eval_every=1000, val_images=200),
-    "full-e3": dict(ARCH, seed=4321, pretrain_steps=600, pretrain_batch=24, pretrain_lr=1e-3, pretrain_warmup=30, patch_loss_weight=1.0, patch_factored=1, patch_pos_weight=5.0,
-                 steps=1150, batch=8, lr=1.5e-3, tower_lr_scale=0.5, wd=0.05, warmup=100, caption_weight=0.5,
-                 log_every=50, eval_every=400, val_images=200),
-    "small": dict(ARCH, seed=4321, pretrain_steps=60, pretrain_batch=8, pretrain_lr=1e-3, pretrain_warmup=10,
-                  patch_loss_weight=1.0, patch_dense=1, patch_shape_weight=3.0, pos_sincos=1, image_loss_weight=0.3,
-                  steps=200, batch=8, lr=1e-3, tower_lr_scale=0.5, wd=0.05, warmup=20, caption_weight=0.5,
-                  freeze_tower=1, image_word_weight=1.0, post_ln=1, log_every=20, eval_every=100, val_images=64),
-}
+# train_common.RECIPES plus post_ln where stage 2 freezes the tower: a LayerNorm on the tower output
+# in front of the projector, trained in stage 2 (run P); full-e3 stops stage 2 at 1150 steps.
+CONFIGS = tc.layout_configs(ARCH, seed=4321,
+                            changes={"full": dict(post_ln=1), "full-e3": dict(steps=1150), "small": dict(post_ln=1)})
 
 
 def build_tower(cfg):
