@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "ops/weights.h"
 #include "quant/dequantize.h"
 #include "quant/quantize.h"
 #include "runtime/threadpool.h"
@@ -47,10 +48,15 @@ Status convert_tensor_rows(DType from, const void* src, DType to, void* out, int
         while (row < seen && !slot.compare_exchange_weak(seen, row, std::memory_order_relaxed)) {
         }
     };
+    // f32/f16/bf16 rows: the SIMD widening of ops/weights.h (any address; bit-identical to the
+    // reference, and most of the time of an f16 -> q8_0 conversion otherwise); block types: the
+    // reference reader, which needs no alignment (a hand-made file may misplace blocks).
+    const bool plain_float = from == DType::f32 || from == DType::f16 || from == DType::bf16;
     auto convert = [&](int64_t r0, int64_t r1, int) {
         std::vector<float> values(static_cast<size_t>(row_length));  // one row widened to f32
         for (int64_t r = r0; r < r1; ++r) {
-            dequantize_row(from, in + r * in_row_bytes, values.data(), row_length);
+            if (plain_float) weights_row_to_f32(in, from, row_length, r, values.data());
+            else dequantize_row(from, in + r * in_row_bytes, values.data(), row_length);
             bool finite = true;
             for (float v : values) finite = finite && std::isfinite(v);
             if (!finite) {
