@@ -25,43 +25,44 @@ bool mentions(const Status& s, const std::string& part) { return s.message().fin
 }  // namespace
 
 TEST_CASE("check_tensor_conversion: which conversions glimpse quantize and --numerics fast allow") {
-    // Float rows into 32-value blocks: any multiple of 32.
-    CHECK(check_tensor_conversion(DType::f16, DType::q8_0, 64, Requantize::refuse).is_ok());
-    CHECK(check_tensor_conversion(DType::bf16, DType::q8_0, 32, Requantize::refuse).is_ok());
-    CHECK(check_tensor_conversion(DType::f32, DType::q4_0, 96, Requantize::refuse).is_ok());
-    // 48 = 1.5 blocks of 32; 64 = a quarter of q4_k's 256-value super-block.
-    const Status odd = check_tensor_conversion(DType::f16, DType::q8_0, 48, Requantize::refuse);
-    CHECK(odd.code() == StatusCode::invalid_argument);
-    CHECK(mentions(odd, "row length 48 is not a multiple of the q8_0 block size 32"));
-    const Status short_k = check_tensor_conversion(DType::f16, DType::q4_k, 64, Requantize::refuse);
-    CHECK(short_k.code() == StatusCode::invalid_argument);
-    CHECK(mentions(short_k, "block size 256"));
-    CHECK(check_tensor_conversion(DType::f16, DType::q4_k, 512, Requantize::refuse).is_ok());
-    CHECK_FALSE(check_tensor_conversion(DType::f16, DType::q8_0, 0, Requantize::refuse).is_ok());
-    // Widening to a float type has 1-value blocks: any row length.
-    CHECK(check_tensor_conversion(DType::bf16, DType::f32, 7, Requantize::refuse).is_ok());
-
-    // Already quantized: refused unless requantizing is allowed. q4_0 holds 18 bytes per 32
-    // values, q8_0 34: q4_0 -> q8_0 cannot restore the bits, q8_0 -> q4_0 rounds twice.
-    const Status up = check_tensor_conversion(DType::q4_0, DType::q8_0, 64, Requantize::refuse);
-    CHECK(up.code() == StatusCode::invalid_argument);
-    CHECK(mentions(up, "already quantized to q4_0"));
-    CHECK(mentions(up, "cannot restore the precision it lost"));
-    const Status down = check_tensor_conversion(DType::q8_0, DType::q4_0, 64, Requantize::refuse);
-    CHECK(down.code() == StatusCode::invalid_argument);
-    CHECK(mentions(down, "would stack a second rounding on the first"));
-    CHECK(check_tensor_conversion(DType::q4_0, DType::q8_0, 64, Requantize::allow).is_ok());
-    // q2_k has a reader but no writer in glimpse.
-    CHECK(check_tensor_conversion(DType::q2_k, DType::q8_0, 256, Requantize::allow).is_ok());
-    const Status no_writer = check_tensor_conversion(DType::f16, DType::q2_k, 256, Requantize::refuse);
-    CHECK(no_writer.code() == StatusCode::unsupported);
-    CHECK(mentions(no_writer, "cannot write type q2_k"));
-    // Integer tensors have no reader.
-    const Status ints = check_tensor_conversion(DType::i32, DType::f32, 4, Requantize::allow);
-    CHECK(ints.code() == StatusCode::unsupported);
-    CHECK(mentions(ints, "cannot convert type i32 to f32"));
-    // The same type is no conversion, even quantized.
-    CHECK(check_tensor_conversion(DType::q4_0, DType::q4_0, 64, Requantize::refuse).is_ok());
+    // Each verdict worked out from the formats: q8_0/q4_0 blocks hold 32 values (34 / 18 bytes),
+    // q4_k 256, float types 1; q2_k has a reader but no writer in glimpse; i32 has no reader.
+    const struct {
+        DType from, to;
+        int64_t row_length;
+        Requantize requantize;
+        StatusCode code;
+        const char* says;  // part of the message, "" when ok
+    } cases[] = {
+        {DType::f16, DType::q8_0, 64, Requantize::refuse, StatusCode::ok, ""},
+        {DType::bf16, DType::q8_0, 32, Requantize::refuse, StatusCode::ok, ""},
+        {DType::f32, DType::q4_0, 96, Requantize::refuse, StatusCode::ok, ""},
+        {DType::f16, DType::q4_k, 512, Requantize::refuse, StatusCode::ok, ""},
+        {DType::bf16, DType::f32, 7, Requantize::refuse, StatusCode::ok, ""},  // widening: any length
+        // 48 = 1.5 blocks of 32; 64 = a quarter of q4_k's super-block; no rows at all
+        {DType::f16, DType::q8_0, 48, Requantize::refuse, StatusCode::invalid_argument,
+         "row length 48 is not a multiple of the q8_0 block size 32"},
+        {DType::f16, DType::q4_k, 64, Requantize::refuse, StatusCode::invalid_argument, "block size 256"},
+        {DType::f16, DType::q8_0, 0, Requantize::refuse, StatusCode::invalid_argument, "row length 0"},
+        // Already quantized: 4.5 bits per value up to 8.5 cannot restore them; down rounds twice.
+        {DType::q4_0, DType::q8_0, 64, Requantize::refuse, StatusCode::invalid_argument,
+         "already quantized to q4_0; converting it to q8_0 cannot restore the precision it lost"},
+        {DType::q8_0, DType::q4_0, 64, Requantize::refuse, StatusCode::invalid_argument,
+         "would stack a second rounding on the first"},
+        {DType::q4_0, DType::q8_0, 64, Requantize::allow, StatusCode::ok, ""},
+        {DType::q2_k, DType::q8_0, 256, Requantize::allow, StatusCode::ok, ""},
+        {DType::f16, DType::q2_k, 256, Requantize::refuse, StatusCode::unsupported, "cannot write type q2_k"},
+        {DType::i32, DType::f32, 4, Requantize::allow, StatusCode::unsupported, "cannot convert type i32 to f32"},
+        {DType::q4_0, DType::q4_0, 64, Requantize::refuse, StatusCode::ok, ""},  // the same type: nothing to do
+    };
+    for (const auto& c : cases) {
+        CAPTURE(dtype_name(c.from));
+        CAPTURE(dtype_name(c.to));
+        CAPTURE(c.row_length);
+        const Status s = check_tensor_conversion(c.from, c.to, c.row_length, c.requantize);
+        CHECK(s.code() == c.code);
+        CHECK(mentions(s, c.says));
+    }
 }
 
 TEST_CASE("convert_tensor_rows: hand-worked Q8_0 blocks from f16 rows") {
