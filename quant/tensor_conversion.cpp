@@ -48,9 +48,10 @@ Status convert_tensor_rows(DType from, const void* src, DType to, void* out, int
         while (row < seen && !slot.compare_exchange_weak(seen, row, std::memory_order_relaxed)) {
         }
     };
-    // f32/f16/bf16 rows: the SIMD widening of ops/weights.h (any address; bit-identical to the
-    // reference, and most of the time of an f16 -> q8_0 conversion otherwise); block types: the
-    // reference reader, which needs no alignment (a hand-made file may misplace blocks).
+    // f32/f16/bf16 rows: the SIMD widening of ops/weights.h (any address, bit-identical to the
+    // reference reader, with which the f16 -> q8_0 conversion of the 256M mmproj took ~1.3x as
+    // long); block types: the reference reader, which needs no alignment (weights_row_to_f32 wants
+    // 2-byte aligned blocks, and a hand-made file may misplace them).
     const bool plain_float = from == DType::f32 || from == DType::f16 || from == DType::bf16;
     auto convert = [&](int64_t r0, int64_t r1, int) {
         std::vector<float> values(static_cast<size_t>(row_length));  // one row widened to f32
