@@ -1,10 +1,9 @@
 #include "models/gguf_weights.h"
 
-#include <cmath>
 #include <cstring>
 
 #include "ops/weights.h"
-#include "quant/quantize.h"
+#include "quant/tensor_conversion.h"
 #include "runtime/aligned_buffer.h"
 #include "runtime/fp16.h"
 
@@ -55,46 +54,30 @@ Result<const uint8_t*> OwnedTensors::requantized_q8_0(const GgufTensor& t, const
     return static_cast<const uint8_t*>(requantized_.back().q8_0.data());
 }
 
-// What glimpse quantize does to one tensor (tools/quantize/quantize_gguf.cpp): every row widened
-// to f32 (exact from f16 and bf16), quantize_row_q8_0_ref, then the same two refusals.
-Status OwnedTensors::fill(Requantized& r) {
-    std::vector<float> row(static_cast<size_t>(r.cols));
-    const int64_t row_bytes = dtype_row_bytes(DType::q8_0, r.cols);
-    for (int64_t i = 0; i < r.rows; ++i) {
-        weights_row_to_f32(r.src, r.from, r.cols, i, row.data());
-        for (float v : row) {
-            GLIMPSE_CHECK_OR_RETURN(std::isfinite(v), invalid_argument,
-                                    "tensor '%s' (%s) holds NaN or infinite values (row %lld): --numerics fast cannot "
-                                    "quantize it to q8_0 (use --numerics exact)",
-                                    r.name.c_str(), dtype_name(r.from), static_cast<long long>(i));
-        }
-        quantize_row_q8_0_ref(row.data(), reinterpret_cast<BlockQ8_0*>(r.q8_0.data() + i * row_bytes), r.cols);
+// What glimpse quantize does to one tensor (tools/quantize/quantize_gguf.cpp), with the same
+// refusals: convert_tensor_rows, on the model's thread pool.
+Status OwnedTensors::fill(Requantized& r) const {
+    const Status converted = convert_tensor_rows(r.from, r.src, DType::q8_0, r.q8_0.data(), r.rows, r.cols, pool_);
+    if (!converted.is_ok()) {
+        return Status(converted.code(), "tensor '" + r.name + "' (" + dtype_name(r.from) + "): " + converted.message() +
+                                            ": --numerics fast cannot quantize it to q8_0 (use --numerics exact)");
     }
-    GLIMPSE_CHECK_OR_RETURN(quantized_scales_finite(DType::q8_0, r.q8_0.data(), r.rows * r.cols), invalid_argument,
-                            "tensor '%s' (%s): its values are too large for q8_0's f16 scales: --numerics fast cannot "
-                            "quantize it (use --numerics exact)",
-                            r.name.c_str(), dtype_name(r.from));
     r.q8_0.mark_filled();
     return Status::ok();
 }
 
-OwnedTensors::Requantized* OwnedTensors::find_requantized(const void* w) {
-    for (Requantized& r : requantized_) {
-        if (r.q8_0.data() == w) return &r;
+int64_t OwnedTensors::requantized_index(const void* w) const {
+    for (size_t i = 0; i < requantized_.size(); ++i) {
+        if (requantized_[i].q8_0.data() == w) return static_cast<int64_t>(i);
     }
-    return nullptr;
+    return -1;
 }
 
-bool OwnedTensors::is_requantized(const void* w) const {
-    for (const Requantized& r : requantized_) {
-        if (r.q8_0.data() == w) return true;
-    }
-    return false;
-}
+bool OwnedTensors::is_requantized(const void* w) const { return requantized_index(w) >= 0; }
 
 void OwnedTensors::release_requantized(const void* w) {
-    Requantized* r = find_requantized(w);
-    if (r && !r->pinned) r->q8_0.release();
+    const int64_t i = requantized_index(w);
+    if (i >= 0 && !requantized_[static_cast<size_t>(i)].pinned) requantized_[static_cast<size_t>(i)].q8_0.release();
 }
 
 Status OwnedTensors::settle_requantized(const std::function<bool(const void*)>& read_in_place) {
@@ -176,8 +159,10 @@ ValueId GgufWeights::matrix(const std::string& name, int64_t rows, int64_t cols)
              std::to_string(rows) + "]");
         return kNoValue;
     }
-    const bool float_type = t->type == DType::f16 || t->type == DType::bf16 || t->type == DType::f32;
-    if (numerics_ == Numerics::fast && float_type && cols % kQK == 0) {
+    // Under fast, every matrix glimpse quantize --type q8_0 would convert (f16, bf16, f32 rows a
+    // multiple of 32 long; never an already quantized one) is converted; the rest stay as stored.
+    if (numerics_ == Numerics::fast && t->type != DType::q8_0 &&
+        check_tensor_conversion(t->type, DType::q8_0, cols, Requantize::refuse).is_ok()) {
         const uint8_t* src = data_of(*t);
         if (!src) return kNoValue;
         Result<const uint8_t*> q = owned_.requantized_q8_0(*t, src);

@@ -16,6 +16,8 @@
 
 namespace glimpse {
 
+class ThreadPool;
+
 // Weight matrices are handed to kernels at an address aligned to this many bytes (small
 // tensors become f32 copies, aligned for float). GGUF's default alignment (32) gives it in
 // place; a file with a smaller general.alignment (1 is legal) may place a tensor at any
@@ -44,8 +46,12 @@ public:
     // ReleasableBuffer: once a kernel has repacked it and no plan reads it as stored, its bytes
     // are released (release_requantized, settle_requantized) and its address stays the key of
     // the repacked copy. Asked for again while released, it is quantized again into the same
-    // address. Refuses NaN/infinite values and scales beyond f16, as glimpse quantize does.
+    // address. Refuses NaN/infinite values and scales beyond f16, as glimpse quantize does
+    // (convert_tensor_rows, quant/tensor_conversion.h: the same function, the same bytes).
     Result<const uint8_t*> requantized_q8_0(const GgufTensor& t, const uint8_t* src);
+    // The threads that quantize those copies (rows split over them; the bytes do not depend on
+    // the count). nullptr (the default): the calling thread. Must outlive these tensors' use.
+    void set_requantize_pool(ThreadPool* pool) { pool_ = pool; }
     // True when w is the address of a requantized copy.
     bool is_requantized(const void* w) const;
     // Right after a kernel packed w: drops its bytes unless a plan reads it in place (pinned).
@@ -68,9 +74,11 @@ private:
         ReleasableBuffer q8_0;         // (rows, cols) as Q8_0 blocks
         bool pinned = false;           // some plan reads it in place: never released
     };
-    static Status fill(Requantized& r);
-    Requantized* find_requantized(const void* w);
+    Status fill(Requantized& r) const;
+    // Index in requantized_ of the copy at address w, or -1.
+    int64_t requantized_index(const void* w) const;
     std::deque<Requantized> requantized_;
+    ThreadPool* pool_ = nullptr;
 
     struct AlignedFree {
         void operator()(uint8_t* p) const;

@@ -5,8 +5,10 @@
 //          parity (tests/data/golden holds its outputs). The default.
 //   fast   f16, bf16 and f32 weight matrices of the encoder and projector whose rows are a
 //          multiple of 32 long are quantized to Q8_0 when the model loads, with the quantizer
-//          `glimpse quantize --type q8_0` writes mmproj files with (quant/quantize.h, ggml's
-//          reference rounding), so the encoder runs the W8A8 int8 kernels. An f16 mmproj under
+//          `glimpse quantize --type q8_0` writes mmproj files with, and by the same rules
+//          (quant/tensor_conversion.h: which tensors may be converted, the refusals, ggml's
+//          reference rounding; on the model's thread pool), so the encoder runs the W8A8 int8
+//          kernels. An f16 mmproj under
 //          `fast` computes exactly what the Q8_0 mmproj glimpse quantize writes from it computes,
 //          bit for bit (tests/test_numerics_fast.cpp). The tensors llama-quantize keeps as they
 //          are stay so: patch and position embeddings, norms, biases.

@@ -190,16 +190,19 @@ Result<VisionMerge> vision_merge_from_list(const VisionHparams& h, const std::ve
     return m;
 }
 
-Result<std::unique_ptr<VisionEncoder>> VisionEncoder::load(const std::string& mmproj_path, Numerics numerics) {
+Result<std::unique_ptr<VisionEncoder>> VisionEncoder::load(const std::string& mmproj_path, Numerics numerics,
+                                                           ThreadPool* requantize_pool) {
     GLIMPSE_ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, GgufFile::open(mmproj_path));
-    return from_file(std::move(file), numerics);
+    return from_file(std::move(file), numerics, requantize_pool);
 }
 
-Result<std::unique_ptr<VisionEncoder>> VisionEncoder::from_file(std::unique_ptr<GgufFile> file, Numerics numerics) {
+Result<std::unique_ptr<VisionEncoder>> VisionEncoder::from_file(std::unique_ptr<GgufFile> file, Numerics numerics,
+                                                                ThreadPool* requantize_pool) {
     std::unique_ptr<VisionEncoder> enc(new VisionEncoder());
     GLIMPSE_ASSIGN_OR_RETURN(enc->hparams_, vision_hparams_from_gguf(*file));
     enc->file_ = std::move(file);
     enc->numerics_ = numerics;
+    enc->owned_.set_requantize_pool(requantize_pool);
     // Build once to validate every tensor now rather than at first use.
     VisionPlan probe;
     GLIMPSE_ASSIGN_OR_RETURN(Graph g, enc->build_graph(&probe, VisionTaps{}));

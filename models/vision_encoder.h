@@ -112,10 +112,15 @@ struct VisionPlan {
 class VisionEncoder {
 public:
     // numerics: models/numerics.h (fast requantizes the weight matrices here, at load).
+    // requantize_pool: the threads that requantization runs on, at load and when a later
+    // compile needs a released copy again (the model's pool; the bytes do not depend on its
+    // size). It must outlive the encoder; nullptr: the calling thread.
     static Result<std::unique_ptr<VisionEncoder>> load(const std::string& mmproj_path,
-                                                       Numerics numerics = Numerics::exact);
+                                                       Numerics numerics = Numerics::exact,
+                                                       ThreadPool* requantize_pool = nullptr);
     static Result<std::unique_ptr<VisionEncoder>> from_file(std::unique_ptr<GgufFile> file,
-                                                            Numerics numerics = Numerics::exact);
+                                                            Numerics numerics = Numerics::exact,
+                                                            ThreadPool* requantize_pool = nullptr);
 
     const VisionHparams& hparams() const { return hparams_; }
     const GgufFile& file() const { return *file_; }

@@ -498,6 +498,76 @@ TEST_CASE("calibrate: bad sizes exit 2, an impossible budget exits 1 naming the 
     CHECK(contains(clash.err, "conflicts"));
 }
 
+TEST_CASE("calibrate: the summary names the KV cache the plan file holds, per decoder layer when it has a list") {
+    if (test::emulated()) return;
+    const std::string dir = test::source_dir() + "/models/bundled";
+    const std::string prefix = (scratch_dir() / "kv-path-").string();
+    auto calibrate = [&](const std::string& budget, const std::string& out, bool path_plans) {
+        std::vector<std::string> args = {"calibrate", "-m", dir + "/scenes-smolvlm-f16-text.gguf", "--mmproj",
+                                         dir + "/scenes-smolvlm-f16-mmproj.gguf", "--scenes", "1001000:1001002",
+                                         "--preset", "bundled", "--questions-per-scene", "1", "-n", "2", "--methods",
+                                         "kv", "--memory-budget", budget, "-o", out};
+        if (path_plans) args.insert(args.end(), {"--path-plans", prefix});
+        return run_glimpse(args);
+    };
+    auto kv_cache_of = [](const std::string& path) {
+        auto doc = json_parse_file(path);
+        REQUIRE_MESSAGE(doc.is_ok(), doc.status().message());
+        const JsonValue* kv = doc->find("kv_cache");
+        REQUIRE(kv != nullptr);
+        return *kv;
+    };
+    // The smallest plan the KV lever reaches (the error names it), then the search down to it: its
+    // path passes through plans that lower single layers' q8_0 shares (one share per layer).
+    const Run too_small = calibrate("1MiB", (scratch_dir() / "none.json").string(), false);
+    REQUIRE(too_small.exit_code == 1);
+    const size_t at = too_small.err.find(" answer tokens: ");
+    REQUIRE(at != std::string::npos);
+    const long long smallest = std::atoll(too_small.err.c_str() + at + std::strlen(" answer tokens: "));
+    REQUIRE(smallest > 0);
+    const Run down = calibrate(std::to_string(smallest), (scratch_dir() / "kv-smallest.json").string(), true);
+    REQUIRE_MESSAGE(down.exit_code == 0, down.err);
+    long long per_layer_budget = 0;
+    for (int step = 0; fs::exists(prefix + std::to_string(step) + ".json") && per_layer_budget == 0; ++step) {
+        auto step_plan = json_parse_file(prefix + std::to_string(step) + ".json");
+        REQUIRE_MESSAGE(step_plan.is_ok(), step_plan.status().message());
+        const JsonValue* kv = step_plan->find("kv_cache");  // absent: f16
+        const JsonValue* share = kv ? kv->find("high_precision_share") : nullptr;
+        if (share && share->is_array()) per_layer_budget = step_plan->find("calibration")->find("budget_bytes")->as_int();
+    }
+    REQUIRE_MESSAGE(per_layer_budget > 0, "no point of the search path lowers a single layer:\n" << down.out);
+    // Calibrated for that point's total: the plan written has one share per layer, and the summary
+    // says so (their range on the plan line, each share on its own line), not one global level.
+    const std::string plan_path = (scratch_dir() / "kv-per-layer.json").string();
+    const Run r = calibrate(std::to_string(per_layer_budget), plan_path, false);
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    const JsonValue kv = kv_cache_of(plan_path);
+    CHECK(kv.find("type")->as_string() == "mixed");
+    const JsonValue* shares = kv.find("high_precision_share");
+    REQUIRE((shares && shares->is_array() && shares->size() == 4));
+    double lo = 1, hi = 0, sum = 0;
+    std::string listed;
+    for (const JsonValue& v : shares->items()) {
+        lo = std::min(lo, v.as_number());
+        hi = std::max(hi, v.as_number());
+        sum += v.as_number();
+        char share[32];
+        std::snprintf(share, sizeof share, " %g", v.as_number());
+        listed += share;
+    }
+    CHECK(lo < hi);  // a list with one value would be the level itself
+    char range[160];
+    std::snprintf(range, sizeof range, "KV cache mixed (q8_0 share per decoder layer min %g, mean %g, max %g),", lo,
+                  sum / 4, hi);
+    INFO(r.out);
+    CHECK(contains(r.out, range));
+    CHECK(contains(r.out, "KV cache q8_0 share per decoder layer:" + listed + "\n"));
+    // A plan with one level is named by it: the search down to the smallest plan ended at q4_0.
+    const JsonValue smallest_kv = kv_cache_of((scratch_dir() / "kv-smallest.json").string());
+    CHECK(contains(down.out, "KV cache " + smallest_kv.find("type")->as_string() + ","));
+    CHECK_FALSE(contains(down.out, "share per decoder layer:"));
+}
+
 TEST_CASE("--debias is refused where it has nothing to debias; a plan for another depth is refused (issue 24)") {
     if (test::emulated()) return;
     const std::string head = R"({"format": "glimpse.pruning-plan", "version": 1, )";

@@ -66,8 +66,10 @@ TEST_CASE("--numerics fast on an f16 mmproj computes what glimpse quantize's Q8_
         test::TempDir dir("numerics_fast_" + model);
         const std::string q8 = quantize_mmproj(f16, dir);
 
-        // The encoder alone: what was requantized, the embeddings, and what stays resident.
-        auto fast = VisionEncoder::load(f16, Numerics::fast);
+        // The encoder alone: what was requantized, the embeddings, and what stays resident. The
+        // requantization runs on 3 threads, the oracle file was written on 1.
+        ThreadPool requantize_pool(3);
+        auto fast = VisionEncoder::load(f16, Numerics::fast, &requantize_pool);
         auto file = VisionEncoder::load(q8);
         REQUIRE_MESSAGE(fast.is_ok(), fast.status().to_string());
         REQUIRE_MESSAGE(file.is_ok(), file.status().to_string());

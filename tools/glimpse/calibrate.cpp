@@ -116,9 +116,25 @@ std::vector<double> keep_per_layer(const CalibrationConfig& c, const Calibration
     return keep;
 }
 
+// The KV cache a plan holds, as the summary and the plot name it: the type ("q8_0"), a mixed
+// plan's one share ("mixed 0.25"), or for one share per decoder layer their range
+// ("mixed (q8_0 share per decoder layer min 0, mean 0.125, max 0.25)"; the shares themselves are
+// a line of the summary).
+std::string kv_cache_summary(const PruningPlan& plan) {
+    if (plan.kv_cache_type != "mixed") return plan.kv_cache_type;
+    const std::vector<double>& shares = plan.kv_high_precision_shares;
+    if (shares.empty()) return str_printf("mixed %g", plan.kv_high_precision_share);
+    double sum = 0;
+    for (double v : shares) sum += v;
+    return str_printf("mixed (q8_0 share per decoder layer min %g, mean %g, max %g)",
+                      *std::min_element(shares.begin(), shares.end()), sum / static_cast<double>(shares.size()),
+                      *std::max_element(shares.begin(), shares.end()));
+}
+
 // The plot: the chosen plan's keep per decoder layer (bars) and mean KL against planned total
 // along the search path (the last point is the plan written), with the budget marked.
-std::string plot_svg(const std::vector<CalibrationPoint>& path, const CalibrationSettings& s, int n_layers, int64_t budget) {
+std::string plot_svg(const std::vector<CalibrationPoint>& path, const CalibrationSettings& s, int n_layers, int64_t budget,
+                     const std::string& kv_cache) {
     const CalibrationPoint& chosen = path.back();
     const std::vector<double> keep = keep_per_layer(chosen.config, s, n_layers);
     std::string o = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"900\" height=\"360\" font-family=\"sans-serif\" "
@@ -128,7 +144,7 @@ std::string plot_svg(const std::vector<CalibrationPoint>& path, const Calibratio
     const std::string tiles = chosen.config.max_tiles > 0 ? str_printf(", max tiles %d", chosen.config.max_tiles) : "";
     const std::string merge = chosen.config.encoder_merge > 0 ? str_printf(", tome %g", chosen.config.encoder_merge) : "";
     o += str_printf("<text x=\"%g\" y=\"22\" font-size=\"14\">visual tokens per decoder layer (KV %s%s%s)</text>\n", lx,
-                    kCalibrationKvTypes[chosen.config.kv_level], merge.c_str(), tiles.c_str());
+                    kv_cache.c_str(), merge.c_str(), tiles.c_str());
     o += str_printf("<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"black\"/>\n", lx, ly + lh, lx + lw, ly + lh);
     o += str_printf("<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"black\"/>\n", lx, ly, lx, ly + lh);
     for (int t = 0; t <= 4; ++t) {
@@ -411,7 +427,7 @@ int calibrate_command(const std::string& program, int argc, char** argv) {
     }
     if (a.has("--plot")) {
         std::ofstream out(a.get("--plot"), std::ios::binary | std::ios::trunc);
-        out << plot_svg(*path, cal.settings(), cal.decoder_layer_count(), *budget);
+        out << plot_svg(*path, cal.settings(), cal.decoder_layer_count(), *budget, kv_cache_summary(*plan));
         out.close();
         if (!out) return fail("cannot write " + a.get("--plot") + ": " + std::strerror(errno));
     }
@@ -433,9 +449,13 @@ int calibrate_command(const std::string& program, int argc, char** argv) {
     const std::vector<double> keep = keep_per_layer(chosen.config, cal.settings(), cal.decoder_layer_count());
     std::printf("plan: %s keep %.4g after the projector, KV cache %s, tome merge %g, max tiles %s, keep per decoder layer:",
                 cal.settings().projector_method.empty() ? "(none)" : cal.settings().projector_method.c_str(),
-                chosen.config.projector_keep, kCalibrationKvTypes[chosen.config.kv_level], chosen.config.encoder_merge,
+                chosen.config.projector_keep, kv_cache_summary(*plan).c_str(), chosen.config.encoder_merge,
                 chosen.config.max_tiles > 0 ? std::to_string(chosen.config.max_tiles).c_str() : "natural");
     for (double k : keep) std::printf(" %.4g", k);
+    if (!plan->kv_high_precision_shares.empty()) {
+        std::printf("\nKV cache q8_0 share per decoder layer:");
+        for (double share : plan->kv_high_precision_shares) std::printf(" %g", share);
+    }
     std::printf("\nplanned total %.2f MiB of the %.2f MiB budget; written to %s\n", mib(chosen.total), mib(*budget),
                 a.get("--output").c_str());
     return std::fflush(stdout) == 0 ? 0 : 1;

@@ -9,8 +9,8 @@
 #include <regex>
 #include <thread>
 
-#include "quant/dequantize.h"
 #include "quant/quantize.h"
+#include "quant/tensor_conversion.h"
 #include "runtime/threadpool.h"
 
 namespace glimpse::tools {
@@ -360,15 +360,6 @@ private:
     bool committed_ = false;
 };
 
-// Input tensor -> f32 values (exact for f16/bf16 and the dequantizable types).
-void to_f32(const GgufTensor& t, float* out, ThreadPool& pool) {
-    const int64_t ncols = t.ne[0], nrows = t.n_elements() / ncols;
-    const int64_t row_bytes = dtype_row_bytes(t.type, ncols);
-    pool.parallel_for(nrows, [&](int64_t r0, int64_t r1, int) {
-        for (int64_t r = r0; r < r1; ++r) dequantize_row(t.type, t.data + r * row_bytes, out + r * ncols, ncols);
-    });
-}
-
 std::string human_bytes(uint64_t b) {
     char buf[64];
     if (b >= (1ull << 30)) std::snprintf(buf, sizeof buf, "%.2f GiB", b / 1073741824.0);
@@ -507,28 +498,10 @@ Result<QuantizePlan> plan_quantization(const GgufFile& in, const QuantizeOptions
                 }
             }
         }
-        // The conversion has to be possible.
-        if (p.to != p.from) {
-            GLIMPSE_CHECK_OR_RETURN(quantize_supported(p.to), unsupported, "tensor '%s': cannot write type %s",
-                                    t.name.c_str(), dtype_name(p.to));
-            GLIMPSE_CHECK_OR_RETURN(t.ne[0] % dtype_info(p.to).block_size == 0, invalid_argument,
-                                    "tensor '%s': row length %lld is not a multiple of the %s block size %lld",
-                                    t.name.c_str(), static_cast<long long>(t.ne[0]), dtype_name(p.to),
-                                    static_cast<long long>(dtype_info(p.to).block_size));
-            if (dtype_is_quantized(p.from) && !opt.allow_requantize) {
-                const bool lower_precision = dtype_info(p.from).block_bytes * dtype_info(p.to).block_size <
-                                             dtype_info(p.to).block_bytes * dtype_info(p.from).block_size;
-                return Status::error(StatusCode::invalid_argument,
-                                     "tensor '%s' is already quantized to %s; converting it to %s %s. Quantize from the "
-                                     "f32/f16/bf16 model instead (or allow requantizing explicitly)",
-                                     t.name.c_str(), dtype_name(p.from), dtype_name(p.to),
-                                     lower_precision ? "cannot restore the precision it lost"
-                                                     : "would stack a second rounding on the first");
-            }
-            GLIMPSE_CHECK_OR_RETURN(dequantize_supported(p.from), unsupported,
-                                    "tensor '%s': cannot convert type %s to %s", t.name.c_str(), dtype_name(p.from),
-                                    dtype_name(p.to));
-        }
+        // The conversion has to be possible (the rules --numerics fast follows too).
+        GLIMPSE_RETURN_IF_ERROR(check_tensor_conversion(p.from, p.to, t.ne[0],
+                                                        opt.allow_requantize ? Requantize::allow : Requantize::refuse)
+                                    .with_context("tensor '" + t.name + "'"));
         p.bytes_in = t.nbytes;
         p.bytes_out = static_cast<uint64_t>(dtype_row_bytes(p.to, t.ne[0]) * (t.n_elements() / t.ne[0]));
         plan.tensors.push_back(std::move(p));
@@ -609,7 +582,6 @@ Status quantize_gguf(const QuantizeOptions& opt) {
     // ---- tensor data, one tensor at a time
     const int threads = opt.threads > 0 ? opt.threads : std::max(1u, std::thread::hardware_concurrency());
     ThreadPool pool(threads);
-    std::vector<float> f32;
     std::vector<uint8_t> q;
     uint64_t total_in = 0, total_out = 0;
     int index = 0;
@@ -618,23 +590,12 @@ Status quantize_gguf(const QuantizeOptions& opt) {
         const GgufTensor& t = *in.find_tensor(p.name);
         const uint8_t* data = t.data;
         if (p.to != p.from) {
-            const int64_t ncols = t.ne[0], nrows = t.n_elements() / ncols;
-            const float* src = reinterpret_cast<const float*>(t.data);
-            if (t.type != DType::f32 || reinterpret_cast<uintptr_t>(t.data) % alignof(float) != 0) {
-                f32.resize(static_cast<size_t>(t.n_elements()));
-                to_f32(t, f32.data(), pool);
-                src = f32.data();
-            }
             q.resize(p.bytes_out);
-            const int64_t out_row = dtype_row_bytes(p.to, ncols);
-            pool.parallel_for(nrows, [&](int64_t r0, int64_t r1, int) {
-                for (int64_t r = r0; r < r1; ++r) quantize_row(p.to, src + r * ncols, q.data() + r * out_row, ncols);
-            });
-            if (!quantized_scales_finite(p.to, q.data(), t.n_elements())) {
-                return Status::error(StatusCode::invalid_argument,
-                                     "tensor '%s': its values are too large for %s's f16 scales (quantized data "
-                                     "validation failed, as in llama-quantize)",
-                                     p.name.c_str(), dtype_name(p.to));
+            const int64_t ncols = t.ne[0], nrows = t.n_elements() / ncols;
+            const Status converted = convert_tensor_rows(p.from, t.data, p.to, q.data(), nrows, ncols, &pool);
+            if (!converted.is_ok()) {
+                return converted.with_context("tensor '" + p.name + "' (" + dtype_name(p.from) + " -> " +
+                                              dtype_name(p.to) + ", quantized data validation as in llama-quantize)");
             }
             data = q.data();
         }
