@@ -312,6 +312,12 @@ TEST_CASE("--prune/--keep/--plan: usage errors exit 2, a method the model cannot
     const Run missing = run_glimpse(caption_args({"--plan", "/nonexistent.json"}));
     CHECK(missing.exit_code == 2);
     CHECK(contains(missing.err, "/nonexistent.json"));
+    // The decoder-layer shorthand reads the text model's depth before the load: a text GGUF that
+    // cannot be opened is a failed run (exit 1) naming the file, as the load would report it.
+    const Run no_text = run_glimpse({"caption", "-m", "/nonexistent-text.gguf", "--mmproj", kMmproj, "--image", kImage,
+                                     "--prune", "fastv", "--keep", "0.5"});
+    CHECK(no_text.exit_code == 1);
+    CHECK(contains(no_text.err, "/nonexistent-text.gguf"));
     // The tiny SmolVLM's SigLIP has no [CLS] token.
     const Run cls = run_glimpse(caption_args({"--prune", "fastervlm", "--keep", "0.5"}));
     CHECK(cls.exit_code == 1);

@@ -71,6 +71,11 @@ int fail(const std::string& msg, int code = kExitFailure) {
 
 int usage_error(const std::string& msg) { return fail(msg, kExitUsage); }
 
+// model_config's error: a usage error, or a failed run when the text model could not be read.
+int model_config_error(const Status& status, bool text_model_unreadable) {
+    return text_model_unreadable ? fail(status.message()) : usage_error(status.message());
+}
+
 // Writes the answer to stdout; false (with errno set) when it cannot, e.g. a full disk or a closed
 // pipe, so the run stops and exits non-zero instead of reporting success with the answer lost.
 bool write_stdout(std::string_view bytes) {
@@ -137,8 +142,11 @@ void add_model_and_pruning_options(ArgParser& a) {
     add_pruning_options(a);
 }
 
-// The model options, checked before anything is loaded (usage errors exit 2).
-Result<VlmConfig> model_config(const ArgParser& a) {
+// The model options, checked before anything is loaded (usage errors exit 2). One check reads a
+// file: the decoder-layer shorthand places its stages by the text model's depth, from its GGUF
+// header; when that file cannot be read or is not a text model, *text_model_unreadable is set, and
+// the caller reports a failed run (exit 1), as the load would have.
+Result<VlmConfig> model_config(const ArgParser& a, bool* text_model_unreadable = nullptr) {
     if (!a.has("--model") || !a.has("--mmproj")) {
         return Status::error(StatusCode::invalid_argument, "both -m TEXT.gguf and --mmproj MMPROJ.gguf are required "
                                                            "(see --help)");
@@ -220,10 +228,17 @@ Result<VlmConfig> model_config(const ArgParser& a) {
         if (!a.get_float("--keep", &keep, &err)) return Status(StatusCode::invalid_argument, err);
         if (is_decoder_shorthand_method(a.get("--prune"))) {
             // Inside the language model: the default layers follow its depth (docs/pruning.md).
-            GLIMPSE_ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> text, GgufFile::open(a.get("--model")));
-            GLIMPSE_ASSIGN_OR_RETURN(TextHparams th, text_hparams_from_gguf(*text));
+            auto depth = [&]() -> Result<int64_t> {
+                GLIMPSE_ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> text, GgufFile::open(a.get("--model")));
+                GLIMPSE_ASSIGN_OR_RETURN(TextHparams th, text_hparams_from_gguf(*text));
+                return th.n_layer;
+            }();
+            if (!depth.is_ok()) {
+                if (text_model_unreadable) *text_model_unreadable = true;
+                return depth.status();
+            }
             GLIMPSE_ASSIGN_OR_RETURN(PruningPlan plan,
-                                     decoder_shorthand_plan(a.get("--prune"), keep, static_cast<int>(th.n_layer),
+                                     decoder_shorthand_plan(a.get("--prune"), keep, static_cast<int>(*depth),
                                                             a.has("--prune-positions") ? ids : ""));
             if (a.has("--debias")) GLIMPSE_RETURN_IF_ERROR(pruning_plan_enable_debias(&plan, "--debias"));
             cfg.pruning = std::move(plan);
@@ -562,8 +577,9 @@ int cmd_caption(int argc, char** argv) {
     if (!(top_p > 0 && top_p <= 1) || !(min_p >= 0 && min_p < 1) || !(temp >= 0)) {
         return usage_error("sampling parameters out of range (--temp >= 0, 0 < --top-p <= 1, 0 <= --min-p < 1)");
     }
-    auto cfg = model_config(a);
-    if (!cfg.is_ok()) return usage_error(cfg.status().message());
+    bool text_model_unreadable = false;
+    auto cfg = model_config(a, &text_model_unreadable);
+    if (!cfg.is_ok()) return model_config_error(cfg.status(), text_model_unreadable);
     std::vector<std::string> each_paths;
     if (each) {
         auto listed = batch_image_list(a.get("--each"));  // before the model loads: an empty list is an early error
@@ -773,8 +789,9 @@ int cmd_inspect(int argc, char** argv) {
     std::string err;
     int64_t n_predict = 256;
     if (!a.get_int("--n-predict", 0, limits::kMaxContextLength, &n_predict, &err)) return usage_error(err);
-    auto cfg = model_config(a);
-    if (!cfg.is_ok()) return usage_error(cfg.status().message());
+    bool text_model_unreadable = false;
+    auto cfg = model_config(a, &text_model_unreadable);
+    if (!cfg.is_ok()) return model_config_error(cfg.status(), text_model_unreadable);
     double load_ms = 0;
     auto vlm = load_model(a, *cfg, &load_ms);
     if (!vlm.is_ok()) return fail(vlm.status().message());
@@ -992,8 +1009,9 @@ int cmd_eval(int argc, char** argv) {
     }
     opt.caption_prompt = a.get("--caption-prompt");
     opt.keep_samples = a.has("--samples");
-    auto cfg = model_config(a);
-    if (!cfg.is_ok()) return usage_error(cfg.status().message());
+    bool text_model_unreadable = false;
+    auto cfg = model_config(a, &text_model_unreadable);
+    if (!cfg.is_ok()) return model_config_error(cfg.status(), text_model_unreadable);
     double load_ms = 0;
     auto vlm = load_model(a, *cfg, &load_ms);
     if (!vlm.is_ok()) return fail(vlm.status().message());
