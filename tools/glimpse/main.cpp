@@ -71,10 +71,6 @@ int fail(const std::string& msg, int code = kExitFailure) {
 
 int usage_error(const std::string& msg) { return fail(msg, kExitUsage); }
 
-// model_config's error: a usage error, or a failed run when the text model could not be read.
-int model_config_error(const Status& status, bool text_model_unreadable) {
-    return text_model_unreadable ? fail(status.message()) : usage_error(status.message());
-}
 
 // Writes the answer to stdout; false (with errno set) when it cannot, e.g. a full disk or a closed
 // pipe, so the run stops and exits non-zero instead of reporting success with the answer lost.
@@ -248,6 +244,19 @@ Result<VlmConfig> model_config(const ArgParser& a, bool* text_model_unreadable =
         }
     }
     return cfg;
+}
+
+// model_config for a command: the config, or the exit status to return after printing why (a
+// usage error, or a failed run when the text model could not be read).
+struct ModelConfigOrExit {
+    std::optional<VlmConfig> config;
+    int exit_code = 0;
+};
+ModelConfigOrExit model_config_or_exit(const ArgParser& a) {
+    bool text_model_unreadable = false;
+    auto cfg = model_config(a, &text_model_unreadable);
+    if (cfg.is_ok()) return {std::move(*cfg), 0};
+    return {std::nullopt, text_model_unreadable ? fail(cfg.status().message()) : usage_error(cfg.status().message())};
 }
 
 // serve reads its model options through this, so --decisions holds there as it does for caption.
@@ -577,9 +586,8 @@ int cmd_caption(int argc, char** argv) {
     if (!(top_p > 0 && top_p <= 1) || !(min_p >= 0 && min_p < 1) || !(temp >= 0)) {
         return usage_error("sampling parameters out of range (--temp >= 0, 0 < --top-p <= 1, 0 <= --min-p < 1)");
     }
-    bool text_model_unreadable = false;
-    auto cfg = model_config(a, &text_model_unreadable);
-    if (!cfg.is_ok()) return model_config_error(cfg.status(), text_model_unreadable);
+    auto [cfg, config_exit_code] = model_config_or_exit(a);
+    if (!cfg) return config_exit_code;
     std::vector<std::string> each_paths;
     if (each) {
         auto listed = batch_image_list(a.get("--each"));  // before the model loads: an empty list is an early error
@@ -789,9 +797,8 @@ int cmd_inspect(int argc, char** argv) {
     std::string err;
     int64_t n_predict = 256;
     if (!a.get_int("--n-predict", 0, limits::kMaxContextLength, &n_predict, &err)) return usage_error(err);
-    bool text_model_unreadable = false;
-    auto cfg = model_config(a, &text_model_unreadable);
-    if (!cfg.is_ok()) return model_config_error(cfg.status(), text_model_unreadable);
+    auto [cfg, config_exit_code] = model_config_or_exit(a);
+    if (!cfg) return config_exit_code;
     double load_ms = 0;
     auto vlm = load_model(a, *cfg, &load_ms);
     if (!vlm.is_ok()) return fail(vlm.status().message());
@@ -1009,9 +1016,8 @@ int cmd_eval(int argc, char** argv) {
     }
     opt.caption_prompt = a.get("--caption-prompt");
     opt.keep_samples = a.has("--samples");
-    bool text_model_unreadable = false;
-    auto cfg = model_config(a, &text_model_unreadable);
-    if (!cfg.is_ok()) return model_config_error(cfg.status(), text_model_unreadable);
+    auto [cfg, config_exit_code] = model_config_or_exit(a);
+    if (!cfg) return config_exit_code;
     double load_ms = 0;
     auto vlm = load_model(a, *cfg, &load_ms);
     if (!vlm.is_ok()) return fail(vlm.status().message());
