@@ -1358,14 +1358,16 @@ TEST_CASE("JPEGs with corrupt entropy-coded data are refused; complete ones keep
     const size_t scan_start = sos + 2 + (size_t{jpg[sos + 2]} << 8 | jpg[sos + 3]);
     REQUIRE(scan_start + 100 < jpg.size());
 
+    // The file named `name` is refused as a parse error with exactly `message`.
+    auto check_refused = [](const std::vector<uint8_t>& bytes, const char* name, const std::string& message) {
+        auto r = image_decode_memory(bytes.data(), bytes.size(), name);
+        REQUIRE_FALSE(r.is_ok());
+        CHECK(r.status().code() == StatusCode::parse_error);
+        CHECK_MESSAGE(r.status().message() == message, r.status().message());
+    };
     std::vector<uint8_t> cut(jpg.begin(), jpg.begin() + static_cast<std::ptrdiff_t>((scan_start + jpg.size()) / 2));
     append(cut, std::vector<uint8_t>{0xFF, 0xD9});
-    auto a = image_decode_memory(cut.data(), cut.size(), "cut.jpg");
-    REQUIRE_FALSE(a.is_ok());
-    CHECK(a.status().code() == StatusCode::parse_error);
-    CHECK_MESSAGE(a.status().message() ==
-                      "cut.jpg: corrupt JPEG: premature end of data segment (libjpeg-turbo)",
-                  a.status().message());
+    check_refused(cut, "cut.jpg", "cut.jpg: corrupt JPEG: premature end of data segment (libjpeg-turbo)");
 
     // Extraneous bytes after the scan (before EOI) are a warning libjpeg-turbo tolerates, and so
     // does stb: the file still decodes, to the same pixels.
@@ -1382,12 +1384,8 @@ TEST_CASE("JPEGs with corrupt entropy-coded data are refused; complete ones keep
     // decode it over the first (and a shorter copy runs stb out of bits), so it is refused.
     std::vector<uint8_t> two_scans(jpg.begin(), jpg.end() - 2);
     append(two_scans, std::vector<uint8_t>(jpg.begin() + static_cast<std::ptrdiff_t>(sos), jpg.end()));
-    auto c = image_decode_memory(two_scans.data(), two_scans.size(), "two_scans.jpg");
-    REQUIRE_FALSE(c.is_ok());
-    CHECK(c.status().code() == StatusCode::parse_error);
-    CHECK_MESSAGE(c.status().message() ==
-                      "two_scans.jpg: corrupt JPEG: Didn't expect more than one scan (libjpeg-turbo)",
-                  c.status().message());
+    check_refused(two_scans, "two_scans.jpg",
+                  "two_scans.jpg: corrupt JPEG: Didn't expect more than one scan (libjpeg-turbo)");
 
     // Without its EOI the file ends before the end marker: refused (stb refuses it as well).
     std::vector<uint8_t> no_eoi(jpg.begin(), jpg.end() - 2);
