@@ -126,6 +126,9 @@ public:
 
     // A plan for passes of up to max_rows tokens over a cache of `context` slots.
     Result<DecoderPlan> compile(int64_t max_rows, int64_t context, DType kv_type, int n_threads);
+    // Threads that pack the weights a compile asks for (the model's pool; nullptr: the
+    // compiling thread alone). The packed bytes are the same either way.
+    void set_pack_pool(ThreadPool* pool) { packed_.set_pack_pool(pool); }
 
     // Runs rows [0, n_rows) of embeddings at positions pos0.. (written by the
     // caller into the plan's inputs), appending to the cache at slot pos0.

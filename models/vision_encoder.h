@@ -134,6 +134,9 @@ public:
     // Builds and compiles the encoder graph for one chunk of image_size², with
     // optional attention taps.
     Result<VisionPlan> compile(int n_threads, const VisionTaps& taps = {}, const VisionMerge& merge = {});
+    // Threads that pack the weights a compile asks for (the model's pool; nullptr: the
+    // compiling thread alone). The packed bytes are the same either way.
+    void set_pack_pool(ThreadPool* pool) { packed_.set_pack_pool(pool); }
 
     // pixels:(3,S,S) -> out:(n_tokens, n_embd_out), with a compiled plan.
     Status encode(VisionPlan& plan, const float* pixels, float* out, ThreadPool* pool) const;

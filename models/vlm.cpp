@@ -94,6 +94,8 @@ Result<std::unique_ptr<Vlm>> Vlm::load(const std::string& text_path, const std::
     if (!anti.empty()) m->antiprompt_ = m->tokenizer_->encode(anti, false, true);
     GLIMPSE_ASSIGN_OR_RETURN(m->text_, TextDecoder::from_file(std::move(text_file)));
     GLIMPSE_ASSIGN_OR_RETURN(m->vision_, VisionEncoder::load(mmproj_path, config.numerics, m->pool_.get()));
+    m->text_->set_pack_pool(m->pool_.get());
+    m->vision_->set_pack_pool(m->pool_.get());
 
     // Loading read metadata and copied small tensors; the weights are read again when packed.
     m->text_->file().mapping()->release_resident_pages();

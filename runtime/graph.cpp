@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdarg>
 #include <cstring>
+#include <mutex>
 
 #include "ops/tome.h"
 #include "ops/weights.h"
@@ -492,16 +493,25 @@ Status Plan::bind_value(ValueId v, void* data) {
 
 Status Plan::check_and_choose_kernels() {
     const int64_t threads = options_.n_threads;
+    // Every linear node's weights are packed together after the loop (in parallel where
+    // the cache has a pack pool); nothing reads a packed copy before that.
+    if (options_.weight_cache) options_.weight_cache->start_queue();
     for (size_t i = 0; i < graph_.nodes_.size(); ++i) {
         Node& n = graph_.nodes_[i];
         const OpDescriptor& op = op_descriptor(n.op);
         if (op.kernel_family) n.kernel = select_kernel(*op.kernel_family);
         if (op.compile) {
             OpCompileContext c{n, static_cast<int>(i), graph_.values_, options_, own_cache_, threads};
-            GLIMPSE_RETURN_IF_ERROR(op.compile(c));
+            if (Status s = op.compile(c); !s.is_ok()) {
+                if (options_.weight_cache) options_.weight_cache->drop_queued();
+                return s;
+            }
+            // A plan without a cache of its own gets one at its first packed weight.
+            if (options_.weight_cache && own_cache_.get() == options_.weight_cache) own_cache_->start_queue();
         }
         memory_.scratch_bytes = std::max(memory_.scratch_bytes, align_up(n.scratch_bytes, kBufferAlignment));
     }
+    if (options_.weight_cache) options_.weight_cache->pack_queued();
     // Constants that stay in use in place: every input that is not a packed matmul weight.
     std::vector<bool> read_in_place(graph_.values_.size(), false);
     for (const Node& n : graph_.nodes_) {
@@ -613,13 +623,60 @@ const void* PackedWeightCache::get(const MatmulKernel& kernel, const void* w, in
         if (e.w == w && e.kernel == &kernel) return e.data;
     }
     const int64_t bytes = kernel.packed_bytes(N, K);
-    uint8_t* data = aligned_buffer_alloc(static_cast<size_t>(bytes));
+    uint8_t* data = aligned_buffer_alloc_uninitialized(static_cast<size_t>(bytes));
     if (!data) return nullptr;
-    kernel.pack(w, N, K, data);
-    if (hook_) hook_(w, static_cast<size_t>(N * dtype_row_bytes(kernel.w_type, K)));
-    entries_.push_back({w, &kernel, data});
+    entries_.push_back({w, &kernel, data, N, K, bytes, false});
     bytes_ += bytes;
+    if (!queueing_) {
+        pack_entry(entries_.back());
+        release_source(entries_.back());
+    }
     return data;
+}
+
+void PackedWeightCache::pack_entry(Entry& e) {
+    // Zeroed first so padding a packer skips is defined, as in every other buffer.
+    std::memset(e.data, 0, aligned_buffer_bytes(static_cast<size_t>(e.bytes)));
+    e.kernel->pack(e.w, e.N, e.K, e.data);
+    e.packed = true;
+}
+
+void PackedWeightCache::release_source(const Entry& e) {
+    if (hook_) hook_(e.w, static_cast<size_t>(e.N * dtype_row_bytes(e.kernel->w_type, e.K)));
+}
+
+void PackedWeightCache::pack_queued() {
+    queueing_ = false;
+    // glimpse's own packers are pure functions of (w, N, K); a library provider's
+    // (available != nullptr) may use process-wide library state, so those run one by one.
+    std::vector<size_t> parallel, serial;
+    for (size_t i = 0; i < entries_.size(); ++i) {
+        if (!entries_[i].packed) (entries_[i].kernel->available ? serial : parallel).push_back(i);
+    }
+    std::mutex hook_mutex;
+    auto pack_and_release = [&](Entry& e) {
+        pack_entry(e);
+        std::lock_guard<std::mutex> lock(hook_mutex);
+        release_source(e);
+    };
+    if (pack_pool_ && parallel.size() > 1) {
+        pack_pool_->parallel_for(static_cast<int64_t>(parallel.size()), [&](int64_t begin, int64_t end, int) {
+            for (int64_t i = begin; i < end; ++i) pack_and_release(entries_[parallel[static_cast<size_t>(i)]]);
+        });
+    } else {
+        for (size_t i : parallel) pack_and_release(entries_[i]);
+    }
+    for (size_t i : serial) pack_and_release(entries_[i]);
+}
+
+void PackedWeightCache::drop_queued() {
+    queueing_ = false;
+    for (size_t i = entries_.size(); i-- > 0;) {
+        if (entries_[i].packed) continue;
+        bytes_ -= entries_[i].bytes;
+        aligned_buffer_free(entries_[i].data);
+        entries_.erase(entries_.begin() + static_cast<std::ptrdiff_t>(i));
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -191,27 +191,46 @@ private:
 // Weights repacked for a kernel, shared by every plan built from one model (a
 // decoder recompiled for a longer prompt reuses them). Keyed by the weight's
 // address and the kernel.
+//
+// A plan's compile queues the packing (start_queue, then get() only allocates) and
+// runs it at the end (pack_queued), on the pack pool's threads when one is set: packing
+// is most of a plan's compile time, which the time to first token pays in full.
 class PackedWeightCache {
 public:
     ~PackedWeightCache();
-    // The packed form of w:(N,K) for `kernel`, packing it on first use; nullptr if
-    // the allocation fails.
+    // The packed form of w:(N,K) for `kernel`, packing it on first use (or, while
+    // queueing, once pack_queued() has run); nullptr if the allocation fails.
     const void* get(const MatmulKernel& kernel, const void* w, int64_t N, int64_t K);
     int64_t bytes() const { return bytes_; }
     // Called with each source weight (address, stored bytes) right after it was
     // packed: a model whose weights are file-mapped drops those pages, so a weight
     // is not resident twice (the file's copy and the packed one) at any time.
+    // Called from one thread at a time (pack_queued serialises it).
     void set_packed_source_hook(std::function<void(const void* w, size_t bytes)> hook) { hook_ = std::move(hook); }
+    // Threads that run queued packing (nullptr: the thread calling pack_queued). The
+    // packed bytes do not depend on it.
+    void set_pack_pool(ThreadPool* pool) { pack_pool_ = pool; }
+    // From here on get() allocates and queues; pack_queued() packs what is queued and
+    // stops queueing, drop_queued() (a failed compile) frees it instead.
+    void start_queue() { queueing_ = true; }
+    void pack_queued();
+    void drop_queued();
 
 private:
     struct Entry {
         const void* w;
         const MatmulKernel* kernel;
         uint8_t* data;
+        int64_t N, K, bytes;
+        bool packed;
     };
+    void pack_entry(Entry& e);
+    void release_source(const Entry& e);
     std::vector<Entry> entries_;
     int64_t bytes_ = 0;
     std::function<void(const void*, size_t)> hook_;
+    ThreadPool* pack_pool_ = nullptr;
+    bool queueing_ = false;
 };
 
 struct PlanOptions {

@@ -3,16 +3,20 @@
 // and the KV cache bounds.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 #include <vector>
 
 #include "ops/matmul.h"
 #include "ops/norm.h"
 #include "runtime/aligned_buffer.h"
+#include "runtime/fp16.h"
 #include "runtime/graph.h"
+#include "targets/cpu_features.h"
 #include "test_util.h"
 
 // Counting allocator for this test binary (operator new; a malloc hook under ASan).
@@ -373,4 +377,80 @@ TEST_CASE("gather_rows node: keeps the rows topk picked; input indices are check
     ValueId xb = gb.input("x", DType::f32, Shape::of({T, C}));
     gb.gather_rows(xb, gb.topk(gb.input("s", DType::f32, Shape::of({T + 1})), 4));
     CHECK(gb.status().message().find("must be a graph input or a topk over the 64 rows") != std::string::npos);
+}
+
+TEST_CASE("packed weights: queued packing on a pool gives the bytes of packing one by one") {
+    // Oracle: kernel.pack called directly on a zeroed buffer, weight by weight (what get()
+    // does when nothing is queued). A plan's compile queues every weight and packs them
+    // together on the model's pool (PackedWeightCache::pack_queued).
+    const MatmulKernel* kernel = nullptr;
+    for (const MatmulKernel* k : matmul_kernels()) {
+        if (k->pack && !k->available && isa_usable(k->isa) && (k->w_type == DType::f16 || k->w_type == DType::f32)) {
+            kernel = k;
+            break;
+        }
+    }
+    if (!kernel) {
+        MESSAGE("no packing f16/f32 kernel at " << std::string(isa_name(active_isa())) << ": skipped");
+        return;
+    }
+    MESSAGE("kernel " << std::string(kernel->name));
+    // Weights of different sizes (row counts with tails), as raw bytes of the kernel's type.
+    const int64_t shapes[][2] = {{64, 96}, {17, 288}, {130, 32}, {3, 768}, {65, 64}, {1, 1536}, {31, 256}};
+    std::vector<std::vector<uint8_t>> weights;
+    uint64_t seed = 5;
+    for (const auto& s : shapes) {
+        std::vector<uint8_t> w(static_cast<size_t>(s[0] * dtype_row_bytes(kernel->w_type, s[1])));
+        for (size_t i = 0; i + 1 < w.size(); i += 2) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            const uint16_t h = f32_to_f16(static_cast<float>((seed >> 40) & 0xffff) / 32768.0f - 1.0f);
+            std::memcpy(w.data() + i, &h, 2);  // f16 bits (f32 weights: pairs of them, still finite)
+        }
+        weights.push_back(std::move(w));
+    }
+    std::vector<std::vector<uint8_t>> oracle;
+    for (size_t i = 0; i < weights.size(); ++i) {
+        std::vector<uint8_t> out(static_cast<size_t>(kernel->packed_bytes(shapes[i][0], shapes[i][1])), 0);
+        kernel->pack(weights[i].data(), shapes[i][0], shapes[i][1], out.data());
+        oracle.push_back(std::move(out));
+    }
+    auto check_cache = [&](PackedWeightCache& cache, bool queue) {
+        std::vector<const void*> released;
+        cache.set_packed_source_hook([&](const void* w, size_t) { released.push_back(w); });
+        if (queue) cache.start_queue();
+        std::vector<const void*> packed;
+        for (size_t i = 0; i < weights.size(); ++i) {
+            packed.push_back(cache.get(*kernel, weights[i].data(), shapes[i][0], shapes[i][1]));
+            REQUIRE(packed.back() != nullptr);
+        }
+        // Asked again while queued: the same buffer, queued once.
+        CHECK(cache.get(*kernel, weights[0].data(), shapes[0][0], shapes[0][1]) == packed[0]);
+        if (queue) {
+            CHECK(released.empty());  // nothing packed (so nothing released) before pack_queued
+            cache.pack_queued();
+        }
+        CHECK(released.size() == weights.size());
+        for (size_t i = 0; i < weights.size(); ++i) {
+            CHECK(std::find(released.begin(), released.end(), weights[i].data()) != released.end());
+            CHECK(std::memcmp(packed[i], oracle[i].data(), oracle[i].size()) == 0);
+        }
+    };
+    PackedWeightCache direct, queued_alone, queued_pool;
+    check_cache(direct, false);
+    check_cache(queued_alone, true);
+    ThreadPool pool(3);
+    queued_pool.set_pack_pool(&pool);
+    check_cache(queued_pool, true);
+    CHECK(queued_pool.bytes() == direct.bytes());
+
+    // A failed compile drops what it queued: nothing counted, nothing handed out later.
+    PackedWeightCache dropped;
+    dropped.start_queue();
+    REQUIRE(dropped.get(*kernel, weights[1].data(), shapes[1][0], shapes[1][1]) != nullptr);
+    dropped.drop_queued();
+    CHECK(dropped.bytes() == 0);
+    const void* again = dropped.get(*kernel, weights[1].data(), shapes[1][0], shapes[1][1]);
+    REQUIRE(again != nullptr);
+    CHECK(std::memcmp(again, oracle[1].data(), oracle[1].size()) == 0);
+    CHECK(dropped.bytes() == static_cast<int64_t>(oracle[1].size()));
 }
