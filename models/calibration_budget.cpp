@@ -60,15 +60,16 @@ Status check_calibrated_budget(Vlm& vlm, const VlmPrompt& prompt, const BudgetRe
         if (warning) *warning = "warning: " + what + "; running anyway (--over-budget)";
         return Status::ok();
     }
-    // The geometry to calibrate for: the largest image side by side, and this request's -n.
-    int width = 0, height = 0;
+    // The geometry to calibrate for, covering the calibrated one and this request: the larger of
+    // each side and of the answer lengths.
+    int width = c.image_width, height = c.image_height;
     for (const auto& [w, h] : request.image_sizes) {
         width = std::max(width, w);
         height = std::max(height, h);
     }
-    const std::string again =
-        width > 0 ? str_printf("--image-size %dx%d -n %d", width, height, request.n_predict)
-                  : str_printf("-n %d", request.n_predict);
+    const int64_t answer_tokens = std::max<int64_t>(c.answer_tokens, request.n_predict);
+    const std::string again = width > 0 ? str_printf("--image-size %dx%d -n %lld", width, height, static_cast<long long>(answer_tokens))
+                                        : str_printf("-n %lld", static_cast<long long>(answer_tokens));
     return Status(StatusCode::resource_exhausted,
                   what + ": calibrate again for it (" + again + ", a prompt this long), or pass --over-budget to run anyway");
 }

@@ -473,6 +473,8 @@ TEST_CASE("calibrated budget: a request within the plan's budget runs, one that 
     REQUIRE(longer_total > budget);
     const Outcome longer = check(calibrated(budget), 320, 160, 64, false);
     test::check_error(longer.status, StatusCode::resource_exhausted, "64 answer tokens) plans " + std::to_string(longer_total));
+    // The advice covers both: the larger of each side and of the answer lengths.
+    CHECK(longer.status.message().find("--image-size 320x160 -n 64") != std::string::npos);
 
     // over_budget: the same request runs, the warning carrying the numbers.
     const Outcome anyway = check(calibrated(budget), 480, 480, 8, true);

@@ -541,9 +541,12 @@ TEST_CASE("a calibrated plan's budget: caption, inspect and eval refuse a reques
     REQUIRE(doc.is_ok());
     const int64_t planned = doc->find("bytes")->find("total")->as_int();
     const int64_t budget = planned + calibration_process_overhead(doc->find("bytes")->find("weights")->as_int());
+    // Text tokens of the prompt (tile markers included), as calibrate records them.
+    const int64_t prompt_tokens = doc->find("prompt_positions")->as_int() - doc->find("image")->find("tokens")->as_int();
     const std::string plan_path = write_scratch_file(
         "budget-calibrated.json", "{" + stages + R"(, "calibration": {"budget_bytes": )" + std::to_string(budget) +
-                                      R"(, "image_size": [320, 160], "prompt_tokens": 20, "answer_tokens": 8, "search": "greedy"}})");
+                                      R"(, "image_size": [320, 160], "prompt_tokens": )" + std::to_string(prompt_tokens) +
+                                      R"(, "answer_tokens": 8, "search": "greedy"}})");
     auto caption = [&](const std::string& image, const std::string& n, const std::string& plan, bool anyway = false) {
         std::vector<std::string> args = {"caption", "--image", image, "-n", n, "--temp", "0"};
         if (anyway) args.push_back("--over-budget");
@@ -560,7 +563,8 @@ TEST_CASE("a calibrated plan's budget: caption, inspect and eval refuse a reques
     const Run larger = caption(large_png, "8", plan_path);
     CHECK(larger.exit_code == 1);
     CHECK(contains(larger.err, "(a 480x480 image, "));
-    CHECK(contains(larger.err, "calibrated for a 320x160 image, 20 prompt tokens and 8 answer tokens"));
+    CHECK(contains(larger.err, "calibrated for a 320x160 image, " + std::to_string(prompt_tokens) +
+                                   " prompt tokens and 8 answer tokens"));
     CHECK(contains(larger.err, "budget of " + std::to_string(budget) + " bytes"));
     CHECK(contains(larger.err, "calibrate again for it (--image-size 480x480 -n 8"));
     CHECK(contains(larger.err, "--over-budget"));
