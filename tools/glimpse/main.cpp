@@ -135,7 +135,7 @@ void add_pruning_options(ArgParser& a) {
            "with a --plan made by glimpse calibrate (one with a calibration block): run a request whose planned total "
            "+ process overhead (" + std::to_string(kCalibrationProcessOverhead >> 20) + " MiB + " +
                str_printf("%g", 100 * kCalibrationOverheadWeightShare) +
-               " % of the weights) exceeds the plan's budget (a larger image, more tiles, a longer prompt or a larger "
+               " % of the weights) exceeds the plan's budget (more tiles from a larger image, a longer prompt or a larger "
                "-n than calibrated) anyway, with a warning on stderr; without it such a request is refused "
                "(docs/calibration.md)");
 }
