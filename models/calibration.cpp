@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <limits>
 
+#include "models/calibration_budget.h"
 #include "models/image_preprocess.h"
 #include "runtime/json.h"
 
@@ -296,12 +297,7 @@ Result<VlmMemory> Calibrator::planned_memory(Vlm& vlm) {
     GLIMPSE_ASSIGN_OR_RETURN(VlmPrompt prompt, vlm.build_prompt(settings_.plan_prompt, {img}));
     GLIMPSE_RETURN_IF_ERROR(vlm.prepare(prompt, settings_.answer_tokens));
     plan_prompt_text_tokens_ = prompt.n_positions() - prompt.n_image_tokens();
-    VlmMemory m = vlm.memory();
-    // What generate() holds for this prompt (as `glimpse inspect --json` counts it): the image
-    // embeddings it keeps and the preprocessed tiles.
-    m.image_buffers = prompt.n_image_tokens() * vlm.text().hparams().n_embd * 4;
-    for (const PreprocessedImage& p : prompt.images) m.image_buffers += static_cast<int64_t>(p.data.size() * 4);
-    return m;
+    return planned_request_memory(vlm, prompt);  // image buffers included, as `inspect --json` counts them
 }
 
 Status Calibrator::run_teacher(const CalibrationProgressFn& progress) {
@@ -391,8 +387,7 @@ Result<CalibrationPoint> Calibrator::point_of(const CalibrationConfig& config, b
     CalibrationPoint p;
     p.config = config;
     GLIMPSE_ASSIGN_OR_RETURN(p.memory, planned_memory(*vlm));
-    p.overhead = settings_.process_overhead +
-                 static_cast<int64_t>(std::ceil(settings_.overhead_weight_share * static_cast<double>(p.memory.weights)));
+    p.overhead = calibration_process_overhead(p.memory.weights, settings_.process_overhead, settings_.overhead_weight_share);
     p.total = p.memory.total() + p.overhead;
     if (with_loss) {
         GLIMPSE_ASSIGN_OR_RETURN(p.loss, measure_loss(*vlm));

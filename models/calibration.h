@@ -38,6 +38,7 @@
 #include <string_view>
 #include <vector>
 
+#include "models/calibration_budget.h"
 #include "models/vlm.h"
 #include "runtime/image.h"
 #include "runtime/pruning_plan.h"
@@ -112,8 +113,10 @@ struct CalibrationSettings {
     // and decoder activations. Ignored on layouts without tiles (Calibrator::tile_caps() is empty).
     bool tile_levers = false;
     // What the planner does not see (code, libraries, allocator slack, file pages in flight), added to
-    // every planned total: process_overhead + overhead_weight_share x planned weights (measured in
-    // docs/calibration.md: the part beyond the fixed one grows with the model).
+    // every planned total: calibration_process_overhead(planned weights, process_overhead,
+    // overhead_weight_share) (measured in docs/calibration.md: the part beyond the fixed one grows with
+    // the model). The tool's defaults are kCalibrationProcessOverhead and kCalibrationOverheadWeightShare,
+    // the rule check_calibrated_budget holds every request of the written plan to.
     int64_t process_overhead = 0;
     double overhead_weight_share = 0;
     // With kv_levers: at a mixed KV level, lower one decoder layer's q8_0 share at a time

@@ -131,6 +131,9 @@ public:
     const std::vector<double>& kv_mixed_high_shares() const { return text_->kv_mixed_high_shares(); }
     // Whether the shares came as a per-layer list (a plan's kv_cache.high_precision_share array).
     bool kv_mixed_shares_per_layer() const { return config_.pruning && !config_.pruning->kv_high_precision_shares.empty(); }
+    // The pruning plan the model was loaded with (nullopt: none); its calibration block, if any, is
+    // the budget models/calibration_budget.h checks requests against.
+    const std::optional<PruningPlan>& pruning_plan() const { return config_.pruning; }
     // The text model's general.name ("" if the file has none): what a calibrated plan records as `model`.
     std::string model_name() const;
 

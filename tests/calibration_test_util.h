@@ -12,9 +12,9 @@ namespace glimpse::test {
 
 // VlmMemory::total() of `plan` for one image of the settings' geometry, their planned prompt and
 // answer tokens, with the image buffers generate() holds (tiles + embeddings); no process overhead.
-// Optionally the prompt's positions and the values of one KV row (n_head_kv · head_dim).
+// Optionally the prompt's positions, the values of one KV row (n_head_kv · head_dim) and the planned weights.
 inline int64_t planned_bytes(const PruningPlan& plan, const CalibrationSettings& s, int64_t* prompt_positions = nullptr,
-                             int64_t* kv_row_values = nullptr) {
+                             int64_t* kv_row_values = nullptr, int64_t* weights = nullptr) {
     VlmConfig cfg = s.base;
     cfg.pruning = plan;
     auto vlm = Vlm::load(s.text_path, s.mmproj_path, cfg);
@@ -30,6 +30,7 @@ inline int64_t planned_bytes(const PruningPlan& plan, const CalibrationSettings&
     m.image_buffers = prompt->n_image_tokens() * (*vlm)->text().hparams().n_embd * 4;
     for (const PreprocessedImage& p : prompt->images) m.image_buffers += static_cast<int64_t>(p.data.size() * 4);
     if (prompt_positions) *prompt_positions = prompt->n_positions();
+    if (weights) *weights = m.weights;
     if (kv_row_values) *kv_row_values = (*vlm)->text().hparams().n_head_kv * (*vlm)->text().hparams().head_dim;
     return m.total();
 }

@@ -370,3 +370,125 @@ TEST_CASE("calibration: the per-layer KV lever lowers one layer's q8_0 share; th
     CHECK(std::abs(kl - chosen.loss.mean_kl) <= 1e-8);
     MESSAGE("chosen: " << chosen.step << ", per-layer step on the path: " << per_layer_step);
 }
+
+TEST_CASE("calibrated budget: the overhead rule worked by hand") {
+    // 16 MiB + 20 % of the weights, rounded up to a byte (docs/calibration.md).
+    CHECK(calibration_process_overhead(0) == 16 * 1048576);
+    CHECK(calibration_process_overhead(10) == 16 * 1048576 + 2);
+    CHECK(calibration_process_overhead(8000001) == 16 * 1048576 + 1600001);  // 1,600,000.2 rounded up
+    CHECK(calibration_process_overhead(100, 1000, 0.5) == 1050);
+}
+
+TEST_CASE("calibrated budget: a request within the plan's budget runs, one that plans more is refused naming both "
+          "geometries, over_budget warns instead; a plan without the block is never checked") {
+    if (test::emulated()) return;  // model runs (the planner on the bundled model), as above
+    // The reference request: a 320x160 image (a 2x1 tile grid on the bundled model: 80 px tiles,
+    // 160 px longest edge), one prompt, 8 answer tokens; its planned total + the overhead is the budget.
+    CalibrationSettings ref;
+    ref.text_path = bundled("text");
+    ref.mmproj_path = bundled("mmproj");
+    ref.base = base_config();
+    ref.image_width = 320;
+    ref.image_height = 160;
+    ref.plan_prompt = "Is there a small purple triangle in the image?";
+    ref.answer_tokens = 8;
+    auto shorthand = pruning_plan_from_shorthand("divprune", 0.5);
+    REQUIRE(shorthand.is_ok());
+    const PruningPlan plain = *shorthand;
+    int64_t positions = 0, row_values = 0, weights = 0;
+    const int64_t planned = test::planned_bytes(plain, ref, &positions, &row_values, &weights);
+    const int64_t budget = planned + calibration_process_overhead(weights);
+
+    // The same plan with a calibration block for that budget and geometry.
+    auto calibrated = [&](int64_t budget_bytes) {
+        PruningPlan p = plain;
+        PruningCalibration c;
+        c.budget_bytes = budget_bytes;
+        c.image_width = ref.image_width;
+        c.image_height = ref.image_height;
+        c.prompt_tokens = 12;  // recorded as calibrate would; the check only reports it
+        c.answer_tokens = ref.answer_tokens;
+        c.search = "greedy";
+        p.calibration = c;
+        return p;
+    };
+    struct Outcome {
+        Status status;
+        std::string warning;
+        int64_t kv_cache_planned = 0;  // Vlm::memory().kv_cache after the check: 0 when nothing was planned
+    };
+    // One request (a fresh model each: plans only grow) checked against `plan`.
+    auto check = [&](const PruningPlan& plan, int w, int h, int n, bool over_budget) {
+        VlmConfig cfg = base_config();
+        cfg.pruning = plan;
+        auto vlm = Vlm::load(ref.text_path, ref.mmproj_path, cfg);
+        REQUIRE_MESSAGE(vlm.is_ok(), vlm.status().message());
+        ImageU8 img;
+        img.width = w;
+        img.height = h;
+        img.rgb.assign(static_cast<size_t>(w) * h * 3, 7);
+        auto prompt = (*vlm)->build_prompt(ref.plan_prompt, {img});
+        REQUIRE(prompt.is_ok());
+        BudgetRequest request;
+        request.label = "request";
+        request.image_sizes = {{w, h}};
+        request.n_predict = n;
+        Outcome o;
+        o.status = check_calibrated_budget(**vlm, *prompt, request, over_budget, &o.warning);
+        o.kv_cache_planned = (*vlm)->memory().kv_cache;
+        return o;
+    };
+    // The planner's total + overhead of another request, computed like the reference's.
+    auto total_of = [&](int w, int h, int n) {
+        CalibrationSettings s = ref;
+        s.image_width = w;
+        s.image_height = h;
+        s.answer_tokens = n;
+        int64_t wts = 0;
+        const int64_t p = test::planned_bytes(plain, s, nullptr, nullptr, &wts);
+        return p + calibration_process_overhead(wts);
+    };
+
+    // Exactly at the budget: the same request runs; one byte less and it is refused.
+    CHECK(check(calibrated(budget), 320, 160, 8, false).status.is_ok());
+    test::check_error(check(calibrated(budget - 1), 320, 160, 8, false).status, StatusCode::resource_exhausted,
+                      "over the pruning plan's budget");
+    // A smaller image with the same grid plans no more: it runs.
+    CHECK(total_of(160, 80, 8) <= budget);
+    CHECK(check(calibrated(budget), 160, 80, 8, false).status.is_ok());
+
+    // A larger image (a 2x2 grid) and a longer answer plan more (the oracle says by how much): refused,
+    // the message naming both geometries, this request's total and what to do.
+    const int64_t larger_total = total_of(480, 480, 8);
+    REQUIRE(larger_total > budget);
+    const Outcome larger = check(calibrated(budget), 480, 480, 8, false);
+    test::check_error(larger.status, StatusCode::resource_exhausted, "a 480x480 image");
+    const std::string& m = larger.status.message();
+    CHECK(m.find("calibrated for a 320x160 image, 12 prompt tokens and 8 answer tokens") != std::string::npos);
+    CHECK(m.find("budget of " + std::to_string(budget) + " bytes") != std::string::npos);
+    CHECK(m.find("plans " + std::to_string(larger_total) + " bytes") != std::string::npos);
+    CHECK(m.find("--image-size 480x480 -n 8") != std::string::npos);
+    CHECK(m.find("--over-budget") != std::string::npos);
+    const int64_t longer_total = total_of(320, 160, 64);
+    REQUIRE(longer_total > budget);
+    const Outcome longer = check(calibrated(budget), 320, 160, 64, false);
+    test::check_error(longer.status, StatusCode::resource_exhausted, "64 answer tokens) plans " + std::to_string(longer_total));
+    // The advice covers both: the larger of each side and of the answer lengths.
+    CHECK(longer.status.message().find("--image-size 320x160 -n 64") != std::string::npos);
+
+    // over_budget: the same request runs, the warning carrying the numbers.
+    const Outcome anyway = check(calibrated(budget), 480, 480, 8, true);
+    CHECK(anyway.status.is_ok());
+    CHECK(anyway.warning.find("a 480x480 image") != std::string::npos);
+    CHECK(anyway.warning.find("plans " + std::to_string(larger_total) + " bytes") != std::string::npos);
+    CHECK(anyway.warning.find("running anyway") != std::string::npos);
+    CHECK(check(calibrated(budget), 320, 160, 8, true).warning.empty());  // within: no warning
+
+    // Without a calibration block (or without a budget in it) nothing is checked, nor planned.
+    for (const PruningPlan& p : {plain, calibrated(0)}) {
+        const Outcome none = check(p, 480, 480, 64, false);
+        CHECK(none.status.is_ok());
+        CHECK(none.warning.empty());
+        CHECK(none.kv_cache_planned == 0);
+    }
+}

@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "models/calibration_budget.h"
 #include "runtime/image.h"
 #include "runtime/json.h"
 #include "test_util.h"
@@ -502,6 +503,100 @@ TEST_CASE("calibrate: bad sizes exit 2, an impossible budget exits 1 naming the 
     const Run clash = run_glimpse(conflict);
     CHECK(clash.exit_code == 2);
     CHECK(contains(clash.err, "conflicts"));
+}
+
+TEST_CASE("a calibrated plan's budget: caption, inspect and eval refuse a request that plans more, naming both; "
+          "--over-budget runs it with a warning; a plan without the block is not checked") {
+    if (test::emulated()) return;
+    const std::vector<std::string> model = {"-m", kBundledText, "--mmproj", kBundledMmproj};
+    const std::string prompt = "Is there a small purple triangle in the image?";
+    // Images: the reference 320x160 (a 2x1 tile grid on the bundled model: 80 px tiles, 160 px longest
+    // edge), a smaller 160x80 (the same grid) and a 480x480 (2x2: more tiles, more planned bytes).
+    auto png = [&](const std::string& name, int w, int h) {
+        ImageU8 img;
+        img.width = w;
+        img.height = h;
+        img.rgb.resize(static_cast<size_t>(w) * h * 3);
+        for (size_t i = 0; i < img.rgb.size(); ++i) img.rgb[i] = static_cast<uint8_t>((i * 37) % 251);
+        const std::string path = (scratch_dir() / name).string();
+        REQUIRE(image_write_png(path, img).is_ok());
+        return path;
+    };
+    const std::string ref_png = png("budget-ref.png", 320, 160), small_png = png("budget-small.png", 160, 80),
+                      large_png = png("budget-large.png", 480, 480);
+    const std::string stages = R"("format": "glimpse.pruning-plan", "version": 1,
+        "stages": [{"at": "after_projector", "method": "divprune", "keep": 0.5}], "kv_cache": {"type": "q8_0"})";
+    const std::string plain_path = write_scratch_file("budget-plain.json", "{" + stages + "}");
+    auto with_plan = [&](std::vector<std::string> args, const std::string& plan) {
+        args.insert(args.begin() + 1, model.begin(), model.end());
+        args.insert(args.end(), {"--plan", plan});
+        if (args[0] != "eval") args.insert(args.end(), {"-p", prompt});  // eval asks the scenes' own questions
+        return run_glimpse(args);
+    };
+    // The oracle: the planner's own total for the reference request (inspect --json with the plan
+    // without its calibration block) + the process overhead of its weights.
+    const Run ref = with_plan({"inspect", "--json", "--image", ref_png, "-n", "8"}, plain_path);
+    REQUIRE_MESSAGE(ref.exit_code == 0, ref.err);
+    auto doc = json_parse(ref.out);
+    REQUIRE(doc.is_ok());
+    const int64_t planned = doc->find("bytes")->find("total")->as_int();
+    const int64_t budget = planned + calibration_process_overhead(doc->find("bytes")->find("weights")->as_int());
+    // Text tokens of the prompt (tile markers included), as calibrate records them.
+    const int64_t prompt_tokens = doc->find("prompt_positions")->as_int() - doc->find("image")->find("tokens")->as_int();
+    const std::string plan_path = write_scratch_file(
+        "budget-calibrated.json", "{" + stages + R"(, "calibration": {"budget_bytes": )" + std::to_string(budget) +
+                                      R"(, "image_size": [320, 160], "prompt_tokens": )" + std::to_string(prompt_tokens) +
+                                      R"(, "answer_tokens": 8, "search": "greedy"}})");
+    auto caption = [&](const std::string& image, const std::string& n, const std::string& plan, bool anyway = false) {
+        std::vector<std::string> args = {"caption", "--image", image, "-n", n, "--temp", "0"};
+        if (anyway) args.push_back("--over-budget");
+        return with_plan(args, plan);
+    };
+
+    // The same request and a smaller image run.
+    const Run same = caption(ref_png, "8", plan_path);
+    CHECK_MESSAGE(same.exit_code == 0, same.err);
+    const Run smaller = caption(small_png, "8", plan_path);
+    CHECK_MESSAGE(smaller.exit_code == 0, smaller.err);
+    CHECK_FALSE(contains(same.err + smaller.err, "budget"));
+    // A larger image and a longer answer are refused, naming both geometries and what to do.
+    const Run larger = caption(large_png, "8", plan_path);
+    CHECK(larger.exit_code == 1);
+    CHECK(contains(larger.err, "(a 480x480 image, "));
+    CHECK(contains(larger.err, "calibrated for a 320x160 image, " + std::to_string(prompt_tokens) +
+                                   " prompt tokens and 8 answer tokens"));
+    CHECK(contains(larger.err, "budget of " + std::to_string(budget) + " bytes"));
+    CHECK(contains(larger.err, "calibrate again for it (--image-size 480x480 -n 8"));
+    CHECK(contains(larger.err, "--over-budget"));
+    CHECK(larger.out.empty());  // refused before generating
+    const Run longer = caption(ref_png, "64", plan_path);
+    CHECK(longer.exit_code == 1);
+    CHECK(contains(longer.err, "(a 320x160 image, "));
+    CHECK(contains(longer.err, ", 64 answer tokens) plans "));
+    // --over-budget runs it, with one warning line carrying the numbers.
+    const Run anyway = caption(large_png, "8", plan_path, true);
+    CHECK_MESSAGE(anyway.exit_code == 0, anyway.err);
+    CHECK(contains(anyway.err, "glimpse: warning: this request (a 480x480 image, "));
+    CHECK(contains(anyway.err, "running anyway (--over-budget)"));
+    // inspect (--json too) checks the request it plans for.
+    const Run inspect_large = with_plan({"inspect", "--json", "--image", large_png, "-n", "8"}, plan_path);
+    CHECK(inspect_large.exit_code == 1);
+    CHECK(contains(inspect_large.err, "over the pruning plan's budget"));
+    const Run inspect_ref = with_plan({"inspect", "--json", "--image", ref_png, "-n", "8"}, plan_path);
+    CHECK_MESSAGE(inspect_ref.exit_code == 0, inspect_ref.err);
+    // eval checks every request: its captions plan 96 answer tokens, over this budget; the error names the scene.
+    const Run eval = with_plan({"eval", "--scenes", "1000000:1000001", "--preset", "bundled"}, plan_path);
+    CHECK(eval.exit_code == 1);
+    CHECK(contains(eval.err, "scene 1000000 (caption) ("));
+    CHECK(contains(eval.err, ", 96 answer tokens) plans "));
+    const Run eval_anyway =
+        with_plan({"eval", "--scenes", "1000000:1000001", "--preset", "bundled", "--over-budget"}, plan_path);
+    CHECK_MESSAGE(eval_anyway.exit_code == 0, eval_anyway.err);
+    CHECK(contains(eval_anyway.err, "ran over the calibrated plan's budget (--over-budget)"));
+    // The plan without its calibration block is never checked.
+    const Run unchecked = caption(large_png, "64", plain_path);
+    CHECK_MESSAGE(unchecked.exit_code == 0, unchecked.err);
+    CHECK_FALSE(contains(unchecked.err, "budget"));
 }
 
 TEST_CASE("calibrate: the summary names the KV cache the plan file holds, per decoder layer when it has a list") {

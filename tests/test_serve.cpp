@@ -27,6 +27,8 @@
 #include <thread>
 #include <vector>
 
+#include "calibration_test_util.h"
+#include "models/calibration_budget.h"
 #include "models/vlm.h"
 #include "runtime/image.h"
 #include "test_util.h"
@@ -125,11 +127,12 @@ struct TestServer {
     int port = 0;
 
     TestServer(int slots, int queue, int64_t max_body = int64_t{32} << 20, std::function<void()> on_slot_taken = {},
-               std::optional<PruningPlan> pruning = std::nullopt) {
+               std::optional<PruningPlan> pruning = std::nullopt, bool over_budget = false) {
         std::vector<std::unique_ptr<Vlm>> models;
         for (int i = 0; i < slots; ++i) models.push_back(load_vlm(pruning));
         ServeOptions o;
         o.pruning = pruning;
+        o.over_budget = over_budget;
         o.port = 0;
         o.queue = queue;
         o.max_body_bytes = max_body;
@@ -337,6 +340,44 @@ TEST_CASE("serve: a server started with a pruning plan answers as the CLI with t
     auto models = s.client().Get("/v1/models");
     REQUIRE(models);
     CHECK(json::parse(models->body)["data"][0]["meta"]["pruning"].is_object());
+}
+
+TEST_CASE("serve: a calibrated plan's budget refuses a request that plans more with 400; --over-budget answers it") {
+    // The budget: the planner's own total for kImage, kPrompt and 8 answer tokens (the oracle,
+    // computed apart from the server) + the process overhead of its weights.
+    auto image = image_decode_file(kImage);
+    REQUIRE(image.is_ok());
+    auto plain = pruning_plan_from_shorthand("divprune", 0.5);
+    REQUIRE(plain.is_ok());
+    CalibrationSettings ref;
+    ref.text_path = kText;
+    ref.mmproj_path = kMmproj;
+    ref.base = one_thread_config();
+    ref.image_width = image->width;
+    ref.image_height = image->height;
+    ref.plan_prompt = kPrompt;
+    ref.answer_tokens = 8;
+    int64_t weights = 0;
+    const int64_t planned = test::planned_bytes(*plain, ref, nullptr, nullptr, &weights);
+    PruningPlan plan = *plain;
+    PruningCalibration c;
+    c.budget_bytes = planned + calibration_process_overhead(weights);
+    c.image_width = image->width;
+    c.image_height = image->height;
+    c.answer_tokens = 8;
+    plan.calibration = c;
+    const std::string png = png_data_uri();
+    {
+        TestServer s(1, 1, int64_t{32} << 20, {}, plan);
+        CHECK_FALSE(answer_of(s.post(chat_body(png, kPrompt, {{"max_tokens", 8}}).dump())).empty());
+        auto [status, message] = refusal(s.post(chat_body(png, kPrompt, {{"max_tokens", 16}}).dump()));
+        CHECK(status == 400);
+        CHECK(contains(message, ", 16 answer tokens) plans "));
+        CHECK(contains(message, str_printf("calibrated for a %dx%d image", image->width, image->height)));
+        CHECK(contains(message, "--over-budget"));
+    }
+    TestServer anyway(1, 1, int64_t{32} << 20, {}, plan, true);
+    CHECK_FALSE(answer_of(anyway.post(chat_body(png, kPrompt, {{"max_tokens", 16}}).dump())).empty());
 }
 
 TEST_CASE("serve: a JPEG data URI is answered as the decoded file is") {

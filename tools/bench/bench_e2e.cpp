@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "models/calibration_budget.h"
 #include "models/decoder_pruning.h"
 #include "models/vlm.h"
 #include "ops/matmul.h"
@@ -166,6 +167,8 @@ int cmd_e2e(int argc, char** argv) {
     a.option("--prune", "METHOD", "prune visual tokens after the projector (docs/pruning.md), with --keep");
     a.option("--keep", "F", "with --prune: fraction in (0, 1] of the image's visual tokens kept, or a count > 1");
     a.option("--plan", "FILE", "a pruning plan file instead of --prune/--keep (compact position ids)");
+    a.flag("--over-budget", "with a --plan made by glimpse calibrate: run even when this image, prompt and -n plan more "
+           "than the plan's budget (with a warning on stderr); without it that is refused (docs/calibration.md)");
     a.option("--max-tiles", "N", "SmolVLM: at most N tiles per image (1..1024; docs/pruning.md, Tile budget)");
     a.option("--numerics", "MODE",
              "vision encoder numerics: exact (the mmproj as stored) or fast (its f16/bf16/f32 matrices quantized "
@@ -266,6 +269,17 @@ int cmd_e2e(int argc, char** argv) {
     t0 = now_ms();
     if (Status s = vlm.prepare(prompt, static_cast<int>(n_predict)); !s.is_ok()) return fail(s.message());
     const double compile_text_ms = now_ms() - t0;
+    {
+        // A calibrated plan's budget holds for its geometry and lengths (models/calibration_budget.h).
+        BudgetRequest request;
+        request.image_sizes = {{images[0].width, images[0].height}};
+        request.n_predict = static_cast<int>(n_predict);
+        std::string warning;
+        if (Status s = check_calibrated_budget(vlm, prompt, request, a.has("--over-budget"), &warning); !s.is_ok()) {
+            return fail(s.message());
+        }
+        if (!warning.empty()) std::fprintf(stderr, "glimpse-bench e2e: %s\n", warning.c_str());
+    }
 
     SamplingParams sp;
     sp.temperature = 0;  // greedy: deterministic

@@ -23,13 +23,10 @@
 namespace glimpse::tools {
 namespace {
 
-// Peak RSS of a caption run minus its planned total (docs/calibration.md): 14.4-15.1 MiB on the
-// bundled models (8 MiB of weights); 41.4 MiB (unpruned) to 57 MiB (divprune 0.25 + q8_0) on the
-// SmolVLM-256M layout (316 MiB of weights), whose peak RSS barely moves with the plan (it is set
-// while the weights are repacked at load, not by the arenas). 16 MiB + 20 % of the planned weights
-// covers every measurement; added to every planned total so that the peak RSS stays within budget.
-constexpr const char* kDefaultProcessOverhead = "16MiB";
-constexpr const char* kDefaultOverheadWeightShare = "0.2";
+// The process overhead's defaults as option texts: the library's rule (models/calibration_budget.h,
+// measured in docs/calibration.md), which the tools that run a calibrated plan check it with.
+const std::string kDefaultProcessOverhead = std::to_string(kCalibrationProcessOverhead >> 20) + "MiB";
+const std::string kDefaultOverheadWeightShare = str_printf("%g", kCalibrationOverheadWeightShare);
 
 double mib(int64_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); }
 
@@ -230,7 +227,8 @@ int calibrate_command(const std::string& program, int argc, char** argv) {
              "(SmolVLM's tile cap, from the image's own grid down to 1 tile + overview; skipped on models without "
              "tiles)", "divprune,pyramiddrop,kv,max-tiles");
     a.option("--process-overhead", "SIZE", "fixed bytes added to every planned total for what the planner does not "
-             "see (code, libraries, allocator; measured in docs/calibration.md)", kDefaultProcessOverhead);
+             "see (code, libraries, allocator; measured in docs/calibration.md). caption, eval and inspect check the "
+             "written plan's budget with the default overhead", kDefaultProcessOverhead);
     a.option("--overhead-weight-share", "F", "plus this share of the planned weights (measured: it grows with the model)",
              kDefaultOverheadWeightShare);
     a.option("-o,--output", "FILE", "the plan file to write");

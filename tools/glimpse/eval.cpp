@@ -18,6 +18,7 @@
 #include <set>
 #include <sstream>
 
+#include "models/calibration_budget.h"
 #include "runtime/json.h"
 #include "tools/scenes/scene.h"
 
@@ -221,6 +222,19 @@ Result<EvalReport> run_eval(Vlm& vlm, const EvalOptions& opt) {
     const auto t0 = std::chrono::steady_clock::now();
     const int64_t n_scenes =
         files.empty() ? static_cast<int64_t>(opt.seed_end - opt.seed_begin) : static_cast<int64_t>(files.size());
+    // A calibrated plan's budget, per request: scenes differ in size, questions in length.
+    auto check_budget = [&](const VlmPrompt& prompt, const EvalScene& scene, int n_predict, const std::string& what) {
+        BudgetRequest request;
+        request.label = str_printf("scene %llu (%s)", static_cast<unsigned long long>(scene.seed), what.c_str());
+        request.image_sizes = {{scene.image.width, scene.image.height}};
+        request.n_predict = n_predict;
+        std::string warning;
+        GLIMPSE_RETURN_IF_ERROR(check_calibrated_budget(vlm, prompt, request, opt.over_budget, &warning));
+        if (!warning.empty() && r.over_budget_requests++ == 0) {
+            std::fprintf(stderr, "%sglimpse: %s (said once; counted at the end)\n", tty ? "\n" : "", warning.c_str());
+        }
+        return Status::ok();
+    };
 
     for (int64_t i = 0; i < n_scenes; ++i) {
         EvalScene scene;
@@ -239,6 +253,7 @@ Result<EvalReport> run_eval(Vlm& vlm, const EvalOptions& opt) {
         r.visual_tokens_in += cap_prompt.n_image_tokens_in();
         r.visual_tokens_kept += cap_prompt.n_image_tokens();
         std::string caption;
+        GLIMPSE_RETURN_IF_ERROR(check_budget(cap_prompt, scene, opt.caption_tokens, "caption"));
         GLIMPSE_RETURN_IF_ERROR(vlm.generate(cap_prompt, opt.caption_tokens, greedy,
                                              [&](std::string_view b) { caption += b; return true; }, &st, &embd));
         if (st.decoder_layers > 0) {
@@ -260,8 +275,10 @@ Result<EvalReport> run_eval(Vlm& vlm, const EvalOptions& opt) {
         r.captions += 1;
         if (opt.keep_samples) r.samples.push_back({scene.seed, "caption", opt.caption_prompt, "", caption});
 
-        for (const EvalScene::Qa& qa : scene.qa) {
+        for (size_t q = 0; q < scene.qa.size(); ++q) {
+            const EvalScene::Qa& qa = scene.qa[q];
             GLIMPSE_ASSIGN_OR_RETURN(VlmPrompt prompt, vlm.build_prompt(qa.question, std::vector<PreprocessedImage>{pre}));
+            GLIMPSE_RETURN_IF_ERROR(check_budget(prompt, scene, opt.answer_tokens, str_printf("question %zu", q + 1)));
             std::string answer;
             GLIMPSE_RETURN_IF_ERROR(vlm.generate(prompt, opt.answer_tokens, greedy,
                                                  [&](std::string_view b) { answer += b; return true; }, &st, &embd));

@@ -22,6 +22,10 @@ struct EvalOptions {
     int answer_tokens = 8;    // tokens generated per answer
     bool progress = true;     // progress bar on stderr when it is a terminal
     bool keep_samples = false;
+    // A plan with a calibration block: every request (each scene's caption and questions) is held to
+    // its budget (models/calibration_budget.h); the first over it ends the run with an error naming
+    // the scene, unless over_budget (then the first is warned about on stderr and all are counted).
+    bool over_budget = false;
 };
 
 struct EvalReport {
@@ -54,6 +58,7 @@ struct EvalReport {
     double prefill_ms = 0;
     int64_t prefills = 0;
     int64_t kv_cache_bytes = 0;
+    int64_t over_budget_requests = 0;  // with EvalOptions::over_budget: requests run over a calibrated plan's budget
     std::vector<Sample> samples;
 };
 

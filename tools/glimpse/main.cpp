@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "models/calibration_budget.h"
 #include "models/decoder_pruning_feather.h"
 #include "models/keep_map.h"
 #include "models/limits.h"
@@ -130,6 +131,27 @@ void add_pruning_options(ArgParser& a) {
              "SmolVLM: at most N tiles (rows x cols, 1..1024) per image plus the overview; the grid closest to the "
              "image's aspect is chosen and the image resized to it (docs/pruning.md, Tile budget); default: the "
              "model's own tiling. Refused on models without tiles (LLaVA) and against a --plan with another max_tiles");
+    a.flag("--over-budget",
+           "with a --plan made by glimpse calibrate (one with a calibration block): run a request whose planned total "
+           "+ process overhead (" + std::to_string(kCalibrationProcessOverhead >> 20) + " MiB + " +
+               str_printf("%g", 100 * kCalibrationOverheadWeightShare) +
+               " % of the weights) exceeds the plan's budget (more tiles from a larger image, a longer prompt or a larger "
+               "-n than calibrated) anyway, with a warning on stderr; without it such a request is refused "
+               "(docs/calibration.md)");
+}
+
+// A calibrated plan's memory budget for one request (models/calibration_budget.h): plans it, and
+// refuses it when over the budget; with --over-budget prints the warning on stderr instead.
+Status check_plan_budget(Vlm& vlm, const VlmPrompt& prompt, const std::vector<const ImageU8*>& images, int64_t n_predict,
+                         const ArgParser& a, const std::string& label = "") {
+    BudgetRequest request;
+    request.label = label;
+    for (const ImageU8* img : images) request.image_sizes.emplace_back(img->width, img->height);
+    request.n_predict = static_cast<int>(n_predict);
+    std::string warning;
+    GLIMPSE_RETURN_IF_ERROR(check_calibrated_budget(vlm, prompt, request, a.has("--over-budget"), &warning));
+    if (!warning.empty()) std::fprintf(stderr, "glimpse: %s\n", warning.c_str());
+    return Status::ok();
 }
 
 // What caption, inspect, eval and serve take: the model options (model_options.h) and the pruning options.
@@ -454,6 +476,7 @@ struct CaptionSettings {
     int64_t n_predict = 256;
     SamplingParams sampling;
     bool random_seed = false;  // no --seed: a fresh seed per answer, as separate runs would have
+    const ArgParser* options = nullptr;  // --over-budget, for a calibrated plan's budget
 };
 
 // glimpse caption --each: every image captioned on its own by the one loaded model, one JSON line
@@ -494,6 +517,11 @@ int run_each(Vlm& vlm, const std::vector<std::string>& paths, const CaptionSetti
                     told_cut = true;
                 }
             }
+        }
+        if (status.is_ok()) {
+            // A calibrated plan's budget, per image: an image over it fails like an undecodable one.
+            if (vlm.pruning_plan() && vlm.pruning_plan()->calibration) progress.clear();  // room for a warning
+            status = check_plan_budget(vlm, *prompt, {&*image}, n_predict, *settings.options, path);
         }
         const double preprocess_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
         std::string answer;
@@ -608,6 +636,7 @@ int cmd_caption(int argc, char** argv) {
         settings.sampling.min_p = static_cast<float>(min_p);
         settings.sampling.seed = seed >= 0 ? static_cast<uint64_t>(seed) : 0;
         settings.random_seed = seed < 0;
+        settings.options = &a;
         return run_each(**vlm, each_paths, settings, a.has("--json"));
     }
 
@@ -632,6 +661,9 @@ int cmd_caption(int argc, char** argv) {
         n_predict = left;
     }
     const double preprocess_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    std::vector<const ImageU8*> image_ptrs;
+    for (const ImageU8& img : images) image_ptrs.push_back(&img);
+    if (Status fits = check_plan_budget(**vlm, *prompt, image_ptrs, n_predict, a); !fits.is_ok()) return fail(fits.message());
 
     SamplingParams sp;
     sp.temperature = static_cast<float>(temp);
@@ -749,9 +781,7 @@ DecoderVisualTokens decoder_visual_tokens(const Vlm& vlm, const VlmPrompt& promp
 std::string memory_plan_json(const Vlm& vlm, const ArgParser& a, const VlmPrompt& prompt, const ImageU8& img,
                              int64_t n_predict) {
     const TextHparams& th = vlm.text().hparams();
-    VlmMemory m = vlm.memory();
-    m.image_buffers = prompt.n_image_tokens() * th.n_embd * 4;
-    for (const PreprocessedImage& p : prompt.images) m.image_buffers += static_cast<int64_t>(p.data.size() * 4);
+    const VlmMemory m = planned_request_memory(vlm, prompt);
     auto num = [](int64_t v) { return std::to_string(v); };
     std::string o = "{\n  \"format\": \"glimpse.memory-plan\",\n  \"version\": 1,\n";
     o += "  \"text_model\": " + json_quote(a.get("--model")) + ",\n  \"mmproj\": " + json_quote(a.get("--mmproj")) + ",\n";
@@ -848,18 +878,14 @@ int cmd_inspect(int argc, char** argv) {
     Status s = (*vlm)->prepare(*prompt, static_cast<int>(n_predict));
     if (!s.is_ok()) return fail(s.message());
     if (cfg->pruning && cfg->pruning->calibration) {
-        // A calibrated plan's budget holds for its geometry and lengths only (docs/calibration.md).
+        // A calibrated plan's budget holds for its geometry and lengths only: a request that plans more
+        // is refused (docs/calibration.md).
         const PruningCalibration& c = *cfg->pruning->calibration;
         std::fprintf(json ? stderr : stdout,
                      "plan calibrated (%s) for a %dx%d image, %lld prompt tokens, %lld answer tokens: budget %.2f MiB\n",
                      c.search.c_str(), c.image_width, c.image_height, static_cast<long long>(c.prompt_tokens),
                      static_cast<long long>(c.answer_tokens), mib(c.budget_bytes));
-        if (img.width > c.image_width || img.height > c.image_height || n_predict > c.answer_tokens) {
-            std::fprintf(stderr, "glimpse: warning: planning for a %dx%d image and %lld new tokens, beyond the plan's "
-                                 "calibrated %dx%d and %lld: its memory budget does not cover this\n",
-                         img.width, img.height, static_cast<long long>(n_predict), c.image_width, c.image_height,
-                         static_cast<long long>(c.answer_tokens));
-        }
+        if (Status fits = check_plan_budget(**vlm, *prompt, {&img}, n_predict, a); !fits.is_ok()) return fail(fits.message());
     }
     if (json) {
         for (const GgufFile* f : {&(*vlm)->text().file(), &(*vlm)->vision().file()}) {
@@ -1016,6 +1042,7 @@ int cmd_eval(int argc, char** argv) {
     }
     opt.caption_prompt = a.get("--caption-prompt");
     opt.keep_samples = a.has("--samples");
+    opt.over_budget = a.has("--over-budget");
     auto [cfg, config_exit_code] = model_config_or_exit(a);
     if (!cfg) return config_exit_code;
     double load_ms = 0;
@@ -1023,6 +1050,12 @@ int cmd_eval(int argc, char** argv) {
     if (!vlm.is_ok()) return fail(vlm.status().message());
     auto report = run_eval(**vlm, opt);
     if (!report.is_ok()) return fail(report.status().message());
+    if (report->over_budget_requests > 0) {
+        std::fprintf(stderr, "glimpse: %lld of %lld requests (captions and questions) ran over the calibrated plan's "
+                             "budget (--over-budget)\n",
+                     static_cast<long long>(report->over_budget_requests),
+                     static_cast<long long>(report->captions + report->questions));
+    }
     if (a.has("--json")) {
         std::fputs((eval_report_json(*report, a.get("--model")) + "\n").c_str(), stdout);
     } else {

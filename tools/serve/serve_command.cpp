@@ -63,6 +63,7 @@ int serve_command(int argc, char** argv, const ModelOptionHooks& model_options) 
     options.max_body_bytes = max_body;
     options.model_name = a.has("--alias") ? a.get("--alias") : std::filesystem::path(a.get("--model")).filename().string();
     options.pruning = config->pruning;
+    options.over_budget = a.has("--over-budget");
     options.log_requests = a.has("--log-requests");
 
     // SIGINT/SIGTERM are taken by one thread with sigwait (a handler may not call stop()); they

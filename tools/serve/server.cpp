@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "models/calibration_budget.h"
 #include "runtime/image.h"
 #include "tools/serve/chat_request.h"
 
@@ -216,6 +217,8 @@ void ChatServer::install_routes() {
         request.image_files.clear();
         auto built = vlm.build_prompt(request.user_text, images);
         if (!built.is_ok()) return send_error(res, http_status_of(built.status()), built.status().message());
+        std::vector<std::pair<int, int>> image_sizes;  // for a calibrated plan's budget message
+        for (const ImageU8& image : images) image_sizes.emplace_back(image.width, image.height);
         images.clear();
         auto prompt = std::make_shared<VlmPrompt>(std::move(*built));
         // The prompt must leave room for at least one answer token; max_tokens is cut to the rest.
@@ -223,6 +226,15 @@ void ChatServer::install_routes() {
         if (!fits.is_ok()) return send_error(res, 400, fits.message());
         const int n_predict =
             static_cast<int>(std::min<int64_t>(request.max_tokens, vlm.context_length() - prompt->n_positions()));
+        {
+            BudgetRequest budget_request;
+            budget_request.image_sizes = image_sizes;
+            budget_request.n_predict = n_predict;
+            std::string warning;
+            const Status budget = check_calibrated_budget(vlm, *prompt, budget_request, options_.over_budget, &warning);
+            if (!budget.is_ok()) return send_error(res, http_status_of(budget), budget.message());
+            if (!warning.empty()) std::fprintf(stderr, "glimpse serve: %s\n", warning.c_str());
+        }
 
         const std::string id = "chatcmpl-glimpse-" + std::to_string(next_id_.fetch_add(1));
         const int64_t created = static_cast<int64_t>(std::time(nullptr));

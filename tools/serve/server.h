@@ -42,6 +42,9 @@ struct ServeOptions {
     // is refused with 400: Vlm fixes its plan at load (buffers sized for it), so switching would
     // mean reloading the model per request.
     std::optional<PruningPlan> pruning;
+    // A plan with a calibration block: a request that plans more than its budget is refused with 400
+    // (models/calibration_budget.h), or with over_budget answered anyway and logged on stderr.
+    bool over_budget = false;
     bool log_requests = false;                // one line per request on stderr
     // Test seam: runs on the request's thread right after it took a slot, before generating
     // (tests hold a slot deterministically with it). Empty in the CLI.
