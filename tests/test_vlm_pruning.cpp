@@ -632,7 +632,8 @@ TEST_CASE("HiRED encodes the overview once: build_prompt's scoring pass serves t
     for (double share : {0.1, 0.9}) {
         for (const char* method : {"divprune", "attn-received", "visionzip"}) {
             CAPTURE(share);
-            CAPTURE(method);
+            const std::string method_name = method;
+            CAPTURE(method_name);
             const PruningPlan plan = hired_plan(method, 0.5, share);
             auto once = pair.load(plan);
             REQUIRE_MESSAGE(once.is_ok(), once.status().message());
