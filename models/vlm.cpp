@@ -360,7 +360,13 @@ Status Vlm::setup_pruning(const PruningPlan& full_plan) {
     prune_scratch_.assign(scratch + 64, 0);
     // The tap_scores kernel takes its grid on trust: the encoder's patch grid must pool into the
     // language model's token grid.
-    if (hired_split_) hired_scores_.reserve(static_cast<size_t>(T));
+    if (hired_split_) {
+        // The scoring pass's results, kept for encode_images (overview_scores_of).
+        hired_scores_.reserve(static_cast<size_t>(T));
+        hired_overview_pixels_.reserve(static_cast<size_t>(3 * vh.image_size * vh.image_size));
+        hired_overview_rows_.assign(static_cast<size_t>(T * n_embd), 0.0f);
+        if (!prune_tap_layers_.empty()) hired_overview_tap_scores_.assign(static_cast<size_t>(T), 0.0f);
+    }
     GLIMPSE_CHECK_OR_RETURN((prune_tap_layers_.empty() && !hired_split_) ||
                                 (patches_side % shuffle == 0 && patches_side / shuffle == tokens_side_),
                             unsupported,
@@ -403,15 +409,28 @@ Result<std::vector<int64_t>> Vlm::chunk_keep_counts(const PreprocessedImage& ima
     return counts;
 }
 
+bool Vlm::overview_is_scored(const PreprocessedImage& image, int chunk) const {
+    const size_t n = image.chunk_floats();
+    return hired_split_ && image.has_overview && chunk == image.n_chunks - 1 && hired_overview_pixels_.size() == n &&
+           std::memcmp(hired_overview_pixels_.data(), image.chunk(chunk), n * sizeof(float)) == 0;
+}
+
+Status Vlm::encode_chunk(const float* pixels, float* rows) {
+    const auto t0 = std::chrono::steady_clock::now();
+    GLIMPSE_RETURN_IF_ERROR(vision_->encode(vision_plan_, pixels, rows, pool_.get()));
+    encoder_passes_ += 1;
+    encoder_ms_ += ms_since(t0);
+    return Status::ok();
+}
+
 Status Vlm::overview_scores_of(const PreprocessedImage& image) {
+    // The same overview as last time (another question about the image): scored already.
+    if (overview_is_scored(image, image.n_chunks - 1)) return Status::ok();
     const float* overview = image.chunk(image.n_chunks - 1);
     const size_t n = image.chunk_floats();
-    if (!hired_scores_.empty() && hired_overview_pixels_.size() == n &&
-        std::memcmp(hired_overview_pixels_.data(), overview, n * sizeof(float)) == 0) {
-        return Status::ok();  // the same overview as last time (another question about the image)
-    }
+    hired_overview_pixels_.clear();  // no overview scored until this one is
     GLIMPSE_RETURN_IF_ERROR(ensure_vision_plan());
-    GLIMPSE_RETURN_IF_ERROR(vision_->encode(vision_plan_, overview, prune_embd_.data(), pool_.get()));
+    GLIMPSE_RETURN_IF_ERROR(encode_chunk(overview, hired_overview_rows_.data()));
     const VisionHparams& vh = vision_->hparams();
     const int64_t patches_side = vh.image_size / vh.patch_size;
     const VisionTapValues* tap = nullptr;
@@ -425,6 +444,9 @@ Status Vlm::overview_scores_of(const PreprocessedImage& image) {
     select_kernel(OpFamily::tap_scores)
         ->fn.tap_scores(vision_plan_.tap_data(tap->column_mean), vh.n_head, vh.n_patches(), patches_side, patches_side,
                         vh.scale_factor, /*accumulate=*/false, hired_scores_.data(), align64(prune_scratch_));
+    // What the method reads of this pass when encode_images prunes the overview: the taps are
+    // overwritten by the next encode, their scores are kept.
+    if (!prune_tap_layers_.empty()) tap_scores_of_chunk(hired_overview_tap_scores_.data());
     hired_overview_pixels_.assign(overview, overview + n);
     return Status::ok();
 }
@@ -683,18 +705,31 @@ Result<std::vector<float>> Vlm::encode_images(const VlmPrompt& prompt, Generatio
                                 ci, static_cast<long long>(c.n_tokens), static_cast<long long>(c.n_tokens_in),
                                 static_cast<long long>(vision_->hparams().n_tokens_per_chunk()));
         if (c.n_tokens == 0) continue;  // the plan gave this chunk nothing: no need to encode it
-        if (c.n_tokens == c.n_tokens_in) {
-            // Everything kept: encoded in place, exactly the unpruned path.
-            GLIMPSE_RETURN_IF_ERROR(
-                vision_->encode(vision_plan_, img.chunk(c.chunk), out.data() + row * n_embd, pool_.get()));
+        const bool everything_kept = c.n_tokens == c.n_tokens_in;
+        GLIMPSE_CHECK_OR_RETURN(everything_kept || prune_.has_value(), invalid_argument,
+                                "prompt chunk %zu keeps %lld of %lld tokens but this model has no pruning plan", ci,
+                                static_cast<long long>(c.n_tokens), static_cast<long long>(c.n_tokens_in));
+        // Everything kept: encoded in place, exactly the unpruned path; else into the pruning rows.
+        float* rows = everything_kept ? out.data() + row * n_embd : prune_embd_.data();
+        // HiRED's overview was encoded by build_prompt to score it: that pass's rows, not another.
+        const bool scored_overview = overview_is_scored(img, c.chunk);
+        if (scored_overview) {
+            std::copy(hired_overview_rows_.begin(), hired_overview_rows_.end(), rows);
+        } else {
+            GLIMPSE_RETURN_IF_ERROR(encode_chunk(img.chunk(c.chunk), rows));
+        }
+        if (everything_kept) {
             kept.resize(static_cast<size_t>(c.n_tokens));
             for (int64_t t = 0; t < c.n_tokens; ++t) kept[static_cast<size_t>(t)] = static_cast<int32_t>(t);
         } else {
-            GLIMPSE_CHECK_OR_RETURN(prune_.has_value(), invalid_argument,
-                                    "prompt chunk %zu keeps %lld of %lld tokens but this model has no pruning plan",
-                                    ci, static_cast<long long>(c.n_tokens), static_cast<long long>(c.n_tokens_in));
-            GLIMPSE_RETURN_IF_ERROR(vision_->encode(vision_plan_, img.chunk(c.chunk), prune_embd_.data(), pool_.get()));
             const auto t_select = std::chrono::steady_clock::now();
+            if (!prune_tap_layers_.empty()) {
+                if (scored_overview) {
+                    std::copy(hired_overview_tap_scores_.begin(), hired_overview_tap_scores_.end(), prune_scores_.begin());
+                } else {
+                    tap_scores_of_chunk(prune_scores_.data());
+                }
+            }
             // Each chunk draws its own stream (random): image and chunk mixed into the seed.
             const uint64_t chunk_seed = static_cast<uint64_t>(c.image) * 4096u + static_cast<uint64_t>(c.chunk);
             GLIMPSE_RETURN_IF_ERROR(select_tokens(c.n_tokens, chunk_seed, prune_kept_.data()));
@@ -725,10 +760,10 @@ void Vlm::cosine_similarity_of_rows() {
                                prune_unit_.data(), pool_.get());
 }
 
-// prune_scores_:(T) from the encoder taps of the last encode: the head and pixel-shuffle-block
+// scores:(T) from the encoder taps of the last encode: the head and pixel-shuffle-block
 // mean of each tapped block's [CLS] row or received-attention row, summed over the tapped blocks
 // (one block for every method but vtc-cls).
-void Vlm::tap_scores_of_chunk() {
+void Vlm::tap_scores_of_chunk(float* scores) {
     const VisionHparams& vh = vision_->hparams();
     const int64_t patches_side = vh.image_size / vh.patch_size;
     const int64_t n_pos = vh.n_patches() + (vh.projector == ProjectorType::mlp && vh.has_class_embedding ? 1 : 0);
@@ -739,8 +774,7 @@ void Vlm::tap_scores_of_chunk() {
         // Only the method's blocks (HiRED's split may have added its own, kHiredScoreLayer).
         if (std::find(prune_tap_layers_.begin(), prune_tap_layers_.end(), tap.layer) == prune_tap_layers_.end()) continue;
         const float* data = vision_plan_.tap_data(prune_tap_cls_ ? tap.cls_attention : tap.column_mean);
-        tap_scores(data, vh.n_head, n_pos, patches_side, patches_side, s, accumulate, prune_scores_.data(),
-                   align64(prune_scratch_));
+        tap_scores(data, vh.n_head, n_pos, patches_side, patches_side, s, accumulate, scores, align64(prune_scratch_));
         accumulate = true;
     }
 }
@@ -770,7 +804,6 @@ Status Vlm::select_visionzip(int64_t k, int32_t* kept) {
     const double share = prune_->number("contextual_share");
     const int64_t n_ctx = std::min<int64_t>(k - 1, static_cast<int64_t>(std::floor(share * static_cast<double>(k) + 0.5)));
     const int64_t n_dom = k - n_ctx;
-    tap_scores_of_chunk();
     select_kernel(OpFamily::topk)->fn.topk(prune_scores_.data(), T, n_dom, kept, align64(prune_scratch_));
     int32_t* assign = prune_assign_.data();
     std::fill(prune_assign_.begin(), prune_assign_.end(), -1);
@@ -875,7 +908,6 @@ Status Vlm::select_tokens(int64_t k, uint64_t chunk_seed, int32_t* kept) {
         case WiredMethod::fastervlm:
         case WiredMethod::attn_received:
         case WiredMethod::vtc_cls:
-            tap_scores_of_chunk();
             select_kernel(OpFamily::topk)->fn.topk(prune_scores_.data(), T, k, kept, scratch);
             return Status::ok();
     }

@@ -141,7 +141,9 @@ public:
     // media marker per image is prepended unless the text already contains
     // markers (then their count must equal the number of images).
     // With a plan whose tiles split is overview_scores (HiRED) this encodes each image's overview
-    // to score it (not const): the chunk counts are fixed here, before encode_images.
+    // to score it (not const): the chunk counts are fixed here, before encode_images. That pass's
+    // rows are kept for the last image scored, and encode_images uses them for its overview
+    // instead of encoding it again (one pass per chunk for a one-image prompt).
     Result<VlmPrompt> build_prompt(std::string_view user_text, const std::vector<ImageU8>& images);
     // The same from images already preprocessed for this model (preprocess_image),
     // so several prompts about one image preprocess it once.
@@ -237,6 +239,11 @@ public:
     // HiRED reads its layer-0 [CLS] attention of the full image to share the budget (SmolVLM's
     // SigLIP has no [CLS]: the attention each token receives, VisPruner's SigLIP score).
     static constexpr int kHiredScoreLayer = 0;
+    // Vision encoder passes run since load (build_prompt's HiRED overview scoring and
+    // encode_images' chunks; a chunk that keeps nothing, or an overview reused from the scoring
+    // pass, runs none) and their time in ms (the passes only, not compiling the plan).
+    int64_t encoder_passes() const { return encoder_passes_; }
+    double encoder_ms() const { return encoder_ms_; }
     // Visual tokens per chunk side (SmolVLM 8, LLaVA-1.5 24).
     int visual_tokens_per_side() const { return tokens_side_; }
     // The tile budget in force (VlmConfig::max_tiles or the plan's max_tiles); 0 = none.
@@ -259,14 +266,22 @@ private:
     Result<std::vector<int64_t>> chunk_keep_counts(const PreprocessedImage& image);
     // HiRED: the overview chunk's token scores -> hired_scores_:(T), the attention each token
     // receives at encoder block kHiredScoreLayer (tap_scores op). Remembers the last overview
-    // scored (its pixels), so the prompts of several questions about one image encode it once.
+    // scored (its pixels) with that pass's projected rows and, for a tap method, the method's
+    // scores of the chunk, so the prompts of several questions about one image encode it once and
+    // encode_images does not encode it again (overview_is_scored).
     Status overview_scores_of(const PreprocessedImage& image);
-    // Picks `k` of the chunk's tokens from its embeddings (prune_embd_) and the plan's taps.
+    // Whether `chunk` of `image` is the overview overview_scores_of encoded last (same pixels):
+    // its rows are hired_overview_rows_, its tap scores hired_overview_tap_scores_.
+    bool overview_is_scored(const PreprocessedImage& image, int chunk) const;
+    // One vision encoder pass: pixels:(3, S, S) -> rows:(T, n_embd), counted in encoder_passes_.
+    Status encode_chunk(const float* pixels, float* rows);
+    // Picks `k` of the chunk's tokens from its embeddings (prune_embd_) and, for the tap methods,
+    // its tap scores (prune_scores_, filled by the caller: tap_scores_of_chunk after the encode).
     Status select_tokens(int64_t k, uint64_t chunk_seed, int32_t* kept);
     void cosine_similarity_of_rows();  // prune_embd_ -> prune_sim_ (registered cosine_similarity op)
-    // Scores of the chunk's tokens from the encoder taps (registered tap_scores op): one layer, or
-    // VTC-CLS's sum over layers -> prune_scores_.
-    void tap_scores_of_chunk();
+    // Scores of the last encoded chunk's tokens from the encoder taps (registered tap_scores op):
+    // one layer, or VTC-CLS's sum over layers -> scores:(T).
+    void tap_scores_of_chunk(float* scores);
     // CDPruner's instruction embeddings of `prompt` -> prune_text_rows_ (token embedding rows).
     void embed_instruction(const VlmPrompt& prompt);
     // VisionZip: dominant + contextual picks of one chunk -> kept:(k) ascending, and the merge of
@@ -312,10 +327,14 @@ private:
     std::vector<float> prune_merged_;     // (T, n_embd) visionzip: merged means per contextual slot
     std::vector<std::vector<int32_t>> last_kept_;
     // HiRED's tile split (tiles.split overview_scores): scores of the last overview encoded for it,
-    // and that overview's pixels (the memo's key).
+    // and that overview's pixels (the memo's key), projected rows and tap scores. Sized in load().
     bool hired_split_ = false;
     std::vector<float> hired_scores_;
-    std::vector<float> hired_overview_pixels_;
+    std::vector<float> hired_overview_pixels_;      // (3, S, S); empty: no overview scored
+    std::vector<float> hired_overview_rows_;        // (T, n_embd)
+    std::vector<float> hired_overview_tap_scores_;  // (T) tap methods: tap_scores_of_chunk's, else empty
+    int64_t encoder_passes_ = 0;
+    double encoder_ms_ = 0;
 
     // Decoder-layer pruning (issue 24).
     std::optional<PruningPlan> full_plan_;        // the whole plan (after_projector + decoder stages)

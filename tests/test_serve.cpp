@@ -601,3 +601,43 @@ TEST_CASE("serve: the glimpse serve command prints its port, answers, and stops 
     CHECK(WIFEXITED(status));
     CHECK(WEXITSTATUS(status) == 0);
 }
+
+TEST_CASE("serve: exits as caption does: a bad option value 2, a model file that cannot be read 1, naming it") {
+    // Every case stops before the server listens (stdout stays empty); --port 0 so that a case
+    // that wrongly started it could not take a fixed port.
+    const test::TempDir dir("serve_exit_status");
+    const std::string not_gguf = dir.file("not-a-model.gguf");
+    test::write_bytes(not_gguf, {'n', 'o', 't', ' ', 'g', 'g', 'u', 'f'});
+    struct Case {
+        std::vector<std::string> args;
+        int exit_code;
+        std::string says;
+    };
+    const std::vector<Case> cases = {
+        // Usage errors: a value out of range or not one of the choices, flags that go together.
+        {{"-m", kText, "--mmproj", kMmproj, "--kv-type", "q7"}, 2, "--kv-type"},
+        {{"-m", kText, "--mmproj", kMmproj, "--slots", "65"}, 2, "--slots"},
+        {{"-m", kText, "--mmproj", kMmproj, "--prune", "uniform"}, 2, "--keep"},
+        {{"-m", kText, "--mmproj", kMmproj, "--plan", dir.file("no-plan.json")}, 2, "no-plan.json"},
+        // Failed runs: the text model the decoder-layer shorthand reads its depth from, before the
+        // load (this exited 2 before serve shared caption's rule), and the load itself.
+        {{"-m", dir.file("missing-text.gguf"), "--mmproj", kMmproj, "--prune", "fastv", "--keep", "0.5"}, 1,
+         "missing-text.gguf"},
+        {{"-m", not_gguf, "--mmproj", kMmproj, "--prune", "fastv", "--keep", "0.5"}, 1, "not-a-model.gguf"},
+        {{"-m", dir.file("missing-text.gguf"), "--mmproj", kMmproj}, 1, "missing-text.gguf"},
+        {{"-m", kText, "--mmproj", not_gguf}, 1, "not-a-model.gguf"},
+        // A kernel decision file that cannot be read: caption fails its load with it (exit 1).
+        {{"-m", kText, "--mmproj", kMmproj, "--decisions", dir.file("no-decisions.txt")}, 1, "no-decisions.txt"},
+    };
+    for (const Case& c : cases) {
+        std::vector<std::string> argv = {GLIMPSE_CLI_BINARY, "serve", "--port", "0", "-t", "1"};
+        argv.insert(argv.end(), c.args.begin(), c.args.end());
+        std::string line;
+        for (const std::string& s : argv) line += s + " ";
+        const test::ProcessRun r = test::run_process(argv, dir);
+        INFO(line << "-> exit " << r.exit_code << ", stderr: " << r.err);
+        CHECK(r.exit_code == c.exit_code);
+        CHECK(r.err.find(c.says) != std::string::npos);
+        CHECK(r.out.empty());
+    }
+}

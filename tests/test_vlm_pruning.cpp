@@ -21,6 +21,7 @@
 #include "ops/topk.h"
 #include "test_bundled.h"
 #include "test_util.h"
+#include "tools/common/model_writer.h"
 #include "tools/scenes/scene.h"
 
 using namespace glimpse;
@@ -564,4 +565,137 @@ TEST_CASE("HiRED split at keep 1.0 is byte-identical to no plan") {
     const auto& lb = (*hired)->last_prefill_logits();
     REQUIRE(la.size() == lb.size());
     CHECK(std::memcmp(la.data(), lb.data(), la.size() * sizeof(float)) == 0);
+}
+
+namespace {
+
+// A random SmolVLM-layout pair tiled as SmolVLM-256M (tile 512 px, longest edge 2048 = 4 tiles)
+// at an eighth of the size: tile 64 px, longest edge 256, and 8 x 8 tokens per chunk (patch 4,
+// pixel shuffle 2), so a 1024 x 768 image makes 4 x 3 tiles + the overview: 13 chunks of 64.
+struct TiledRandomPair {
+    test::TempDir dir{"vlm_pruning_tiled"};
+    std::string text = dir.file("text.gguf"), mmproj = dir.file("mmproj.gguf");
+    TiledRandomPair() {
+        auto spec = tools::vlm_preset("tiny");
+        REQUIRE(spec.is_ok());
+        spec->vision.patch_size = 4;
+        spec->vision.preproc_image_size = 256;
+        REQUIRE(tools::write_random_vlm(*spec, text, mmproj).is_ok());
+    }
+    Result<std::unique_ptr<Vlm>> load(const PruningPlan& plan) const {
+        VlmConfig cfg;
+        cfg.n_threads = test::emulated() ? 1 : 2;
+        cfg.pruning = plan;
+        return Vlm::load(text, mmproj, cfg);
+    }
+};
+
+// w x h pixels: a gradient with pseudo-random noise (test::Rng{seed}) on top.
+ImageU8 noisy_gradient(int w, int h, uint64_t seed) {
+    ImageU8 img;
+    img.width = w;
+    img.height = h;
+    img.rgb.resize(img.n_bytes());
+    test::Rng rng{seed};
+    for (int y = 0; y < h; ++y) {
+        for (int x = 0; x < w; ++x) {
+            uint8_t* p = img.pixel(x, y);
+            p[0] = static_cast<uint8_t>((x * 255 / w + rng.integer(0, 64)) & 255);
+            p[1] = static_cast<uint8_t>((y * 255 / h + rng.integer(0, 64)) & 255);
+            p[2] = static_cast<uint8_t>(rng.integer(0, 256));
+        }
+    }
+    return img;
+}
+
+bool same_bytes(const std::vector<float>& a, const std::vector<float>& b) {
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+}  // namespace
+
+TEST_CASE("HiRED encodes the overview once: build_prompt's scoring pass serves the prompt, byte for byte") {
+    const TiledRandomPair pair;
+    const ImageU8 image = noisy_gradient(1024, 768, 27), other = noisy_gradient(1024, 768, 28);
+    // The overview's rows, independently: a separately compiled encoder plan without taps.
+    auto enc = VisionEncoder::load(pair.mmproj);
+    REQUIRE(enc.is_ok());
+    auto enc_plan = (*enc)->compile(1);
+    REQUIRE(enc_plan.is_ok());
+    ThreadPool pool(1);
+    SamplingParams greedy;
+    greedy.temperature = 0;
+    // Share 0.1: the overview is pruned (keeps round(0.1 K)) and nearly every overview token counts
+    // for the tiles (the top 58 of 64), so every chunk keeps some tokens; share 0.9: the overview
+    // keeps all its 64 tokens (the copy path) and tiles under none of the top 6 may keep none.
+    // divprune reads the rows, attn-received the taps, visionzip both and merges.
+    for (double share : {0.1, 0.9}) {
+        for (const char* method : {"divprune", "attn-received", "visionzip"}) {
+            CAPTURE(share);
+            const std::string method_name = method;
+            CAPTURE(method_name);
+            const PruningPlan plan = hired_plan(method, 0.5, share);
+            auto once = pair.load(plan);
+            REQUIRE_MESSAGE(once.is_ok(), once.status().message());
+            auto p = (*once)->build_prompt("What is in the image?", {image});
+            REQUIRE_MESSAGE(p.is_ok(), p.status().message());
+            REQUIRE(p->chunks.size() == 13);  // 4 x 3 tiles + the overview
+            CHECK((*once)->encoder_passes() == 1);  // the overview, to score it
+            auto rows = (*once)->encode_images(*p, nullptr);
+            REQUIRE_MESSAGE(rows.is_ok(), rows.status().message());
+            int64_t encoded = 0;  // chunks that keep tokens: each takes one pass, the overview's the scoring one
+            for (const VlmPrompt::Chunk& c : p->chunks) encoded += c.n_tokens > 0 ? 1 : 0;
+            CHECK((*once)->encoder_passes() == encoded);
+            const VlmPrompt::Chunk& ov = p->chunks.back();
+            REQUIRE(ov.n_tokens > 0);
+            if (share == 0.1) {
+                CHECK(encoded == 13);  // 13 passes for 13 chunks, not 14
+                CHECK(ov.n_tokens < ov.n_tokens_in);
+            } else {
+                CHECK(ov.n_tokens == ov.n_tokens_in);
+            }
+
+            // The overview's rows in the prompt are the separately encoded overview's at the kept
+            // indices (visionzip adds its merged means: checked against the two-pass path below).
+            const int64_t n_embd = (*once)->text().hparams().n_embd;
+            std::vector<float> overview_rows(static_cast<size_t>(ov.n_tokens_in * n_embd));
+            const PreprocessedImage& pre = p->images[0];
+            REQUIRE((*enc)->encode(*enc_plan, pre.chunk(pre.n_chunks - 1), overview_rows.data(), &pool).is_ok());
+            if (std::string(method) != "visionzip") {
+                const int64_t first = p->n_image_tokens() - ov.n_tokens;  // the overview is the last chunk
+                const std::vector<int32_t>& kept = (*once)->last_kept().back();
+                REQUIRE(static_cast<int64_t>(kept.size()) == ov.n_tokens);
+                for (int64_t i = 0; i < ov.n_tokens; ++i) {
+                    CHECK(std::memcmp(rows->data() + (first + i) * n_embd, overview_rows.data() + kept[i] * n_embd,
+                                      static_cast<size_t>(n_embd) * sizeof(float)) == 0);
+                }
+            }
+
+            // The two-pass path: scoring another image in between leaves this overview unscored,
+            // and encode_images encodes it again (1 + 1 + 13 passes). The same prompt, rows, kept
+            // tokens and logits.
+            auto twice = pair.load(plan);
+            REQUIRE(twice.is_ok());
+            auto q = (*twice)->build_prompt("What is in the image?", {image});
+            REQUIRE(q.is_ok());
+            REQUIRE((*twice)->build_prompt("What is in the image?", {other}).is_ok());
+            auto rows2 = (*twice)->encode_images(*q, nullptr);
+            REQUIRE(rows2.is_ok());
+            CHECK((*twice)->encoder_passes() == encoded + 2);
+            CHECK(q->ids == p->ids);
+            CHECK(chunk_counts(*q) == chunk_counts(*p));
+            CHECK(same_bytes(*rows, *rows2));
+            CHECK((*twice)->last_kept() == (*once)->last_kept());
+            REQUIRE((*once)->generate(*p, 4, greedy, nullptr, nullptr, &*rows).is_ok());
+            REQUIRE((*twice)->generate(*q, 4, greedy, nullptr, nullptr, &*rows2).is_ok());
+            CHECK(same_bytes((*once)->last_prefill_logits(), (*twice)->last_prefill_logits()));
+            CHECK((*once)->last_generated() == (*twice)->last_generated());
+            // generate() with its own encode: the overview is still the scored one (no new pass
+            // for it), and the rows are the same as before.
+            const int64_t before = (*once)->encoder_passes();
+            REQUIRE((*once)->generate(*p, 4, greedy, nullptr, nullptr).is_ok());
+            CHECK((*once)->encoder_passes() == before + encoded - 1);
+            CHECK(same_bytes((*once)->last_prefill_logits(), (*twice)->last_prefill_logits()));
+        }
+    }
 }

@@ -236,12 +236,17 @@ int cmd_e2e(int argc, char** argv) {
     if (!prompt_r.is_ok()) return fail(prompt_r.status().message());
     const VlmPrompt& prompt = *prompt_r;
     const double preprocess_ms = now_ms() - t0;
+    // Encoder passes build_prompt ran (HiRED's split scores each overview there) and their time.
+    const int64_t prompt_passes = vlm.encoder_passes();
+    const double prompt_encoder_ms = vlm.encoder_ms();
 
     // Image encoding, one chunk at a time (the first includes compiling the vision plan).
     std::vector<double> chunk_ms;
     std::vector<float> embeddings;
     double compile_vision_ms = 0;
     GenerationStats encode_stats;  // prune_ms: the pruning stage's share of the timed encodes
+    int64_t timed_passes = 0;      // encoder passes of the timed encodes (a reused overview runs none)
+    double timed_encoder_ms = 0;
     for (size_t c = 0; c < prompt.chunks.size(); ++c) {
         VlmPrompt one = prompt;
         one.chunks = {prompt.chunks[c]};
@@ -253,10 +258,14 @@ int cmd_e2e(int argc, char** argv) {
             compile_vision_ms = now_ms() - t0;
             std::fprintf(stderr, "warm-up: vision plan compiled and chunk 1 encoded once in %.0f ms\n", compile_vision_ms);
         }
+        const int64_t passes_before = vlm.encoder_passes();
+        const double encoder_ms_before = vlm.encoder_ms();
         t0 = now_ms();
         auto e = vlm.encode_images(one, &encode_stats);
         if (!e.is_ok()) return fail(e.status().message());
         chunk_ms.push_back(now_ms() - t0);
+        timed_passes += vlm.encoder_passes() - passes_before;
+        timed_encoder_ms += vlm.encoder_ms() - encoder_ms_before;
         // One line per chunk as it ends: progress on slow boards, and the marks that
         // tools/qemu_icount/encode_icount.py counts instructions between.
         std::fprintf(stderr, "encoded chunk %zu/%zu in %.1f ms\n", c + 1, prompt.chunks.size(), chunk_ms.back());
@@ -379,6 +388,11 @@ int cmd_e2e(int argc, char** argv) {
     j.end_object();
     j.begin_object("encode");
     j.value("chunks", static_cast<int64_t>(chunk_ms.size()));
+    // Encoder passes for the image (the warm-up's not counted): build_prompt's (HiRED's overview
+    // scoring) and the timed chunks', and the time inside those passes.
+    j.value("passes", prompt_passes + timed_passes);
+    j.value("prompt_passes", prompt_passes);
+    j.value("passes_ms", prompt_encoder_ms + timed_encoder_ms);
     // Of the timed encodes: the pruning stage's scores, selection, gather and merge, all chunks.
     j.value("prune_ms", encode_stats.prune_ms);
     j.begin_array("per_chunk_ms");

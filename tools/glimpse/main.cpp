@@ -274,17 +274,24 @@ struct ModelConfigOrExit {
     std::optional<VlmConfig> config;
     int exit_code = 0;
 };
-ModelConfigOrExit model_config_or_exit(const ArgParser& a) {
+// model_config and the exit status its error calls for (the rule above; serve's too).
+serve::ModelConfigRead read_model_config(const ArgParser& a) {
     bool text_model_unreadable = false;
     auto cfg = model_config(a, &text_model_unreadable);
-    if (cfg.is_ok()) return {std::move(*cfg), 0};
-    return {std::nullopt, text_model_unreadable ? fail(cfg.status().message()) : usage_error(cfg.status().message())};
+    const int code = cfg.is_ok() ? 0 : text_model_unreadable ? kExitFailure : kExitUsage;
+    return {std::move(cfg), code};
+}
+ModelConfigOrExit model_config_or_exit(const ArgParser& a) {
+    serve::ModelConfigRead read = read_model_config(a);
+    if (read.config.is_ok()) return {std::move(*read.config), 0};
+    return {std::nullopt, fail(read.config.status().message(), read.exit_code)};
 }
 
-// serve reads its model options through this, so --decisions holds there as it does for caption.
-Result<VlmConfig> serve_model_config(const ArgParser& a) {
-    GLIMPSE_RETURN_IF_ERROR(apply_matmul_decisions(a));
-    return model_config(a);
+// serve reads its model options through this, so --decisions holds there as it does for caption
+// (where a --decisions file that cannot be used fails the load: exit 1).
+serve::ModelConfigRead serve_model_config(const ArgParser& a) {
+    if (Status s = apply_matmul_decisions(a); !s.is_ok()) return {std::move(s), kExitFailure};
+    return read_model_config(a);
 }
 
 Result<std::unique_ptr<Vlm>> load_model(const ArgParser& a, const VlmConfig& cfg, double* load_ms) {

@@ -28,8 +28,8 @@ int serve_command(int argc, char** argv, const ModelOptionHooks& model_options) 
                        "POST /v1/chat/completions (images as data: URIs; \"stream\": true for server-sent events),\n"
                        "GET /health, GET /v1/models. Prints the address it listens on to stdout; stops on SIGINT or\n"
                        "SIGTERM after answering the requests in progress.\n"
-                       "\nexit status: 0 stopped by a signal; 1 the models could not be loaded or the address not\n"
-                       "served; 2 usage error.\n");
+                       "\nexit status: 0 stopped by a signal; 1 the models could not be read or loaded, or the\n"
+                       "address not served; 2 usage error (unknown or missing option, value out of range).\n");
     model_options.declare(a);
     a.option("--host", "ADDR", "address to listen on (glimpse does no authentication: keep it local)", "127.0.0.1");
     a.option("--port", "N", "TCP port; 0 picks a free one (printed on stdout)", "8080");
@@ -51,8 +51,8 @@ int serve_command(int argc, char** argv, const ModelOptionHooks& model_options) 
         !a.get_int("--max-body", 1024, int64_t{1} << 32, &max_body, &err)) {
         return fail(err, kExitUsage);
     }
-    auto config = model_options.read(a);
-    if (!config.is_ok()) return fail(config.status().message(), kExitUsage);
+    auto [config, config_exit_code] = model_options.read(a);
+    if (!config.is_ok()) return fail(config.status().message(), config_exit_code);
     // Without -t the CPUs are shared out between the slots (each slot's model has its own pool).
     if (!a.has("--threads")) config->n_threads = std::max(1, usable_cpu_count() / static_cast<int>(slots));
 
