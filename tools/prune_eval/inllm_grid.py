@@ -7,8 +7,11 @@ both bundled models, against random after the projector at the same budget.
 
 DECODER.jsonl: runs with "run" names (run_decoder_grid.sh, run_feather_grid.sh,
 run_inllm_grid.sh); PART1_ORIGINAL.jsonl: part 1's original-id grids (run_grid.sh), whose
-`random keep F` runs spend F of the tokens in every layer. Only 400-scene runs count. Prints the
-Markdown table; GRID below says which run is each method's point at each budget.
+`random keep F` and `divprune keep F` runs spend F of the tokens in every layer. Only 400-scene
+runs count. Prints the Markdown table: per model the point's share per layer, its accuracy (and
+share of unpruned), then random and divprune after the projector at the nearest share within 5
+points (with the difference to the point). GRID below says which run is each method's point at
+each budget.
 """
 import json
 import sys
@@ -18,6 +21,9 @@ import sys
 GRID = {
     "fastv": ("after layer 1, original ids; divprune first below 75 %",
               ["fastv-L1-b75", "divprune-fastv-L1-b50", "divprune-fastv-L1-b25", "divprune-fastv-L1-b12"]),
+    # fastv at the layer its shorthand picks on 4 layers (after layer 0), for comparison
+    "fastv (after layer 0)": ("after layer 0, original ids; divprune first below 50 %",
+                              ["fastv-L0-b75", "fastv-L0-0.3333", "divprune-fastv", "divprune-fastv-L0-b12"]),
     "pyramiddrop": ("after layers 0/1/2, original ids; divprune first below 50 %",
                     ["pyramiddrop-original-b75", "pyramiddrop-original", "divprune-pyramiddrop-original",
                      "divprune-pyramiddrop-original-b12"]),
@@ -53,6 +59,15 @@ def grid_points(decoder_runs):
             for model in MODELS if (name, model) in by_name}
 
 
+def nearest(runs, model, share):
+    """The run of `model` whose per-layer share is nearest `share`; None beyond 5 points."""
+    mine = [r for r in runs if stem(r) == model]
+    best = min(mine, key=lambda r: abs(per_layer_share(r) - share), default=None)
+    if best is None or abs(per_layer_share(best) - share) > 0.05:
+        return None
+    return best
+
+
 def main():
     args = sys.argv[1:]
     split = args.index("--random")
@@ -61,11 +76,12 @@ def main():
     unpruned = {stem(r): r["overall"] for r in decoder_runs if r.get("run") == "none"}
     randoms = [r for r in part1 if r.get("scenes") == 400 and r["pruning"].startswith("random keep")]
     randoms += [r for r in decoder_runs if r.get("run", "").startswith("random-")]
+    divprunes = [r for r in part1 if r.get("scenes") == 400 and r["pruning"].startswith("divprune keep")]
     points = grid_points(decoder_runs)
     head = "| method | budget | plan |"
     for model in MODELS:
         short = model.split("-")[1]
-        head += " %s per layer | %s overall (of unpruned) | random there | Δ |" % (short, short)
+        head += " %s per layer | overall (of unpruned) | random there (point − it) | divprune there |" % short
     print(head)
     print("|---|---:|---|" + "---:|---:|---:|---:|" * len(MODELS))
     for method, (_, names) in GRID.items():
@@ -77,12 +93,11 @@ def main():
                     cells += ["not run", "-", "-", "-"]
                     continue
                 share = per_layer_share(run)
-                # random after the projector at the nearest per-layer share (same model)
-                near = min((r for r in randoms if stem(r) == model), key=lambda r: abs(per_layer_share(r) - share))
                 cells += ["%.1f %%" % (100 * share),
-                          "%.2f %% (%.1f %%)" % (100 * run["overall"], 100 * run["overall"] / unpruned[model]),
-                          "%.2f %% at %.1f %%" % (100 * near["overall"], 100 * per_layer_share(near)),
-                          "%+.2f" % (100 * (run["overall"] - near["overall"]))]
+                          "%.2f %% (%.1f %%)" % (100 * run["overall"], 100 * run["overall"] / unpruned[model])]
+                for ref in (nearest(randoms, model, share), nearest(divprunes, model, share)):
+                    cells.append("-" if ref is None else "%.2f %% at %.1f %% (%+.2f)" % (
+                        100 * ref["overall"], 100 * per_layer_share(ref), 100 * (run["overall"] - ref["overall"])))
             print("| " + " | ".join(cells) + " |")
 
 

@@ -86,11 +86,14 @@ def panel(x0, label, runs, methods, decoder=(), lines=()):
             out.append('<rect x="%.1f" y="%.1f" width="7" height="7" fill="%s"/>' % (px(f) - 3.5, py(a) - 3.5, c))
         else:
             out.append('<circle cx="%.1f" cy="%.1f" r="4" fill="none" stroke="%s" stroke-width="1.5"/>' % (px(f), py(a), c))
-    if decoder:
-        out.append('<text x="%d" y="%d" font-size="10">in-LLM, x = share per decoder layer (o alone, '
-                   '&#9632; stacked; dash-dot: grid):</text>' % (px(0.02), py(0.22)))
+    if decoder:  # left of the method list (which starts at x = 0.66), in four short lines
+        y0 = py(0.34)
+        out.append('<text x="%d" y="%d" font-size="10">in-LLM: x = share per decoder layer</text>' % (px(0.02), y0))
+        out.append('<text x="%d" y="%d" font-size="10">o alone, &#9632; stacked, dash-dot: grid</text>' % (
+            px(0.02), y0 + 12))
         for i, (m, c) in enumerate(DECODER_METHODS):
-            out.append('<text x="%d" y="%d" font-size="10" fill="%s">%s</text>' % (px(0.02) + 75 * i, py(0.22) + 13, c, m))
+            out.append('<text x="%d" y="%d" font-size="10" fill="%s">%s</text>' % (
+                px(0.02) + 75 * (i % 2), y0 + 24 + 12 * (i // 2), c, m))
     return out
 
 

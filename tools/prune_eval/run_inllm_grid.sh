@@ -28,6 +28,11 @@ plan fastv-L1-b75 "$(dec 1 fastv 0.5)"
 plan divprune-fastv-L1-b50 "$(first 0.6667), $(dec 1 fastv 0.3333)"
 plan divprune-fastv-L1-b25 "$(first 0.3333), $(dec 1 fastv 0.1667)"
 plan divprune-fastv-L1-b12 "$(first 0.1667), $(dec 1 fastv 0.0833)"
+# fastv at the shorthand's layer for 4 layers (after layer 0) for comparison: (d + 3k)/4; 25 %:
+# `divprune-fastv` (run_decoder_grid.sh).
+plan fastv-L0-b75 "$(dec 0 fastv 0.6667)"
+plan fastv-L0-0.3333 "$(dec 0 fastv 0.3333)"
+plan divprune-fastv-L0-b12 "$(first 0.25), $(dec 0 fastv 0.0833)"
 # pyramiddrop with original ids after layers 0/1/2 (the shorthand's layers and keeps F, F², F³;
 # F = 0.81 for 75 %). 50 %: `pyramiddrop-original` (F = 0.5: 46.9 %), 25 %:
 # `divprune-pyramiddrop-original` (run_decoder_grid.sh); 12.5 % halves the 25 % stack.
@@ -47,5 +52,6 @@ plan divprune-feather-b12 "$(first 0.25), $(dec 0 feather 0.125), $(dec 1 feathe
 # Priority order: 50 and 25 % first, then 12.5 %, then 75 % (and random at 75 %).
 runs=${RUNS:-"divprune-fastv-L1-b50 divprune-fastv-L1-b25 divprune-feather \
   divprune-fastv-L1-b12 divprune-pyramiddrop-original-b12 divprune-sparsevlm-original-b12 divprune-feather-b12 \
-  fastv-L1-b75 pyramiddrop-original-b75 sparsevlm-original-b75 feather-b75 random-0.75"}
+  fastv-L1-b75 pyramiddrop-original-b75 sparsevlm-original-b75 feather-b75 random-0.75 \
+  fastv-L0-b75 fastv-L0-0.3333 divprune-fastv-L0-b12"}
 eval_runs "$runs"
