@@ -34,16 +34,16 @@ plan fastv-L0-b75 "$(dec 0 fastv 0.6667)"
 plan fastv-L0-0.3333 "$(dec 0 fastv 0.3333)"
 plan divprune-fastv-L0-b12 "$(first 0.25), $(dec 0 fastv 0.0833)"
 # pyramiddrop with original ids after layers 0/1/2 (the shorthand's layers and keeps F, F², F³;
-# F = 0.81 for 75 %). 50 %: `pyramiddrop-original` (F = 0.5: 46.9 %), 25 %:
+# F = 0.81 for 75 %, 0.5437 for 50 %: the paper's 0.5 gives 46.9 %, `pyramiddrop-original`). 25 %:
 # `divprune-pyramiddrop-original` (run_decoder_grid.sh); 12.5 % halves the 25 % stack.
-# F = 0.5437 for exactly 50 % (the paper's 0.5 gives 46.9 %):
 plan pyramiddrop-original-b50 "$(dec 0 pyramiddrop 0.5437 "$orig"), $(dec 1 pyramiddrop 0.2956 "$orig"), $(dec 2 pyramiddrop 0.1607 "$orig")"
 plan pyramiddrop-original-b75 "$(dec 0 pyramiddrop 0.81 "$orig"), $(dec 1 pyramiddrop 0.6561 "$orig"), $(dec 2 pyramiddrop 0.5314 "$orig")"
 plan divprune-pyramiddrop-original-b12 "$(first 0.25), $(dec 0 pyramiddrop 0.125 "$orig"), $(dec 1 pyramiddrop 0.0625 "$orig"), $(dec 2 pyramiddrop 0.0625 "$orig")"
-# sparsevlm with original ids, recycling on, after layers 0/1/2. 50 %: `sparsevlm-original`, 25 %:
+# sparsevlm with original ids, recycling on, after layers 0/1/2 keeping F, F², F³ + merged rows:
+# F = 0.8 for 75 %, 0.52 for 50 % (SmolVLM 80+44+23+12, LLaVA 144+78+41+21 rows per layer: 49.7 /
+# 49.3 %; the paper's 0.5 less the merged rows, 46.5-46.9 %, is `sparsevlm-original`). 25 %:
 # `divprune-sparsevlm-original` (run_decoder_grid.sh). 12.5 %: the 25 % stack halved, its keeps
 # lowered for the merged rows as there (SmolVLM 20+10+5+5, LLaVA 36+17+9+8 per image).
-# F = 0.52 for 50 % with the merged rows (SmolVLM 80+44+23+12, LLaVA 144+78+41+21: 49.7 / 49.3 %):
 plan sparsevlm-original-b50 "$(dec 0 sparsevlm 0.52 "$orig"), $(dec 1 sparsevlm 0.2704 "$orig"), $(dec 2 sparsevlm 0.1406 "$orig")"
 plan sparsevlm-original-b75 "$(dec 0 sparsevlm 0.8 "$orig"), $(dec 1 sparsevlm 0.64 "$orig"), $(dec 2 sparsevlm 0.512 "$orig")"
 plan divprune-sparsevlm-original-b12 "$(first 0.25), $(dec 0 sparsevlm 0.1125 "$orig"), $(dec 1 sparsevlm 0.0556 "$orig"), $(dec 2 sparsevlm 0.05 "$orig")"
