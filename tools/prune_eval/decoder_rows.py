@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Markdown rows of the in-LLM runs (decoder-layer stages, alone or stacked) for docs/pruning.md's
-all-methods table "Quality on the bundled models", from the JSON lines of run_decoder_grid.sh and
-run_feather_grid.sh. Only 400-scene runs (the set of the all-methods table); `random-*` and
-`none` runs are left out (the table has part 1's own).
+all-methods table "Quality on the bundled models", from the JSON lines of run_decoder_grid.sh,
+run_feather_grid.sh and run_inllm_grid.sh. Only 400-scene runs (the set of the all-methods
+table); `random-*` and `none` runs are left out (the table has part 1's own).
 
   decoder_rows.py RUNS.jsonl [MORE.jsonl ...]
 

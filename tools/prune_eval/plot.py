@@ -3,15 +3,20 @@
 
   plot.py pruning.json out.svg [DECODER.jsonl ...]
       (pruning.json: table.py's combined JSON; DECODER.jsonl: the in-LLM runs of
-       run_decoder_grid.sh / run_feather_grid.sh, their 400-scene runs other than none/random)
+       run_decoder_grid.sh / run_feather_grid.sh / run_inllm_grid.sh, their 400-scene runs
+       other than none/random)
 
 One panel per model; one colour per method: solid lines original position ids (the default),
 dotted lines compact ids; the unpruned accuracy as a dashed black line. In-LLM runs (issue 24)
 are markers at their average share of visual tokens per decoder layer: one colour per decoder
-method, a circle alone, a square stacked after an after_projector stage.
+method, a circle alone, a square stacked after an after_projector stage; the points of the in-LLM
+grid (inllm_grid.py's GRID: each method's best configuration at 75/50/25/12.5 % per layer) are
+joined by a dash-dot line of the method's colour, ending at the unpruned run.
 """
 import json
 import sys
+
+from inllm_grid import grid_points
 
 COLORS = ["#888888", "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
           "#bcbd22", "#000080"]
@@ -32,7 +37,19 @@ def decoder_points(runs):
     return pts
 
 
-def panel(x0, label, runs, methods, decoder=()):
+def grid_lines(decoder_runs, label):
+    """(method colour, [(share per decoder layer, overall), ...]) of each in-LLM method's grid."""
+    points = grid_points(decoder_runs)
+    lines = []
+    for method, colour in DECODER_METHODS:
+        pts = sorted((r["visual_tokens"]["per_decoder_layer"] / r["visual_tokens"]["in"], r["overall"])
+                     for (m, _, model), r in points.items() if m == method and model == label)
+        if pts:
+            lines.append((colour, pts))
+    return lines
+
+
+def panel(x0, label, runs, methods, decoder=(), lines=()):
     out = []
     px = lambda f: x0 + PAD + f * (W - 2 * PAD)
     py = lambda a: 20 + (H - PAD - 20) * (1 - a)
@@ -60,16 +77,23 @@ def panel(x0, label, runs, methods, decoder=()):
             out.append('<text x="%d" y="%d" font-size="11" fill="%s">%s</text>' % (
                 px(0.66), py(0.5) + 13 * present.index(m), c, m))
     out.append('<text x="%d" y="%d" font-size="10">solid: original ids; dotted: compact</text>' % (px(0.3), py(0.5) - 8))
+    for c, pts in lines:
+        pts = pts + [(1.0, base)]  # every method at keep 1.0 is the unpruned run
+        out.append('<polyline fill="none" stroke="%s" stroke-width="1.5" stroke-dasharray="6 2 1 2" points="%s"/>' % (
+            c, " ".join("%.1f,%.1f" % (px(f), py(a)) for f, a in pts)))
     for f, a, c, stacked in decoder:
         if stacked:
             out.append('<rect x="%.1f" y="%.1f" width="7" height="7" fill="%s"/>' % (px(f) - 3.5, py(a) - 3.5, c))
         else:
             out.append('<circle cx="%.1f" cy="%.1f" r="4" fill="none" stroke="%s" stroke-width="1.5"/>' % (px(f), py(a), c))
-    if decoder:
-        out.append('<text x="%d" y="%d" font-size="10">in-LLM, x = share per decoder layer (o alone, '
-                   '&#9632; after divprune):</text>' % (px(0.02), py(0.22)))
+    if decoder:  # left of the method list (which starts at x = 0.66), in four short lines
+        y0 = py(0.34)
+        out.append('<text x="%d" y="%d" font-size="10">in-LLM: x = share per decoder layer</text>' % (px(0.02), y0))
+        out.append('<text x="%d" y="%d" font-size="10">o alone, &#9632; stacked, dash-dot: grid</text>' % (
+            px(0.02), y0 + 12))
         for i, (m, c) in enumerate(DECODER_METHODS):
-            out.append('<text x="%d" y="%d" font-size="10" fill="%s">%s</text>' % (px(0.02) + 75 * i, py(0.22) + 13, c, m))
+            out.append('<text x="%d" y="%d" font-size="10" fill="%s">%s</text>' % (
+                px(0.02) + 75 * (i % 2), y0 + 24 + 12 * (i // 2), c, m))
     return out
 
 
@@ -86,7 +110,8 @@ def main():
              '<rect width="100%" height="100%" fill="#fff"/>']
     for k, (label, runs) in enumerate(data.items()):
         mine = [r for r in decoder_runs if r["model"].split("/")[-1].replace("-text.gguf", "") == label]
-        parts += panel(k * W, label + ": overall accuracy (dashed: unpruned)", runs, methods, decoder_points(mine))
+        parts += panel(k * W, label + ": overall accuracy (dashed: unpruned)", runs, methods, decoder_points(mine),
+                       grid_lines(decoder_runs, label))
     parts.append("</svg>")
     open(sys.argv[2], "w").write("\n".join(parts) + "\n")
 

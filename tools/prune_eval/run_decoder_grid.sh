@@ -2,7 +2,8 @@
 # Decoder-layer pruning grid on a bundled model (issue 24, docs/pruning.md): no plan, fastv,
 # pyramiddrop, random at the same average visual tokens per decoder layer, and stacks with a
 # post-projector divprune stage; each `glimpse eval --preset bundled --json` on the same scenes,
-# one JSON line per run (visual_tokens.per_decoder_layer is the budget).
+# one JSON line per run with its "run" name and "model_stem" (visual_tokens.per_decoder_layer is
+# the budget).
 #   [RUNS="..."] tools/prune_eval/run_decoder_grid.sh BUILD_DIR STEM SCENES PLAN_DIR > out.jsonl
 # e.g. run_decoder_grid.sh build scenes-smolvlm-f16 1000000:1000400 /tmp/plans
 # Budgets on a 4-layer model, as fractions of the image's visual tokens per layer:
@@ -38,10 +39,4 @@ plan divprune-late-sparsevlm-original-norecycle '{"at": "after_projector", "meth
 runs=${RUNS:-"divprune-pyramiddrop-original divprune-pyramiddrop divprune-fastv fastv-L0-0.25 pyramiddrop \
   divprune-late-pyramiddrop divprune-L2-pyramiddrop fastv-L1-0.25 \
   random-0.4375 random-0.46875 pyramiddrop-original fastv-L0-0.5 random-0.625 none"}
-for r in $runs; do
-  case $r in
-    none) "$bin" eval $m --preset bundled --scenes "$scenes" --json ;;
-    random-*) "$bin" eval $m --preset bundled --scenes "$scenes" --json --prune random --keep "${r#random-}" ;;
-    *) "$bin" eval $m --preset bundled --scenes "$scenes" --json --plan "$plans/$r.json" ;;
-  esac
-done
+eval_runs "$runs"

@@ -2,7 +2,7 @@
 # feather and attention debiasing on a bundled model (issue 24, docs/pruning.md, "feather and
 # debias"): feather, fastv and pyramiddrop with debias off and on, and random, at an average of
 # 50 % and 25 % of the visual tokens per decoder layer; each `glimpse eval --preset bundled --json`
-# on the same scenes, one JSON line per run with its "run" name added.
+# on the same scenes, one JSON line per run with its "run" name (and "model_stem") added.
 #   [RUNS="..."] tools/prune_eval/run_feather_grid.sh BUILD_DIR STEM SCENES PLAN_DIR > out.jsonl
 # Budgets on a 4-layer model (fractions of the image's visual tokens, averaged over layers):
 #   feather [L0 a (grid), L1 b]: (1 + a + 2b)/4;  fastv@L0 k: (1 + 3k)/4;
@@ -25,11 +25,4 @@ done
 runs=${RUNS:-"feather-0.5 random-0.5 divprune-feather-debias random-0.25 fastv-L0-0.3333 fastv-L0-0.3333-debias \
   divprune-fastv divprune-fastv-debias pyramiddrop-original pyramiddrop-original-debias \
   divprune-pyramiddrop-original divprune-pyramiddrop-original-debias none feather-0.5-debias divprune-feather"}
-for r in $runs; do
-  case $r in
-    none) out=$("$bin" eval $m --preset bundled --scenes "$scenes" --json) ;;
-    random-*) out=$("$bin" eval $m --preset bundled --scenes "$scenes" --json --prune random --keep "${r#random-}") ;;
-    *) out=$("$bin" eval $m --preset bundled --scenes "$scenes" --json --plan "$plans/$r.json") ;;
-  esac
-  printf '%s\n' "$out" | sed "s/^{/{\"run\": \"$r\", /"
-done
+eval_runs "$runs"
